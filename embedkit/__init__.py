@@ -1,0 +1,54 @@
+"""embedkit: train embeddings (word2vec, node2vec, matrix factorisation, Siamese encoders,
+autoencoders) and search them with FAISS.
+
+    import embedkit as ek
+    emb = ek.Word2Vec(dim=100).fit("corpus.txt")
+    idx = emb.to_index(metric="cosine")
+    idx.search_keys(["king"], k=10).keys
+
+Trainers and loaders are imported lazily so ``import embedkit`` and the CLI start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from ._version import __version__
+from .embeddings import Embeddings
+from .errors import EmbedkitError, InputError, MissingKeyError, NotFittedError, ParseError, StoreError
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+# public name -> module that defines it (loaded on first use)
+_LAZY = {
+    "VectorIndex": "embedkit.index",
+    "SearchResult": "embedkit.index",
+    "Store": "embedkit.store",
+    "Corpus": "embedkit.data.corpus",
+    "Graph": "embedkit.data.graph",
+    "Interactions": "embedkit.data.interactions",
+    "Word2Vec": "embedkit.trainers.word2vec",
+    "Node2Vec": "embedkit.trainers.node2vec",
+    "MatrixFactorization": "embedkit.trainers.mf",
+    "SiameseEncoder": "embedkit.trainers.siamese",
+    "AutoEncoder": "embedkit.trainers.autoencoder",
+    "evaluate": "embedkit.evaluate",
+}
+
+__all__ = ["Embeddings", "EmbedkitError", "InputError", "MissingKeyError", "NotFittedError",
+           "ParseError", "StoreError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'embedkit' has no attribute {name!r}")
+    mod = importlib.import_module(module)
+    value = mod if name == "evaluate" else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,79 @@
+"""Helpers shared by the CLI verbs: the store, common options, saving a trained result."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import InputError
+
+
+def get_store(args):
+    """The Store selected by --store, $EMBEDKIT_STORE, or ./indexes."""
+    from ..store import Store
+
+    return Store(getattr(args, "store", None))
+
+
+def add_store_option(parser: argparse.ArgumentParser) -> None:
+    """--store on a sub-command too, so it may follow the verb (``embedkit query --store D ...``)."""
+    parser.add_argument("--store", default=argparse.SUPPRESS,
+                        help="directory holding saved indexes (default: $EMBEDKIT_STORE or ./indexes)")
+
+
+def add_train_options(parser: argparse.ArgumentParser, *, epochs: int | None = None, dim: int | None = None) -> None:
+    """Options every ``embedkit train X`` takes."""
+    parser.add_argument("--name", required=True, help="name of the index to write under the store")
+    parser.add_argument("--metric", default="cosine", choices=["cosine", "ip", "l2"], help="index metric (default: cosine)")
+    parser.add_argument("--kind", default="auto", help="index kind: flat|hnsw|ivf|ivfpq|auto or a FAISS factory string (default: auto)")
+    if dim is not None:
+        parser.add_argument("--dim", type=int, default=dim, help=f"vector dimension (default: {dim})")
+    if epochs is not None:
+        parser.add_argument("--epochs", type=int, default=epochs, help=f"training epochs (default: {epochs})")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--device", default="auto", help="auto|cpu|cuda (default: auto)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--force", action="store_true", help="replace an existing index of that name")
+    add_store_option(parser)
+
+
+def save_trained(args, emb, trainer=None, *, extras=None, meta=None, metric=None, kind=None):
+    """Index ``emb`` and write it into the store as ``args.name``; returns the directory.
+
+    The manifest records the trainer class, its parameters and its per-epoch loss;
+    ``extras`` (name -> dict of numpy arrays) are saved beside the index.
+    """
+    store = get_store(args)
+    name = args.name
+    if store.exists(name) and not getattr(args, "force", False):
+        raise InputError(f"an index named {name!r} already exists in {store.root}; pass --force to replace it")
+    index = emb.to_index(metric=metric or getattr(args, "metric", "cosine"), kind=kind or getattr(args, "kind", "auto"))
+    info = dict(meta or {})
+    if trainer is not None:
+        info.setdefault("trainer", type(trainer).__name__)
+        info.setdefault("params", trainer.json_params())
+        info.setdefault("loss_history", [float(x) for x in getattr(trainer, "loss_history_", []) or []])
+    path = store.save(name, index, meta=info, extras=extras, overwrite=True)
+    return path
+
+
+def out(text: str = "") -> None:
+    """Print a line of command output (the CLI's stdout; the library itself never prints)."""
+    sys.stdout.write(text + "\n")
+
+
+def read_keys_argument(values) -> list[str]:
+    keys = [v for v in values if v]
+    if not keys:
+        raise InputError("give at least one KEY")
+    return keys
+
+
+def existing_file(path: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{path}: no such file")
+    if p.is_dir():
+        raise InputError(f"{path}: is a directory, expected a file")
+    return p

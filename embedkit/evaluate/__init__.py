@@ -1,0 +1,35 @@
+"""Evaluation of embeddings, recommenders and indexes.
+
+word_similarity, word_analogy           (words)
+node_classification, link_prediction    (graphs)
+ranking_metrics, rmse                   (ranking)
+precision_at_1, map_at_r, knn_accuracy, anomaly_auc   (encoders)
+index_recall                            (index)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "word_similarity": "words", "word_analogy": "words", "bundled_eval_path": "words",
+    "node_classification": "graphs", "link_prediction": "graphs",
+    "ranking_metrics": "ranking", "rmse": "ranking",
+    "precision_at_1": "encoders", "map_at_r": "encoders", "knn_accuracy": "encoders", "anomaly_auc": "encoders",
+    "index_recall": "index",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'embedkit.evaluate' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,169 @@
+"""Turning a metric and a kind into a FAISS index, with the knobs that tune it.
+
+Guidelines followed (FAISS wiki, "Guidelines to choose an index"): exact search below
+50k vectors; HNSW above; IVF with about 4*sqrt(n) lists trained on at least 39 points per list.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import InputError
+
+METRICS = ("cosine", "ip", "l2")
+KINDS = ("flat", "hnsw", "ivf", "ivfpq", "auto")
+AUTO_FLAT_LIMIT = 50_000
+MIN_POINTS_PER_LIST = 39
+PQ_TRAIN_MIN = 256  # 2**8 centroids per sub-quantizer
+
+DEFAULT_KNOBS = {"hnsw_m": 32, "ef_construction": 80, "ef_search": 64, "nlist": None, "nprobe": None,
+                 "pq_m": None, "refine": 4}
+
+
+def faiss_metric(metric: str):
+    import faiss
+
+    return faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+
+
+def resolve_kind(kind: str, n: int) -> str:
+    if kind == "auto":
+        return "flat" if n < AUTO_FLAT_LIMIT else "hnsw"
+    return kind
+
+
+def default_nlist(n: int) -> int:
+    """About 4*sqrt(n) lists, but never fewer than 39 training points per list."""
+    return int(max(1, min(round(4 * math.sqrt(max(n, 1))), n // MIN_POINTS_PER_LIST)))
+
+
+def default_nprobe(nlist: int) -> int:
+    return int(min(nlist, max(8, nlist // 8)))
+
+
+def default_pq_m(dim: int) -> int:
+    """Largest divisor of dim giving sub-vectors of at least 2 dims (and at most 64 codes)."""
+    for m in range(min(64, max(1, dim // 2)), 0, -1):
+        if dim % m == 0:
+            return m
+    return 1
+
+
+def factory_string(kind: str, dim: int, knobs: dict, n_train: int) -> str:
+    """The FAISS factory string for one of our kinds; fills nlist/pq_m from the data size."""
+    if kind == "flat":
+        return "Flat"
+    if kind == "hnsw":
+        return f"HNSW{knobs['hnsw_m']}"
+    if kind in ("ivf", "ivfpq"):
+        nlist = knobs.get("nlist") or default_nlist(n_train)
+        knobs["nlist"] = int(nlist)
+        if knobs.get("nprobe") is None:
+            knobs["nprobe"] = default_nprobe(nlist)
+        if kind == "ivf":
+            return f"IVF{nlist},Flat"
+        m = knobs.get("pq_m") or default_pq_m(dim)
+        if dim % m:
+            raise InputError(f"pq_m={m} must divide dim={dim}; choose a divisor of {dim}")
+        knobs["pq_m"] = int(m)
+        return f"IVF{nlist},PQ{m}x8"
+    return kind  # a FAISS factory string
+
+
+def needs_training(kind: str) -> bool:
+    return kind in ("ivf", "ivfpq")
+
+
+def check_training_size(kind: str, n: int, knobs: dict) -> None:
+    if kind in ("ivf", "ivfpq"):
+        nlist = knobs.get("nlist")
+        if nlist and n < nlist:
+            raise InputError(
+                f"kind={kind!r} with nlist={nlist} needs at least {nlist} vectors in the first add() to train "
+                f"({nlist * MIN_POINTS_PER_LIST} recommended); got {n}. Add more at once, lower nlist, or use kind='flat'"
+            )
+    if kind == "ivfpq" and n < PQ_TRAIN_MIN:
+        raise InputError(
+            f"kind='ivfpq' needs at least {PQ_TRAIN_MIN} vectors in the first add() to train its product quantizer; "
+            f"got {n}. Add more at once, or use kind='flat' or 'hnsw' for small collections"
+        )
+
+
+def build(kind: str, factory: str, dim: int, metric: str, knobs: dict):
+    """Create the FAISS index; returns (index, ids_native) where ids_native means add_with_ids works."""
+    import faiss
+
+    try:
+        base = faiss.index_factory(dim, factory, faiss_metric(metric))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "invalid"
+        raise InputError(f"kind={factory!r} is not a valid FAISS factory string for dim={dim} ({first})") from None
+    hnsw = _find_hnsw(base)
+    if hnsw is not None:
+        hnsw.hnsw.efConstruction = int(knobs["ef_construction"])
+    ivf = _try_extract_ivf(base)
+    if ivf is not None:
+        # we choose nlist for the data at hand; say so through logging, not FAISS's stderr warning
+        ivf.cp.min_points_per_centroid = 1
+        pq = getattr(faiss.downcast_index(ivf), "pq", None)
+        if pq is not None:
+            pq.cp.min_points_per_centroid = 1
+        return base, True
+    return faiss.IndexIDMap2(base), False
+
+
+def apply_search_knobs(index, knobs: dict) -> None:
+    hnsw = _find_hnsw(index)
+    if hnsw is not None and knobs.get("ef_search"):
+        hnsw.hnsw.efSearch = int(knobs["ef_search"])
+    ivf = _try_extract_ivf(index)
+    if ivf is not None and knobs.get("nprobe"):
+        ivf.nprobe = int(min(knobs["nprobe"], ivf.nlist))
+
+
+def is_hnsw(index) -> bool:
+    return _find_hnsw(index) is not None
+
+
+def _find_hnsw(index):
+    import faiss
+
+    idx = index
+    for _ in range(4):
+        idx = faiss.downcast_index(idx)
+        if hasattr(idx, "hnsw"):
+            return idx
+        if isinstance(idx, (faiss.IndexIDMap, faiss.IndexIDMap2, faiss.IndexPreTransform, faiss.IndexRefine)):
+            idx = idx.index if not isinstance(idx, faiss.IndexRefine) else idx.base_index
+            continue
+        return None
+    return None
+
+
+def _try_extract_ivf(index):
+    import faiss
+
+    try:
+        return faiss.extract_index_ivf(index)
+    except (RuntimeError, TypeError):
+        return None
+
+
+def as_query_array(x, dim: int, what: str = "queries") -> np.ndarray:
+    """Validate and convert to a C-contiguous float32 (m, dim) array."""
+    try:
+        arr = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} must be a numeric array: {exc}") from None
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2:
+        raise InputError(f"{what} must have shape (m, {dim}) or ({dim},); got {arr.shape}")
+    if arr.shape[1] != dim:
+        raise InputError(f"{what} have dimension {arr.shape[1]} but the index has dim={dim}")
+    if not np.isfinite(arr).all():
+        row = int(np.where(~np.isfinite(arr).all(axis=1))[0][0])
+        raise InputError(f"{what} row {row} holds NaN or inf; every value must be finite")
+    return np.ascontiguousarray(arr)

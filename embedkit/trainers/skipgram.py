@@ -1,0 +1,423 @@
+"""The one skip-gram / CBOW negative-sampling engine (torch, CPU and CUDA), shared by
+Word2Vec and Node2Vec.
+
+Implements word2vec (Mikolov et al., "Distributed Representations of Words and Phrases and
+their Compositionality", NIPS 2013) with the semantics of word2vec.c and gensim:
+
+- frequency subsampling: a token of frequency ``f`` (share of all tokens) is kept with
+  probability ``(sqrt(f / sample) + 1) * sample / f`` (``sample=0`` keeps everything);
+  subsampled tokens are removed *before* windows are formed, as in word2vec.c;
+- dynamic window: each centre draws its window uniformly from ``1..window``;
+- ``negative`` noise words per example from the unigram distribution raised to 0.75
+  (a noise word equal to the target is skipped, as in gensim);
+- plain SGD whose learning rate decays linearly from ``alpha`` to ``min_alpha`` over all epochs;
+- init: input vectors uniform in ``[-0.5/dim, 0.5/dim)``, output vectors zero (word2vec.c);
+- skip-gram: each (centre, context) pair predicts the centre from the context word's input
+  vector; CBOW: the mean of the context input vectors predicts the centre and every context
+  word receives the full error (word2vec.c, gensim ``cbow_mean=1``).
+
+Public interface (stable; Node2Vec codes against it)::
+
+    train_skipgram(batches, counts, *, mode="skipgram", dim=100, window=5, negative=5,
+                   sample=1e-3, epochs=5, alpha=0.025, min_alpha=0.0001, seed=0, device="cpu",
+                   batch_words=None, total_words=None, show_progress=True, callback=None,
+                   desc="skipgram", max_row_updates=None)
+        -> (input_vectors float32 (vocab_size, dim), loss_per_epoch list[float])
+
+``batches`` is re-iterable; each iteration is one epoch and yields ``(tokens, lengths)``:
+``tokens`` a 1-D int array (numpy or torch) of vocabulary ids with sentences concatenated,
+``lengths`` the 1-D sentence lengths summing to ``len(tokens)``. ``counts`` (numpy, one
+frequency per id) drives subsampling and the noise distribution. The loss of an epoch is
+the mean, over all training examples of the epoch, of ``-log s(u_o.v) - sum_k log s(-u_k.v)``
+(positive term plus the negative terms). ``callback(epoch, loss)`` fires after every epoch
+(``epoch`` counts from 1).
+
+Mini-batches and frequent rows. The engine updates many examples at once: it gathers the
+rows of a mini-batch, computes every example's gradient from the same parameters and adds
+them back with ``index_add_``. A frequent word can appear thousands of times in one large
+mini-batch; summing all those updates is what makes naive large-batch word2vec diverge.
+The fix: in each step a row's summed update is scaled by ``min(1, max_row_updates / c)``
+where ``c`` is the number of times the row occurs in that step, i.e. a row moves by at most
+``max_row_updates`` average-sized updates per step. Rare rows (the vast majority) get exactly
+the sequential-SGD sum. See benchmarks/word2vec_bench.py for the measured effect.
+
+Reproducibility: on CPU the same seed gives identical vectors (the CPU ``index_add_`` is
+sequential). On CUDA, ``index_add_`` uses atomic float additions, whose order varies, so
+runs agree only to rounding.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["train_skipgram", "evaluate_loss", "MAX_SENTENCE_LEN"]
+
+MAX_SENTENCE_LEN = 10_000   # longer sentences are cut into pieces of this size (as gensim does)
+_CPU_BATCH_WORDS = 20_000
+_CUDA_BATCH_WORDS = 1 << 18
+_CPU_MAX_ROW_UPDATES = 1_000_000  # CPU steps are small: keep exact sequential sums by default
+_CUDA_MAX_ROW_UPDATES = 32
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+class _Sampler:
+    """Random draws of one training run: subsampling, windows, noise words."""
+
+    def __init__(self, counts: np.ndarray, sample: float, device, seed: int):
+        torch = _torch()
+        self.device = device
+        c = counts.astype(np.float64)
+        total = c.sum()
+        if sample > 0:
+            threshold = sample * total
+            with np.errstate(divide="ignore", invalid="ignore"):
+                keep = (np.sqrt(c / threshold) + 1.0) * threshold / c
+            keep = np.where(c > 0, np.minimum(keep, 1.0), 1.0)
+        else:
+            keep = np.ones_like(c)
+        self.keep_prob = torch.as_tensor(keep, dtype=torch.float32, device=device)
+        self.subsample = sample > 0 and bool((keep < 1.0).any())
+        noise = c ** 0.75
+        cum = np.cumsum(noise)
+        cum /= cum[-1]
+        cum[-1] = 1.0 + 1e-12  # a draw of exactly 1.0 never falls off the end
+        self.cum = torch.as_tensor(cum, dtype=torch.float64, device=device)
+        self.gen = torch.Generator(device=device)
+        self.gen.manual_seed(int(seed))
+
+    def noise(self, shape):
+        torch = _torch()
+        u = torch.rand(shape, generator=self.gen, device=self.device, dtype=torch.float64)
+        return torch.searchsorted(self.cum, u)
+
+    def keep_mask(self, tokens):
+        torch = _torch()
+        u = torch.rand(tokens.shape, generator=self.gen, device=self.device)
+        return u < self.keep_prob[tokens]
+
+    def windows(self, n: int, window: int):
+        torch = _torch()
+        return torch.randint(1, window + 1, (n,), generator=self.gen, device=self.device)
+
+
+def _pairs(sid, reduced, window: int):
+    """(centre, context) positions of all pairs within each centre's reduced window and sentence."""
+    torch = _torch()
+    n = sid.numel()
+    centres, contexts = [], []
+    for d in range(1, min(window, n - 1) + 1):
+        same = sid[:-d] == sid[d:]
+        left = torch.nonzero(same & (reduced[:-d] >= d)).squeeze(1)   # centre i, context i+d
+        right = torch.nonzero(same & (reduced[d:] >= d)).squeeze(1)   # centre i+d, context i
+        centres += [left, right + d]
+        contexts += [left + d, right]
+    if not centres:
+        empty = torch.empty(0, dtype=torch.int64, device=sid.device)
+        return empty, empty
+    return torch.cat(centres), torch.cat(contexts)
+
+
+def _row_scale(rows, vocab_size: int, cap: float):
+    """Per-occurrence factor min(1, cap / count(row in this step)) (see module docstring)."""
+    torch = _torch()
+    cnt = torch.bincount(rows, minlength=vocab_size)
+    scale = (cap / cnt.clamp(min=1).to(torch.float32)).clamp(max=1.0)
+    return scale[rows].unsqueeze(1)
+
+
+def _sg_step(w_in, w_out, inp, out, noise, lr, cap, update=True):
+    """One skip-gram step on pairs (input row ``inp`` predicts output row ``out``).
+
+    Returns the summed loss of the step (0-dim tensor) and the number of examples.
+    """
+    torch = _torch()
+    f = torch.nn.functional
+    targets = torch.cat([out.unsqueeze(1), noise], dim=1)               # (P, 1+K)
+    v = w_in[inp]                                                       # (P, D)
+    u = w_out[targets]                                                  # (P, 1+K, D)
+    s = torch.bmm(u, v.unsqueeze(2)).squeeze(2)                         # (P, 1+K)
+    valid = torch.ones_like(s, dtype=torch.bool)
+    valid[:, 1:] = noise != out.unsqueeze(1)
+    sign = torch.full_like(s, -1.0)
+    sign[:, 0] = 1.0
+    loss = -(f.logsigmoid(sign * s) * valid).sum()
+    if update:
+        label = (sign > 0).to(s.dtype)
+        g = (label - torch.sigmoid(s)) * valid * lr                     # (P, 1+K)
+        grad_v = torch.bmm(g.unsqueeze(1), u).squeeze(1)                # (P, D)
+        grad_u = (g.unsqueeze(2) * v.unsqueeze(1)).reshape(-1, v.shape[1])
+        flat = targets.reshape(-1)
+        if cap is not None:
+            grad_v *= _row_scale(inp, w_in.shape[0], cap)
+            grad_u *= _row_scale(flat, w_out.shape[0], cap)
+        w_out.index_add_(0, flat, grad_u)
+        w_in.index_add_(0, inp, grad_v)
+    return loss, inp.numel()
+
+
+def _cbow_step(w_in, w_out, ids, centre_pos, context_pos, noise_fn, lr, cap, update=True):
+    """One CBOW step: the mean of each centre's context input vectors predicts the centre."""
+    torch = _torch()
+    f = torch.nn.functional
+    n = ids.numel()
+    dim = w_in.shape[1]
+    cnt = torch.bincount(centre_pos, minlength=n)
+    has = cnt > 0
+    row_of = torch.cumsum(has.to(torch.int64), 0) - 1                  # position -> centre row
+    centres = torch.nonzero(has).squeeze(1)
+    m = centres.numel()
+    if m == 0:
+        return torch.zeros((), device=w_in.device), 0
+    ctx_ids = ids[context_pos]
+    pair_row = row_of[centre_pos]
+    h = torch.zeros((m, dim), device=w_in.device, dtype=w_in.dtype)
+    h.index_add_(0, pair_row, w_in[ctx_ids])
+    h /= cnt[centres].unsqueeze(1).to(h.dtype)
+    out = ids[centres]
+    noise = noise_fn((m, noise_fn.negative))
+    targets = torch.cat([out.unsqueeze(1), noise], dim=1)
+    u = w_out[targets]
+    s = torch.bmm(u, h.unsqueeze(2)).squeeze(2)
+    valid = torch.ones_like(s, dtype=torch.bool)
+    valid[:, 1:] = noise != out.unsqueeze(1)
+    sign = torch.full_like(s, -1.0)
+    sign[:, 0] = 1.0
+    loss = -(f.logsigmoid(sign * s) * valid).sum()
+    if update:
+        label = (sign > 0).to(s.dtype)
+        g = (label - torch.sigmoid(s)) * valid * lr
+        neu1e = torch.bmm(g.unsqueeze(1), u).squeeze(1)                 # (m, D)
+        grad_u = (g.unsqueeze(2) * h.unsqueeze(1)).reshape(-1, dim)
+        flat = targets.reshape(-1)
+        grad_in = neu1e[pair_row]
+        if cap is not None:
+            grad_u *= _row_scale(flat, w_out.shape[0], cap)
+            grad_in *= _row_scale(ctx_ids, w_in.shape[0], cap)
+        w_out.index_add_(0, flat, grad_u)
+        w_in.index_add_(0, ctx_ids, grad_in)
+    return loss, m
+
+
+class _Noise:
+    """Callable noise sampler that remembers ``negative`` (for the CBOW step)."""
+
+    def __init__(self, sampler: _Sampler, negative: int):
+        self.sampler = sampler
+        self.negative = negative
+
+    def __call__(self, shape):
+        return self.sampler.noise(shape)
+
+
+def _as_long(x, device):
+    torch = _torch()
+    if isinstance(x, torch.Tensor):
+        return x.to(device=device, dtype=torch.int64)
+    return torch.as_tensor(np.asarray(x), dtype=torch.int64, device=device)
+
+
+def _chunks(tokens, lengths, batch_words: int):
+    """Split a block into sentence-aligned chunks of about ``batch_words`` tokens.
+
+    Yields (tokens, sentence_ids) with sentences longer than MAX_SENTENCE_LEN cut into pieces.
+    """
+    torch = _torch()
+    n = tokens.numel()
+    if n == 0:
+        return
+    device = tokens.device
+    starts = torch.zeros(n, dtype=torch.bool, device=device)
+    offsets = torch.cumsum(lengths, 0) - lengths
+    offsets = offsets[lengths > 0]
+    starts[offsets] = True
+    sid = torch.cumsum(starts.to(torch.int64), 0)
+    if bool((lengths > MAX_SENTENCE_LEN).any()):
+        pos = torch.arange(n, device=device) - offsets[sid - 1]
+        starts |= (pos % MAX_SENTENCE_LEN) == 0
+        sid = torch.cumsum(starts.to(torch.int64), 0)
+    start_pos = torch.nonzero(starts).squeeze(1)
+    wanted = torch.arange(batch_words, max(n, batch_words), batch_words, device=device)
+    cut = start_pos[torch.searchsorted(start_pos, wanted).clamp(max=start_pos.numel() - 1)]
+    bounds = torch.unique(torch.cat([cut, torch.tensor([0, n], device=device)])).tolist()
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if b > a:
+            yield tokens[a:b], sid[a:b]
+
+
+def _check_counts(counts) -> np.ndarray:
+    counts = np.asarray(counts)
+    if counts.ndim != 1 or counts.size == 0:
+        raise InputError(f"counts must be a non-empty 1-D array of token frequencies; got shape {counts.shape}")
+    if not np.isfinite(counts).all() or (counts < 0).any():
+        raise InputError("counts must hold finite, non-negative frequencies")
+    if counts.sum() <= 0:
+        raise InputError("counts are all zero: there is nothing to train on")
+    return counts.astype(np.float64)
+
+
+def train_skipgram(
+    batches: Iterable,
+    counts,
+    *,
+    mode: str = "skipgram",
+    dim: int = 100,
+    window: int = 5,
+    negative: int = 5,
+    sample: float = 1e-3,
+    epochs: int = 5,
+    alpha: float = 0.025,
+    min_alpha: float = 0.0001,
+    seed: int = 0,
+    device="cpu",
+    batch_words: Optional[int] = None,
+    total_words: Optional[int] = None,
+    show_progress: bool = True,
+    callback: Optional[Callable[[int, float], object]] = None,
+    desc: str = "skipgram",
+    max_row_updates: Optional[float] = None,
+):
+    """Train skip-gram or CBOW with negative sampling; return (input vectors, loss per epoch).
+
+    Parameters are those of word2vec (see the module docstring); ``batch_words`` tokens are
+    processed per step (default 20,000 on CPU, 262,144 on CUDA); ``max_row_updates`` caps how
+    many summed updates one row receives per step (default: no cap on CPU, 32 on CUDA).
+
+    Raises InputError on bad counts or token ids outside ``[0, len(counts))``.
+    """
+    torch = _torch()
+    from tqdm.auto import tqdm
+
+    counts = _check_counts(counts)
+    if mode not in ("skipgram", "cbow"):
+        raise InputError(f"The 'mode' parameter must be one of 'skipgram', 'cbow'. Got {mode!r} instead.")
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    if batch_words is None:
+        batch_words = _CUDA_BATCH_WORDS if cuda else _CPU_BATCH_WORDS
+    if max_row_updates is None:
+        max_row_updates = _CUDA_MAX_ROW_UPDATES if cuda else _CPU_MAX_ROW_UPDATES
+    vocab_size = counts.size
+    if total_words is None:
+        total_words = int(counts.sum())
+    total_words = max(int(total_words), 1)
+
+    init_gen = torch.Generator().manual_seed(int(seed))
+    w_in = ((torch.rand((vocab_size, dim), generator=init_gen) - 0.5) / dim).to(dev)
+    w_out = torch.zeros((vocab_size, dim), device=dev)
+    sampler = _Sampler(counts, sample, dev, seed + 1)
+    noise = _Noise(sampler, negative)
+
+    losses: list[float] = []
+    bar = tqdm(total=epochs * total_words, unit="word", unit_scale=True, desc=desc,
+               disable=not show_progress, dynamic_ncols=True)
+    done_all = 0
+    try:
+        for epoch in range(1, epochs + 1):
+            loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+            examples = 0
+            seen = 0
+            last_post = time.monotonic()
+            for tokens, lengths in batches:
+                tokens = _as_long(tokens, dev)
+                lengths = _as_long(lengths, dev)
+                _check_block(tokens, lengths, vocab_size)
+                for ids, sid in _chunks(tokens, lengths, batch_words):
+                    raw = ids.numel()
+                    progress = min((done_all + seen) / (epochs * total_words), 1.0)
+                    lr = max(alpha - (alpha - min_alpha) * progress, min_alpha)
+                    if sampler.subsample:
+                        keep = sampler.keep_mask(ids)
+                        ids, sid = ids[keep], sid[keep]
+                    if ids.numel() > 1:
+                        reduced = sampler.windows(ids.numel(), window)
+                        centre, context = _pairs(sid, reduced, window)
+                        if centre.numel():
+                            if mode == "skipgram":
+                                loss, n = _sg_step(w_in, w_out, ids[context], ids[centre],
+                                                   noise((centre.numel(), negative)), lr, max_row_updates)
+                            else:
+                                loss, n = _cbow_step(w_in, w_out, ids, centre, context, noise, lr,
+                                                     max_row_updates)
+                            loss_sum += loss
+                            examples += n
+                    seen += raw
+                    bar.update(raw)
+                    if show_progress and time.monotonic() - last_post > 1.0 and examples:
+                        bar.set_postfix(epoch=epoch, loss=f"{loss_sum.item() / examples:.4f}")
+                        last_post = time.monotonic()
+            done_all += seen
+            if seen == 0:
+                raise InputError("the corpus yielded no tokens in this epoch: nothing to train on")
+            epoch_loss = float(loss_sum.item() / examples) if examples else float("nan")
+            if not math.isfinite(epoch_loss) and examples:
+                raise FloatingPointError(
+                    f"training diverged in epoch {epoch} (loss {epoch_loss}); lower alpha or max_row_updates")
+            losses.append(epoch_loss)
+            bar.set_postfix(epoch=epoch, loss=f"{epoch_loss:.4f}")
+            log.info("%s epoch %d/%d: loss %.4f over %d examples", desc, epoch, epochs, epoch_loss, examples)
+            if callback is not None:
+                callback(epoch, epoch_loss)
+    finally:
+        bar.close()
+    return w_in.cpu().numpy().astype(np.float32, copy=False), losses
+
+
+def _check_block(tokens, lengths, vocab_size: int) -> None:
+    if tokens.ndim != 1 or lengths.ndim != 1:
+        raise InputError("each batch must be (tokens, lengths) with 1-D tokens and 1-D lengths")
+    if int(lengths.sum()) != tokens.numel():
+        raise InputError(f"sentence lengths sum to {int(lengths.sum())} but there are {tokens.numel()} tokens")
+    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size):
+        raise InputError(f"token ids must lie in [0, {vocab_size}); got ids in "
+                         f"[{int(tokens.min())}, {int(tokens.max())}]")
+
+
+def evaluate_loss(input_vectors, output_vectors, tokens, lengths, counts, *, mode="skipgram",
+                  window=5, negative=5, sample=1e-3, seed=0) -> float:
+    """Mean word2vec loss of fixed vectors on a sample of text (no update).
+
+    Used to report a real loss for trainers whose own loss counter cannot be trusted
+    (gensim's: issues #2617, #2735). Returns NaN when the sample forms no example.
+    """
+    torch = _torch()
+    dev = torch.device("cpu")
+    counts = _check_counts(counts)
+    w_in = torch.as_tensor(np.asarray(input_vectors, dtype=np.float32))
+    w_out = torch.as_tensor(np.asarray(output_vectors, dtype=np.float32))
+    sampler = _Sampler(counts, sample, dev, seed)
+    noise = _Noise(sampler, negative)
+    ids = _as_long(tokens, dev)
+    lens = _as_long(lengths, dev)
+    total, examples = 0.0, 0
+    with torch.no_grad():
+        for chunk, sid in _chunks(ids, lens, _CPU_BATCH_WORDS):
+            if sampler.subsample:
+                keep = sampler.keep_mask(chunk)
+                chunk, sid = chunk[keep], sid[keep]
+            if chunk.numel() < 2:
+                continue
+            centre, context = _pairs(sid, sampler.windows(chunk.numel(), window), window)
+            if not centre.numel():
+                continue
+            if mode == "skipgram":
+                loss, n = _sg_step(w_in, w_out, chunk[context], chunk[centre],
+                                   noise((centre.numel(), negative)), 0.0, None, update=False)
+            else:
+                loss, n = _cbow_step(w_in, w_out, chunk, centre, context, noise, 0.0, None, update=False)
+            total += float(loss)
+            examples += n
+    return total / examples if examples else float("nan")

@@ -1,0 +1,220 @@
+"""Node2vec random walks in torch, vectorised over many walkers, on CPU or CUDA.
+
+Implements the second-order walk of Grover & Leskovec, "node2vec: Scalable Feature Learning
+for Networks" (KDD 2016): having moved ``t -> v``, the walk goes to ``x`` (an out-neighbour of
+``v``) with probability proportional to ``w(v, x) * alpha(t, x)`` where ``alpha = 1/p`` if
+``x == t``, ``1`` if ``x`` is an out-neighbour of ``t``, and ``1/q`` otherwise.
+
+How: rejection sampling, as in KnightKing (Yang et al., SOSP 2019) and PecanPy's on-the-fly
+mode, vectorised over all walkers at once. Each pending walker proposes ``x`` from the
+first-order distribution ``w(v, x) / sum w(v, .)`` and accepts it with probability
+``alpha(t, x) / max(1/p, 1, 1/q)``; walkers that reject propose again. Accepted moves follow
+the exact node2vec distribution. Memory is O(edges): the CSR itself, one prefix sum of the
+weights (weighted graphs) and one sorted edge-key array for the ``x in N(t)`` test
+(``torch.searchsorted``); no per-edge alias tables. With ``p == q == 1`` the acceptance test
+is skipped: a first-order (DeepWalk) walk.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["WalkSampler", "WalkStream", "random_walks"]
+
+
+def _seed_for(*parts: int) -> int:
+    """A 63-bit torch seed derived from integers (independent streams per epoch and batch)."""
+    return int(np.random.SeedSequence([int(x) for x in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+class WalkSampler:
+    """The graph's CSR as torch tensors on ``device``, and node2vec walks over it.
+
+    Parameters
+    ----------
+    graph : embedkit.Graph
+    p, q : float
+        Return and in-out parameters (> 0).
+    device : str or torch.device, default "cpu"
+    """
+
+    def __init__(self, graph, p: float = 1.0, q: float = 1.0, device="cpu"):
+        dev = torch.device(device)
+        self.device = dev
+        self.num_nodes = n = graph.num_nodes
+        self.indptr = torch.as_tensor(graph.indptr, dtype=torch.int64).to(dev)
+        self.indices = torch.as_tensor(graph.indices, dtype=torch.int64).to(dev)
+        self.degree = self.indptr[1:] - self.indptr[:-1]
+        max_degree = int(self.degree.max()) if n else 0
+        # float32 uniforms pick a neighbour without visible bias up to ~65k neighbours
+        self._udtype = torch.float32 if max_degree <= 65536 else torch.float64
+        w = graph.weights
+        self.weighted = w is not None and len(w) > 0 and not bool(np.all(w == w[0]))
+        self.cumw = None
+        if self.weighted:
+            cw = np.zeros(len(w) + 1, dtype=np.float64)
+            np.cumsum(w, out=cw[1:])
+            self.cumw = torch.as_tensor(cw).to(dev)
+        self.p, self.q = float(p), float(q)
+        self.second_order = not (self.p == 1.0 and self.q == 1.0)
+        self.a_return, self.a_out = 1.0 / self.p, 1.0 / self.q
+        self.a_max = max(1.0, self.a_return, self.a_out)
+        self.keys = None
+        if self.second_order and self.a_out != 1.0:
+            rows = torch.repeat_interleave(torch.arange(n, device=dev), self.degree)
+            self.keys = rows * n + self.indices          # sorted: rows ascending, columns sorted per row
+            del rows
+
+    # ------------------------------------------------------------------ one step
+    def _first_order(self, cur: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """One neighbour of each ``cur`` drawn with probability w(cur, x) / sum_x w(cur, x)."""
+        start = self.indptr[cur]
+        deg = self.degree[cur]
+        if not self.weighted:
+            u = torch.rand(cur.shape[0], generator=gen, device=self.device, dtype=self._udtype)
+            off = (u * deg).long()
+            off = torch.minimum(off, deg - 1)
+            return self.indices[start + off]
+        u = torch.rand(cur.shape[0], generator=gen, device=self.device, dtype=torch.float64)
+        lo = self.cumw[start]
+        target = lo + u * (self.cumw[start + deg] - lo)
+        k = torch.searchsorted(self.cumw, target, right=True) - 1
+        k = torch.maximum(torch.minimum(k, start + deg - 1), start)
+        return self.indices[k]
+
+    def _has_edge(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Whether the edge a -> b exists, for aligned tensors a, b."""
+        k = a * self.num_nodes + b
+        pos = torch.searchsorted(self.keys, k)
+        pos = torch.clamp(pos, max=self.keys.shape[0] - 1)
+        return self.keys[pos] == k
+
+    def _second_order(self, prev: torch.Tensor, cur: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """One node2vec step for every walker by vectorised rejection sampling."""
+        out = torch.empty_like(cur)
+        pending = torch.arange(cur.shape[0], device=self.device)
+        pp, pc = prev, cur
+        lo_out, hi_out = min(1.0, self.a_out), max(1.0, self.a_out)
+        while pending.shape[0]:
+            cand = self._first_order(pc, gen)
+            r = torch.rand(pending.shape[0], generator=gen, device=self.device) * self.a_max
+            is_ret = cand == pp
+            alpha = torch.where(is_ret, self.a_return, self.a_out)
+            if self.keys is not None:
+                # the neighbour test decides only where r falls between 1 and 1/q
+                undecided = (~is_ret) & (r >= lo_out) & (r < hi_out)
+                idx = undecided.nonzero().squeeze(1)
+                if idx.shape[0]:
+                    nb = self._has_edge(pp[idx], cand[idx])
+                    alpha[idx[nb]] = 1.0
+            acc = r < alpha
+            out[pending[acc]] = cand[acc]
+            rej = ~acc
+            pending, pp, pc = pending[rej], pp[rej], pc[rej]
+        return out
+
+    # ------------------------------------------------------------------ whole walks
+    def walk(self, starts: torch.Tensor, walk_length: int, gen: torch.Generator):
+        """Walks from ``starts`` (row numbers on this device).
+
+        Returns ``(walks, lengths)``: ``walks`` (len(starts), walk_length) int64 with -1 after a
+        walk's end (a directed walk stops at a node without out-edges), ``lengths`` int64.
+        """
+        b = starts.shape[0]
+        dev = self.device
+        starts = starts.to(dev, torch.int64)
+        walks = torch.full((walk_length, b), -1, dtype=torch.int64, device=dev)   # row t = step t
+        lengths = torch.ones(b, dtype=torch.int64, device=dev)
+        if b == 0 or walk_length == 0:
+            return walks.t(), lengths * (walk_length > 0)
+        walks[0] = starts
+        alive = torch.nonzero(self.degree[starts] > 0).squeeze(1)
+        prev = cur = starts[alive]
+        for t in range(1, walk_length):
+            if alive.shape[0] == 0:
+                break
+            if t == 1 or not self.second_order:
+                nxt = self._first_order(cur, gen)
+            else:
+                nxt = self._second_order(prev, cur, gen)
+            walks[t, alive] = nxt
+            lengths[alive] += 1
+            prev, cur = cur, nxt
+            stop = self.degree[nxt] == 0
+            if t + 1 < walk_length and bool(stop.any()):
+                keep = ~stop
+                alive, prev, cur = alive[keep], prev[keep], cur[keep]
+        return walks.t().contiguous(), lengths
+
+
+def random_walks(graph, walk_length: int = 80, p: float = 1.0, q: float = 1.0, starts=None,
+                 seed: int = 0, device="cpu"):
+    """Node2vec walks from ``starts`` (node ids; default: one from every node with out-edges).
+
+    Returns ``(walks, lengths)`` as in :meth:`WalkSampler.walk`, row numbers of ``graph.nodes``.
+    Same seed, starts and device -> same walks.
+    """
+    sampler = WalkSampler(graph, p=p, q=q, device=device)
+    if starts is None:
+        rows = torch.nonzero(sampler.degree > 0).squeeze(1)
+    else:
+        index = graph.node_index
+        rows = torch.tensor([index[str(s)] for s in starts], dtype=torch.int64, device=sampler.device)
+    gen = torch.Generator(device=sampler.device)
+    gen.manual_seed(_seed_for(seed))
+    return sampler.walk(rows, walk_length, gen)
+
+
+class WalkStream:
+    """Re-iterable stream of walk batches for the skip-gram engine; never holds all walks.
+
+    Each iteration is one epoch and yields ``(tokens, lengths)``: the node rows of up to
+    ``batch_walkers`` walks concatenated, and their lengths. An epoch runs ``walks_per_node``
+    rounds, each over a fresh random permutation of ``starts``; every epoch samples fresh walks.
+    Batch ``c`` of epoch ``e`` uses a generator seeded from ``(seed, e, c)``, so the walks depend
+    only on the seed, the batch size and the device (CPU and CUDA random streams differ).
+    """
+
+    def __init__(self, sampler: WalkSampler, starts: np.ndarray, *, walk_length: int, walks_per_node: int,
+                 seed: int = 0, batch_walkers: int = 65536):
+        self.sampler = sampler
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.walk_length = int(walk_length)
+        self.walks_per_node = int(walks_per_node)
+        self.seed = int(seed)
+        self.batch_walkers = int(batch_walkers)
+        self.epochs_started = 0
+
+    @property
+    def walks_per_epoch(self) -> int:
+        return len(self.starts) * self.walks_per_node
+
+    def epoch(self, e: int):
+        """Generator over the batches of epoch ``e`` (same ``e`` -> same walks)."""
+        rng = np.random.default_rng([self.seed, e])
+        gen = torch.Generator(device=self.sampler.device)
+        batch = 0
+        for _ in range(self.walks_per_node):
+            order = torch.as_tensor(rng.permutation(self.starts)).to(self.sampler.device)
+            for i in range(0, len(order), self.batch_walkers):
+                gen.manual_seed(_seed_for(self.seed, e, batch))
+                batch += 1
+                walks, lengths = self.sampler.walk(order[i:i + self.batch_walkers], self.walk_length, gen)
+                if bool((lengths == self.walk_length).all()):
+                    tokens = walks.reshape(-1)
+                else:
+                    tokens = walks[walks >= 0]
+                yield tokens, lengths
+
+    def __iter__(self):
+        e = self.epochs_started
+        self.epochs_started += 1
+        return self.epoch(e)
+
+    def counts(self, num_nodes: int) -> np.ndarray:
+        """Visits per node over epoch 0's walks (the same walks the first epoch trains on)."""
+        total = torch.zeros(num_nodes, dtype=torch.int64, device=self.sampler.device)
+        for tokens, _ in self.epoch(0):
+            total += torch.bincount(tokens, minlength=num_nodes)
+        return total.cpu().numpy()
