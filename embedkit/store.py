@@ -24,7 +24,7 @@ def default_root() -> Path:
 
 def check_name(name) -> str:
     """Index names are one path component: letters, digits, '_', '-', '.'; no '..'."""
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
         raise InputError(f"index name {name!r} is not allowed: use 1-128 letters, digits, '_', '-' or '.', "
                          "starting with a letter or digit")
     return name

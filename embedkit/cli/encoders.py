@@ -1,5 +1,163 @@
-"""CLI verbs of this area (filled in by its issue)."""
+"""``embedkit train siamese`` and ``embedkit train autoencoder``: feature tables -> encoder -> index.
+
+The encoder's weights, scaler and config are stored beside the index as the extra "model"
+(plain arrays, no pickle), so ``SiameseEncoder.from_arrays(store.load_extra(name, "model"))``
+rebuilds it; ``embedkit query NAME KEY`` searches the latent vectors like any other index.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from ..errors import InputError, ParseError
+from .common import add_train_options, existing_file, out, save_trained
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    """'256,128' -> (256, 128); '' -> () (a single linear layer)."""
+    try:
+        widths = tuple(int(x) for x in text.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer widths like 256,128; got {text!r}") from None
+    if any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(f"layer widths must be >= 1; got {text!r}")
+    return widths
+
+
+def _add_table_options(p: argparse.ArgumentParser, hidden: str, batch_size: int) -> None:
+    p.add_argument("features", metavar="FEATURES", help="feature table: .npy, .npz (X, optional y, keys) or CSV")
+    p.add_argument("--key-column", default=None,
+                   help="CSV column (name or 0-based position) holding row keys (default: row numbers 0..n-1)")
+    p.add_argument("--hidden", type=_hidden, default=_hidden(hidden), help=f"hidden layer widths (default: {hidden})")
+    p.add_argument("--batch-size", type=int, default=batch_size, help=f"rows per step (default: {batch_size})")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
+    p.add_argument("--no-standardize", action="store_true", help="feed raw features (default: per-column z-scores)")
 
 
 def register(groups) -> None:
-    """Add this area's sub-commands to groups.top / groups.train / groups.eval."""
+    """Add ``train siamese`` and ``train autoencoder``."""
+    p = groups.train.add_parser(
+        "siamese", help="learn a metric space for feature rows from class labels or pairs",
+        description="Train a Siamese encoder on a feature table and index the training rows' vectors. "
+                    "Labels come from --labels FILE (one per line or .npy), --label-column COL (CSV), "
+                    "a 'y' array in an .npz, or --pairs FILE (lines 'i,j,similar' with row numbers or keys).")
+    _add_table_options(p, "256,128", 256)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--labels", default=None, help="file with one class label per feature row (text or .npy)")
+    src.add_argument("--label-column", default=None, help="CSV column (name or 0-based position) holding the class")
+    src.add_argument("--pairs", default=None, help="CSV/whitespace file of 'i j similar' rows (0/1 similar)")
+    p.add_argument("--loss", default="contrastive", choices=["contrastive", "triplet", "infonce"],
+                   help="training loss (default: contrastive)")
+    p.add_argument("--margin", type=float, default=None, help="margin (default: 1.0 contrastive, 0.2 triplet)")
+    p.add_argument("--temperature", type=float, default=0.1, help="InfoNCE temperature (default: 0.1)")
+    p.add_argument("--miner", default="random", choices=["random", "hard", "semihard"],
+                   help="in-batch mining of positives/negatives (default: random)")
+    add_train_options(p, epochs=20, dim=32)
+    p.set_defaults(func=_train_siamese)
+
+    p = groups.train.add_parser(
+        "autoencoder", help="train an autoencoder on a feature table; index its latent codes",
+        description="Train an autoencoder (undercomplete, denoising, sparse or VAE) and index the latent "
+                    "codes of the training rows (latent means for the VAE). Prints the rows with the "
+                    "highest reconstruction error.")
+    _add_table_options(p, "128,64", 128)
+    p.add_argument("--label-column", default=None, help="CSV column to leave out of the features (e.g. a class)")
+    p.add_argument("--variant", default="undercomplete", choices=["undercomplete", "denoising", "sparse", "vae"],
+                   help="autoencoder variant (default: undercomplete)")
+    p.add_argument("--noise", type=float, default=0.3, help="denoising: Gaussian noise std (default: 0.3)")
+    p.add_argument("--sparsity", type=float, default=1e-3, help="sparse: L1 weight on the code (default: 0.001)")
+    p.add_argument("--beta", type=float, default=1.0, help="vae: weight of the KL term (default: 1.0)")
+    p.add_argument("--top", type=int, default=5, help="how many most anomalous rows to print (default: 5)")
+    add_train_options(p, epochs=50, dim=16)
+    p.set_defaults(func=_train_autoencoder)
+
+
+def _read_table(args):
+    from ..data.features import load_features
+
+    path = existing_file(args.features)
+    return load_features(path, label_column=getattr(args, "label_column", None), key_column=args.key_column)
+
+
+def _read_pairs(path, keys: list[str]) -> np.ndarray:
+    """Lines 'i j similar' (comma or whitespace separated); i and j are row numbers, or keys when rows have keys."""
+    p = existing_file(path)
+    by_key = {k: i for i, k in enumerate(keys)}
+    rows = []
+    for line_no, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        parts = [x.strip() for x in text.replace(",", " ").split()]
+        if len(parts) != 3:
+            raise ParseError(p, line_no, f"expected 'i j similar', got {len(parts)} fields")
+        if parts[2] not in ("0", "1"):
+            raise ParseError(p, line_no, f"similar must be 1 or 0, got {parts[2]!r}")
+        ends = []
+        for tok in parts[:2]:
+            if tok not in by_key:
+                raise ParseError(p, line_no, f"{tok!r} is not a row of the feature table; use row numbers "
+                                             f"0..{len(keys) - 1}, or the keys of --key-column")
+            ends.append(by_key[tok])
+        rows.append((ends[0], ends[1], int(parts[2])))
+    if not rows:
+        raise ParseError(p, None, "no pairs found; expected lines 'i j similar'")
+    return np.array(rows, dtype=np.int64)
+
+
+def _train_siamese(args) -> int:
+    from ..data.features import load_labels
+    from ..trainers.siamese import SiameseEncoder
+
+    table = _read_table(args)
+    y = pairs = None
+    if args.pairs:
+        pairs = _read_pairs(args.pairs, table.keys)
+    elif args.labels:
+        y = load_labels(existing_file(args.labels), n_rows=len(table.X))
+    else:
+        y = table.labels
+    if y is None and pairs is None:
+        raise InputError(f"{args.features}: no labels; pass --labels FILE, --label-column COL (CSV), "
+                         "--pairs FILE, or store 'y' in the .npz")
+    model = SiameseEncoder(dim=args.dim, loss=args.loss, margin=args.margin, temperature=args.temperature,
+                           hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                           miner=args.miner, standardize=not args.no_standardize, seed=args.seed,
+                           device=args.device)
+    emb = model.fit(table.X, y=y, pairs=pairs, keys=table.keys, show_progress=not args.no_progress)
+    extras = {"model": model.to_arrays()}
+    if y is not None:
+        extras["labels"] = {"keys": np.array(table.keys, dtype=str), "labels": np.asarray(y).astype(str)}
+    path = save_trained(args, emb, model, extras=extras, meta=_meta(args, table))
+    out(f"trained SiameseEncoder ({args.loss}) on {len(emb)} rows x {table.X.shape[1]} features; "
+        f"final loss {model.loss_history_[-1]:.4f}")
+    out(f"saved {len(emb)} vectors of dim {emb.dim} as {args.name!r} in {path}")
+    return 0
+
+
+def _train_autoencoder(args) -> int:
+    from ..trainers.autoencoder import AutoEncoder
+
+    table = _read_table(args)
+    model = AutoEncoder(variant=args.variant, dim=args.dim, hidden=args.hidden, noise=args.noise,
+                        sparsity=args.sparsity, beta=args.beta, epochs=args.epochs, batch_size=args.batch_size,
+                        lr=args.lr, standardize=not args.no_standardize, seed=args.seed, device=args.device)
+    emb = model.fit(table.X, keys=table.keys, show_progress=not args.no_progress)
+    scores = model.anomaly_scores(table.X)
+    extras = {"model": model.to_arrays(),
+              "anomaly_scores": {"keys": np.array(table.keys, dtype=str), "scores": scores.astype(np.float32)}}
+    path = save_trained(args, emb, model, extras=extras, meta=_meta(args, table))
+    out(f"trained AutoEncoder ({args.variant}) on {len(emb)} rows x {table.X.shape[1]} features; "
+        f"final loss {model.loss_history_[-1]:.4f}")
+    out(f"saved {len(emb)} vectors of dim {emb.dim} as {args.name!r} in {path}")
+    top = np.argsort(-scores, kind="stable")[:max(args.top, 0)]
+    if len(top):
+        out("highest reconstruction error: " + ", ".join(f"{table.keys[i]} ({scores[i]:.3g})" for i in top))
+    return 0
+
+
+def _meta(args, table) -> dict:
+    return {"source": str(args.features), "n_features": int(table.X.shape[1]),
+            "columns": table.columns[:1000], "model_extra": "model"}

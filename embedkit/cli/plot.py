@@ -1,5 +1,54 @@
-"""CLI verbs of this area (filled in by its issue)."""
+"""`embedkit plot`: a 2-D map of a saved index coloured by label, or its training loss."""
+
+from __future__ import annotations
+
+from .common import add_store_option, existing_file, get_store, out
 
 
 def register(groups) -> None:
-    """Add this area's sub-commands to groups.top / groups.train / groups.eval."""
+    p = groups.top.add_parser(
+        "plot", help="draw a 2-D map of an index (or its training loss) into an image",
+        description="Draw a 2-D map of the vectors of a saved index, coloured by label, or with --loss the "
+                    "per-epoch training loss saved by the trainer.")
+    p.add_argument("name", metavar="NAME", help="index in the store")
+    p.add_argument("--out", required=True, help="image to write: .png, .svg or .pdf")
+    p.add_argument("--labels", default=None, help="file with 'KEY LABEL' per line (tab, comma or space separated)")
+    p.add_argument("--method", default="pca", choices=["pca", "tsne"], help="projection (default: pca)")
+    p.add_argument("--loss", action="store_true", help="draw the training loss per epoch instead of the map")
+    p.add_argument("--max-points", type=int, default=5000,
+                   help="draw a random sample of this many items from larger indexes (default: 5000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample and of t-SNE (default: 0)")
+    p.add_argument("--title", default=None, help="figure title (default: the index name)")
+    add_store_option(p)
+    p.set_defaults(func=cmd_plot)
+
+
+def cmd_plot(args) -> int:
+    from ..errors import InputError
+    from .. import plot
+
+    store = get_store(args)
+    if args.loss:
+        if args.labels:
+            raise InputError("--loss draws the loss curve; drop --labels (it colours the map)")
+        manifest = store.info(args.name)
+        meta = manifest.get("meta") or {}
+        history = meta.get("loss_history") or []
+        if not history:
+            raise InputError(f"index {args.name!r} has no loss history in its manifest (it was not written by a "
+                             "trainer, or the trainer saved none); train it with 'embedkit train ...'")
+        trainer = meta.get("trainer")
+        title = args.title or f"{args.name}: training loss" + (f" ({trainer})" if trainer else "")
+        path = plot.plot_loss(history, args.out, title=title)
+        out(f"wrote the loss of {len(history)} epochs to {path}")
+        return 0
+    labels = plot.read_labels(existing_file(args.labels)) if args.labels else None
+    index = store.load(args.name)
+    res = plot.plot_map(index.to_embeddings(), args.out, labels=labels, method=args.method,
+                        title=args.title or args.name, max_points=args.max_points, seed=args.seed,
+                        normalize=index.metric == "cosine")
+    shown = len(res["keys"])
+    labelled = sum(lab != plot.UNLABELLED for lab in res["labels"]) if labels else 0
+    extra = f", {labelled} labelled" if labels else ""
+    out(f"wrote a {args.method} map of {shown} items{extra} to {res['path']}")
+    return 0

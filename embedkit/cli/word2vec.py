@@ -1,5 +1,127 @@
-"""CLI verbs of this area (filled in by its issue)."""
+"""CLI verbs for word2vec: ``embedkit train word2vec``, ``embedkit eval word2vec`` and the demo step.
+
+    embedkit train word2vec corpus.txt more.txt.gz --name words --mode skipgram --dim 100
+    embedkit query words king -k 10
+    embedkit eval word2vec words [--similarity PATH] [--analogy PATH]
+"""
+
+from __future__ import annotations
+
+from ..errors import InputError
+from .common import add_store_option, add_train_options, existing_file, get_store, out, save_trained
+
+DEMO_NAME = "demo-words"
+DEMO_WORDS = ("government", "police", "australia", "fire", "company")
 
 
 def register(groups) -> None:
-    """Add this area's sub-commands to groups.top / groups.train / groups.eval."""
+    """Add ``train word2vec`` and ``eval word2vec``."""
+    p = groups.train.add_parser(
+        "word2vec", help="train word vectors (skip-gram / CBOW) from text files",
+        description="Train word2vec on text files (one sentence per line, whitespace tokens; .gz/.bz2 too) "
+                    "and save the vectors as an index.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="corpus files")
+    add_train_options(p, epochs=5, dim=100)
+    p.add_argument("--mode", default="skipgram", choices=["skipgram", "cbow"], help="default: skipgram")
+    p.add_argument("--window", type=int, default=5, help="context window (default: 5)")
+    p.add_argument("--negative", type=int, default=5, help="noise words per example (default: 5)")
+    p.add_argument("--min-count", type=int, default=5, help="drop rarer words (default: 5)")
+    p.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold, 0 disables (default: 1e-3)")
+    p.add_argument("--alpha", type=float, default=0.025, help="initial learning rate (default: 0.025)")
+    p.add_argument("--min-alpha", type=float, default=0.0001, help="final learning rate (default: 0.0001)")
+    p.add_argument("--max-vocab", type=int, default=None, help="keep only the most frequent words")
+    p.add_argument("--backend", default="auto", choices=["auto", "gensim", "torch"],
+                   help="auto: torch on CUDA, else gensim (default: auto)")
+    p.add_argument("--workers", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--batch-words", type=int, default=None, help="tokens per torch step")
+    p.set_defaults(func=_train)
+
+    e = groups.eval.add_parser(
+        "word2vec", help="word similarity (Spearman) and analogy accuracy of saved word vectors",
+        description="Evaluate a saved word2vec index on WordSim353, SimLex-999 and Google analogies "
+                    "(bundled with gensim) or on your own files.")
+    e.add_argument("name", metavar="NAME", help="index name in the store")
+    e.add_argument("--similarity", action="append", metavar="PATH",
+                   help="word-pair file 'w1 w2 score' (repeatable; default: wordsim353 and simlex999)")
+    e.add_argument("--analogy", metavar="PATH", help="analogy file 'a b c d' (default: questions-words.txt)")
+    e.add_argument("--no-analogy", action="store_true", help="skip the analogy test")
+    add_store_option(e)
+    e.set_defaults(func=_eval)
+
+
+def _trainer_from_args(args):
+    from ..trainers.word2vec import Word2Vec
+
+    return Word2Vec(mode=args.mode, dim=args.dim, window=args.window, negative=args.negative,
+                    min_count=args.min_count, sample=args.sample, epochs=args.epochs, alpha=args.alpha,
+                    min_alpha=args.min_alpha, max_vocab=args.max_vocab, seed=args.seed, backend=args.backend,
+                    device=args.device, workers=args.workers, batch_words=args.batch_words)
+
+
+def _train(args) -> int:
+    from ..data.corpus import Corpus
+
+    paths = [existing_file(f) for f in args.files]
+    store = get_store(args)
+    if store.exists(args.name) and not args.force:
+        raise InputError(f"an index named {args.name!r} already exists in {store.root}; pass --force to replace it")
+    trainer = _trainer_from_args(args)
+    trainer._validate()  # fail on bad parameters before reading the corpus
+    emb = trainer.fit(Corpus.from_files(paths), show_progress=not args.no_progress)
+    path = save_trained(args, emb, trainer, meta={"backend": trainer.backend_, "corpus": [str(p) for p in paths]})
+    loss = trainer.loss_history_[-1] if trainer.loss_history_ else float("nan")
+    out(f"trained word2vec ({args.mode}, {trainer.backend_}) on {int(trainer.vocab_counts_.sum())} "
+        f"in-vocabulary tokens: {len(emb)} words x {emb.dim} dims, final loss {loss:.4f}")
+    out(f"saved index {args.name!r} to {path}")
+    return 0
+
+
+def _eval(args) -> int:
+    from ..evaluate.words import analogy_report, bundled_eval_path, similarity_report
+
+    index = get_store(args).load(args.name)
+    emb = index.to_embeddings()
+    sims = args.similarity or [bundled_eval_path("wordsim353"), bundled_eval_path("simlex999")]
+    for path in sims:
+        rep = similarity_report(emb, path)
+        out(f"{_label(path):<22} spearman {rep['spearman']:.4f}   covered {rep['covered']}/{rep['pairs']} pairs "
+            f"({100 * rep['coverage']:.1f}%)")
+    if not args.no_analogy:
+        path = args.analogy or bundled_eval_path("questions-words")
+        rep = analogy_report(emb, path)
+        out(f"{_label(path):<22} accuracy {rep['accuracy']:.4f}   covered {rep['covered']}/{rep['questions']} "
+            f"questions ({100 * rep['coverage']:.1f}%)")
+    return 0
+
+
+def _label(path) -> str:
+    from pathlib import Path
+
+    return Path(path).name
+
+
+def demo(args=None, store=None) -> None:
+    """Train skip-gram on gensim's bundled Lee corpus (seconds), save index 'demo-words', print neighbours."""
+    from ..data.corpus import Corpus
+    from ..evaluate.words import bundled_eval_path
+    from ..store import Store
+    from ..trainers.word2vec import Word2Vec
+
+    corpus_path = bundled_eval_path("wordsim353").parent / "lee_background.cor"
+    if not corpus_path.is_file():
+        raise InputError(f"{corpus_path}: the bundled demo corpus is missing from the installed gensim")
+    if store is None:
+        store = Store(getattr(args, "store", None))
+    show = not getattr(args, "no_progress", False)
+    trainer = Word2Vec(mode="skipgram", dim=50, window=5, min_count=3, epochs=10, seed=0, backend="gensim",
+                       workers=1 if getattr(args, "deterministic", False) else None)
+    emb = trainer.fit(Corpus.from_files([corpus_path]), show_progress=show)
+    index = emb.to_index(metric="cosine", kind="flat")
+    path = store.save(DEMO_NAME, index, meta={"trainer": "Word2Vec", "params": trainer.json_params(),
+                                              "loss_history": trainer.loss_history_,
+                                              "corpus": corpus_path.name}, overwrite=True)
+    out(f"word2vec: trained on {corpus_path.name} ({len(emb)} words), saved index {DEMO_NAME!r} to {path}")
+    for word in DEMO_WORDS:
+        if word in index:
+            hits = index.search_keys([word], k=5)
+            out(f"  {word:<11} -> " + ", ".join(f"{k} ({s:.2f})" for k, s in zip(hits.keys[0], hits.scores[0])))

@@ -9,7 +9,6 @@ the full user and item vocabularies, so a model trained on ``train`` knows every
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
 from pathlib import Path
@@ -24,9 +23,6 @@ from ..errors import InputError, MissingKeyError, ParseError
 log = logging.getLogger(__name__)
 
 __all__ = ["Interactions"]
-
-_DELIMITERS = (",", "\t", ";", "|")
-
 
 class Interactions:
     """User-item interactions: string keys, a value per pair, optional timestamps.
@@ -157,8 +153,12 @@ class Interactions:
         for label, col in (("user", user), ("item", item), ("value", value), ("timestamp", timestamp)):
             if col is not None and col not in df.columns:
                 raise InputError(f"DataFrame has no {label} column {col!r}; columns are {list(df.columns)}")
-        users = df[user].astype(str).to_numpy()
-        items = df[item].astype(str).to_numpy()
+        for col in (user, item):
+            if df[col].isna().any():
+                raise InputError(f"DataFrame row {int(np.argmax(df[col].isna().to_numpy()))}: missing id in "
+                                 f"column {col!r}")
+        users = _as_id_array(df[user].to_numpy(), user)
+        items = _as_id_array(df[item].to_numpy(), item)
         values = None
         if value is not None:
             values = _numeric(df[value].to_numpy(), lambda r: f"DataFrame row {r} ({value})")
@@ -183,65 +183,19 @@ class Interactions:
         Raises ParseError naming the file and line for a short row, a missing id, or a value
         that is not a number, NaN or (unless ``allow_negative``) negative.
         """
-        import pandas as pd
+        from ._csv import read_columns
 
         path = Path(path)
-        if not path.exists():
-            raise InputError(f"{path}: no such file")
-        if path.is_dir():
-            raise InputError(f"{path}: is a directory, expected a CSV file")
-        with open(path, "r", encoding="utf-8", errors="replace") as fh:
-            first = fh.readline()
-            second = fh.readline()
-        if not first.strip():
-            raise ParseError(path, 1, "file is empty or starts with a blank line; expected a header or a row")
-        sep = delimiter if delimiter is not None else _sniff(first)
-        fields = _split(first, sep)
         cols = {"user": user, "item": item, "value": value, "timestamp": timestamp}
-        has_header, positions = _resolve_columns(path, fields, _split(second, sep) if second.strip() else None,
-                                                 cols, header)
-        try:
-            df = pd.read_csv(path, sep=sep if sep is not None else r"\s+", header=None, dtype=str,
-                             skiprows=1 if has_header else 0, keep_default_na=False,
-                             skip_blank_lines=False, usecols=sorted(set(positions.values())),
-                             engine="c" if sep is not None else "python", quoting=csv.QUOTE_MINIMAL)
-        except pd.errors.ParserError as exc:
-            m = re.search(r"line (\d+)", str(exc))
-            line = int(m.group(1)) if m else None
-            raise ParseError(path, line, f"wrong number of fields ({' '.join(str(exc).split())})") from None
-        except ValueError as exc:  # usecols out of range
-            raise ParseError(path, 1, f"cannot read columns {positions}: {exc}") from None
-        offset = 2 if has_header else 1  # file line of dataframe row 0
-
-        def where(row):
-            return f"{path}:{row + offset}"
-
-        keep = np.ones(len(df), dtype=bool)
-        data = {}
-        for name, pos in positions.items():
-            col = df[pos].to_numpy(dtype=object)
-            col = np.where(pd.isna(col), "", col).astype(str)
-            data[name] = np.char.strip(col)
-        blank = np.all([data[n] == "" for n in data], axis=0) if data else keep
-        keep &= ~blank  # blank lines are skipped
-        for name in ("user", "item"):
-            missing = (data[name] == "") & keep
-            if missing.any():
-                row = int(np.argmax(missing))
-                raise ParseError(path, row + offset, f"missing {name} id")
-        rows = np.flatnonzero(keep)
-        values = None
-        if "value" in data:
-            values = _numeric(data["value"][rows], lambda r: where(int(rows[r])), strict=True)
-        ts = None
-        if "timestamp" in data:
-            ts = _timestamps(data["timestamp"][rows], lambda r: where(int(rows[r])))
+        data, lines = read_columns(path, cols, delimiter, header)
 
         def where_row(r):
-            return where(int(rows[r]))
+            return f"{path}:{int(lines[r])}"
 
         try:
-            return cls._build(data["user"][rows], data["item"][rows], values, ts,
+            values = None if "value" not in data else _numeric(data["value"], where_row)
+            ts = None if "timestamp" not in data else _timestamps(data["timestamp"], where_row)
+            return cls._build(data["user"], data["item"], values, ts,
                               allow_negative=allow_negative, where=where_row)
         except InputError as exc:
             m = re.match(r"^(.*):(\d+): (.*)$", str(exc))
@@ -410,18 +364,16 @@ def _encode(ids, keys, what):
         raise MissingKeyError(f"unknown {what} {exc.args[0]!r}") from None
 
 
-def _numeric(col, where, strict: bool = False) -> np.ndarray:
+def _numeric(col, where) -> np.ndarray:
     import pandas as pd
 
     vals = pd.to_numeric(pd.Series(col), errors="coerce").to_numpy(dtype=np.float64)
     bad = np.isnan(vals)
-    if strict:
-        # a literal "nan" parses as NaN: report as NaN, other text as not-a-number
-        pass
     if bad.any():
         r = int(np.argmax(bad))
         raw = str(col[r])
-        problem = "value is NaN" if raw.strip().lower() in ("nan", "") else f"value {raw!r} is not a number"
+        problem = {"": "value is missing", "nan": "value is NaN"}.get(raw.strip().lower(),
+                                                                      f"value {raw!r} is not a number")
         raise InputError(f"{where(r)}: {problem}; fix or drop that row")
     return vals
 
@@ -433,72 +385,13 @@ def _timestamps(col, where) -> np.ndarray:
     num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
     if not np.isnan(num).any():
         return num
+    if not np.isnan(num).all():
+        r = int(np.argmax(np.isnan(num)))
+        raise InputError(f"{where(r)}: timestamp {str(col[r])!r} is not a number like the others; "
+                         "use one format (Unix seconds or ISO dates) for every row")
     parsed = pd.to_datetime(s.astype(str), errors="coerce", utc=True, format="ISO8601")
     bad = parsed.isna().to_numpy()
     if bad.any():
         r = int(np.argmax(bad))
         raise InputError(f"{where(r)}: timestamp {str(col[r])!r} is neither a number nor an ISO date")
-    return parsed.astype("int64").to_numpy() / 1e9 if parsed.dtype.unit == "ns" else \
-        (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
-
-
-def _sniff(line: str) -> str | None:
-    counts = {d: line.count(d) for d in _DELIMITERS}
-    best = max(counts, key=counts.get)
-    return best if counts[best] > 0 else None  # None = runs of whitespace
-
-
-def _split(line: str, sep: str | None) -> list[str]:
-    line = line.rstrip("\r\n")
-    parts = line.split() if sep is None else next(csv.reader([line], delimiter=sep))
-    return [p.strip() for p in parts]
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
-def _resolve_columns(path, first, second, cols, header):
-    """Return (has_header, {role: position}) for the requested user/item/value/timestamp columns."""
-    wanted = {k: v for k, v in cols.items() if v is not None}
-    for role, col in wanted.items():
-        if isinstance(col, bool) or not isinstance(col, (str, int)):
-            raise InputError(f"the {role} column must be a name (str) or a 0-based position (int); got {col!r}")
-    by_name = {k: v for k, v in wanted.items() if isinstance(v, str)}
-    if header is None:
-        if by_name:
-            header = all(v in first for v in by_name.values())
-            if not header:
-                defaults = (by_name.get("user") == "user" and by_name.get("item") == "item"
-                            and set(by_name) <= {"user", "item"})
-                if not defaults:
-                    missing = [v for v in by_name.values() if v not in first]
-                    raise ParseError(path, 1, f"no column named {missing[0]!r} in the header {first}; "
-                                              "name an existing column or give 0-based positions")
-        else:
-            probes = [wanted[r] for r in ("value", "timestamp") if r in wanted]
-            header = bool(probes) and all(p < len(first) for p in probes) and \
-                any(not _is_number(first[p]) for p in probes) and \
-                (second is None or all(p < len(second) and _is_number(second[p]) for p in probes if p < len(first))
-                 or True)
-    positions = {}
-    for role, col in wanted.items():
-        if isinstance(col, str):
-            if header:
-                if col not in first:
-                    raise ParseError(path, 1, f"no column named {col!r} in the header {first}")
-                positions[role] = first.index(col)
-            else:  # headerless default names
-                positions[role] = {"user": 0, "item": 1}[role]
-        else:
-            if col < 0 or col >= len(first):
-                raise ParseError(path, 1, f"the {role} column position {col} is out of range; "
-                                          f"the line has {len(first)} fields")
-            positions[role] = col
-    if len(set(positions.values())) != len(positions):
-        raise InputError(f"two roles read the same column: {positions}")
-    return bool(header), positions
+    return (parsed - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds().to_numpy()

@@ -106,8 +106,12 @@ def build(kind: str, factory: str, dim: int, metric: str, knobs: dict):
     ivf = _try_extract_ivf(base)
     if ivf is not None:
         # we choose nlist for the data at hand; say so through logging, not FAISS's stderr warning
+        ivf = faiss.downcast_index(ivf)
         ivf.cp.min_points_per_centroid = 1
-        pq = getattr(faiss.downcast_index(ivf), "pq", None)
+        if hasattr(ivf, "do_polysemous_training"):
+            # polysemous codes are never used by our search; training them costs 15x the PQ itself
+            ivf.do_polysemous_training = False
+        pq = getattr(ivf, "pq", None)
         if pq is not None:
             pq.cp.min_points_per_centroid = 1
         return base, True

@@ -226,15 +226,26 @@ def load_index(cls, path, *, mmap=False, verify=True):
         raise StoreError(f"{path}: ids, keys and vectors disagree in length or dimension; the index is damaged")
     next_id = int(manifest.get("next_id", len(ids)))
     if "index.faiss" in files:
-        flags = faiss.IO_FLAG_MMAP if mmap else 0
+        findex = None
+        if mmap:  # not every FAISS type can be memory-mapped (IVF cannot): read those normally
+            from . import _factory as F
+
+            try:
+                findex = faiss.read_index(str(path / "index.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+                if F._try_extract_ivf(findex) is not None:  # on-disk IVF lists cannot be copied later
+                    findex, mmap = None, False
+            except RuntimeError:
+                findex, mmap = None, False
         try:
-            findex = faiss.read_index(str(path / "index.faiss"), flags) if flags else faiss.read_index(str(path / "index.faiss"))
+            if findex is None:
+                findex = faiss.read_index(str(path / "index.faiss"))
         except RuntimeError as exc:
             raise StoreError(f"{path / 'index.faiss'}: cannot be read by FAISS ({str(exc).strip().splitlines()[-1]})") from None
         from . import _factory as F
 
         F.apply_search_knobs(findex, idx._knobs)
         idx._faiss = findex
+        idx._mmapped = bool(mmap)
         idx._ids_native = F._try_extract_ivf(findex) is not None
         idx._native_remove = not F.is_hnsw(findex)
     # rows by id: dense when ids are 0..n-1 (the common case) so vectors can stay memory-mapped

@@ -231,7 +231,18 @@ class VectorIndex:
             self._maybe_compact()
             return len(ids)
 
+    def _make_writable(self):
+        """A memory-mapped FAISS index is read-only: copy it into memory before the first write."""
+        if getattr(self, "_mmapped", False):
+            import faiss
+
+            self._faiss = faiss.deserialize_index(faiss.serialize_index(self._faiss))
+            F.apply_search_knobs(self._faiss, self._knobs)
+            self._search_params = None
+            self._mmapped = False
+
     def _insert(self, keys, vecs, fvecs):
+        self._make_writable()
         if self._faiss is None:
             self._create_faiss(fvecs)
         n = len(keys)
@@ -277,6 +288,7 @@ class VectorIndex:
         self._native_remove = not F.is_hnsw(index)
 
     def _delete_ids(self, ids):
+        self._make_writable()
         ids = np.asarray(ids, dtype=np.int64)
         for i in ids.tolist():
             del self._key_to_id[self._id_key[i]]

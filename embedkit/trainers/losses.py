@@ -10,7 +10,7 @@ Losses (mean over the batch; distances are Euclidean):
   row against its partner among all other rows of the batch, cosine similarity / temperature.
 
 Miners (given in-batch distances and labels) pick one positive and one negative per anchor:
-random; hard ("batch hard", Hermans et al. 2017: farthest positive, closest negative);
+random (uniform); hard ("batch hard", Hermans et al. 2017: farthest positive, closest negative);
 semihard (FaceNet: a random positive and the closest negative farther away than it).
 """
 
@@ -85,17 +85,35 @@ def _random_choice(mask: torch.Tensor, generator) -> torch.Tensor:
     return r.masked_fill(~mask, -1.0).argmax(dim=1)
 
 
+def _random_negatives(labels: torch.Tensor, positives: torch.Tensor, generator, tries: int = 16):
+    """O(B) random miner when each row's positive is known: negatives by rejection sampling.
+
+    Rows whose ``tries`` draws all hit their own class (a batch of nearly one class) are dropped.
+    """
+    b = len(labels)
+    draws = torch.randint(b, (b, tries), generator=generator, device=labels.device)
+    ok = labels[draws] != labels[:, None]
+    first = ok.float().argmax(dim=1)
+    found = ok.any(dim=1)
+    anchors = torch.nonzero(found).reshape(-1)
+    return anchors, positives[anchors], draws[anchors, first[anchors]]
+
+
 @torch.no_grad()
-def mine_triplets(dist: torch.Tensor, labels: torch.Tensor, miner: str = "random",
-                  generator: torch.Generator | None = None):
+def mine_triplets(dist: torch.Tensor | None, labels: torch.Tensor, miner: str = "random",
+                  generator: torch.Generator | None = None, positives: torch.Tensor | None = None):
     """Choose (anchor, positive, negative) row indices from in-batch distances (B, B) and labels (B,).
 
     Every row with at least one other row of its class and one of another class is an anchor.
-    Returns three index tensors of equal length (possibly empty).
+    With ``positives`` (one known same-class row per row) the random miner uses them and draws
+    negatives without building (B, B) matrices (``dist`` may then be None). Returns three index
+    tensors of equal length (possibly empty).
     """
     if miner not in MINERS:
         raise InputError(f"The 'miner' parameter must be one of {', '.join(repr(m) for m in MINERS)}. "
                          f"Got {miner!r} instead.")
+    if miner == "random" and positives is not None:
+        return _random_negatives(labels, positives, generator)
     same = labels[:, None] == labels[None, :]
     pos_mask = same & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
     neg_mask = ~same

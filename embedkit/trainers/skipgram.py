@@ -63,9 +63,8 @@ __all__ = ["train_skipgram", "evaluate_loss", "MAX_SENTENCE_LEN"]
 
 MAX_SENTENCE_LEN = 10_000   # longer sentences are cut into pieces of this size (as gensim does)
 _CPU_BATCH_WORDS = 20_000
-_CUDA_BATCH_WORDS = 1 << 18
-_CPU_MAX_ROW_UPDATES = 1_000_000  # CPU steps are small: keep exact sequential sums by default
-_CUDA_MAX_ROW_UPDATES = 32
+_CUDA_BATCH_WORDS = 1 << 15
+_ROW_STEP = 1.0   # default max_row_step: each frequent row moves at most one Newton step per step
 
 
 def _torch():
@@ -115,64 +114,115 @@ class _Sampler:
 
 
 def _pairs(sid, reduced, window: int):
-    """(centre, context) positions of all pairs within each centre's reduced window and sentence."""
+    """(centre, context) positions of all pairs within each centre's reduced window and sentence.
+
+    One ``nonzero`` for the whole chunk (a single host sync on CUDA).
+    """
     torch = _torch()
     n = sid.numel()
-    centres, contexts = [], []
-    for d in range(1, min(window, n - 1) + 1):
-        same = sid[:-d] == sid[d:]
-        left = torch.nonzero(same & (reduced[:-d] >= d)).squeeze(1)   # centre i, context i+d
-        right = torch.nonzero(same & (reduced[d:] >= d)).squeeze(1)   # centre i+d, context i
-        centres += [left, right + d]
-        contexts += [left + d, right]
-    if not centres:
+    w = min(window, n - 1)
+    if w < 1:
         empty = torch.empty(0, dtype=torch.int64, device=sid.device)
         return empty, empty
-    return torch.cat(centres), torch.cat(contexts)
+    dist = torch.arange(1, w + 1, device=sid.device).unsqueeze(1)          # (w, 1)
+    pos = torch.arange(n, device=sid.device).unsqueeze(0)                  # (1, n)
+    other = (pos + dist).clamp(max=n - 1)                                  # position i + d
+    same = (pos + dist < n) & (sid[other] == sid.unsqueeze(0))
+    forward = same & (reduced.unsqueeze(0) >= dist)       # centre i, context i + d
+    backward = same & (reduced[other] >= dist)            # centre i + d, context i
+    side, d_idx, i = torch.nonzero(torch.stack([forward, backward])).unbind(1)
+    j = i + d_idx + 1
+    back = side.bool()
+    return torch.where(back, j, i), torch.where(back, i, j)
 
 
-def _row_scale(rows, vocab_size: int, cap: float):
-    """Per-occurrence factor min(1, cap / count(row in this step)) (see module docstring)."""
+def _apply(w, rows, grads, lr: float, tau, curvature_along):
+    """``w[rows] += grads`` with each row's summed update capped at ``tau`` times its Newton step.
+
+    A row updated by many examples of one step receives their summed update ``D`` (as
+    sequential SGD would, to first order). Along ``D`` the loss changes by
+    ``-t |D|^2 / lr + t^2 c / 2`` for a step ``t * D`` where ``c = sum_i sigma'(s_i) (x_i . D)^2``
+    (``x_i``: the vector each example pairs the row with), so the best step is
+    ``t* = |D|^2 / (lr c)``. Rows with ``t* >= 1`` (nearly all rows: rare words, early training)
+    get exactly the summed SGD update; frequent rows get ``min(1, tau * t*) * D``, which
+    is what keeps large mini-batches from diverging. ``curvature_along(d)`` returns each
+    occurrence's ``sigma' (x . d)^2`` given the per-occurrence row updates ``d``.
+    """
     torch = _torch()
-    cnt = torch.bincount(rows, minlength=vocab_size)
-    scale = (cap / cnt.clamp(min=1).to(torch.float32)).clamp(max=1.0)
-    return scale[rows].unsqueeze(1)
+    if tau is None:
+        w.index_add_(0, rows, grads)
+        return
+    uniq, inv = torch.unique(rows, return_inverse=True)
+    delta = torch.zeros((uniq.numel(), w.shape[1]), device=w.device, dtype=w.dtype).index_add_(0, inv, grads)
+    curv = torch.zeros(uniq.numel(), device=w.device, dtype=w.dtype).index_add_(0, inv, curvature_along(delta[inv]))
+    newton = (delta * delta).sum(1) / (lr * curv).clamp(min=1e-30)
+    scale = (tau * newton).clamp(max=1.0)
+    w.index_add_(0, uniq, delta * scale.unsqueeze(1))
 
 
-def _sg_step(w_in, w_out, inp, out, noise, lr, cap, update=True):
+def _scores(u, x, noise, out):
+    """Scores of (1 + K) targets against ``x``; returns (s, sign, valid)."""
+    torch = _torch()
+    s = torch.bmm(u, x.unsqueeze(2)).squeeze(2)                         # (P, 1+K)
+    valid = torch.ones_like(s)
+    valid[:, 1:] = (noise != out.unsqueeze(1)).to(s.dtype)
+    sign = torch.full_like(s, -1.0)
+    sign[:, 0] = 1.0
+    return s, sign, valid
+
+
+def _update_both(w_in, w_out, in_rows, x, u, targets, g, sig, valid, lr, tau, in_pick=None):
+    """Apply one step's updates to output rows (``targets``) and input rows (``in_rows``).
+
+    ``x`` (E, D): the input-side vector of each example (skip-gram: the context word's
+    vector; CBOW: the context mean); ``u`` (E, 1+K, D): its target rows; ``g`` the
+    lr-scaled coefficients. ``in_pick`` maps each input-row occurrence to its example
+    (CBOW: several context words share one example); None means one-to-one.
+    """
+    torch = _torch()
+    dim = x.shape[1]
+    curv = sig * (1 - sig) * valid                                      # sigma'(s), (E, 1+K)
+    grad_x = torch.bmm(g.unsqueeze(1), u).squeeze(1)                    # (E, D)
+    grad_u = (g.unsqueeze(2) * x.unsqueeze(1)).reshape(-1, dim)
+    flat = targets.reshape(-1)
+
+    def out_curv(d):
+        proj = (d.view(g.shape[0], g.shape[1], dim) * x.unsqueeze(1)).sum(2)
+        return (curv * proj * proj).reshape(-1)
+
+    def in_curv(d):
+        uu, cc = (u, curv) if in_pick is None else (u[in_pick], curv[in_pick])
+        proj = torch.bmm(uu, d.unsqueeze(2)).squeeze(2)
+        return (cc * proj * proj).sum(1)
+
+    _apply(w_out, flat, grad_u, lr, tau, out_curv)
+    _apply(w_in, in_rows, grad_x if in_pick is None else grad_x[in_pick], lr, tau, in_curv)
+
+
+def _sg_step(w_in, w_out, inp, out, noise, lr, tau, update=True):
     """One skip-gram step on pairs (input row ``inp`` predicts output row ``out``).
 
     Returns the summed loss of the step (0-dim tensor) and the number of examples.
     """
     torch = _torch()
-    f = torch.nn.functional
     targets = torch.cat([out.unsqueeze(1), noise], dim=1)               # (P, 1+K)
     v = w_in[inp]                                                       # (P, D)
     u = w_out[targets]                                                  # (P, 1+K, D)
-    s = torch.bmm(u, v.unsqueeze(2)).squeeze(2)                         # (P, 1+K)
-    valid = torch.ones_like(s, dtype=torch.bool)
-    valid[:, 1:] = noise != out.unsqueeze(1)
-    sign = torch.full_like(s, -1.0)
-    sign[:, 0] = 1.0
-    loss = -(f.logsigmoid(sign * s) * valid).sum()
+    s, sign, valid = _scores(u, v, noise, out)
+    loss = -(torch.nn.functional.logsigmoid(sign * s) * valid).sum()
     if update:
-        label = (sign > 0).to(s.dtype)
-        g = (label - torch.sigmoid(s)) * valid * lr                     # (P, 1+K)
-        grad_v = torch.bmm(g.unsqueeze(1), u).squeeze(1)                # (P, D)
-        grad_u = (g.unsqueeze(2) * v.unsqueeze(1)).reshape(-1, v.shape[1])
-        flat = targets.reshape(-1)
-        if cap is not None:
-            grad_v *= _row_scale(inp, w_in.shape[0], cap)
-            grad_u *= _row_scale(flat, w_out.shape[0], cap)
-        w_out.index_add_(0, flat, grad_u)
-        w_in.index_add_(0, inp, grad_v)
+        sig = torch.sigmoid(s)
+        g = ((sign > 0).to(s.dtype) - sig) * valid * lr                 # (P, 1+K)
+        _update_both(w_in, w_out, inp, v, u, targets, g, sig, valid, lr, tau)
     return loss, inp.numel()
 
 
-def _cbow_step(w_in, w_out, ids, centre_pos, context_pos, noise_fn, lr, cap, update=True):
-    """One CBOW step: the mean of each centre's context input vectors predicts the centre."""
+def _cbow_step(w_in, w_out, ids, centre_pos, context_pos, noise_fn, lr, tau, update=True):
+    """One CBOW step: the mean of each centre's context input vectors predicts the centre.
+
+    As in word2vec.c, every context word receives the full error of its example.
+    """
     torch = _torch()
-    f = torch.nn.functional
     n = ids.numel()
     dim = w_in.shape[1]
     cnt = torch.bincount(centre_pos, minlength=n)
@@ -191,24 +241,12 @@ def _cbow_step(w_in, w_out, ids, centre_pos, context_pos, noise_fn, lr, cap, upd
     noise = noise_fn((m, noise_fn.negative))
     targets = torch.cat([out.unsqueeze(1), noise], dim=1)
     u = w_out[targets]
-    s = torch.bmm(u, h.unsqueeze(2)).squeeze(2)
-    valid = torch.ones_like(s, dtype=torch.bool)
-    valid[:, 1:] = noise != out.unsqueeze(1)
-    sign = torch.full_like(s, -1.0)
-    sign[:, 0] = 1.0
-    loss = -(f.logsigmoid(sign * s) * valid).sum()
+    s, sign, valid = _scores(u, h, noise, out)
+    loss = -(torch.nn.functional.logsigmoid(sign * s) * valid).sum()
     if update:
-        label = (sign > 0).to(s.dtype)
-        g = (label - torch.sigmoid(s)) * valid * lr
-        neu1e = torch.bmm(g.unsqueeze(1), u).squeeze(1)                 # (m, D)
-        grad_u = (g.unsqueeze(2) * h.unsqueeze(1)).reshape(-1, dim)
-        flat = targets.reshape(-1)
-        grad_in = neu1e[pair_row]
-        if cap is not None:
-            grad_u *= _row_scale(flat, w_out.shape[0], cap)
-            grad_in *= _row_scale(ctx_ids, w_in.shape[0], cap)
-        w_out.index_add_(0, flat, grad_u)
-        w_in.index_add_(0, ctx_ids, grad_in)
+        sig = torch.sigmoid(s)
+        g = ((sign > 0).to(s.dtype) - sig) * valid * lr
+        _update_both(w_in, w_out, ctx_ids, h, u, targets, g, sig, valid, lr, tau, in_pick=pair_row)
     return loss, m
 
 
@@ -288,7 +326,7 @@ def train_skipgram(
     show_progress: bool = True,
     callback: Optional[Callable[[int, float], object]] = None,
     desc: str = "skipgram",
-    max_row_updates: Optional[float] = None,
+    max_row_step: Optional[float] = None,
 ):
     """Train skip-gram or CBOW with negative sampling; return (input vectors, loss per epoch).
 
@@ -308,8 +346,9 @@ def train_skipgram(
     cuda = dev.type == "cuda"
     if batch_words is None:
         batch_words = _CUDA_BATCH_WORDS if cuda else _CPU_BATCH_WORDS
-    if max_row_updates is None:
-        max_row_updates = _CUDA_MAX_ROW_UPDATES if cuda else _CPU_MAX_ROW_UPDATES
+    tau = _ROW_STEP if max_row_step is None else float(max_row_step)
+    if math.isinf(tau):
+        tau = None  # no limit: plain summed updates (diverges with large batches; for experiments)
     vocab_size = counts.size
     if total_words is None:
         total_words = int(counts.sum())
@@ -348,10 +387,9 @@ def train_skipgram(
                         if centre.numel():
                             if mode == "skipgram":
                                 loss, n = _sg_step(w_in, w_out, ids[context], ids[centre],
-                                                   noise((centre.numel(), negative)), lr, max_row_updates)
+                                                   noise((centre.numel(), negative)), lr, tau)
                             else:
-                                loss, n = _cbow_step(w_in, w_out, ids, centre, context, noise, lr,
-                                                     max_row_updates)
+                                loss, n = _cbow_step(w_in, w_out, ids, centre, context, noise, lr, tau)
                             loss_sum += loss
                             examples += n
                     seen += raw

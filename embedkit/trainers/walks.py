@@ -20,7 +20,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["WalkSampler", "WalkStream", "random_walks"]
+__all__ = ["WalkSampler", "WalkStream", "random_walks", "encode_lines"]
+
+_REJECTION_ROUNDS = 4          # after this many rounds, remaining walkers may be drawn exactly
+_EXACT_BUDGET = 1 << 22        # ... if their neighbour lists hold at most this many entries
 
 
 def _seed_for(*parts: int) -> int:
@@ -96,7 +99,14 @@ class WalkSampler:
         pending = torch.arange(cur.shape[0], device=self.device)
         pp, pc = prev, cur
         lo_out, hi_out = min(1.0, self.a_out), max(1.0, self.a_out)
+        rounds = 0
         while pending.shape[0]:
+            if rounds >= _REJECTION_ROUNDS and pending.shape[0] * 8 <= cur.shape[0]:
+                # a few stragglers keep rejecting (small acceptance rate): draw them exactly
+                if int(self.degree[pc].sum()) <= _EXACT_BUDGET:
+                    out[pending] = self._exact(pp, pc, gen)
+                    break
+            rounds += 1
             cand = self._first_order(pc, gen)
             r = torch.rand(pending.shape[0], generator=gen, device=self.device) * self.a_max
             is_ret = cand == pp
@@ -113,6 +123,33 @@ class WalkSampler:
             rej = ~acc
             pending, pp, pc = pending[rej], pp[rej], pc[rej]
         return out
+
+    def _exact(self, prev: torch.Tensor, cur: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """One node2vec step drawn from the full normalised distribution (for a few walkers).
+
+        Expands every walker's neighbour list (cost: the sum of their degrees), weights each
+        neighbour by w * alpha and inverts the per-walker cumulative sum.
+        """
+        dev = self.device
+        m = cur.shape[0]
+        deg = self.degree[cur]
+        ends = torch.cumsum(deg, 0)
+        seg = torch.repeat_interleave(torch.arange(m, device=dev), deg)
+        pos = self.indptr[cur][seg] + torch.arange(seg.shape[0], device=dev) - (ends - deg)[seg]
+        x = self.indices[pos]
+        w = (self.cumw[pos + 1] - self.cumw[pos]) if self.weighted else torch.ones(x.shape[0], dtype=torch.float64, device=dev)
+        pv = prev[seg]
+        alpha = torch.full_like(w, self.a_out)
+        if self.keys is not None:
+            alpha[self._has_edge(pv, x)] = 1.0
+        alpha[x == pv] = self.a_return
+        cs = torch.cumsum(w * alpha, 0)
+        hi = cs[ends - 1]
+        lo = torch.where(ends - deg > 0, cs[(ends - deg - 1).clamp(min=0)], torch.zeros_like(hi))
+        u = torch.rand(m, generator=gen, device=dev, dtype=torch.float64)
+        k = torch.searchsorted(cs, lo + u * (hi - lo), right=True)
+        k = torch.maximum(torch.minimum(k, ends - 1), ends - deg)
+        return x[k]
 
     # ------------------------------------------------------------------ whole walks
     def walk(self, starts: torch.Tensor, walk_length: int, gen: torch.Generator):
@@ -192,25 +229,48 @@ class WalkStream:
 
     def epoch(self, e: int):
         """Generator over the batches of epoch ``e`` (same ``e`` -> same walks)."""
-        rng = np.random.default_rng([self.seed, e])
         gen = torch.Generator(device=self.sampler.device)
-        batch = 0
+        for batch, starts in enumerate(self._start_batches(e)):
+            gen.manual_seed(_seed_for(self.seed, e, batch))
+            walks, lengths = self.sampler.walk(torch.as_tensor(starts).to(self.sampler.device), self.walk_length, gen)
+            if bool((lengths == self.walk_length).all()):
+                tokens = walks.reshape(-1)
+            else:
+                tokens = walks[walks >= 0]
+            yield tokens, lengths
+
+    def _start_batches(self, e: int):
+        """Start nodes of epoch ``e``: ``walks_per_node`` shuffled rounds, cut into batches of
+        ``batch_walkers`` (small graphs put several rounds in one batch)."""
+        rng = np.random.default_rng([self.seed, e])
+        buf, held = [], 0
         for _ in range(self.walks_per_node):
-            order = torch.as_tensor(rng.permutation(self.starts)).to(self.sampler.device)
-            for i in range(0, len(order), self.batch_walkers):
-                gen.manual_seed(_seed_for(self.seed, e, batch))
-                batch += 1
-                walks, lengths = self.sampler.walk(order[i:i + self.batch_walkers], self.walk_length, gen)
-                if bool((lengths == self.walk_length).all()):
-                    tokens = walks.reshape(-1)
-                else:
-                    tokens = walks[walks >= 0]
-                yield tokens, lengths
+            perm = rng.permutation(self.starts)
+            pos = 0
+            while pos < len(perm):
+                take = min(self.batch_walkers - held, len(perm) - pos)
+                buf.append(perm[pos:pos + take])
+                held += take
+                pos += take
+                if held == self.batch_walkers:
+                    yield np.concatenate(buf)
+                    buf, held = [], 0
+        if held:
+            yield np.concatenate(buf)
 
     def __iter__(self):
         e = self.epochs_started
         self.epochs_started += 1
         return self.epoch(e)
+
+    def write_text(self, fh, e: int = 0) -> int:
+        """Write epoch ``e``'s walks to a binary file handle, one walk per line of node rows
+        (the gensim ``corpus_file`` format), batch by batch; returns the number of tokens."""
+        total = 0
+        for tokens, lengths in self.epoch(e):
+            fh.write(encode_lines(tokens.cpu().numpy(), lengths.cpu().numpy()))
+            total += int(tokens.shape[0])
+        return total
 
     def counts(self, num_nodes: int) -> np.ndarray:
         """Visits per node over epoch 0's walks (the same walks the first epoch trains on)."""
@@ -218,3 +278,30 @@ class WalkStream:
         for tokens, _ in self.epoch(0):
             total += torch.bincount(tokens, minlength=num_nodes)
         return total.cpu().numpy()
+
+
+def encode_lines(tokens: np.ndarray, lengths: np.ndarray) -> bytes:
+    """ASCII text of non-negative int tokens, space separated, one sentence per line (vectorised)."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    if tokens.size == 0:
+        return b""
+    nd = np.ones(tokens.shape, dtype=np.int64)
+    power = 10
+    while True:
+        more = tokens >= power
+        if not more.any():
+            break
+        nd += more
+        power *= 10
+    size = nd + 1                                     # digits + separator
+    ends = np.cumsum(size)
+    starts = ends - size
+    buf = np.full(int(ends[-1]), ord(" "), dtype=np.uint8)
+    value = tokens.copy()
+    for k in range(int(nd.max())):
+        live = nd > k
+        buf[(starts + nd - 1 - k)[live]] = (value[live] % 10 + ord("0")).astype(np.uint8)
+        value //= 10
+    line_ends = np.cumsum(np.asarray(lengths, dtype=np.int64)) - 1
+    buf[ends[line_ends[np.asarray(lengths) > 0]] - 1] = ord("\n")
+    return buf.tobytes()

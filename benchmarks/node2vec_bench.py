@@ -1,0 +1,319 @@
+"""Node2Vec benchmark: embedkit's torch walker beside PecanPy (SparseOTF and PreComp).
+
+Two parts, same graphs and hyper-parameters on both sides:
+
+1. Walks: steps/s and peak memory on stochastic-block-model (SBM) graphs of about 10k, 100k
+   and 1M undirected edges (average degree 10). Each measurement runs in a fresh process:
+   ``peak RSS`` is the process maximum, ``walk mem`` its growth from the moment the graph was
+   loaded (what the walker itself needs). embedkit streams batches of walks; PecanPy builds
+   its whole walk matrix and then (public API) a list of string lists, both timed here:
+   ``core`` = its numba walk kernel, ``+str`` = simulate_walks as users call it.
+   PecanPy's numba code is compiled first on a tiny walk (compilation not timed).
+2. End to end: fit time and node-classification F1 (one-vs-rest logistic regression, 50% of
+   nodes labelled, mean of 5 splits) on a labelled SBM graph with planted blocks; PecanPy
+   side = SparseOTF walks + gensim Word2Vec exactly as PecanPy's ``embed`` calls it
+   (gensim defaults: sample=1e-3), so embedkit is run with sample=1e-3 too.
+
+PecanPy pins numpy < 2, so it runs in its own virtual environment:
+
+    python3 -m venv /tmp/venv-pecanpy && /tmp/venv-pecanpy/bin/pip install pecanpy==2.0.9 psutil
+    python benchmarks/node2vec_bench.py                         # CPU, all cores
+    python benchmarks/node2vec_bench.py --device cuda           # embedkit on the GPU
+    python benchmarks/node2vec_bench.py --quick                 # 10k and 100k edges only
+
+Without the PecanPy environment (``--pecanpy-python``) only embedkit's rows are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PECANPY = "/tmp/venv-pecanpy/bin/python"
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak() -> None:
+    """Make ru_maxrss-like peaks measurable from now on (Linux: clear_refs 5 resets VmHWM)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def _hwm_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return _peak_mb()
+
+
+# ----------------------------------------------------------------------------- data
+def make_sbm(path: Path, num_edges: int, blocks: int = 10, degree: float = 10.0, p_in: float = 0.7,
+             seed: int = 0) -> dict:
+    """Write an undirected SBM edge list ('u v' lines) and its labels; a share ``p_in`` of each
+    node's edges stays inside its block. Returns {'nodes', 'edges', 'labels' path}."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = max(int(round(2 * num_edges / degree)), blocks * 2)
+    block = np.arange(n) % blocks
+    src = rng.integers(0, n, num_edges)
+    inside = rng.random(num_edges) < p_in
+    # a random node of the same block, or of any block
+    same = (rng.integers(0, n // blocks, num_edges) * blocks + block[src]) % n
+    dst = np.where(inside, same, rng.integers(0, n, num_edges))
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    np.savetxt(path, np.stack([src, dst], 1), fmt="%d", delimiter="\t")
+    labels = path.with_suffix(".labels.tsv")
+    np.savetxt(labels, np.stack([np.arange(n), block], 1), fmt="%d", delimiter="\t")
+    return {"nodes": n, "edges": int(keep.sum()), "labels": str(labels)}
+
+
+# ----------------------------------------------------------------------------- workers (own process)
+def worker_ours_walk(a) -> dict:
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    import embedkit as ek
+    from embedkit.trainers.node2vec import Node2Vec
+
+    torch.set_num_threads(a.threads)
+    graph = ek.Graph.from_edgelist(a.edges)
+    cuda = a.device.startswith("cuda")
+    base = _rss_mb()
+    _reset_peak()
+    model = Node2Vec(walk_length=a.walk_length, walks_per_node=a.walks_per_node, p=a.p, q=a.q, seed=0,
+                     device=a.device)
+    stream = model.walk_stream(graph)
+    # warm-up (allocator, kernels): one small batch
+    warm = Node2Vec(walk_length=5, walks_per_node=1, p=a.p, q=a.q, device=a.device, walk_batch_size=1024)
+    next(iter(warm.walk_stream(graph).epoch(0)))
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    steps = 0
+    for _tokens, lengths in stream.epoch(0):
+        steps += int((lengths - 1).sum())
+    if cuda:
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    out = {"seconds": dt, "steps": steps, "peak_mb": _hwm_mb(), "walk_mb": _hwm_mb() - base}
+    if cuda:
+        out["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def worker_pecanpy_walk(a) -> dict:
+    import numpy as np
+    from pecanpy import pecanpy as pp
+
+    g = getattr(pp, a.mode)(p=a.p, q=a.q, workers=a.threads, verbose=False, random_state=0)
+    g.read_edg(a.edges, weighted=False, directed=False)
+    base = _rss_mb()
+    _reset_peak()
+    t_pre = time.perf_counter()
+    g._preprocess_transition_probs()           # PreComp: alias tables (numba-compiled; compile included)
+    t_pre = time.perf_counter() - t_pre
+    g.simulate_walks(1, 2)                     # compile the walk kernel (not timed)
+    # core: PecanPy's simulate_walks without the final conversion to lists of strings
+    nodes = np.array(range(g.num_nodes), dtype=np.uint32)
+    starts = np.concatenate([nodes] * a.walks_per_node)
+    np.random.seed(0)
+    np.random.shuffle(starts)
+    from numba_progress import ProgressBar
+
+    t0 = time.perf_counter()
+    with ProgressBar(total=len(starts), disable=True) as progress:
+        mat = g._random_walks(len(starts), a.walk_length - 1, 0, starts, g.get_has_nbrs(),
+                              g.get_move_forward(), progress)
+    core = time.perf_counter() - t0
+    steps = int((mat[:, -1].astype(np.int64) - 1).sum())
+    del mat
+    t0 = time.perf_counter()
+    walks = g.simulate_walks(a.walks_per_node, a.walk_length - 1)
+    public = time.perf_counter() - t0
+    del walks
+    return {"seconds": core, "public_seconds": public, "preprocess_seconds": t_pre, "steps": steps,
+            "peak_mb": _hwm_mb(), "walk_mb": _hwm_mb() - base}
+
+
+def worker_ours_fit(a) -> dict:
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+    import torch
+
+    import embedkit as ek
+
+    torch.set_num_threads(a.threads)
+    t0 = time.perf_counter()
+    graph = ek.Graph.from_edgelist(a.edges)
+    model = ek.Node2Vec(dim=a.dim, walk_length=a.walk_length, walks_per_node=a.walks_per_node, window=a.window,
+                        p=a.p, q=a.q, sample=1e-3, seed=0, device=a.device, backend=a.backend, workers=a.threads)
+    emb = model.fit(graph, show_progress=False)
+    dt = time.perf_counter() - t0
+    np.save(a.out, emb.vectors)
+    Path(a.out + ".keys").write_text("\n".join(emb.keys))
+    return {"seconds": dt, "backend": model.backend_, "peak_mb": _peak_mb()}
+
+
+def worker_pecanpy_fit(a) -> dict:
+    import numpy as np
+    from pecanpy import pecanpy as pp
+
+    t0 = time.perf_counter()
+    g = pp.SparseOTF(p=a.p, q=a.q, workers=a.threads, verbose=False, random_state=0)
+    g.read_edg(a.edges, weighted=False, directed=False)
+    vectors = g.embed(dim=a.dim, num_walks=a.walks_per_node, walk_length=a.walk_length - 1,
+                      window_size=a.window, epochs=1)
+    dt = time.perf_counter() - t0
+    np.save(a.out, vectors.astype(np.float32))
+    Path(a.out + ".keys").write_text("\n".join(g.nodes))
+    return {"seconds": dt, "peak_mb": _peak_mb()}
+
+
+WORKERS = {"ours-walk": worker_ours_walk, "pecanpy-walk": worker_pecanpy_walk,
+           "ours-fit": worker_ours_fit, "pecanpy-fit": worker_pecanpy_fit}
+
+
+# ----------------------------------------------------------------------------- driver
+def _run(python: str, role: str, **kw) -> dict:
+    cmd = [python, str(Path(__file__).resolve()), "--worker", role]
+    for k, v in kw.items():
+        cmd += [f"--{k.replace('_', '-')}", str(v)]
+    env = dict(os.environ, PYTHONPATH="" if "pecanpy" in role else str(ROOT))
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT))
+    if res.returncode != 0:
+        raise RuntimeError(f"{role} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _f1(vec_path: str, labels: str, seeds=range(5)) -> tuple[float, float]:
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    import embedkit as ek
+    from embedkit.evaluate import node_classification
+
+    keys = Path(vec_path + ".keys").read_text().split("\n")
+    emb = ek.Embeddings(keys, np.load(vec_path))
+    res = [node_classification(emb, labels, train_fraction=0.5, seed=s) for s in seeds]
+    return float(np.mean([r["micro_f1"] for r in res])), float(np.mean([r["macro_f1"] for r in res]))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu", help="embedkit device: cpu or cuda (default: cpu)")
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="CPU threads for both tools")
+    ap.add_argument("--pecanpy-python", default=DEFAULT_PECANPY, help="python of the PecanPy venv ('' to skip)")
+    ap.add_argument("--sizes", default="10000,100000,1000000", help="SBM edge counts for the walk part")
+    ap.add_argument("--quick", action="store_true", help="sizes 10k,100k and a smaller end-to-end graph")
+    ap.add_argument("--pq", default="1,0.5;0.25,4", help="(p,q) settings for the walk part, ';'-separated")
+    ap.add_argument("--fit-edges", type=int, default=20000, help="edges of the labelled SBM for the end-to-end part")
+    ap.add_argument("--backend", default="auto", help="embedkit skip-gram backend for the end-to-end part")
+    ap.add_argument("--skip-fit", action="store_true", help="walk part only")
+    ap.add_argument("--json", default=None, help="also write all rows to this JSON file")
+    # worker-only arguments
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    for name, typ in (("edges", str), ("mode", str), ("p", float), ("q", float), ("walk-length", int),
+                      ("walks-per-node", int), ("dim", int), ("window", int), ("out", str)):
+        ap.add_argument(f"--{name}", type=typ, default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.worker:
+        print(json.dumps(WORKERS[a.worker](a)))
+        return 0
+
+    pecan = a.pecanpy_python if a.pecanpy_python and Path(a.pecanpy_python).exists() else None
+    sizes = [10_000, 100_000] if a.quick else [int(x) for x in a.sizes.split(",")]
+    pqs = [tuple(float(v) for v in s.split(",")) for s in a.pq.split(";")]
+    rows = []
+    print(f"# node2vec bench: device={a.device} threads={a.threads} pecanpy={'yes' if pecan else 'not found'}")
+    with tempfile.TemporaryDirectory(prefix="n2v-bench-") as tmp:
+        print("\n## walks: walk_length 80 (79 steps), steps/s and memory")
+        print(f"{'edges':>9} {'nodes':>8} {'p,q':>9} {'tool':<22} {'Msteps/s':>9} {'ratio':>7} "
+              f"{'peak RSS MB':>11} {'walk MB':>8} {'notes'}")
+        for m in sizes:
+            path = Path(tmp) / f"sbm_{m}.edg"
+            info = make_sbm(path, m)
+            wpn = max(1, min(10, round(8e6 / (info["nodes"] * 79))))
+            for p, q in pqs:
+                common = dict(edges=path, p=p, q=q, walk_length=80, walks_per_node=wpn, threads=a.threads)
+                ours = _run(sys.executable, "ours-walk", device=a.device, **common)
+                rate = ours["steps"] / ours["seconds"] / 1e6
+                note = f"wpn={wpn}" + (f" gpu_peak={ours['gpu_peak_mb']:.0f}MB" if "gpu_peak_mb" in ours else "")
+                print(f"{info['edges']:>9} {info['nodes']:>8} {p:g},{q:g}".ljust(29) +
+                      f" {'embedkit ' + a.device:<22} {rate:>9.2f} {'':>7} {ours['peak_mb']:>11.0f} "
+                      f"{ours['walk_mb']:>8.0f} {note}", flush=True)
+                rows.append(dict(part="walks", edges=info["edges"], nodes=info["nodes"], p=p, q=q,
+                                 tool=f"embedkit-{a.device}", msteps_s=rate, **ours))
+                if not pecan:
+                    continue
+                for mode in ("SparseOTF", "PreComp"):
+                    if mode == "PreComp" and (p, q) != pqs[0]:
+                        continue
+                    r = _run(pecan, "pecanpy-walk", mode=mode, **common)
+                    prate = r["steps"] / r["seconds"] / 1e6
+                    note = (f"+str {r['steps'] / r['public_seconds'] / 1e6:.2f} Msteps/s; "
+                            f"prep {r['preprocess_seconds']:.1f}s")
+                    print(f"{'':>9} {'':>8} {'':>9}  {'PecanPy ' + mode:<22} {prate:>9.2f} {rate / prate:>7.2f} "
+                          f"{r['peak_mb']:>11.0f} {r['walk_mb']:>8.0f} {note}", flush=True)
+                    rows.append(dict(part="walks", edges=info["edges"], nodes=info["nodes"], p=p, q=q,
+                                     tool=f"pecanpy-{mode}", msteps_s=prate, ratio=rate / prate, **r))
+
+        if not a.skip_fit:
+            fit_edges = 10_000 if a.quick else a.fit_edges
+            path = Path(tmp) / "labelled.edg"
+            info = make_sbm(path, fit_edges, blocks=5, degree=10.0, p_in=0.6, seed=1)
+            p, q = pqs[0]
+            print(f"\n## end to end: labelled SBM, {info['nodes']} nodes, {info['edges']} edges, 5 blocks; "
+                  f"dim 128, 10 walks x 80, window 10, p={p:g} q={q:g}, sample 1e-3, 1 epoch")
+            print(f"{'tool':<28} {'fit s':>8} {'ratio':>7} {'micro-F1':>9} {'macro-F1':>9} {'peak RSS MB':>11}")
+            common = dict(edges=path, p=p, q=q, walk_length=80, walks_per_node=10, dim=128, window=10,
+                          threads=a.threads)
+            ours = _run(sys.executable, "ours-fit", device=a.device, backend=a.backend,
+                        out=str(Path(tmp) / "ours.npy"), **common)
+            mi, ma = _f1(str(Path(tmp) / "ours.npy"), info["labels"])
+            rows.append(dict(part="fit", tool=f"embedkit-{a.device}-{ours['backend']}", micro_f1=mi, macro_f1=ma, **ours))
+            theirs = None
+            if pecan:
+                theirs = _run(pecan, "pecanpy-fit", out=str(Path(tmp) / "pecan.npy"), **common)
+                pmi, pma = _f1(str(Path(tmp) / "pecan.npy"), info["labels"])
+                rows.append(dict(part="fit", tool="pecanpy-SparseOTF+gensim", micro_f1=pmi, macro_f1=pma, **theirs))
+            ratio = f"{theirs['seconds'] / ours['seconds']:>7.2f}" if theirs else f"{'':>7}"
+            print(f"{'embedkit ' + a.device + ' (' + ours['backend'] + ')':<28} {ours['seconds']:>8.1f} {ratio} "
+                  f"{mi:>9.4f} {ma:>9.4f} {ours['peak_mb']:>11.0f}")
+            if theirs:
+                print(f"{'PecanPy SparseOTF + gensim':<28} {theirs['seconds']:>8.1f} {'':>7} {pmi:>9.4f} "
+                      f"{pma:>9.4f} {theirs['peak_mb']:>11.0f}")
+                print(f"macro-F1 difference (embedkit - PecanPy): {ma - pma:+.4f}")
+    print("\nratio = embedkit speed / PecanPy speed (walks: steps/s; end to end: PecanPy seconds / embedkit seconds)")
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Reading the columns of a delimited interactions file, with the file line of every row.
+
+Used by :meth:`embedkit.Interactions.from_csv`; kept apart so that module stays about
+interactions, not about delimiters and headers.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, ParseError
+
+_DELIMITERS = (",", "\t", ";", "|")
+
+
+def read_columns(path: Path, cols: dict, delimiter: str | None, header: bool | None):
+    """Return ({role: stripped str array}, file line number of each row) for the requested roles
+    (user, item and optionally value, timestamp). Blank lines are skipped; a row without a user
+    or item id, or with the wrong number of fields, raises ParseError naming its line."""
+    import pandas as pd
+
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a CSV file")
+    with open(path, "r", encoding="utf-8", errors="replace") as fh:
+        first = fh.readline()
+    if not first.strip():
+        raise ParseError(path, 1, "file is empty or starts with a blank line; expected a header or a row")
+    sep = delimiter if delimiter is not None else _sniff(first)
+    has_header, positions = _resolve_columns(path, _split(first, sep), cols, header)
+    try:
+        df = pd.read_csv(path, sep=sep if sep is not None else r"\s+", header=None, dtype=str,
+                         skiprows=1 if has_header else 0, keep_default_na=False, skip_blank_lines=False,
+                         engine="c" if sep is not None else "python", quoting=csv.QUOTE_MINIMAL)
+    except pd.errors.ParserError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        line = int(m.group(1)) if m else None
+        raise ParseError(path, line, f"wrong number of fields ({' '.join(str(exc).split())})") from None
+    offset = 2 if has_header else 1  # file line of dataframe row 0
+    data = {}
+    for name, pos in positions.items():
+        if pos >= df.shape[1]:
+            raise ParseError(path, offset, f"the {name} column {pos} is missing; the rows have {df.shape[1]} fields")
+        col = df[pos].to_numpy(dtype=object)
+        data[name] = np.char.strip(np.where(pd.isna(col), "", col).astype(str))
+    keep = ~np.all([data[n] == "" for n in data], axis=0)  # blank lines are skipped
+    for name in ("user", "item"):
+        missing = (data[name] == "") & keep
+        if missing.any():
+            raise ParseError(path, int(np.argmax(missing)) + offset, f"missing {name} id")
+    rows = np.flatnonzero(keep)
+    return {k: v[rows] for k, v in data.items()}, rows + offset
+
+
+def _sniff(line: str) -> str | None:
+    counts = {d: line.count(d) for d in _DELIMITERS}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > 0 else None  # None = runs of whitespace
+
+
+def _split(line: str, sep: str | None) -> list[str]:
+    line = line.rstrip("\r\n")
+    parts = line.split() if sep is None else next(csv.reader([line], delimiter=sep))
+    return [p.strip() for p in parts]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _resolve_columns(path, first, cols, header):
+    """Return (has_header, {role: position}) for the requested user/item/value/timestamp columns."""
+    wanted = {k: v for k, v in cols.items() if v is not None}
+    for role, col in wanted.items():
+        if isinstance(col, bool) or not isinstance(col, (str, int)):
+            raise InputError(f"the {role} column must be a name (str) or a 0-based position (int); got {col!r}")
+    by_name = {k: v for k, v in wanted.items() if isinstance(v, str)}
+    if header is None:
+        if by_name:
+            header = all(v in first for v in by_name.values())
+            if not header:
+                defaults = (by_name.get("user") == "user" and by_name.get("item") == "item"
+                            and set(by_name) <= {"user", "item"})
+                if not defaults:
+                    missing = [v for v in by_name.values() if v not in first]
+                    raise ParseError(path, 1, f"no column named {missing[0]!r} in the header {first}; "
+                                              "name an existing column or give 0-based positions")
+        else:
+            probes = [wanted[r] for r in ("value", "timestamp") if r in wanted]
+            # with positions only, a header shows as text where numbers are expected
+            header = any(p < len(first) and not _is_number(first[p]) for p in probes)
+    positions = {}
+    for role, col in wanted.items():
+        if isinstance(col, str):
+            if header:
+                if col not in first:
+                    raise ParseError(path, 1, f"no column named {col!r} in the header {first}")
+                positions[role] = first.index(col)
+            else:  # headerless default names
+                positions[role] = {"user": 0, "item": 1}[role]
+        else:
+            if col < 0 or col >= len(first):
+                raise ParseError(path, 1, f"the {role} column position {col} is out of range; "
+                                          f"the line has {len(first)} fields")
+            positions[role] = col
+    if len(set(positions.values())) != len(positions):
+        raise InputError(f"two roles read the same column: {positions}")
+    return bool(header), positions

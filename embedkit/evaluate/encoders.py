@@ -1,0 +1,146 @@
+"""Evaluation of learned encoders: retrieval by class (P@1, MAP@R, k-NN accuracy) and anomaly ROC-AUC.
+
+Retrieval metrics are leave-one-out over the rows given: each row queries all the others by exact
+(brute-force) search, so pass only the rows of the classes you evaluate (e.g. classes held out of
+training). MAP@R follows Musgrave, Belongie and Lim, "A Metric Learning Reality Check", ECCV 2020.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from .._validation import check_choice, check_int
+from ..errors import InputError, MissingKeyError
+
+__all__ = ["precision_at_1", "map_at_r", "knn_accuracy", "anomaly_auc"]
+
+_METRICS = ("cosine", "ip", "l2")
+_CHUNK = 1024
+
+
+def _vectors_and_labels(emb, labels, owner: str):
+    """(vectors (n, d) float32, labels (n,)) from Embeddings or an array, with labels aligned or by key."""
+    from ..data.features import as_labels, as_matrix
+
+    if hasattr(emb, "vectors") and hasattr(emb, "keys"):
+        vectors, keys = emb.vectors, list(emb.keys)
+    else:
+        vectors, keys = as_matrix(emb, what=f"{owner}: emb"), None
+    if isinstance(labels, Mapping):
+        if keys is None:
+            raise InputError(f"{owner}: labels given by key need Embeddings (with keys), not a bare array")
+        rows = [i for i, k in enumerate(keys) if k in labels]
+        if not rows:
+            raise MissingKeyError(f"{owner}: none of the {len(keys)} keys has a label; check the label keys")
+        vectors = vectors[rows]
+        lab = np.asarray([labels[keys[i]] for i in rows])
+    else:
+        lab = as_labels(labels, len(vectors), what=f"{owner}: labels")
+    if len(vectors) < 2:
+        raise InputError(f"{owner}: needs at least two labelled rows; got {len(vectors)}")
+    return np.asarray(vectors, dtype=np.float32), lab
+
+
+def _neighbours(vectors: np.ndarray, k: int, metric: str):
+    """Yield (rows, top-k neighbour indices sorted best first) per chunk; each row excludes itself."""
+    v = vectors.astype(np.float32)
+    if metric == "cosine":
+        v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    sq = (v * v).sum(axis=1)
+    n = len(v)
+    k = min(k, n - 1)
+    for start in range(0, n, _CHUNK):
+        rows = np.arange(start, min(start + _CHUNK, n))
+        score = v[rows] @ v.T  # higher = closer
+        if metric == "l2":
+            score = 2.0 * score - sq[None, :]  # -(|a-b|^2) up to a per-row constant
+        score[np.arange(len(rows)), rows] = -np.inf
+        part = np.argpartition(-score, k - 1, axis=1)[:, :k] if k < n - 1 else np.tile(np.arange(n), (len(rows), 1))
+        part_scores = np.take_along_axis(score, part, axis=1)
+        order = np.lexsort((part, -part_scores), axis=1)  # best first; equal scores by index, reproducibly
+        yield rows, np.take_along_axis(part, order, axis=1)[:, :k]
+
+
+def precision_at_1(emb, labels, metric: str = "cosine") -> float:
+    """Fraction of rows whose nearest other row has the same label.
+
+    ``emb``: Embeddings or an (n, d) array; ``labels``: one per row, or a mapping key -> label
+    (rows without a label are left out). ``metric``: cosine | ip | l2.
+    """
+    check_choice("precision_at_1", "metric", metric, _METRICS)
+    v, lab = _vectors_and_labels(emb, labels, "precision_at_1")
+    hits = 0
+    for rows, top in _neighbours(v, 1, metric):
+        hits += int((lab[top[:, 0]] == lab[rows]).sum())
+    return hits / len(lab)
+
+
+def map_at_r(emb, labels, metric: str = "cosine") -> float:
+    """Mean average precision at R (Musgrave et al. 2020), R = the number of other rows of the query's class.
+
+    ``MAP@R = mean over queries of (1/R) * sum_{i<=R} P(i) * rel(i)``; rows alone in their class
+    are not queries. Arguments as in :func:`precision_at_1`.
+    """
+    check_choice("map_at_r", "metric", metric, _METRICS)
+    v, lab = _vectors_and_labels(emb, labels, "map_at_r")
+    _, codes, counts = np.unique(lab, return_inverse=True, return_counts=True)
+    codes = codes.reshape(-1)
+    r_of = counts[codes] - 1
+    if r_of.max() < 1:
+        raise InputError("map_at_r: every label occurs once; MAP@R needs classes with at least two rows")
+    total = 0.0
+    for rows, top in _neighbours(v, int(r_of.max()), metric):
+        rel = codes[top] == codes[rows][:, None]
+        r = r_of[rows]
+        within = np.arange(top.shape[1])[None, :] < r[:, None]
+        rel &= within
+        precision = np.cumsum(rel, axis=1) / np.arange(1, top.shape[1] + 1)[None, :]
+        ap = (precision * rel).sum(axis=1) / np.maximum(r, 1)
+        total += float(ap[r > 0].sum())
+    return total / int((r_of > 0).sum())
+
+
+def knn_accuracy(emb, labels, k: int = 5, metric: str = "cosine") -> float:
+    """Leave-one-out k-nearest-neighbour classification accuracy (majority vote; ties go to the nearer class)."""
+    check_int("knn_accuracy", "k", k, 1)
+    check_choice("knn_accuracy", "metric", metric, _METRICS)
+    v, lab = _vectors_and_labels(emb, labels, "knn_accuracy")
+    _, codes = np.unique(lab, return_inverse=True)
+    codes = codes.reshape(-1)
+    n_classes = int(codes.max()) + 1
+    correct = 0
+    for rows, top in _neighbours(v, k, metric):
+        kk = top.shape[1]
+        weight = 1.0 - np.arange(kk) / (10.0 * kk)  # a vote each; rank breaks ties toward nearer neighbours
+        votes = np.zeros((len(rows), n_classes))
+        np.add.at(votes, (np.repeat(np.arange(len(rows)), kk), codes[top].ravel()), np.tile(weight, len(rows)))
+        correct += int((votes.argmax(axis=1) == codes[rows]).sum())
+    return correct / len(lab)
+
+
+def anomaly_auc(scores, labels) -> float:
+    """ROC-AUC of anomaly ``scores`` (higher = more anomalous) against ``labels`` (1/True = anomaly).
+
+    Ties count one half (the Mann-Whitney U statistic). Raises InputError when lengths differ,
+    scores are not finite, labels are not binary, or only one class is present.
+    """
+    from scipy.stats import rankdata
+
+    s = np.asarray(scores, dtype=np.float64).reshape(-1) if np.ndim(scores) <= 1 else None
+    if s is None:
+        raise InputError(f"anomaly_auc: scores must be 1-D (one per row); got shape {np.shape(scores)}")
+    if not np.isfinite(s).all():
+        raise InputError(f"anomaly_auc: scores[{int(np.nonzero(~np.isfinite(s))[0][0])}] is NaN or inf")
+    y = np.asarray(labels).reshape(-1)
+    if len(y) != len(s):
+        raise InputError(f"anomaly_auc: {len(s)} scores but {len(y)} labels; give one label per score")
+    if y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all():
+        raise InputError("anomaly_auc: labels must be 0/1 or bool (1 = anomaly)")
+    y = y.astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise InputError("anomaly_auc: labels hold a single class; ROC-AUC needs both normal (0) and anomalous (1) rows")
+    ranks = rankdata(s)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))

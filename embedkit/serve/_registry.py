@@ -1,0 +1,257 @@
+"""The indexes a running service holds: loading, journalled writes, compaction, reloading.
+
+Reads go straight to the shared :class:`VectorIndex` (it is thread-safe). Writes to one index
+are serialised by that index's lock: validate, append the write to the journal and fsync it,
+apply it, reply. A background thread compacts a journal into a full atomic save once it holds
+``compact_every`` writes or ``compact_bytes`` bytes, and at shutdown. If an index directory is
+replaced behind the service's back (``embedkit train ... --force``), the next request reloads it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError, MissingKeyError, StoreError
+from ..store import Store, check_name
+from . import _journal as J
+from ._recommend import Recommender, load_recommender
+
+log = logging.getLogger(__name__)
+
+
+class Conflict(StoreError):
+    """The index changed on disk under the service (deleted or replaced by another process)."""
+
+
+def _stamp(path) -> tuple | None:
+    try:
+        st = os.stat(path / "manifest.json")
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+@dataclass
+class Entry:
+    """One loaded index and what the service keeps beside it."""
+
+    name: str
+    path: object
+    index: object
+    manifest: dict
+    journal: J.Journal
+    recommender: Recommender | None
+    stamp: tuple | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    version: int = 0
+    _keys_cache: tuple = (None, None, None)
+    compact_pending: bool = False
+
+    def complete(self, prefix: str, limit: int) -> list[str]:
+        """Keys starting with ``prefix`` (case-insensitive), sorted; cached between writes."""
+        version, lower, ordered = self._keys_cache
+        if version != self.version:
+            version = self.version
+            ordered = sorted(self.index.keys, key=lambda s: (s.lower(), s))
+            lower = [s.lower() for s in ordered]
+            self._keys_cache = (version, lower, ordered)
+        p = prefix.lower()
+        i = bisect.bisect_left(lower, p)
+        out = []
+        while i < len(ordered) and len(out) < limit and lower[i].startswith(p):
+            out.append(ordered[i])
+            i += 1
+        return out
+
+
+class Registry:
+    """Loads indexes from a Store on first use and runs their writes and compactions."""
+
+    def __init__(self, store: Store, names=None, *, compact_every: int = 1000, compact_bytes: int = 64 << 20):
+        self.store = store
+        self.allowed = None if not names else [check_name(n) for n in names]
+        self.compact_every = compact_every
+        self.compact_bytes = compact_bytes
+        self._entries: dict[str, Entry] = {}
+        self._load_locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._compactor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedkit-compact")
+        self._closed = False
+
+    # ------------------------------------------------------------------ lookup
+    def names(self) -> list[str]:
+        names = self.store.names()
+        if self.allowed is not None:
+            names = [n for n in self.allowed if n in names]
+        return names
+
+    def _check_served(self, name: str) -> str:
+        check_name(name)
+        if self.allowed is not None and name not in self.allowed:
+            raise MissingKeyError(f"index {name!r} is not served here (served: {', '.join(self.allowed)})")
+        return name
+
+    def get(self, name: str) -> Entry:
+        """The loaded entry of ``name``; loads it (replaying its journal) on first use."""
+        self._check_served(name)
+        entry = self._entries.get(name)
+        if entry is not None:
+            now = _stamp(entry.path)
+            if now is None or now == entry.stamp:
+                return entry  # (None: our own compaction is swapping the directory right now)
+            with entry.lock:  # replaced on disk by someone else: reload under the write lock
+                if _stamp(entry.path) not in (None, entry.stamp):
+                    log.warning("index %r was replaced on disk; reloading it", name)
+                    self._entries[name] = self._load(name, old=entry)
+                return self._entries[name]
+        with self._guard:
+            lock = self._load_locks.setdefault(name, threading.Lock())
+        with lock:
+            entry = self._entries.get(name)
+            if entry is None:
+                entry = self._load(name)
+                self._entries[name] = entry
+            return entry
+
+    def _load(self, name: str, old: Entry | None = None) -> Entry:
+        path = self.store.path(name)
+        if not (path / "manifest.json").exists() and not self.store.exists(name):
+            have = ", ".join(self.names()) or "none"
+            raise MissingKeyError(f"no index named {name!r} in the store (indexes: {have})")
+        if old is not None:
+            old.journal.close()
+        stamp = _stamp(path)
+        manifest = self.store.info(name)
+        index = self.store.load(name)
+        entries, intact = J.read_journal(path)
+        if entries:
+            applied = J.replay(index, entries)
+            log.info("index %r: replayed %d journalled writes", name, applied)
+        entry = Entry(name=name, path=path, index=index, manifest=manifest,
+                      journal=J.Journal(path, intact, len(entries)),
+                      recommender=load_recommender(self.store, name, manifest), stamp=stamp,
+                      version=(old.version + 1) if old else 0)
+        if entries:
+            self._schedule_compaction(entry)
+        return entry
+
+    # ------------------------------------------------------------------ writes
+    def _check_still_ours(self, entry: Entry) -> None:
+        if _stamp(entry.path) != entry.stamp:
+            raise Conflict(f"index {entry.name!r} was deleted or replaced on disk while being served; "
+                             "retry the write (the service reloads it)")
+
+    def upsert(self, name: str, keys: list[str], vectors) -> int:
+        """Insert or replace items; durable (journalled and fsynced) when this returns."""
+        entry = self.get(name)
+        vecs = check_vectors(entry.index, keys, vectors)
+        with entry.lock:
+            self._check_still_ours(entry)
+            entry.journal.append(J.encode_upsert(keys, vecs))
+            try:
+                entry.index.upsert(keys, vecs)
+            finally:
+                entry.version += 1
+        self._maybe_compact(entry)
+        return len(entry.index)
+
+    def remove(self, name: str, keys: list[str], missing_ok: bool = False) -> int:
+        """Remove items; returns how many were present. Durable when this returns."""
+        entry = self.get(name)
+        with entry.lock:
+            self._check_still_ours(entry)
+            present = [k for k in keys if k in entry.index]
+            if not missing_ok and len(present) != len(keys):
+                missing = next(k for k in keys if k not in entry.index)
+                raise MissingKeyError(f"key {missing!r} is not in index {name!r}; nothing was removed")
+            if present:
+                entry.journal.append(J.encode_remove(present))
+                try:
+                    entry.index.remove(present, missing_ok=True)
+                finally:
+                    entry.version += 1
+        self._maybe_compact(entry)
+        return len(present)
+
+    # ------------------------------------------------------------------ compaction
+    def _maybe_compact(self, entry: Entry) -> None:
+        if entry.journal.entries >= self.compact_every or entry.journal.bytes >= self.compact_bytes:
+            self._schedule_compaction(entry)
+
+    def _schedule_compaction(self, entry: Entry) -> None:
+        if entry.compact_pending or self._closed:
+            return
+        entry.compact_pending = True
+        self._compactor.submit(self._compact_quietly, entry)
+
+    def _compact_quietly(self, entry: Entry) -> None:
+        try:
+            self.compact(entry.name, entry)
+        except Exception:  # the journal still holds every write: nothing is lost, retry later
+            log.exception("compacting index %r failed; its journal keeps the writes", entry.name)
+        finally:
+            entry.compact_pending = False
+
+    def compact(self, name: str, entry: Entry | None = None) -> int:
+        """Fold the journal into a full atomic save; returns the number of entries folded."""
+        entry = entry or self.get(name)
+        with entry.lock:
+            if entry.journal.entries == 0 or self._entries.get(name) is not entry:
+                return 0
+            self._check_still_ours(entry)
+            folded = entry.journal.entries
+            extras = {x: self.store.load_extra(name, x) for x in entry.manifest.get("extras") or []}
+            self.store.save(name, entry.index, meta=entry.index.meta, extras=extras, overwrite=True)
+            entry.journal.close()
+            entry.journal = J.Journal(entry.path)  # the new directory starts with no journal
+            entry.stamp = _stamp(entry.path)
+            entry.manifest = self.store.info(name)
+            log.info("index %r: compacted %d journalled writes into a full save", name, folded)
+            return folded
+
+    def close(self) -> None:
+        """Finish pending compactions, fold every journal into its index, close files."""
+        self._closed = True
+        self._compactor.shutdown(wait=True)
+        for name, entry in list(self._entries.items()):
+            try:
+                self.compact(name, entry)
+            except Exception:
+                log.exception("compacting index %r at shutdown failed; its journal keeps the writes", name)
+            entry.journal.close()
+
+
+def check_vectors(index, keys: list[str], vectors) -> np.ndarray:
+    """Validate an upsert before it is journalled, so a journalled write always applies."""
+    if not keys:
+        raise InputError("give at least one item to upsert")
+    seen = set()
+    for k in keys:
+        if not isinstance(k, str) or not k:
+            raise InputError(f"item keys must be non-empty strings; got {k!r}")
+        if k in seen:
+            raise InputError(f"key {k!r} appears twice in one request; keys must be unique")
+        seen.add(k)
+    rows = list(vectors)
+    for k, v in zip(keys, rows):
+        if len(v) != index.dim:
+            raise InputError(f"the vector of {k!r} has dimension {len(v)} but the index has dim={index.dim}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        vecs = np.asarray(rows, dtype=np.float32).reshape(len(keys), index.dim)
+    bad = ~np.isfinite(vecs).all(axis=1)
+    if bad.any():
+        raise InputError(f"the vector of {keys[int(np.argmax(bad))]!r} holds NaN, inf or a value too large for "
+                         "float32; every value must be finite")
+    if index.metric == "cosine":
+        zero = np.linalg.norm(vecs, axis=1) == 0
+        if zero.any():
+            raise InputError(f"the vector of {keys[int(np.argmax(zero))]!r} is all zeros, which has no cosine "
+                             "direction")
+    return vecs

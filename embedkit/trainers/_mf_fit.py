@@ -1,0 +1,208 @@
+"""Training loops behind MatrixFactorization: pick the algorithm, run the epochs, report progress."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+
+import numpy as np
+
+from .._device import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+def train(params: dict, csr, show_progress: bool, callback) -> dict:
+    """Fit factors on a users x items CSR matrix. Returns numpy factors, biases and loss history."""
+    if params["backend"] == "implicit":
+        from ._implicit_backend import train_implicit
+
+        return train_implicit(params, csr, show_progress, callback)
+    import torch
+
+    device = resolve_device(params["device"], "MatrixFactorization")
+    gen = torch.Generator(device="cpu").manual_seed(params["seed"])
+    run = {("implicit", "als"): _implicit_als, ("implicit", "bpr"): _bpr,
+           ("explicit", "als"): _explicit_als, ("explicit", "sgd"): _explicit_sgd}
+    history = []
+    with _cpu_workers(device, csr.nnz) as pool, _progress(params, show_progress) as bar:
+        epoch_fn, finish = run[(params["feedback"], params["method"])](params, csr, device, gen, pool)
+        for epoch in range(params["epochs"]):
+            loss = float(epoch_fn())
+            history.append(loss)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.5g}")
+            log.info("epoch %d/%d loss %.6g", epoch + 1, params["epochs"], loss)
+            if callback is not None:
+                callback(epoch, loss)
+    out = {k: (v.detach().cpu().numpy().astype(np.float32) if isinstance(v, torch.Tensor) else v)
+           for k, v in finish().items()}
+    out["loss_history"] = history
+    return out
+
+
+@contextmanager
+def _cpu_workers(device, nnz: int):
+    """On the CPU, yield a pool of ``torch.get_num_threads()`` Python threads (None for one)
+    and run torch single-threaded meanwhile; restored afterwards.
+
+    ALS hands each pool thread its own block of rows for a whole half-step, one parallel region
+    instead of a dozen short OpenMP regions per CG step, whose barriers cost most of the time
+    on a busy machine. SGD batches are too small to gain from threads at all. Small problems
+    use one thread.
+    """
+    import torch
+
+    if device.type != "cpu":
+        yield None
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    old = torch.get_num_threads()
+    workers = old if nnz >= 50_000 else 1
+    torch.set_num_threads(1)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="embedkit-mf") if workers > 1 else None
+    if pool is not None:
+        pool.workers = workers
+    try:
+        yield pool
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        torch.set_num_threads(old)
+
+
+def _progress(params, show_progress):
+    from tqdm.auto import tqdm
+
+    name = f"MF {params['feedback']} {params['method']}"
+    return tqdm(total=params["epochs"], desc=name, unit="epoch", disable=not show_progress, leave=False)
+
+
+def _generator_for(device, gen):
+    """A generator on ``device`` seeded from ``gen`` (torch samples on the tensor's device)."""
+    import torch
+
+    if device.type == "cpu":
+        return gen
+    seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+# --------------------------------------------------------------------- ALS
+def _parts(pool) -> int:
+    return 1 if pool is None else pool.workers
+
+
+def _implicit_als(params, csr, device, gen, pool):
+    import torch
+
+    from ._als import ImplicitSide, implicit_half_step
+
+    n_users, n_items = csr.shape
+    d, reg, steps = params["dim"], params["reg"], params["cg_steps"]
+    users = ImplicitSide(csr, params["alpha"], device, _parts(pool))
+    items = ImplicitSide(csr.T.tocsr(), params["alpha"], device, _parts(pool))
+    # small positive start, as implicit does; items are solved first, so users end each epoch
+    # as the exact least-squares answer to the final item factors (what fold_in computes)
+    X = (torch.rand(n_users, d, generator=gen) * 0.01).to(device)
+    Y = (torch.rand(n_items, d, generator=gen) * 0.01).to(device)
+    weight = float(n_users) * float(n_items) + (users.const - csr.nnz)  # sum of all confidences
+
+    def epoch():
+        implicit_half_step(Y, X, items, reg, steps, pool)
+        f = implicit_half_step(X, Y, users, reg, steps, pool)
+        return (f + reg * float((Y * Y).sum())) / weight
+
+    return epoch, lambda: {"user_factors": X, "item_factors": Y}
+
+
+def _explicit_als(params, csr, device, gen, pool):
+    import torch
+
+    from ._als import ExplicitSide, explicit_half_step
+
+    n_users, n_items = csr.shape
+    d, reg, steps = params["dim"], params["reg"], params["cg_steps"]
+    mu = float(csr.data.mean())
+    users = ExplicitSide(csr, device, _parts(pool))
+    items = ExplicitSide(csr.T.tocsr(), device, _parts(pool))
+    # rows are [factors | bias]
+    P = torch.cat([torch.randn(n_users, d, generator=gen) * 0.1, torch.zeros(n_users, 1)], 1).to(device)
+    Q = torch.cat([torch.randn(n_items, d, generator=gen) * 0.1, torch.zeros(n_items, 1)], 1).to(device)
+
+    def epoch():
+        explicit_half_step(Q, P, items, mu, reg, steps, pool)
+        f = explicit_half_step(P, Q, users, mu, reg, steps, pool)
+        return f / max(csr.nnz, 1)
+
+    return epoch, lambda: {"user_factors": P[:, :-1], "item_factors": Q[:, :-1],
+                           "user_bias": P[:, -1], "item_bias": Q[:, -1], "global_mean": mu}
+
+
+# --------------------------------------------------------------------- SGD
+def _bpr(params, csr, device, gen, pool):
+    import torch
+
+    from ._sgd import BPRData, bpr_epoch
+
+    n_users, n_items = csr.shape
+    d = params["dim"]
+    data = BPRData(csr, device)
+    # [factors | 1] for users and [factors | bias] for items
+    U = torch.cat([(torch.rand(n_users, d, generator=gen) - 0.5) / d, torch.ones(n_users, 1)], 1).to(device)
+    V = torch.cat([(torch.rand(n_items, d, generator=gen) - 0.5) / d, torch.zeros(n_items, 1)], 1).to(device)
+    dgen = _generator_for(device, gen)
+
+    def epoch():
+        return bpr_epoch(U, V, data, params["lr"], params["reg"], params["batch_size"], dgen)
+
+    return epoch, lambda: {"user_factors": U[:, :-1], "item_factors": V[:, :-1], "item_bias": V[:, -1]}
+
+
+def _explicit_sgd(params, csr, device, gen, pool):
+    import torch
+
+    from ._sgd import sgd_epoch
+
+    n_users, n_items = csr.shape
+    d = params["dim"]
+    mu = float(csr.data.mean())
+    users = torch.as_tensor(np.repeat(np.arange(n_users), np.diff(csr.indptr)), device=device)
+    items = torch.as_tensor(csr.indices.astype(np.int64), device=device)
+    ratings = torch.as_tensor(csr.data.astype(np.float32), device=device)
+    P = (torch.randn(n_users, d, generator=gen) * 0.1).to(device)
+    Q = (torch.randn(n_items, d, generator=gen) * 0.1).to(device)
+    bu = torch.zeros(n_users, device=device)
+    bi = torch.zeros(n_items, device=device)
+    dgen = _generator_for(device, gen)
+
+    def epoch():
+        return sgd_epoch(P, Q, bu, bi, users, items, ratings, mu, params["lr"], params["reg"],
+                         params["batch_size"], dgen)
+
+    return epoch, lambda: {"user_factors": P, "item_factors": Q, "user_bias": bu, "item_bias": bi,
+                           "global_mean": mu}
+
+
+# ----------------------------------------------------------------- fold-in
+def fold_in(params: dict, state: dict, codes: np.ndarray, values: np.ndarray):
+    """(vector, bias) of one user from their item codes and values, item side fixed."""
+    import torch
+
+    Y = torch.from_numpy(state["item_factors"])
+    if params["feedback"] == "implicit" and params["method"] == "als":
+        from ._als import implicit_fold_in
+
+        gram = torch.from_numpy(state["gram"])
+        return implicit_fold_in(Y, gram, codes, values, params["reg"], params["alpha"]).numpy(), 0.0
+    if params["feedback"] == "implicit":
+        from ._sgd import bpr_fold_in
+
+        bias = torch.from_numpy(state["item_bias"])
+        return bpr_fold_in(Y, bias, codes, params["reg"], params["seed"]).numpy(), 0.0
+    from ._als import explicit_fold_in
+
+    Q = torch.cat([Y, torch.from_numpy(state["item_bias"])[:, None]], 1)
+    vec = explicit_fold_in(Q, codes, values, state["global_mean"], params["reg"]).numpy()
+    return vec[:-1], float(vec[-1])

@@ -1,0 +1,138 @@
+"""The gensim backend of :class:`~embedkit.Word2Vec` (private; use ``Word2Vec(backend="gensim")``).
+
+Files go through gensim's ``corpus_file`` mode, several times faster than an iterator:
+one plain file is read where it lies; several files or ``.gz`` / ``.bz2`` files are first
+decompressed once into a single temporary file (deleted afterwards). Token lists already
+in memory go through gensim's iterator mode. The loss of each epoch is evaluated by our
+engine on a fixed sample (gensim's own counter is wrong: gensim issues #2617, #2735).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, ParseError
+
+log = logging.getLogger(__name__)
+
+_LOSS_SAMPLE_TOKENS = 5_000
+
+
+def _needs_copy(paths) -> bool:
+    return len(paths) != 1 or paths[0].name.lower().endswith((".gz", ".bz2"))
+
+
+def _merge_to_temp(paths, directory: str) -> Path:
+    """Decompress/concatenate ``paths`` into one UTF-8 file, checking every line on the way."""
+    from ..data.corpus import open_text_lines
+
+    target = Path(directory) / "corpus.txt"
+    with open(target, "w", encoding="utf-8") as out:
+        for p in paths:
+            for _, text in open_text_lines(p):
+                out.write(text if text.endswith("\n") else text + "\n")
+    return target
+
+
+def _locate_decode_error(path: Path) -> None:
+    """Re-read ``path`` to turn gensim's UnicodeDecodeError into a ParseError with the line."""
+    from ..data.corpus import open_text_lines
+
+    for _ in open_text_lines(path):
+        pass
+
+
+def _loss_sample(corpus, key_to_index):
+    ids, lengths, n = [], [], 0
+    for sentence in corpus:
+        enc = [key_to_index[w] for w in sentence if w in key_to_index]
+        if enc:
+            ids.extend(enc)
+            lengths.append(len(enc))
+            n += len(enc)
+        if n >= _LOSS_SAMPLE_TOKENS:
+            break
+    return np.asarray(ids, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
+
+
+def fit_gensim(trainer, corpus, *, show_progress=True, callback=None):
+    """Train with gensim; return (keys, vectors, counts, losses, train_seconds, words_trained)."""
+    from gensim.models import Word2Vec as GensimWord2Vec
+    from gensim.models.callbacks import CallbackAny2Vec
+    from tqdm.auto import tqdm
+
+    from .skipgram import evaluate_loss
+    from .word2vec import _cpu_count
+
+    params = dict(
+        vector_size=trainer.dim, window=trainer.window, negative=trainer.negative, hs=0,
+        min_count=trainer.min_count, sample=trainer.sample, epochs=trainer.epochs,
+        alpha=trainer.alpha, min_alpha=trainer.min_alpha, seed=trainer.seed,
+        sg=1 if trainer.mode == "skipgram" else 0, workers=trainer.workers or _cpu_count(),
+        max_final_vocab=trainer.max_vocab,
+    )
+    if trainer.batch_words is not None:
+        params["batch_words"] = trainer.batch_words
+    tmpdir = None
+    try:
+        if corpus.is_files:
+            paths = corpus.paths
+            if _needs_copy(paths):
+                tmpdir = tempfile.mkdtemp(prefix="embedkit-w2v-")
+                source = dict(corpus_file=str(_merge_to_temp(paths, tmpdir)))
+            else:
+                source = dict(corpus_file=str(paths[0]))
+        else:
+            source = dict(corpus_iterable=corpus)
+        model = GensimWord2Vec(**params)
+        try:
+            model.build_vocab(**source)
+        except UnicodeDecodeError:
+            if "corpus_file" in source:
+                _locate_decode_error(Path(source["corpus_file"]))
+            raise
+        if model.corpus_total_words == 0:
+            raise InputError("the corpus is empty: it holds no tokens (one sentence per line, tokens separated by spaces)")
+        if len(model.wv) == 0:
+            raise InputError(f"no word occurs at least min_count={trainer.min_count} times in "
+                             f"{model.corpus_total_words} tokens; lower min_count or give a larger corpus")
+        keys = list(model.wv.index_to_key)
+        counts = np.array([model.wv.get_vecattr(k, "count") for k in keys], dtype=np.int64)
+        sample_ids, sample_lengths = _loss_sample(corpus, model.wv.key_to_index)
+        losses: list[float] = []
+        bar = tqdm(total=trainer.epochs * model.corpus_total_words, unit="word", unit_scale=True,
+                   desc=f"word2vec {trainer.mode} (gensim)", disable=not show_progress, dynamic_ncols=True)
+
+        class _EpochEnd(CallbackAny2Vec):
+            def __init__(self):
+                self.epoch = 0
+
+            def on_epoch_end(self, m):
+                self.epoch += 1
+                loss = evaluate_loss(m.wv.vectors, m.syn1neg, sample_ids, sample_lengths, counts,
+                                     mode=trainer.mode, window=trainer.window, negative=trainer.negative,
+                                     sample=trainer.sample, seed=trainer.seed) if len(sample_ids) else float("nan")
+                losses.append(loss)
+                bar.update(m.corpus_total_words)
+                bar.set_postfix(epoch=self.epoch, loss=f"{loss:.4f}")
+                log.info("gensim word2vec epoch %d: sampled loss %.4f", self.epoch, loss)
+                if callback is not None:
+                    callback(self.epoch, loss)
+
+        start = time.perf_counter()
+        try:
+            model.train(**source, total_examples=model.corpus_count, total_words=model.corpus_total_words,
+                        epochs=trainer.epochs, callbacks=[_EpochEnd()])
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - start
+        return keys, model.wv.vectors, counts, losses, seconds, model.corpus_total_words * trainer.epochs
+    finally:
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)

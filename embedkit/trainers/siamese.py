@@ -1,0 +1,307 @@
+"""SiameseEncoder: learn a metric space for feature rows from class labels or similar/dissimilar pairs."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._device import resolve_device
+from .._validation import check_bool, check_choice, check_float, check_int, check_seed
+from ..data.features import as_labels, as_matrix, as_pairs, label_codes, row_keys
+from ..embeddings import Embeddings
+from ..errors import InputError
+from . import _nn
+from .losses import MINERS, contrastive_loss, info_nce_loss, mine_triplets, pairwise_distances, triplet_margin_loss
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SiameseEncoder", "LOSSES"]
+
+LOSSES = ("contrastive", "triplet", "infonce")
+_DEFAULT_MARGIN = {"contrastive": 1.0, "triplet": 0.2, "infonce": None}
+
+
+class SiameseEncoder(_nn.TableModel):
+    """A Siamese network: one encoder applied to both sides of a pair, trained so similar rows land close.
+
+    Implements the contrastive loss of Hadsell, Chopra and LeCun (CVPR 2006), the triplet margin
+    loss (Schroff et al., FaceNet 2015) and InfoNCE / NT-Xent (van den Oord et al. 2018; Chen et al.
+    2020); see :mod:`embedkit.trainers.losses`. Inductive: :meth:`encode` maps rows never seen in fit.
+
+    Parameters
+    ----------
+    dim : int, default 32
+        Size of the embedding.
+    loss : {"contrastive", "triplet", "infonce"}, default "contrastive"
+    margin : float or None, default None
+        Margin of the contrastive (default 1.0) or triplet (default 0.2) loss; unused by InfoNCE.
+    temperature : float, default 0.1
+        Softmax temperature of InfoNCE; unused by the other losses.
+    hidden : tuple of int, default (256, 128)
+        Hidden layer widths of the default MLP encoder (ReLU between layers).
+    encoder : torch.nn.Module or None, default None
+        Any module mapping (batch, n_features) float32 rows to (batch, dim); replaces the MLP.
+        It is copied in fit, so the module passed in keeps its initial weights.
+    epochs : int, default 20
+        Passes over the rows (label mode: every row is an anchor once) or over the pairs.
+    batch_size : int, default 256
+        Rows per step (label mode: half anchors, half their sampled positives) or pairs per step.
+    lr : float, default 1e-3
+        Adam learning rate.
+    miner : {"random", "hard", "semihard"}, default "random"
+        How positives/negatives are chosen inside a batch (contrastive and triplet losses, label mode).
+    normalize : bool, default True
+        L2-normalise the embeddings (distances on the unit sphere; cosine search fits them).
+    standardize : bool, default True
+        Learn per-column mean/std in fit and apply them to every input (stored with the model).
+    weight_decay : float, default 0.0
+        Adam weight decay (L2 penalty).
+    seed : int, default 0
+    device : "auto", "cpu", "cuda" or "cuda:N", default "auto"
+
+    Raises
+    ------
+    InputError
+        Bad parameter values (in fit), bad inputs (NaN, wrong shapes, label counts), or a custom
+        encoder that does not map (batch, n_features) to (batch, dim).
+    """
+
+    _module_params = ("encoder",)
+
+    def __init__(self, dim=32, loss="contrastive", margin=None, temperature=0.1, hidden=(256, 128), encoder=None,
+                 epochs=20, batch_size=256, lr=1e-3, miner="random", normalize=True, standardize=True,
+                 weight_decay=0.0, seed=0, device="auto"):
+        self.dim = dim
+        self.loss = loss
+        self.margin = margin
+        self.temperature = temperature
+        self.hidden = hidden
+        self.encoder = encoder
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.miner = miner
+        self.normalize = normalize
+        self.standardize = standardize
+        self.weight_decay = weight_decay
+        self.seed = seed
+        self.device = device
+
+    # ------------------------------------------------------------------ checks
+    def _validate(self) -> None:
+        owner = "SiameseEncoder"
+        check_int(owner, "dim", self.dim, 1)
+        check_choice(owner, "loss", self.loss, LOSSES)
+        if self.margin is not None:
+            check_float(owner, "margin", self.margin, 0.0, low_open=True)
+        check_float(owner, "temperature", self.temperature, 0.0, low_open=True)
+        _nn.check_hidden(owner, self.hidden)
+        if self.encoder is not None and not isinstance(self.encoder, nn.Module):
+            raise InputError(f"The 'encoder' parameter of {owner} must be a torch.nn.Module or None. "
+                             f"Got {type(self.encoder).__name__} instead.")
+        check_int(owner, "epochs", self.epochs, 1)
+        check_int(owner, "batch_size", self.batch_size, 4)
+        check_float(owner, "lr", self.lr, 0.0, low_open=True)
+        check_choice(owner, "miner", self.miner, MINERS)
+        check_bool(owner, "normalize", self.normalize)
+        check_bool(owner, "standardize", self.standardize)
+        check_float(owner, "weight_decay", self.weight_decay, 0.0)
+        check_seed(owner, self.seed)
+        if self.loss == "infonce" and self.miner != "random":
+            raise InputError("SiameseEncoder: miner='random' is the only choice with loss='infonce' "
+                             "(InfoNCE already uses every other row of the batch as a negative)")
+
+    @property
+    def margin_(self) -> float | None:
+        """The margin in use (the loss's default when ``margin`` is None)."""
+        return _DEFAULT_MARGIN[self.loss] if self.margin is None else float(self.margin)
+
+    # ------------------------------------------------------------------ model
+    def _build_modules(self, n_features: int) -> None:
+        if self.encoder is not None:
+            self.model_ = copy.deepcopy(self.encoder)
+        else:
+            self.model_ = _nn.mlp([n_features, *_nn.check_hidden("SiameseEncoder", self.hidden), self.dim])
+
+    def _saved_modules(self) -> dict[str, nn.Module]:
+        return {"encoder": self.model_}
+
+    def _embed(self, table: torch.Tensor) -> torch.Tensor:
+        z = self.model_(table)
+        return F.normalize(z, dim=1) if self.normalize else z
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None, pairs=None, keys=None, show_progress=True, callback=None) -> Embeddings:
+        """Train on rows ``X`` (n, d) with class labels ``y`` or explicit ``(i, j, similar)`` ``pairs``.
+
+        Returns the :class:`~embedkit.Embeddings` of the training rows, keyed by ``keys`` (default:
+        a pandas index, else "0".."n-1"). Raises InputError for bad parameters or inputs.
+        """
+        self._validate()
+        self._check_callback("SiameseEncoder", callback)
+        arr = as_matrix(X)
+        n = arr.shape[0]
+        names = row_keys(keys, n, X)
+        if (y is None) == (pairs is None):
+            raise InputError("SiameseEncoder.fit needs exactly one of y (a class label per row) or "
+                             "pairs (rows (i, j, similar)); got " + ("neither" if y is None else "both"))
+        self.device_ = resolve_device(self.device, "SiameseEncoder")
+        self.scaler_ = _nn.Standardizer.fit(arr, self.standardize)
+        self.n_features_ = arr.shape[1]
+        table = _nn.to_table(self.scaler_.transform(arr), self.device_)
+        gen = _nn.make_generator(self.seed, self.device_)
+        with _nn.seeded(self.seed, self.device_):
+            self._build_modules(self.n_features_)
+            self.model_.to(self.device_)
+            if self.encoder is not None:
+                _nn.check_encoder_output("SiameseEncoder", self.model_, table, self.dim)
+            if y is not None:
+                step_source = _LabelBatches(as_labels(y, n), self.batch_size, self.device_, gen)
+            else:
+                step_source = _PairBatches(as_pairs(pairs, n), n, self.batch_size, self.loss, self.miner,
+                                           self.device_, gen)
+            opt = torch.optim.Adam(self.model_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+            def one_epoch(epoch):
+                self.model_.train()
+                total, count = 0.0, 0
+                for batch in step_source.epoch():
+                    loss = self._batch_loss(table, batch, gen)
+                    if loss is None:
+                        continue
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total += float(loss.detach())
+                    count += 1
+                return total / max(count, 1)
+
+            self.loss_history_ = _nn.run_epochs("SiameseEncoder", self.epochs, one_epoch, show_progress, callback)
+        self.model_.eval()
+        self.embeddings_ = Embeddings(names, _nn.apply_in_batches(self._embed, table))
+        return self.embeddings_
+
+    def _batch_loss(self, table, batch, gen):
+        kind = batch[0]
+        if kind == "labels":
+            _, anchors, partners, labels = batch
+            if self.loss == "infonce":
+                return info_nce_loss(self._embed(table[anchors]), self._embed(table[partners]),
+                                     self.temperature, labels=labels)
+            z = self._embed(table[torch.cat([anchors, partners])])
+            lab = torch.cat([labels, labels])
+            if self.miner == "random":  # row i and row i + h are each other's sampled positive
+                h = len(anchors)
+                partner_of = torch.cat([torch.arange(h, 2 * h), torch.arange(h)]).to(lab.device)
+                a, p, q = mine_triplets(None, lab, "random", gen, positives=partner_of)
+            else:
+                a, p, q = mine_triplets(pairwise_distances(z.detach()), lab, self.miner, gen)
+            if len(a) == 0:
+                return None
+            if self.loss == "triplet":
+                return triplet_margin_loss(z[a], z[p], z[q], self.margin_)
+            ones = torch.ones(len(a), device=z.device)
+            return contrastive_loss(z[torch.cat([a, a])], z[torch.cat([p, q])], torch.cat([ones, 0 * ones]),
+                                    self.margin_)
+        _, i, j, extra = batch
+        if self.loss == "contrastive":
+            return contrastive_loss(self._embed(table[i]), self._embed(table[j]), extra, self.margin_)
+        if self.loss == "triplet":
+            return triplet_margin_loss(self._embed(table[i]), self._embed(table[j]), self._embed(table[extra]),
+                                       self.margin_)
+        return info_nce_loss(self._embed(table[i]), self._embed(table[j]), self.temperature)
+
+
+class _LabelBatches:
+    """Label mode: each step takes ``batch_size // 2`` anchors and one random same-class partner each.
+
+    So every anchor has a positive in its batch and mining always finds one; all sampling happens
+    on the device from index tensors.
+    """
+
+    def __init__(self, labels: np.ndarray, batch_size: int, device, gen):
+        classes, codes = label_codes(labels)
+        counts = np.bincount(codes, minlength=len(classes))
+        if len(classes) < 2:
+            raise InputError(f"y holds a single class ({classes[0]!r}); metric learning needs at least two classes")
+        usable = np.nonzero(counts[codes] >= 2)[0]
+        if len(usable) == 0:
+            raise InputError("every class in y has a single row; give at least two rows of some class")
+        order = np.argsort(codes, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rank = np.empty(len(codes), dtype=np.int64)
+        rank[order] = np.arange(len(codes)) - starts[codes[order]]
+        t = lambda a: torch.as_tensor(a, dtype=torch.int64, device=device)  # noqa: E731
+        self.codes, self.order, self.starts, self.counts, self.rank = (
+            t(codes), t(order), t(starts), t(counts), t(rank))
+        self.usable = t(usable)
+        self.half = max(2, batch_size // 2)
+        self.device, self.gen = device, gen
+
+    def epoch(self):
+        perm = self.usable[torch.randperm(len(self.usable), generator=self.gen, device=self.device)]
+        for start in range(0, len(perm), self.half):
+            anchors = perm[start:start + self.half]
+            if len(anchors) < 2:
+                continue
+            c = self.codes[anchors]
+            # a uniform pick among the class's other rows: draw from count-1 slots, skip the anchor's own
+            r = (torch.rand(len(anchors), generator=self.gen, device=self.device) * (self.counts[c] - 1)).long()
+            r = r + (r >= self.rank[anchors]).long()
+            partners = self.order[self.starts[c] + r]
+            yield ("labels", anchors, partners, c)
+
+
+class _PairBatches:
+    """Pair mode: explicit (i, j, similar) rows, shuffled each epoch.
+
+    contrastive uses every pair; triplet and InfoNCE use the similar pairs as (anchor, positive),
+    and triplet draws the negative from the anchor's listed dissimilar partners (uniformly from
+    all rows when it has none).
+    """
+
+    def __init__(self, pairs: np.ndarray, n_rows: int, batch_size: int, loss: str, miner: str, device, gen):
+        if miner != "random":
+            raise InputError(f"SiameseEncoder: miner={miner!r} needs class labels y; with explicit pairs use "
+                             "miner='random'")
+        self.loss, self.n_rows, self.batch_size, self.device, self.gen = loss, n_rows, batch_size, device, gen
+        similar = pairs[pairs[:, 2] == 1]
+        if loss != "contrastive" and len(similar) == 0:
+            raise InputError(f"loss={loss!r} needs at least one similar pair (similar=1) in pairs")
+        use = pairs if loss == "contrastive" else similar
+        self.pairs = torch.as_tensor(use, dtype=torch.int64, device=device)
+        if loss == "triplet":
+            dis = pairs[pairs[:, 2] == 0]
+            both = np.concatenate([dis[:, :2], dis[:, 1::-1]]) if len(dis) else np.zeros((0, 2), np.int64)
+            both = both[np.argsort(both[:, 0], kind="stable")]
+            counts = np.bincount(both[:, 0], minlength=n_rows)
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            t = lambda a: torch.as_tensor(a, dtype=torch.int64, device=device)  # noqa: E731
+            self.neg_partner, self.neg_count, self.neg_start = t(both[:, 1]), t(counts), t(starts)
+
+    def epoch(self):
+        perm = torch.randperm(len(self.pairs), generator=self.gen, device=self.device)
+        for start in range(0, len(perm), self.batch_size):
+            p = self.pairs[perm[start:start + self.batch_size]]
+            i, j = p[:, 0], p[:, 1]
+            if self.loss == "contrastive":
+                yield ("pairs", i, j, p[:, 2].float())
+            elif self.loss == "triplet":
+                yield ("pairs", i, j, self._negatives(i))
+            else:
+                yield ("pairs", i, j, None)
+
+    def _negatives(self, anchors):
+        count = self.neg_count[anchors]
+        u = torch.rand(len(anchors), generator=self.gen, device=self.device)
+        listed = self.neg_partner[(self.neg_start[anchors] + (u * count).long()).clamp_max(
+            max(len(self.neg_partner) - 1, 0))] if len(self.neg_partner) else anchors
+        anywhere = torch.randint(self.n_rows, (len(anchors),), generator=self.gen, device=self.device)
+        return torch.where(count > 0, listed, anywhere)
+
+

@@ -1,0 +1,139 @@
+"""AutoEncoder: planted low-rank data with off-subspace anomalies, every variant, save/load, errors, CLI."""
+
+import numpy as np
+import pytest
+
+import embedkit as ek
+from embedkit.errors import InputError, NotFittedError
+from embedkit.evaluate.encoders import anomaly_auc
+
+VARIANTS = ["undercomplete", "denoising", "sparse", "vae"]
+FAST = dict(dim=2, hidden=(32,), epochs=40, batch_size=32, device="cpu")
+
+
+def low_rank(n=300, d=10, seed=0):
+    """Rows on a 2-D plane in 10-D (plus small noise); anomalies leave the plane."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.normal(size=(d, 2)))[0].T
+    normal = rng.normal(size=(n, 2)) @ basis * 3 + rng.normal(0, 0.1, (n, d))
+    odd = rng.normal(0, 3, (20, d))
+    return normal.astype(np.float32), odd.astype(np.float32)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variant_learns_plane_and_flags_anomalies(variant, tmp_path):
+    X, odd = low_rank(n=400)
+    X, test = X[:300], X[300:]
+    model = ek.AutoEncoder(variant=variant, **FAST)
+    emb = model.fit(X, show_progress=False)
+    assert emb.vectors.shape == (len(X), 2) and emb.vectors.dtype == np.float32
+    assert np.isfinite(emb.vectors).all() and emb.keys[:2] == ["0", "1"]
+    assert len(model.loss_history_) == FAST["epochs"] and model.loss_history_[-1] < model.loss_history_[0]
+    scores = model.anomaly_scores(np.vstack([test, odd]))
+    assert scores.shape == (120,) and np.isfinite(scores).all()
+    assert anomaly_auc(scores, np.r_[np.zeros(100), np.ones(20)]) > 0.95
+    # reconstructions are in the original units and close for rows on the plane
+    rec = model.reconstruct(test)
+    assert rec.shape == test.shape
+    assert np.mean((rec - test) ** 2) < 0.25 * np.mean((test - test.mean(0)) ** 2)
+    # round trip without pickle
+    loaded = ek.AutoEncoder.load(model.save(tmp_path / "ae.npz"))
+    np.testing.assert_allclose(loaded.encode(test), model.encode(test), atol=1e-5)
+    np.testing.assert_allclose(loaded.anomaly_scores(test), model.anomaly_scores(test), rtol=1e-5, atol=1e-6)
+
+
+def test_vae_elbo_and_sample():
+    X, odd = low_rank()
+    model = ek.AutoEncoder(variant="vae", **FAST)
+    model.fit(X, show_progress=False)
+    elbo = model.anomaly_scores(np.vstack([X[:100], odd]), method="elbo")
+    assert anomaly_auc(elbo, np.r_[np.zeros(100), np.ones(20)]) > 0.95
+    s = model.sample(50, seed=1)
+    assert s.shape == (50, 10) and np.isfinite(s).all()
+    np.testing.assert_array_equal(s, model.sample(50, seed=1))
+    # samples lie near the plane: reconstruction error like normal rows, far below the anomalies'
+    assert model.anomaly_scores(s).mean() < model.anomaly_scores(odd).mean() / 3
+
+
+def test_same_seed_same_vectors():
+    X, _ = low_rank(n=60)
+    a = ek.AutoEncoder(**{**FAST, "epochs": 3}, seed=1).fit(X, show_progress=False)
+    b = ek.AutoEncoder(**{**FAST, "epochs": 3}, seed=1).fit(X, show_progress=False)
+    c = ek.AutoEncoder(**{**FAST, "epochs": 3}, seed=2).fit(X, show_progress=False)
+    np.testing.assert_array_equal(a.vectors, b.vectors)
+    assert not np.allclose(a.vectors, c.vectors)
+
+
+def test_sparse_penalty_shrinks_code():
+    X, _ = low_rank(n=200)
+    plain = ek.AutoEncoder(variant="sparse", sparsity=0.0, **{**FAST, "dim": 6}).fit(X, show_progress=False)
+    sparse = ek.AutoEncoder(variant="sparse", sparsity=1.0, **{**FAST, "dim": 6}).fit(X, show_progress=False)
+    assert np.abs(sparse.vectors).mean() < 0.5 * np.abs(plain.vectors).mean()
+
+
+def test_callback_fires_each_epoch():
+    X, _ = low_rank(n=40)
+    seen = []
+    ek.AutoEncoder(**{**FAST, "epochs": 4}).fit(X, show_progress=False, callback=lambda e, l: seen.append(e))
+    assert seen == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(variant="contractive"), "'variant' parameter"), (dict(dim=0), "'dim' parameter"),
+    (dict(noise=-0.1), "'noise' parameter"), (dict(beta=float("nan")), "'beta' parameter"),
+    (dict(hidden="big"), "'hidden' parameter"), (dict(epochs=0), "'epochs' parameter"),
+    (dict(lr=0), "'lr' parameter"),
+])
+def test_bad_parameters(kwargs, match):
+    X, _ = low_rank(n=20)
+    with pytest.raises(InputError, match=match):
+        ek.AutoEncoder(**{**dict(device="cpu", epochs=1), **kwargs}).fit(X, show_progress=False)
+
+
+def test_bad_inputs_and_wrong_variant_calls():
+    X, _ = low_rank(n=20)
+    model = ek.AutoEncoder(**{**FAST, "epochs": 1})
+    with pytest.raises(NotFittedError):
+        model.anomaly_scores(X)
+    with pytest.raises(InputError, match="2-D"):
+        model.fit(X[0], show_progress=False)
+    bad = X.copy()
+    bad[5, 1] = np.inf
+    with pytest.raises(InputError, match="row 5, column 1 is inf"):
+        model.fit(bad, show_progress=False)
+    model.fit(X, show_progress=False)
+    with pytest.raises(InputError, match="fitted on 10"):
+        model.reconstruct(X[:, :3])
+    with pytest.raises(InputError, match="variant='vae'"):
+        model.sample(3)
+    with pytest.raises(InputError, match="variant='vae'"):
+        model.anomaly_scores(X, method="elbo")
+    with pytest.raises(InputError, match="'method' parameter"):
+        model.anomaly_scores(X, method="likelihood")
+
+
+def test_cli_train_autoencoder_and_query(tmp_path, capsys):
+    pytest.importorskip("embedkit.store")
+    from embedkit.cli import main
+
+    X, odd = low_rank(n=60)
+    data = np.vstack([X, odd[:1]])
+    path = tmp_path / "rows.npz"
+    np.savez(path, X=data, keys=np.array([f"r{i}" for i in range(len(data))]))
+    store = str(tmp_path / "store")
+    rc = main(["train", "autoencoder", str(path), "--name", "ae", "--variant", "denoising", "--dim", "2",
+               "--hidden", "16", "--epochs", "30", "--device", "cpu", "--no-progress", "--store", store, "--top", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "saved 61 vectors of dim 2" in out
+    assert "highest reconstruction error: r60" in out  # the planted anomaly
+    assert main(["query", "ae", "r0", "-k", "2", "--store", store]) == 0
+    s = ek.Store(store)
+    model = ek.AutoEncoder.from_arrays(s.load_extra("ae", "model"), device="cpu")
+    assert model.variant == "denoising"
+    np.testing.assert_allclose(model.anomaly_scores(data), s.load_extra("ae", "anomaly_scores")["scores"], rtol=1e-4)
+    # a NaN in a CSV: one line naming file and line, exit status 1
+    csv = tmp_path / "bad.csv"
+    csv.write_text("a,b\n1,2\n3,nan\n")
+    rc = main(["train", "autoencoder", str(csv), "--name", "bad", "--device", "cpu", "--store", store])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"{csv}:3:" in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,386 @@
+"""MatrixFactorization: known answers on a checkerboard and a planted low-rank matrix, fold-in,
+seen-item exclusion, store round trip, ranking metrics, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+import embedkit as ek
+from embedkit.errors import InputError, MissingKeyError, NotFittedError
+from embedkit.evaluate.ranking import ranking_metrics, rmse, topk_metrics
+
+try:
+    import implicit  # noqa: F401
+    HAVE_IMPLICIT = True
+except ImportError:
+    HAVE_IMPLICIT = False
+
+
+def checkerboard(n_users=40, n_items=30, held_out=3, seed=0):
+    """Two blocks: users u0..u19 play every item i0..i14, the others every item i15..i29, except
+    ``held_out`` items per user, which form the test set (the known answer)."""
+    users, items = [], []
+    half_u, half_i = n_users // 2, n_items // 2
+    for u in range(n_users):
+        block = range(half_i) if u < half_u else range(half_i, n_items)
+        users += [f"u{u}"] * len(block)
+        items += [f"i{i}" for i in block]
+    full = ek.Interactions.from_arrays(users, items)
+    return full.leave_n_out(n=held_out, seed=seed)
+
+
+def block_of_user(user):
+    return int(user[1:]) < 20
+
+
+def block_of_item(item):
+    return int(item[1:]) < 15
+
+
+CONFIGS = {
+    "als": dict(method="als", epochs=10),
+    "bpr": dict(method="bpr", epochs=150, lr=0.05),
+}
+if HAVE_IMPLICIT:
+    CONFIGS["implicit-als"] = dict(method="als", epochs=10, backend="implicit")
+
+
+@pytest.fixture(scope="module")
+def split_board():
+    return checkerboard()
+
+
+@pytest.fixture(scope="module")
+def board(split_board):
+    return split_board[0]
+
+
+@pytest.fixture(scope="module")
+def held(split_board):
+    return split_board[1]
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def fitted(request, board):
+    model = ek.MatrixFactorization(dim=2, seed=0, device="cpu", **CONFIGS[request.param])
+    model.fit(board, show_progress=False)
+    return model
+
+
+# ------------------------------------------------------------ known answers
+def test_checkerboard_recommendations_stay_in_block(fitted, held):
+    users = [f"u{u}" for u in range(40)]
+    for user, recs in zip(users, fitted.recommend_batch(users, k=5)):
+        assert len(recs) == 5
+        # the three unseen items of the user's block come first, then the other block
+        assert {item for item, _ in recs[:3]} == set(held.items_of(user)), (user, recs)
+        assert all(block_of_item(item) != block_of_user(user) for item, _ in recs[3:])
+        scores = [s for _, s in recs]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_similar_items_by_cosine_stay_in_block(fitted):
+    for item in ("i0", "i20"):
+        sims = fitted.similar_items(item, k=5)
+        assert item not in [k for k, _ in sims]
+        assert all(block_of_item(k) == block_of_item(item) for k, _ in sims)
+        assert all(-1.0 - 1e-5 <= s <= 1.0 + 1e-5 for _, s in sims)
+
+
+def test_seen_items_excluded_and_included(fitted, board):
+    for user in ("u0", "u25"):
+        seen = set(board.items_of(user))
+        recs = [k for k, _ in fitted.recommend(user, k=15)]
+        assert not seen & set(recs)
+        every = [k for k, _ in fitted.recommend(user, k=30, exclude_seen=False)]
+        assert sorted(every) == sorted(board.item_keys)
+        assert len(fitted.recommend(user, k=100)) == 30 - len(seen)
+
+
+def test_outputs_shapes_and_types(fitted, board):
+    assert fitted.item_embeddings_.vectors.shape == (30, 2)
+    assert fitted.user_embeddings_.vectors.shape == (40, 2)
+    assert fitted.embeddings_ is fitted.item_embeddings_
+    assert fitted.item_embeddings_.keys == board.item_keys
+    assert np.isfinite(fitted.user_embeddings_.vectors).all()
+    pred = fitted.predict(["u0", "u0"], [fitted.recommend("u0", k=1)[0][0], "i20"])
+    assert pred.dtype == np.float32 and pred[0] > pred[1]
+    score = dict(fitted.recommend("u0", k=30, exclude_seen=False))
+    assert score[fitted.recommend("u0", k=1)[0][0]] == pytest.approx(float(pred[0]), rel=1e-4, abs=1e-4)
+
+
+def test_batch_equals_single(fitted):
+    batch = fitted.recommend_batch(["u3", "u33"], k=4)
+    assert batch == [fitted.recommend("u3", k=4), fitted.recommend("u33", k=4)]
+
+
+def test_errors(fitted):
+    with pytest.raises(MissingKeyError, match="unknown user"):
+        fitted.recommend("nobody")
+    with pytest.raises(MissingKeyError, match="unknown item"):
+        fitted.similar_items("nothing")
+    with pytest.raises(MissingKeyError, match="unknown item"):
+        fitted.predict(["u0"], ["nothing"])
+    with pytest.raises(MissingKeyError, match="unknown item"):
+        fitted.fold_in("new", ["i0", "nothing"])
+    with pytest.raises(InputError):
+        fitted.recommend("u0", k=0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(method="sgd"), "method"),
+    (dict(feedback="explicit", method="bpr"), "method"),
+    (dict(dim=0), "dim"),
+    (dict(reg=-1.0), "reg"),
+    (dict(device="tpu"), "device"),
+    (dict(backend="spark"), "backend"),
+])
+def test_bad_parameters(board, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        ek.MatrixFactorization(**kwargs).fit(board, show_progress=False)
+
+
+def test_not_fitted_and_bad_data():
+    model = ek.MatrixFactorization()
+    with pytest.raises(NotFittedError):
+        model.recommend("u0")
+    with pytest.raises(InputError, match="Interactions"):
+        model.fit([("a", "b")], show_progress=False)
+
+
+# -------------------------------------------------------- training contract
+@pytest.mark.parametrize("kwargs", [dict(method="als"), dict(method="bpr"),
+                                    dict(feedback="explicit", method="als"),
+                                    dict(feedback="explicit", method="sgd")])
+def test_seed_determinism_loss_history_and_callback(board, kwargs):
+    calls = []
+    a = ek.MatrixFactorization(dim=4, epochs=3, seed=7, device="cpu", **kwargs)
+    a.fit(board, show_progress=False, callback=lambda e, loss: calls.append((e, loss)))
+    b = ek.MatrixFactorization(dim=4, epochs=3, seed=7, device="cpu", **kwargs).fit(board, show_progress=False)
+    c = ek.MatrixFactorization(dim=4, epochs=3, seed=8, device="cpu", **kwargs).fit(board, show_progress=False)
+    np.testing.assert_array_equal(a.item_embeddings_.vectors, b.vectors)
+    assert not np.array_equal(b.vectors, c.vectors)
+    assert [e for e, _ in calls] == [0, 1, 2] and [x for _, x in calls] == a.loss_history_
+    assert all(np.isfinite(a.loss_history_))
+
+
+def test_als_loss_decreases(board):
+    model = ek.MatrixFactorization(dim=8, epochs=8, device="cpu")
+    model.fit(board, show_progress=False)
+    h = model.loss_history_
+    assert all(later <= earlier + 1e-9 for earlier, later in zip(h, h[1:])) and h[-1] < h[0]
+
+
+# ------------------------------------------------------------------ fold-in
+def test_fold_in_of_known_user_reproduces_training(board):
+    # users are solved last in each ALS epoch, so folding a user in from their own items is the
+    # same least-squares problem; enough CG steps make training solve it exactly too
+    model = ek.MatrixFactorization(dim=8, epochs=10, cg_steps=20, device="cpu")
+    model.fit(board, show_progress=False)
+    model_u = model.user_embeddings_["u5"].copy()
+    vec = model.fold_in("u5", board.items_of("u5"))
+    np.testing.assert_allclose(vec, model_u, rtol=1e-3, atol=1e-4)
+
+
+def test_fold_in_new_user_matches_refit(board):
+    items = ["i0", "i2", "i4", "i6", "i8", "i10"]
+    model = ek.MatrixFactorization(dim=2, epochs=15, cg_steps=10, device="cpu")
+    model.fit(board, show_progress=False)
+    folded = model.fold_in("newbie", items)
+    assert folded.shape == (2,) and "newbie" in model.user_embeddings_
+    refit_data = ek.Interactions.from_arrays(
+        [board.user_keys[u] for u in board.users] + ["newbie"] * len(items),
+        [board.item_keys[i] for i in board.items] + items)
+    refit = ek.MatrixFactorization(dim=2, epochs=15, cg_steps=10, device="cpu")
+    refit.fit(refit_data, show_progress=False)
+    a = [k for k, _ in model.recommend("newbie", k=5)]
+    b = [k for k, _ in refit.recommend("newbie", k=5)]
+    assert all(block_of_item(k) for k in a) and not set(a) & set(items)
+    assert len(set(a) & set(b)) >= 3
+    # every item's score for the user agrees closely between fold-in and a full refit
+    s_fold = model.predict(["newbie"], board.item_keys)
+    s_refit = refit.predict(["newbie"], board.item_keys)
+    assert np.corrcoef(s_fold, s_refit)[0, 1] > 0.95
+
+
+def test_fold_in_replaces_a_changed_user(board):
+    model = ek.MatrixFactorization(dim=2, epochs=10, device="cpu")
+    model.fit(board, show_progress=False)
+    # u0 (first block) now only plays second-block items: recommendations follow, seen updated
+    model.fold_in("u0", ["i15", "i16", "i17", "i18", "i19", "i20"])
+    recs = [k for k, _ in model.recommend("u0", k=5)]
+    assert all(not block_of_item(k) for k in recs)
+    assert not {"i15", "i16", "i17", "i18", "i19", "i20"} & set(recs)
+    assert len(model.user_embeddings_) == 40
+
+
+def test_bpr_fold_in_lands_in_block(board):
+    model = ek.MatrixFactorization(method="bpr", dim=2, epochs=150, lr=0.05, device="cpu")
+    model.fit(board, show_progress=False)
+    model.fold_in("newbie", ["i16", "i18", "i20", "i22"])
+    assert all(not block_of_item(k) for k, _ in model.recommend("newbie", k=5))
+
+
+# ---------------------------------------------------------- explicit ratings
+def planted(n_users=120, n_items=80, rank=3, noise=0.1, density=0.35, seed=0):
+    rng = np.random.default_rng(seed)
+    U = rng.normal(size=(n_users, rank)) / np.sqrt(rank)
+    V = rng.normal(size=(n_items, rank))
+    bu, bi = rng.normal(scale=0.3, size=n_users), rng.normal(scale=0.3, size=n_items)
+    full = 3.0 + bu[:, None] + bi[None, :] + U @ V.T
+    u, i = np.nonzero(rng.random((n_users, n_items)) < density)
+    ratings = full[u, i] + rng.normal(scale=noise, size=len(u))
+    inter = ek.Interactions.from_arrays([f"u{x}" for x in u], [f"i{x}" for x in i], ratings,
+                                        allow_negative=True)
+    return inter, full
+
+
+@pytest.mark.parametrize("method, epochs", [("als", 15), ("sgd", 60)])
+def test_explicit_recovers_planted_low_rank(method, epochs):
+    noise = 0.1
+    inter, full = planted(noise=noise)
+    train, test = inter.split(test_fraction=0.2, seed=0)
+    kwargs = dict(lr=0.02) if method == "sgd" else {}
+    model = ek.MatrixFactorization(feedback="explicit", method=method, dim=3, epochs=epochs, reg=0.01,
+                                   device="cpu", **kwargs)
+    model.fit(train, show_progress=False)
+    err = rmse(model, test)
+    baseline = float(np.std(test.values))  # predicting a constant
+    assert err < 2.0 * noise < baseline / 3, (err, baseline)
+    # recommend returns predicted ratings, the top unseen items first
+    recs = model.recommend("u0", k=3)
+    pred = model.predict(["u0"] * 3, [k for k, _ in recs])
+    np.testing.assert_allclose([s for _, s in recs], pred, rtol=1e-4, atol=1e-4)
+    # fold-in from the user's ratings predicts their held-out ratings about as well
+    m = train.matrix
+    items = [train.item_keys[i] for i in m.indices[m.indptr[0]:m.indptr[1]]]
+    model.fold_in("u0-again", items, values=m.data[m.indptr[0]:m.indptr[1]])
+    t = test.matrix
+    held = [test.item_keys[i] for i in t.indices[t.indptr[0]:t.indptr[1]]]
+    if held:
+        got = model.predict(["u0-again"] * len(held), held)
+        assert np.sqrt(np.mean((got - t.data[t.indptr[0]:t.indptr[1]]) ** 2)) < 4 * noise
+    with pytest.raises(InputError, match="ratings"):
+        model.fold_in("x", items)
+
+
+# ------------------------------------------------------------------- store
+@pytest.mark.parametrize("kwargs", [dict(method="als"), dict(method="bpr", epochs=20),
+                                    dict(feedback="explicit", method="sgd", epochs=5)])
+def test_store_round_trip(tmp_path, board, kwargs):
+    store = ek.Store(tmp_path)
+    model = ek.MatrixFactorization(dim=6, device="cpu", **{"epochs": 5, **kwargs})
+    model.fit(board, show_progress=False)
+    model.fold_in("late", ["i1", "i3"], values=[4.0, 5.0] if "feedback" in kwargs else None)
+    model.save("recs", store)
+    loaded = ek.MatrixFactorization.from_store("recs", store)
+    users = ["u0", "u30", "late"]
+    for got, want in zip(loaded.recommend_batch(users, k=6), model.recommend_batch(users, k=6)):
+        assert [k for k, _ in got] == [k for k, _ in want]
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in want], rtol=1e-5)
+    np.testing.assert_allclose(loaded.predict(["u0", "late"], ["i2", "i2"]), model.predict(["u0", "late"], ["i2", "i2"]),
+                               rtol=1e-5)
+    assert loaded.similar_items("i0", k=3) == model.similar_items("i0", k=3)
+    assert [loaded._item_keys[i] for i in loaded.seen_items("late")] == ["i1", "i3"]
+    info = store.info("recs")
+    assert info["metric"] == "ip" and info["meta"]["trainer"] == "MatrixFactorization"
+    assert info["meta"]["params"]["method"] == model.method
+    loaded.fold_in("later", ["i20"], values=[3.0] if "feedback" in kwargs else None)
+    with pytest.raises(InputError, match="exists"):
+        model.save("recs", store)
+
+
+def test_from_store_refuses_other_indexes(tmp_path):
+    store = ek.Store(tmp_path)
+    emb = ek.Embeddings(["a", "b"], np.eye(2))
+    store.save("plain", emb.to_index())
+    with pytest.raises(ek.StoreError, match="MatrixFactorization"):
+        ek.MatrixFactorization.from_store("plain", store)
+
+
+# ------------------------------------------------------------------ metrics
+def test_topk_metrics_hand_computed():
+    # user A: hits at ranks 1 and 3 of k=3, 2 relevant; user B: 5 relevant, one hit at rank 2
+    m = topk_metrics([["a", "x", "b"], ["y", "c", "z"]], [{"a", "b"}, {"c", "d", "e", "f", "g"}], k=3)
+    d = 1 / np.log2([2, 3, 4])
+    assert m["precision"] == pytest.approx((2 / 3 + 1 / 3) / 2)
+    assert m["recall"] == pytest.approx((2 / 2 + 1 / 3) / 2)      # denominator min(k, n_test)
+    assert m["ndcg"] == pytest.approx(((d[0] + d[2]) / (d[0] + d[1]) + d[1] / d.sum()) / 2)
+    assert m["map"] == pytest.approx(((1 + 2 / 3) / 2 + (1 / 2) / 3) / 2)
+    assert topk_metrics([["a"]], [{"a"}], k=10)["recall"] == 1.0
+
+
+def test_ranking_metrics_on_checkerboard(fitted, held):
+    perfect = ranking_metrics(fitted, held, k=5)
+    assert set(perfect) == {"recall", "ndcg", "precision", "map"}
+    # the 3 held-out items fill the top 3 of 5: recall, ndcg and map are 1, precision 3/5
+    assert perfect == pytest.approx({"recall": 1.0, "ndcg": 1.0, "map": 1.0, "precision": 0.6})
+    assert ranking_metrics(fitted, held, k=2)["recall"] == pytest.approx(1.0)   # min(k, n_test)
+    assert ranking_metrics(fitted, held, k=1)["precision"] == pytest.approx(1.0)
+
+
+def test_ranking_metrics_needs_known_users(fitted):
+    model = fitted
+    with pytest.raises(InputError, match="known"):
+        ranking_metrics(model, ek.Interactions.from_arrays(["stranger"], ["i0"]))
+
+
+# --------------------------------------------------------------------- CLI
+@pytest.fixture()
+def csv_files(tmp_path, board, held):
+    train, test = board, held
+    train.to_dataframe().to_csv(tmp_path / "train.csv", index=False)
+    test.to_dataframe().to_csv(tmp_path / "test.csv", index=False)
+    return tmp_path
+
+
+def test_cli_train_recommend_eval(csv_files, capsys):
+    from embedkit.cli import main
+
+    d = csv_files
+    store = str(d / "store")
+    assert main(["train", "mf", str(d / "train.csv"), "--name", "m", "--dim", "2", "--epochs", "8",
+                 "--no-progress", "--device", "cpu", "--store", store]) == 0
+    assert "trained implicit als" in capsys.readouterr().out
+    assert main(["recommend", "m", "u0", "u30", "-k", "3", "--json", "--store", store]) == 0
+    recs = json.loads(capsys.readouterr().out)
+    assert len(recs["u0"]) == 3 and all(block_of_item(i) for i, _ in recs["u0"])
+    assert all(not block_of_item(i) for i, _ in recs["u30"])
+    assert main(["eval", "mf", "m", str(d / "test.csv"), "-k", "5", "--json", "--store", store]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["recall@5"] == pytest.approx(1.0)
+    assert main(["recommend", "m", "nobody", "--store", store]) == 1
+    assert "unknown user 'nobody'" in capsys.readouterr().err
+    assert main(["train", "mf", str(d / "train.csv"), "--name", "m", "--no-progress", "--store", store]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert main(["train", "mf", str(d / "train.csv"), "--name", "x", "--metric", "cosine", "--store", store]) == 1
+    assert main(["train", "mf", str(d / "train.csv"), "--name", "x", "--feedback", "explicit", "--store", store]) == 1
+    assert "--value" in capsys.readouterr().err
+    assert main(["train", "mf", str(d / "missing.csv"), "--name", "x", "--store", store]) == 1
+
+
+def test_cli_explicit_and_demo(tmp_path, capsys):
+    from embedkit.cli import main
+    from embedkit.cli.mf import demo
+
+    inter, _ = planted(n_users=40, n_items=30)
+    inter.to_dataframe().to_csv(tmp_path / "r.csv", index=False)
+    store = str(tmp_path / "store")
+    assert main(["train", "mf", str(tmp_path / "r.csv"), "--name", "r", "--feedback", "explicit", "--value", "value",
+                 "--dim", "3", "--no-progress", "--device", "cpu", "--store", store]) == 0
+    assert "trained explicit als" in capsys.readouterr().out
+    assert main(["eval", "mf", "r", str(tmp_path / "r.csv"), "--value", "value", "--json", "--store", store]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["rmse"] < 0.3 and scores["recall@10"] == 0.0  # every test pair was seen in training
+
+    class Args:
+        no_progress = True
+        seed = 0
+
+    Args.store = store
+    demo(Args)
+    text = capsys.readouterr().out
+    assert "scifi-fan-0" in text and "demo-mf" in text
+    model = ek.MatrixFactorization.from_store("demo-mf", ek.Store(store))
+    assert all(k.startswith("scifi") for k, _ in model.recommend("scifi-fan-0", k=4))

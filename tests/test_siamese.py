@@ -1,0 +1,224 @@
+"""SiameseEncoder: known answers on planted clusters, determinism, save/load, errors, CLI."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import embedkit as ek
+from embedkit.errors import InputError, NotFittedError, StoreError
+from embedkit.evaluate.encoders import map_at_r, precision_at_1
+
+
+def blobs(n_per=30, seed=0, n_classes=3, d=6):
+    """Classes separated only in the first two features; the other features are large noise."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[4.0, 0.0], [0.0, 4.0], [-4.0, -4.0]])[:n_classes]
+    X, y = [], []
+    for c in range(n_classes):
+        signal = centres[c] + rng.normal(0, 0.6, (n_per, 2))
+        noise = rng.normal(0, 3.0, (n_per, d - 2))
+        X.append(np.hstack([signal, noise]))
+        y += [c] * n_per
+    return np.vstack(X).astype(np.float32), np.array(y)
+
+
+FAST = dict(dim=4, hidden=(32,), epochs=15, batch_size=32, device="cpu")
+
+
+@pytest.mark.parametrize("loss,miner", [("contrastive", "random"), ("contrastive", "hard"),
+                                        ("triplet", "semihard"), ("triplet", "hard"), ("infonce", "random")])
+def test_separates_planted_classes_and_generalises(loss, miner):
+    X, y = blobs()
+    model = ek.SiameseEncoder(loss=loss, miner=miner, **FAST)
+    emb = model.fit(X, y, show_progress=False)
+    assert emb.vectors.shape == (len(X), 4) and emb.vectors.dtype == np.float32
+    assert np.isfinite(emb.vectors).all()
+    assert np.allclose(np.linalg.norm(emb.vectors, axis=1), 1.0, atol=1e-5)
+    assert len(model.loss_history_) == FAST["epochs"]
+    assert model.loss_history_[-1] < model.loss_history_[0]
+    assert precision_at_1(emb, y) == 1.0
+    # rows never seen in fit land with their class
+    X_new, y_new = blobs(seed=1)
+    assert map_at_r(model.encode(X_new), y_new) > 0.9
+
+
+def test_learns_beyond_raw_features():
+    # raw features are dominated by noise columns; the encoder must pick out the signal columns
+    X, y = blobs(n_per=80, d=12)
+    X_new, y_new = blobs(n_per=40, d=12, seed=3)
+    raw = map_at_r(X_new, y_new)
+    model = ek.SiameseEncoder(loss="contrastive", **FAST)
+    model.fit(X, y, show_progress=False)
+    assert map_at_r(model.encode(X_new), y_new) > raw + 0.2
+
+
+def test_explicit_pairs():
+    X, y = blobs(n_per=20, n_classes=2)
+    rng = np.random.default_rng(0)
+    i, j = rng.integers(0, len(X), 400), rng.integers(0, len(X), 400)
+    pairs = np.stack([i, j, (y[i] == y[j]).astype(int)], axis=1)
+    for loss in ("contrastive", "triplet", "infonce"):
+        emb = ek.SiameseEncoder(loss=loss, **FAST).fit(X, pairs=pairs, show_progress=False)
+        assert precision_at_1(emb, y) > 0.95, loss
+
+
+def test_same_seed_same_vectors_and_keys():
+    X, y = blobs(n_per=10)
+    a = ek.SiameseEncoder(**FAST, seed=3).fit(X, y, keys=[f"r{i}" for i in range(len(X))], show_progress=False)
+    b = ek.SiameseEncoder(**FAST, seed=3).fit(X, y, keys=[f"r{i}" for i in range(len(X))], show_progress=False)
+    c = ek.SiameseEncoder(**FAST, seed=4).fit(X, y, show_progress=False)
+    assert a.keys[:2] == ["r0", "r1"] and c.keys[:2] == ["0", "1"]
+    np.testing.assert_array_equal(a.vectors, b.vectors)
+    assert not np.allclose(a.vectors, c.vectors)
+
+
+def test_pandas_input_uses_index_as_keys():
+    pd = pytest.importorskip("pandas")
+    X, y = blobs(n_per=8)
+    df = pd.DataFrame(X, index=[f"item{i}" for i in range(len(X))])
+    emb = ek.SiameseEncoder(**{**FAST, "epochs": 1}).fit(df, pd.Series(y), show_progress=False)
+    assert emb.keys[0] == "item0"
+
+
+def test_standardisation_learned_and_stored(tmp_path):
+    X, y = blobs(n_per=10)
+    X = X * np.array([1, 1, 1000, 1000, 1000, 1000], dtype=np.float32) + 50
+    model = ek.SiameseEncoder(**{**FAST, "epochs": 2})
+    model.fit(X, y, show_progress=False)
+    np.testing.assert_allclose(model.scaler_.mean, X.mean(axis=0), rtol=1e-4)
+    np.testing.assert_allclose(model.scaler_.scale, X.std(axis=0), rtol=1e-4)
+    loaded = ek.SiameseEncoder.load(model.save(tmp_path / "m"))
+    np.testing.assert_allclose(loaded.scaler_.scale, model.scaler_.scale)
+    raw = ek.SiameseEncoder(**{**FAST, "epochs": 1}, standardize=False)
+    raw.fit(X, y, show_progress=False)
+    assert (raw.scaler_.mean == 0).all() and (raw.scaler_.scale == 1).all()
+
+
+def test_save_load_round_trip(tmp_path):
+    X, y = blobs(n_per=10)
+    model = ek.SiameseEncoder(loss="triplet", **FAST)
+    model.fit(X, y, show_progress=False)
+    path = model.save(tmp_path / "siamese.npz")
+    loaded = ek.SiameseEncoder.load(path)
+    np.testing.assert_allclose(loaded.encode(X), model.encode(X), atol=1e-6)
+    assert loaded.loss == "triplet" and loaded.hidden == [32] and loaded.loss_history_ == model.loss_history_
+    with np.load(path, allow_pickle=False) as data:  # plain arrays, readable without pickle
+        assert "__config__" in data.files
+    with pytest.raises(StoreError, match="AutoEncoder"):
+        ek.AutoEncoder.load(path)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(StoreError):
+        ek.SiameseEncoder.load(tmp_path / "junk.npz")
+
+
+def make_cnn():
+    # a small CNN on 4x4 "images" as a one-liner: any torch module mapping (batch, 16) -> (batch, dim)
+    return nn.Sequential(nn.Unflatten(1, (1, 4, 4)), nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(64, 4))
+
+
+def test_custom_encoder_trains_copy_and_reloads(tmp_path):
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (20, 16)), rng.normal(3, 1, (20, 16))]).astype(np.float32)
+    y = np.repeat([0, 1], 20)
+    enc = make_cnn()
+    before = [p.detach().clone() for p in enc.parameters()]
+    model = ek.SiameseEncoder(encoder=enc, **FAST)
+    emb = model.fit(X, y, show_progress=False)
+    assert precision_at_1(emb, y) == 1.0
+    assert all(torch.equal(a, b) for a, b in zip(before, enc.parameters()))  # the module passed in is untouched
+    path = model.save(tmp_path / "cnn")
+    with pytest.raises(InputError, match="encoder=module"):
+        ek.SiameseEncoder.load(path)
+    loaded = ek.SiameseEncoder.load(path, encoder=make_cnn())
+    np.testing.assert_allclose(loaded.encode(X), model.encode(X), atol=1e-6)
+
+
+def test_custom_encoder_wrong_output():
+    X, y = blobs(n_per=5)
+    with pytest.raises(InputError, match="dim=8"):
+        ek.SiameseEncoder(encoder=nn.Linear(6, 3), dim=8, device="cpu").fit(X, y, show_progress=False)
+    with pytest.raises(InputError, match="fails on input"):
+        ek.SiameseEncoder(encoder=nn.Linear(5, 8), dim=8, device="cpu").fit(X, y, show_progress=False)
+
+
+def test_callback_and_progress():
+    X, y = blobs(n_per=5)
+    seen = []
+    ek.SiameseEncoder(**{**FAST, "epochs": 3}).fit(X, y, show_progress=False,
+                                                  callback=lambda e, loss: seen.append((e, loss)))
+    assert [e for e, _ in seen] == [0, 1, 2] and all(np.isfinite(l) for _, l in seen)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(loss="cosface"), "'loss' parameter"), (dict(dim=0), "'dim' parameter"),
+    (dict(margin=-1.0), "'margin' parameter"), (dict(miner="hardest"), "'miner' parameter"),
+    (dict(loss="infonce", miner="hard"), "miner='random'"), (dict(hidden=(0,)), "'hidden' parameter"),
+    (dict(encoder="mlp"), "'encoder' parameter"), (dict(device="tpu"), "'device' parameter"),
+    (dict(batch_size=1), "'batch_size'"),
+])
+def test_bad_parameters(kwargs, match):
+    X, y = blobs(n_per=5)
+    with pytest.raises(InputError, match=match):
+        ek.SiameseEncoder(**{**dict(device="cpu", epochs=1), **kwargs}).fit(X, y, show_progress=False)
+
+
+def test_bad_inputs():
+    X, y = blobs(n_per=5)
+    m = ek.SiameseEncoder(device="cpu", epochs=1)
+    with pytest.raises(InputError, match="exactly one of y"):
+        m.fit(X, show_progress=False)
+    with pytest.raises(InputError, match="both"):
+        m.fit(X, y, pairs=[(0, 1, 1)], show_progress=False)
+    with pytest.raises(InputError, match="14 labels but X has 15 rows"):
+        m.fit(X, y[:-1], show_progress=False)
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(InputError, match="row 3, column 2 is NaN"):
+        m.fit(bad, y, show_progress=False)
+    with pytest.raises(InputError, match="single class"):
+        m.fit(X, np.zeros(len(X)), show_progress=False)
+    with pytest.raises(InputError, match="X has 15 rows"):
+        m.fit(X, pairs=[(0, 15, 1)], show_progress=False)
+    with pytest.raises(InputError, match="needs class labels"):
+        ek.SiameseEncoder(device="cpu", miner="hard").fit(X, pairs=[(0, 1, 1)], show_progress=False)
+    with pytest.raises(NotFittedError):
+        ek.SiameseEncoder().encode(X)
+    m.fit(X, y, show_progress=False)
+    with pytest.raises(InputError, match="fitted on 6"):
+        m.encode(X[:, :5])
+
+
+def test_cli_train_and_query(tmp_path, capsys):
+    pytest.importorskip("embedkit.store")
+    from embedkit.cli import main
+
+    X, y = blobs(n_per=10)
+    lines = ["key," + ",".join(f"f{i}" for i in range(X.shape[1])) + ",label"]
+    lines += [f"row{i}," + ",".join(f"{v:.4f}" for v in X[i]) + f",c{y[i]}" for i in range(len(X))]
+    csv = tmp_path / "feat.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    store = str(tmp_path / "store")
+    rc = main(["train", "siamese", str(csv), "--label-column", "label", "--key-column", "key", "--name", "sia",
+               "--dim", "4", "--hidden", "16", "--epochs", "5", "--loss", "triplet", "--device", "cpu",
+               "--no-progress", "--store", store])
+    assert rc == 0, capsys.readouterr().err
+    assert "saved 30 vectors of dim 4" in capsys.readouterr().out
+    assert main(["query", "sia", "row0", "-k", "3", "--store", store]) == 0
+    assert "row" in capsys.readouterr().out
+    # the stored extra rebuilds the encoder
+    s = ek.Store(store)
+    model = ek.SiameseEncoder.from_arrays(s.load_extra("sia", "model"), device="cpu")
+    written = np.array([[float(f"{v:.4f}") for v in row] for row in X[:3]], dtype=np.float32)
+    np.testing.assert_allclose(model.encode(written), s.load("sia").get_vectors(["row0", "row1", "row2"]), atol=1e-5)
+    # labels from a file with the wrong count: one line, exit 1
+    (tmp_path / "labels.txt").write_text("a\nb\n")
+    npy = tmp_path / "feat.npy"
+    np.save(npy, X)
+    rc = main(["train", "siamese", str(npy), "--labels", str(tmp_path / "labels.txt"), "--name", "x",
+               "--device", "cpu", "--no-progress", "--store", store])
+    err = capsys.readouterr().err
+    assert rc == 1 and "2 labels but the feature file has 30 rows" in err and len(err.strip().splitlines()) == 1
+    rc = main(["train", "siamese", str(npy), "--name", "x", "--device", "cpu", "--store", store])
+    assert rc == 1 and "no labels" in capsys.readouterr().err

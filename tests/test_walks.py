@@ -1,0 +1,192 @@
+"""Node2vec walks: exact transition law (chi-square), golden walks, determinism, directed ends."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter, defaultdict
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import chisquare
+
+import embedkit as ek
+from embedkit.trainers.walks import WalkSampler, WalkStream, random_walks
+
+# A small weighted undirected graph with triangles, a pendant and unequal weights.
+EDGES = [("a", "b", 1.0), ("a", "c", 2.0), ("b", "c", 1.0), ("b", "d", 3.0), ("c", "d", 1.0),
+         ("c", "e", 0.5), ("d", "e", 2.0), ("e", "f", 1.0), ("a", "a", 1.5)]
+
+
+def _graph(directed=False, weighted=True):
+    s, d, w = zip(*EDGES)
+    return ek.Graph.from_arrays(list(s), list(d), list(w) if weighted else None, directed=directed)
+
+
+def _expected(graph, prev: int, cur: int, p: float, q: float) -> dict[int, float]:
+    """Unnormalised node2vec weights of the next step, straight from the paper's formula."""
+    nbrs = graph.indices[graph.indptr[cur]:graph.indptr[cur + 1]]
+    w = graph.weights[graph.indptr[cur]:graph.indptr[cur + 1]] if graph.weighted else np.ones(len(nbrs))
+    prev_nbrs = set(graph.indices[graph.indptr[prev]:graph.indptr[prev + 1]].tolist())
+    out = {}
+    for x, wx in zip(nbrs.tolist(), w.tolist()):
+        if x == prev:
+            out[x] = wx / p
+        elif x in prev_nbrs:
+            out[x] = wx
+        else:
+            out[x] = wx / q
+    return out
+
+
+def _check_step(graph, sampler, prev, cur, p, q, n=20000, seed=1, method="_second_order"):
+    gen = torch.Generator().manual_seed(seed)
+    got = getattr(sampler, method)(torch.full((n,), prev), torch.full((n,), cur), gen)
+    exp = _expected(graph, prev, cur, p, q)
+    counts = Counter(got.tolist())
+    assert set(counts) <= set(exp), f"moved to a non-neighbour: {set(counts) - set(exp)}"
+    keys = sorted(exp)
+    total = sum(exp.values())
+    obs = np.array([counts.get(k, 0) for k in keys])
+    expected = np.array([exp[k] / total * n for k in keys])
+    if len(keys) > 1:
+        pval = chisquare(obs, expected).pvalue
+        assert pval > 1e-4, (prev, cur, p, q, obs, expected)
+
+
+@pytest.mark.parametrize("p,q", [(1.0, 1.0), (0.25, 4.0), (4.0, 0.25), (2.0, 0.5), (0.5, 1.0)])
+@pytest.mark.parametrize("directed", [False, True])
+def test_step_distribution_matches_formula(p, q, directed):
+    g = _graph(directed=directed)
+    sampler = WalkSampler(g, p=p, q=q)
+    rows, cols = g._rows(), g.indices
+    for prev, cur in zip(rows.tolist(), cols.tolist()):      # every edge prev -> cur
+        if g.degrees()[cur] > 0:
+            _check_step(g, sampler, prev, cur, p, q, n=6000)
+
+
+@pytest.mark.parametrize("p,q", [(1.0, 1.0), (0.5, 2.0), (3.0, 0.3)])
+def test_step_distribution_unweighted(p, q):
+    g = _graph(weighted=False)
+    sampler = WalkSampler(g, p=p, q=q)
+    for prev, cur in [(0, 1), (1, 2), (3, 4), (4, 5), (0, 0)]:
+        _check_step(g, sampler, prev, cur, p, q)
+
+
+@pytest.mark.parametrize("method", ["_second_order", "_exact"])
+def test_rejection_only_and_exact_only(monkeypatch, method):
+    """Both samplers inside a step (vectorised rejection, exact draw for stragglers) are exact alone."""
+    import embedkit.trainers.walks as walks_mod
+
+    monkeypatch.setattr(walks_mod, "_REJECTION_ROUNDS", 10**9)      # no exact fallback
+    g = _graph()
+    sampler = WalkSampler(g, p=0.25, q=4.0)
+    for prev, cur in [(0, 2), (2, 3), (1, 3), (4, 3), (0, 0)]:
+        _check_step(g, sampler, prev, cur, 0.25, 4.0, n=8000, method=method)
+
+
+@pytest.mark.parametrize("directed", [False, True])
+def test_whole_walks_follow_formula(directed):
+    """Second-order transitions counted inside full walks (not only one step) match the formula."""
+    g = _graph(directed=directed)
+    p, q = 0.5, 3.0
+    starts = [n for n in g.nodes if g.degrees()[g.node_index[n]] > 0] * 2000
+    walks, lengths = random_walks(g, walk_length=6, p=p, q=q, starts=starts, seed=3)
+    seen = defaultdict(Counter)
+    for row, n in zip(walks.tolist(), lengths.tolist()):
+        for a, b, c in zip(row[:n], row[1:n], row[2:n]):
+            seen[(a, b)][c] += 1
+    checked = 0
+    for (a, b), cnt in seen.items():
+        exp = _expected(g, a, b, p, q)
+        total, n = sum(exp.values()), sum(cnt.values())
+        keys = sorted(exp)
+        if len(keys) < 2 or n < 500:
+            continue
+        obs = [cnt.get(k, 0) for k in keys]
+        assert chisquare(obs, [exp[k] / total * n for k in keys]).pvalue > 1e-4, (a, b, obs)
+        checked += 1
+    assert checked >= 3
+
+
+def test_first_step_is_first_order_and_weighted():
+    g = _graph()
+    walks, _ = random_walks(g, walk_length=2, p=0.1, q=10.0, starts=["b"] * 30000, seed=0)
+    cnt = Counter(walks[:, 1].tolist())
+    nb = g.indices[g.indptr[1]:g.indptr[2]]
+    w = g.weights[g.indptr[1]:g.indptr[2]]
+    obs = [cnt.get(int(x), 0) for x in nb]
+    assert chisquare(obs, w / w.sum() * 30000).pvalue > 1e-4
+
+
+def test_walks_only_use_edges_and_have_full_length():
+    g = _graph(weighted=False)
+    walks, lengths = random_walks(g, walk_length=30, p=0.3, q=2.0, seed=5)
+    assert walks.shape == (g.num_nodes, 30) and (lengths == 30).all()
+    edges = set(zip(g._rows().tolist(), g.indices.tolist()))
+    for row in walks.tolist():
+        assert all((a, b) in edges for a, b in zip(row, row[1:]))
+
+
+def test_golden_walks_fixed_seed():
+    """Walks on a 5-node graph with a fixed seed never change silently (CPU)."""
+    g = ek.Graph.from_arrays(["0", "0", "1", "2", "3"], ["1", "2", "2", "3", "4"])
+    walks, _ = random_walks(g, walk_length=6, p=0.5, q=2.0, seed=42)
+    names = [[g.nodes[i] for i in row] for row in walks.tolist()]
+    assert names == GOLDEN
+
+
+GOLDEN = [["0", "2", "0", "2", "1", "2"], ["1", "2", "1", "2", "0", "1"], ["2", "1", "2", "1", "2", "1"],
+          ["3", "4", "3", "2", "3", "2"], ["4", "3", "4", "3", "4", "3"]]
+
+
+def test_same_seed_same_walks_other_seed_differs():
+    g = _graph()
+    a, _ = random_walks(g, walk_length=20, p=0.5, q=2.0, seed=7)
+    b, _ = random_walks(g, walk_length=20, p=0.5, q=2.0, seed=7)
+    c, _ = random_walks(g, walk_length=20, p=0.5, q=2.0, seed=8)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_directed_walk_stops_at_dangling_node():
+    g = ek.Graph.from_arrays(["a", "b", "c"], ["b", "c", "d"], directed=True)   # d has no out-edges
+    walks, lengths = random_walks(g, walk_length=10, p=2.0, q=0.5, starts=["a", "c", "d"], seed=0)
+    assert lengths.tolist() == [4, 2, 1]
+    assert [g.nodes[i] for i in walks[0, :4].tolist()] == ["a", "b", "c", "d"]
+    assert (walks[0, 4:] == -1).all() and (walks[2, 1:] == -1).all()
+
+
+def test_stream_epochs_batches_and_counts():
+    g = _graph()
+    sampler = WalkSampler(g, p=0.5, q=2.0)
+    stream = WalkStream(sampler, np.arange(g.num_nodes), walk_length=5, walks_per_node=3, seed=0, batch_walkers=4)
+    first = [t.clone() for t, _ in stream]
+    second = [t.clone() for t, _ in stream]
+    assert sum(len(t) for t in first) == g.num_nodes * 3 * 5
+    assert not all(torch.equal(x, y) for x, y in zip(first, second))     # fresh walks per epoch
+    again = [t for t, _ in stream.epoch(0)]
+    assert all(torch.equal(x, y) for x, y in zip(first, again))
+    counts = stream.counts(g.num_nodes)
+    assert counts.sum() == g.num_nodes * 15
+    assert np.array_equal(counts, np.bincount(torch.cat(first).numpy(), minlength=g.num_nodes))
+    # every start node appears once per round
+    starts = torch.cat([t.view(-1, 5)[:, 0] for t in first])
+    assert sorted(Counter(starts.tolist()).values()) == [3] * g.num_nodes
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_step_distribution():
+    g = _graph(directed=True)
+    sampler = WalkSampler(g, p=0.5, q=2.0, device="cuda")
+    for prev, cur in itertools.islice(zip(g._rows().tolist(), g.indices.tolist()), 6):
+        if g.degrees()[cur] > 0:
+            gen = torch.Generator(device="cuda").manual_seed(0)
+            got = sampler._second_order(torch.full((20000,), prev, device="cuda"),
+                                        torch.full((20000,), cur, device="cuda"), gen).cpu()
+            exp = _expected(g, prev, cur, 0.5, 2.0)
+            keys = sorted(exp)
+            if len(keys) > 1:
+                cnt = Counter(got.tolist())
+                tot = sum(exp.values())
+                assert chisquare([cnt.get(k, 0) for k in keys], [exp[k] / tot * 20000 for k in keys]).pvalue > 1e-4

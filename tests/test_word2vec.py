@@ -1,0 +1,257 @@
+"""Word2Vec (gensim and torch backends) and the shared skip-gram engine."""
+
+import math
+
+import numpy as np
+import pytest
+
+import embedkit as ek
+from embedkit.cli import main
+from embedkit.errors import InputError, ParseError
+from embedkit.trainers.skipgram import _sg_step, evaluate_loss, train_skipgram
+
+TOPIC_A = [f"a{i}" for i in range(8)]
+TOPIC_B = [f"b{i}" for i in range(8)]
+
+
+def two_topics(n=400, length=8, seed=0):
+    """Sentences drawn from one of two disjoint vocabularies: neighbours must stay in-topic."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        topic = TOPIC_A if rng.random() < 0.5 else TOPIC_B
+        out.append([topic[j] for j in rng.integers(0, len(topic), length)])
+    return out
+
+
+def in_topic_share(emb):
+    hits = 0
+    for w in emb.keys:
+        top = emb.most_similar(w, k=3)
+        hits += sum(k[0] == w[0] for k, _ in top)
+    return hits / (3 * len(emb))
+
+
+def write(path, sentences):
+    path.write_text("\n".join(" ".join(s) for s in sentences) + "\n", encoding="utf-8")
+    return path
+
+
+SMALL = dict(dim=16, window=3, min_count=1, sample=0.0, epochs=5, seed=1, device="cpu", workers=1)
+
+
+@pytest.mark.parametrize("backend", ["gensim", "torch"])
+@pytest.mark.parametrize("mode", ["skipgram", "cbow"])
+def test_two_topics_neighbours_stay_in_topic(tmp_path, backend, mode):
+    path = write(tmp_path / "c.txt", two_topics())
+    model = ek.Word2Vec(mode=mode, backend=backend, **SMALL)
+    epochs_seen = []
+    emb = model.fit(path, show_progress=False, callback=lambda e, loss: epochs_seen.append((e, loss)))
+    assert sorted(emb.keys) == sorted(TOPIC_A + TOPIC_B)
+    assert emb.vectors.dtype == np.float32 and np.isfinite(emb.vectors).all()
+    assert in_topic_share(emb) >= 0.9
+    assert model.backend_ == backend
+    assert [e for e, _ in epochs_seen] == [1, 2, 3, 4, 5]
+    assert model.loss_history_ == [loss for _, loss in epochs_seen]
+    assert all(math.isfinite(x) and x > 0 for x in model.loss_history_)
+    assert model.loss_history_[-1] < model.loss_history_[0]
+    assert model.embeddings_ is emb
+
+
+def test_list_of_token_lists_and_corpus_object(tmp_path):
+    sents = two_topics()
+    a = ek.Word2Vec(backend="torch", **SMALL).fit(sents, show_progress=False)
+    b = ek.Word2Vec(backend="torch", **SMALL).fit(ek.Corpus.from_files(write(tmp_path / "c.txt", sents)),
+                                                  show_progress=False)
+    assert a.keys == b.keys
+    np.testing.assert_array_equal(a.vectors, b.vectors)
+
+
+@pytest.mark.parametrize("backend", ["gensim", "torch"])
+def test_same_seed_same_vectors(tmp_path, backend):
+    path = write(tmp_path / "c.txt", two_topics(200))
+    runs = [ek.Word2Vec(backend=backend, **SMALL).fit(path, show_progress=False) for _ in range(2)]
+    np.testing.assert_array_equal(runs[0].vectors, runs[1].vectors)
+    other = ek.Word2Vec(backend=backend, **{**SMALL, "seed": 2}).fit(path, show_progress=False)
+    assert not np.array_equal(runs[0].vectors, other.vectors)
+
+
+def test_vocabulary_order_min_count_and_max_vocab():
+    sents = [["x", "y", "y", "z", "z", "z", "rare"]] * 3
+    emb = ek.Word2Vec(backend="torch", **{**SMALL, "min_count": 4, "epochs": 1}).fit(sents, show_progress=False)
+    assert emb.keys == ["z", "y"]  # by count, "x" (3) and "rare" (3) below min_count
+    emb = ek.Word2Vec(backend="gensim", **{**SMALL, "min_count": 1, "epochs": 1, "max_vocab": 2}).fit(
+        sents, show_progress=False)
+    assert emb.keys == ["z", "y"]
+
+
+@pytest.mark.parametrize("backend", ["gensim", "torch"])
+def test_empty_corpus_and_min_count_errors(tmp_path, backend):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n   \n")
+    with pytest.raises(InputError, match="empty"):
+        ek.Word2Vec(backend=backend, **SMALL).fit(empty, show_progress=False)
+    rare = write(tmp_path / "rare.txt", [["a", "b", "c"]])
+    with pytest.raises(InputError, match="min_count=5"):
+        ek.Word2Vec(backend=backend, **{**SMALL, "min_count": 5}).fit(rare, show_progress=False)
+
+
+@pytest.mark.parametrize("backend", ["gensim", "torch"])
+def test_non_utf8_file_names_line(tmp_path, backend):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"a b c\na b c\nd \xff e\n")
+    with pytest.raises(ParseError, match=r"bad\.txt:3"):
+        ek.Word2Vec(backend=backend, **SMALL).fit(bad, show_progress=False)
+
+
+def test_compressed_and_several_files_match_plain(tmp_path):
+    import gzip
+
+    sents = two_topics(100)
+    plain = write(tmp_path / "c.txt", sents)
+    gz = tmp_path / "c.txt.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    half = len(sents) // 2
+    p1, p2 = write(tmp_path / "p1.txt", sents[:half]), write(tmp_path / "p2.txt", sents[half:])
+    ref = ek.Word2Vec(backend="gensim", **SMALL).fit(plain, show_progress=False)
+    for source in (gz, [p1, p2]):
+        emb = ek.Word2Vec(backend="gensim", **SMALL).fit(source, show_progress=False)
+        assert emb.keys == ref.keys
+        np.testing.assert_allclose(emb.vectors, ref.vectors, atol=1e-6)
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        ek.Word2Vec(**SMALL).fit(tmp_path / "missing.txt")
+    with pytest.raises(InputError, match="generator"):
+        ek.Word2Vec(**SMALL).fit(s for s in two_topics(5))
+    for bad in [dict(window=0), dict(mode="sg"), dict(dim=0), dict(sample=-1.0), dict(backend="tf"),
+                dict(epochs=0), dict(alpha=0.0), dict(negative=0), dict(workers=0)]:
+        with pytest.raises(InputError, match="parameter of Word2Vec"):
+            ek.Word2Vec(**{**SMALL, **bad}).fit(two_topics(5))
+    with pytest.raises(InputError, match="CPU only"):
+        ek.Word2Vec(backend="gensim", device="cuda").fit(two_topics(5))
+    with pytest.raises(InputError, match="callable"):
+        ek.Word2Vec(**SMALL).fit(two_topics(5), callback=3)
+
+
+def test_word2vec_format_round_trip_through_gensim(tmp_path):
+    from gensim.models import KeyedVectors
+
+    emb = ek.Word2Vec(backend="torch", **SMALL).fit(two_topics(100), show_progress=False)
+    for binary in (False, True):
+        path = tmp_path / f"v.{int(binary)}"
+        emb.save_word2vec_format(path, binary=binary)
+        kv = KeyedVectors.load_word2vec_format(str(path), binary=binary)
+        assert list(kv.index_to_key) == emb.keys
+        np.testing.assert_allclose(kv.vectors, emb.vectors, rtol=1e-6)
+        back = ek.Embeddings.load_word2vec_format(path, binary=binary)
+        np.testing.assert_allclose(back.vectors, emb.vectors, rtol=1e-6)
+
+
+def test_params_are_recorded():
+    model = ek.Word2Vec(mode="cbow", dim=7)
+    params = model.get_params()
+    assert params["mode"] == "cbow" and params["dim"] == 7 and params["backend"] == "auto"
+
+
+# ---------------------------------------------------------------- the engine
+
+def test_engine_single_pair_matches_hand_computed_sgd():
+    import torch
+
+    rng = np.random.default_rng(0)
+    w_in = torch.tensor(rng.normal(size=(4, 3)), dtype=torch.float32)
+    w_out = torch.tensor(rng.normal(size=(4, 3)), dtype=torch.float32)
+    v0, u0 = w_in.clone(), w_out.clone()
+    inp, out, noise = torch.tensor([0]), torch.tensor([1]), torch.tensor([[2, 3]])
+    lr = 0.1
+    loss, n = _sg_step(w_in, w_out, inp, out, noise, lr, None)
+    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    v = v0[0].numpy()
+    grad_v = np.zeros(3)
+    expect_loss = 0.0
+    for row, label in [(1, 1.0), (2, 0.0), (3, 0.0)]:
+        u = u0[row].numpy()
+        s = float(u @ v)
+        expect_loss -= math.log(sig(s) if label else 1 - sig(s))
+        g = (label - sig(s)) * lr
+        grad_v += g * u
+        np.testing.assert_allclose(w_out[row].numpy(), u + g * v, rtol=1e-5)
+    np.testing.assert_allclose(w_in[0].numpy(), v + grad_v, rtol=1e-5)
+    assert n == 1 and float(loss) == pytest.approx(expect_loss, rel=1e-5)
+
+
+def test_engine_loss_of_zero_output_vectors_is_log2_per_term():
+    rng = np.random.default_rng(0)
+    counts = np.ones(5000)
+    tokens = rng.integers(0, 5000, 3000)
+    lengths = np.full(300, 10)
+    loss = evaluate_loss(rng.normal(size=(5000, 8)), np.zeros((5000, 8)), tokens, lengths, counts,
+                         negative=5, sample=0.0)
+    assert loss == pytest.approx(6 * math.log(2), rel=1e-3)
+
+
+def test_engine_interface_numpy_and_torch_inputs_and_errors():
+    import torch
+
+    sents = two_topics(100)
+    vocab = TOPIC_A + TOPIC_B
+    ids = np.array([vocab.index(w) for s in sents for w in s])
+    lengths = np.array([len(s) for s in sents])
+    counts = np.bincount(ids, minlength=16)
+    kw = dict(dim=8, epochs=2, sample=0.0, show_progress=False)
+    a, la = train_skipgram([(ids, lengths)], counts, **kw)
+    b, lb = train_skipgram([(torch.tensor(ids), torch.tensor(lengths))], counts, **kw)
+    assert a.shape == (16, 8) and a.dtype == np.float32 and len(la) == 2
+    np.testing.assert_array_equal(a, b)
+    assert la == lb
+    with pytest.raises(InputError, match="token ids"):
+        train_skipgram([(ids + 100, lengths)], counts, **kw)
+    with pytest.raises(InputError, match="lengths sum"):
+        train_skipgram([(ids, lengths[:-1])], counts, **kw)
+    with pytest.raises(InputError, match="all zero"):
+        train_skipgram([(ids, lengths)], np.zeros(16), **kw)
+
+
+def test_engine_long_sentence_is_split_and_trains():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 50, 25_000)  # one sentence longer than MAX_SENTENCE_LEN
+    vecs, losses = train_skipgram([(ids, np.array([ids.size]))], np.bincount(ids, minlength=50),
+                                  dim=4, epochs=1, show_progress=False)
+    assert np.isfinite(vecs).all() and math.isfinite(losses[0])
+
+
+# ---------------------------------------------------------------- CLI
+
+def test_cli_train_query_eval(tmp_path, capsys):
+    path = write(tmp_path / "c.txt", two_topics())
+    store = str(tmp_path / "store")
+    rc = main(["train", "word2vec", str(path), "--name", "w", "--store", store, "--dim", "16", "--window", "3",
+               "--min-count", "1", "--sample", "0", "--backend", "gensim", "--workers", "1", "--no-progress"])
+    assert rc == 0
+    assert "saved index 'w'" in capsys.readouterr().out
+    assert main(["query", "w", "a1", "-k", "3", "--store", store]) == 0
+    shown = capsys.readouterr().out
+    assert "a" in shown
+    assert main(["eval", "word2vec", "w", "--store", store, "--no-analogy"]) == 0
+    assert "spearman" in capsys.readouterr().out
+    # existing name without --force, bad parameter, missing file: exit 1 with one line
+    assert main(["train", "word2vec", str(path), "--name", "w", "--store", store]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert main(["train", "word2vec", str(path), "--name", "x", "--window", "0", "--store", store]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: The 'window' parameter") and err.count("\n") == 1
+    assert main(["train", "word2vec", str(tmp_path / "nope.txt"), "--name", "x", "--store", store]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_demo_writes_demo_words(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from embedkit.cli.word2vec import demo
+
+    demo(SimpleNamespace(store=str(tmp_path), no_progress=True))
+    shown = capsys.readouterr().out
+    assert "demo-words" in shown and "government" in shown
+    assert ek.Store(tmp_path).exists("demo-words")
