@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # CPU build of torch by default; see README "GPU" to install a CUDA build instead.
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test install install-test bench clean
+.PHONY: demo test install bench browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,15 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/embedkit demo
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q tests
+
+# Headless Chromium for the browser test (Debian's package). Installed when we may (root + apt);
+# otherwise the browser test is skipped and says why.
+browser:
+	-@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+	  echo "chromium not installed: the browser test will be skipped"
 
 bench: install
 	$(BIN)/pip install -q -e ".[bench]"

@@ -221,7 +221,7 @@ def main(argv=None):
             with open(a.json, "w") as fh:
                 json.dump(dict(words=words, args=vars(a), device=dev_name, rows=rows), fh, indent=1)
         print("ratio = training words/s / plain gensim's; loss: embedkit torch = mean loss of the last epoch, "
-              "embedkit gensim = loss of the final vectors on a 5k-token sample, gensim = not reported (its counter is wrong)")
+              "embedkit gensim = loss of the final vectors on a 2k-token sample, gensim = not reported (its counter is wrong)")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

@@ -49,7 +49,8 @@ def test_pca_separates_clusters_and_is_deterministic():
     xy = plot.project_2d(emb.vectors, "pca")
     a, b = xy[:12, 0], xy[12:, 0]
     assert (a.max() < b.min()) or (b.max() < a.min())  # the first axis splits the two clusters
-    np.testing.assert_array_equal(xy, plot.project_2d(emb.vectors[::-1][::-1], "pca"))
+    # axis signs are fixed, so mirrored data gives the same picture (SVD alone may flip them)
+    np.testing.assert_allclose(plot.project_2d(-emb.vectors, "pca"), xy, atol=1e-6)
     assert plot.project_2d(emb.vectors, "tsne", seed=0).shape == (24, 2)
 
 

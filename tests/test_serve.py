@@ -416,3 +416,20 @@ def test_recommend_follows_item_writes_and_survives_compaction(mf_store):
         recs = [x["key"] for x in c.get("/indexes/shop/recommend", params={"user": "user00", "k": 5}).json()["recommendations"]]
         assert len(recs) == 5 and top not in recs
     assert json.loads((root / "shop" / "manifest.json").read_text())["extras"] == ["items", "seen", "users"]
+
+
+def test_failed_journal_append_leaves_no_torn_line(store_root, monkeypatch):
+    """A write that cannot be made durable (disk full) is refused and leaves the journal clean."""
+    with client(store_root) as c:
+        assert c.post("/indexes/toy/items", json={"items": [{"key": "ok1", "vector": [1, 0, 0, 1]}]},
+                      headers=AUTH).status_code == 200
+        real_fsync = os.fsync
+        monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+        r = c.post("/indexes/toy/items", json={"items": [{"key": "lost", "vector": [0, 0, 1, 1]}]}, headers=AUTH)
+        assert r.status_code == 500 and "No space left" in error_of(r)
+        monkeypatch.setattr(os, "fsync", real_fsync)
+        assert c.get("/indexes/toy/items/lost").status_code == 404  # never acknowledged, never applied
+        assert c.post("/indexes/toy/items", json={"items": [{"key": "ok2", "vector": [1, 1, 0, 0]}]},
+                      headers=AUTH).status_code == 200
+        lines = (store_root / "toy" / JOURNAL_FILE).read_text().splitlines()
+        assert [json.loads(x)["keys"] for x in lines] == [["ok1"], ["ok2"]]

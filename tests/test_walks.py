@@ -78,7 +78,7 @@ def test_rejection_only_and_exact_only(monkeypatch, method):
     """Both samplers inside a step (vectorised rejection, exact draw for stragglers) are exact alone."""
     import embedkit.trainers.walks as walks_mod
 
-    monkeypatch.setattr(walks_mod, "_REJECTION_ROUNDS", 10**9)      # no exact fallback
+    monkeypatch.setattr(walks_mod, "_EXACT_BUDGET", -1)      # no exact fallback inside _second_order
     g = _graph()
     sampler = WalkSampler(g, p=0.25, q=4.0)
     for prev, cur in [(0, 2), (2, 3), (1, 3), (4, 3), (0, 0)]:

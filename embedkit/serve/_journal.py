@@ -107,9 +107,19 @@ class Journal:
             self._fh = open(self.path, "ab")
             if new:  # make the new file's directory entry durable too
                 _fsync_dir(self.path.parent)
-        self._fh.write(line.encode("utf-8"))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        start = self._fh.tell()
+        try:
+            self._fh.write(line.encode("utf-8"))
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except BaseException:
+            # e.g. disk full: cut what was written, so a later append never follows a torn line
+            try:
+                self._fh.truncate(start)
+            except OSError:
+                pass
+            self.close()
+            raise
         self.entries += 1
 
     def close(self) -> None:

@@ -92,6 +92,10 @@ class Registry:
             names = [n for n in self.allowed if n in names]
         return names
 
+    def peek(self, name: str) -> Entry | None:
+        """The entry of ``name`` if it is loaded already (never loads)."""
+        return self._entries.get(name)
+
     def _check_served(self, name: str) -> str:
         check_name(name)
         if self.allowed is not None and name not in self.allowed:

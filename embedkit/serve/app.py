@@ -182,7 +182,7 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         return "distance" if index.metric == "l2" else "similarity"
 
     def describe(name: str) -> dict:
-        entry = registry._entries.get(name)
+        entry = registry.peek(name)
         m = entry.manifest if entry is not None else store.info(name)
         meta = m.get("meta") or {}
         out = {"name": name, "count": len(entry.index) if entry else m["count"], "dim": m["dim"],

@@ -155,7 +155,7 @@ def _bpr(params, csr, device, gen, pool):
     dgen = _generator_for(device, gen)
 
     def epoch():
-        return bpr_epoch(U, V, data, params["lr"], params["reg"], params["batch_size"], dgen)
+        return bpr_epoch(U, V, data, params["lr"], params["reg"], params["batch_size"], dgen, pool, _parts(pool))
 
     return epoch, lambda: {"user_factors": U[:, :-1], "item_factors": V[:, :-1], "item_bias": V[:, -1]}
 

@@ -62,12 +62,32 @@ class BPRData:
         return neg
 
 
-def bpr_epoch(U, V, data: BPRData, lr: float, reg: float, batch_size: int, gen: torch.Generator) -> float:
+def _bpr_steps(U, V, u, i, j, lr: float, reg: float, keep):
+    """SGD steps of BPR for one slice of samples, read from the current U and V (not applied).
+
+    u += lr (z (y_i - y_j) - reg u); y_i += lr (z u - reg y_i); y_j -= lr (z u + reg y_j), with
+    z = sigmoid(-x_uij) the derivative of log sigmoid(x_uij). Returns (loss sum, steps for u, i, j).
+    """
+    xu, yi, yj = U.index_select(0, u), V.index_select(0, i), V.index_select(0, j)
+    diff = yi - yj
+    x = (xu * diff).sum(1, keepdim=True)
+    loss = torch.nn.functional.softplus(-x).sum()
+    z = torch.sigmoid(-x)
+    step_u = diff.mul_(z).sub_(xu, alpha=reg).mul_(keep)
+    zu = xu.mul_(z * lr)
+    return loss, step_u, yi.mul_(-lr * reg).add_(zu), yj.mul_(-lr * reg).sub_(zu)
+
+
+def bpr_epoch(U, V, data: BPRData, lr: float, reg: float, batch_size: int, gen: torch.Generator,
+              pool=None, workers: int = 1) -> float:
     """One epoch (nnz samples) of BPR-Opt, updating U and V in place.
 
     The item bias is V's last column and U's last column is a constant 1 (as in implicit), so
     one dot product scores x_ui = u . v_i + b_i. The epoch's (user, positive, negative) triples
-    are drawn up front in one vectorised pass. Returns the epoch's mean -log sigmoid(x_ui - x_uj).
+    are drawn up front in one vectorised pass. With a thread pool, each batch's steps are
+    computed in ``workers`` slices at once, then U and V are updated by one thread each, in
+    a fixed order (so results do not depend on thread timing). Returns the epoch's mean
+    -log sigmoid(x_ui - x_uj).
     """
     n = len(data.users)
     pick = torch.randint(0, n, (n,), generator=gen, device=U.device)   # sampled with replacement
@@ -76,20 +96,34 @@ def bpr_epoch(U, V, data: BPRData, lr: float, reg: float, batch_size: int, gen: 
     total = torch.zeros((), dtype=torch.float32, device=U.device)
     keep = torch.full((U.shape[1],), lr, dtype=U.dtype, device=U.device)
     keep[-1] = 0.0                                                     # the user's constant 1 stays
-    decay = 1.0 - lr * reg
     for start in range(0, n, batch_size):
-        u, i, j = users[start:start + batch_size], pos[start:start + batch_size], neg[start:start + batch_size]
-        xu, yi, yj = U.index_select(0, u), V.index_select(0, i), V.index_select(0, j)
-        diff = yi - yj
-        x = (xu * diff).sum(1, keepdim=True)
-        total += torch.nn.functional.softplus(-x).sum()
-        z = torch.sigmoid(-x)                                          # d/dx log sigmoid(x)
-        # SGD steps: u += lr (z (y_i - y_j) - reg u); y_i += lr (z u - reg y_i); y_j -= lr (z u + reg y_j)
-        U.index_add_(0, u, diff.mul_(z).sub_(xu, alpha=reg).mul_(keep))
-        zu = xu.mul_(z * lr)
-        V.index_add_(0, i, yi.mul_(-lr * reg).add_(zu))
-        V.index_add_(0, j, yj.mul_(-lr * reg).sub_(zu))
-    del decay
+        stop = min(start + batch_size, n)
+        if pool is None:
+            u, i, j = users[start:stop], pos[start:stop], neg[start:stop]
+            loss, su, si, sj = _bpr_steps(U, V, u, i, j, lr, reg, keep)
+            total += loss
+            U.index_add_(0, u, su)
+            V.index_add_(0, i, si)
+            V.index_add_(0, j, sj)
+            continue
+        cuts = np.linspace(start, stop, workers + 1).astype(np.int64)
+        parts = [(users[a:b], pos[a:b], neg[a:b]) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+        steps = list(pool.map(lambda p: _bpr_steps(U, V, *p, lr, reg, keep), parts))
+
+        def apply_users():
+            for (u, _, _), (_, su, _, _) in zip(parts, steps):
+                U.index_add_(0, u, su)
+
+        def apply_items():
+            for (_, i, j), (_, _, si, sj) in zip(parts, steps):
+                V.index_add_(0, i, si)
+                V.index_add_(0, j, sj)
+
+        done = [pool.submit(apply_users), pool.submit(apply_items)]
+        for f in done:
+            f.result()
+        for loss, *_ in steps:
+            total += loss
     return float(total) / max(n, 1)
 
 

@@ -21,7 +21,7 @@ from ..errors import InputError, ParseError
 
 log = logging.getLogger(__name__)
 
-_LOSS_SAMPLE_TOKENS = 5_000
+_LOSS_SAMPLE_TOKENS = 2_000
 
 
 def _needs_copy(paths) -> bool:

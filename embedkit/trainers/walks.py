@@ -9,7 +9,9 @@ How: rejection sampling, as in KnightKing (Yang et al., SOSP 2019) and PecanPy's
 mode, vectorised over all walkers at once. Each pending walker proposes ``x`` from the
 first-order distribution ``w(v, x) / sum w(v, .)`` and accepts it with probability
 ``alpha(t, x) / max(1/p, 1, 1/q)``; walkers that reject propose again. Accepted moves follow
-the exact node2vec distribution. Memory is O(edges): the CSR itself, one prefix sum of the
+the exact node2vec distribution. When the acceptance rate is low, the walkers still pending
+are instead drawn from their full normalised distribution (cost: the sum of their degrees),
+which is exact too. Memory is O(edges): the CSR itself, one prefix sum of the
 weights (weighted graphs) and one sorted edge-key array for the ``x in N(t)`` test
 (``torch.searchsorted``); no per-edge alias tables. With ``p == q == 1`` the acceptance test
 is skipped: a first-order (DeepWalk) walk.
@@ -22,8 +24,8 @@ import torch
 
 __all__ = ["WalkSampler", "WalkStream", "random_walks", "encode_lines"]
 
-_REJECTION_ROUNDS = 4          # after this many rounds, remaining walkers may be drawn exactly
-_EXACT_BUDGET = 1 << 22        # ... if their neighbour lists hold at most this many entries
+_EXACT_COST = 4.0              # one rejection proposal costs about this many expanded neighbours
+_EXACT_BUDGET = 1 << 22        # draw exactly only if the pending neighbour lists hold at most this many
 
 
 def _seed_for(*parts: int) -> int:
@@ -99,14 +101,7 @@ class WalkSampler:
         pending = torch.arange(cur.shape[0], device=self.device)
         pp, pc = prev, cur
         lo_out, hi_out = min(1.0, self.a_out), max(1.0, self.a_out)
-        rounds = 0
         while pending.shape[0]:
-            if rounds >= _REJECTION_ROUNDS and pending.shape[0] * 8 <= cur.shape[0]:
-                # a few stragglers keep rejecting (small acceptance rate): draw them exactly
-                if int(self.degree[pc].sum()) <= _EXACT_BUDGET:
-                    out[pending] = self._exact(pp, pc, gen)
-                    break
-            rounds += 1
             cand = self._first_order(pc, gen)
             r = torch.rand(pending.shape[0], generator=gen, device=self.device) * self.a_max
             is_ret = cand == pp
@@ -120,8 +115,19 @@ class WalkSampler:
                     alpha[idx[nb]] = 1.0
             acc = r < alpha
             out[pending[acc]] = cand[acc]
-            rej = ~acc
+            rej = torch.nonzero(~acc).squeeze(1)
+            tried = pending.shape[0]
             pending, pp, pc = pending[rej], pp[rej], pc[rej]
+            left = pending.shape[0]
+            if left:
+                # Expected cost of rejecting on: about left / acceptance proposals; of drawing the
+                # rest exactly: the sum of their degrees. Low acceptance (e.g. p, q far from 1
+                # on a sparse graph) makes the exact draw cheaper.
+                acceptance = max(tried - left, 1) / tried
+                work = int(self.degree[pc].sum())
+                if work <= _EXACT_BUDGET and work <= _EXACT_COST * left / acceptance:
+                    out[pending] = self._exact(pp, pc, gen)
+                    break
         return out
 
     def _exact(self, prev: torch.Tensor, cur: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
