@@ -361,8 +361,9 @@ def section_build(args):
     rows = []
     out = []
     for n in args.sizes:
-        for kind in ("flat", "hnsw"):
+        for kind in args.build_kinds.split(","):
             impls = ["ek", "faiss"] + (["hnswlib"] if kind == "hnsw" and n <= args.hnswlib_build_max else [])
+            impls = [i for i in impls if i in args.build_impls.split(",")]
             dim = args.dim
             if kind == "hnsw" and args.hnsw_large_dim and n > args.hnsw_large_n:
                 dim = args.hnsw_large_dim
@@ -415,6 +416,8 @@ def parse_args(argv=None):
     p.add_argument("--hnsw-large-n", type=int, default=10**9)
     p.add_argument("--hnsw-large-dim", type=int, default=None, help="dim for HNSW builds above --hnsw-large-n")
     p.add_argument("--hnswlib-build-max", type=int, default=10**9)
+    p.add_argument("--build-kinds", default="flat,hnsw", help="kinds of the build section")
+    p.add_argument("--build-impls", default="ek,faiss,hnswlib", help="impls of the build section")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write all figures to this JSON file")
     p.add_argument("--quick", action="store_true", help="small sizes for a smoke run")

@@ -201,8 +201,13 @@ def main(argv=None):
                     emb, train_s, fit_s, loss = run_ours(path, mode, a, "gensim", "cpu")
                     label = "embedkit gensim"
                 else:
-                    emb, train_s, fit_s, loss = run_ours(path, mode, a, "torch", a.device)
                     label = f"embedkit torch/{a.device}"
+                    try:
+                        emb, train_s, fit_s, loss = run_ours(path, mode, a, "torch", a.device)
+                    except ek.InputError as exc:  # a diverged run
+                        print(f"{mode:<9} {label:<18} diverged: {exc}", flush=True)
+                        rows.append(dict(mode=mode, system=label, diverged=str(exc)))
+                        continue
                 wps = words * a.epochs / train_s
                 if system == "gensim":
                     base = wps

@@ -160,12 +160,12 @@ class Embeddings:
         return [(self._keys[i], float(sims[i])) for i in top]
 
     # ---------------------------------------------------------------- indexing
-    def to_index(self, metric: str = "cosine", kind: str = "auto", **options):
-        """Build a :class:`~embedkit.VectorIndex` holding every vector."""
+    def to_index(self, metric: str = "cosine", kind: str = "auto", *, show_progress: bool = False, **options):
+        """Build a :class:`~embedkit.VectorIndex` holding every vector (options go to VectorIndex)."""
         from .index import VectorIndex
 
         idx = VectorIndex(self.dim, metric=metric, kind=kind, **options)
-        idx.add(self._keys, self._vectors)
+        idx.add(self._keys, self._vectors, show_progress=show_progress)
         return idx
 
     # ---------------------------------------------------------------- save/load

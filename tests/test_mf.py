@@ -384,3 +384,29 @@ def test_cli_explicit_and_demo(tmp_path, capsys):
     assert "scifi-fan-0" in text and "demo-mf" in text
     model = ek.MatrixFactorization.from_store("demo-mf", ek.Store(store))
     assert all(k.startswith("scifi") for k, _ in model.recommend("scifi-fan-0", k=4))
+
+
+# ---------------------------------------------------------------------- GPU
+def _cuda():
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _cuda(), reason="needs a CUDA device")
+@pytest.mark.parametrize("kwargs", [dict(method="als"), dict(method="bpr", epochs=150, lr=0.05),
+                                    dict(feedback="explicit", method="als"), dict(feedback="explicit", method="sgd")])
+def test_cuda_agrees_with_cpu(board, held, kwargs):
+    params = {"dim": 2, "epochs": 10, **kwargs}
+    if kwargs.get("feedback") == "explicit":
+        inter, _ = planted(n_users=60, n_items=40)
+        train, test = inter.split(test_fraction=0.2, seed=0)
+        cpu = ek.MatrixFactorization(device="cpu", **{**params, "dim": 3, "epochs": 30})
+        gpu = ek.MatrixFactorization(device="cuda", **{**params, "dim": 3, "epochs": 30})
+        cpu.fit(train, show_progress=False)
+        gpu.fit(train, show_progress=False)
+        assert rmse(gpu, test) < 1.2 * rmse(cpu, test) + 0.02
+        return
+    gpu = ek.MatrixFactorization(device="cuda", **params)
+    gpu.fit(board, show_progress=False)
+    assert ranking_metrics(gpu, held, k=3)["recall"] == pytest.approx(1.0)

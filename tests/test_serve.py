@@ -165,6 +165,8 @@ def test_writes_disabled_without_token(store_root):
         assert c.get("/indexes/toy/neighbors", params={"key": "a0"}).status_code == 200  # reads stay open
     with pytest.raises(ValueError):
         create_app(store_root, token="")
+    with pytest.raises(ValueError, match="faiss_threads"):
+        create_app(store_root, faiss_threads=0)
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN},
@@ -251,13 +253,20 @@ def test_compaction_keeps_extras_and_meta(tmp_path):
     assert store.load_extra("e", "users")["keys"].tolist() == ["x"]
 
 
-def test_index_replaced_on_disk_is_reloaded(store_root):
+def test_index_replaced_or_deleted_on_disk(store_root):
     with client(store_root) as c:
         assert c.get("/indexes/toy").json()["count"] == 10
         Store(store_root).save("toy", ek.Embeddings(["p", "q", "r"], np.eye(3, DIM, dtype=np.float32)).to_index(),
                                overwrite=True)
         assert c.get("/indexes/toy").json()["count"] == 3
         assert c.get("/indexes/toy/keys").json()["keys"] == ["p", "q", "r"]
+        Store(store_root).delete("toy")
+        r = c.get("/indexes/toy/neighbors", params={"key": "p"})
+        assert r.status_code == 404 and "deleted" in error_of(r)
+        r = c.post("/indexes/toy/items", json={"items": [{"key": "z", "vector": [1, 0, 0, 0]}]}, headers=AUTH)
+        assert r.status_code == 404 and "no index named 'toy'" in error_of(r)
+        assert [ix["name"] for ix in c.get("/indexes").json()["indexes"]] == ["dist"]
+    assert not (store_root / "toy").exists()  # the shutdown did not resurrect it
 
 
 # ----------------------------------------------------------------------------- concurrency
@@ -420,13 +429,13 @@ def test_recommend_follows_item_writes_and_survives_compaction(mf_store):
 
 def test_failed_journal_append_leaves_no_torn_line(store_root, monkeypatch):
     """A write that cannot be made durable (disk full) is refused and leaves the journal clean."""
-    with client(store_root) as c:
+    with TestClient(create_app(store_root, token=TOKEN), raise_server_exceptions=False) as c:
         assert c.post("/indexes/toy/items", json={"items": [{"key": "ok1", "vector": [1, 0, 0, 1]}]},
                       headers=AUTH).status_code == 200
         real_fsync = os.fsync
         monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left on device")))
         r = c.post("/indexes/toy/items", json={"items": [{"key": "lost", "vector": [0, 0, 1, 1]}]}, headers=AUTH)
-        assert r.status_code == 500 and "No space left" in error_of(r)
+        assert r.status_code == 500 and "the write was not saved" in error_of(r) and "No space" in error_of(r)
         monkeypatch.setattr(os, "fsync", real_fsync)
         assert c.get("/indexes/toy/items/lost").status_code == 404  # never acknowledged, never applied
         assert c.post("/indexes/toy/items", json={"items": [{"key": "ok2", "vector": [1, 1, 0, 0]}]},

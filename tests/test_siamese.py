@@ -222,3 +222,19 @@ def test_cli_train_and_query(tmp_path, capsys):
     assert rc == 1 and "2 labels but the feature file has 30 rows" in err and len(err.strip().splitlines()) == 1
     rc = main(["train", "siamese", str(npy), "--name", "x", "--device", "cpu", "--store", store])
     assert rc == 1 and "no labels" in capsys.readouterr().err
+
+
+def test_cli_pairs_file(tmp_path, capsys):
+    pytest.importorskip("embedkit.store")
+    from embedkit.cli import main
+
+    X, y = blobs(n_per=6, n_classes=2)
+    np.save(tmp_path / "x.npy", X)
+    lines = [f"{i} {j} {int(y[i] == y[j])}" for i in range(len(X)) for j in range(i + 1, len(X))]
+    (tmp_path / "pairs.txt").write_text("# i j similar\n" + "\n".join(lines) + "\n")
+    base = ["train", "siamese", str(tmp_path / "x.npy"), "--name", "p", "--dim", "4", "--hidden", "8",
+            "--epochs", "2", "--device", "cpu", "--no-progress", "--store", str(tmp_path / "s")]
+    assert main(base + ["--pairs", str(tmp_path / "pairs.txt")]) == 0, capsys.readouterr().err
+    (tmp_path / "bad.txt").write_text("0 1 1\n0 99 0\n")
+    assert main(base + ["--force", "--pairs", str(tmp_path / "bad.txt")]) == 1
+    assert "bad.txt:2: '99' is not a row of the feature table" in capsys.readouterr().err

@@ -48,7 +48,8 @@ def save_trained(args, emb, trainer=None, *, extras=None, meta=None, metric=None
     name = args.name
     if store.exists(name) and not getattr(args, "force", False):
         raise InputError(f"an index named {name!r} already exists in {store.root}; pass --force to replace it")
-    index = emb.to_index(metric=metric or getattr(args, "metric", "cosine"), kind=kind or getattr(args, "kind", "auto"))
+    index = emb.to_index(metric=metric or getattr(args, "metric", "cosine"), kind=kind or getattr(args, "kind", "auto"),
+                         show_progress=not getattr(args, "no_progress", False))
     info = dict(meta or {})
     if trainer is not None:
         info.setdefault("trainer", type(trainer).__name__)

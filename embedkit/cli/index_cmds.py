@@ -56,7 +56,7 @@ def cmd_index_build(args) -> int:
     if store.exists(args.name) and not args.force:
         raise InputError(f"an index named {args.name!r} already exists in {store.root}; pass --force to replace it")
     emb = load_vectors_file(args.vectors, args.binary)
-    index = emb.to_index(metric=args.metric, kind=args.kind)
+    index = emb.to_index(metric=args.metric, kind=args.kind, show_progress=True)
     path = store.save(args.name, index, meta={"source": str(Path(args.vectors).name), "trainer": None},
                       overwrite=True)
     out(f"indexed {len(index)} vectors of dim {index.dim} ({index.metric}, {index.kind}) into {path}")

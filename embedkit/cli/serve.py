@@ -26,6 +26,9 @@ def register(groups) -> None:
     p.add_argument("--max-body-mb", type=float, default=8.0, help="largest request body in MiB (default: 8)")
     p.add_argument("--compact-every", type=int, default=1000,
                    help="fold the write journal into a full save after this many writes (default: 1000)")
+    p.add_argument("--faiss-threads", type=int, default=1,
+                   help="OpenMP threads per FAISS search (default: 1; concurrent requests already run in "
+                        "parallel, and one query split over threads is slower on a busy machine)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn log level (default: info)")
     add_store_option(p)
@@ -48,12 +51,15 @@ def cmd_serve(args) -> int:
         raise InputError(f"--max-body-mb must be > 0; got {args.max_body_mb}")
     if args.compact_every < 1:
         raise InputError(f"--compact-every must be >= 1; got {args.compact_every}")
+    if args.faiss_threads < 1:
+        raise InputError(f"--faiss-threads must be >= 1; got {args.faiss_threads}")
     token = args.token if args.token is not None else (os.environ.get("EMBEDKIT_TOKEN") or None)
     store = get_store(args)
     from ..serve import create_app
 
     app = create_app(store.root, names=args.names or None, token=token,
-                     max_body_bytes=int(args.max_body_mb * (1 << 20)), compact_every=args.compact_every)
+                     max_body_bytes=int(args.max_body_mb * (1 << 20)), compact_every=args.compact_every,
+                     faiss_threads=args.faiss_threads)
     import uvicorn
 
     names = args.names or store.names()

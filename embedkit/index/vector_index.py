@@ -14,6 +14,7 @@ from . import _factory as F
 from ._rwlock import RWLock
 
 log = logging.getLogger(__name__)
+_PROGRESS_CHUNK = 20_000
 
 
 @dataclass
@@ -193,14 +194,14 @@ class VectorIndex:
                              "remove it or use metric='ip' or 'l2'")
         return np.ascontiguousarray(vecs / norms, dtype=np.float32)
 
-    def add(self, keys: Sequence[str], vectors) -> None:
+    def add(self, keys: Sequence[str], vectors, *, show_progress: bool = False) -> None:
         """Add new items; a key already present raises ValueError naming it (use upsert)."""
         keys, vecs, fvecs = self._prepare(keys, vectors, "add")
         with self._lock.write():
             for k in keys:
                 if k in self._key_to_id:
                     raise InputError(f"add: key {k!r} is already in the index; use upsert() to replace it")
-            self._insert(keys, vecs, fvecs)
+            self._insert(keys, vecs, fvecs, show_progress=show_progress)
 
     def upsert(self, keys: Sequence[str], vectors) -> None:
         """Insert new items and replace the vectors of keys already present."""
@@ -241,7 +242,7 @@ class VectorIndex:
             self._search_params = None
             self._mmapped = False
 
-    def _insert(self, keys, vecs, fvecs):
+    def _insert(self, keys, vecs, fvecs, show_progress: bool = False):
         self._make_writable()
         if self._faiss is None:
             self._create_faiss(fvecs)
@@ -249,7 +250,16 @@ class VectorIndex:
         start = self._next_id
         self._grow(start + n)
         ids = np.arange(start, start + n, dtype=np.int64)
-        self._faiss.add_with_ids(fvecs, ids)
+        if show_progress and n > _PROGRESS_CHUNK:  # building a big HNSW graph takes minutes: show it
+            from tqdm.auto import tqdm
+
+            with tqdm(total=n, desc=f"indexing ({self._kind})", unit="vec") as bar:
+                for lo in range(0, n, _PROGRESS_CHUNK):
+                    hi = min(n, lo + _PROGRESS_CHUNK)
+                    self._faiss.add_with_ids(fvecs[lo:hi], ids[lo:hi])
+                    bar.update(hi - lo)
+        else:
+            self._faiss.add_with_ids(fvecs, ids)
         self._vecs[start:start + n] = vecs
         self._id_key[start:start + n] = keys
         for k, i in zip(keys, range(start, start + n)):
@@ -379,18 +389,27 @@ class VectorIndex:
             return self._search(fq, k, exclude=ids)
 
     def _params(self):
+        """Search parameters that skip tombstones, or None.
+
+        The selector is cached, but the parameters object is made per search: FAISS's IndexIDMap
+        temporarily rewrites ``params.sel`` during a search (a const_cast), so sharing one
+        object between concurrent searches crashes. The returned tuple owns the SWIG objects
+        FAISS reads with the GIL released; callers hold it until the search returns.
+        """
         if not self._tombstones:
             return None
-        if self._search_params is None:
-            import faiss
+        import faiss
 
-            sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.fromiter(self._tombstones, dtype=np.int64)))
-            if F.is_hnsw(self._faiss):
-                params = faiss.SearchParametersHNSW(sel=sel, efSearch=int(self._knobs["ef_search"]))
-            else:
-                params = faiss.SearchParameters(sel=sel)
-            self._search_params = (params, sel)  # keep sel alive as long as params
-        return self._search_params[0]
+        cached = self._search_params
+        if cached is None:
+            batch = faiss.IDSelectorBatch(np.fromiter(self._tombstones, dtype=np.int64))
+            cached = (faiss.IDSelectorNot(batch), batch)
+            self._search_params = cached
+        if F.is_hnsw(self._faiss):
+            params = faiss.SearchParametersHNSW(sel=cached[0], efSearch=int(self._knobs["ef_search"]))
+        else:
+            params = faiss.SearchParameters(sel=cached[0])
+        return (params, *cached)
 
     def _search(self, fq: np.ndarray, k: int, exclude) -> SearchResult:
         m = fq.shape[0]
@@ -401,8 +420,9 @@ class VectorIndex:
         fetch = want + (1 if exclude is not None else 0)
         if self._kind == "ivfpq":
             fetch = min(n, fetch * int(self._knobs["refine"]))
-        params = self._params()
-        D, I = self._faiss.search(fq, fetch, params=params) if params is not None else self._faiss.search(fq, fetch)
+        held = self._params()
+        D, I = self._faiss.search(fq, fetch, params=held[0]) if held is not None else self._faiss.search(fq, fetch)
+        del held
         if self._kind == "ivfpq":
             D, I = self._rerank(fq, I)
         if exclude is not None:

@@ -107,13 +107,20 @@ class Registry:
         self._check_served(name)
         entry = self._entries.get(name)
         if entry is not None:
-            now = _stamp(entry.path)
-            if now is None or now == entry.stamp:
-                return entry  # (None: our own compaction is swapping the directory right now)
-            with entry.lock:  # replaced on disk by someone else: reload under the write lock
-                if _stamp(entry.path) not in (None, entry.stamp):
-                    log.warning("index %r was replaced on disk; reloading it", name)
-                    self._entries[name] = self._load(name, old=entry)
+            if _stamp(entry.path) == entry.stamp:
+                return entry
+            # changed on disk: our own compaction swapping directories (it holds the lock; wait
+            # for it), or another process replaced or deleted the index
+            with entry.lock:
+                now = _stamp(entry.path)
+                if now == entry.stamp or self._entries.get(name) is not entry:
+                    return self._entries.get(name) or self.get(name)
+                if now is None:
+                    entry.journal.close()
+                    self._entries.pop(name, None)
+                    raise MissingKeyError(f"index {name!r} was deleted from the store")
+                log.warning("index %r was replaced on disk; reloading it", name)
+                self._entries[name] = self._load(name, old=entry)
                 return self._entries[name]
         with self._guard:
             lock = self._load_locks.setdefault(name, threading.Lock())
@@ -158,7 +165,7 @@ class Registry:
         vecs = check_vectors(entry.index, keys, vectors)
         with entry.lock:
             self._check_still_ours(entry)
-            entry.journal.append(J.encode_upsert(keys, vecs))
+            _append(entry, J.encode_upsert(keys, vecs))
             try:
                 entry.index.upsert(keys, vecs)
             finally:
@@ -176,7 +183,7 @@ class Registry:
                 missing = next(k for k in keys if k not in entry.index)
                 raise MissingKeyError(f"key {missing!r} is not in index {name!r}; nothing was removed")
             if present:
-                entry.journal.append(J.encode_remove(present))
+                _append(entry, J.encode_remove(present))
                 try:
                     entry.index.remove(present, missing_ok=True)
                 finally:
@@ -230,6 +237,14 @@ class Registry:
             except Exception:
                 log.exception("compacting index %r at shutdown failed; its journal keeps the writes", name)
             entry.journal.close()
+
+
+def _append(entry: Entry, record: dict) -> None:
+    try:
+        entry.journal.append(record)
+    except OSError as exc:
+        raise StoreError(f"the write was not saved, nothing changed: cannot append to {entry.journal.path} "
+                         f"({exc})") from None
 
 
 def check_vectors(index, keys: list[str], vectors) -> np.ndarray:

@@ -197,7 +197,7 @@ class AutoEncoder(_nn.TableModel):
             kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
             return 0.5 * err.sum(dim=1) + self.beta * kl
 
-        return apply_scores(score, table)
+        return _nn.apply_in_batches(score, table)
 
     def sample(self, n: int, seed=None) -> np.ndarray:
         """Draw ``n`` new rows from a fitted VAE (prior samples through the decoder), in original units."""
@@ -209,6 +209,3 @@ class AutoEncoder(_nn.TableModel):
         z = torch.randn((n, self.dim), generator=gen, device=self.device_)
         return self.scaler_.inverse(_nn.apply_in_batches(self.decoder_, z))
 
-
-def apply_scores(fn, table: torch.Tensor) -> np.ndarray:
-    return _nn.apply_in_batches(lambda t: fn(t)[:, None], table)[:, 0]

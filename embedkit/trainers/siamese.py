@@ -54,7 +54,10 @@ class SiameseEncoder(_nn.TableModel):
     lr : float, default 1e-3
         Adam learning rate.
     miner : {"random", "hard", "semihard"}, default "random"
-        How positives/negatives are chosen inside a batch (contrastive and triplet losses, label mode).
+        How positives/negatives are chosen inside a batch (contrastive and triplet losses, label
+        mode): random = each row's sampled same-class partner and a random other-class row;
+        hard = farthest positive and closest negative in the batch (Hermans et al. 2017);
+        semihard = the closest negative farther than the positive (Schroff et al. 2015).
     normalize : bool, default True
         L2-normalise the embeddings (distances on the unit sphere; cosine search fits them).
     standardize : bool, default True
@@ -197,7 +200,7 @@ class SiameseEncoder(_nn.TableModel):
             lab = torch.cat([labels, labels])
             if self.miner == "random":  # row i and row i + h are each other's sampled positive
                 h = len(anchors)
-                partner_of = torch.cat([torch.arange(h, 2 * h), torch.arange(h)]).to(lab.device)
+                partner_of = (torch.arange(2 * h, device=lab.device) + h) % (2 * h)
                 a, p, q = mine_triplets(None, lab, "random", gen, positives=partner_of)
             else:
                 a, p, q = mine_triplets(pairwise_distances(z.detach()), lab, self.miner, gen)
@@ -297,11 +300,10 @@ class _PairBatches:
                 yield ("pairs", i, j, None)
 
     def _negatives(self, anchors):
+        anywhere = torch.randint(self.n_rows, (len(anchors),), generator=self.gen, device=self.device)
+        if len(self.neg_partner) == 0:
+            return anywhere
         count = self.neg_count[anchors]
         u = torch.rand(len(anchors), generator=self.gen, device=self.device)
-        listed = self.neg_partner[(self.neg_start[anchors] + (u * count).long()).clamp_max(
-            max(len(self.neg_partner) - 1, 0))] if len(self.neg_partner) else anchors
-        anywhere = torch.randint(self.n_rows, (len(anchors),), generator=self.gen, device=self.device)
-        return torch.where(count > 0, listed, anywhere)
-
-
+        slot = (self.neg_start[anchors] + (u * count).long()).clamp_max(len(self.neg_partner) - 1)
+        return torch.where(count > 0, self.neg_partner[slot], anywhere)

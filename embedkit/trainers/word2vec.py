@@ -115,7 +115,7 @@ class Word2Vec(Trainer):
     backend : {"auto", "gensim", "torch"}, default "auto"   auto: torch on CUDA, else gensim
     device : str, default "auto"      "auto", "cpu", "cuda", "cuda:N" (gensim: CPU only)
     workers : int or None, default None   gensim threads / torch CPU threads (None: all cores)
-    batch_words : int or None, default None   tokens per torch step (None: 20k CPU, 262k CUDA)
+    batch_words : int or None, default None   tokens per torch step (None: 16,384); gensim: its batch_words
 
     ``fit(corpus)`` returns :class:`~embedkit.Embeddings` ordered by word frequency and sets
     ``embeddings_``, ``loss_history_``, ``backend_`` (the backend used), ``vocab_counts_``
