@@ -10,7 +10,8 @@ Two parts, same graphs and hyper-parameters on both sides:
    ``core`` = its numba walk kernel, ``+str`` = simulate_walks as users call it.
    PecanPy's numba code is compiled first on a tiny walk (compilation not timed).
 2. End to end: fit time and node-classification F1 (one-vs-rest logistic regression, 50% of
-   nodes labelled, mean of 5 splits) on a labelled SBM graph with planted blocks; PecanPy
+   nodes labelled, mean of 5 splits; mean of ``--fit-seeds`` training seeds) on a labelled SBM
+   graph with planted blocks; PecanPy
    side = SparseOTF walks + gensim Word2Vec exactly as PecanPy's ``embed`` calls it
    (gensim defaults: sample=1e-3), so embedkit is run with sample=1e-3 too.
 
@@ -172,7 +173,8 @@ def worker_ours_fit(a) -> dict:
     t0 = time.perf_counter()
     graph = ek.Graph.from_edgelist(a.edges)
     model = ek.Node2Vec(dim=a.dim, walk_length=a.walk_length, walks_per_node=a.walks_per_node, window=a.window,
-                        p=a.p, q=a.q, sample=1e-3, seed=0, device=a.device, backend=a.backend, workers=a.threads)
+                        p=a.p, q=a.q, sample=1e-3, seed=a.seed, device=a.device, backend=a.backend,
+                        workers=a.threads)
     emb = model.fit(graph, show_progress=False)
     dt = time.perf_counter() - t0
     np.save(a.out, emb.vectors)
@@ -185,7 +187,7 @@ def worker_pecanpy_fit(a) -> dict:
     from pecanpy import pecanpy as pp
 
     t0 = time.perf_counter()
-    g = pp.SparseOTF(p=a.p, q=a.q, workers=a.threads, verbose=False, random_state=0)
+    g = pp.SparseOTF(p=a.p, q=a.q, workers=a.threads, verbose=False, random_state=a.seed)
     g.read_edg(a.edges, weighted=False, directed=False)
     vectors = g.embed(dim=a.dim, num_walks=a.walks_per_node, walk_length=a.walk_length - 1,
                       window_size=a.window, epochs=1)
@@ -234,12 +236,13 @@ def main(argv=None) -> int:
     ap.add_argument("--pq", default="1,0.5;0.25,4", help="(p,q) settings for the walk part, ';'-separated")
     ap.add_argument("--fit-edges", type=int, default=20000, help="edges of the labelled SBM for the end-to-end part")
     ap.add_argument("--backend", default="auto", help="embedkit skip-gram backend for the end-to-end part")
+    ap.add_argument("--fit-seeds", type=int, default=3, help="end-to-end runs per tool (seeds 0..N-1), averaged")
     ap.add_argument("--skip-fit", action="store_true", help="walk part only")
     ap.add_argument("--json", default=None, help="also write all rows to this JSON file")
     # worker-only arguments
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     for name, typ in (("edges", str), ("mode", str), ("p", float), ("q", float), ("walk-length", int),
-                      ("walks-per-node", int), ("dim", int), ("window", int), ("out", str)):
+                      ("walks-per-node", int), ("dim", int), ("window", int), ("out", str), ("seed", int)):
         ap.add_argument(f"--{name}", type=typ, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
@@ -293,22 +296,32 @@ def main(argv=None) -> int:
             print(f"{'tool':<28} {'fit s':>8} {'ratio':>7} {'micro-F1':>9} {'macro-F1':>9} {'peak RSS MB':>11}")
             common = dict(edges=path, p=p, q=q, walk_length=80, walks_per_node=10, dim=128, window=10,
                           threads=a.threads)
-            ours = _run(sys.executable, "ours-fit", device=a.device, backend=a.backend,
-                        out=str(Path(tmp) / "ours.npy"), **common)
-            mi, ma = _f1(str(Path(tmp) / "ours.npy"), info["labels"])
-            rows.append(dict(part="fit", tool=f"embedkit-{a.device}-{ours['backend']}", micro_f1=mi, macro_f1=ma, **ours))
-            theirs = None
+            tools = [("ours", sys.executable, "ours-fit", dict(device=a.device, backend=a.backend))]
             if pecan:
-                theirs = _run(pecan, "pecanpy-fit", out=str(Path(tmp) / "pecan.npy"), **common)
-                pmi, pma = _f1(str(Path(tmp) / "pecan.npy"), info["labels"])
-                rows.append(dict(part="fit", tool="pecanpy-SparseOTF+gensim", micro_f1=pmi, macro_f1=pma, **theirs))
-            ratio = f"{theirs['seconds'] / ours['seconds']:>7.2f}" if theirs else f"{'':>7}"
-            print(f"{'embedkit ' + a.device + ' (' + ours['backend'] + ')':<28} {ours['seconds']:>8.1f} {ratio} "
-                  f"{mi:>9.4f} {ma:>9.4f} {ours['peak_mb']:>11.0f}")
-            if theirs:
-                print(f"{'PecanPy SparseOTF + gensim':<28} {theirs['seconds']:>8.1f} {'':>7} {pmi:>9.4f} "
-                      f"{pma:>9.4f} {theirs['peak_mb']:>11.0f}")
-                print(f"macro-F1 difference (embedkit - PecanPy): {ma - pma:+.4f}")
+                tools.append(("pecan", pecan, "pecanpy-fit", {}))
+            summary = {}
+            for key, python, role, extra in tools:
+                runs = []
+                for seed in range(a.fit_seeds):
+                    out = str(Path(tmp) / f"{key}{seed}.npy")
+                    r = _run(python, role, out=out, seed=seed, **extra, **common)
+                    r["micro_f1"], r["macro_f1"] = _f1(out, info["labels"])
+                    runs.append(r)
+                label = (f"embedkit {a.device} ({runs[0]['backend']})" if key == "ours"
+                         else "PecanPy SparseOTF + gensim")
+                summary[key] = {m: sum(r[m] for r in runs) / len(runs) for m in ("seconds", "micro_f1", "macro_f1", "peak_mb")}
+                summary[key]["label"] = label
+                summary[key]["macro_each"] = [round(r["macro_f1"], 4) for r in runs]
+                rows.append(dict(part="fit", tool=label, runs=runs, **{k: v for k, v in summary[key].items()}))
+            base = summary.get("pecan")
+            for key in summary:
+                s_ = summary[key]
+                ratio = f"{base['seconds'] / s_['seconds']:>7.2f}" if base and key == "ours" else f"{'':>7}"
+                print(f"{s_['label']:<28} {s_['seconds']:>8.1f} {ratio} {s_['micro_f1']:>9.4f} {s_['macro_f1']:>9.4f} "
+                      f"{s_['peak_mb']:>11.0f}  macro-F1 per seed {s_['macro_each']}")
+            if base:
+                print(f"macro-F1 difference (embedkit - PecanPy), mean of {a.fit_seeds} seeds: "
+                      f"{summary['ours']['macro_f1'] - base['macro_f1']:+.4f}")
     print("\nratio = embedkit speed / PecanPy speed (walks: steps/s; end to end: PecanPy seconds / embedkit seconds)")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))

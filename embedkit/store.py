@@ -75,7 +75,15 @@ class Store:
         return p
 
     def load(self, name: str, mmap: bool = False) -> VectorIndex:
-        return VectorIndex.load(self._require(name), mmap=mmap)
+        """Load ``name``, with any writes the HTTP service journalled since its last full save."""
+        path = self._require(name)
+        index = VectorIndex.load(path, mmap=mmap)
+        from .serve._journal import read_journal, replay
+
+        entries, _ = read_journal(path)
+        if entries:
+            replay(index, entries)
+        return index
 
     def info(self, name: str) -> dict:
         return read_manifest(self._require(name))

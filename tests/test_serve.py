@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,7 +80,9 @@ def test_list_info_and_neighbours(store_root):
         assert len(item["vector"]) == DIM
         assert c.get("/health").json()["writes"] is True
         assert "/indexes/{name}/neighbors" in c.get("/openapi.json").json()["paths"]
-        assert c.get("/docs").status_code == 200
+        docs = c.get("/docs")
+        assert docs.status_code == 200 and "/docs-static/swagger-ui-bundle.js" in docs.text  # no CDN
+        assert c.get("/docs-static/swagger-ui-bundle.js").status_code == 200
 
 
 def test_search_by_vector_single_and_batch(store_root):

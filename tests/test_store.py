@@ -175,3 +175,17 @@ def test_cli_demo_runs(tmp_path, capsys):
     code, out, err = run(["--store", str(tmp_path), "demo", "--no-progress"], capsys)
     assert code == 0, err
     assert Store(tmp_path).names()
+
+
+def test_store_load_replays_the_service_journal(tmp_path):
+    """Writes the HTTP service journalled (then crashed before compacting) are seen by Store.load."""
+    import json
+
+    store = Store(tmp_path)
+    store.save("ix", small_index())
+    with open(tmp_path / "ix" / "journal.jsonl", "w") as fh:
+        fh.write(json.dumps({"op": "upsert", "keys": ["new"], "vectors": [[1.0, 2.0, 3.0]]}) + "\n")
+        fh.write(json.dumps({"op": "remove", "keys": ["k0"]}) + "\n")
+        fh.write('{"op": "upsert", "keys": ["torn"')  # an append that never finished
+    idx = store.load("ix")
+    assert "new" in idx and "k0" not in idx and "torn" not in idx

@@ -157,7 +157,7 @@ class Registry:
     def _check_still_ours(self, entry: Entry) -> None:
         if _stamp(entry.path) != entry.stamp:
             raise Conflict(f"index {entry.name!r} was deleted or replaced on disk while being served; "
-                             "retry the write (the service reloads it)")
+                           "retry the write (the service reloads it)")
 
     def upsert(self, name: str, keys: list[str], vectors) -> int:
         """Insert or replace items; durable (journalled and fsynced) when this returns."""
@@ -176,6 +176,7 @@ class Registry:
     def remove(self, name: str, keys: list[str], missing_ok: bool = False) -> int:
         """Remove items; returns how many were present. Durable when this returns."""
         entry = self.get(name)
+        keys = list(dict.fromkeys(keys))
         with entry.lock:
             self._check_still_ours(entry)
             present = [k for k in keys if k in entry.index]
@@ -259,6 +260,8 @@ def check_vectors(index, keys: list[str], vectors) -> np.ndarray:
             raise InputError(f"key {k!r} appears twice in one request; keys must be unique")
         seen.add(k)
     rows = list(vectors)
+    if len(rows) != len(keys):
+        raise InputError(f"{len(keys)} keys but {len(rows)} vectors; give one vector per key")
     for k, v in zip(keys, rows):
         if len(v) != index.dim:
             raise InputError(f"the vector of {k!r} has dimension {len(v)} but the index has dim={index.dim}")

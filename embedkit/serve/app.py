@@ -63,6 +63,21 @@ class RemoveBody(BaseModel):
     missing_ok: bool = False
 
 
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from files shipped in the swagger-ui-bundle package: works offline."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-static", StaticFiles(directory=swagger_ui_path), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="embedkit API",
+                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-static/swagger-ui.css",
+                                   swagger_favicon_url="/docs-static/favicon-32x32.png")
+
+
 def _error(status: int, message: str, headers=None) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split())}, status_code=status, headers=headers)
 
@@ -161,7 +176,7 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         yield
         registry.close()
 
-    app = FastAPI(title="embedkit", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="embedkit", version=__version__, lifespan=lifespan, docs_url=None,
                   description="Nearest neighbours and recommendations over the indexes of an embedkit store. "
                               "Write endpoints need `Authorization: Bearer <token>` and are disabled without one.")
     app.state.registry = registry
@@ -211,6 +226,7 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _install_docs(app)
 
     @app.get("/health", tags=["service"])
     def health():

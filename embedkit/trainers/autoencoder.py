@@ -153,15 +153,14 @@ class AutoEncoder(_nn.TableModel):
             opt = torch.optim.Adam(params, lr=self.lr)
 
             def one_epoch(epoch):
-                total, rows = 0.0, 0
+                total = torch.zeros((), device=self.device_)  # summed on the device: no sync per step
                 for idx in _nn.minibatches(len(table), self.batch_size, gen, self.device_):
                     loss = self._train_loss(table[idx], gen)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-                    total += float(loss.detach()) * len(idx)
-                    rows += len(idx)
-                return total / rows
+                    total += loss.detach() * len(idx)
+                return float(total) / len(table)
 
             self.loss_history_ = _nn.run_epochs("AutoEncoder", self.epochs, one_epoch, show_progress, callback)
         for m in self._saved_modules().values():

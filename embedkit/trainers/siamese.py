@@ -172,7 +172,7 @@ class SiameseEncoder(_nn.TableModel):
 
             def one_epoch(epoch):
                 self.model_.train()
-                total, count = 0.0, 0
+                total, count = torch.zeros((), device=self.device_), 0  # summed on the device: no sync per step
                 for batch in step_source.epoch():
                     loss = self._batch_loss(table, batch, gen)
                     if loss is None:
@@ -180,9 +180,9 @@ class SiameseEncoder(_nn.TableModel):
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-                    total += float(loss.detach())
+                    total += loss.detach()
                     count += 1
-                return total / max(count, 1)
+                return float(total) / max(count, 1)
 
             self.loss_history_ = _nn.run_epochs("SiameseEncoder", self.epochs, one_epoch, show_progress, callback)
         self.model_.eval()

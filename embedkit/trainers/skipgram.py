@@ -141,7 +141,7 @@ def _pairs(sid, reduced, window: int):
     return torch.where(back, j, i), torch.where(back, i, j)
 
 
-def _apply(w, rows, grads, lr: float, tau, curvature_along, share=None):
+def _apply(w, rows, grads, lr: float, tau, curvature_along):
     """``w[rows] += grads`` with each row's summed update capped at ``tau`` times its Newton step.
 
     A row updated by many examples of one step receives their summed update ``D`` (as
@@ -151,11 +151,10 @@ def _apply(w, rows, grads, lr: float, tau, curvature_along, share=None):
     ``t* = |D|^2 / (lr c)``. Rows with ``t* >= 1`` (nearly all rows: rare words, early training)
     get exactly the summed SGD update; frequent rows get ``min(1, tau * t*) * D``, which
     is what keeps large mini-batches from diverging. ``curvature_along(d)`` returns each
-    occurrence's ``sigma' (x . d)^2`` given the per-occurrence row updates ``d``.
-
-    ``share`` (CBOW): per occurrence, the factor ``1/n`` with which the row enters its example
-    (the mean of ``n`` context vectors) while its update is the example's full error, as in
-    word2vec.c; then ``t* = sum_i share_i (g_i . D) / (lr sum_i share_i^2 c_i)``.
+    occurrence's ``sigma' (x . d)^2`` given the per-occurrence row updates ``d``. For a CBOW
+    context row, ``x_i`` are the example's target rows, as if the whole context window moved
+    by ``D`` (all context words of an example receive the same full error, as in word2vec.c):
+    counting the row's 1/n share of the mean instead gave steps n times larger and diverged.
     """
     torch = _torch()
     if tau is None:
@@ -163,16 +162,8 @@ def _apply(w, rows, grads, lr: float, tau, curvature_along, share=None):
         return
     uniq, inv = torch.unique(rows, return_inverse=True)
     delta = torch.zeros((uniq.numel(), w.shape[1]), device=w.device, dtype=w.dtype).index_add_(0, inv, grads)
-    along = delta[inv]
-    occ_curv = curvature_along(along)
-    if share is None:
-        slope = (delta * delta).sum(1)
-    else:
-        slope = torch.zeros(uniq.numel(), device=w.device, dtype=w.dtype).index_add_(
-            0, inv, (grads * along).sum(1) * share)
-        occ_curv = occ_curv * share * share
-    curv = torch.zeros(uniq.numel(), device=w.device, dtype=w.dtype).index_add_(0, inv, occ_curv)
-    newton = slope.clamp(min=0) / (lr * curv).clamp(min=1e-30)
+    curv = torch.zeros(uniq.numel(), device=w.device, dtype=w.dtype).index_add_(0, inv, curvature_along(delta[inv]))
+    newton = (delta * delta).sum(1) / (lr * curv).clamp(min=1e-30)
     scale = (tau * newton).clamp(max=1.0)
     w.index_add_(0, uniq, delta * scale.unsqueeze(1))
 
@@ -188,7 +179,7 @@ def _scores(u, x, noise, out):
     return s, sign, valid
 
 
-def _update_both(w_in, w_out, in_rows, x, u, targets, g, sig, valid, lr, tau, in_pick=None, in_share=None):
+def _update_both(w_in, w_out, in_rows, x, u, targets, g, sig, valid, lr, tau, in_pick=None):
     """Apply one step's updates to output rows (``targets``) and input rows (``in_rows``).
 
     ``x`` (E, D): the input-side vector of each example (skip-gram: the context word's
@@ -213,7 +204,7 @@ def _update_both(w_in, w_out, in_rows, x, u, targets, g, sig, valid, lr, tau, in
         return (cc * proj * proj).sum(1)
 
     _apply(w_out, flat, grad_u, lr, tau, out_curv)
-    _apply(w_in, in_rows, grad_x if in_pick is None else grad_x[in_pick], lr, tau, in_curv, in_share)
+    _apply(w_in, in_rows, grad_x if in_pick is None else grad_x[in_pick], lr, tau, in_curv)
 
 
 def _sg_step(w_in, w_out, inp, out, noise, lr, tau, update=True):
@@ -263,9 +254,7 @@ def _cbow_step(w_in, w_out, ids, centre_pos, context_pos, noise_fn, lr, tau, upd
     if update:
         sig = torch.sigmoid(s)
         g = ((sign > 0).to(s.dtype) - sig) * valid * lr
-        share = 1.0 / cnt[centre_pos].to(h.dtype)                      # each context's weight in its mean
-        _update_both(w_in, w_out, ctx_ids, h, u, targets, g, sig, valid, lr, tau, in_pick=pair_row,
-                     in_share=share)
+        _update_both(w_in, w_out, ctx_ids, h, u, targets, g, sig, valid, lr, tau, in_pick=pair_row)
     return loss, m
 
 

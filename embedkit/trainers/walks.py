@@ -9,9 +9,9 @@ How: rejection sampling, as in KnightKing (Yang et al., SOSP 2019) and PecanPy's
 mode, vectorised over all walkers at once. Each pending walker proposes ``x`` from the
 first-order distribution ``w(v, x) / sum w(v, .)`` and accepts it with probability
 ``alpha(t, x) / max(1/p, 1, 1/q)``; walkers that reject propose again. Accepted moves follow
-the exact node2vec distribution. When the acceptance rate is low, the walkers still pending
-are instead drawn from their full normalised distribution (cost: the sum of their degrees),
-which is exact too. Memory is O(edges): the CSR itself, one prefix sum of the
+the exact node2vec distribution. When acceptance is low (p or q far from 1), each walker makes
+several proposals per round; the rare walkers still pending after a few rounds are drawn from
+their full normalised distribution (cost: the sum of their degrees), which is exact too. Memory is O(edges): the CSR itself, one prefix sum of the
 weights (weighted graphs) and one sorted edge-key array for the ``x in N(t)`` test
 (``torch.searchsorted``); no per-edge alias tables. With ``p == q == 1`` the acceptance test
 is skipped: a first-order (DeepWalk) walk.
@@ -24,8 +24,9 @@ import torch
 
 __all__ = ["WalkSampler", "WalkStream", "random_walks", "encode_lines"]
 
-_EXACT_COST = 4.0              # one rejection proposal costs about this many expanded neighbours
-_EXACT_BUDGET = 1 << 22        # draw exactly only if the pending neighbour lists hold at most this many
+_MAX_PROPOSALS = 16            # proposals per pending walker and round, at most
+_MAX_ROUNDS = 8                # then the walkers still pending are drawn exactly ...
+_EXACT_BUDGET = 1 << 22        # ... if their neighbour lists hold at most this many entries in all
 
 
 def _seed_for(*parts: int) -> int:
@@ -65,6 +66,7 @@ class WalkSampler:
         self.second_order = not (self.p == 1.0 and self.q == 1.0)
         self.a_return, self.a_out = 1.0 / self.p, 1.0 / self.q
         self.a_max = max(1.0, self.a_return, self.a_out)
+        self._acceptance = 1.0     # running per-proposal acceptance rate (sets proposals per round)
         self.keys = None
         if self.second_order and self.a_out != 1.0:
             rows = torch.repeat_interleave(torch.arange(n, device=dev), self.degree)
@@ -96,38 +98,58 @@ class WalkSampler:
         return self.keys[pos] == k
 
     def _second_order(self, prev: torch.Tensor, cur: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """One node2vec step for every walker by vectorised rejection sampling."""
+        """One node2vec step for every walker by vectorised rejection sampling.
+
+        Each pending walker makes ``k`` independent proposals per round and keeps the first
+        accepted one (the same law as proposing one at a time); ``k`` follows the acceptance
+        rate seen so far, so low acceptance costs few rounds. Walkers still pending after
+        ``_MAX_ROUNDS`` rounds are drawn exactly.
+        """
         out = torch.empty_like(cur)
         pending = torch.arange(cur.shape[0], device=self.device)
         pp, pc = prev, cur
         lo_out, hi_out = min(1.0, self.a_out), max(1.0, self.a_out)
+        rounds = 0
         while pending.shape[0]:
-            cand = self._first_order(pc, gen)
-            r = torch.rand(pending.shape[0], generator=gen, device=self.device) * self.a_max
-            is_ret = cand == pp
+            if rounds >= _MAX_ROUNDS and int(self.degree[pc].sum()) <= _EXACT_BUDGET:
+                out[pending] = self._exact(pp, pc, gen)
+                break
+            rounds += 1
+            m = pending.shape[0]
+            k = min(_MAX_PROPOSALS, max(1, int(round(1.0 / self._acceptance))))
+            if k > 1:
+                pp_k, pc_k = pp.repeat_interleave(k), pc.repeat_interleave(k)
+            else:
+                pp_k, pc_k = pp, pc
+            cand = self._first_order(pc_k, gen)
+            r = torch.rand(m * k, generator=gen, device=self.device) * self.a_max
+            is_ret = cand == pp_k
             alpha = torch.where(is_ret, self.a_return, self.a_out)
             if self.keys is not None:
                 # the neighbour test decides only where r falls between 1 and 1/q
                 undecided = (~is_ret) & (r >= lo_out) & (r < hi_out)
                 idx = undecided.nonzero().squeeze(1)
                 if idx.shape[0]:
-                    nb = self._has_edge(pp[idx], cand[idx])
+                    nb = self._has_edge(pp_k[idx], cand[idx])
                     alpha[idx[nb]] = 1.0
             acc = r < alpha
-            out[pending[acc]] = cand[acc]
-            rej = torch.nonzero(~acc).squeeze(1)
-            tried = pending.shape[0]
+            if k > 1:
+                acc = acc.view(m, k)
+                first = acc.to(torch.int8).argmax(1)               # first accepted proposal
+                cand = cand.view(m, k).gather(1, first.unsqueeze(1)).squeeze(1)
+                hit = acc.any(1)
+                rate = float(acc.sum()) / (m * k)
+            else:
+                hit = acc
+                rate = None
+            ok = torch.nonzero(hit).squeeze(1)
+            out[pending[ok]] = cand[ok]
+            rej = torch.nonzero(~hit).squeeze(1)
+            if rate is None:
+                rate = (m - rej.shape[0]) / m
+            # running estimate of the per-proposal acceptance, which sets k
+            self._acceptance = min(1.0, max(0.5 * self._acceptance + 0.5 * rate, 1.0 / _MAX_PROPOSALS))
             pending, pp, pc = pending[rej], pp[rej], pc[rej]
-            left = pending.shape[0]
-            if left:
-                # Expected cost of rejecting on: about left / acceptance proposals; of drawing the
-                # rest exactly: the sum of their degrees. Low acceptance (e.g. p, q far from 1
-                # on a sparse graph) makes the exact draw cheaper.
-                acceptance = max(tried - left, 1) / tried
-                work = int(self.degree[pc].sum())
-                if work <= _EXACT_BUDGET and work <= _EXACT_COST * left / acceptance:
-                    out[pending] = self._exact(pp, pc, gen)
-                    break
         return out
 
     def _exact(self, prev: torch.Tensor, cur: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -166,6 +188,7 @@ class WalkSampler:
         """
         b = starts.shape[0]
         dev = self.device
+        self._acceptance = 1.0      # walks depend only on (starts, generator), not on earlier calls
         starts = starts.to(dev, torch.int64)
         walks = torch.full((walk_length, b), -1, dtype=torch.int64, device=dev)   # row t = step t
         lengths = torch.ones(b, dtype=torch.int64, device=dev)
