@@ -25,6 +25,6 @@ with tempfile.TemporaryDirectory() as root:
         print(client.get("/indexes/colours/neighbors", params={"key": "red0", "k": 3}).json())
         auth = {"Authorization": "Bearer secret"}
         new = (centers[1] + rng.normal(size=16)).tolist()
-        print(client.post("/indexes/colours/upsert", json={"items": [{"key": "navy", "vector": new}]},
+        print(client.post("/indexes/colours/items", json={"items": [{"key": "navy", "vector": new}]},
                           headers=auth).json())
         print(client.post("/indexes/colours/search", json={"vector": new, "k": 3}).json())
