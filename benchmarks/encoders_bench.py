@@ -9,7 +9,7 @@ Sections (markdown tables on stdout; --json FILE also writes every figure):
      MAP@R / P@1 on the held-out half with and without learned standardisation.
   4. epoch time on a synthetic Gaussian mixture (--rows x 64 features, 20 classes).
 
-    python benchmarks/encoders_bench.py --threads 1      # CPU, 3 seeds
+    python benchmarks/encoders_bench.py --threads 1      # CPU, 5 seeds
     python benchmarks/encoders_bench.py --device cuda --rows 1000000
     python benchmarks/encoders_bench.py --quick          # 1 seed, fewer digits/variants (smoke run)
 """
@@ -74,6 +74,7 @@ def unseen_classes(args, out):
         for seed in range(args.seeds):
             kw = dict(cfg)
             if kw.get("encoder") == "cnn":
+                torch.manual_seed(seed)  # a module passed in keeps its own initial weights: seed them too
                 kw["encoder"] = cnn(dim)
             model = ek.SiameseEncoder(dim=dim, seed=seed, device=args.device, **kw)
             times.append(timed_fit(model, X[seen], y[seen]))
@@ -190,7 +191,7 @@ def epoch_time(args, out):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per Siamese configuration (default: 3)")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per Siamese configuration (default: 5)")
     parser.add_argument("--rows", type=int, default=20000, help="rows of the synthetic epoch-time set (default: 20000)")
     parser.add_argument("--quick", action="store_true", help="one seed, fewer configurations (smoke run)")
     parser.add_argument("--sections", default="1234", help="which sections to run (default: 1234)")

@@ -288,7 +288,7 @@ def section_defaults(args, cache):
                 idx.set_params(**{kk: vv for kk, vv in (setting or {}).items()})
                 found = keys_to_ids(idx.search(q, k).keys)
                 rec = recall_at_k(found, truth, k)
-                t = timed_interleaved({"s": lambda: idx.search(q, k)}, max(1, args.repeats // 2))["s"]
+                t = timed_interleaved({"s": lambda idx=idx: idx.search(q, k)}, max(1, args.repeats // 2))["s"]
                 p = idx.params
                 shown = {"hnsw": ("ef_search",), "ivf": ("nlist", "nprobe"),
                          "ivfpq": ("nlist", "nprobe", "pq_m", "refine")}[kind]

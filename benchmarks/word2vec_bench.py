@@ -34,7 +34,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 
 import embedkit as ek  # noqa: E402
 from embedkit.evaluate.words import analogy_report, bundled_eval_path, similarity_report  # noqa: E402

@@ -51,7 +51,7 @@ CASES = {
                                                   backend="gensim", workers=1),
                         lambda m, **kw: m.fit(two_topic_corpus(), **kw), 3),
     "node2vec": (lambda seed: ek.Node2Vec(dim=16, walk_length=10, walks_per_node=5, window=3, p=0.5, q=2.0,
-                                          epochs=2, seed=seed, device="cpu"),
+                                          epochs=2, seed=seed, device="cpu", workers=1),
                  lambda m, **kw: m.fit(two_cliques(), **kw), 2),
     "mf-als": (lambda seed: ek.MatrixFactorization(method="als", dim=4, epochs=3, seed=seed, device="cpu"),
                lambda m, **kw: m.fit(checkerboard(), **kw), 3),

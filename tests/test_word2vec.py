@@ -200,7 +200,7 @@ def test_engine_interface_numpy_and_torch_inputs_and_errors():
     ids = np.array([vocab.index(w) for s in sents for w in s])
     lengths = np.array([len(s) for s in sents])
     counts = np.bincount(ids, minlength=16)
-    kw = dict(dim=8, epochs=2, sample=0.0, show_progress=False)
+    kw = dict(dim=8, epochs=2, sample=0.0, show_progress=False, batch_words=10_000)
     a, la = train_skipgram([(ids, lengths)], counts, **kw)
     b, lb = train_skipgram([(torch.tensor(ids), torch.tensor(lengths))], counts, **kw)
     assert a.shape == (16, 8) and a.dtype == np.float32 and len(la) == 2
@@ -218,7 +218,7 @@ def test_engine_long_sentence_is_split_and_trains():
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 50, 25_000)  # one sentence longer than MAX_SENTENCE_LEN
     vecs, losses = train_skipgram([(ids, np.array([ids.size]))], np.bincount(ids, minlength=50),
-                                  dim=4, epochs=1, show_progress=False)
+                                  dim=4, epochs=1, show_progress=False, batch_words=8192)
     assert np.isfinite(vecs).all() and math.isfinite(losses[0])
 
 

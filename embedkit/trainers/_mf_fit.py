@@ -21,6 +21,8 @@ def train(params: dict, csr, show_progress: bool, callback) -> dict:
     import torch
 
     device = resolve_device(params["device"], "MatrixFactorization")
+    if params["batch_size"] == "auto":
+        params["batch_size"] = 1024 if device.type == "cpu" else 8192
     gen = torch.Generator(device="cpu").manual_seed(params["seed"])
     run = {("implicit", "als"): _implicit_als, ("implicit", "bpr"): _bpr,
            ("explicit", "als"): _explicit_als, ("explicit", "sgd"): _explicit_sgd}
@@ -48,8 +50,8 @@ def _cpu_workers(device, nnz: int):
 
     ALS hands each pool thread its own block of rows for a whole half-step, one parallel region
     instead of a dozen short OpenMP regions per CG step, whose barriers cost most of the time
-    on a busy machine. SGD batches are too small to gain from threads at all. Small problems
-    use one thread.
+    on a busy machine. SGD runs single-threaded: its batches are too small to gain from
+    intra-op threads. Small problems use one thread.
     """
     import torch
 
@@ -155,7 +157,7 @@ def _bpr(params, csr, device, gen, pool):
     dgen = _generator_for(device, gen)
 
     def epoch():
-        return bpr_epoch(U, V, data, params["lr"], params["reg"], params["batch_size"], dgen, pool, _parts(pool))
+        return bpr_epoch(U, V, data, params["lr"], params["reg"], params["batch_size"], dgen)
 
     return epoch, lambda: {"user_factors": U[:, :-1], "item_factors": V[:, :-1], "item_bias": V[:, -1]}
 

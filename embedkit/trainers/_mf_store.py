@@ -103,6 +103,6 @@ def load_model(cls, name: str, store=None, *, mmap: bool = False):
     model._set_state([str(k) for k in users["keys"].tolist()], [str(k) for k in items["keys"].tolist()], csr,
                      users["vectors"], items["vectors"], users.get("bias"), items.get("bias"),
                      meta["mf"].get("global_mean", 0.0))
-    if index.keys == model._item_keys or len(index) == n_items:
+    if len(index) == n_items:
         model._index = index  # answer recommend() with the stored index (any kind)
     return model

@@ -41,13 +41,13 @@ class BPRData:
     def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         codes = users * self.n_items + items
         if self.bitmap is not None:
-            return ((self.bitmap[codes >> 6] >> (codes & 63)) & 1).bool()
+            return ((self.bitmap.index_select(0, codes >> 6) >> (codes & 63)) & 1).bool()
         pos = torch.searchsorted(self.codes, codes).clamp_max(len(self.codes) - 1)
         return self.codes[pos] == codes
 
     def _draw(self, n: int, gen: torch.Generator) -> torch.Tensor:
         # the item of a random stored pair: items in proportion to their popularity
-        return self.items[_uniform_ints(n, len(self.items), gen, self.device)]
+        return self.items.index_select(0, _uniform_ints(n, len(self.items), gen, self.device))
 
     def negatives(self, users: torch.Tensor, gen: torch.Generator, tries: int = 8) -> torch.Tensor:
         """Items the user has not interacted with, drawn in proportion to item popularity (as
@@ -78,52 +78,27 @@ def _bpr_steps(U, V, u, i, j, lr: float, reg: float, keep):
     return loss, step_u, yi.mul_(-lr * reg).add_(zu), yj.mul_(-lr * reg).sub_(zu)
 
 
-def bpr_epoch(U, V, data: BPRData, lr: float, reg: float, batch_size: int, gen: torch.Generator,
-              pool=None, workers: int = 1) -> float:
+def bpr_epoch(U, V, data: BPRData, lr: float, reg: float, batch_size: int, gen: torch.Generator) -> float:
     """One epoch (nnz samples) of BPR-Opt, updating U and V in place.
 
     The item bias is V's last column and U's last column is a constant 1 (as in implicit), so
     one dot product scores x_ui = u . v_i + b_i. The epoch's (user, positive, negative) triples
-    are drawn up front in one vectorised pass. With a thread pool, each batch's steps are
-    computed in ``workers`` slices at once, then U and V are updated by one thread each, in
-    a fixed order (so results do not depend on thread timing). Returns the epoch's mean
-    -log sigmoid(x_ui - x_uj).
+    are drawn up front in one vectorised pass. Returns the epoch's mean -log sigmoid(x_ui - x_uj).
     """
     n = len(data.users)
     pick = torch.randint(0, n, (n,), generator=gen, device=U.device)   # sampled with replacement
-    users, pos = data.users[pick], data.items[pick]
+    users, pos = data.users.index_select(0, pick), data.items.index_select(0, pick)
     neg = data.negatives(users, gen)
     total = torch.zeros((), dtype=torch.float32, device=U.device)
     keep = torch.full((U.shape[1],), lr, dtype=U.dtype, device=U.device)
     keep[-1] = 0.0                                                     # the user's constant 1 stays
     for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        if pool is None:
-            u, i, j = users[start:stop], pos[start:stop], neg[start:stop]
-            loss, su, si, sj = _bpr_steps(U, V, u, i, j, lr, reg, keep)
-            total += loss
-            U.index_add_(0, u, su)
-            V.index_add_(0, i, si)
-            V.index_add_(0, j, sj)
-            continue
-        cuts = np.linspace(start, stop, workers + 1).astype(np.int64)
-        parts = [(users[a:b], pos[a:b], neg[a:b]) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
-        steps = list(pool.map(lambda p: _bpr_steps(U, V, *p, lr, reg, keep), parts))
-
-        def apply_users():
-            for (u, _, _), (_, su, _, _) in zip(parts, steps):
-                U.index_add_(0, u, su)
-
-        def apply_items():
-            for (_, i, j), (_, _, si, sj) in zip(parts, steps):
-                V.index_add_(0, i, si)
-                V.index_add_(0, j, sj)
-
-        done = [pool.submit(apply_users), pool.submit(apply_items)]
-        for f in done:
-            f.result()
-        for loss, *_ in steps:
-            total += loss
+        u, i, j = users[start:start + batch_size], pos[start:start + batch_size], neg[start:start + batch_size]
+        loss, step_u, step_i, step_j = _bpr_steps(U, V, u, i, j, lr, reg, keep)
+        total += loss
+        U.index_add_(0, u, step_u)
+        V.index_add_(0, i, step_i)
+        V.index_add_(0, j, step_j)
     return float(total) / max(n, 1)
 
 

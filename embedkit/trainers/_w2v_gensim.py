@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, ParseError
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -33,9 +33,9 @@ __all__ = ["MatrixFactorization"]
 # method-specific defaults used when a parameter is None
 _DEFAULTS = {
     ("implicit", "als"): {"reg": 0.01, "lr": None, "batch_size": None},
-    ("implicit", "bpr"): {"reg": 0.01, "lr": 0.05, "batch_size": 1024},
+    ("implicit", "bpr"): {"reg": 0.01, "lr": 0.05, "batch_size": "auto"},
     ("explicit", "als"): {"reg": 0.05, "lr": None, "batch_size": None},
-    ("explicit", "sgd"): {"reg": 0.02, "lr": 0.005, "batch_size": 1024},
+    ("explicit", "sgd"): {"reg": 0.02, "lr": 0.005, "batch_size": "auto"},
 }
 
 
@@ -57,7 +57,8 @@ class MatrixFactorization(Trainer):
     lr : float or None, default None
         SGD step for BPR (0.05) and explicit SGD (0.005); unused by ALS.
     batch_size : int or None, default None
-        Samples per SGD step (BPR 1024, explicit SGD 1024); unused by ALS.
+        Samples per SGD step for BPR and explicit SGD: None means 1024 on the CPU and 8192 on
+        CUDA (same recall/RMSE on the benchmark data, far fewer kernel launches); unused by ALS.
     cg_steps : int, default 3
         Conjugate-gradient steps per ALS half-epoch (warm-started, as in implicit).
     backend : {"torch", "implicit"}, default "torch"
@@ -113,7 +114,7 @@ class MatrixFactorization(Trainer):
         p["batch_size"] = bs if self.batch_size is None or bs is None else \
             check_int(own, "batch_size", self.batch_size, 1)
         if p["backend"] == "implicit" and feedback != "implicit":
-            raise InputError(f"backend='implicit' serves feedback='implicit' only; use backend='torch' for ratings")
+            raise InputError("backend='implicit' serves feedback='implicit' only; use backend='torch' for ratings")
         return p
 
     # ------------------------------------------------------------------- fit
@@ -133,7 +134,7 @@ class MatrixFactorization(Trainer):
                 else:
                     raise TypeError
             except TypeError:
-                raise InputError("fit() takes an ek.Interactions or a scipy sparse users x items matrix; "
+                raise InputError("fit() takes an ek.Interactions or a users x items matrix (scipy sparse or numpy); "
                                  f"got {type(interactions).__name__}") from None
         if interactions.nnz == 0:
             raise InputError("fit() got no interactions; give at least one (user, item) pair")

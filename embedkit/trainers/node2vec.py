@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 _OWNER = "Node2Vec"
 _CPU_WALKERS = 65_536       # walks advanced at once: big enough to amortise torch's per-op cost
 _CUDA_WALKERS = 1 << 20
+_LOSS_SAMPLE_STEPS = 5000   # walk steps on which the gensim backend evaluates its per-epoch loss
 
 
 def _cpu_count() -> int:
@@ -177,17 +178,16 @@ class Node2Vec(Trainer):
             raise InputError("the graph has no edges: node2vec needs edges to walk on")
         # gensim trains on CPU; walking there too avoids copying every batch off the GPU
         stream = self.walk_stream(graph, dev if backend == "torch" else "cpu")
-        counts = stream.counts(graph.num_nodes)          # visits in epoch 0 (the walks it trains on)
-        log.info("node2vec: %d walks per epoch, %d steps in epoch 0, backend %s, device %s",
-                 stream.walks_per_epoch, int(counts.sum()), backend, dev)
+        log.info("node2vec: %d walks per epoch, backend %s, device %s", stream.walks_per_epoch, backend, dev)
         if backend == "torch":
+            counts = stream.counts(graph.num_nodes)      # visits in epoch 0 (the walks it trains on)
             vectors, losses = train_skipgram(
                 stream, counts, mode="skipgram", dim=self.dim, window=self.window, negative=self.negative,
                 sample=self.sample, epochs=self.epochs, alpha=self.lr, min_alpha=self.min_lr, seed=self.seed,
                 device=dev, total_words=int(counts.sum()) * self.epochs, show_progress=show_progress,
                 callback=callback, desc="node2vec")
         else:
-            vectors, losses = self._fit_gensim(stream, counts, show_progress, callback)
+            vectors, counts, losses = self._fit_gensim(stream, graph.num_nodes, show_progress, callback)
         visited = counts > 0
         skipped = np.flatnonzero(~visited)
         self.skipped_nodes_ = [graph.nodes[i] for i in skipped]
@@ -204,33 +204,30 @@ class Node2Vec(Trainer):
         self.embeddings_ = Embeddings([graph.nodes[i] for i in keep], vectors[keep])
         return self.embeddings_
 
-    def _fit_gensim(self, stream, counts, show_progress, callback):
-        """Train gensim's Word2Vec (corpus_file mode) on epoch 0's walks; vectors in node-row order."""
+    def _fit_gensim(self, stream, n: int, show_progress, callback):
+        """Train gensim's Word2Vec (corpus_file mode) on epoch 0's walks.
+
+        Returns (vectors in node-row order, visits per node, loss per epoch).
+        """
         from gensim.models import Word2Vec as GensimWord2Vec
         from gensim.models.callbacks import CallbackAny2Vec
         from tqdm.auto import tqdm
 
         from .skipgram import evaluate_loss
 
-        n = len(counts)
-        workers = self.workers or _cpu_count()
         model = GensimWord2Vec(vector_size=self.dim, window=self.window, negative=self.negative, hs=0, min_count=1,
                                sample=self.sample, epochs=self.epochs, alpha=self.lr, min_alpha=self.min_lr,
-                               seed=self.seed, sg=1, workers=workers)
-        # a fixed sample of walks to report a real loss per epoch (gensim's own counter is unreliable)
-        sample_tokens, sample_lengths = next(iter(stream.epoch(0)))
-        take = int(min(len(sample_lengths), max(1, 5000 // self.walk_length)))
-        sample_lengths = sample_lengths[:take].cpu().numpy()
-        sample_tokens = sample_tokens[: int(sample_lengths.sum())].cpu().numpy()
-        vin = np.zeros((n, self.dim), dtype=np.float32)
+                               seed=self.seed, sg=1, workers=self.workers or _cpu_count())
         losses: list[float] = []
-        bar = tqdm(total=self.epochs * int(counts.sum()), unit="step", unit_scale=True, desc="node2vec (gensim)",
-                   disable=not show_progress, dynamic_ncols=True)
+        state = {}
 
         def _rows():
             return np.fromiter((int(k) for k in model.wv.index_to_key), dtype=np.int64, count=len(model.wv))
 
         class _EpochEnd(CallbackAny2Vec):
+            """Report a real loss per epoch: gensim's own counter is unreliable (gensim #2617, #2735);
+            the loss is evaluated on the first walks of the file, as Word2Vec's gensim backend does."""
+
             def __init__(self):
                 self.epoch = 0
 
@@ -240,11 +237,12 @@ class Node2Vec(Trainer):
                 w_in = np.zeros((n, m.wv.vector_size), dtype=np.float32)
                 w_out = np.zeros_like(w_in)
                 w_in[rows], w_out[rows] = m.wv.vectors, m.syn1neg
-                loss = evaluate_loss(w_in, w_out, sample_tokens, sample_lengths, counts, window=m.window,
+                tokens, lengths = state["sample"]
+                loss = evaluate_loss(w_in, w_out, tokens, lengths, state["counts"], window=m.window,
                                      negative=m.negative, sample=m.sample, seed=0)
                 losses.append(loss)
-                bar.update(int(counts.sum()))
-                bar.set_postfix(epoch=self.epoch, loss=f"{loss:.4f}")
+                state["bar"].update(int(state["counts"].sum()))
+                state["bar"].set_postfix(epoch=self.epoch, loss=f"{loss:.4f}")
                 if callback is not None:
                     callback(self.epoch, loss)
 
@@ -252,13 +250,18 @@ class Node2Vec(Trainer):
             path = Path(tmp) / "walks.txt"
             t0 = time.perf_counter()
             with open(path, "wb") as fh:
-                stream.write_text(fh, 0)
+                counts, (tokens, lengths) = stream.write_text(fh, n, 0)
             log.info("node2vec: walks written for gensim in %.1fs", time.perf_counter() - t0)
+            take = int(min(len(lengths), max(1, _LOSS_SAMPLE_STEPS // self.walk_length)))
+            state.update(counts=counts, sample=(tokens[: int(lengths[:take].sum())], lengths[:take]))
+            state["bar"] = tqdm(total=self.epochs * int(counts.sum()), unit="step", unit_scale=True,
+                                desc="node2vec (gensim)", disable=not show_progress, dynamic_ncols=True)
             try:
                 model.build_vocab(corpus_file=str(path))
                 model.train(corpus_file=str(path), total_examples=model.corpus_count,
                             total_words=model.corpus_total_words, epochs=self.epochs, callbacks=[_EpochEnd()])
             finally:
-                bar.close()
-        vin[_rows()] = model.wv.vectors
-        return vin, losses
+                state["bar"].close()
+        vectors = np.zeros((n, self.dim), dtype=np.float32)
+        vectors[_rows()] = model.wv.vectors
+        return vectors, counts, losses

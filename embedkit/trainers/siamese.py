@@ -46,7 +46,9 @@ class SiameseEncoder(_nn.TableModel):
         Hidden layer widths of the default MLP encoder (ReLU between layers).
     encoder : torch.nn.Module or None, default None
         Any module mapping (batch, n_features) float32 rows to (batch, dim); replaces the MLP.
-        It is copied in fit, so the module passed in keeps its initial weights.
+        It is copied in fit, so the module passed in keeps its initial weights; those weights
+        (pre-trained or freshly initialised) are the starting point, so ``seed`` does not set
+        them: call ``torch.manual_seed`` before building the module for a reproducible run.
     epochs : int, default 20
         Passes over the rows (label mode: every row is an anchor once) or over the pairs.
     batch_size : int, default 256

@@ -67,8 +67,8 @@ log = logging.getLogger(__name__)
 __all__ = ["train_skipgram", "evaluate_loss", "MAX_SENTENCE_LEN"]
 
 MAX_SENTENCE_LEN = 10_000   # longer sentences are cut into pieces of this size (as gensim does)
-_CPU_BATCH_WORDS = 1 << 14   # same step on both devices: same algorithm, same quality
-_CUDA_BATCH_WORDS = 1 << 14
+_BATCH_WORDS = 1 << 14   # tokens per step; the same on CPU and CUDA: same algorithm, same vectors' quality
+_MIN_STEPS = 100         # small corpora: smaller steps, so that an epoch still makes this many updates
 _ROW_STEP = 0.7   # default max_row_step (see _apply): below 1, as both sides of a pair move at once
 
 
@@ -338,11 +338,12 @@ def train_skipgram(
 ):
     """Train skip-gram or CBOW with negative sampling; return (input vectors, loss per epoch).
 
-    Parameters are those of word2vec (see the module docstring). ``batch_words`` (default
-    16,384): tokens per step, cut at sentence ends. ``total_words``: tokens per epoch, for the
+    Parameters are those of word2vec (see the module docstring). ``batch_words``: tokens per
+    step, cut at sentence ends (default 16,384, or ``total_words / 100`` for small corpora so
+    that an epoch still makes about 100 steps). ``total_words``: tokens per epoch, for the
     learning-rate schedule and the progress bar (default ``counts.sum()``). ``max_row_step``
     (default 0.7): the Newton-step limit of frequent rows; ``float("inf")`` disables it.
-    ``device``: "cpu", "cuda", "cuda:N" or a ``torch.device`` (resolve "auto" beforehand).
+    ``device``: "auto", "cpu", "cuda", "cuda:N" or a ``torch.device``.
 
     Raises InputError on bad counts, token ids outside ``[0, len(counts))``, an epoch with
     no tokens, or a diverged run (non-finite loss: lower alpha, batch_words or max_row_step).
@@ -353,10 +354,9 @@ def train_skipgram(
     counts = _check_counts(counts)
     if mode not in ("skipgram", "cbow"):
         raise InputError(f"The 'mode' parameter must be one of 'skipgram', 'cbow'. Got {mode!r} instead.")
-    dev = torch.device(device)
-    cuda = dev.type == "cuda"
-    if batch_words is None:
-        batch_words = _CUDA_BATCH_WORDS if cuda else _CPU_BATCH_WORDS
+    from .._device import resolve_device
+
+    dev = resolve_device(device, desc)
     tau = _ROW_STEP if max_row_step is None else float(max_row_step)
     if math.isinf(tau):
         tau = None  # no limit: plain summed updates (diverges with large batches; for experiments)
@@ -364,6 +364,11 @@ def train_skipgram(
     if total_words is None:
         total_words = int(counts.sum())
     total_words = max(int(total_words), 1)
+    if batch_words is None:
+        batch_words = min(_BATCH_WORDS, max(16, total_words // _MIN_STEPS))
+    batch_words = int(batch_words)
+    if batch_words < 1:
+        raise InputError(f"batch_words must be >= 1; got {batch_words}")
 
     init_gen = torch.Generator().manual_seed(int(seed))
     w_in = ((torch.rand((vocab_size, dim), generator=init_gen) - 0.5) / dim).to(dev)
@@ -453,7 +458,7 @@ def evaluate_loss(input_vectors, output_vectors, tokens, lengths, counts, *, mod
     lens = _as_long(lengths, dev)
     total, examples = 0.0, 0
     with torch.no_grad():
-        for chunk, sid in _chunks(ids, lens, _CPU_BATCH_WORDS):
+        for chunk, sid in _chunks(ids, lens, _BATCH_WORDS):
             if sampler.subsample:
                 keep = sampler.keep_mask(chunk)
                 chunk, sid = chunk[keep], sid[keep]

@@ -6,15 +6,17 @@ for Networks" (KDD 2016): having moved ``t -> v``, the walk goes to ``x`` (an ou
 ``x == t``, ``1`` if ``x`` is an out-neighbour of ``t``, and ``1/q`` otherwise.
 
 How: rejection sampling, as in KnightKing (Yang et al., SOSP 2019) and PecanPy's on-the-fly
-mode, vectorised over all walkers at once. Each pending walker proposes ``x`` from the
-first-order distribution ``w(v, x) / sum w(v, .)`` and accepts it with probability
-``alpha(t, x) / max(1/p, 1, 1/q)``; walkers that reject propose again. Accepted moves follow
-the exact node2vec distribution. When acceptance is low (p or q far from 1), each walker makes
-several proposals per round; the rare walkers still pending after a few rounds are drawn from
-their full normalised distribution (cost: the sum of their degrees), which is exact too. Memory is O(edges): the CSR itself, one prefix sum of the
-weights (weighted graphs) and one sorted edge-key array for the ``x in N(t)`` test
-(``torch.searchsorted``); no per-edge alias tables. With ``p == q == 1`` the acceptance test
-is skipped: a first-order (DeepWalk) walk.
+mode, vectorised over all walkers at once. The return move ``x == t`` gets its exact mass
+``w(v, t)/p`` up front (KnightKing's "outlier" folding); every other ``x`` is proposed from the
+first-order law ``w(v, x) / sum w(v, .)`` and accepted with probability ``alpha(t, x) /
+max(1, 1/q)``; walkers that reject draw again. Accepted moves follow the exact node2vec law.
+When acceptance is low (q far from 1), each walker makes several proposals per
+round; the rare walkers still pending after a few rounds are drawn from their full normalised
+distribution (cost: the sum of their degrees), which is exact too.
+
+Memory is O(edges): the CSR itself, one prefix sum of the weights (weighted graphs) and one
+sorted edge-key array for the ``x in N(t)`` test (``torch.searchsorted``); no per-edge alias
+tables. With ``p == q == 1`` the acceptance test is skipped: a first-order (DeepWalk) walk.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class WalkSampler:
         dev = torch.device(device)
         self.device = dev
         self.num_nodes = n = graph.num_nodes
+        self.directed = bool(graph.directed)
         self.indptr = torch.as_tensor(graph.indptr, dtype=torch.int64).to(dev)
         self.indices = torch.as_tensor(graph.indices, dtype=torch.int64).to(dev)
         self.degree = self.indptr[1:] - self.indptr[:-1]
@@ -65,10 +68,16 @@ class WalkSampler:
         self.p, self.q = float(p), float(q)
         self.second_order = not (self.p == 1.0 and self.q == 1.0)
         self.a_return, self.a_out = 1.0 / self.p, 1.0 / self.q
-        self.a_max = max(1.0, self.a_return, self.a_out)
+        self.a_env = max(1.0, self.a_out)
         self._acceptance = 1.0     # running per-proposal acceptance rate (sets proposals per round)
+        # weighted degrees W_v (float64 when weighted, for exact prefix-sum differences)
+        self._wdtype = torch.float64 if self.weighted else torch.float32
+        if self.weighted:
+            self.wdegree = self.cumw[self.indptr[1:]] - self.cumw[self.indptr[:-1]]
+        else:
+            self.wdegree = self.degree.to(torch.float32)
         self.keys = None
-        if self.second_order and self.a_out != 1.0:
+        if self.second_order and (self.a_out != 1.0 or self.weighted or self.directed):
             rows = torch.repeat_interleave(torch.arange(n, device=dev), self.degree)
             self.keys = rows * n + self.indices          # sorted: rows ascending, columns sorted per row
             del rows
@@ -97,17 +106,43 @@ class WalkSampler:
         pos = torch.clamp(pos, max=self.keys.shape[0] - 1)
         return self.keys[pos] == k
 
+    def _edge_weight(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Weight of the edge a -> b (0 where it does not exist), for aligned tensors a, b."""
+        if not (self.weighted or self.directed):  # undirected, unweighted: b -> a was just walked
+            return torch.ones(a.shape[0], dtype=self._wdtype, device=self.device)
+        k = a * self.num_nodes + b
+        pos = torch.clamp(torch.searchsorted(self.keys, k), max=self.keys.shape[0] - 1)
+        found = self.keys[pos] == k
+        w = (self.cumw[pos + 1] - self.cumw[pos]) if self.weighted else torch.ones_like(pos, dtype=self._wdtype)
+        return torch.where(found, w, torch.zeros_like(w))
+
     def _second_order(self, prev: torch.Tensor, cur: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """One node2vec step for every walker by vectorised rejection sampling.
 
+        Proposals ``x`` come from the first-order law and are accepted with probability
+        ``alpha(t, x) / a_env``, ``a_env = max(1, 1/q)``. When ``1/p > a_env`` the return move is
+        folded out of the envelope: it gets its exact mass ``R = w(v, t) / p``; a draw
+        ``u ~ U(0, R + a_env * W_v)`` below ``R`` returns to ``t``, otherwise the proposal is
+        judged as above (a proposal of ``t`` itself is rejected, its mass being R). Either way
+        the accepted law is exactly ``w * alpha`` normalised, and a small p does not lower the
+        acceptance rate.
+
         Each pending walker makes ``k`` independent proposals per round and keeps the first
         accepted one (the same law as proposing one at a time); ``k`` follows the acceptance
-        rate seen so far, so low acceptance costs few rounds. Walkers still pending after
-        ``_MAX_ROUNDS`` rounds are drawn exactly.
+        rate seen so far. Walkers still pending after ``_MAX_ROUNDS`` rounds are drawn exactly.
         """
+        dev = self.device
         out = torch.empty_like(cur)
-        pending = torch.arange(cur.shape[0], device=self.device)
+        pending = torch.arange(cur.shape[0], device=dev)
         pp, pc = prev, cur
+        # Fold the return move out of the envelope only when 1/p is its largest alpha (p < min(1, q));
+        # otherwise a proposal of t is simply accepted with probability (1/p) / a_env.
+        fold = self.a_return > self.a_env
+        if fold:
+            pr = self._edge_weight(cur, prev) * self.a_return            # R
+            po = self.wdegree[cur] * self.a_env                           # a_env * W_v
+        else:
+            pr = po = cur                                                 # unused placeholders
         lo_out, hi_out = min(1.0, self.a_out), max(1.0, self.a_out)
         rounds = 0
         while pending.shape[0]:
@@ -122,17 +157,29 @@ class WalkSampler:
             else:
                 pp_k, pc_k = pp, pc
             cand = self._first_order(pc_k, gen)
-            r = torch.rand(m * k, generator=gen, device=self.device) * self.a_max
-            is_ret = cand == pp_k
-            alpha = torch.where(is_ret, self.a_return, self.a_out)
-            if self.keys is not None:
+            is_t = cand == pp_k
+            if fold:
+                pr_k, po_k = (pr.repeat_interleave(k), po.repeat_interleave(k)) if k > 1 else (pr, po)
+                u = torch.rand(m * k, generator=gen, device=dev, dtype=self._wdtype) * (pr_k + po_k)
+                ret = u < pr_k
+                # given u >= R, (u - R) / W_v is uniform on [0, a_env): the acceptance draw
+                r = (u - pr_k) / (po_k / self.a_env)
+                alpha = torch.where(is_t, 0.0, self.a_out).to(r.dtype)   # t's mass is R
+            else:
+                ret = None
+                r = torch.rand(m * k, generator=gen, device=dev) * self.a_env
+                alpha = torch.where(is_t, self.a_return, self.a_out)
+            if self.a_out != 1.0:
                 # the neighbour test decides only where r falls between 1 and 1/q
-                undecided = (~is_ret) & (r >= lo_out) & (r < hi_out)
+                undecided = (r >= lo_out) & (r < hi_out) & ~is_t
                 idx = undecided.nonzero().squeeze(1)
                 if idx.shape[0]:
                     nb = self._has_edge(pp_k[idx], cand[idx])
                     alpha[idx[nb]] = 1.0
             acc = r < alpha
+            if fold:
+                acc |= ret
+                cand = torch.where(ret, pp_k, cand)
             if k > 1:
                 acc = acc.view(m, k)
                 first = acc.to(torch.int8).argmax(1)               # first accepted proposal
@@ -142,14 +189,19 @@ class WalkSampler:
             else:
                 hit = acc
                 rate = None
-            ok = torch.nonzero(hit).squeeze(1)
-            out[pending[ok]] = cand[ok]
+            if rounds == 1:
+                out = torch.where(hit, cand, out)         # pending is everyone: no scatter needed
+            else:
+                ok = torch.nonzero(hit).squeeze(1)
+                out[pending[ok]] = cand[ok]
             rej = torch.nonzero(~hit).squeeze(1)
             if rate is None:
                 rate = (m - rej.shape[0]) / m
             # running estimate of the per-proposal acceptance, which sets k
             self._acceptance = min(1.0, max(0.5 * self._acceptance + 0.5 * rate, 1.0 / _MAX_PROPOSALS))
             pending, pp, pc = pending[rej], pp[rej], pc[rej]
+            if fold:
+                pr, po = pr[rej], po[rej]
         return out
 
     def _exact(self, prev: torch.Tensor, cur: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -191,11 +243,12 @@ class WalkSampler:
         self._acceptance = 1.0      # walks depend only on (starts, generator), not on earlier calls
         starts = starts.to(dev, torch.int64)
         walks = torch.full((walk_length, b), -1, dtype=torch.int64, device=dev)   # row t = step t
-        lengths = torch.ones(b, dtype=torch.int64, device=dev)
         if b == 0 or walk_length == 0:
-            return walks.t(), lengths * (walk_length > 0)
+            return walks.t(), torch.full((b,), min(walk_length, 1), dtype=torch.int64, device=dev)
         walks[0] = starts
-        alive = torch.nonzero(self.degree[starts] > 0).squeeze(1)
+        has_out = self.degree[starts] > 0
+        everyone = bool(has_out.all())                 # then no index bookkeeping until someone stops
+        alive = torch.arange(b, device=dev) if everyone else torch.nonzero(has_out).squeeze(1)
         prev = cur = starts[alive]
         for t in range(1, walk_length):
             if alive.shape[0] == 0:
@@ -204,13 +257,19 @@ class WalkSampler:
                 nxt = self._first_order(cur, gen)
             else:
                 nxt = self._second_order(prev, cur, gen)
-            walks[t, alive] = nxt
-            lengths[alive] += 1
+            if everyone:
+                walks[t] = nxt
+            else:
+                walks[t, alive] = nxt
             prev, cur = cur, nxt
-            stop = self.degree[nxt] == 0
-            if t + 1 < walk_length and bool(stop.any()):
-                keep = ~stop
-                alive, prev, cur = alive[keep], prev[keep], cur[keep]
+            # only directed graphs have nodes without out-edges that a walk can step onto
+            if self.directed and t + 1 < walk_length:
+                stop = self.degree[nxt] == 0
+                if bool(stop.any()):
+                    keep = torch.nonzero(~stop).squeeze(1)
+                    alive, prev, cur = alive[keep], prev[keep], cur[keep]
+                    everyone = False
+        lengths = (walks >= 0).sum(0)
         return walks.t().contiguous(), lengths
 
 
@@ -292,14 +351,21 @@ class WalkStream:
         self.epochs_started += 1
         return self.epoch(e)
 
-    def write_text(self, fh, e: int = 0) -> int:
+    def write_text(self, fh, num_nodes: int, e: int = 0):
         """Write epoch ``e``'s walks to a binary file handle, one walk per line of node rows
-        (the gensim ``corpus_file`` format), batch by batch; returns the number of tokens."""
-        total = 0
+        (the gensim ``corpus_file`` format), batch by batch.
+
+        Returns ``(counts, first)``: visits per node, and the first batch ``(tokens, lengths)``.
+        """
+        total = np.zeros(num_nodes, dtype=np.int64)
+        first = None
         for tokens, lengths in self.epoch(e):
-            fh.write(encode_lines(tokens.cpu().numpy(), lengths.cpu().numpy()))
-            total += int(tokens.shape[0])
-        return total
+            tok, lens = tokens.cpu().numpy(), lengths.cpu().numpy()
+            fh.write(encode_lines(tok, lens))
+            total += np.bincount(tok, minlength=num_nodes)
+            if first is None:
+                first = (tok, lens)
+        return total, first
 
     def counts(self, num_nodes: int) -> np.ndarray:
         """Visits per node over epoch 0's walks (the same walks the first epoch trains on)."""
