@@ -23,7 +23,7 @@ demo: install
 	$(BIN)/embedkit demo
 
 test: install browser
-	$(BIN)/python -m pytest -q tests
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/python -m pytest -q tests
 
 # Headless Chromium for the browser test (Debian's package). Installed when we may (root + apt);
 # otherwise the browser test is skipped and says why.

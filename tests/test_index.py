@@ -330,3 +330,25 @@ def test_concurrent_search_and_writes():
         for t in threads:
             t.join()
         assert not errors, errors[0]
+
+
+def test_cosine_with_huge_values_is_not_zeroed():
+    idx = VectorIndex(4)
+    idx.add(["a", "b"], [[1e20, 0, 0, 0], [0, 1, 0, 0]])
+    res = idx.search(np.array([1.0, 0, 0, 0], dtype=np.float32), k=2)
+    assert res.keys[0][0] == "a" and res.scores[0][0] == pytest.approx(1.0)
+    assert idx.search_keys("a", k=1).scores[0][0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_single_query_fast_path_matches_batch_path():
+    x = clustered(500, 8)
+    for metric in METRICS:
+        for kind in ("flat", "hnsw"):
+            idx = VectorIndex(8, metric=metric, kind=kind)
+            idx.add([str(i) for i in range(500)], x)
+            idx.remove(["3", "4"])
+            one = idx.search(x[7], k=5)
+            batch = idx.search(x[7:8].astype(np.float64), k=5)
+            assert one.keys == batch.keys
+            np.testing.assert_allclose(one.scores, batch.scores, rtol=1e-5, atol=1e-6)
+            assert idx.search_keys("7", k=5).keys == idx.search_keys(["7", "8"], k=5).keys[:1]

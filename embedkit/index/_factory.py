@@ -115,7 +115,26 @@ def build(kind: str, factory: str, dim: int, metric: str, knobs: dict):
         if pq is not None:
             pq.cp.min_points_per_centroid = 1
         return base, True
-    return faiss.IndexIDMap2(base), False
+    if isinstance(faiss.downcast_index(base), (faiss.IndexIDMap, faiss.IndexIDMap2)):
+        return base, True  # a user factory string that brings its own id map
+    if isinstance(faiss.downcast_index(base), faiss.IndexFlat):
+        # flat keeps its id map: removal stays native, and batch search stays on FAISS's BLAS path
+        # (tombstones would need an IDSelector, which costs +63% per batch query at 100k)
+        return faiss.IndexIDMap2(base), True
+    # HNSW and co.: FAISS numbers items 0, 1, 2... in add order, which is exactly our id sequence
+    # (ids are never reused; removal = tombstones, compaction renumbers 0..n-1), so no
+    # IndexIDMap2: its search runs an OpenMP loop over the k labels of every query (milliseconds
+    # per single query when the cores are busy) and its rev_map costs memory per item.
+    return base, False
+
+
+def takes_ids(index) -> bool:
+    """Whether this FAISS index is fed with add_with_ids (IVF, id maps) or numbers items itself."""
+    import faiss
+
+    if _try_extract_ivf(index) is not None:
+        return True
+    return isinstance(faiss.downcast_index(index), (faiss.IndexIDMap, faiss.IndexIDMap2))
 
 
 def apply_search_knobs(index, knobs: dict) -> None:

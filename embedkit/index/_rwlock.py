@@ -14,20 +14,23 @@ class RWLock:
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        self._read_section = _ReadSection(self)
 
-    @contextmanager
     def read(self):
+        """``with lock.read():`` a shared section (one reusable context object, no generator)."""
+        return self._read_section
+
+    def _acquire_read(self):
         with self._cond:
             while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
+
+    def _release_read(self):
+        with self._cond:
+            self._readers -= 1
+            if self._readers == 0:
+                self._cond.notify_all()
 
     @contextmanager
     def write(self):
@@ -43,3 +46,17 @@ class RWLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
+
+
+class _ReadSection:
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock):
+        self._lock = lock
+
+    def __enter__(self):
+        self._lock._acquire_read()
+
+    def __exit__(self, *exc):
+        self._lock._release_read()
+        return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -186,7 +187,12 @@ class VectorIndex:
     def _for_faiss(self, vecs: np.ndarray, keys=None) -> np.ndarray:
         if self._metric != "cosine":
             return vecs
-        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        with np.errstate(over="ignore"):
+            norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        big = np.isinf(norms[:, 0])
+        if big.any():  # entries above ~1.8e19 overflow float32 squares: take those norms in float64
+            norms = norms.astype(np.float64)
+            norms[big] = np.linalg.norm(vecs[big].astype(np.float64), axis=1, keepdims=True)
         if (norms == 0).any():
             row = int(np.where(norms[:, 0] == 0)[0][0])
             label = f"key {keys[row]!r}" if keys is not None else f"row {row}"
@@ -256,15 +262,23 @@ class VectorIndex:
             with tqdm(total=n, desc=f"indexing ({self._kind})", unit="vec") as bar:
                 for lo in range(0, n, _PROGRESS_CHUNK):
                     hi = min(n, lo + _PROGRESS_CHUNK)
-                    self._faiss.add_with_ids(fvecs[lo:hi], ids[lo:hi])
+                    self._faiss_add(fvecs[lo:hi], ids[lo:hi])
                     bar.update(hi - lo)
         else:
-            self._faiss.add_with_ids(fvecs, ids)
+            self._faiss_add(fvecs, ids)
         self._vecs[start:start + n] = vecs
         self._id_key[start:start + n] = keys
         for k, i in zip(keys, range(start, start + n)):
             self._key_to_id[k] = i
         self._next_id = start + n
+
+    def _faiss_add(self, fvecs, ids):
+        if self._ids_native:
+            self._faiss.add_with_ids(fvecs, ids)
+        else:  # FAISS numbers items in add order: position == id
+            if len(ids) and self._faiss.ntotal != int(ids[0]):
+                raise RuntimeError(f"internal: FAISS holds {self._faiss.ntotal} items, expected {int(ids[0])}")
+            self._faiss.add(fvecs)
 
     def _grow(self, needed: int):
         cap = self._vecs.shape[0]
@@ -295,7 +309,7 @@ class VectorIndex:
         F.apply_search_knobs(index, self._knobs)
         self._kind = kind
         self._faiss, self._ids_native = index, native
-        self._native_remove = not F.is_hnsw(index)
+        self._native_remove = native and not F.is_hnsw(index)
 
     def _delete_ids(self, ids):
         self._make_writable()
@@ -373,16 +387,38 @@ class VectorIndex:
     def search(self, queries, k: int = 10) -> SearchResult:
         """The k nearest items of each query vector; queries of shape (m, dim) or (dim,)."""
         k = check_int("search", "k", k, 1, None) if not (isinstance(k, int) and k >= 1) else k
-        q = F.as_query_array(queries, self._dim)
-        fq = self._for_faiss(q)
+        fq = self._one_query(queries)
+        if fq is None:  # batches, other dtypes, and anything the general checks must explain
+            q = F.as_query_array(queries, self._dim)
+            fq = self._for_faiss(q)
         with self._lock.read():
             return self._search(fq, k, exclude=None)
+
+    def _one_query(self, x):
+        """Fast path for one finite, non-zero float32 vector of length dim: (1, dim) ready for FAISS.
+
+        Bit-identical to the general path (same float32 norm: sqrt of numpy's pairwise sum of
+        squares); returns None for anything else so the general path validates and explains.
+        """
+        if type(x) is not np.ndarray or x.ndim != 1 or x.dtype != np.float32 or x.shape[0] != self._dim:
+            return None
+        sq = np.add.reduce(x * x)  # NaN or inf anywhere -> not finite; all zeros -> 0
+        if not 0.0 < sq < math.inf:
+            return None
+        if self._metric == "cosine":
+            return (x / np.sqrt(sq)).reshape(1, -1)
+        return np.ascontiguousarray(x).reshape(1, -1)
 
     def search_keys(self, keys: Sequence[str], k: int = 10) -> SearchResult:
         """The k nearest neighbours of stored items, each item itself excluded."""
         k = check_int("search_keys", "k", k, 1, None) if not (isinstance(k, int) and k >= 1) else k
         if isinstance(keys, str):
-            keys = [keys]
+            with self._lock.read():  # one key: no list, no fancy-index copy, no general norm
+                i = self._id_of(keys)
+                fq = self._one_query(self._vecs[i])
+                if fq is None:
+                    fq = self._for_faiss(self._vecs[i:i + 1])
+                return self._search(fq, k, exclude=np.array([i], dtype=np.int64))
         with self._lock.read():
             ids = np.array([self._id_of(key) for key in keys], dtype=np.int64)
             fq = self._for_faiss(self._vecs[ids]) if len(ids) else np.empty((0, self._dim), np.float32)
@@ -509,8 +545,17 @@ def _drop_self(D, I, exclude):
     """Remove each query's own id from its row, keeping rows the same length."""
     m, c = I.shape
     is_self = I == exclude[:, None]
+    if m == 1:
+        hit = int(is_self[0].argmax())
+        if not is_self[0, hit]:
+            return D[:, :c - 1], I[:, :c - 1]
+        return (np.concatenate((D[:, :hit], D[:, hit + 1:]), axis=1),
+                np.concatenate((I[:, :hit], I[:, hit + 1:]), axis=1))
     if not is_self.any():
         return D[:, :c - 1], I[:, :c - 1]
-    # push the self entry to the end of the row, then cut the last column
-    order = np.argsort(is_self, axis=1, kind="stable")
-    return np.take_along_axis(D, order, 1)[:, :c - 1], np.take_along_axis(I, order, 1)[:, :c - 1]
+    # output column j is input column j before the row's self entry and j + 1 from it on
+    pos = np.where(is_self.any(axis=1), is_self.argmax(axis=1), c - 1)
+    cols = np.arange(c - 1)[None, :]
+    cols = cols + (cols >= pos[:, None])
+    rows = np.arange(m)[:, None]
+    return D[rows, cols], I[rows, cols]
