@@ -13,6 +13,7 @@ from .._validation import check_choice, check_float, check_int
 from ..errors import InputError, MissingKeyError
 from . import _factory as F
 from ._rwlock import RWLock
+from ._search import drop_self, fill_missing, rerank
 
 log = logging.getLogger(__name__)
 _PROGRESS_CHUNK = 20_000
@@ -460,57 +461,16 @@ class VectorIndex:
         D, I = self._faiss.search(fq, fetch, params=held[0]) if held is not None else self._faiss.search(fq, fetch)
         del held
         if self._kind == "ivfpq":
-            D, I = self._rerank(fq, I)
+            D, I = rerank(self, fq, I)
         if exclude is not None:
-            D, I = _drop_self(D, I, exclude)
+            D, I = drop_self(D, I, exclude)
         D, I = D[:, :want], I[:, :want]
         if (I < 0).any():
-            D, I = self._fill_missing(fq, D, I, want, exclude)
+            D, I = fill_missing(self, fq, D, I, want, exclude)
         keys = self._id_key[I].tolist()
         if self._metric == "l2":
             D = np.sqrt(np.maximum(D, 0))
         return SearchResult(keys, D.astype(np.float32, copy=False))
-
-    def _rerank(self, fq, I):
-        """Exact re-ranking of PQ candidates with the stored vectors."""
-        valid = I >= 0
-        safe = np.where(valid, I, 0)
-        cand = self._vecs[safe]                                   # (m, c, dim)
-        if self._metric == "cosine":
-            cand = cand / np.maximum(np.linalg.norm(cand, axis=2, keepdims=True), 1e-30)
-        if self._metric == "l2":
-            D = ((cand - fq[:, None, :]) ** 2).sum(-1)
-            D[~valid] = np.inf
-            order = np.argsort(D, axis=1, kind="stable")
-        else:
-            D = np.einsum("mcd,md->mc", cand, fq)
-            D[~valid] = -np.inf
-            order = np.argsort(-D, axis=1, kind="stable")
-        D = np.take_along_axis(D, order, 1)
-        I = np.take_along_axis(np.where(valid, I, -1), order, 1)
-        return D.astype(np.float32), I
-
-    def _fill_missing(self, fq, D, I, want, exclude):
-        """Rows the approximate search left short (e.g. few IVF lists probed) get exact answers."""
-        live = self._live_ids()
-        vecs = self._vecs[live]
-        if self._metric == "cosine":
-            vecs = self._for_faiss(vecs)
-        D = D.copy()
-        I = I.copy()
-        for r in np.where((I < 0).any(axis=1))[0]:
-            if self._metric == "l2":
-                s = ((vecs - fq[r]) ** 2).sum(1)
-                if exclude is not None:
-                    s[live == exclude[r]] = np.inf
-                top = np.argsort(s, kind="stable")[:want]
-            else:
-                s = vecs @ fq[r]
-                if exclude is not None:
-                    s[live == exclude[r]] = -np.inf
-                top = np.argsort(-s, kind="stable")[:want]
-            D[r], I[r] = s[top], live[top]
-        return D, I
 
     # ------------------------------------------------------------ persistence
     def save(self, path, *, meta: dict | None = None, extras: dict | None = None) -> None:
@@ -539,23 +499,3 @@ class VectorIndex:
         from ._persist import load_extra
 
         return load_extra(path, name)
-
-
-def _drop_self(D, I, exclude):
-    """Remove each query's own id from its row, keeping rows the same length."""
-    m, c = I.shape
-    is_self = I == exclude[:, None]
-    if m == 1:
-        hit = int(is_self[0].argmax())
-        if not is_self[0, hit]:
-            return D[:, :c - 1], I[:, :c - 1]
-        return (np.concatenate((D[:, :hit], D[:, hit + 1:]), axis=1),
-                np.concatenate((I[:, :hit], I[:, hit + 1:]), axis=1))
-    if not is_self.any():
-        return D[:, :c - 1], I[:, :c - 1]
-    # output column j is input column j before the row's self entry and j + 1 from it on
-    pos = np.where(is_self.any(axis=1), is_self.argmax(axis=1), c - 1)
-    cols = np.arange(c - 1)[None, :]
-    cols = cols + (cols >= pos[:, None])
-    rows = np.arange(m)[:, None]
-    return D[rows, cols], I[rows, cols]
