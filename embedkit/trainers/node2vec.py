@@ -184,7 +184,7 @@ class Node2Vec(Trainer):
             vectors, losses = train_skipgram(
                 stream, counts, mode="skipgram", dim=self.dim, window=self.window, negative=self.negative,
                 sample=self.sample, epochs=self.epochs, alpha=self.lr, min_alpha=self.min_lr, seed=self.seed,
-                device=dev, total_words=int(counts.sum()) * self.epochs, show_progress=show_progress,
+                device=dev, total_words=int(counts.sum()), show_progress=show_progress,
                 callback=callback, desc="node2vec")
         else:
             vectors, counts, losses = self._fit_gensim(stream, graph.num_nodes, show_progress, callback)
