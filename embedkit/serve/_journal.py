@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, MissingKeyError, StoreError
+from ..index._persist import _fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -135,16 +136,3 @@ def encode_upsert(keys: list[str], vectors: np.ndarray) -> dict:
 
 def encode_remove(keys: list[str]) -> dict:
     return {"op": "remove", "keys": list(keys)}
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
