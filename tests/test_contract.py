@@ -123,3 +123,10 @@ def test_bad_parameter_is_one_line_value_error(name):
     with pytest.raises(ValueError, match="'dim'") as info:
         fit(model, show_progress=False)
     assert "\n" not in str(info.value)
+
+
+def test_every_evaluation_name_is_exported():
+    import embedkit.evaluate as ev
+
+    for name in ev.__all__:
+        assert callable(getattr(ev, name)), name

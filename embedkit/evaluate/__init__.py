@@ -13,8 +13,9 @@ import importlib
 
 _LAZY = {
     "word_similarity": "words", "word_analogy": "words", "bundled_eval_path": "words",
-    "node_classification": "graphs", "link_prediction": "graphs",
-    "ranking_metrics": "ranking", "rmse": "ranking",
+    "similarity_report": "words", "analogy_report": "words",
+    "node_classification": "graphs", "link_prediction": "graphs", "split_edges": "graphs", "read_labels": "graphs",
+    "ranking_metrics": "ranking", "rmse": "ranking", "topk_metrics": "ranking",
     "precision_at_1": "encoders", "map_at_r": "encoders", "knn_accuracy": "encoders", "anomaly_auc": "encoders",
     "index_recall": "index",
 }
