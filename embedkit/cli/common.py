@@ -46,8 +46,7 @@ def save_trained(args, emb, trainer=None, *, extras=None, meta=None, metric=None
     """
     store = get_store(args)
     name = args.name
-    if store.exists(name) and not getattr(args, "force", False):
-        raise InputError(f"an index named {name!r} already exists in {store.root}; pass --force to replace it")
+    refuse_existing(store, name, getattr(args, "force", False))
     index = emb.to_index(metric=metric or getattr(args, "metric", "cosine"), kind=kind or getattr(args, "kind", "auto"),
                          show_progress=not getattr(args, "no_progress", False))
     info = dict(meta or {})
@@ -62,6 +61,19 @@ def save_trained(args, emb, trainer=None, *, extras=None, meta=None, metric=None
 def out(text: str = "") -> None:
     """Print a line of command output (the CLI's stdout; the library itself never prints)."""
     sys.stdout.write(text + "\n")
+
+
+def refuse_existing(store, name: str, force: bool) -> None:
+    """Training or building never replaces an index silently: --force says so."""
+    if store.exists(name) and not force:
+        raise InputError(f"an index named {name!r} already exists in {store.root}; pass --force to replace it")
+
+
+def check_k(k: int) -> int:
+    """The -k of query/recommend/eval: at least 1, with a one-line message."""
+    if k < 1:
+        raise InputError(f"-k must be >= 1; got {k}")
+    return k
 
 
 def read_keys_argument(values) -> list[str]:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
-from .common import add_store_option, existing_file, get_store, out
+from .common import add_store_option, check_k, existing_file, get_store, out, refuse_existing
 
 
 def register(groups) -> None:
@@ -53,8 +53,7 @@ def load_vectors_file(path: str, binary: bool = False):
 
 def cmd_index_build(args) -> int:
     store = get_store(args)
-    if store.exists(args.name) and not args.force:
-        raise InputError(f"an index named {args.name!r} already exists in {store.root}; pass --force to replace it")
+    refuse_existing(store, args.name, args.force)
     emb = load_vectors_file(args.vectors, args.binary)
     index = emb.to_index(metric=args.metric, kind=args.kind, show_progress=True)
     path = store.save(args.name, index, meta={"source": str(Path(args.vectors).name), "trainer": None},
@@ -64,8 +63,7 @@ def cmd_index_build(args) -> int:
 
 
 def cmd_query(args) -> int:
-    if args.k < 1:
-        raise InputError(f"-k must be >= 1; got {args.k}")
+    check_k(args.k)
     index = get_store(args).load(args.name)
     missing = [k for k in args.keys if k not in index]
     if missing:

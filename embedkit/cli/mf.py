@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ..errors import InputError
-from .common import add_store_option, add_train_options, existing_file, get_store, out
+from .common import add_store_option, add_train_options, check_k, existing_file, get_store, out, refuse_existing
 
 
 def register(groups) -> None:
@@ -81,8 +81,7 @@ def cmd_train(args) -> int:
     if args.feedback == "explicit" and args.value is None:
         raise InputError("--feedback explicit needs the rating column: --value COLUMN")
     store = get_store(args)
-    if store.exists(args.name) and not args.force:
-        raise InputError(f"an index named {args.name!r} already exists in {store.root}; pass --force to replace it")
+    refuse_existing(store, args.name, args.force)
     inter = read_interactions(args, args.interactions)
     model = MatrixFactorization(feedback=args.feedback, method=args.method, dim=args.dim, reg=args.reg,
                                 alpha=args.alpha, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
@@ -99,8 +98,7 @@ def cmd_train(args) -> int:
 def cmd_recommend(args) -> int:
     from ..trainers.mf import MatrixFactorization
 
-    if args.k < 1:
-        raise InputError(f"-k must be >= 1; got {args.k}")
+    check_k(args.k)
     model = MatrixFactorization.from_store(args.name, get_store(args))
     recs = model.recommend_batch(args.users, k=args.k, exclude_seen=not args.include_seen)
     if args.json:
@@ -117,8 +115,7 @@ def cmd_eval(args) -> int:
     from ..evaluate.ranking import ranking_metrics, rmse
     from ..trainers.mf import MatrixFactorization
 
-    if args.k < 1:
-        raise InputError(f"-k must be >= 1; got {args.k}")
+    check_k(args.k)
     model = MatrixFactorization.from_store(args.name, get_store(args))
     args.feedback = model.params_["feedback"]
     test = read_interactions(args, args.test)

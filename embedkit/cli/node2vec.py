@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import InputError
-from .common import add_store_option, add_train_options, existing_file, get_store, out, save_trained
+from .common import add_store_option, add_train_options, existing_file, get_store, out, refuse_existing, save_trained
 
 DEMO_NAME = "demo-graph"
 
@@ -60,8 +59,7 @@ def _train(args) -> int:
 
     path = existing_file(args.edges)
     store = get_store(args)
-    if store.exists(args.name) and not args.force:
-        raise InputError(f"an index named {args.name!r} already exists in {store.root}; pass --force to replace it")
+    refuse_existing(store, args.name, args.force)
     trainer = Node2Vec(dim=args.dim, walk_length=args.walk_length, walks_per_node=args.walks_per_node,
                        window=args.window, p=args.p, q=args.q, epochs=args.epochs, negative=args.negative,
                        sample=args.sample, lr=args.lr, seed=args.seed, device=args.device, backend=args.backend,

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from ..errors import InputError
-from .common import add_store_option, add_train_options, existing_file, get_store, out, save_trained
+from .common import add_store_option, add_train_options, existing_file, get_store, out, refuse_existing, save_trained
 
 DEMO_NAME = "demo-words"
 DEMO_WORDS = ("government", "police", "Australia", "fire", "company")
@@ -63,8 +63,7 @@ def _train(args) -> int:
 
     paths = [existing_file(f) for f in args.files]
     store = get_store(args)
-    if store.exists(args.name) and not args.force:
-        raise InputError(f"an index named {args.name!r} already exists in {store.root}; pass --force to replace it")
+    refuse_existing(store, args.name, args.force)
     trainer = _trainer_from_args(args)
     trainer._validate()  # fail on bad parameters before reading the corpus
     emb = trainer.fit(Corpus.from_files(paths), show_progress=not args.no_progress)

@@ -247,7 +247,8 @@ def load_index(cls, path, *, mmap=False, verify=True):
         idx._faiss = findex
         idx._mmapped = bool(mmap)
         idx._ids_native = F.takes_ids(findex)
-        idx._native_remove = idx._ids_native and not F.is_hnsw(findex)
+        idx._hnsw = F.is_hnsw(findex)
+        idx._native_remove = idx._ids_native and not idx._hnsw
     # rows by id: dense when ids are 0..n-1 (the common case) so vectors can stay memory-mapped
     if len(ids) == next_id and (len(ids) == 0 or (ids == np.arange(len(ids))).all()):
         idx._vecs = vectors

@@ -310,7 +310,8 @@ class VectorIndex:
         F.apply_search_knobs(index, self._knobs)
         self._kind = kind
         self._faiss, self._ids_native = index, native
-        self._native_remove = native and not F.is_hnsw(index)
+        self._hnsw = F.is_hnsw(index)
+        self._native_remove = native and not self._hnsw
 
     def _delete_ids(self, ids):
         self._make_writable()
@@ -442,7 +443,7 @@ class VectorIndex:
             batch = faiss.IDSelectorBatch(np.fromiter(self._tombstones, dtype=np.int64))
             cached = (faiss.IDSelectorNot(batch), batch)
             self._search_params = cached
-        if F.is_hnsw(self._faiss):
+        if self._hnsw:
             params = faiss.SearchParametersHNSW(sel=cached[0], efSearch=int(self._knobs["ef_search"]))
         else:
             params = faiss.SearchParameters(sel=cached[0])
