@@ -201,3 +201,19 @@ def test_demo_writes_demo_graph(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "node 0 [Mr. Hi]" in text and "node 33 [Officer]" in text
     assert ek.Store(str(tmp_path)).exists("demo-graph")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("p,q", [(1.0, 1.0), (0.5, 2.0), (0.25, 4.0)])
+def test_cuda_fit_two_cliques_and_same_seed(p, q):
+    """The auto backend on CUDA walks and trains on the GPU; same seed -> same walks there."""
+    s, d = zip(*_bridged_cliques())
+    g = ek.Graph.from_arrays(list(s), list(d))
+    params = dict(SMALL, device="cuda", p=p, q=q)
+    model = ek.Node2Vec(**params)
+    emb = model.fit(g, show_progress=False)
+    assert model.backend_ == "torch" and np.isfinite(emb.vectors).all()
+    _same_side_neighbours(emb)
+    a = [t.cpu() for t, _ in ek.Node2Vec(**params).walk_stream(g).epoch(0)]
+    b = [t.cpu() for t, _ in ek.Node2Vec(**params).walk_stream(g).epoch(0)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))

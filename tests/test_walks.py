@@ -42,6 +42,9 @@ def _expected(graph, prev: int, cur: int, p: float, q: float) -> dict[int, float
 def _check_step(graph, sampler, prev, cur, p, q, n=20000, seed=1, method="_second_order"):
     gen = torch.Generator().manual_seed(seed)
     got = getattr(sampler, method)(torch.full((n,), prev), torch.full((n,), cur), gen)
+    if isinstance(got, tuple):                       # _exact returns (nodes, CSR positions)
+        got, pos = got
+        assert torch.equal(sampler.indices[pos], got)
     exp = _expected(graph, prev, cur, p, q)
     counts = Counter(got.tolist())
     assert set(counts) <= set(exp), f"moved to a non-neighbour: {set(counts) - set(exp)}"
@@ -74,22 +77,101 @@ def test_step_distribution_unweighted(p, q):
 
 
 @pytest.mark.parametrize("method", ["_second_order", "_exact"])
-def test_rejection_only_and_exact_only(monkeypatch, method):
-    """Both samplers inside a step (vectorised rejection, exact draw for stragglers) are exact alone."""
+@pytest.mark.parametrize("p,q", [(0.25, 4.0), (2.0, 0.5)])
+def test_rejection_only_and_exact_only(monkeypatch, method, p, q):
+    """Both samplers inside a step (vectorised mixture/rejection, exact draw for stragglers) are exact alone."""
     import embedkit.trainers.walks as walks_mod
 
     monkeypatch.setattr(walks_mod, "_EXACT_BUDGET", -1)      # no exact fallback inside _second_order
     g = _graph()
-    sampler = WalkSampler(g, p=0.25, q=4.0)
+    sampler = WalkSampler(g, p=p, q=q)
     for prev, cur in [(0, 2), (2, 3), (1, 3), (4, 3), (0, 0)]:
-        _check_step(g, sampler, prev, cur, 0.25, 4.0, n=8000, method=method)
+        _check_step(g, sampler, prev, cur, p, q, n=8000, method=method)
+
+
+def _no_common(monkeypatch):
+    import embedkit.trainers.walks as walks_mod
+
+    monkeypatch.setattr(walks_mod, "_COMMON_MIN_BUDGET", -1)
+    monkeypatch.setattr(walks_mod, "_COMMON_BUDGET_PER_ENTRY", -1)
+
+
+@pytest.mark.parametrize("p,q", [(0.25, 4.0), (4.0, 0.25), (1.0, 3.0)])
+@pytest.mark.parametrize("directed", [False, True])
+def test_step_distribution_without_common_weights(monkeypatch, p, q, directed):
+    """Graphs too costly for the common-neighbour precomputation take the tested rejection path."""
+    _no_common(monkeypatch)
+    g = _graph(directed=directed)
+    sampler = WalkSampler(g, p=p, q=q)
+    assert sampler.common is None
+    for prev, cur in zip(g._rows().tolist(), g.indices.tolist()):
+        if g.degrees()[cur] > 0:
+            _check_step(g, sampler, prev, cur, p, q, n=6000)
+
+
+@pytest.mark.parametrize("max_rounds", [0, 1])
+def test_stragglers_are_drawn_exactly(monkeypatch, max_rounds):
+    """With (almost) no rounds, the triangle part of the mixture and the rejection path hand
+    their walkers to the exact draw, which keeps the law."""
+    import embedkit.trainers.walks as walks_mod
+
+    monkeypatch.setattr(walks_mod, "_MAX_ROUNDS", max_rounds)
+    g = _graph()
+    for p, q in [(0.5, 4.0), (0.5, 0.25)]:
+        sampler = WalkSampler(g, p=p, q=q)
+        for prev, cur in [(0, 2), (2, 3), (1, 3), (0, 0)]:
+            _check_step(g, sampler, prev, cur, p, q, n=6000)
 
 
 @pytest.mark.parametrize("directed", [False, True])
-def test_whole_walks_follow_formula(directed):
+@pytest.mark.parametrize("weighted", [False, True])
+def test_common_weights_match_brute_force(directed, weighted):
+    g = _graph(directed=directed, weighted=weighted)
+    sampler = WalkSampler(g, p=0.5, q=2.0)
+    nbrs = {v: dict(zip(g.indices[g.indptr[v]:g.indptr[v + 1]].tolist(),
+                        (g.weights[g.indptr[v]:g.indptr[v + 1]] if g.weighted else np.ones(g.degrees()[v])).tolist()))
+            for v in range(g.num_nodes)}
+    want = [sum(w for x, w in nbrs[v].items() if x != t and x in nbrs[t])
+            for t, v in zip(g._rows().tolist(), g.indices.tolist())]
+    assert np.allclose(sampler.common.cpu().numpy(), want)
+    # the reverse-edge table: entry of v -> t for every t -> v (-1 when absent)
+    rev = sampler.rev.cpu().numpy()
+    for e, (t, v) in enumerate(zip(g._rows().tolist(), g.indices.tolist())):
+        if t in nbrs[v]:
+            assert (g._rows()[rev[e]], g.indices[rev[e]]) == (v, t)
+        else:
+            assert directed and rev[e] == -1
+
+
+def test_equal_weights_walk_as_unweighted():
+    """A graph whose weights are all equal takes the unweighted path, common weights included."""
+    s, d, _ = zip(*EDGES)
+    g = ek.Graph.from_arrays(list(s), list(d), [2.5] * len(s))
+    sampler = WalkSampler(g, p=0.5, q=2.0)
+    assert not sampler.weighted
+    assert torch.equal(sampler.common, WalkSampler(_graph(weighted=False), p=0.5, q=2.0).common)
+    for prev, cur in [(0, 2), (2, 3), (1, 3), (0, 0)]:
+        _check_step(g, sampler, prev, cur, 0.5, 2.0, n=6000)
+
+
+def test_common_weights_in_blocks(monkeypatch):
+    """The blockwise product gives the same weights as one block, on a graph with many triangles."""
+    import networkx as nx
+
+    import embedkit.trainers.walks as walks_mod
+
+    g = ek.Graph.from_networkx(nx.powerlaw_cluster_graph(300, 4, 0.5, seed=1))
+    whole = WalkSampler(g, p=1.0, q=2.0).common
+    monkeypatch.setattr(walks_mod, "_COMMON_BLOCK", 50)
+    assert torch.equal(WalkSampler(g, p=1.0, q=2.0).common, whole)
+    assert float(whole.sum()) > 0
+
+
+@pytest.mark.parametrize("p,q", [(0.5, 3.0), (2.0, 0.5)])
+@pytest.mark.parametrize("directed", [False, True])
+def test_whole_walks_follow_formula(directed, p, q):
     """Second-order transitions counted inside full walks (not only one step) match the formula."""
     g = _graph(directed=directed)
-    p, q = 0.5, 3.0
     starts = [n for n in g.nodes if g.degrees()[g.node_index[n]] > 0] * 2000
     walks, lengths = random_walks(g, walk_length=6, p=p, q=q, starts=starts, seed=3)
     seen = defaultdict(Counter)
@@ -136,8 +218,9 @@ def test_golden_walks_fixed_seed():
     assert names == GOLDEN
 
 
-GOLDEN = [["0", "2", "1", "2", "1", "2"], ["1", "2", "3", "4", "3", "4"], ["2", "1", "2", "0", "1", "0"],
-          ["3", "4", "3", "4", "3", "4"], ["4", "3", "4", "3", "4", "3"]]
+# Regenerated when the sampler moved to precomputed common-neighbour weights (same law, other draws).
+GOLDEN = [["0", "2", "0", "1", "2", "0"], ["1", "2", "1", "0", "2", "0"], ["2", "1", "2", "1", "2", "0"],
+          ["3", "4", "3", "4", "3", "4"], ["4", "3", "2", "3", "2", "1"]]
 
 
 def test_same_seed_same_walks_other_seed_differs():
@@ -190,3 +273,30 @@ def test_cuda_step_distribution():
                 cnt = Counter(got.tolist())
                 tot = sum(exp.values())
                 assert chisquare([cnt.get(k, 0) for k in keys], [exp[k] / tot * 20000 for k in keys]).pvalue > 1e-4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("p,q", [(0.5, 3.0), (2.0, 0.5)])
+def test_cuda_whole_walks_follow_formula(p, q):
+    """Full walks on the GPU (mixture and rejection paths, common weights copied to the device)."""
+    g = _graph()
+    sampler = WalkSampler(g, p=p, q=q, device="cuda")
+    assert sampler.common is not None and sampler.common.device.type == "cuda"
+    starts = torch.arange(g.num_nodes, device="cuda").repeat(3000)
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    walks, lengths = sampler.walk(starts, 6, gen)
+    seen = defaultdict(Counter)
+    for row, n in zip(walks.cpu().tolist(), lengths.cpu().tolist()):
+        for a, b, c in zip(row[:n], row[1:n], row[2:n]):
+            seen[(a, b)][c] += 1
+    checked = 0
+    for (a, b), cnt in seen.items():
+        exp = _expected(g, a, b, p, q)
+        total, n = sum(exp.values()), sum(cnt.values())
+        keys = sorted(exp)
+        if len(keys) < 2 or n < 500:
+            continue
+        obs = [cnt.get(k, 0) for k in keys]
+        assert chisquare(obs, [exp[k] / total * n for k in keys]).pvalue > 1e-4, (a, b, obs)
+        checked += 1
+    assert checked >= 3

@@ -153,8 +153,9 @@ class Node2Vec(Trainer):
 
         graph = Graph.coerce(graph)
         dev = resolve_device(self.device if device is None else device, _OWNER)
-        sampler = WalkSampler(graph, p=self.p, q=self.q, device=dev)
         starts = np.flatnonzero(graph.degrees() > 0)
+        steps = len(starts) * self.walks_per_node * (self.walk_length - 1) * self.epochs
+        sampler = WalkSampler(graph, p=self.p, q=self.q, device=dev, expected_steps=steps)
         batch = self.walk_batch_size or (_CUDA_WALKERS if dev.type == "cuda" else _CPU_WALKERS)
         return WalkStream(sampler, starts, walk_length=self.walk_length, walks_per_node=self.walks_per_node,
                           seed=self.seed, batch_walkers=batch)
