@@ -146,13 +146,15 @@ def sgd_epoch(P, Q, bu, bi, users, items, ratings, mu: float, lr: float, reg: fl
     total = torch.zeros((), dtype=torch.float64, device=P.device)
     for start in range(0, n, batch_size):
         pick = order[start:start + batch_size]
-        u, i, r = users[pick], items[pick], ratings[pick]
-        pu, qi = P[u], Q[i]
-        err = r - (mu + bu[u] + bi[i] + (pu * qi).sum(1))
+        # index_select, not advanced indexing: several times faster on CPU (torch 2.13)
+        u, i, r = users.index_select(0, pick), items.index_select(0, pick), ratings.index_select(0, pick)
+        pu, qi = P.index_select(0, u), Q.index_select(0, i)
+        bu_u, bi_i = bu.index_select(0, u), bi.index_select(0, i)
+        err = r - (mu + bu_u + bi_i + (pu * qi).sum(1))
         total += (err.double() ** 2).sum()
         ec = err[:, None]
-        bu.index_add_(0, u, lr * (err - reg * bu[u]))
-        bi.index_add_(0, i, lr * (err - reg * bi[i]))
+        bu.index_add_(0, u, lr * (err - reg * bu_u))
+        bi.index_add_(0, i, lr * (err - reg * bi_i))
         P.index_add_(0, u, lr * (ec * qi - reg * pu))
         Q.index_add_(0, i, lr * (ec * pu - reg * qi))
     return float(total) / max(n, 1)
