@@ -21,6 +21,7 @@ PecanPy pins numpy < 2, so it runs in its own virtual environment:
     python benchmarks/node2vec_bench.py                         # CPU, all cores
     python benchmarks/node2vec_bench.py --device cuda           # embedkit on the GPU
     python benchmarks/node2vec_bench.py --quick                 # 10k and 100k edges only
+    python benchmarks/node2vec_bench.py --graph powerlaw --skip-fit   # hub-heavy graphs
 
 Without the PecanPy environment (``--pecanpy-python``) only embedkit's rows are printed.
 """
@@ -91,6 +92,22 @@ def make_sbm(path: Path, num_edges: int, blocks: int = 10, degree: float = 10.0,
     labels = path.with_suffix(".labels.tsv")
     np.savetxt(labels, np.stack([np.arange(n), block], 1), fmt="%d", delimiter="\t")
     return {"nodes": n, "edges": int(keep.sum()), "labels": str(labels)}
+
+
+def make_powerlaw(path: Path, num_edges: int, degree: float = 10.0, exponent: float = 2.2, seed: int = 0) -> dict:
+    """Write an undirected Chung-Lu graph with a power-law degree sequence (exponent ~2.2: a few
+    hubs of degree in the thousands, many triangles through them); the hard case for the
+    common-neighbour precomputation, whose cost is the sum of squared degrees."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = max(int(round(2 * num_edges / degree)), 20)
+    w = np.arange(1, n + 1, dtype=np.float64) ** (-1.0 / (exponent - 1.0))
+    w /= w.sum()
+    src, dst = rng.choice(n, num_edges, p=w), rng.choice(n, num_edges, p=w)
+    keep = src != dst
+    np.savetxt(path, np.stack([src[keep], dst[keep]], 1), fmt="%d", delimiter="\t")
+    return {"nodes": n, "edges": int(keep.sum())}
 
 
 # ----------------------------------------------------------------------------- workers (own process)
@@ -241,6 +258,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="10000,100000,1000000", help="SBM edge counts for the walk part")
     ap.add_argument("--quick", action="store_true", help="sizes 10k,100k and a smaller end-to-end graph")
     ap.add_argument("--pq", default="1,0.5;0.25,4", help="(p,q) settings for the walk part, ';'-separated")
+    ap.add_argument("--modes", default="SparseOTF,PreComp", help="PecanPy modes to run beside ours")
+    ap.add_argument("--graph", default="sbm", choices=["sbm", "powerlaw"],
+                    help="graphs of the walk part: SBM (default) or power-law Chung-Lu (hubs)")
     ap.add_argument("--fit-edges", type=int, default=20000, help="edges of the labelled SBM for the end-to-end part")
     ap.add_argument("--backend", default="auto", help="embedkit skip-gram backend for the end-to-end part")
     ap.add_argument("--fit-seeds", type=int, default=3, help="end-to-end runs per tool (seeds 0..N-1), averaged")
@@ -262,12 +282,12 @@ def main(argv=None) -> int:
     rows = []
     print(f"# node2vec bench: device={a.device} threads={a.threads} pecanpy={'yes' if pecan else 'not found'}")
     with tempfile.TemporaryDirectory(prefix="n2v-bench-") as tmp:
-        print("\n## walks: walk_length 80 (79 steps), steps/s and memory")
+        print(f"\n## walks on {a.graph} graphs: walk_length 80 (79 steps), steps/s and memory")
         print(f"{'edges':>9} {'nodes':>8} {'p,q':>9} {'tool':<22} {'Msteps/s':>9} {'ratio':>7} "
               f"{'peak RSS MB':>11} {'walk MB':>8} {'notes'}")
         for m in sizes:
-            path = Path(tmp) / f"sbm_{m}.edg"
-            info = make_sbm(path, m)
+            path = Path(tmp) / f"{a.graph}_{m}.edg"
+            info = make_sbm(path, m) if a.graph == "sbm" else make_powerlaw(path, m)
             wpn = max(1, min(10, round(8e6 / (info["nodes"] * 79))))
             for p, q in pqs:
                 common = dict(edges=path, p=p, q=q, walk_length=80, walks_per_node=wpn, threads=a.threads)
@@ -284,7 +304,7 @@ def main(argv=None) -> int:
                                  tool=f"embedkit-{a.device}", msteps_s=rate, **ours))
                 if not pecan:
                     continue
-                for mode in ("SparseOTF", "PreComp"):
+                for mode in a.modes.split(","):
                     if mode == "PreComp" and (p, q) != pqs[0]:
                         continue
                     r = _run(pecan, "pecanpy-walk", mode=mode, **common)
