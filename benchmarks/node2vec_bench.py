@@ -277,7 +277,7 @@ def main(argv=None) -> int:
         return 0
 
     pecan = a.pecanpy_python if a.pecanpy_python and Path(a.pecanpy_python).exists() else None
-    sizes = [10_000, 100_000] if a.quick else [int(x) for x in a.sizes.split(",")]
+    sizes = [10_000, 100_000] if a.quick else [int(x) for x in a.sizes.split(",") if x]
     pqs = [tuple(float(v) for v in s.split(",")) for s in a.pq.split(";")]
     rows = []
     print(f"# node2vec bench: device={a.device} threads={a.threads} pecanpy={'yes' if pecan else 'not found'}")

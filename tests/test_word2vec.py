@@ -255,3 +255,53 @@ def test_demo_writes_demo_words(tmp_path, capsys):
     shown = capsys.readouterr().out
     assert "demo-words" in shown and "government" in shown
     assert ek.Store(tmp_path).exists("demo-words")
+
+
+class _RecordingModel:
+    """Stands in for a gensim Word2Vec: records what train_corpus_file asks for."""
+
+    def __init__(self, workers, alpha=0.025, min_alpha=0.0001):
+        self.workers, self.alpha, self.min_alpha = workers, alpha, min_alpha
+        self.corpus_count, self.corpus_total_words = 10, 100
+        self.calls = []
+
+    def train(self, **kw):
+        self.calls.append(kw)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 4])
+@pytest.mark.parametrize("epochs", [1, 3])
+def test_corpus_file_learning_rate_reaches_min_alpha_with_any_worker_count(workers, epochs):
+    """gensim's corpus_file threads each walk 1/workers of the asked alpha range per epoch;
+    the ranges asked for make that share the wanted linear schedule, epoch after epoch."""
+    from embedkit.trainers._w2v_gensim import train_corpus_file
+
+    m = _RecordingModel(workers)
+    train_corpus_file(m, "walks.txt", epochs, callbacks=[])
+    assert len(m.calls) == epochs and all(c["epochs"] == 1 for c in m.calls)
+    reached = m.alpha
+    for e, c in enumerate(m.calls):
+        assert c["start_alpha"] == pytest.approx(reached)            # continuous across epochs
+        # what each thread reaches after its 1/workers of the epoch (gensim 4.4's get_next_alpha)
+        reached = c["start_alpha"] - (c["start_alpha"] - c["end_alpha"]) / workers
+        assert reached == pytest.approx(0.025 - (0.025 - 0.0001) * (e + 1) / epochs)
+    assert reached == pytest.approx(0.0001)
+    assert (m.alpha, m.min_alpha) == (0.025, 0.0001)
+
+
+def test_installed_gensim_still_decays_corpus_file_alpha_per_thread():
+    """Canary for the workaround above: the shipped source still computes each thread's
+    progress from its own word count over the whole epoch's."""
+    import pathlib
+
+    import gensim.models
+
+    from embedkit.trainers._w2v_gensim import gensim_alpha_per_thread
+
+    pyx = pathlib.Path(gensim.models.__file__).parent / "word2vec_corpusfile.pyx"
+    if not pyx.exists():
+        pytest.skip("gensim's .pyx source is not installed")
+    src = pyx.read_text()
+    per_thread = ("total_words > expected_words / c.workers" in src
+                  and "epoch_progress = (<REAL_t> total_words) / expected_words" in src)
+    assert per_thread == gensim_alpha_per_thread(), "gensim changed its corpus_file alpha schedule"

@@ -214,6 +214,7 @@ class Node2Vec(Trainer):
         from gensim.models.callbacks import CallbackAny2Vec
         from tqdm.auto import tqdm
 
+        from ._w2v_gensim import train_corpus_file
         from .skipgram import evaluate_loss
 
         model = GensimWord2Vec(vector_size=self.dim, window=self.window, negative=self.negative, hs=0, min_count=1,
@@ -259,8 +260,7 @@ class Node2Vec(Trainer):
                                 desc="node2vec (gensim)", disable=not show_progress, dynamic_ncols=True)
             try:
                 model.build_vocab(corpus_file=str(path))
-                model.train(corpus_file=str(path), total_examples=model.corpus_count,
-                            total_words=model.corpus_total_words, epochs=self.epochs, callbacks=[_EpochEnd()])
+                train_corpus_file(model, str(path), self.epochs, [_EpochEnd()])
             finally:
                 state["bar"].close()
         vectors = np.zeros((n, self.dim), dtype=np.float32)
