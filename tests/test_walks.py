@@ -300,3 +300,27 @@ def test_cuda_whole_walks_follow_formula(p, q):
         assert chisquare(obs, [exp[k] / total * n for k in keys]).pvalue > 1e-4, (a, b, obs)
         checked += 1
     assert checked >= 3
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_small_graphs_every_edge(monkeypatch, seed):
+    """Random small graphs (directed or not, weighted or not, self-loops, pendant and dangling
+    nodes) with random p, q: every step law matches the formula, with and without the
+    precomputed common-neighbour weights."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4, 9))
+    m = int(rng.integers(n, 3 * n))
+    src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
+    directed, weighted = bool(seed % 2), seed % 3 != 0
+    w = rng.uniform(0.2, 3.0, m).tolist() if weighted else None
+    g = ek.Graph.from_arrays([str(x) for x in src], [str(x) for x in dst], w, directed=directed,
+                             nodes=[str(i) for i in range(n)])
+    p, q = float(rng.choice([0.25, 0.5, 2.0])), float(rng.choice([0.3, 1.0, 4.0]))
+    samplers = [WalkSampler(g, p=p, q=q)]
+    _no_common(monkeypatch)
+    samplers.append(WalkSampler(g, p=p, q=q))
+    assert samplers[1].common is None
+    for sampler in samplers:
+        for prev, cur in zip(g._rows().tolist(), g.indices.tolist()):
+            if g.degrees()[cur] > 0:
+                _check_step(g, sampler, prev, cur, p, q, n=4000, seed=seed)
