@@ -52,7 +52,7 @@ _EXACT_BUDGET = 1 << 22        # ... if their neighbour lists hold at most this 
 _COMMON_STEPS_RATIO = {"cpu": 8.0, "cuda": 0.5}
 _COMMON_BUDGET_PER_ENTRY = 32
 _COMMON_MIN_BUDGET = 5e6
-_COMMON_BLOCK = 4e6
+_COMMON_BLOCK = 1e6
 
 log = logging.getLogger(__name__)
 
