@@ -150,7 +150,7 @@ class WalkSampler:
         else:
             u = torch.rand(cur.shape[0], generator=gen, device=self.device, dtype=torch.float64)
             lo = _take(self.cumw, start)
-            target = lo + u * (self.cumw[start + deg] - lo)
+            target = lo + u * (_take(self.cumw, start + deg) - lo)
             pos = torch.searchsorted(self.cumw, target, right=True) - 1
             pos = torch.maximum(torch.minimum(pos, start + deg - 1), start)
         nxt = _take(self.indices, pos)
