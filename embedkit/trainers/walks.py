@@ -29,6 +29,9 @@ on common neighbours of t and v. The step's total mass is R + B/q + C (1 - 1/q).
 Memory is O(edges): the CSR itself, a prefix sum of the weights (weighted graphs), the sorted
 edge keys, the position of each entry's reverse edge and C; no per-edge alias tables. With
 ``p == q == 1`` none of this is built: a first-order (DeepWalk) walk.
+
+Beside it: ``_common_weights.py`` (the sparse product behind C) and ``_walk_stream.py``
+(``WalkStream``, batches of walks per epoch, and ``encode_lines``, re-exported here).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ import logging
 
 import numpy as np
 import torch
+
+from ._walk_stream import WalkStream, _seed_for, encode_lines
 
 __all__ = ["WalkSampler", "WalkStream", "random_walks", "encode_lines"]
 
@@ -71,11 +76,6 @@ def _sub(x, idx):
 def _rep(x, k: int):
     """Each walker's value k times in a row (scalars and None stay as they are)."""
     return x.repeat_interleave(k) if isinstance(x, torch.Tensor) else x
-
-
-def _seed_for(*parts: int) -> int:
-    """A 63-bit torch seed derived from integers (independent streams per epoch and batch)."""
-    return int(np.random.SeedSequence([int(x) for x in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 class WalkSampler:
@@ -126,15 +126,17 @@ class WalkSampler:
         self.keys = self.rev = self.common = None
         self._all_rev = False
         if self.second_order and nnz:
-            rows = torch.repeat_interleave(torch.arange(n, device=dev), self.degree)
-            self.keys = rows * n + self.indices          # sorted: rows ascending, columns sorted per row
-            back = self.indices * n + rows               # key of each entry's reverse edge
+            rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(graph.indptr))
+            keys = rows * n + graph.indices              # sorted: rows ascending, columns sorted per row
+            self.keys = torch.as_tensor(keys).to(dev)
+            back = self.indices * n + torch.as_tensor(rows).to(dev)   # key of each entry's reverse edge
             pos = torch.clamp(torch.searchsorted(self.keys, back), max=nnz - 1)
             self.rev = torch.where(_take(self.keys, pos) == back, pos, torch.full_like(pos, -1))
-            del rows, back, pos
+            del back, pos
             self._all_rev = bool((self.rev >= 0).all())     # always so in undirected graphs
             if self.a_out != 1.0:
-                self.common = _common_weights(graph, w if self.weighted else None, self._wdtype, dev, expected_steps)
+                self.common = _common_weights(graph, w if self.weighted else None, rows, keys, self._wdtype,
+                                              dev, expected_steps)
 
     # ------------------------------------------------------------------ one step
     def _first_order(self, cur: torch.Tensor, gen: torch.Generator, with_pos: bool = False):
@@ -438,20 +440,13 @@ class WalkSampler:
         return walks.t().contiguous(), lengths
 
 
-def _common_weights(graph, weights, dtype, device, expected_steps: int | None):
-    """Per CSR entry t -> v: C = sum of w(v, x) over x != t that are out-neighbours of both v
-    and t (the mass of v's neighbours that node2vec weights by 1 rather than 1/q), or None
-    when computing it would cost more than it saves.
+def _common_weights(graph, weights, rows, keys, dtype, device, expected_steps: int | None):
+    """C per CSR entry (see :func:`embedkit.trainers._common_weights.common_weights`), or None
+    when its cost, sum over x of indegree(x)^2 multiply-adds, exceeds the budget."""
+    from ._common_weights import common_weights
 
-    It is the product A W^T (A: t's out-neighbours without self-loops, W: weights) sampled on
-    the graph's own entries, computed in row blocks with scipy so that memory stays bounded.
-    Cost: sum over x of indegree(x)^2 multiply-adds.
-    """
-    import scipy.sparse as sp
-
-    n, indptr, indices = graph.num_nodes, graph.indptr, graph.indices
-    nnz = len(indices)
-    indeg = np.bincount(indices, minlength=n).astype(np.float64)
+    n, nnz = graph.num_nodes, len(graph.indices)
+    indeg = np.bincount(graph.indices, minlength=n).astype(np.float64)
     cost = float((indeg * indeg).sum())
     ratio = _COMMON_STEPS_RATIO.get(torch.device(device).type, 1.0)
     budget = _COMMON_BUDGET_PER_ENTRY * nnz if expected_steps is None else ratio * expected_steps
@@ -459,29 +454,7 @@ def _common_weights(graph, weights, dtype, device, expected_steps: int | None):
         log.info("node2vec walks: common-neighbour weights not precomputed (cost %.3g > budget %.3g): "
                  "the neighbour test runs on every undecided proposal", cost, budget)
         return None
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
-    loop = rows == indices
-    pattern = sp.csr_matrix((np.ones(nnz), indices, indptr), shape=(n, n))     # every entry t -> v
-    a = pattern
-    if loop.any():                                    # x = t is the return move, never "common"
-        a = sp.csr_matrix((np.where(loop, 0.0, 1.0), indices, indptr), shape=(n, n))
-        a.eliminate_zeros()
-    w = weights if weights is not None else np.ones(nnz)     # equal weights walk as unweighted
-    wt = sp.csr_matrix((w, indices, indptr), shape=(n, n)).T.tocsr()
-    keys = rows * n + indices                         # sorted
-    out = np.zeros(nnz, dtype=np.float64)
-    # row blocks of about _COMMON_BLOCK multiply-adds each (a costly row gets a block of its own)
-    per_row = np.cumsum(np.bincount(rows, weights=indeg[indices], minlength=n))
-    cuts = np.searchsorted(per_row, np.arange(1, int(cost // _COMMON_BLOCK) + 1) * _COMMON_BLOCK, side="right")
-    bounds = np.unique(np.concatenate([[0], np.minimum(cuts, n), [n]]))
-    for r0, r1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-        if indptr[r0] == indptr[r1]:
-            continue
-        # the product on the graph's own entries only (few: the entries inside triangles)
-        hit = (a[r0:r1] @ wt).multiply(pattern[r0:r1]).tocoo()
-        if hit.nnz:
-            at = np.searchsorted(keys, (hit.row.astype(np.int64) + r0) * n + hit.col)
-            out[at] = hit.data
+    out = common_weights(graph.indptr, graph.indices, weights, rows, keys, indeg, block=_COMMON_BLOCK)
     return torch.as_tensor(out).to(device=device, dtype=dtype)
 
 
@@ -501,114 +474,3 @@ def random_walks(graph, walk_length: int = 80, p: float = 1.0, q: float = 1.0, s
     gen = torch.Generator(device=sampler.device)
     gen.manual_seed(_seed_for(seed))
     return sampler.walk(rows, walk_length, gen)
-
-
-class WalkStream:
-    """Re-iterable stream of walk batches for the skip-gram engine; never holds all walks.
-
-    Each iteration is one epoch and yields ``(tokens, lengths)``: the node rows of up to
-    ``batch_walkers`` walks concatenated, and their lengths. An epoch runs ``walks_per_node``
-    rounds, each over a fresh random permutation of ``starts``; every epoch samples fresh walks.
-    Batch ``c`` of epoch ``e`` uses a generator seeded from ``(seed, e, c)``, so the walks depend
-    only on the seed, the batch size and the device (CPU and CUDA random streams differ).
-    """
-
-    def __init__(self, sampler: WalkSampler, starts: np.ndarray, *, walk_length: int, walks_per_node: int,
-                 seed: int = 0, batch_walkers: int = 65536):
-        self.sampler = sampler
-        self.starts = np.asarray(starts, dtype=np.int64)
-        self.walk_length = int(walk_length)
-        self.walks_per_node = int(walks_per_node)
-        self.seed = int(seed)
-        self.batch_walkers = int(batch_walkers)
-        self.epochs_started = 0
-
-    @property
-    def walks_per_epoch(self) -> int:
-        return len(self.starts) * self.walks_per_node
-
-    def epoch(self, e: int):
-        """Generator over the batches of epoch ``e`` (same ``e`` -> same walks)."""
-        gen = torch.Generator(device=self.sampler.device)
-        for batch, starts in enumerate(self._start_batches(e)):
-            gen.manual_seed(_seed_for(self.seed, e, batch))
-            walks, lengths = self.sampler.walk(torch.as_tensor(starts).to(self.sampler.device), self.walk_length, gen)
-            if bool((lengths == self.walk_length).all()):
-                tokens = walks.reshape(-1)
-            else:
-                tokens = walks[walks >= 0]
-            yield tokens, lengths
-
-    def _start_batches(self, e: int):
-        """Start nodes of epoch ``e``: ``walks_per_node`` shuffled rounds, cut into batches of
-        ``batch_walkers`` (small graphs put several rounds in one batch)."""
-        rng = np.random.default_rng([self.seed, e])
-        buf, held = [], 0
-        for _ in range(self.walks_per_node):
-            perm = rng.permutation(self.starts)
-            pos = 0
-            while pos < len(perm):
-                take = min(self.batch_walkers - held, len(perm) - pos)
-                buf.append(perm[pos:pos + take])
-                held += take
-                pos += take
-                if held == self.batch_walkers:
-                    yield np.concatenate(buf)
-                    buf, held = [], 0
-        if held:
-            yield np.concatenate(buf)
-
-    def __iter__(self):
-        e = self.epochs_started
-        self.epochs_started += 1
-        return self.epoch(e)
-
-    def write_text(self, fh, num_nodes: int, e: int = 0):
-        """Write epoch ``e``'s walks to a binary file handle, one walk per line of node rows
-        (the gensim ``corpus_file`` format), batch by batch.
-
-        Returns ``(counts, first)``: visits per node, and the first batch ``(tokens, lengths)``.
-        """
-        total = np.zeros(num_nodes, dtype=np.int64)
-        first = None
-        for tokens, lengths in self.epoch(e):
-            tok, lens = tokens.cpu().numpy(), lengths.cpu().numpy()
-            fh.write(encode_lines(tok, lens))
-            total += np.bincount(tok, minlength=num_nodes)
-            if first is None:
-                first = (tok, lens)
-        return total, first
-
-    def counts(self, num_nodes: int) -> np.ndarray:
-        """Visits per node over epoch 0's walks (the same walks the first epoch trains on)."""
-        total = torch.zeros(num_nodes, dtype=torch.int64, device=self.sampler.device)
-        for tokens, _ in self.epoch(0):
-            total += torch.bincount(tokens, minlength=num_nodes)
-        return total.cpu().numpy()
-
-
-def encode_lines(tokens: np.ndarray, lengths: np.ndarray) -> bytes:
-    """ASCII text of non-negative int tokens, space separated, one sentence per line (vectorised)."""
-    tokens = np.asarray(tokens, dtype=np.int64)
-    if tokens.size == 0:
-        return b""
-    nd = np.ones(tokens.shape, dtype=np.int64)
-    power = 10
-    while True:
-        more = tokens >= power
-        if not more.any():
-            break
-        nd += more
-        power *= 10
-    size = nd + 1                                     # digits + separator
-    ends = np.cumsum(size)
-    starts = ends - size
-    buf = np.full(int(ends[-1]), ord(" "), dtype=np.uint8)
-    value = tokens.copy()
-    for k in range(int(nd.max())):
-        live = nd > k
-        buf[(starts + nd - 1 - k)[live]] = (value[live] % 10 + ord("0")).astype(np.uint8)
-        value //= 10
-    line_ends = np.cumsum(np.asarray(lengths, dtype=np.int64)) - 1
-    buf[ends[line_ends[np.asarray(lengths) > 0]] - 1] = ord("\n")
-    return buf.tobytes()
