@@ -170,7 +170,7 @@ def main(argv=None):
         print(f"wrote {a.build_corpus}: {n} words")
         return 0
     if a.max_row_step is not None:
-        import embedkit.trainers.skipgram as engine
+        import embedkit.trainers.sgns.engine as engine
 
         engine._ROW_STEP = a.max_row_step
     workdir = tempfile.mkdtemp(prefix="w2v-bench-")

@@ -31,8 +31,8 @@ _LAZY = {
     "Word2Vec": "embedkit.trainers.word2vec",
     "Node2Vec": "embedkit.trainers.node2vec",
     "MatrixFactorization": "embedkit.trainers.mf",
-    "SiameseEncoder": "embedkit.trainers.siamese",
-    "AutoEncoder": "embedkit.trainers.autoencoder",
+    "SiameseEncoder": "embedkit.trainers.encoders",
+    "AutoEncoder": "embedkit.trainers.encoders",
     "evaluate": "embedkit.evaluate",
 }
 

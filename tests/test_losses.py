@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from embedkit.errors import InputError
-from embedkit.trainers.losses import (contrastive_loss, info_nce_loss, mine_triplets, pairwise_distances,
+from embedkit.trainers.encoders.losses import (contrastive_loss, info_nce_loss, mine_triplets, pairwise_distances,
                                       triplet_margin_loss)
 
 

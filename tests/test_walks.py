@@ -11,7 +11,7 @@ import torch
 from scipy.stats import chisquare
 
 import embedkit as ek
-from embedkit.trainers.walks import WalkSampler, WalkStream, random_walks
+from embedkit.trainers.node2vec.walks import WalkSampler, WalkStream, random_walks
 
 # A small weighted undirected graph with triangles, a pendant and unequal weights.
 EDGES = [("a", "b", 1.0), ("a", "c", 2.0), ("b", "c", 1.0), ("b", "d", 3.0), ("c", "d", 1.0),
@@ -80,7 +80,7 @@ def test_step_distribution_unweighted(p, q):
 @pytest.mark.parametrize("p,q", [(0.25, 4.0), (2.0, 0.5)])
 def test_rejection_only_and_exact_only(monkeypatch, method, p, q):
     """Both samplers inside a step (vectorised mixture/rejection, exact draw for stragglers) are exact alone."""
-    import embedkit.trainers.walks as walks_mod
+    import embedkit.trainers.node2vec.walks as walks_mod
 
     monkeypatch.setattr(walks_mod, "_EXACT_BUDGET", -1)      # no exact fallback inside _second_order
     g = _graph()
@@ -90,7 +90,7 @@ def test_rejection_only_and_exact_only(monkeypatch, method, p, q):
 
 
 def _no_common(monkeypatch):
-    import embedkit.trainers.walks as walks_mod
+    import embedkit.trainers.node2vec.walks as walks_mod
 
     monkeypatch.setattr(walks_mod, "_COMMON_MIN_BUDGET", -1)
     monkeypatch.setattr(walks_mod, "_COMMON_BUDGET_PER_ENTRY", -1)
@@ -113,7 +113,7 @@ def test_step_distribution_without_common_weights(monkeypatch, p, q, directed):
 def test_stragglers_are_drawn_exactly(monkeypatch, max_rounds):
     """With (almost) no rounds, the triangle part of the mixture and the rejection path hand
     their walkers to the exact draw, which keeps the law."""
-    import embedkit.trainers.walks as walks_mod
+    import embedkit.trainers.node2vec.walks as walks_mod
 
     monkeypatch.setattr(walks_mod, "_MAX_ROUNDS", max_rounds)
     g = _graph()
@@ -158,7 +158,7 @@ def test_common_weights_in_blocks(monkeypatch):
     """The blockwise product gives the same weights as one block, on a graph with many triangles."""
     import networkx as nx
 
-    import embedkit.trainers.walks as walks_mod
+    import embedkit.trainers.node2vec.walks as walks_mod
 
     g = ek.Graph.from_networkx(nx.powerlaw_cluster_graph(300, 4, 0.5, seed=1))
     whole = WalkSampler(g, p=1.0, q=2.0).common

@@ -8,7 +8,7 @@ import pytest
 import embedkit as ek
 from embedkit.cli import main
 from embedkit.errors import InputError, ParseError
-from embedkit.trainers.skipgram import _sg_step, evaluate_loss, train_skipgram
+from embedkit.trainers.sgns.engine import _sg_step, evaluate_loss, train_skipgram
 
 TOPIC_A = [f"a{i}" for i in range(8)]
 TOPIC_B = [f"b{i}" for i in range(8)]
@@ -274,7 +274,7 @@ class _RecordingModel:
 def test_corpus_file_learning_rate_reaches_min_alpha_with_any_worker_count(workers, epochs):
     """gensim's corpus_file threads each walk 1/workers of the asked alpha range per epoch;
     the ranges asked for make that share the wanted linear schedule, epoch after epoch."""
-    from embedkit.trainers._w2v_gensim import train_corpus_file
+    from embedkit.trainers.sgns.gensim_backend import train_corpus_file
 
     m = _RecordingModel(workers)
     train_corpus_file(m, "walks.txt", epochs, callbacks=[])
@@ -296,7 +296,7 @@ def test_installed_gensim_still_decays_corpus_file_alpha_per_thread():
 
     import gensim.models
 
-    from embedkit.trainers._w2v_gensim import gensim_alpha_per_thread
+    from embedkit.trainers.sgns.gensim_backend import gensim_alpha_per_thread
 
     pyx = pathlib.Path(gensim.models.__file__).parent / "word2vec_corpusfile.pyx"
     if not pyx.exists():

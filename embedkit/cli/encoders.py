@@ -109,7 +109,7 @@ def _read_pairs(path, keys: list[str]) -> np.ndarray:
 
 def _train_siamese(args) -> int:
     from ..data.features import load_labels
-    from ..trainers.siamese import SiameseEncoder
+    from ..trainers.encoders import SiameseEncoder
 
     table = _read_table(args)
     y = pairs = None
@@ -138,7 +138,7 @@ def _train_siamese(args) -> int:
 
 
 def _train_autoencoder(args) -> int:
-    from ..trainers.autoencoder import AutoEncoder
+    from ..trainers.encoders import AutoEncoder
 
     table = _read_table(args)
     model = AutoEncoder(variant=args.variant, dim=args.dim, hidden=args.hidden, noise=args.noise,

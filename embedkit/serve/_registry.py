@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import InputError, MissingKeyError, StoreError
 from ..store import Store, check_name
 from . import _journal as J
-from ._recommend import Recommender, load_recommender
+from ..trainers.mf.recommend import Recommender, load_recommender
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """Node2Vec: node embeddings from p/q-biased random walks and skip-gram.
 
 Implements Grover & Leskovec, "node2vec: Scalable Feature Learning for Networks" (KDD 2016).
-The walks (embedkit.trainers.walks) are sampled in torch, many at once, on CPU or CUDA, and
+The walks (embedkit.trainers.node2vec.walks) are sampled in torch, many at once, on CPU or CUDA, and
 stream batch by batch into the skip-gram engine that Word2Vec uses
-(embedkit.trainers.skipgram); no walk is ever turned into Python strings.
+(embedkit.trainers.sgns.engine); no walk is ever turned into Python strings.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .._device import resolve_device
-from .._validation import check_choice, check_float, check_int, check_seed
-from ..embeddings import Embeddings
-from ..errors import InputError
-from .base import Trainer
+from ..._device import resolve_device
+from ..._validation import check_choice, check_float, check_int, check_seed
+from ...embeddings import Embeddings
+from ...errors import InputError
+from ..base import Trainer
 
 __all__ = ["Node2Vec"]
 
@@ -148,7 +148,7 @@ class Node2Vec(Trainer):
 
     def walk_stream(self, graph, device=None):
         """The (tokens, lengths) batch stream fit() trains on; for inspection and benchmarks."""
-        from ..data.graph import Graph
+        from ...data.graph import Graph
         from .walks import WalkSampler, WalkStream
 
         graph = Graph.coerce(graph)
@@ -167,8 +167,8 @@ class Node2Vec(Trainer):
         edge list (read as undirected; build an ek.Graph for other options). Returns Embeddings
         keyed by node id (isolated nodes left out, with a warning; see ``skipped_nodes_``).
         """
-        from ..data.graph import Graph
-        from .skipgram import train_skipgram
+        from ...data.graph import Graph
+        from ..sgns.engine import train_skipgram
 
         self._validate()
         self._check_callback(_OWNER, callback)
@@ -214,8 +214,8 @@ class Node2Vec(Trainer):
         from gensim.models.callbacks import CallbackAny2Vec
         from tqdm.auto import tqdm
 
-        from ._w2v_gensim import train_corpus_file
-        from .skipgram import evaluate_loss
+        from ..sgns.gensim_backend import train_corpus_file
+        from ..sgns.engine import evaluate_loss
 
         model = GensimWord2Vec(vector_size=self.dim, window=self.window, negative=self.negative, hs=0, min_count=1,
                                sample=self.sample, epochs=self.epochs, alpha=self.lr, min_alpha=self.min_lr,

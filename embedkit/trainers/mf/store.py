@@ -21,13 +21,13 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import StoreError
+from ...errors import StoreError
 
 MF_FORMAT = 1
 
 
 def _store(store):
-    from ..store import Store
+    from ...store import Store
 
     if store is None or not hasattr(store, "save"):
         return Store(store)
@@ -35,7 +35,7 @@ def _store(store):
 
 
 def save_model(model, name: str, store=None, *, kind: str = "flat", overwrite: bool = False):
-    from ..index import VectorIndex
+    from ...index import VectorIndex
 
     store = _store(store)
     vecs = model._item_vectors_for_index()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError
+from ...errors import InputError
 
 __all__ = ["pairwise_distances", "contrastive_loss", "triplet_margin_loss", "info_nce_loss",
            "mine_triplets", "MINERS"]

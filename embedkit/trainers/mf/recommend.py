@@ -21,7 +21,7 @@ import bisect
 
 import numpy as np
 
-from ..errors import MissingKeyError, StoreError
+from ...errors import MissingKeyError, StoreError
 
 MF_TRAINER = "MatrixFactorization"
 

@@ -1,4 +1,4 @@
-"""Common-neighbour weights of every edge, for the node2vec walker (:mod:`embedkit.trainers.walks`)."""
+"""Common-neighbour weights of every edge, for the node2vec walker (:mod:`embedkit.trainers.node2vec.walks`)."""
 
 from __future__ import annotations
 

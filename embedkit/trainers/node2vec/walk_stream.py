@@ -1,5 +1,5 @@
 """Streams of node2vec walk batches for the skip-gram engine, and their text encoding for
-gensim's corpus_file mode (used by :mod:`embedkit.trainers.walks`, which re-exports them)."""
+gensim's corpus_file mode (used by :mod:`embedkit.trainers.node2vec.walks`, which re-exports them)."""
 
 from __future__ import annotations
 

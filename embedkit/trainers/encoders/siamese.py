@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._device import resolve_device
-from .._validation import check_bool, check_choice, check_float, check_int, check_seed
-from ..data.features import as_labels, as_matrix, as_pairs, label_codes, row_keys
-from ..embeddings import Embeddings
-from ..errors import InputError
-from . import _nn
+from ..._device import resolve_device
+from ..._validation import check_bool, check_choice, check_float, check_int, check_seed
+from ...data.features import as_labels, as_matrix, as_pairs, label_codes, row_keys
+from ...embeddings import Embeddings
+from ...errors import InputError
+from . import base as _nn
 from .losses import MINERS, contrastive_loss, info_nce_loss, mine_triplets, pairwise_distances, triplet_margin_loss
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class SiameseEncoder(_nn.TableModel):
 
     Implements the contrastive loss of Hadsell, Chopra and LeCun (CVPR 2006), the triplet margin
     loss (Schroff et al., FaceNet 2015) and InfoNCE / NT-Xent (van den Oord et al. 2018; Chen et al.
-    2020); see :mod:`embedkit.trainers.losses`. Inductive: :meth:`encode` maps rows never seen in fit.
+    2020); see :mod:`embedkit.trainers.encoders.losses`. Inductive: :meth:`encode` maps rows never seen in fit.
 
     Parameters
     ----------

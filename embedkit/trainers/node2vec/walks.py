@@ -41,7 +41,7 @@ import logging
 import numpy as np
 import torch
 
-from ._walk_stream import WalkStream, _seed_for, encode_lines
+from .walk_stream import WalkStream, _seed_for, encode_lines
 
 __all__ = ["WalkSampler", "WalkStream", "random_walks", "encode_lines"]
 
@@ -441,9 +441,9 @@ class WalkSampler:
 
 
 def _common_weights(graph, weights, rows, keys, dtype, device, expected_steps: int | None):
-    """C per CSR entry (see :func:`embedkit.trainers._common_weights.common_weights`), or None
+    """C per CSR entry (see :func:`embedkit.trainers.node2vec.common_weights.common_weights`), or None
     when its cost, sum over x of indegree(x)^2 multiply-adds, exceeds the budget."""
-    from ._common_weights import common_weights
+    from .common_weights import common_weights
 
     n, nnz = graph.num_nodes, len(graph.indices)
     indeg = np.bincount(graph.indices, minlength=n).astype(np.float64)

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .._device import resolve_device
+from ..._device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 def train(params: dict, csr, show_progress: bool, callback) -> dict:
     """Fit factors on a users x items CSR matrix. Returns numpy factors, biases and loss history."""
     if params["backend"] == "implicit":
-        from ._implicit_backend import train_implicit
+        from .implicit_backend import train_implicit
 
         return train_implicit(params, csr, show_progress, callback)
     import torch
@@ -99,7 +99,7 @@ def _parts(pool) -> int:
 def _implicit_als(params, csr, device, gen, pool):
     import torch
 
-    from ._als import ImplicitSide, implicit_half_step
+    from .als import ImplicitSide, implicit_half_step
 
     n_users, n_items = csr.shape
     d, reg, steps = params["dim"], params["reg"], params["cg_steps"]
@@ -122,7 +122,7 @@ def _implicit_als(params, csr, device, gen, pool):
 def _explicit_als(params, csr, device, gen, pool):
     import torch
 
-    from ._als import ExplicitSide, explicit_half_step
+    from .als import ExplicitSide, explicit_half_step
 
     n_users, n_items = csr.shape
     d, reg, steps = params["dim"], params["reg"], params["cg_steps"]
@@ -146,7 +146,7 @@ def _explicit_als(params, csr, device, gen, pool):
 def _bpr(params, csr, device, gen, pool):
     import torch
 
-    from ._sgd import BPRData, bpr_epoch
+    from .sgd import BPRData, bpr_epoch
 
     n_users, n_items = csr.shape
     d = params["dim"]
@@ -165,7 +165,7 @@ def _bpr(params, csr, device, gen, pool):
 def _explicit_sgd(params, csr, device, gen, pool):
     import torch
 
-    from ._sgd import sgd_epoch
+    from .sgd import sgd_epoch
 
     n_users, n_items = csr.shape
     d = params["dim"]
@@ -194,16 +194,16 @@ def fold_in(params: dict, state: dict, codes: np.ndarray, values: np.ndarray):
 
     Y = torch.from_numpy(state["item_factors"])
     if params["feedback"] == "implicit" and params["method"] == "als":
-        from ._als import implicit_fold_in
+        from .als import implicit_fold_in
 
         gram = torch.from_numpy(state["gram"])
         return implicit_fold_in(Y, gram, codes, values, params["reg"], params["alpha"]).numpy(), 0.0
     if params["feedback"] == "implicit":
-        from ._sgd import bpr_fold_in
+        from .sgd import bpr_fold_in
 
         bias = torch.from_numpy(state["item_bias"])
         return bpr_fold_in(Y, bias, codes, params["reg"], params["seed"]).numpy(), 0.0
-    from ._als import explicit_fold_in
+    from .als import explicit_fold_in
 
     Q = torch.cat([Y, torch.from_numpy(state["item_bias"])[:, None]], 1)
     vec = explicit_fold_in(Q, codes, values, state["global_mean"], params["reg"]).numpy()

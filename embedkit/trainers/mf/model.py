@@ -19,12 +19,12 @@ import logging
 
 import numpy as np
 
-from .._validation import check_choice, check_float, check_int, check_seed
-from ..embeddings import Embeddings
-from ..errors import InputError, MissingKeyError
-from . import _mf_fit
-from ._mf_store import load_model, save_model
-from .base import Trainer
+from ..._validation import check_choice, check_float, check_int, check_seed
+from ...embeddings import Embeddings
+from ...errors import InputError, MissingKeyError
+from . import fit as _mf_fit
+from .store import load_model, save_model
+from ..base import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class MatrixFactorization(Trainer):
     def fit(self, interactions, show_progress: bool = True, callback=None) -> Embeddings:
         """Train on ``interactions`` (an :class:`~embedkit.Interactions` or a scipy users x items
         matrix); returns the item Embeddings. callback(epoch, loss) fires after every epoch."""
-        from ..data.interactions import Interactions
+        from ...data.interactions import Interactions
 
         params = self._resolved()
         self._check_callback("MatrixFactorization", callback)
@@ -223,7 +223,7 @@ class MatrixFactorization(Trainer):
         item bias as a last column when the model has biases)."""
         self._check_fitted()
         if self._index is None:
-            from ..index import VectorIndex
+            from ...index import VectorIndex
 
             vecs = self._item_vectors_for_index()
             self._index = VectorIndex(vecs.shape[1], metric="ip", kind="flat")

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._device import resolve_device
-from ..data.features import as_matrix
-from ..embeddings import _atomic_write_bytes
-from ..errors import InputError, NotFittedError, StoreError
-from .base import Trainer
+from ..._device import resolve_device
+from ...data.features import as_matrix
+from ...embeddings import _atomic_write_bytes
+from ...errors import InputError, NotFittedError, StoreError
+from ..base import Trainer
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._device import resolve_device
-from .._validation import check_bool, check_choice, check_float, check_int, check_seed
-from ..data.features import as_matrix, row_keys
-from ..embeddings import Embeddings
-from ..errors import InputError
-from . import _nn
+from ..._device import resolve_device
+from ..._validation import check_bool, check_choice, check_float, check_int, check_seed
+from ...data.features import as_matrix, row_keys
+from ...embeddings import Embeddings
+from ...errors import InputError
+from . import base as _nn
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
+from ...errors import InputError
 
 
 def train_implicit(params: dict, csr, show_progress: bool, callback) -> dict:

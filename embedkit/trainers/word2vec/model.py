@@ -6,7 +6,7 @@ Compositionality" (NIPS 2013). Two interchangeable backends with the same semant
 - ``"gensim"``: a thin wrapper around ``gensim.models.Word2Vec``; files go through gensim's
   fast ``corpus_file`` mode (several files or compressed files are first decompressed once
   into one temporary file); the corpus is never held in memory.
-- ``"torch"``: :mod:`embedkit.trainers.skipgram`, running on CPU or CUDA (the engine Node2Vec
+- ``"torch"``: :mod:`embedkit.trainers.sgns.engine`, running on CPU or CUDA (the engine Node2Vec
   shares). It keeps the encoded corpus in memory (4 bytes per in-vocabulary token).
 - ``"auto"`` (default): torch when the resolved device is CUDA, else gensim.
 """
@@ -21,10 +21,10 @@ from itertools import chain
 
 import numpy as np
 
-from .._validation import check_choice, check_float, check_int, check_seed
-from ..embeddings import Embeddings
-from ..errors import InputError
-from .base import Trainer
+from ..._validation import check_choice, check_float, check_int, check_seed
+from ...embeddings import Embeddings
+from ...errors import InputError
+from ..base import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def encode_corpus(corpus, key_to_index: dict, block_tokens: int = _BLOCK_TOKENS)
     """Encode sentences to vocabulary ids (unknown words dropped) in blocks of about ``block_tokens``.
 
     Returns a list of ``(ids int32, lengths int64)`` blocks, each ids array holding the
-    sentences concatenated, ready for :func:`~embedkit.trainers.skipgram.train_skipgram`.
+    sentences concatenated, ready for :func:`~embedkit.trainers.sgns.engine.train_skipgram`.
     """
     get = key_to_index.get
     blocks, buf, lens, size = [], [], [], 0
@@ -178,7 +178,7 @@ class Word2Vec(Trainer):
             check_int(owner, "batch_words", self.batch_words, 100)
 
     def _resolve_backend(self):
-        from .._device import resolve_device
+        from ..._device import resolve_device
 
         if self.backend == "gensim":
             if self.device not in ("auto", "cpu"):
@@ -194,7 +194,7 @@ class Word2Vec(Trainer):
     # ------------------------------------------------------------------ fit
     def fit(self, corpus, *, show_progress: bool = True, callback=None) -> Embeddings:
         """Train on ``corpus`` (path, list of paths, ek.Corpus or list of token lists); return Embeddings."""
-        from ..data.corpus import as_corpus
+        from ...data.corpus import as_corpus
 
         self._validate()
         self._check_callback("Word2Vec", callback)
@@ -202,7 +202,7 @@ class Word2Vec(Trainer):
         backend, dev = self._resolve_backend()
         self.backend_ = backend
         if backend == "gensim":
-            from ._w2v_gensim import fit_gensim
+            from ..sgns.gensim_backend import fit_gensim
 
             keys, vectors, counts, losses, seconds, words = fit_gensim(
                 self, corpus, show_progress=show_progress, callback=callback)
@@ -218,7 +218,7 @@ class Word2Vec(Trainer):
     def _fit_torch(self, corpus, dev, show_progress, callback):
         import torch
 
-        from .skipgram import train_skipgram
+        from ..sgns.engine import train_skipgram
 
         words, counts, _ = build_vocab(corpus, self.min_count, self.max_vocab)
         blocks = encode_corpus(corpus, {w: i for i, w in enumerate(words)})

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ...errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def _needs_copy(paths) -> bool:
 
 def _merge_to_temp(paths, directory: str) -> Path:
     """Decompress/concatenate ``paths`` into one UTF-8 file, checking every line on the way."""
-    from ..data.corpus import open_text_lines
+    from ...data.corpus import open_text_lines
 
     target = Path(directory) / "corpus.txt"
     with open(target, "w", encoding="utf-8") as out:
@@ -42,7 +42,7 @@ def _merge_to_temp(paths, directory: str) -> Path:
 
 def _locate_decode_error(path: Path) -> None:
     """Re-read ``path`` to turn gensim's UnicodeDecodeError into a ParseError with the line."""
-    from ..data.corpus import open_text_lines
+    from ...data.corpus import open_text_lines
 
     for _ in open_text_lines(path):
         pass
@@ -109,8 +109,8 @@ def fit_gensim(trainer, corpus, *, show_progress=True, callback=None):
     from gensim.models.callbacks import CallbackAny2Vec
     from tqdm.auto import tqdm
 
-    from .skipgram import evaluate_loss
-    from .word2vec import _cpu_count
+    from .engine import evaluate_loss
+    from ..word2vec.model import _cpu_count
 
     params = dict(
         vector_size=trainer.dim, window=trainer.window, negative=trainer.negative, hs=0,

@@ -1,0 +1,484 @@
+"""The one skip-gram / CBOW negative-sampling engine (torch, CPU and CUDA), shared by
+Word2Vec and Node2Vec.
+
+Implements word2vec (Mikolov et al., "Distributed Representations of Words and Phrases and
+their Compositionality", NIPS 2013) with the semantics of word2vec.c and gensim:
+
+- frequency subsampling: a token of frequency ``f`` (share of all tokens) is kept with
+  probability ``(sqrt(f / sample) + 1) * sample / f`` (``sample=0`` keeps everything);
+  subsampled tokens are removed *before* windows are formed, as in word2vec.c;
+- dynamic window: each centre draws its window uniformly from ``1..window``;
+- ``negative`` noise words per example from the unigram distribution raised to 0.75
+  (a noise word equal to the target is skipped, as in gensim);
+- plain SGD whose learning rate decays linearly from ``alpha`` to ``min_alpha`` over all epochs;
+- init: input vectors uniform in ``[-0.5/dim, 0.5/dim)``, output vectors zero (word2vec.c);
+- skip-gram: each (centre, context) pair predicts the centre from the context word's input
+  vector; CBOW: the mean of the context input vectors predicts the centre and every context
+  word receives the full error (word2vec.c, gensim ``cbow_mean=1``).
+
+Public interface (stable; Node2Vec codes against it)::
+
+    train_skipgram(batches, counts, *, mode="skipgram", dim=100, window=5, negative=5,
+                   sample=1e-3, epochs=5, alpha=0.025, min_alpha=0.0001, seed=0, device="cpu",
+                   batch_words=None, total_words=None, show_progress=True, callback=None,
+                   desc="skipgram", max_row_step=None)
+        -> (input_vectors float32 (vocab_size, dim), loss_per_epoch list[float])
+
+``batches`` is re-iterable; each iteration is one epoch and yields ``(tokens, lengths)``:
+``tokens`` a 1-D int array (numpy or torch) of vocabulary ids with sentences concatenated,
+``lengths`` the 1-D sentence lengths summing to ``len(tokens)``. ``counts`` (numpy, one
+frequency per id) drives subsampling and the noise distribution. The loss of an epoch is
+the mean, over all training examples of the epoch, of ``-log s(u_o.v) - sum_k log s(-u_k.v)``
+(positive term plus the negative terms). ``callback(epoch, loss)`` fires after every epoch
+(``epoch`` counts from 1).
+
+Mini-batches and frequent rows. The engine updates many examples at once: it gathers the
+rows of a mini-batch of ``batch_words`` tokens, computes every example's gradient from the
+same parameters and adds them back with ``index_add_``. A frequent word can occur hundreds
+of times in one mini-batch; blindly summing its updates is what makes large-batch word2vec
+diverge (docs/gpu.md: NaN with 32k-262k pair batches). The fix (:func:`_apply`): each row's
+summed update ``D`` is kept as is when it is no longer than the Newton step along ``D``
+(``t* = |D|^2 / (lr * sum_i sigma'(s_i) (x_i . D)^2)``, computed per row and step) and
+otherwise scaled to ``max_row_step * t*``. Rare rows and all rows early in training get the
+plain SGD sum; only rows whose summed step would overshoot are damped. The default
+``max_row_step`` 0.7 stays below 1 because both sides of a pair move at once (at 1.0 runs
+diverged now and then; at 0.7 none did). Measured on an H100 (benchmarks/RESULTS.md): with
+16,384-token steps skip-gram matches gensim within 0.02 on WS353, SimLex-999 and analogies
+at more than 5x gensim's words/s; larger steps are faster but lose quality.
+
+Reproducibility: on CPU the same seed gives identical vectors (the CPU ``index_add_`` is
+sequential). On CUDA, ``index_add_`` uses atomic float additions, whose order varies, so
+runs agree only to rounding.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from ...errors import InputError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["train_skipgram", "evaluate_loss", "MAX_SENTENCE_LEN"]
+
+MAX_SENTENCE_LEN = 10_000   # longer sentences are cut into pieces of this size (as gensim does)
+_BATCH_WORDS = 1 << 14   # tokens per step; the same on CPU and CUDA: same algorithm, same vectors' quality
+_MIN_STEPS = 100         # small corpora: smaller steps, so that an epoch still makes this many updates
+_ROW_STEP = 0.7   # default max_row_step (see _apply): below 1, as both sides of a pair move at once
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+class _Sampler:
+    """Random draws of one training run: subsampling, windows, noise words."""
+
+    def __init__(self, counts: np.ndarray, sample: float, device, seed: int):
+        torch = _torch()
+        self.device = device
+        c = counts.astype(np.float64)
+        total = c.sum()
+        if sample > 0:
+            threshold = sample * total
+            with np.errstate(divide="ignore", invalid="ignore"):
+                keep = (np.sqrt(c / threshold) + 1.0) * threshold / c
+            keep = np.where(c > 0, np.minimum(keep, 1.0), 1.0)
+        else:
+            keep = np.ones_like(c)
+        self.keep_prob = torch.as_tensor(keep, dtype=torch.float32, device=device)
+        self.subsample = sample > 0 and bool((keep < 1.0).any())
+        noise = c ** 0.75
+        cum = np.cumsum(noise)
+        cum /= cum[-1]
+        cum[-1] = 1.0 + 1e-12  # a draw of exactly 1.0 never falls off the end
+        self.cum = torch.as_tensor(cum, dtype=torch.float64, device=device)
+        self.gen = torch.Generator(device=device)
+        self.gen.manual_seed(int(seed))
+
+    def noise(self, shape):
+        torch = _torch()
+        u = torch.rand(shape, generator=self.gen, device=self.device, dtype=torch.float64)
+        return torch.searchsorted(self.cum, u)
+
+    def keep_mask(self, tokens):
+        torch = _torch()
+        u = torch.rand(tokens.shape, generator=self.gen, device=self.device)
+        return u < self.keep_prob[tokens]
+
+    def windows(self, n: int, window: int):
+        torch = _torch()
+        return torch.randint(1, window + 1, (n,), generator=self.gen, device=self.device)
+
+
+def _pairs(sid, reduced, window: int):
+    """(centre, context) positions of all pairs within each centre's reduced window and sentence.
+
+    One ``nonzero`` for the whole chunk (a single host sync on CUDA).
+    """
+    torch = _torch()
+    n = sid.numel()
+    w = min(window, n - 1)
+    if w < 1:
+        empty = torch.empty(0, dtype=torch.int64, device=sid.device)
+        return empty, empty
+    dist = torch.arange(1, w + 1, device=sid.device).unsqueeze(1)          # (w, 1)
+    pos = torch.arange(n, device=sid.device).unsqueeze(0)                  # (1, n)
+    other = (pos + dist).clamp(max=n - 1)                                  # position i + d
+    same = (pos + dist < n) & (sid[other] == sid.unsqueeze(0))
+    forward = same & (reduced.unsqueeze(0) >= dist)       # centre i, context i + d
+    backward = same & (reduced[other] >= dist)            # centre i + d, context i
+    side, d_idx, i = torch.nonzero(torch.stack([forward, backward])).unbind(1)
+    j = i + d_idx + 1
+    back = side.bool()
+    return torch.where(back, j, i), torch.where(back, i, j)
+
+
+def _apply(w, rows, grads, lr: float, tau, curvature_along):
+    """``w[rows] += grads`` with each row's summed update capped at ``tau`` times its Newton step.
+
+    A row updated by many examples of one step receives their summed update ``D`` (as
+    sequential SGD would, to first order). Along ``D`` the loss changes by
+    ``-t |D|^2 / lr + t^2 c / 2`` for a step ``t * D`` where ``c = sum_i sigma'(s_i) (x_i . D)^2``
+    (``x_i``: the vector each example pairs the row with), so the best step is
+    ``t* = |D|^2 / (lr c)``. Rows with ``t* >= 1`` (nearly all rows: rare words, early training)
+    get exactly the summed SGD update; frequent rows get ``min(1, tau * t*) * D``, which
+    is what keeps large mini-batches from diverging. ``curvature_along(d)`` returns each
+    occurrence's ``sigma' (x . d)^2`` given the per-occurrence row updates ``d``. For a CBOW
+    context row, ``x_i`` are the example's target rows, as if the whole context window moved
+    by ``D`` (all context words of an example receive the same full error, as in word2vec.c):
+    counting the row's 1/n share of the mean instead gave steps n times larger and diverged.
+    """
+    torch = _torch()
+    if tau is None:
+        w.index_add_(0, rows, grads)
+        return
+    uniq, inv = torch.unique(rows, return_inverse=True)
+    delta = torch.zeros((uniq.numel(), w.shape[1]), device=w.device, dtype=w.dtype).index_add_(0, inv, grads)
+    curv = torch.zeros(uniq.numel(), device=w.device, dtype=w.dtype).index_add_(
+        0, inv, curvature_along(delta.index_select(0, inv)))
+    newton = (delta * delta).sum(1) / (lr * curv).clamp(min=1e-30)
+    scale = (tau * newton).clamp(max=1.0)
+    w.index_add_(0, uniq, delta * scale.unsqueeze(1))
+
+
+def _rows(w, idx):
+    """``w[idx]`` for an index tensor of any shape: index_select on the flattened index is
+    3-7x faster than advanced indexing on CPU (torch 2.13) and no slower on CUDA."""
+    return w.index_select(0, idx.reshape(-1)).view(*idx.shape, w.shape[1])
+
+
+def _scores(u, x, noise, out):
+    """Scores of (1 + K) targets against ``x``; returns (s, sign, valid)."""
+    torch = _torch()
+    s = torch.bmm(u, x.unsqueeze(2)).squeeze(2)                         # (P, 1+K)
+    valid = torch.ones_like(s)
+    valid[:, 1:] = (noise != out.unsqueeze(1)).to(s.dtype)
+    sign = torch.full_like(s, -1.0)
+    sign[:, 0] = 1.0
+    return s, sign, valid
+
+
+def _update_both(w_in, w_out, in_rows, x, u, targets, g, sig, valid, lr, tau, in_pick=None):
+    """Apply one step's updates to output rows (``targets``) and input rows (``in_rows``).
+
+    ``x`` (E, D): the input-side vector of each example (skip-gram: the context word's
+    vector; CBOW: the context mean); ``u`` (E, 1+K, D): its target rows; ``g`` the
+    lr-scaled coefficients. ``in_pick`` maps each input-row occurrence to its example
+    (CBOW: several context words share one example); None means one-to-one.
+    """
+    torch = _torch()
+    dim = x.shape[1]
+    curv = sig * (1 - sig) * valid                                      # sigma'(s), (E, 1+K)
+    grad_x = torch.bmm(g.unsqueeze(1), u).squeeze(1)                    # (E, D)
+    grad_u = (g.unsqueeze(2) * x.unsqueeze(1)).reshape(-1, dim)
+    flat = targets.reshape(-1)
+
+    def out_curv(d):
+        proj = (d.view(g.shape[0], g.shape[1], dim) * x.unsqueeze(1)).sum(2)
+        return (curv * proj * proj).reshape(-1)
+
+    def in_curv(d):
+        uu, cc = (u, curv) if in_pick is None else (u.index_select(0, in_pick), curv.index_select(0, in_pick))
+        proj = torch.bmm(uu, d.unsqueeze(2)).squeeze(2)
+        return (cc * proj * proj).sum(1)
+
+    _apply(w_out, flat, grad_u, lr, tau, out_curv)
+    _apply(w_in, in_rows, grad_x if in_pick is None else grad_x.index_select(0, in_pick), lr, tau, in_curv)
+
+
+def _sg_step(w_in, w_out, inp, out, noise, lr, tau, update=True):
+    """One skip-gram step on pairs (input row ``inp`` predicts output row ``out``).
+
+    Returns the summed loss of the step (0-dim tensor) and the number of examples.
+    """
+    torch = _torch()
+    targets = torch.cat([out.unsqueeze(1), noise], dim=1)               # (P, 1+K)
+    v = w_in.index_select(0, inp)                                       # (P, D)
+    u = _rows(w_out, targets)                                           # (P, 1+K, D)
+    s, sign, valid = _scores(u, v, noise, out)
+    loss = -(torch.nn.functional.logsigmoid(sign * s) * valid).sum()
+    if update:
+        sig = torch.sigmoid(s)
+        g = ((sign > 0).to(s.dtype) - sig) * valid * lr                 # (P, 1+K)
+        _update_both(w_in, w_out, inp, v, u, targets, g, sig, valid, lr, tau)
+    return loss, inp.numel()
+
+
+def _cbow_step(w_in, w_out, ids, centre_pos, context_pos, noise_fn, lr, tau, update=True):
+    """One CBOW step: the mean of each centre's context input vectors predicts the centre.
+
+    As in word2vec.c, every context word receives the full error of its example.
+    """
+    torch = _torch()
+    n = ids.numel()
+    dim = w_in.shape[1]
+    cnt = torch.bincount(centre_pos, minlength=n)
+    has = cnt > 0
+    row_of = torch.cumsum(has.to(torch.int64), 0) - 1                  # position -> centre row
+    centres = torch.nonzero(has).squeeze(1)
+    m = centres.numel()
+    if m == 0:
+        return torch.zeros((), device=w_in.device), 0
+    ctx_ids = ids.index_select(0, context_pos)
+    pair_row = row_of.index_select(0, centre_pos)
+    h = torch.zeros((m, dim), device=w_in.device, dtype=w_in.dtype)
+    h.index_add_(0, pair_row, w_in.index_select(0, ctx_ids))
+    h /= cnt.index_select(0, centres).unsqueeze(1).to(h.dtype)
+    out = ids.index_select(0, centres)
+    noise = noise_fn((m, noise_fn.negative))
+    targets = torch.cat([out.unsqueeze(1), noise], dim=1)
+    u = _rows(w_out, targets)
+    s, sign, valid = _scores(u, h, noise, out)
+    loss = -(torch.nn.functional.logsigmoid(sign * s) * valid).sum()
+    if update:
+        sig = torch.sigmoid(s)
+        g = ((sign > 0).to(s.dtype) - sig) * valid * lr
+        _update_both(w_in, w_out, ctx_ids, h, u, targets, g, sig, valid, lr, tau, in_pick=pair_row)
+    return loss, m
+
+
+class _Noise:
+    """Callable noise sampler that remembers ``negative`` (for the CBOW step)."""
+
+    def __init__(self, sampler: _Sampler, negative: int):
+        self.sampler = sampler
+        self.negative = negative
+
+    def __call__(self, shape):
+        return self.sampler.noise(shape)
+
+
+def _as_long(x, device):
+    torch = _torch()
+    if isinstance(x, torch.Tensor):
+        return x.to(device=device, dtype=torch.int64)
+    return torch.as_tensor(np.asarray(x), dtype=torch.int64, device=device)
+
+
+def _chunks(tokens, lengths, batch_words: int):
+    """Split a block into sentence-aligned chunks of about ``batch_words`` tokens.
+
+    Yields (tokens, sentence_ids) with sentences longer than MAX_SENTENCE_LEN cut into pieces.
+    """
+    torch = _torch()
+    n = tokens.numel()
+    if n == 0:
+        return
+    device = tokens.device
+    starts = torch.zeros(n, dtype=torch.bool, device=device)
+    offsets = torch.cumsum(lengths, 0) - lengths
+    offsets = offsets[lengths > 0]
+    starts[offsets] = True
+    sid = torch.cumsum(starts.to(torch.int64), 0)
+    if bool((lengths > MAX_SENTENCE_LEN).any()):
+        pos = torch.arange(n, device=device) - offsets[sid - 1]
+        starts |= (pos % MAX_SENTENCE_LEN) == 0
+        sid = torch.cumsum(starts.to(torch.int64), 0)
+    start_pos = torch.nonzero(starts).squeeze(1)
+    wanted = torch.arange(batch_words, max(n, batch_words), batch_words, device=device)
+    cut = start_pos[torch.searchsorted(start_pos, wanted).clamp(max=start_pos.numel() - 1)]
+    bounds = torch.unique(torch.cat([cut, torch.tensor([0, n], device=device)])).tolist()
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if b > a:
+            yield tokens[a:b], sid[a:b]
+
+
+def _check_counts(counts) -> np.ndarray:
+    counts = np.asarray(counts)
+    if counts.ndim != 1 or counts.size == 0:
+        raise InputError(f"counts must be a non-empty 1-D array of token frequencies; got shape {counts.shape}")
+    if not np.isfinite(counts).all() or (counts < 0).any():
+        raise InputError("counts must hold finite, non-negative frequencies")
+    if counts.sum() <= 0:
+        raise InputError("counts are all zero: there is nothing to train on")
+    return counts.astype(np.float64)
+
+
+def train_skipgram(
+    batches: Iterable,
+    counts,
+    *,
+    mode: str = "skipgram",
+    dim: int = 100,
+    window: int = 5,
+    negative: int = 5,
+    sample: float = 1e-3,
+    epochs: int = 5,
+    alpha: float = 0.025,
+    min_alpha: float = 0.0001,
+    seed: int = 0,
+    device="cpu",
+    batch_words: Optional[int] = None,
+    total_words: Optional[int] = None,
+    show_progress: bool = True,
+    callback: Optional[Callable[[int, float], object]] = None,
+    desc: str = "skipgram",
+    max_row_step: Optional[float] = None,
+):
+    """Train skip-gram or CBOW with negative sampling; return (input vectors, loss per epoch).
+
+    Parameters are those of word2vec (see the module docstring). ``batch_words``: tokens per
+    step, cut at sentence ends (default 16,384, or ``total_words / 100`` for small corpora so
+    that an epoch still makes about 100 steps). ``total_words``: tokens per epoch, for the
+    learning-rate schedule and the progress bar (default ``counts.sum()``). ``max_row_step``
+    (default 0.7): the Newton-step limit of frequent rows; ``float("inf")`` disables it.
+    ``device``: "auto", "cpu", "cuda", "cuda:N" or a ``torch.device``.
+
+    Raises InputError on bad counts, token ids outside ``[0, len(counts))``, an epoch with
+    no tokens, or a diverged run (non-finite loss: lower alpha, batch_words or max_row_step).
+    """
+    torch = _torch()
+    from tqdm.auto import tqdm
+
+    counts = _check_counts(counts)
+    if mode not in ("skipgram", "cbow"):
+        raise InputError(f"The 'mode' parameter must be one of 'skipgram', 'cbow'. Got {mode!r} instead.")
+    from ..._device import resolve_device
+
+    dev = resolve_device(device, desc)
+    tau = _ROW_STEP if max_row_step is None else float(max_row_step)
+    if math.isinf(tau):
+        tau = None  # no limit: plain summed updates (diverges with large batches; for experiments)
+    vocab_size = counts.size
+    if total_words is None:
+        total_words = int(counts.sum())
+    total_words = max(int(total_words), 1)
+    if batch_words is None:
+        batch_words = min(_BATCH_WORDS, max(16, total_words // _MIN_STEPS))
+    batch_words = int(batch_words)
+    if batch_words < 1:
+        raise InputError(f"batch_words must be >= 1; got {batch_words}")
+
+    init_gen = torch.Generator().manual_seed(int(seed))
+    w_in = ((torch.rand((vocab_size, dim), generator=init_gen) - 0.5) / dim).to(dev)
+    w_out = torch.zeros((vocab_size, dim), device=dev)
+    sampler = _Sampler(counts, sample, dev, seed + 1)
+    noise = _Noise(sampler, negative)
+
+    losses: list[float] = []
+    bar = tqdm(total=epochs * total_words, unit="word", unit_scale=True, desc=desc,
+               disable=not show_progress, dynamic_ncols=True)
+    done_all = 0
+    try:
+        for epoch in range(1, epochs + 1):
+            loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+            examples = 0
+            seen = 0
+            last_post = time.monotonic()
+            for tokens, lengths in batches:
+                tokens = _as_long(tokens, dev)
+                lengths = _as_long(lengths, dev)
+                _check_block(tokens, lengths, vocab_size)
+                for ids, sid in _chunks(tokens, lengths, batch_words):
+                    raw = ids.numel()
+                    progress = min((done_all + seen) / (epochs * total_words), 1.0)
+                    lr = max(alpha - (alpha - min_alpha) * progress, min_alpha)
+                    if sampler.subsample:
+                        keep = sampler.keep_mask(ids)
+                        ids, sid = ids[keep], sid[keep]
+                    if ids.numel() > 1:
+                        reduced = sampler.windows(ids.numel(), window)
+                        centre, context = _pairs(sid, reduced, window)
+                        if centre.numel():
+                            if mode == "skipgram":
+                                loss, n = _sg_step(w_in, w_out, ids[context], ids[centre],
+                                                   noise((centre.numel(), negative)), lr, tau)
+                            else:
+                                loss, n = _cbow_step(w_in, w_out, ids, centre, context, noise, lr, tau)
+                            loss_sum += loss
+                            examples += n
+                    seen += raw
+                    bar.update(raw)
+                    if show_progress and time.monotonic() - last_post > 1.0 and examples:
+                        bar.set_postfix(epoch=epoch, loss=f"{loss_sum.item() / examples:.4f}")
+                        last_post = time.monotonic()
+            done_all += seen
+            if seen == 0:
+                raise InputError("the corpus yielded no tokens in this epoch: nothing to train on")
+            epoch_loss = float(loss_sum.item() / examples) if examples else float("nan")
+            if not math.isfinite(epoch_loss) and examples:
+                raise InputError(f"training diverged in epoch {epoch} (loss {epoch_loss}); "
+                                 "lower alpha, batch_words or max_row_step")
+            losses.append(epoch_loss)
+            bar.set_postfix(epoch=epoch, loss=f"{epoch_loss:.4f}")
+            log.info("%s epoch %d/%d: loss %.4f over %d examples", desc, epoch, epochs, epoch_loss, examples)
+            if callback is not None:
+                callback(epoch, epoch_loss)
+    finally:
+        bar.close()
+    return w_in.cpu().numpy().astype(np.float32, copy=False), losses
+
+
+def _check_block(tokens, lengths, vocab_size: int) -> None:
+    if tokens.ndim != 1 or lengths.ndim != 1:
+        raise InputError("each batch must be (tokens, lengths) with 1-D tokens and 1-D lengths")
+    if int(lengths.sum()) != tokens.numel():
+        raise InputError(f"sentence lengths sum to {int(lengths.sum())} but there are {tokens.numel()} tokens")
+    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size):
+        raise InputError(f"token ids must lie in [0, {vocab_size}); got ids in "
+                         f"[{int(tokens.min())}, {int(tokens.max())}]")
+
+
+def evaluate_loss(input_vectors, output_vectors, tokens, lengths, counts, *, mode="skipgram",
+                  window=5, negative=5, sample=1e-3, seed=0) -> float:
+    """Mean word2vec loss of fixed vectors on a sample of text (no update).
+
+    Used to report a real loss for trainers whose own loss counter cannot be trusted
+    (gensim's: issues #2617, #2735). Returns NaN when the sample forms no example.
+    """
+    torch = _torch()
+    dev = torch.device("cpu")
+    counts = _check_counts(counts)
+    w_in = torch.as_tensor(np.asarray(input_vectors, dtype=np.float32))
+    w_out = torch.as_tensor(np.asarray(output_vectors, dtype=np.float32))
+    sampler = _Sampler(counts, sample, dev, seed)
+    noise = _Noise(sampler, negative)
+    ids = _as_long(tokens, dev)
+    lens = _as_long(lengths, dev)
+    total, examples = 0.0, 0
+    with torch.no_grad():
+        for chunk, sid in _chunks(ids, lens, _BATCH_WORDS):
+            if sampler.subsample:
+                keep = sampler.keep_mask(chunk)
+                chunk, sid = chunk[keep], sid[keep]
+            if chunk.numel() < 2:
+                continue
+            centre, context = _pairs(sid, sampler.windows(chunk.numel(), window), window)
+            if not centre.numel():
+                continue
+            if mode == "skipgram":
+                loss, n = _sg_step(w_in, w_out, chunk[context], chunk[centre],
+                                   noise((centre.numel(), negative)), 0.0, None, update=False)
+            else:
+                loss, n = _cbow_step(w_in, w_out, chunk, centre, context, noise, 0.0, None, update=False)
+            total += float(loss)
+            examples += n
+    return total / examples if examples else float("nan")
