@@ -9,6 +9,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ._io import atomic_write_bytes
 from .errors import InputError, MissingKeyError, ParseError, StoreError
 
 __all__ = ["Embeddings"]
@@ -175,7 +176,7 @@ class Embeddings:
         buf = io.BytesIO()
         np.savez(buf, format=np.array(_FORMAT), keys=np.array(self._keys, dtype=str),
                  vectors=self._vectors)
-        _atomic_write_bytes(path, buf.getvalue())
+        atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
     def load(cls, path) -> "Embeddings":
@@ -212,7 +213,7 @@ class Embeddings:
         else:
             for k, v in zip(self._keys, self._vectors):
                 out.write((k + " " + " ".join(repr(float(x)) for x in v) + "\n").encode("utf-8"))
-        _atomic_write_bytes(Path(path), out.getvalue())
+        atomic_write_bytes(Path(path), out.getvalue())
 
     @classmethod
     def load_word2vec_format(cls, path, binary: bool = False) -> "Embeddings":
@@ -278,18 +279,3 @@ def _read_w2v_binary(fh, path, n, dim, keys, vectors):
         except UnicodeDecodeError:
             raise ParseError(path, None, f"entry {i + 1}: word is not valid UTF-8") from None
         vectors[i] = np.frombuffer(data, dtype="<f4")
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, fsync, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from .._io import fsync_dir as _fsync_dir
+from .._io import fsync_file as _fsync_file
 from ..errors import InputError, StoreError
 
 FORMAT = "embedkit.index"
@@ -35,24 +37,6 @@ FORMAT_VERSION = 1
 _EXTRA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ASIDE = ".old-"
 _TMP = ".tmp-"
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _sha256(path: Path) -> str:

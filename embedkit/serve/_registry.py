@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InputError, MissingKeyError, StoreError
 from ..store import Store, check_name
-from . import _journal as J
+from ..store import journal as J
 from ..trainers.mf.recommend import Recommender, load_recommender
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 Reads (list, info, neighbours, search, recommendations, autocomplete) are always open; writes
 (upsert, remove, compact) are disabled unless a token is configured, and then need
 ``Authorization: Bearer <token>``. Every error is ``{"error": "<one line>"}`` with a 4xx/5xx
-status. Writes are journalled and fsynced before the reply (see :mod:`._journal`).
+status. Writes are journalled and fsynced before the reply (see :mod:`embedkit.store.journal`).
 """
 
 from __future__ import annotations

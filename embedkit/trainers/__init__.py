@@ -1,0 +1,21 @@
+"""The five trainer families, one folder each, all keeping the contract of :mod:`.base`:
+
+    sgns/       skip-gram with negative sampling: embedkit's torch engine and the gensim adapter
+    word2vec/   Word2Vec (skip-gram, CBOW) on sgns
+    node2vec/   Node2Vec: p/q-biased walks on sgns
+    mf/         MatrixFactorization: ALS, BPR, SGD, the store layout and the recommender
+    encoders/   SiameseEncoder and AutoEncoder over feature tables, with their losses
+"""
+
+from .base import IgnoredParameterWarning, Trainer, load_from_store
+
+# trainer class name -> module that defines it (imported on first use: torch loads lazily)
+TRAINERS = {
+    "Word2Vec": "embedkit.trainers.word2vec",
+    "Node2Vec": "embedkit.trainers.node2vec",
+    "MatrixFactorization": "embedkit.trainers.mf",
+    "SiameseEncoder": "embedkit.trainers.encoders",
+    "AutoEncoder": "embedkit.trainers.encoders",
+}
+
+__all__ = ["IgnoredParameterWarning", "Trainer", "TRAINERS", "load_from_store"]

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..._device import resolve_device
 from ...data.features import as_matrix
-from ...embeddings import _atomic_write_bytes
+from ..._io import atomic_write_bytes as _atomic_write_bytes
 from ...errors import InputError, NotFittedError, StoreError
 from ..base import Trainer
 

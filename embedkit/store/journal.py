@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, MissingKeyError, StoreError
-from ..index._persist import _fsync_dir
+from .._io import fsync_dir as _fsync_dir
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import re
 import shutil
 from pathlib import Path
 
-from .errors import InputError, StoreError
-from .index import VectorIndex
-from .index._persist import read_manifest, recover
+from ..errors import InputError, StoreError
+from ..index import VectorIndex
+from ..index._persist import read_manifest, recover
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -78,7 +78,7 @@ class Store:
         """Load ``name``, with any writes the HTTP service journalled since its last full save."""
         path = self._require(name)
         index = VectorIndex.load(path, mmap=mmap)
-        from .serve._journal import read_journal, replay
+        from .journal import read_journal, replay
 
         entries, _ = read_journal(path)
         if entries:
