@@ -322,6 +322,7 @@ def build_worker(impl, kind, n, dim, seed):
     x, _ = clustered(n, dim, seed=seed)
     keys = [str(i) for i in range(n)] if impl == "ek" else None
     import faiss  # noqa: F401  (import cost out of the measurement)
+
     import embedkit.index  # noqa: F401
     if impl == "hnswlib":
         import hnswlib

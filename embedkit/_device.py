@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from .errors import InputError
 
 log = logging.getLogger(__name__)
+
+
+def cpu_count() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - macOS / Windows
 
 
 def resolve_device(device, owner: str = "embedkit"):
@@ -26,7 +34,8 @@ def resolve_device(device, owner: str = "embedkit"):
         except RuntimeError:
             dev = None
         if dev is None:
-            raise InputError(f"The 'device' parameter of {owner} must be 'auto', 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead.")
+            raise InputError(f"The 'device' parameter of {owner} must be 'auto', 'cpu', 'cuda' or 'cuda:N'. "
+                             f"Got {device!r} instead.")
     else:
         raise InputError(
             f"The 'device' parameter of {owner} must be 'auto', 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead."

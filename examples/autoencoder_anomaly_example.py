@@ -6,10 +6,10 @@ forest. Runs on CPU in under a minute:  python examples/autoencoder_anomaly_exam
 """
 
 import numpy as np
+import torch
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
-import torch
 
 import embedkit as ek
 from embedkit.evaluate import anomaly_auc

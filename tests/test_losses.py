@@ -6,8 +6,13 @@ import pytest
 import torch
 
 from embedkit.errors import InputError
-from embedkit.trainers.encoders.losses import (contrastive_loss, info_nce_loss, mine_triplets, pairwise_distances,
-                                      triplet_margin_loss)
+from embedkit.trainers.encoders.losses import (
+    contrastive_loss,
+    info_nce_loss,
+    mine_triplets,
+    pairwise_distances,
+    triplet_margin_loss,
+)
 
 
 def t(x):

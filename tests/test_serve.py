@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 import embedkit as ek  # noqa: E402
 from embedkit.cli import main  # noqa: E402
 from embedkit.serve import create_app  # noqa: E402
-from embedkit.store.journal import JOURNAL_FILE  # noqa: E402
 from embedkit.store import Store  # noqa: E402
+from embedkit.store.journal import JOURNAL_FILE  # noqa: E402
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -26,7 +26,8 @@ def add_train_options(parser: argparse.ArgumentParser, *, epochs: int | None = N
     """Options every ``embedkit train X`` takes."""
     parser.add_argument("--name", required=True, help="name of the index to write under the store")
     parser.add_argument("--metric", default="cosine", choices=["cosine", "ip", "l2"], help="index metric (default: cosine)")
-    parser.add_argument("--kind", default="auto", help="index kind: flat|hnsw|ivf|ivfpq|auto or a FAISS factory string (default: auto)")
+    parser.add_argument("--kind", default="auto",
+                        help="index kind: flat|hnsw|ivf|ivfpq|auto or a FAISS factory string (default: auto)")
     if dim is not None:
         parser.add_argument("--dim", type=int, default=dim, help=f"vector dimension (default: {dim})")
     if epochs is not None:
@@ -38,24 +39,15 @@ def add_train_options(parser: argparse.ArgumentParser, *, epochs: int | None = N
     add_store_option(parser)
 
 
-def save_trained(args, emb, trainer=None, *, extras=None, meta=None, metric=None, kind=None):
-    """Index ``emb`` and write it into the store as ``args.name``; returns the directory.
-
-    The manifest records the trainer class, its parameters and its per-epoch loss;
-    ``extras`` (name -> dict of numpy arrays) are saved beside the index.
-    """
+def save_trained(args, trainer, *, meta=None, metric=None, kind=None):
+    """Write a fitted trainer into the store as ``args.name`` with :meth:`Trainer.to_store`
+    (its vectors indexed, the model beside them, a manifest with trainer, parameters and loss
+    history); refuses to replace an index unless --force. Returns the directory."""
     store = get_store(args)
-    name = args.name
-    refuse_existing(store, name, getattr(args, "force", False))
-    index = emb.to_index(metric=metric or getattr(args, "metric", "cosine"), kind=kind or getattr(args, "kind", "auto"),
-                         show_progress=not getattr(args, "no_progress", False))
-    info = dict(meta or {})
-    if trainer is not None:
-        info.setdefault("trainer", type(trainer).__name__)
-        info.setdefault("params", trainer.json_params())
-        info.setdefault("loss_history", [float(x) for x in getattr(trainer, "loss_history_", []) or []])
-    path = store.save(name, index, meta=info, extras=extras, overwrite=True)
-    return path
+    refuse_existing(store, args.name, getattr(args, "force", False))
+    return trainer.to_store(args.name, store, metric=metric or getattr(args, "metric", None),
+                            kind=kind or getattr(args, "kind", "auto"), overwrite=True, meta=meta,
+                            show_progress=not getattr(args, "no_progress", False))
 
 
 def out(text: str = "") -> None:

@@ -159,7 +159,7 @@ def demo_interactions(seed: int = 0):
     rng = np.random.default_rng(seed)
     genres = ("scifi", "drama", "comedy")
     users, items = [], []
-    for g, genre in enumerate(genres):
+    for genre in genres:
         for u in range(100):
             own = rng.choice(40, size=12, replace=False)
             other = rng.choice(120, size=2, replace=False)

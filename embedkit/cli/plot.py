@@ -24,8 +24,8 @@ def register(groups) -> None:
 
 
 def cmd_plot(args) -> int:
-    from ..errors import InputError
     from .. import plot
+    from ..errors import InputError
 
     store = get_store(args)
     if args.loss:

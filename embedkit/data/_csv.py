@@ -27,7 +27,7 @@ def read_columns(path: Path, cols: dict, delimiter: str | None, header: bool | N
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a CSV file")
-    with open(path, "r", encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
         first = fh.readline()
     if not first.strip():
         raise ParseError(path, 1, "file is empty or starts with a blank line; expected a header or a row")

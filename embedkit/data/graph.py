@@ -230,14 +230,16 @@ class Graph:
                         continue
                     nf = len(fields)
                     if nf < 2 or nf > 3:
-                        raise ParseError(path, lineno, f"expected 'src dst [weight]' (2 or 3 fields), got {nf}: {line.strip()[:80]!r}")
+                        raise ParseError(path, lineno, f"expected 'src dst [weight]' (2 or 3 fields), "
+                                                       f"got {nf}: {line.strip()[:80]!r}")
                     if want_w is None:
                         want_w = nf == 3
                         first_w_line = lineno
                     if want_w:
                         if nf != 3:
                             where = f"line {first_w_line} has one" if first_w_line else "weighted=True was asked for"
-                            raise ParseError(path, lineno, f"this edge has no weight but {where}; give every edge a weight, or pass weighted=False")
+                            raise ParseError(path, lineno, f"this edge has no weight but {where}; give every edge "
+                                                           "a weight, or pass weighted=False")
                         try:
                             w = float(fields[2])
                         except ValueError:

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._version import __version__
 from .._io import fsync_dir as _fsync_dir
 from .._io import fsync_file as _fsync_file
+from .._version import __version__
 from ..errors import InputError, StoreError
 
 FORMAT = "embedkit.index"

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, MissingKeyError, StoreError
 from .._io import fsync_dir as _fsync_dir
+from ..errors import InputError, MissingKeyError, StoreError
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from ..._device import resolve_device
-from ...data.features import as_matrix
 from ..._io import atomic_write_bytes as _atomic_write_bytes
+from ...data.features import as_matrix
 from ...errors import InputError, NotFittedError, StoreError
 from ..base import Trainer
 

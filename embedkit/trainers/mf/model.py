@@ -22,9 +22,9 @@ import numpy as np
 from ..._validation import check_choice, check_float, check_int, check_seed
 from ...embeddings import Embeddings
 from ...errors import InputError, MissingKeyError
+from ..base import Trainer
 from . import fit as _mf_fit
 from .store import load_model, save_model
-from ..base import Trainer
 
 log = logging.getLogger(__name__)
 

@@ -214,8 +214,8 @@ class Node2Vec(Trainer):
         from gensim.models.callbacks import CallbackAny2Vec
         from tqdm.auto import tqdm
 
-        from ..sgns.gensim_backend import train_corpus_file
         from ..sgns.engine import evaluate_loss
+        from ..sgns.gensim_backend import train_corpus_file
 
         model = GensimWord2Vec(vector_size=self.dim, window=self.window, negative=self.negative, hs=0, min_count=1,
                                sample=self.sample, epochs=self.epochs, alpha=self.lr, min_alpha=self.min_lr,

@@ -109,8 +109,8 @@ def fit_gensim(trainer, corpus, *, show_progress=True, callback=None):
     from gensim.models.callbacks import CallbackAny2Vec
     from tqdm.auto import tqdm
 
-    from .engine import evaluate_loss
     from ..word2vec.model import _cpu_count
+    from .engine import evaluate_loss
 
     params = dict(
         vector_size=trainer.dim, window=trainer.window, negative=trainer.negative, hs=0,
