@@ -16,7 +16,7 @@ import logging
 
 from ._version import __version__
 from .embeddings import Embeddings
-from .errors import EmbedkitError, InputError, MissingKeyError, NotFittedError, ParseError, StoreError
+from .errors import EmbedkitError, IgnoredParameterWarning, InputError, MissingKeyError, NotFittedError, ParseError, StoreError
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -33,11 +33,12 @@ _LAZY = {
     "MatrixFactorization": "embedkit.trainers.mf",
     "SiameseEncoder": "embedkit.trainers.encoders",
     "AutoEncoder": "embedkit.trainers.encoders",
+    "load_model": "embedkit.trainers",
     "evaluate": "embedkit.evaluate",
 }
 
-__all__ = ["Embeddings", "EmbedkitError", "InputError", "MissingKeyError", "NotFittedError",
-           "ParseError", "StoreError", "__version__", *_LAZY]
+__all__ = ["Embeddings", "EmbedkitError", "IgnoredParameterWarning", "InputError", "MissingKeyError",
+           "NotFittedError", "ParseError", "StoreError", "__version__", *_LAZY]
 
 
 def __getattr__(name: str):

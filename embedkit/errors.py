@@ -38,5 +38,10 @@ class StoreError(EmbedkitError, OSError):
     """A saved index or store is missing, damaged or of a newer format."""
 
 
-class NotFittedError(EmbedkitError, RuntimeError):
-    """A trainer method needs fit() first."""
+class NotFittedError(EmbedkitError, RuntimeError, AttributeError):
+    """A trainer method or fitted attribute needs fit() first (an AttributeError too, so that
+    ``hasattr(model, "embeddings_")`` is False before fit)."""
+
+
+class IgnoredParameterWarning(UserWarning):
+    """A parameter was set to a non-default value that the chosen method or variant does not use."""

@@ -68,13 +68,6 @@ def check_k(k: int) -> int:
     return k
 
 
-def read_keys_argument(values) -> list[str]:
-    keys = [v for v in values if v]
-    if not keys:
-        raise InputError("give at least one KEY")
-    return keys
-
-
 def existing_file(path: str) -> Path:
     p = Path(path)
     if not p.exists():

@@ -9,6 +9,8 @@
 
 from .base import IgnoredParameterWarning, Trainer, load_from_store
 
+load_model = load_from_store  # ek.load_model(name, store): any trainer saved with to_store
+
 # trainer class name -> module that defines it (imported on first use: torch loads lazily)
 TRAINERS = {
     "Word2Vec": "embedkit.trainers.word2vec",
@@ -18,4 +20,4 @@ TRAINERS = {
     "AutoEncoder": "embedkit.trainers.encoders",
 }
 
-__all__ = ["IgnoredParameterWarning", "Trainer", "TRAINERS", "load_from_store"]
+__all__ = ["IgnoredParameterWarning", "Trainer", "TRAINERS", "load_from_store", "load_model"]

@@ -29,23 +29,16 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 
 from .._validation import validate_params
-from ..errors import InputError, NotFittedError, StoreError
+from ..errors import IgnoredParameterWarning, InputError, NotFittedError, StoreError
 
 log = logging.getLogger(__name__)
 
-Callback = Optional[Callable[[int, float], object]]
-
 MODEL_FORMAT = "embedkit.model/1"
 _CONFIG = "__config__"
-
-
-class IgnoredParameterWarning(UserWarning):
-    """A parameter was set to a non-default value that the chosen method or variant does not use."""
 
 
 _MISSING = object()
