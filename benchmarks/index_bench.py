@@ -90,7 +90,7 @@ def inner_faiss(idx):
     """The FAISS index VectorIndex searches, below its IndexIDMap2 wrapper if any."""
     import faiss
 
-    f = idx._faiss
+    f = idx._storage.faiss
     if isinstance(faiss.downcast_index(f), (faiss.IndexIDMap, faiss.IndexIDMap2)):
         f = faiss.downcast_index(faiss.downcast_index(f).index)
     return f

@@ -101,7 +101,7 @@ def run_ours(train, test, device, **params):
     return model, secs / params["epochs"]
 
 
-def run_implicit(train, method, threads, dim, reg, epochs, alpha=1.0, lr=0.01):
+def run_implicit(train, method, threads, dim, reg, epochs, confidence=1.0, lr=0.01):
     """implicit's own fit, timed alone; its factors then go through our scoring code."""
     import warnings
 
@@ -112,7 +112,7 @@ def run_implicit(train, method, threads, dim, reg, epochs, alpha=1.0, lr=0.01):
     if method == "als":
         from implicit.cpu.als import AlternatingLeastSquares as Model
 
-        data.data = 1.0 + alpha * data.data  # Hu et al. confidence, as ours
+        data.data = 1.0 + confidence * data.data  # Hu et al. confidence, as ours
         kw = dict(regularization=reg, alpha=1.0)
     else:
         from implicit.cpu.bpr import BayesianPersonalizedRanking as Model

@@ -253,7 +253,10 @@ def _f1(vec_path: str, labels: str, seeds=range(5)) -> tuple[float, float]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", help="embedkit device: cpu or cuda (default: cpu)")
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="CPU threads for both tools")
+    sys.path.insert(0, str(ROOT))
+    from embedkit._device import cpu_count
+
+    ap.add_argument("--threads", type=int, default=cpu_count(), help="CPU threads for both tools")
     ap.add_argument("--pecanpy-python", default=DEFAULT_PECANPY, help="python of the PecanPy venv ('' to skip)")
     ap.add_argument("--sizes", default="10000,100000,1000000", help="SBM edge counts for the walk part")
     ap.add_argument("--quick", action="store_true", help="sizes 10k,100k and a smaller end-to-end graph")

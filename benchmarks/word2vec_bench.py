@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 import embedkit as ek  # noqa: E402
+from embedkit._device import cpu_count  # noqa: E402
 from embedkit.evaluate.words import analogy_report, bundled_eval_path, similarity_report  # noqa: E402
 
 _WORD = re.compile(r"[a-z]+")
@@ -152,7 +153,7 @@ def main(argv=None):
     p.add_argument("--systems", nargs="+", default=["gensim", "ours-gensim", "ours-torch"],
                    choices=["gensim", "ours-gensim", "ours-torch"])
     p.add_argument("--device", default="cpu", help="device of the torch backend: cpu or cuda (default: cpu)")
-    p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="threads, all sides")
+    p.add_argument("--workers", type=int, default=cpu_count(), help="threads, all sides")
     p.add_argument("--dim", type=int, default=100)
     p.add_argument("--window", type=int, default=5)
     p.add_argument("--negative", type=int, default=5)

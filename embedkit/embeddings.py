@@ -8,42 +8,14 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ._arrays import as_keys, as_vectors
 from ._io import atomic_write_bytes
+from ._knn import exact_knn
 from .errors import InputError, MissingKeyError, ParseError, StoreError
 
 __all__ = ["Embeddings"]
 
 _FORMAT = "embedkit.embeddings/1"
-
-
-def _as_keys(keys) -> list[str]:
-    if isinstance(keys, (str, bytes)):
-        raise InputError("keys must be a sequence of strings, not a single string")
-    out = list(keys)
-    for i, k in enumerate(out):
-        if not isinstance(k, str):
-            if isinstance(k, (np.str_,)):
-                out[i] = str(k)
-                continue
-            raise InputError(f"keys must be strings; key #{i} is {type(k).__name__} {k!r} (convert ids with str())")
-    return out
-
-
-def _as_matrix(vectors, n: int | None = None, what: str = "vectors") -> np.ndarray:
-    try:
-        arr = np.asarray(vectors, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{what} must be a numeric array of shape (n, dim): {exc}") from None
-    if arr.ndim != 2:
-        raise InputError(f"{what} must be 2-D of shape (n, dim); got shape {arr.shape}")
-    if n is not None and arr.shape[0] != n:
-        raise InputError(f"{what} has {arr.shape[0]} rows but there are {n} keys; give one row per key")
-    if arr.shape[1] < 1:
-        raise InputError(f"{what} must have at least one column (dim >= 1); got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        row = int(np.where(~np.isfinite(arr).all(axis=1))[0][0])
-        raise InputError(f"{what} row {row} holds NaN or inf; every value must be finite")
-    return np.ascontiguousarray(arr)
 
 
 class Embeddings:
@@ -63,16 +35,10 @@ class Embeddings:
     """
 
     def __init__(self, keys: Sequence[str], vectors, *, meta: dict | None = None):
-        keys = _as_keys(keys)
-        vectors = _as_matrix(vectors, len(keys))
-        index = {}
-        for i, k in enumerate(keys):
-            if k in index:
-                raise InputError(f"duplicate key {k!r} (rows {index[k]} and {i}); keys must be unique")
-            index[k] = i
+        keys = as_keys(keys)
+        self._vectors = as_vectors(vectors, n=len(keys))
         self._keys = keys
-        self._vectors = vectors
-        self._key_to_index = index
+        self._key_to_index = {k: i for i, k in enumerate(keys)}
         self._unit: np.ndarray | None = None
         self.meta: dict = dict(meta or {})
 
@@ -88,10 +54,6 @@ class Embeddings:
     @property
     def dim(self) -> int:
         return int(self._vectors.shape[1])
-
-    @property
-    def key_to_index(self) -> dict[str, int]:
-        return self._key_to_index
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -134,30 +96,23 @@ class Embeddings:
         """The ``k`` keys closest to a key (itself excluded) or to a vector, by cosine."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k must be an int >= 1; got {k!r}")
-        exclude = -1
+        unit = self._unit_vectors()
         if isinstance(query, str):
-            exclude = self.index_of(query)
-            q = self._unit_vectors()[exclude]
+            i = self.index_of(query)
+            q, exclude = unit[i:i + 1], np.array([i], dtype=np.int64)
         else:
-            q = np.asarray(query, dtype=np.float32).reshape(-1)
-            if q.shape[0] != self.dim:
-                raise InputError(f"query vector has dim {q.shape[0]} but these embeddings have dim {self.dim}")
-            if not np.isfinite(q).all():
-                raise InputError("query vector holds NaN or inf")
+            q = as_vectors(query, what="query vector", allow_1d=True)
+            if q.shape[0] != 1:
+                raise InputError(f"query must be one key or one vector; got {q.shape[0]} vectors")
+            if q.shape[1] != self.dim:
+                raise InputError(f"query vector has dim {q.shape[1]} but these embeddings have dim {self.dim}")
             norm = float(np.linalg.norm(q))
             if norm == 0.0:
                 raise InputError("query vector is all zeros; cosine similarity is undefined for it")
-            q = q / norm
-        sims = self._unit_vectors() @ q
-        if exclude >= 0:
-            sims[exclude] = -np.inf
-        n_valid = len(self) - (1 if exclude >= 0 else 0)
-        k = min(int(k), n_valid)
-        if k <= 0:
-            return []
-        top = np.argpartition(-sims, k - 1)[:k]
-        top = top[np.argsort(-sims[top], kind="stable")]
-        return [(self._keys[i], float(sims[i])) for i in top]
+            q, exclude = q / norm, None
+        # unit vectors and a unit query: inner product = cosine, without normalising n rows per call
+        scores, rows = exact_knn(unit, int(k), metric="ip", queries=q, exclude=exclude)
+        return [(self._keys[i], float(s)) for i, s in zip(rows[0].tolist(), scores[0].tolist())]
 
     # ---------------------------------------------------------------- indexing
     def to_index(self, metric: str = "cosine", kind: str = "auto", *, show_progress: bool = False, **options):

@@ -8,6 +8,7 @@ neighbourhoods); cosine indexes are projected after normalising each vector to u
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections import Counter
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._arrays import as_vectors
+from ._io import atomic_write_bytes
 from ._validation import check_choice, check_int, check_seed
 from .errors import InputError, ParseError
 
@@ -57,8 +60,8 @@ def read_labels(path) -> dict[str, str]:
 def project_2d(vectors, method: str = "pca", seed: int = 0, normalize: bool = False) -> np.ndarray:
     """(n, 2) coordinates of the rows of ``vectors`` by PCA or t-SNE."""
     method = check_choice("plot", "method", method, METHODS)
-    x = np.asarray(vectors, dtype=np.float64)
-    if x.ndim != 2 or len(x) < 2:
+    x = as_vectors(vectors).astype(np.float64)
+    if len(x) < 2:
         raise InputError(f"a map needs at least 2 vectors; got {len(x)}")
     if normalize:
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -118,6 +121,13 @@ def _check_out(out) -> Path:
     if out.parent and not out.parent.exists():
         raise InputError(f"{out.parent}: no such directory")
     return out
+
+
+def _save(fig, out: Path) -> None:
+    """Render into memory, then replace ``out`` atomically (no half-written picture after a crash)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format=out.suffix.lower().lstrip("."))
+    atomic_write_bytes(out, buf.getvalue())
 
 
 def plot_map(emb, out, labels=None, method: str = "pca", *, title: str | None = None, max_points: int = 5000,
@@ -187,7 +197,7 @@ def plot_map(emb, out, labels=None, method: str = "pca", *, title: str | None = 
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False, title="label",
                   markerscale=max(1.0, 30 / size) ** 0.5)
     fig.tight_layout()
-    fig.savefig(out)
+    _save(fig, out)
     return {"keys": keys, "xy": xy, "labels": names, "path": out}
 
 
@@ -222,5 +232,5 @@ def plot_loss(loss_history, out, *, title: str | None = None) -> Path:
     last = f"last {loss[-1]:.4g}" + (f", first {loss[0]:.4g}" if len(loss) > 1 else "")
     ax.annotate(last, xy=(0.99, 0.97), xycoords="axes fraction", ha="right", va="top", fontsize=8, color="#555555")
     fig.tight_layout()
-    fig.savefig(out)
+    _save(fig, out)
     return out

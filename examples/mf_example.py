@@ -54,6 +54,9 @@ def main():
         assert loaded.recommend("newcomer", k=5) == model.recommend("newcomer", k=5)
         print(f"saved and reloaded from {store.root}/films: {store.info('films')['count']} items")
         print(f"CLI: embedkit --store {root} recommend films user0 -k 5")
+        # or one model file, without a store
+        path = model.save(f"{root}/films.npz")
+        assert ek.MatrixFactorization.load(path).recommend("newcomer", k=5) == model.recommend("newcomer", k=5)
 
 
 if __name__ == "__main__":

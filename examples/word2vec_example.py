@@ -40,6 +40,9 @@ def main():
         emb.save_word2vec_format(f"{tmp}/vectors.txt")           # readable by gensim's KeyedVectors
         back = ek.Embeddings.load_word2vec_format(f"{tmp}/vectors.txt")
         print("word2vec-format round trip:", len(back), "vectors")
+        # the whole model (vocabulary with counts, input and output vectors), no pickle
+        same = ek.Word2Vec.load(model.save(f"{tmp}/model.npz"))
+        print("model round trip:", len(same.embeddings_), "words, backend", same.backend_)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """AutoEncoder: planted low-rank data with off-subspace anomalies, every variant, save/load, errors, CLI."""
 
+import warnings
+
 import numpy as np
 import pytest
 
 import embedkit as ek
-from embedkit.errors import InputError, NotFittedError
+from embedkit.cli import main
+from embedkit.errors import IgnoredParameterWarning, InputError, NotFittedError
 from embedkit.evaluate.encoders import anomaly_auc
 
 VARIANTS = ["undercomplete", "denoising", "sparse", "vae"]
@@ -75,19 +78,62 @@ def test_callback_fires_each_epoch():
     X, _ = low_rank(n=40)
     seen = []
     ek.AutoEncoder(**{**FAST, "epochs": 4}).fit(X, show_progress=False, callback=lambda e, l: seen.append(e))
-    assert seen == [0, 1, 2, 3]
+    assert seen == [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(variant="contractive"), "'variant' parameter"), (dict(dim=0), "'dim' parameter"),
     (dict(noise=-0.1), "'noise' parameter"), (dict(beta=float("nan")), "'beta' parameter"),
     (dict(hidden="big"), "'hidden' parameter"), (dict(epochs=0), "'epochs' parameter"),
-    (dict(lr=0), "'lr' parameter"),
+    (dict(lr=0), "'lr' parameter"), (dict(batch_size=0), "'batch_size' parameter"),
+    (dict(sparsity=-1.0), "'sparsity' parameter"), (dict(standardize="yes"), "'standardize' parameter"),
+    (dict(device="gpu"), "'device' parameter"),
 ])
 def test_bad_parameters(kwargs, match):
     X, _ = low_rank(n=20)
     with pytest.raises(InputError, match=match):
         ek.AutoEncoder(**{**dict(device="cpu", epochs=1), **kwargs}).fit(X, show_progress=False)
+
+
+def test_invalid_parameter_message_names_owner_parameter_range_and_value():
+    X, _ = low_rank(n=20)
+    with pytest.raises(InputError) as info:
+        ek.AutoEncoder(noise=-0.1, device="cpu").fit(X, show_progress=False)
+    assert str(info.value) == ("The 'noise' parameter of AutoEncoder must be a float in the range [0.0, inf). "
+                               "Got -0.1 instead.")
+
+
+@pytest.mark.parametrize("kwargs,ignored", [
+    (dict(noise=0.5), "noise"), (dict(variant="vae", sparsity=0.1), "sparsity"),
+    (dict(variant="denoising", beta=2.0), "beta"),
+])
+def test_ignored_parameters_warn_once(kwargs, ignored):
+    X, _ = low_rank(n=20)
+    model = ek.AutoEncoder(**{**FAST, "epochs": 1, **kwargs})
+    with pytest.warns(IgnoredParameterWarning, match=f"'{ignored}' parameter .* is ignored with variant=") as rec:
+        model.fit(X, show_progress=False)
+    assert sum(issubclass(w.category, IgnoredParameterWarning) for w in rec) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IgnoredParameterWarning)
+        model.fit(X, show_progress=False)
+        ek.AutoEncoder(**{**FAST, "epochs": 1, "variant": "denoising", "noise": 0.5}).fit(X, show_progress=False)
+
+
+def test_round_trip_keeps_params_vectors_and_training_scores(tmp_path):
+    X, _ = low_rank(n=40)
+    model = ek.AutoEncoder(**{**FAST, "epochs": 2, "variant": "vae"})
+    assert not hasattr(model, "decoder_") and not hasattr(model, "embeddings_")
+    emb = model.fit(X, keys=[f"r{i}" for i in range(40)], show_progress=False)
+    back = ek.AutoEncoder.from_arrays(model.to_arrays())
+    assert back.get_params() == model.get_params() and back.embeddings_.keys == emb.keys
+    np.testing.assert_array_equal(back.embeddings_.vectors, emb.vectors)
+    np.testing.assert_allclose(back.anomaly_scores(X, method="elbo"), model.anomaly_scores(X, method="elbo"),
+                               rtol=1e-5)
+    store = ek.Store(tmp_path / "s")
+    back.to_store("ae", store)
+    stored = store.load_extra("ae", "anomaly_scores")
+    assert stored["keys"].tolist() == emb.keys
+    np.testing.assert_allclose(stored["scores"], model.anomaly_scores(X), rtol=1e-5)
 
 
 def test_bad_inputs_and_wrong_variant_calls():
@@ -113,9 +159,6 @@ def test_bad_inputs_and_wrong_variant_calls():
 
 
 def test_cli_train_autoencoder_and_query(tmp_path, capsys):
-    pytest.importorskip("embedkit.store")
-    from embedkit.cli import main
-
     X, odd = low_rank(n=60)
     data = np.vstack([X, odd[:1]])
     path = tmp_path / "rows.npz"

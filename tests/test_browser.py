@@ -27,6 +27,7 @@ httpx = pytest.importorskip("httpx")
 
 import embedkit as ek  # noqa: E402
 from embedkit.store import Store  # noqa: E402
+from embedkit.trainers.mf import MatrixFactorization  # noqa: E402
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -47,20 +48,14 @@ def server(tmp_path_factory):
     rng = np.random.default_rng(0)
     vecs = np.repeat(np.eye(6, dtype=np.float32)[:2], 5, axis=0) + 0.05 * rng.standard_normal((10, 6)).astype(np.float32)
     store.save("words", ek.Embeddings(FRUITS + ANIMALS, vecs).to_index())
-    mf = None
-    try:
-        from embedkit.trainers.mf import MatrixFactorization
-
-        users, items = [], []
-        for u in range(20):
-            for i in rng.choice(10, 4, replace=False):
-                users.append(f"user{u:02d}")
-                items.append(f"{'fruit' if u % 2 else 'tool'}-{i}")
-        mf = MatrixFactorization(method="als", dim=8, epochs=5, seed=0)
-        mf.fit(ek.Interactions.from_arrays(users, items), show_progress=False)
-        mf.save("shop", store)
-    except ImportError:
-        pass
+    users, items = [], []
+    for u in range(20):
+        for i in rng.choice(10, 4, replace=False):
+            users.append(f"user{u:02d}")
+            items.append(f"{'fruit' if u % 2 else 'tool'}-{i}")
+    mf = MatrixFactorization(method="als", dim=8, epochs=5, seed=0)
+    mf.fit(ek.Interactions.from_arrays(users, items), show_progress=False)
+    mf.save("shop", store)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "embedkit", "--store", str(root), "serve",
                              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
@@ -135,8 +130,6 @@ def test_unknown_key_shows_the_error(server, page):
 
 def test_recommendations_next_to_history(server, page):
     url, mf = server
-    if mf is None:
-        pytest.skip("embedkit.trainers.mf is not available")
     page.goto(url + "/")
     page.wait_for_selector("#index-select option[value='shop']", state="attached")
     page.select_option("#index-select", "shop")

@@ -107,3 +107,130 @@ def test_to_index():
     res = idx.search_keys(["w0"], k=3)
     assert res.keys[0] == [k for k, _ in emb.most_similar("w0", k=3)]
     np.testing.assert_allclose(res.scores[0], [s for _, s in emb.most_similar("w0", k=3)], rtol=1e-5)
+
+
+# ------------------------------------------------------------------ the shared validators
+def test_as_vectors_one_line_errors_and_conversions():
+    from embedkit._arrays import as_vectors
+
+    out = as_vectors(np.asfortranarray(np.ones((3, 2))))
+    assert out.dtype == np.float32 and out.flags.c_contiguous and out.shape == (3, 2)
+    x = np.ones((2, 3), np.float32)
+    assert as_vectors(x) is x  # already right: no copy
+    assert as_vectors([1.0, 2.0], allow_1d=True).shape == (1, 2)
+    assert as_vectors(np.empty((0, 4))).shape == (0, 4)
+    for value, kwargs, match in [
+        ([1.0, 2.0], {}, r"2-D of shape \(n, dim\); got shape \(2,\)"),
+        (np.ones((2, 2, 2)), {}, "Flatten each row"),
+        ([["a", "b"]], {}, "numeric array"),
+        (np.ones((2, 3)), {"dim": 4, "dim_of": "the index"}, "dimension 3 but the index has dim=4"),
+        (np.ones((2, 3)), {"n": 3}, "2 rows but there are 3 keys"),
+        (np.ones((2, 0)), {}, "at least one column"),
+        ([[0.0, 1.0], [1.0, np.nan]], {}, "row 1, column 1 is NaN"),
+        ([[1e39, 0.0]], {}, "row 0, column 0 is inf"),  # beyond float32
+    ]:
+        with pytest.raises(ek.InputError, match=match) as info:
+            as_vectors(value, **kwargs)
+        assert "\n" not in str(info.value)
+
+
+def test_as_keys_rule():
+    from embedkit._arrays import as_keys
+
+    assert as_keys(np.array(["a", "b"])) == ["a", "b"] and type(as_keys(np.array(["a"]))[0]) is str
+    assert as_keys(["", "x"]) == ["", "x"]  # the empty string is a key
+    assert as_keys(["a", "a"], unique=False) == ["a", "a"]
+    for keys, kwargs, match in [
+        ("ab", {}, "not a single string"),
+        (["a", 3], {}, "key #1 is int 3"),
+        (["a", "b", "a"], {}, "duplicate key 'a': it appears twice"),
+        (["a", ""], {"allow_empty": False}, "key #1 is empty"),
+        (["a"], {"n": 2}, "1 keys but 2 rows"),
+    ]:
+        with pytest.raises(ek.InputError, match=match):
+            as_keys(keys, **kwargs)
+
+
+# ------------------------------------------------------------------ exact k-NN
+def brute_knn(x, q, k, metric, exclude):
+    """Reference: float64 scores, sorted best-first with ties by row number."""
+    x, q = x.astype(np.float64), q.astype(np.float64)
+    if metric == "cosine":
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    rows_i, rows_s = [], []
+    for r in range(len(q)):
+        if metric == "l2":
+            s = np.sqrt(((x - q[r]) ** 2).sum(1))
+            key = lambda j: (s[j], j)  # noqa: E731
+        else:
+            s = x @ q[r]
+            key = lambda j: (-s[j], j)  # noqa: E731
+        cand = sorted((j for j in range(len(x)) if j not in exclude[r]), key=key)[:k]
+        rows_i.append(cand)
+        rows_s.append(s[cand])
+    return np.array(rows_s), np.array(rows_i)
+
+
+def check_same(metric, x, q, s, i, ws, wi):
+    np.testing.assert_allclose(s, ws, rtol=1e-5, atol=1e-5)
+    assert s.dtype == np.float32 and i.shape == wi.shape
+    if metric != "cosine":  # integer data: exact scores, so exact tie order (lowest row first)
+        np.testing.assert_array_equal(i, wi)
+        return
+    # cosine of different vectors ties only up to rounding: each returned row must hold the
+    # claimed score; rows 2 and 5 are the same vector, so they tie exactly: 2 comes first
+    full, _ = brute_knn(x, q, len(x), metric, [set()] * len(q))
+    order = brute_knn(x, q, len(x), metric, [set()] * len(q))[1]
+    ref = np.empty_like(full)
+    np.put_along_axis(ref, order, full, 1)
+    np.testing.assert_allclose(np.take_along_axis(ref, i, 1), ws, rtol=1e-5, atol=1e-5)
+    for row in i.tolist():
+        if 2 in row and 5 in row:
+            assert row.index(2) < row.index(5)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+@pytest.mark.parametrize("k", [1, 3, 12, 50])
+def test_exact_knn_matches_brute_force_with_ties(metric, k):
+    from embedkit._knn import exact_knn
+
+    rng = np.random.default_rng(k)
+    # small integers: many exact ties, duplicated rows and a zero vector
+    x = rng.integers(-2, 3, size=(12, 3)).astype(np.float32)
+    x[5] = x[2]
+    x[7] = 0
+    s, i = exact_knn(x, k, metric=metric, chunk=5)  # several chunks
+    ws, wi = brute_knn(x, x, min(k, 11), metric, [{r} for r in range(12)])
+    check_same(metric, x, x, s, i, ws, wi)
+    assert s.dtype == np.float32 and i.shape == (12, min(k, 11))
+    assert all(r not in row for r, row in enumerate(i))  # never itself
+    # explicit queries: nothing excluded unless asked; k >= n gives every row, no padding
+    q = rng.integers(-2, 3, size=(4, 3)).astype(np.float32)
+    s, i = exact_knn(x, k, metric=metric, queries=q)
+    ws, wi = brute_knn(x, q, min(k, 12), metric, [set()] * 4)
+    check_same(metric, x, q, s, i, ws, wi)
+    ex = np.array([[0, 1, -1], [2, 2, 3], [4, 5, 6], [7, 8, 9]])
+    s, i = exact_knn(x, k, metric=metric, queries=q, exclude=ex)
+    ws, wi = brute_knn(x, q, min(k, 9), metric, [set(r) for r in ex.tolist()])
+    check_same(metric, x, q, s, i, ws, wi)
+    assert not any(set(row) & set(e) for row, e in zip(i.tolist(), ex.tolist()))
+
+
+def test_exact_knn_edges():
+    from embedkit._knn import exact_knn
+
+    s, i = exact_knn(np.ones((1, 2)), 5)  # only itself: nothing to return
+    assert s.shape == i.shape == (1, 0)
+    s, i = exact_knn(np.ones((3, 2)), 2, exclude_self=False)
+    assert i.tolist() == [[0, 1]] * 3
+    with pytest.raises(ValueError, match="'k'"):
+        exact_knn(np.ones((3, 2)), 0)
+    with pytest.raises(ValueError, match="dimension 3"):
+        exact_knn(np.ones((3, 2)), 1, queries=np.ones((1, 3)))
+
+
+def test_most_similar_ties_are_deterministic():
+    emb = ek.Embeddings(["a", "b", "c", "d"], [[1, 0], [1, 0], [1, 0], [0, 1]])
+    assert [k for k, _ in emb.most_similar("b", k=2)] == ["a", "c"]
+    assert [k for k, _ in emb.most_similar([1.0, 0.0], k=3)] == ["a", "b", "c"]

@@ -162,12 +162,12 @@ def test_hnsw_remove_and_rebuild():
     idx = VectorIndex(16, kind="hnsw", rebuild_fraction=0.3)
     idx.add(keys, x)
     idx.remove(keys[:500])           # tombstones, below the rebuild threshold
-    assert len(idx._tombstones) == 500
+    assert len(idx._storage.tombstones) == 500
     res = idx.search(x[:500], k=10)
     removed = set(keys[:500])
     assert all(not (set(r) & removed) for r in res.keys)
     idx.remove(keys[500:700])        # crosses 30%: rebuilt without tombstones
-    assert not idx._tombstones and len(idx) == 1300
+    assert not idx._storage.tombstones and len(idx) == 1300
     res = idx.search(x[:700], k=10)
     assert all(not (set(r) & set(keys[:700])) for r in res.keys)
     assert all(len(r) == 10 for r in res.keys)

@@ -2,6 +2,8 @@
 seen-item exclusion, store round trip, ranking metrics, CLI."""
 
 import json
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import pytest
 import embedkit as ek
 from embedkit.errors import InputError, MissingKeyError, NotFittedError
 from embedkit.evaluate.ranking import ranking_metrics, rmse, topk_metrics
+from embedkit.trainers import IgnoredParameterWarning
 
 try:
     import implicit  # noqa: F401
@@ -143,8 +146,17 @@ def test_bad_parameters(board, kwargs, match):
 
 def test_not_fitted_and_bad_data():
     model = ek.MatrixFactorization()
+    assert not [name for name in vars(model) if name.endswith("_")]
+    for name in ("item_embeddings_", "embeddings_", "loss_history_", "params_", "global_mean_"):
+        assert name not in vars(model) and name not in vars(type(model)), name
+    for name in ("user_embeddings_", "index_"):
+        with pytest.raises(NotFittedError):
+            getattr(model, name)
+        assert not hasattr(model, name)
     with pytest.raises(NotFittedError):
         model.recommend("u0")
+    with pytest.raises(NotFittedError):
+        model.save(Path("never.npz"))
     with pytest.raises(InputError, match="Interactions"):
         model.fit([("a", "b")], show_progress=False)
 
@@ -161,7 +173,7 @@ def test_seed_determinism_loss_history_and_callback(board, kwargs):
     c = ek.MatrixFactorization(dim=4, epochs=3, seed=8, device="cpu", **kwargs).fit(board, show_progress=False)
     np.testing.assert_array_equal(a.item_embeddings_.vectors, b.vectors)
     assert not np.array_equal(b.vectors, c.vectors)
-    assert [e for e, _ in calls] == [0, 1, 2] and [x for _, x in calls] == a.loss_history_
+    assert [e for e, _ in calls] == [1, 2, 3] and [x for _, x in calls] == a.loss_history_
     assert all(np.isfinite(a.loss_history_))
 
 
@@ -170,6 +182,78 @@ def test_als_loss_decreases(board):
     model.fit(board, show_progress=False)
     h = model.loss_history_
     assert all(later <= earlier + 1e-9 for earlier, later in zip(h, h[1:])) and h[-1] < h[0]
+
+
+# ------------------------------------------------------------ parameters
+def test_every_parameter_has_a_constraint():
+    model = ek.MatrixFactorization()
+    assert set(model._parameter_constraints) == set(model.get_params())
+    assert "alpha" not in model.get_params()
+    assert type(model)(**model.get_params()).get_params() == model.get_params()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(lr=-5), "'lr'"),              # ALS does not use lr, but a bad value is still an error
+    (dict(batch_size=0), "'batch_size'"),
+    (dict(dim=10_001), "'dim'"),
+    (dict(confidence=-1.0), "'confidence'"),
+    (dict(cg_steps=0), "'cg_steps'"),
+    (dict(epochs=0), "'epochs'"),
+    (dict(seed=-1), "'seed'"),
+    (dict(feedback="ratings"), "'feedback'"),
+    (dict(backend="implicit", feedback="explicit"), "backend='implicit'"),
+])
+def test_every_parameter_is_checked_whatever_the_method(board, kwargs, match):
+    with pytest.raises(InputError, match=match) as info:
+        ek.MatrixFactorization(device="cpu", **{"epochs": 1, **kwargs}).fit(board, show_progress=False)
+    assert "\n" not in str(info.value)
+
+
+def test_lr_with_als_warns_once_as_ignored(board):
+    model = ek.MatrixFactorization(method="als", lr=0.1, dim=2, epochs=1, device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(board, show_progress=False)
+        model.fit(board, show_progress=False)
+    ignored = [w for w in caught if issubclass(w.category, IgnoredParameterWarning)]
+    assert len(ignored) == 1 and "'lr'" in str(ignored[0].message) and "als" in str(ignored[0].message)
+
+
+@pytest.mark.parametrize("kwargs, ignored", [
+    (dict(method="als", batch_size=64), {"batch_size"}),
+    (dict(method="als", cg_steps=5, confidence=2.0), set()),
+    (dict(method="bpr", cg_steps=5, lr=0.01, batch_size=64), {"cg_steps"}),
+    (dict(method="bpr", confidence=2.0), {"confidence"}),
+    (dict(feedback="explicit", method="als", confidence=2.0), {"confidence"}),
+    (dict(feedback="explicit", method="sgd", cg_steps=5, confidence=2.0), {"cg_steps", "confidence"}),
+])
+def test_ignored_parameters_warn(board, kwargs, ignored):
+    model = ek.MatrixFactorization(dim=2, epochs=1, device="cpu", **kwargs)
+    data = board if kwargs.get("feedback") != "explicit" else planted(n_users=10, n_items=8)[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(data, show_progress=False)
+    got = {str(w.message).split("'")[1] for w in caught if issubclass(w.category, IgnoredParameterWarning)}
+    assert got == ignored
+
+
+def test_implicit_backend_ignores_cg_steps_and_batch_size():
+    als = ek.MatrixFactorization(backend="implicit", cg_steps=5)
+    assert set(als._ignored_params()) == {"cg_steps", "lr", "batch_size"}
+    bpr = ek.MatrixFactorization(backend="implicit", method="bpr", batch_size=64)
+    assert set(bpr._ignored_params()) == {"cg_steps", "confidence", "batch_size"}
+
+
+def test_alpha_is_the_old_name_of_confidence(board):
+    with pytest.warns(FutureWarning, match="'alpha' is renamed 'confidence'"):
+        old = ek.MatrixFactorization(alpha=3.0, dim=2, epochs=2, device="cpu")
+    assert old.confidence == 3.0 and "alpha" not in old.get_params()
+    new = ek.MatrixFactorization(confidence=3.0, dim=2, epochs=2, device="cpu")
+    np.testing.assert_array_equal(old.fit(board, show_progress=False).vectors,
+                                  new.fit(board, show_progress=False).vectors)
+    # the weight is used: another confidence gives other vectors
+    other = ek.MatrixFactorization(confidence=1.0, dim=2, epochs=2, device="cpu").fit(board, show_progress=False)
+    assert not np.array_equal(other.vectors, new.item_embeddings_.vectors)
 
 
 # ------------------------------------------------------------------ fold-in
@@ -282,13 +366,60 @@ def test_store_round_trip(tmp_path, board, kwargs):
     np.testing.assert_allclose(loaded.predict(["u0", "late"], ["i2", "i2"]), model.predict(["u0", "late"], ["i2", "i2"]),
                                rtol=1e-5)
     assert loaded.similar_items("i0", k=3) == model.similar_items("i0", k=3)
-    assert [loaded._item_keys[i] for i in loaded.seen_items("late")] == ["i1", "i3"]
+    assert [loaded.item_embeddings_.keys[i] for i in loaded.seen_items("late")] == ["i1", "i3"]
+    assert sorted(item for item, _ in loaded.history("late")) == ["i1", "i3"]
     info = store.info("recs")
     assert info["metric"] == "ip" and info["meta"]["trainer"] == "MatrixFactorization"
     assert info["meta"]["params"]["method"] == model.method
     loaded.fold_in("later", ["i20"], values=[3.0] if "feedback" in kwargs else None)
     with pytest.raises(InputError, match="exists"):
         model.save("recs", store)
+
+
+@pytest.mark.parametrize("kwargs", [dict(method="als"), dict(method="bpr", epochs=20),
+                                    dict(feedback="explicit", method="als")])
+def test_model_file_and_store_give_identical_recommendations(tmp_path, board, kwargs):
+    model = ek.MatrixFactorization(dim=4, seed=3, device="cpu", **{"epochs": 5, **kwargs})
+    data = board if kwargs.get("feedback") != "explicit" else planted(n_users=40, n_items=30)[0]
+    model.fit(data, show_progress=False)
+    model.fold_in("late", ["i1", "i3"], values=[4.0, 5.0] if "feedback" in kwargs else None)
+    users = ["u0", "u30", "late"]
+    want = model.recommend_batch(users, k=7)
+    path = model.save(tmp_path / "m.npz")
+    assert path == tmp_path / "m.npz" and path.is_file()
+    assert model.save(str(tmp_path / "again.npz")).is_file()
+    store = ek.Store(tmp_path / "store")
+    model.to_store("m", store)
+    for loaded in (ek.MatrixFactorization.load(path), ek.MatrixFactorization.from_store("m", store),
+                   ek.trainers.load_from_store("m", store)):
+        assert type(loaded) is ek.MatrixFactorization
+        assert loaded.recommend_batch(users, k=7) == want
+        assert loaded.get_params() == model.get_params() and loaded.params_ == {**model.params_}
+        assert loaded.loss_history_ == pytest.approx(model.loss_history_)
+        assert loaded.history("late") == model.history("late")
+        np.testing.assert_array_equal(loaded.user_embeddings_.vectors, model.user_embeddings_.vectors)
+        assert loaded.similar_items("i2", k=4) == model.similar_items("i2", k=4)
+        loaded.fold_in("later", ["i20"], values=[3.0] if "feedback" in kwargs else None)
+    # the index the store holds is the one recommendations search: inner product, bias column
+    info = store.info("m")
+    assert info["metric"] == "ip" and info["extras"] == ["model"] and info["meta"]["mf"]["n_users"] == 41
+    assert info["dim"] == 4 + (model.params_["method"] != "als" or model.params_["feedback"] == "explicit")
+    with pytest.raises(InputError, match="'ip'"):
+        model.to_store("cos", store, metric="cosine")
+
+
+def test_similar_items_are_the_exact_cosine_neighbours():
+    # what a cosine flat index (the former route) answers: same keys, same order, same scores
+    model = ek.MatrixFactorization(feedback="explicit", dim=6, epochs=3, device="cpu")
+    model.fit(planted(n_users=60, n_items=50)[0], show_progress=False)
+    index = model.item_embeddings_.to_index(metric="cosine", kind="flat")
+    for item in ("i0", "i17", "i49"):
+        got = model.similar_items(item, k=8)
+        assert got == model.item_embeddings_.most_similar(item, k=8)
+        res = index.search_keys([item], k=8)
+        assert [k for k, _ in got] == res.keys[0] and item not in res.keys[0]
+        np.testing.assert_allclose([s for _, s in got], res.scores[0], atol=1e-5)
+        assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
 
 
 def test_from_store_refuses_other_indexes(tmp_path):
@@ -360,6 +491,21 @@ def test_cli_train_recommend_eval(csv_files, capsys):
     assert main(["train", "mf", str(d / "missing.csv"), "--name", "x", "--store", store]) == 1
 
 
+def test_cli_confidence_and_its_old_name(csv_files, capsys):
+    from embedkit.cli import main
+
+    d, store = csv_files, str(csv_files / "store")
+    base = ["train", "mf", str(d / "train.csv"), "--dim", "2", "--epochs", "2", "--no-progress", "--device", "cpu",
+            "--store", store]
+    assert main(base + ["--name", "new", "--confidence", "4"]) == 0
+    with pytest.warns(FutureWarning, match="--confidence"):
+        assert main(base + ["--name", "old", "--alpha", "4"]) == 0
+    a, b = (ek.MatrixFactorization.from_store(n, ek.Store(store)) for n in ("new", "old"))
+    assert a.confidence == b.confidence == 4.0 and a.recommend("u0", k=5) == b.recommend("u0", k=5)
+    assert ek.Store(store).info("new")["meta"]["params"]["confidence"] == 4.0
+    capsys.readouterr()
+
+
 def test_cli_explicit_and_demo(tmp_path, capsys):
     from embedkit.cli import main
     from embedkit.cli.mf import demo
@@ -410,3 +556,113 @@ def test_cuda_agrees_with_cpu(board, held, kwargs):
     gpu = ek.MatrixFactorization(device="cuda", **params)
     gpu.fit(board, show_progress=False)
     assert ranking_metrics(gpu, held, k=3)["recall"] == pytest.approx(1.0)
+
+
+# ------------------------------------------------------- format-1 stores (released before the model extra)
+def _write_format1(store, name, model):
+    """What embedkit's format-1 writer (trainers/_mf_store.py, save_model) left on disk for ``model``."""
+    a = model.to_arrays()
+    item_factors, user_factors = a["item_factors"], a["user_factors"]
+    vecs = item_factors if "item_bias" not in a else np.hstack([item_factors, a["item_bias"][:, None]])
+    index = ek.VectorIndex(vecs.shape[1], metric="ip", kind="flat")
+    index.add([str(k) for k in a["item_keys"]], vecs)
+    items = {"keys": a["item_keys"], "vectors": item_factors}
+    users = {"keys": a["user_keys"], "vectors": user_factors}
+    if "item_bias" in a:
+        items["bias"] = a["item_bias"]
+    if "user_bias" in a:
+        users["bias"] = a["user_bias"]
+    extras = {"items": items, "users": users,
+              "seen": {"indptr": a["seen_indptr"].astype(np.int64), "indices": a["seen_indices"].astype(np.int32),
+                       "values": a["seen_values"].astype(np.float32)}}
+
+    def old_names(params):  # format 1 called the confidence weight "alpha"
+        return {("alpha" if k == "confidence" else k): v for k, v in params.items()}
+
+    meta = {"trainer": "MatrixFactorization", "params": old_names(model.json_params()),
+            "resolved": old_names({k: v for k, v in model.params_.items() if k != "device"}),
+            "loss_history": [float(x) for x in model.loss_history_],
+            "mf": {"format": 1, "global_mean": model.global_mean_, "n_users": len(a["user_keys"]),
+                   "n_items": len(a["item_keys"]), "nnz": len(a["seen_indices"]),
+                   "query": "user factors + [1]" if "item_bias" in a else "user factors"}}
+    store.save(name, index, meta=meta, extras=extras)
+    return extras, meta
+
+
+@pytest.mark.parametrize("kwargs", [dict(method="als", confidence=2.5), dict(method="bpr", epochs=20),
+                                    dict(feedback="explicit", method="sgd")])
+def test_format1_store_still_loads(tmp_path, board, kwargs):
+    model = ek.MatrixFactorization(dim=4, seed=1, device="cpu", **{"epochs": 5, **kwargs})
+    data = board if kwargs.get("feedback") != "explicit" else planted(n_users=40, n_items=30)[0]
+    model.fit(data, show_progress=False)
+    model.fold_in("late", ["i1", "i3"], values=[4.0, 5.0] if "feedback" in kwargs else None)
+    store = ek.Store(tmp_path / "store")
+    _write_format1(store, "old", model)
+    assert store.info("old")["extras"] == ["items", "seen", "users"]
+    users = ["u0", "u30", "late"]
+    want = model.recommend_batch(users, k=6)
+    loaded = ek.MatrixFactorization.from_store("old", store)
+    assert loaded.recommend_batch(users, k=6) == want
+    assert loaded.get_params() == model.get_params() and loaded.confidence == model.confidence
+    assert loaded.params_ == {**model.params_, "device": "cpu"}
+    assert loaded.loss_history_ == pytest.approx(model.loss_history_)
+    assert loaded.global_mean_ == pytest.approx(model.global_mean_)
+    assert loaded.history("late") == model.history("late")
+    assert loaded.similar_items("i2", k=4) == model.similar_items("i2", k=4)
+    np.testing.assert_array_equal(loaded.user_embeddings_.vectors, model.user_embeddings_.vectors)
+    np.testing.assert_allclose(loaded.predict(["u0", "late"], ["i2", "i2"]), model.predict(["u0", "late"], ["i2", "i2"]),
+                               rtol=1e-5)
+    loaded.fold_in("later", ["i20"], values=[3.0] if "feedback" in kwargs else None)
+    # saved again, it is a format-2 store with the same answers
+    loaded.to_store("new", store)
+    assert store.info("new")["meta"]["mf"]["format"] == 2
+    assert ek.MatrixFactorization.from_store("new", store).recommend_batch(users, k=6) == want
+
+
+def test_format1_store_is_served(tmp_path, board):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    from fastapi.testclient import TestClient
+
+    from embedkit.serve import create_app
+
+    model = ek.MatrixFactorization(method="bpr", dim=4, epochs=20, seed=2, device="cpu")
+    model.fit(board, show_progress=False)
+    root = tmp_path / "store"
+    _write_format1(ek.Store(root), "old", model)
+    with TestClient(create_app(root, token="t0ken")) as c:
+        listed = {ix["name"]: ix for ix in c.get("/indexes").json()["indexes"]}
+        assert listed["old"]["recommender"] is True
+        for user in ("u0", "u25"):
+            for exclude in (True, False):
+                r = c.get("/indexes/old/recommend", params={"user": user, "k": 5, "exclude_seen": exclude})
+                assert r.status_code == 200, r.text
+                got = r.json()["recommendations"]
+                want = model.recommend(user, k=5, exclude_seen=exclude)
+                assert [x["key"] for x in got] == [k for k, _ in want]
+                np.testing.assert_allclose([x["score"] for x in got], [s for _, s in want], atol=1e-4)
+
+
+def test_format1_newer_and_damaged_stores_are_refused(tmp_path, board):
+    model = ek.MatrixFactorization(dim=3, epochs=3, device="cpu")
+    model.fit(board, show_progress=False)
+    store = ek.Store(tmp_path)
+    extras, meta = _write_format1(store, "old", model)
+    # a future format: refused, naming the index and the fix
+    store.save("future", store.load("old"), meta={**meta, "mf": {**meta["mf"], "format": 3}}, extras=extras)
+    with pytest.raises(ek.StoreError, match=r"'future'.*format 3.*upgrade embedkit") as err:
+        ek.MatrixFactorization.from_store("future", store)
+    assert "\n" not in str(err.value)
+    # user vectors that do not match the user keys; an extra missing its arrays
+    short = {**extras, "users": {**extras["users"], "vectors": extras["users"]["vectors"][:-1]}}
+    store.save("short", store.load("old"), meta=meta, extras=short)
+    bare = {**extras, "seen": {"indptr": extras["seen"]["indptr"]}}
+    store.save("bare", store.load("old"), meta=meta, extras=bare)
+    for name in ("short", "bare"):
+        with pytest.raises(ek.StoreError, match=name) as err:
+            ek.MatrixFactorization.from_store(name, store)
+        assert "\n" not in str(err.value) and "damaged" in str(err.value)
+    # format 1 without its extras: refused with the fix
+    store.save("hollow", store.load("old"), meta=meta)
+    with pytest.raises(ek.StoreError, match=r"'hollow'.*retrain"):
+        ek.MatrixFactorization.from_store("hollow", store)

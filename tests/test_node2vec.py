@@ -35,7 +35,7 @@ def _same_side_neighbours(emb, k=8):
 def test_two_cliques_neighbours_stay_inside(backend, p, q):
     s, d = zip(*_bridged_cliques())
     g = ek.Graph.from_arrays(list(s), list(d))
-    model = ek.Node2Vec(p=p, q=q, backend=backend, workers=1, **SMALL)
+    model = ek.Node2Vec(p=p, q=q, backend=backend, workers=1 if backend == "gensim" else None, **SMALL)
     emb = model.fit(g, show_progress=False)
     assert len(emb) == 16 and emb.dim == 16 and emb.vectors.dtype == np.float32
     assert np.isfinite(emb.vectors).all()
@@ -76,7 +76,8 @@ def test_torch_backend_same_seed_same_vectors_other_seed_differs():
 @pytest.mark.parametrize("backend", ["torch", "gensim"])
 def test_callback_every_epoch_and_loss_history(backend):
     seen = []
-    model = ek.Node2Vec(backend=backend, workers=1, **dict(SMALL, epochs=3, walks_per_node=2))
+    model = ek.Node2Vec(backend=backend, workers=1 if backend == "gensim" else None,
+                        **dict(SMALL, epochs=3, walks_per_node=2))
     model.fit(nx.path_graph(12), show_progress=False, callback=lambda e, loss: seen.append((e, loss)))
     assert [e for e, _ in seen] == [1, 2, 3]
     assert len(model.loss_history_) == 3 and all(np.isfinite(x) for x in model.loss_history_)
@@ -103,11 +104,78 @@ def test_accepts_every_graph_input(tmp_path):
     ("window", 0, "'window'"),
     ("backend", "numba", "'backend' parameter of Node2Vec must be one of"),
     ("device", "tpu", "'device' parameter of Node2Vec"),
+    ("dim", 10_001, "'dim' parameter of Node2Vec must be an int in the range [1, 10000]"),
+    ("workers", 0, "'workers' parameter of Node2Vec"),
+    ("min_lr", 0.5, "'min_lr' parameter of Node2Vec must be a float in the range [0.0, lr=0.025]"),
+    ("walk_batch_size", 0, "'walk_batch_size'"),
 ])
 def test_bad_parameters(param, value, fragment):
     with pytest.raises(InputError) as info:
         ek.Node2Vec(**{param: value}).fit(nx.path_graph(3), show_progress=False)
     assert fragment in str(info.value)
+
+
+def test_params_constraints_and_nothing_fitted_before_fit():
+    model = ek.Node2Vec()
+    assert set(ek.Node2Vec._parameter_constraints) == set(model.get_params())
+    assert not [k for k in vars(model) if k.endswith("_")]
+    assert not hasattr(model, "skipped_nodes_") and not hasattr(model, "loss_history_")
+    with pytest.raises(InputError, match="'p' parameter"):
+        ek.Node2Vec(p=0.0).walk_stream(nx.path_graph(3))          # the public walk stream checks too
+
+
+def test_workers_ignored_by_torch_backend_warns():
+    from embedkit.trainers import IgnoredParameterWarning
+
+    with pytest.warns(IgnoredParameterWarning, match="'workers' parameter \\(2\\) is ignored by the torch backend"):
+        ek.Node2Vec(backend="torch", workers=2, **dict(SMALL, walks_per_node=1)).fit(nx.path_graph(6),
+                                                                                       show_progress=False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IgnoredParameterWarning)
+        ek.Node2Vec(backend="gensim", workers=2, **dict(SMALL, walks_per_node=1)).fit(nx.path_graph(6),
+                                                                                        show_progress=False)
+
+
+@pytest.mark.parametrize("backend", ["torch", "gensim"])
+def test_save_load_and_store_round_trip(tmp_path, backend):
+    G = nx.karate_club_graph()
+    G.add_node(99)                                            # isolated: skipped, no vector
+    model = ek.Node2Vec(backend=backend, workers=1 if backend == "gensim" else None,
+                        **dict(SMALL, walks_per_node=3, epochs=2))
+    with pytest.warns(UserWarning, match="'99'"):
+        emb = model.fit(G, show_progress=False)
+    back = ek.Node2Vec.load(model.save(tmp_path / "n2v"))     # ".npz" added
+    assert back.embeddings_.keys == emb.keys and "99" not in back.embeddings_
+    np.testing.assert_array_equal(back.embeddings_.vectors, emb.vectors)
+    np.testing.assert_array_equal(back.visit_counts_, model.visit_counts_)
+    np.testing.assert_array_equal(back._output, model._output)
+    assert back._output.shape == emb.vectors.shape and np.abs(back._output).sum() > 0
+    assert back.skipped_nodes_ == ["99"] and back.nodes_ == model.nodes_ and back.backend_ == backend
+    assert back.loss_history_ == model.loss_history_ and len(back.loss_history_) == 2
+    assert not hasattr(back, "graph_")                        # the graph is not saved
+    store = ek.Store(tmp_path / "store")
+    model.to_store("g", store)
+    again = ek.Node2Vec.from_store("g", store)
+    np.testing.assert_array_equal(again.embeddings_.vectors, emb.vectors)
+    assert again.get_params() == model.get_params()
+    assert len(store.load("g")) == len(emb) == 34
+
+
+def test_damaged_model_file_is_store_error(tmp_path):
+    model = ek.Node2Vec(backend="torch", **dict(SMALL, walks_per_node=1))
+    model.fit(nx.path_graph(6), show_progress=False)
+    path = model.save(tmp_path / "m.npz")
+    arrays = dict(np.load(path))
+    arrays["vectors"] = arrays["vectors"][:-1]
+    np.savez(tmp_path / "cut.npz", **arrays)
+    with pytest.raises(ek.StoreError, match="do not match"):
+        ek.Node2Vec.load(tmp_path / "cut.npz")
+    with pytest.raises(ek.StoreError, match="holds a Node2Vec, not a Word2Vec"):
+        ek.Word2Vec.load(path)
+    with pytest.raises(ek.StoreError, match="no such file"):
+        ek.Node2Vec.load(tmp_path / "missing.npz")
 
 
 def test_graph_without_edges():
@@ -182,6 +250,7 @@ def test_cli_train_query_eval_and_errors(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     idx = ek.Store(store).load("g")
     assert len(idx) == 16 and idx.meta["params"]["q"] == 2.0
+    assert ek.Node2Vec.from_store("g", store).embeddings_.dim == 16
     assert main(["--store", store, "eval", "node2vec", "g", "--labels", str(labels)]) == 0
     assert "macro_f1 1.0000" in capsys.readouterr().out
     bad = tmp_path / "bad.txt"
@@ -201,6 +270,8 @@ def test_demo_writes_demo_graph(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "node 0 [Mr. Hi]" in text and "node 33 [Officer]" in text
     assert ek.Store(str(tmp_path)).exists("demo-graph")
+    assert main(["--store", str(tmp_path), "query", "demo-graph", "0", "-k", "3"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 4
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

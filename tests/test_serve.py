@@ -25,6 +25,7 @@ from embedkit.cli import main  # noqa: E402
 from embedkit.serve import create_app  # noqa: E402
 from embedkit.store import Store  # noqa: E402
 from embedkit.store.journal import JOURNAL_FILE  # noqa: E402
+from embedkit.trainers.mf import MatrixFactorization  # noqa: E402
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -381,14 +382,13 @@ def test_cli_serve_rejects_bad_options(store_root, capsys):
 # ----------------------------------------------------------------------------- recommendations
 @pytest.fixture()
 def mf_store(tmp_path):
-    mf = pytest.importorskip("embedkit.trainers.mf")
     rng = np.random.default_rng(0)
     users, items = [], []
     for u in range(30):  # two groups of users, each interacting with its own items
         for i in rng.choice(12, 5, replace=False):
             users.append(f"user{u:02d}")
             items.append(f"{'AB'[u % 2]}{i}")
-    model = mf.MatrixFactorization(method="als", dim=8, epochs=6, seed=0)
+    model = MatrixFactorization(method="als", dim=8, epochs=6, seed=0)
     model.fit(ek.Interactions.from_arrays(users, items), show_progress=False)
     root = tmp_path / "mfstore"
     model.save("shop", Store(root))
@@ -425,7 +425,48 @@ def test_recommend_follows_item_writes_and_survives_compaction(mf_store):
     with client(root) as c:  # compacted store, extras kept: recommendations still work
         recs = [x["key"] for x in c.get("/indexes/shop/recommend", params={"user": "user00", "k": 5}).json()["recommendations"]]
         assert len(recs) == 5 and top not in recs
-    assert json.loads((root / "shop" / "manifest.json").read_text())["extras"] == ["items", "seen", "users"]
+    assert json.loads((root / "shop" / "manifest.json").read_text())["extras"] == ["model"]
+    back = MatrixFactorization.from_store("shop", Store(root))  # the compacted index: top item gone
+    assert top not in [k for k, _ in back.recommend("user00", k=5)]
+    assert back.recommend("user01", k=5) == model.recommend("user01", k=5)
+
+
+def test_recommend_after_item_writes_equals_the_model_without_those_items(mf_store):
+    """The service ranks with the model's own recommender on the index it holds."""
+    root, model, users, items = mf_store
+    with client(root) as c:
+        want = model.recommend("user00", k=4)
+        vec = c.get(f"/indexes/shop/items/{want[0][0]}").json()["vector"]
+        r = c.post("/indexes/shop/items", json={"items": [{"key": "new-item", "vector": [2 * x for x in vec]}]},
+                   headers=AUTH)
+        assert r.status_code == 200
+        got = c.get("/indexes/shop/recommend", params={"user": "user00", "k": 4}).json()["recommendations"]
+        assert got[0]["key"] == "new-item"  # counts at once
+        assert [x["key"] for x in got[1:]] == [k for k, _ in want[:3]]
+        np.testing.assert_allclose([x["score"] for x in got[1:]], [s for _, s in want[:3]], rtol=1e-6)
+
+
+def test_service_load_replays_the_journal_once(store_root, monkeypatch):
+    with client(store_root) as c:
+        for i in range(3):
+            assert c.post("/indexes/toy/items", json={"items": [{"key": f"j{i}", "vector": [1, i, 0, 1]}]},
+                          headers=AUTH).status_code == 200
+    # closing compacted the journal: write one again, without the service, to load it
+    lines = [json.dumps({"op": "upsert", "keys": ["late"], "vectors": [[0.0, 1.0, 1.0, 0.0]]}),
+             json.dumps({"op": "remove", "keys": ["j0"]})]
+    (store_root / "toy" / JOURNAL_FILE).write_text("\n".join(lines) + "\n")
+    calls = []
+    real_upsert, real_remove = ek.VectorIndex.upsert, ek.VectorIndex.remove
+    monkeypatch.setattr(ek.VectorIndex, "upsert", lambda self, *a, **kw: (calls.append("upsert"),
+                                                                         real_upsert(self, *a, **kw))[1])
+    monkeypatch.setattr(ek.VectorIndex, "remove", lambda self, *a, **kw: (calls.append("remove"),
+                                                                         real_remove(self, *a, **kw))[1])
+    with client(store_root, compact_every=10**6) as c:
+        info = c.get("/indexes/toy").json()
+        assert calls == ["upsert", "remove"]  # each journalled write applied once
+        assert info["journal_entries"] == 2 and info["count"] == 10 + 3 + 1 - 1
+        assert c.get("/indexes/toy/items/late").json()["vector"] == [0, 1, 1, 0]
+        assert c.get("/indexes/toy/items/j0").status_code == 404
 
 
 def test_failed_journal_append_leaves_no_torn_line(store_root, monkeypatch):

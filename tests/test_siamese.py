@@ -1,4 +1,8 @@
-"""SiameseEncoder: known answers on planted clusters, determinism, save/load, errors, CLI."""
+"""SiameseEncoder: known answers on planted clusters, determinism, save/load, errors, CLI, demo."""
+
+import argparse
+import json
+import warnings
 
 import numpy as np
 import pytest
@@ -6,7 +10,8 @@ import torch
 from torch import nn
 
 import embedkit as ek
-from embedkit.errors import InputError, NotFittedError, StoreError
+from embedkit.cli import main
+from embedkit.errors import IgnoredParameterWarning, InputError, NotFittedError, StoreError
 from embedkit.evaluate.encoders import map_at_r, precision_at_1
 
 
@@ -102,7 +107,11 @@ def test_save_load_round_trip(tmp_path):
     path = model.save(tmp_path / "siamese.npz")
     loaded = ek.SiameseEncoder.load(path)
     np.testing.assert_allclose(loaded.encode(X), model.encode(X), atol=1e-6)
-    assert loaded.loss == "triplet" and loaded.hidden == [32] and loaded.loss_history_ == model.loss_history_
+    assert loaded.loss == "triplet" and loaded.hidden == (32,) and loaded.loss_history_ == model.loss_history_
+    assert loaded.get_params() == model.get_params()
+    assert loaded.embeddings_.keys == model.embeddings_.keys
+    np.testing.assert_array_equal(loaded.embeddings_.vectors, model.embeddings_.vectors)
+    assert ek.SiameseEncoder.load(path, device="cpu", hidden=(32,)).margin_ == 0.2
     with np.load(path, allow_pickle=False) as data:  # plain arrays, readable without pickle
         assert "__config__" in data.files
     with pytest.raises(StoreError, match="AutoEncoder"):
@@ -124,7 +133,7 @@ def test_custom_encoder_trains_copy_and_reloads(tmp_path):
     y = np.repeat([0, 1], 20)
     enc = make_cnn()
     before = [p.detach().clone() for p in enc.parameters()]
-    model = ek.SiameseEncoder(encoder=enc, **FAST)
+    model = ek.SiameseEncoder(encoder=enc, **{k: v for k, v in FAST.items() if k != "hidden"})
     emb = model.fit(X, y, show_progress=False)
     assert precision_at_1(emb, y) == 1.0
     assert all(torch.equal(a, b) for a, b in zip(before, enc.parameters()))  # the module passed in is untouched
@@ -148,15 +157,18 @@ def test_callback_and_progress():
     seen = []
     ek.SiameseEncoder(**{**FAST, "epochs": 3}).fit(X, y, show_progress=False,
                                                   callback=lambda e, loss: seen.append((e, loss)))
-    assert [e for e, _ in seen] == [0, 1, 2] and all(np.isfinite(l) for _, l in seen)
+    assert [e for e, _ in seen] == [1, 2, 3] and all(np.isfinite(l) for _, l in seen)
 
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(loss="cosface"), "'loss' parameter"), (dict(dim=0), "'dim' parameter"),
     (dict(margin=-1.0), "'margin' parameter"), (dict(miner="hardest"), "'miner' parameter"),
-    (dict(loss="infonce", miner="hard"), "miner='random'"), (dict(hidden=(0,)), "'hidden' parameter"),
+    (dict(hidden=(0,)), "'hidden' parameter"), (dict(hidden=True), "'hidden' parameter"),
     (dict(encoder="mlp"), "'encoder' parameter"), (dict(device="tpu"), "'device' parameter"),
-    (dict(batch_size=1), "'batch_size'"),
+    (dict(batch_size=0), "'batch_size' parameter"), (dict(temperature=0.0), "'temperature' parameter"),
+    (dict(weight_decay=-1e-4), "'weight_decay' parameter"), (dict(normalize=1), "'normalize' parameter"),
+    (dict(lr=float("inf")), "'lr' parameter"), (dict(seed=-1), "'seed' parameter"),
+    (dict(batch_size=3), r"batch_size >= 4 \(got 3\)"),  # label mode: 2 anchors and their positives
 ])
 def test_bad_parameters(kwargs, match):
     X, y = blobs(n_per=5)
@@ -190,10 +202,86 @@ def test_bad_inputs():
         m.encode(X[:, :5])
 
 
-def test_cli_train_and_query(tmp_path, capsys):
-    pytest.importorskip("embedkit.store")
-    from embedkit.cli import main
+def test_invalid_parameter_message_names_owner_parameter_range_and_value():
+    X, y = blobs(n_per=5)
+    with pytest.raises(InputError) as info:
+        ek.SiameseEncoder(dim=0, device="cpu").fit(X, y, show_progress=False)
+    assert str(info.value) == ("The 'dim' parameter of SiameseEncoder must be an int in the range [1, 10000]. "
+                               "Got 0 instead.")
+    with pytest.raises(InputError, match=r"'margin' parameter of SiameseEncoder must be a float in the range "
+                                         r"\(0\.0, inf\) or None\. Got -1"):
+        ek.SiameseEncoder(margin=-1, device="cpu").fit(X, y, show_progress=False)
 
+
+@pytest.mark.parametrize("kwargs,ignored", [
+    (dict(loss="infonce", margin=0.5), "margin"), (dict(loss="infonce", miner="hard"), "miner"),
+    (dict(loss="triplet", temperature=0.5), "temperature"),
+    (dict(encoder=nn.Linear(6, 4), hidden=(8,)), "hidden"),
+])
+def test_ignored_parameters_warn_once(kwargs, ignored):
+    X, y = blobs(n_per=5)
+    model = ek.SiameseEncoder(**{**FAST, "epochs": 1, **kwargs})
+    with pytest.warns(IgnoredParameterWarning, match=f"'{ignored}' parameter") as record:
+        model.fit(X, y, show_progress=False)
+    assert sum(issubclass(w.category, IgnoredParameterWarning) for w in record) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IgnoredParameterWarning)
+        model.fit(X, y, show_progress=False)  # once per model, not once per fit
+        ek.SiameseEncoder(**{**FAST, "epochs": 1}).fit(X, y, show_progress=False)  # defaults: silent
+
+
+def test_nothing_fitted_before_fit_and_after_a_failed_fit():
+    X, y = blobs(n_per=5)
+    model = ek.SiameseEncoder(**{**FAST, "epochs": 1})
+    for name in ("model_", "scaler_", "n_features_", "device_", "embeddings_", "loss_history_", "margin_"):
+        assert not hasattr(model, name), name
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        _ = model.scaler_
+    with pytest.raises(NotFittedError):
+        model.save("never.npz")
+    model.fit(X, y, show_progress=False)
+    assert model.n_features_ == 6 and model.margin_ == 1.0
+    with pytest.raises(InputError, match="single class"):
+        model.fit(X, np.zeros(len(X)), show_progress=False)
+    assert not hasattr(model, "model_") and not hasattr(model, "embeddings_")
+
+
+def test_pairs_batch_size_minimum():
+    X, y = blobs(n_per=6, n_classes=2)
+    pairs = [(0, 1, 1), (6, 7, 1), (0, 6, 0), (2, 3, 1)]
+    emb = ek.SiameseEncoder(**{**FAST, "epochs": 2, "batch_size": 1}).fit(X, pairs=pairs, show_progress=False)
+    assert np.isfinite(emb.vectors).all()
+    with pytest.raises(InputError, match=r"batch_size >= 2 \(got 1\)"):
+        ek.SiameseEncoder(**{**FAST, "loss": "infonce", "batch_size": 1}).fit(X, pairs=pairs, show_progress=False)
+
+
+def test_reads_a_model_saved_in_the_first_format(tmp_path):
+    X, y = blobs(n_per=10)
+    model = ek.SiameseEncoder(loss="triplet", **FAST)
+    model.fit(X, y, show_progress=False)
+    # the layout "embedkit.encoder/1" wrote: config at the top level, scaler, one array per state tensor
+    params = {k: v for k, v in model.json_params().items() if k != "encoder"}
+    config = {"format": "embedkit.encoder/1", "class": "SiameseEncoder", "params": params, "n_features": 6,
+              "modules_required": [], "loss_history": model.loss_history_}
+    arrays = {"__config__": np.array(json.dumps(config)), "scaler.mean": model.scaler_.mean,
+              "scaler.scale": model.scaler_.scale}
+    for name, tensor in model.model_.state_dict().items():
+        arrays[f"state:encoder.{name}"] = tensor.numpy()
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = ek.SiameseEncoder.load(tmp_path / "old.npz")
+    np.testing.assert_allclose(old.encode(X), model.encode(X), atol=1e-6)
+    assert old.loss == "triplet" and old.loss_history_ == model.loss_history_
+    with pytest.raises(NotFittedError, match="encode"):  # the old format had no training vectors
+        _ = old.embeddings_
+    again = ek.SiameseEncoder.from_arrays(old.to_arrays())  # re-saved in today's format
+    np.testing.assert_allclose(again.encode(X), model.encode(X), atol=1e-6)
+    config["modules_required"] = ["encoder"]
+    arrays["__config__"] = np.array(json.dumps(config))
+    with pytest.raises(InputError, match="encoder=module"):
+        ek.SiameseEncoder.from_arrays(arrays)
+
+
+def test_cli_train_and_query(tmp_path, capsys):
     X, y = blobs(n_per=10)
     lines = ["key," + ",".join(f"f{i}" for i in range(X.shape[1])) + ",label"]
     lines += [f"row{i}," + ",".join(f"{v:.4f}" for v in X[i]) + f",c{y[i]}" for i in range(len(X))]
@@ -210,6 +298,8 @@ def test_cli_train_and_query(tmp_path, capsys):
     # the stored extra rebuilds the encoder
     s = ek.Store(store)
     model = ek.SiameseEncoder.from_arrays(s.load_extra("sia", "model"), device="cpu")
+    assert ek.SiameseEncoder.from_store("sia", s).embeddings_.keys == [f"row{i}" for i in range(30)]
+    assert s.info("sia")["meta"]["trainer"] == "SiameseEncoder" and s.info("sia")["meta"]["n_features"] == 6
     written = np.array([[float(f"{v:.4f}") for v in row] for row in X[:3]], dtype=np.float32)
     np.testing.assert_allclose(model.encode(written), s.load("sia").get_vectors(["row0", "row1", "row2"]), atol=1e-5)
     # labels from a file with the wrong count: one line, exit 1
@@ -225,9 +315,6 @@ def test_cli_train_and_query(tmp_path, capsys):
 
 
 def test_cli_pairs_file(tmp_path, capsys):
-    pytest.importorskip("embedkit.store")
-    from embedkit.cli import main
-
     X, y = blobs(n_per=6, n_classes=2)
     np.save(tmp_path / "x.npy", X)
     lines = [f"{i} {j} {int(y[i] == y[j])}" for i in range(len(X)) for j in range(i + 1, len(X))]
@@ -238,3 +325,20 @@ def test_cli_pairs_file(tmp_path, capsys):
     (tmp_path / "bad.txt").write_text("0 1 1\n0 99 0\n")
     assert main(base + ["--force", "--pairs", str(tmp_path / "bad.txt")]) == 1
     assert "bad.txt:2: '99' is not a row of the feature table" in capsys.readouterr().err
+
+
+def test_demo_trains_saves_and_reports(tmp_path, capsys):
+    from embedkit.cli import encoders
+
+    store = tmp_path / "store"
+    encoders.demo(argparse.Namespace(store=str(store), no_progress=True, force=True, device="cpu", seed=0,
+                                     metric="cosine", kind="auto"))
+    text = capsys.readouterr().out
+    assert "precision@1 among 599 held-out images: raw pixels" in text and "ROC-AUC" in text
+    first = [line for line in text.splitlines() if line.startswith("held-out img")][0]
+    digit = first.split(" ")[1].split(":")[1]
+    assert first.split("-> nearest training images: ")[1].split(", ")[0].endswith(":" + digit)
+    model = ek.SiameseEncoder.from_store("demo-digits", ek.Store(store))
+    assert len(model.embeddings_) == 1198 and model.embeddings_.dim == 16
+    raw, learned = [float(x) for x in text.split("raw pixels ")[1].split("\n")[0].split(", Siamese vectors ")]
+    assert learned > 0.95 and raw > 0.95

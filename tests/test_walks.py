@@ -78,31 +78,20 @@ def test_step_distribution_unweighted(p, q):
 
 @pytest.mark.parametrize("method", ["_second_order", "_exact"])
 @pytest.mark.parametrize("p,q", [(0.25, 4.0), (2.0, 0.5)])
-def test_rejection_only_and_exact_only(monkeypatch, method, p, q):
+def test_rejection_only_and_exact_only(method, p, q):
     """Both samplers inside a step (vectorised mixture/rejection, exact draw for stragglers) are exact alone."""
-    import embedkit.trainers.node2vec.walks as walks_mod
-
-    monkeypatch.setattr(walks_mod, "_EXACT_BUDGET", -1)      # no exact fallback inside _second_order
     g = _graph()
-    sampler = WalkSampler(g, p=p, q=q)
+    sampler = WalkSampler(g, p=p, q=q, exact_fallback=False)     # no exact fallback inside _second_order
     for prev, cur in [(0, 2), (2, 3), (1, 3), (4, 3), (0, 0)]:
         _check_step(g, sampler, prev, cur, p, q, n=8000, method=method)
 
 
-def _no_common(monkeypatch):
-    import embedkit.trainers.node2vec.walks as walks_mod
-
-    monkeypatch.setattr(walks_mod, "_COMMON_MIN_BUDGET", -1)
-    monkeypatch.setattr(walks_mod, "_COMMON_BUDGET_PER_ENTRY", -1)
-
-
 @pytest.mark.parametrize("p,q", [(0.25, 4.0), (4.0, 0.25), (1.0, 3.0)])
 @pytest.mark.parametrize("directed", [False, True])
-def test_step_distribution_without_common_weights(monkeypatch, p, q, directed):
+def test_step_distribution_without_common_weights(p, q, directed):
     """Graphs too costly for the common-neighbour precomputation take the tested rejection path."""
-    _no_common(monkeypatch)
     g = _graph(directed=directed)
-    sampler = WalkSampler(g, p=p, q=q)
+    sampler = WalkSampler(g, p=p, q=q, strategy="rejection")
     assert sampler.common is None
     for prev, cur in zip(g._rows().tolist(), g.indices.tolist()):
         if g.degrees()[cur] > 0:
@@ -110,15 +99,12 @@ def test_step_distribution_without_common_weights(monkeypatch, p, q, directed):
 
 
 @pytest.mark.parametrize("max_rounds", [0, 1])
-def test_stragglers_are_drawn_exactly(monkeypatch, max_rounds):
+def test_stragglers_are_drawn_exactly(max_rounds):
     """With (almost) no rounds, the triangle part of the mixture and the rejection path hand
     their walkers to the exact draw, which keeps the law."""
-    import embedkit.trainers.node2vec.walks as walks_mod
-
-    monkeypatch.setattr(walks_mod, "_MAX_ROUNDS", max_rounds)
     g = _graph()
     for p, q in [(0.5, 4.0), (0.5, 0.25)]:
-        sampler = WalkSampler(g, p=p, q=q)
+        sampler = WalkSampler(g, p=p, q=q, max_rounds=max_rounds)
         for prev, cur in [(0, 2), (2, 3), (1, 3), (0, 0)]:
             _check_step(g, sampler, prev, cur, p, q, n=6000)
 
@@ -154,17 +140,32 @@ def test_equal_weights_walk_as_unweighted():
         _check_step(g, sampler, prev, cur, 0.5, 2.0, n=6000)
 
 
-def test_common_weights_in_blocks(monkeypatch):
+def test_common_weights_in_blocks():
     """The blockwise product gives the same weights as one block, on a graph with many triangles."""
     import networkx as nx
 
-    import embedkit.trainers.node2vec.walks as walks_mod
-
     g = ek.Graph.from_networkx(nx.powerlaw_cluster_graph(300, 4, 0.5, seed=1))
     whole = WalkSampler(g, p=1.0, q=2.0).common
-    monkeypatch.setattr(walks_mod, "_COMMON_BLOCK", 50)
-    assert torch.equal(WalkSampler(g, p=1.0, q=2.0).common, whole)
+    assert torch.equal(WalkSampler(g, p=1.0, q=2.0, common_block=50).common, whole)
     assert float(whole.sum()) > 0
+
+
+def test_strategy_argument():
+    """"auto" is the default; "mixture" always precomputes the common weights, "rejection" never;
+    the walks of every strategy follow the same law (checked above), and a bad name is one line."""
+    g = _graph()
+    auto = WalkSampler(g, p=0.5, q=2.0)
+    assert auto.strategy == "auto" and auto.common is not None and auto.exact_fallback
+    assert torch.equal(WalkSampler(g, p=0.5, q=2.0, strategy="mixture").common, auto.common)
+    assert WalkSampler(g, p=0.5, q=2.0, strategy="rejection").common is None
+    gen = [torch.Generator().manual_seed(0) for _ in range(2)]
+    starts = torch.arange(g.num_nodes).repeat(5)
+    assert torch.equal(auto.walk(starts, 8, gen[0])[0],
+                       WalkSampler(g, p=0.5, q=2.0, strategy="auto", exact_fallback=True).walk(starts, 8, gen[1])[0])
+    with pytest.raises(ek.InputError, match="'strategy' parameter of WalkSampler"):
+        WalkSampler(g, p=0.5, q=2.0, strategy="alias")
+    with pytest.raises(ek.InputError, match="'max_rounds'"):
+        WalkSampler(g, p=0.5, q=2.0, max_rounds=-1)
 
 
 @pytest.mark.parametrize("p,q", [(0.5, 3.0), (2.0, 0.5)])
@@ -303,7 +304,7 @@ def test_cuda_whole_walks_follow_formula(p, q):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_random_small_graphs_every_edge(monkeypatch, seed):
+def test_random_small_graphs_every_edge(seed):
     """Random small graphs (directed or not, weighted or not, self-loops, pendant and dangling
     nodes) with random p, q: every step law matches the formula, with and without the
     precomputed common-neighbour weights."""
@@ -316,9 +317,7 @@ def test_random_small_graphs_every_edge(monkeypatch, seed):
     g = ek.Graph.from_arrays([str(x) for x in src], [str(x) for x in dst], w, directed=directed,
                              nodes=[str(i) for i in range(n)])
     p, q = float(rng.choice([0.25, 0.5, 2.0])), float(rng.choice([0.3, 1.0, 4.0]))
-    samplers = [WalkSampler(g, p=p, q=q)]
-    _no_common(monkeypatch)
-    samplers.append(WalkSampler(g, p=p, q=q))
+    samplers = [WalkSampler(g, p=p, q=q), WalkSampler(g, p=p, q=q, strategy="rejection")]
     assert samplers[1].common is None
     for sampler in samplers:
         for prev, cur in zip(g._rows().tolist(), g.indices.tolist()):

@@ -126,7 +126,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     with pytest.raises(InputError, match="generator"):
         ek.Word2Vec(**SMALL).fit(s for s in two_topics(5))
     for bad in [dict(window=0), dict(mode="sg"), dict(dim=0), dict(sample=-1.0), dict(backend="tf"),
-                dict(epochs=0), dict(alpha=0.0), dict(negative=0), dict(workers=0)]:
+                dict(epochs=0), dict(lr=0.0), dict(min_lr=0.5), dict(negative=0), dict(workers=0),
+                dict(dim=10_001), dict(device="tpu"), dict(max_vocab=0), dict(batch_words=10)]:
         with pytest.raises(InputError, match="parameter of Word2Vec"):
             ek.Word2Vec(**{**SMALL, **bad}).fit(two_topics(5))
     with pytest.raises(InputError, match="CPU only"):
@@ -153,6 +154,91 @@ def test_params_are_recorded():
     model = ek.Word2Vec(mode="cbow", dim=7)
     params = model.get_params()
     assert params["mode"] == "cbow" and params["dim"] == 7 and params["backend"] == "auto"
+    assert set(ek.Word2Vec._parameter_constraints) == set(params)
+    assert "alpha" not in params and params["lr"] == 0.025 and params["min_lr"] == 0.0001
+    # nothing fitted exists before fit
+    assert not [k for k in vars(model) if k.endswith("_")]
+    assert not hasattr(model, "embeddings_") and not hasattr(model, "loss_history_")
+
+
+@pytest.mark.parametrize("backend", ["gensim", "torch"])
+def test_alpha_alias_warns_and_trains_as_lr(backend):
+    sents = two_topics(100)
+    with pytest.warns(FutureWarning, match="'alpha' is renamed 'lr'"):
+        old = ek.Word2Vec(backend=backend, alpha=0.05, **SMALL)
+    with pytest.warns(FutureWarning, match="'min_alpha' is renamed 'min_lr'"):
+        ek.Word2Vec(min_alpha=0.001)
+    assert old.lr == 0.05 and "alpha" not in old.get_params()
+    new = ek.Word2Vec(backend=backend, lr=0.05, **SMALL)
+    a, b = old.fit(sents, show_progress=False), new.fit(sents, show_progress=False)
+    np.testing.assert_array_equal(a.vectors, b.vectors)
+    default = ek.Word2Vec(backend=backend, **SMALL).fit(sents, show_progress=False)
+    assert not np.array_equal(a.vectors, default.vectors)      # the alias did change the rate
+
+
+def test_ignored_parameters_warn(tmp_path):
+    from embedkit.trainers import IgnoredParameterWarning
+
+    path = write(tmp_path / "c.txt", two_topics(50))
+    params = {**SMALL, "epochs": 1}
+    with pytest.warns(IgnoredParameterWarning, match="'batch_words' parameter.*ignored by the gensim backend on files"):
+        ek.Word2Vec(backend="gensim", batch_words=1000, **params).fit(path, show_progress=False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IgnoredParameterWarning)
+        # used: gensim's job size for token lists, torch's step
+        ek.Word2Vec(backend="gensim", batch_words=1000, **params).fit(two_topics(50), show_progress=False)
+        ek.Word2Vec(backend="torch", batch_words=1000, **params).fit(path, show_progress=False)
+
+
+@pytest.mark.parametrize("backend", ["gensim", "torch"])
+def test_save_load_and_store_round_trip(tmp_path, backend):
+    model = ek.Word2Vec(backend=backend, **{**SMALL, "epochs": 2})
+    emb = model.fit(two_topics(100), show_progress=False)
+    path = model.save(tmp_path / "w2v.npz")
+    back = ek.Word2Vec.load(path)
+    assert back.embeddings_.keys == emb.keys
+    np.testing.assert_array_equal(back.embeddings_.vectors, emb.vectors)
+    np.testing.assert_array_equal(back.vocab_counts_, model.vocab_counts_)
+    np.testing.assert_array_equal(back._output, model._output)
+    assert back._output.shape == emb.vectors.shape and np.abs(back._output).sum() > 0   # trained output weights
+    assert back.loss_history_ == model.loss_history_ and back.backend_ == backend
+    assert back.get_params() == model.get_params()
+    assert back.embeddings_.most_similar("a1", k=3) == emb.most_similar("a1", k=3)
+    # the store: an index of the vectors plus the model
+    store = ek.Store(tmp_path / "store")
+    model.to_store("w", store)
+    again = ek.Word2Vec.from_store("w", store)
+    np.testing.assert_array_equal(again.embeddings_.vectors, emb.vectors)
+    assert store.load("w").search_keys(["a1"], k=1).keys[0][0] != "a1"   # neighbours exclude the query
+    with pytest.raises(ek.StoreError, match="not written by Node2Vec"):
+        ek.Node2Vec.from_store("w", store)
+
+
+def test_load_foreign_or_damaged_file_is_store_error(tmp_path):
+    model = ek.Word2Vec(backend="torch", **{**SMALL, "epochs": 1})
+    model.fit(two_topics(50), show_progress=False)
+    path = model.save(tmp_path / "m.npz")
+    garbage = tmp_path / "g.npz"
+    garbage.write_bytes(b"not a zip file")
+    with pytest.raises(ek.StoreError, match="cannot read"):
+        ek.Word2Vec.load(garbage)
+    with pytest.raises(ek.StoreError, match="holds a Word2Vec, not a Node2Vec"):
+        ek.Node2Vec.load(path)
+    arrays = dict(np.load(path))
+    del arrays["output"]
+    np.savez(tmp_path / "cut.npz", **arrays)
+    with pytest.raises(ek.StoreError, match="incomplete or damaged"):
+        ek.Word2Vec.load(tmp_path / "cut.npz")
+    arrays = dict(np.load(path))
+    arrays["counts"] = arrays["counts"][:-1]
+    np.savez(tmp_path / "short.npz", **arrays)
+    with pytest.raises(ek.StoreError, match="do not match"):
+        ek.Word2Vec.load(tmp_path / "short.npz")
+    np.savez(tmp_path / "other.npz", x=np.arange(3))
+    with pytest.raises(ek.StoreError, match="not a saved embedkit model"):
+        ek.Word2Vec.load(tmp_path / "other.npz")
 
 
 # ---------------------------------------------------------------- the engine
@@ -202,10 +288,12 @@ def test_engine_interface_numpy_and_torch_inputs_and_errors():
     counts = np.bincount(ids, minlength=16)
     kw = dict(dim=8, epochs=2, sample=0.0, show_progress=False, batch_words=10_000)
     a, la = train_skipgram([(ids, lengths)], counts, **kw)
-    b, lb = train_skipgram([(torch.tensor(ids), torch.tensor(lengths))], counts, **kw)
+    b, lb, out = train_skipgram([(torch.tensor(ids), torch.tensor(lengths))], counts, return_output=True, **kw)
     assert a.shape == (16, 8) and a.dtype == np.float32 and len(la) == 2
     np.testing.assert_array_equal(a, b)
     assert la == lb
+    assert out.shape == (16, 8) and out.dtype == np.float32 and np.abs(out).sum() > 0   # starts at zero
+    assert evaluate_loss(a, out, ids, lengths, counts, sample=0.0) < 6 * math.log(2)    # trained pair beats zero
     with pytest.raises(InputError, match="token ids"):
         train_skipgram([(ids + 100, lengths)], counts, **kw)
     with pytest.raises(InputError, match="lengths sum"):
@@ -244,6 +332,20 @@ def test_cli_train_query_eval(tmp_path, capsys):
     assert err.startswith("error: The 'window' parameter") and err.count("\n") == 1
     assert main(["train", "word2vec", str(tmp_path / "nope.txt"), "--name", "x", "--store", store]) == 1
     assert "no such file" in capsys.readouterr().err
+    # the saved model loads back; --lr, and --alpha as its deprecated old name
+    model = ek.Word2Vec.from_store("w", store)
+    assert model.embeddings_.keys == ek.Store(store).load("w").to_embeddings().keys
+    common = [str(path), "--store", store, "--dim", "8", "--min-count", "1", "--epochs", "1", "--backend", "torch",
+              "--device", "cpu", "--no-progress"]
+    assert main(["train", "word2vec", *common, "--name", "lr", "--lr", "0.05", "--min-lr", "0.001"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["train", "word2vec", *common, "--name", "alpha", "--alpha", "0.05", "--min-alpha", "0.001"]) == 0
+    assert "--alpha is renamed --lr" in capsys.readouterr().err
+    a, b = (ek.Word2Vec.from_store(n, store) for n in ("lr", "alpha"))
+    assert a.lr == b.lr == 0.05 and a.min_lr == b.min_lr == 0.001
+    np.testing.assert_array_equal(a.embeddings_.vectors, b.embeddings_.vectors)
+    assert main(["train", "word2vec", *common, "--name", "both", "--alpha", "0.05", "--lr", "0.05"]) == 1
+    assert "give only --lr" in capsys.readouterr().err
 
 
 def test_demo_writes_demo_words(tmp_path, capsys):
@@ -255,6 +357,9 @@ def test_demo_writes_demo_words(tmp_path, capsys):
     shown = capsys.readouterr().out
     assert "demo-words" in shown and "government" in shown
     assert ek.Store(tmp_path).exists("demo-words")
+    assert main(["--store", str(tmp_path), "query", "demo-words", "police", "-k", "3"]) == 0
+    assert "police" not in capsys.readouterr().out.splitlines()[-1]
+    assert ek.Word2Vec.from_store("demo-words", tmp_path).embeddings_.dim == 50
 
 
 class _RecordingModel:

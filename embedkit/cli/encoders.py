@@ -1,8 +1,11 @@
-"""``embedkit train siamese`` and ``embedkit train autoencoder``: feature tables -> encoder -> index.
+"""``embedkit train siamese`` and ``embedkit train autoencoder``: feature tables -> encoder -> index,
+and the encoders' part of ``embedkit demo``.
 
-The encoder's weights, scaler and config are stored beside the index as the extra "model"
-(plain arrays, no pickle), so ``SiameseEncoder.from_arrays(store.load_extra(name, "model"))``
-rebuilds it; ``embedkit query NAME KEY`` searches the latent vectors like any other index.
+Training saves through :func:`save_trained` (``Trainer.to_store``): the encoder's weights, scaler
+and config go beside the index as the extra "model" (plain arrays, no pickle), so
+``SiameseEncoder.from_store(name)`` or ``SiameseEncoder.from_arrays(store.load_extra(name, "model"))``
+rebuilds it; ``embedkit query NAME KEY`` searches the latent vectors like any other index. The
+autoencoder also stores its training rows' reconstruction errors as the extra "anomaly_scores".
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import argparse
 import numpy as np
 
 from ..errors import InputError, ParseError
-from .common import add_train_options, existing_file, out, save_trained
+from .common import add_train_options, existing_file, get_store, out, save_trained
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -127,10 +130,7 @@ def _train_siamese(args) -> int:
                            miner=args.miner, standardize=not args.no_standardize, seed=args.seed,
                            device=args.device)
     emb = model.fit(table.X, y=y, pairs=pairs, keys=table.keys, show_progress=not args.no_progress)
-    extras = {"model": model.to_arrays()}
-    if y is not None:
-        extras["labels"] = {"keys": np.array(table.keys, dtype=str), "labels": np.asarray(y).astype(str)}
-    path = save_trained(args, emb, model, extras=extras, meta=_meta(args, table))
+    path = save_trained(args, model, meta=_meta(args, table))
     out(f"trained SiameseEncoder ({args.loss}) on {len(emb)} rows x {table.X.shape[1]} features; "
         f"final loss {model.loss_history_[-1]:.4f}")
     out(f"saved {len(emb)} vectors of dim {emb.dim} as {args.name!r} in {path}")
@@ -145,13 +145,11 @@ def _train_autoencoder(args) -> int:
                         sparsity=args.sparsity, beta=args.beta, epochs=args.epochs, batch_size=args.batch_size,
                         lr=args.lr, standardize=not args.no_standardize, seed=args.seed, device=args.device)
     emb = model.fit(table.X, keys=table.keys, show_progress=not args.no_progress)
-    scores = model.anomaly_scores(table.X)
-    extras = {"model": model.to_arrays(),
-              "anomaly_scores": {"keys": np.array(table.keys, dtype=str), "scores": scores.astype(np.float32)}}
-    path = save_trained(args, emb, model, extras=extras, meta=_meta(args, table))
+    path = save_trained(args, model, meta=_meta(args, table))  # with the extra "anomaly_scores"
     out(f"trained AutoEncoder ({args.variant}) on {len(emb)} rows x {table.X.shape[1]} features; "
         f"final loss {model.loss_history_[-1]:.4f}")
     out(f"saved {len(emb)} vectors of dim {emb.dim} as {args.name!r} in {path}")
+    scores = model.anomaly_scores(table.X)
     top = np.argsort(-scores, kind="stable")[:max(args.top, 0)]
     if len(top):
         out("highest reconstruction error: " + ", ".join(f"{table.keys[i]} ({scores[i]:.3g})" for i in top))
@@ -161,3 +159,43 @@ def _train_autoencoder(args) -> int:
 def _meta(args, table) -> dict:
     return {"source": str(args.features), "n_features": int(table.X.shape[1]),
             "columns": table.columns[:1000], "model_extra": "model"}
+
+
+# --------------------------------------------------------------------------- demo
+def demo(args) -> None:
+    """SiameseEncoder on scikit-learn's bundled 8x8 digits (no download): train on two thirds of
+    the images, save the index "demo-digits", print neighbours and precision@1 of the held-out
+    images against raw pixels; then an AutoEncoder trained on the 0s scores every digit."""
+    from sklearn.datasets import load_digits
+
+    from ..evaluate.encoders import anomaly_auc, precision_at_1
+    from ..trainers.encoders import AutoEncoder, SiameseEncoder
+
+    X, y = load_digits(return_X_y=True)
+    X = X.astype(np.float32)
+    seed = getattr(args, "seed", 0)
+    order = np.random.default_rng(seed).permutation(len(X))
+    train, held = order[: 2 * len(X) // 3], order[2 * len(X) // 3:]
+    keys = [f"img{i}:{d}" for i, d in enumerate(y)]
+    quiet = getattr(args, "no_progress", False)
+
+    model = SiameseEncoder(dim=16, hidden=(128,), loss="infonce", epochs=15, batch_size=128, standardize=False,
+                           seed=seed, device="cpu")
+    emb = model.fit(X[train], y[train], keys=[keys[i] for i in train], show_progress=not quiet)
+    run = argparse.Namespace(**{**vars(args), "name": "demo-digits", "force": True})
+    path = save_trained(run, model, meta={"source": "sklearn.datasets.load_digits", "rows": "train"},
+                        metric="cosine", kind="flat")
+    out(f"trained SiameseEncoder (InfoNCE) on {len(emb)} digit images (8x8 pixels); saved to {path}")
+    index = emb.to_index(metric="cosine")
+    for i in held[:3]:
+        found = index.search(model.encode(X[i:i + 1]), k=4).keys[0]
+        out(f"held-out {keys[i]} -> nearest training images: {', '.join(found)}")
+    raw, learned = precision_at_1(X[held], y[held]), precision_at_1(model.encode(X[held]), y[held])
+    out(f"precision@1 among {len(held)} held-out images: raw pixels {raw:.3f}, Siamese vectors {learned:.3f}")
+
+    ae = AutoEncoder(dim=8, hidden=(32,), epochs=30, batch_size=32, standardize=False, seed=seed, device="cpu")
+    zeros = train[y[train] == 0]
+    ae.fit(X[zeros], show_progress=not quiet)
+    auc = anomaly_auc(ae.anomaly_scores(X[held]), y[held] != 0)
+    out(f"AutoEncoder trained on {len(zeros)} images of 0: ROC-AUC {auc:.3f} for 'not a 0' among the held-out images")
+    out(f"from the shell: embedkit --store {get_store(args).root} query demo-digits {keys[train[0]]} -k 5")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import warnings
 
 from ..errors import InputError
-from .common import add_store_option, add_train_options, check_k, existing_file, get_store, out, refuse_existing
+from .common import add_store_option, add_train_options, check_k, existing_file, get_store, out, refuse_existing, save_trained
 
 
 def register(groups) -> None:
@@ -23,7 +25,9 @@ def register(groups) -> None:
     add_train_options(train, epochs=15, dim=64)
     train.set_defaults(metric="ip")
     train.add_argument("--reg", type=float, default=None, help="L2 regularisation (default: per method)")
-    train.add_argument("--alpha", type=float, default=1.0, help="implicit ALS confidence 1 + alpha*value (default: 1)")
+    train.add_argument("--confidence", type=float, default=None,
+                       help="implicit ALS confidence weight: c = 1 + confidence*value (default: 1)")
+    train.add_argument("--alpha", type=float, default=None, help=argparse.SUPPRESS)  # old name of --confidence
     train.add_argument("--lr", type=float, default=None, help="SGD learning rate for bpr/sgd (default: per method)")
     train.add_argument("--batch-size", type=int, default=None, help="SGD mini-batch for bpr/sgd (default: per method)")
     train.add_argument("--cg-steps", type=int, default=3, help="conjugate-gradient steps per ALS half-epoch (default: 3)")
@@ -83,11 +87,19 @@ def cmd_train(args) -> int:
     store = get_store(args)
     refuse_existing(store, args.name, args.force)
     inter = read_interactions(args, args.interactions)
+    confidence = args.confidence
+    if args.alpha is not None:
+        if confidence is not None:
+            raise InputError("--alpha is the old name of --confidence; give only --confidence")
+        warnings.warn("--alpha is renamed --confidence; --alpha will be removed in a later release",
+                      FutureWarning, stacklevel=2)
+        confidence = args.alpha
     model = MatrixFactorization(feedback=args.feedback, method=args.method, dim=args.dim, reg=args.reg,
-                                alpha=args.alpha, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                                cg_steps=args.cg_steps, backend=args.backend, seed=args.seed, device=args.device)
+                                confidence=1.0 if confidence is None else confidence, epochs=args.epochs, lr=args.lr,
+                                batch_size=args.batch_size, cg_steps=args.cg_steps, backend=args.backend,
+                                seed=args.seed, device=args.device)
     model.fit(inter, show_progress=not args.no_progress)
-    path = model.save(args.name, store, kind=args.kind, overwrite=True)
+    path = save_trained(args, model, metric="ip")
     loss = model.loss_history_[-1] if model.loss_history_ else float("nan")
     out(f"trained {args.feedback} {args.method} on {inter.n_users} users x {inter.n_items} items "
         f"({inter.nnz} interactions), dim {args.dim}, final loss {loss:.5g}")
@@ -141,10 +153,10 @@ def demo(args) -> None:
     inter = demo_interactions()
     model = MatrixFactorization(dim=16, epochs=10, seed=getattr(args, "seed", 0), device="cpu")
     model.fit(inter, show_progress=not getattr(args, "no_progress", False))
-    path = model.save("demo-mf", get_store(args), overwrite=True)
+    path = model.to_store("demo-mf", get_store(args), overwrite=True)
     out(f"trained implicit ALS on {inter.n_users} users x {inter.n_items} films ({inter.nnz} plays); saved to {path}")
     for user in ("scifi-fan-0", "drama-fan-0", "comedy-fan-0"):
-        seen = ", ".join(model._item_keys[i] for i in model.seen_items(user)[:3])
+        seen = ", ".join(item for item, _ in model.history(user)[:3])
         recs = model.recommend(user, k=4)
         out(f"{user} (watched {seen}, ...) -> " + ", ".join(f"{i} ({s:.2f})" for i, s in recs))
     out(f"from the shell: embedkit --store {get_store(args).root} recommend demo-mf scifi-fan-1 -k 5")

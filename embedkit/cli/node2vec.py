@@ -30,6 +30,7 @@ def register(groups) -> None:
     p.add_argument("--negative", type=int, default=5, help="noise nodes per pair (default: 5)")
     p.add_argument("--sample", type=float, default=0.0, help="subsampling threshold, 0 disables (default: 0)")
     p.add_argument("--lr", type=float, default=0.025, help="initial learning rate (default: 0.025)")
+    p.add_argument("--min-lr", type=float, default=0.0001, help="final learning rate (default: 0.0001)")
     p.add_argument("--directed", action="store_true", help="read the edges as directed (default: undirected)")
     w = p.add_mutually_exclusive_group()
     w.add_argument("--weighted", dest="weighted", action="store_true", default=None,
@@ -62,15 +63,15 @@ def _train(args) -> int:
     refuse_existing(store, args.name, args.force)
     trainer = Node2Vec(dim=args.dim, walk_length=args.walk_length, walks_per_node=args.walks_per_node,
                        window=args.window, p=args.p, q=args.q, epochs=args.epochs, negative=args.negative,
-                       sample=args.sample, lr=args.lr, seed=args.seed, device=args.device, backend=args.backend,
-                       workers=args.workers)
-    trainer._validate()  # fail on bad parameters before reading the graph
+                       sample=args.sample, lr=args.lr, min_lr=args.min_lr, seed=args.seed, device=args.device,
+                       backend=args.backend, workers=args.workers)
+    trainer._validate_params()  # fail on bad parameters before reading the graph
     graph = Graph.from_edgelist(path, directed=args.directed, weighted=args.weighted)
     emb = trainer.fit(graph, show_progress=not args.no_progress)
     meta = {"edges": str(path), "graph": {"nodes": graph.num_nodes, "edges": graph.num_edges,
                                           "directed": graph.directed, "weighted": graph.weighted},
             "backend": trainer.backend_, "skipped_nodes": len(trainer.skipped_nodes_)}
-    saved = save_trained(args, emb, trainer, meta=meta)
+    saved = save_trained(args, trainer, meta=meta)
     loss = trainer.loss_history_[-1] if trainer.loss_history_ else float("nan")
     out(f"trained node2vec (p={args.p:g}, q={args.q:g}, {trainer.backend_}) on {graph}: "
         f"{len(emb)} nodes x {emb.dim} dims, final loss {loss:.4f}")
@@ -106,7 +107,7 @@ def demo(args=None) -> None:
     emb = trainer.fit(graph, show_progress=not getattr(args, "no_progress", False))
     ns = argparse.Namespace(**vars(args)) if args is not None else argparse.Namespace()
     ns.name, ns.force = DEMO_NAME, True
-    path = save_trained(ns, emb, trainer, meta={"source": "networkx karate_club_graph"},
+    path = save_trained(ns, trainer, meta={"source": "networkx karate_club_graph"},
                         metric="cosine", kind="flat")
     club = {str(n): G.nodes[n]["club"] for n in G}
     out(f"node2vec on Zachary's karate club ({graph}) -> index {DEMO_NAME!r} in {path}")

@@ -1,11 +1,14 @@
 """CLI verbs for word2vec: ``embedkit train word2vec``, ``embedkit eval word2vec`` and the demo step.
 
-    embedkit train word2vec corpus.txt more.txt.gz --name words --mode skipgram --dim 100
+    embedkit train word2vec corpus.txt more.txt.gz --name words --mode skipgram --dim 100 --lr 0.025
     embedkit query words king -k 10
     embedkit eval word2vec words [--similarity PATH] [--analogy PATH]
 """
 
 from __future__ import annotations
+
+import argparse
+import sys
 
 from ..errors import InputError
 from .common import add_store_option, add_train_options, existing_file, get_store, out, refuse_existing, save_trained
@@ -27,8 +30,11 @@ def register(groups) -> None:
     p.add_argument("--negative", type=int, default=5, help="noise words per example (default: 5)")
     p.add_argument("--min-count", type=int, default=5, help="drop rarer words (default: 5)")
     p.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold, 0 disables (default: 1e-3)")
-    p.add_argument("--alpha", type=float, default=0.025, help="initial learning rate (default: 0.025)")
-    p.add_argument("--min-alpha", type=float, default=0.0001, help="final learning rate (default: 0.0001)")
+    p.add_argument("--lr", type=float, default=None, help="initial learning rate (default: 0.025)")
+    p.add_argument("--min-lr", type=float, default=None, help="final learning rate (default: 0.0001)")
+    # the old names of --lr / --min-lr (word2vec's alpha), accepted with a deprecation note
+    p.add_argument("--alpha", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--min-alpha", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("--max-vocab", type=int, default=None, help="keep only the most frequent words")
     p.add_argument("--backend", default="auto", choices=["auto", "gensim", "torch"],
                    help="auto: torch on CUDA, else gensim (default: auto)")
@@ -49,12 +55,25 @@ def register(groups) -> None:
     e.set_defaults(func=_eval)
 
 
+def _renamed(args, new: str, old: str, default: float) -> float:
+    """The value of --NEW, or of its deprecated old name --OLD (with a note on stderr)."""
+    value, legacy = getattr(args, new), getattr(args, old)
+    flag_new, flag_old = "--" + new.replace("_", "-"), "--" + old.replace("_", "-")
+    if legacy is None:
+        return default if value is None else value
+    if value is not None:
+        raise InputError(f"{flag_old} is the old name of {flag_new}; give only {flag_new}")
+    sys.stderr.write(f"warning: {flag_old} is renamed {flag_new} and will be removed in a later release\n")
+    return legacy
+
+
 def _trainer_from_args(args):
     from ..trainers.word2vec import Word2Vec
 
     return Word2Vec(mode=args.mode, dim=args.dim, window=args.window, negative=args.negative,
-                    min_count=args.min_count, sample=args.sample, epochs=args.epochs, alpha=args.alpha,
-                    min_alpha=args.min_alpha, max_vocab=args.max_vocab, seed=args.seed, backend=args.backend,
+                    min_count=args.min_count, sample=args.sample, epochs=args.epochs,
+                    lr=_renamed(args, "lr", "alpha", 0.025), min_lr=_renamed(args, "min_lr", "min_alpha", 0.0001),
+                    max_vocab=args.max_vocab, seed=args.seed, backend=args.backend,
                     device=args.device, workers=args.workers, batch_words=args.batch_words)
 
 
@@ -65,9 +84,9 @@ def _train(args) -> int:
     store = get_store(args)
     refuse_existing(store, args.name, args.force)
     trainer = _trainer_from_args(args)
-    trainer._validate()  # fail on bad parameters before reading the corpus
+    trainer._validate_params()  # fail on bad parameters before reading the corpus
     emb = trainer.fit(Corpus.from_files(paths), show_progress=not args.no_progress)
-    path = save_trained(args, emb, trainer, meta={"backend": trainer.backend_, "corpus": [str(p) for p in paths]})
+    path = save_trained(args, trainer, meta={"backend": trainer.backend_, "corpus": [str(p) for p in paths]})
     loss = trainer.loss_history_[-1] if trainer.loss_history_ else float("nan")
     out(f"trained word2vec ({args.mode}, {trainer.backend_}) on {int(trainer.vocab_counts_.sum())} "
         f"in-vocabulary tokens: {len(emb)} words x {emb.dim} dims, final loss {loss:.4f}")
@@ -99,29 +118,24 @@ def _label(path) -> str:
     return Path(path).name
 
 
-def demo(args=None, store=None) -> None:
+def demo(args=None) -> None:
     """Train skip-gram on gensim's bundled Lee corpus (seconds), save index 'demo-words', print neighbours."""
     from ..data.corpus import Corpus
     from ..evaluate.words import bundled_eval_path
-    from ..store import Store
     from ..trainers.word2vec import Word2Vec
 
     corpus_path = bundled_eval_path("wordsim353").parent / "lee_background.cor"
     if not corpus_path.is_file():
         raise InputError(f"{corpus_path}: the bundled demo corpus is missing from the installed gensim")
-    if store is None:
-        store = Store(getattr(args, "store", None))
     show = not getattr(args, "no_progress", False)
     # one gensim thread: the same neighbours on every run (a few seconds for ~60k words)
     trainer = Word2Vec(mode="skipgram", dim=50, window=5, min_count=3, epochs=10, seed=0, backend="gensim",
                        workers=1)
     emb = trainer.fit(Corpus.from_files([corpus_path]), show_progress=show)
-    index = emb.to_index(metric="cosine", kind="flat")
-    path = store.save(DEMO_NAME, index, meta={"trainer": "Word2Vec", "params": trainer.json_params(),
-                                              "loss_history": trainer.loss_history_,
-                                              "corpus": corpus_path.name}, overwrite=True)
+    path = trainer.to_store(DEMO_NAME, get_store(args), metric="cosine", kind="flat", overwrite=True,
+                            meta={"corpus": corpus_path.name})
     out(f"word2vec: trained on {corpus_path.name} ({len(emb)} words), saved index {DEMO_NAME!r} to {path}")
     for word in DEMO_WORDS:
-        if word in index:
-            hits = index.search_keys([word], k=5)
-            out(f"  {word:<11} -> " + ", ".join(f"{k} ({s:.2f})" for k, s in zip(hits.keys[0], hits.scores[0])))
+        if word in emb:
+            hits = emb.most_similar(word, k=5)
+            out(f"  {word:<11} -> " + ", ".join(f"{k} ({s:.2f})" for k, s in hits))

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._arrays import as_vectors
 from ..errors import InputError, ParseError
+from ._csv import _is_number
 
 __all__ = ["FeatureTable", "as_matrix", "as_labels", "as_pairs", "row_keys", "load_features", "load_labels"]
 
@@ -45,28 +47,13 @@ def as_matrix(X, what: str = "X", n_features: int | None = None) -> np.ndarray:
         X = X.to_numpy()
     if hasattr(X, "detach") and hasattr(X, "cpu"):  # a torch tensor
         X = X.detach().cpu().numpy()
-    try:
-        arr = np.asarray(X, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{what} must be a numeric array of shape (n_rows, n_features): {exc}") from None
-    if arr.ndim == 1:
-        raise InputError(f"{what} must be 2-D (n_rows, n_features); got shape {arr.shape}. "
-                         f"Use {what}.reshape(-1, 1) for one feature or {what}.reshape(1, -1) for one row")
-    if arr.ndim != 2:
-        raise InputError(f"{what} must be 2-D (n_rows, n_features); got shape {arr.shape}. "
-                         f"Flatten each row first, e.g. {what}.reshape(len({what}), -1)")
-    if arr.shape[0] < 1 or arr.shape[1] < 1:
+    arr = as_vectors(X, what=what)
+    if arr.shape[0] < 1:
         raise InputError(f"{what} is empty (shape {arr.shape}); give at least one row and one feature")
     if n_features is not None and arr.shape[1] != n_features:
         raise InputError(f"{what} has {arr.shape[1]} features but the model was fitted on {n_features}; "
                          "give rows with the same columns as in fit()")
-    finite = np.isfinite(arr)
-    if not finite.all():
-        r, c = (int(v[0]) for v in np.nonzero(~finite))
-        kind = "NaN" if math.isnan(float(arr[r, c])) else "inf"
-        raise InputError(f"{what} row {r}, column {c} is {kind}; every value must be finite "
-                         "(impute or drop missing values first)")
-    return np.ascontiguousarray(arr)
+    return arr
 
 
 def as_labels(y, n_rows: int, what: str = "y") -> np.ndarray:
@@ -263,14 +250,6 @@ def _load_csv(p: Path, label_column, key_column) -> FeatureTable:
     lab_arr = np.array(labels, dtype=str) if label_pos is not None else None
     key_list = keys if key_pos is not None else [str(i) for i in range(len(rows))]
     return FeatureTable(X, lab_arr, key_list, [names[c] for c in feat_pos])
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def load_labels(path, n_rows: int | None = None) -> np.ndarray:

@@ -24,6 +24,24 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Interactions"]
 
+def check_values(values: np.ndarray, *, allow_negative: bool, what: str = "values", where=None) -> np.ndarray:
+    """The one rule for interaction values (Interactions builders, MF fold-in): finite and,
+    unless ``allow_negative``, >= 0. ``where(i)`` names entry ``i`` in the message (e.g. a CSV
+    line); otherwise ``what`` names the whole. Returns ``values``."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        if where is None:
+            raise InputError(f"{what} hold NaN or infinite values; drop or fix them")
+        raise InputError(f"{where(int(np.argmax(bad)))}: value is NaN or infinite; drop or fix that row")
+    if not allow_negative and (values < 0).any():
+        row = int(np.argmax(values < 0))
+        head = f"{where(row)}: negative value {values[row]:g}" if where else \
+            f"{what} hold a negative value ({values[row]:g})"
+        raise InputError(f"{head}; interaction strengths must be >= 0 (pass allow_negative=True or use "
+                         "feedback='explicit' for signed ratings)")
+    return values
+
+
 class Interactions:
     """User-item interactions: string keys, a value per pair, optional timestamps.
 
@@ -62,14 +80,7 @@ class Interactions:
             vals = np.asarray(values, dtype=np.float64)
             if vals.shape != (n,):
                 raise InputError(f"values has {vals.size} entries but there are {n} (user, item) pairs")
-            bad = ~np.isfinite(vals)
-            if bad.any():
-                raise InputError(f"{where(int(np.argmax(bad)))}: value is NaN or infinite; drop or fix that row")
-            if not allow_negative and (vals < 0).any():
-                row = int(np.argmax(vals < 0))
-                raise InputError(f"{where(row)}: negative value {vals[row]:g}; interaction strengths must be >= 0 "
-                                 "(pass allow_negative=True for signed ratings)")
-            vals = vals.astype(np.float32)
+            vals = check_values(vals, allow_negative=allow_negative, where=where).astype(np.float32)
         ts = None
         if timestamps is not None:
             ts = np.asarray(timestamps, dtype=np.float64)
@@ -139,11 +150,7 @@ class Interactions:
         for what, keys in (("user", user_keys), ("item", item_keys)):
             if len(set(keys)) != len(keys):
                 raise InputError(f"{what}_keys holds duplicates; give one unique key per {what}")
-        vals = coo.data.astype(np.float64)
-        if not np.isfinite(vals).all():
-            raise InputError("matrix holds NaN or infinite values")
-        if not allow_negative and (vals < 0).any():
-            raise InputError("matrix holds negative values; pass allow_negative=True for signed ratings")
+        vals = check_values(coo.data.astype(np.float64), allow_negative=allow_negative, what="matrix")
         return cls._from_codes(user_keys, item_keys, coo.row, coo.col, vals, None)
 
     @classmethod

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .._knn import exact_knn
 from .._validation import check_choice, check_int
 from ..errors import InputError, MissingKeyError
 
@@ -44,23 +45,14 @@ def _vectors_and_labels(emb, labels, owner: str):
 
 
 def _neighbours(vectors: np.ndarray, k: int, metric: str):
-    """Yield (rows, top-k neighbour indices sorted best first) per chunk; each row excludes itself."""
-    v = vectors.astype(np.float32)
-    if metric == "cosine":
-        v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-    sq = (v * v).sum(axis=1)
-    n = len(v)
-    k = min(k, n - 1)
+    """Yield (rows, top-k neighbour indices sorted best first) per chunk of query rows; each row
+    excludes itself. Exact search (:func:`embedkit._knn.exact_knn`); chunks bound the memory of
+    the (rows, k) answers, which for MAP@R can be as wide as the largest class."""
+    n = len(vectors)
     for start in range(0, n, _CHUNK):
         rows = np.arange(start, min(start + _CHUNK, n))
-        score = v[rows] @ v.T  # higher = closer
-        if metric == "l2":
-            score = 2.0 * score - sq[None, :]  # -(|a-b|^2) up to a per-row constant
-        score[np.arange(len(rows)), rows] = -np.inf
-        part = np.argpartition(-score, k - 1, axis=1)[:, :k] if k < n - 1 else np.tile(np.arange(n), (len(rows), 1))
-        part_scores = np.take_along_axis(score, part, axis=1)
-        order = np.lexsort((part, -part_scores), axis=1)  # best first; equal scores by index, reproducibly
-        yield rows, np.take_along_axis(part, order, axis=1)[:, :k]
+        _, top = exact_knn(vectors, k, metric=metric, queries=vectors[rows], exclude=rows, chunk=_CHUNK)
+        yield rows, top
 
 
 def precision_at_1(emb, labels, metric: str = "cosine") -> float:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
+from .._arrays import as_vectors
+from .._validation import check_int
 
 
 def index_recall(index, exact_index, queries, k: int = 10) -> float:
@@ -12,9 +13,8 @@ def index_recall(index, exact_index, queries, k: int = 10) -> float:
 
     ``exact_index`` is usually a ``kind="flat"`` VectorIndex holding the same items.
     """
-    if k < 1:
-        raise InputError(f"k must be >= 1; got {k}")
-    q = np.asarray(queries, dtype=np.float32)
+    k = check_int("index_recall", "k", k, 1, None)
+    q = as_vectors(queries, what="queries", dim=exact_index.dim, allow_1d=True, dim_of="the index")
     got = index.search(q, k=k).keys
     want = exact_index.search(q, k=k).keys
     hits = [len(set(g) & set(w)) / max(1, len(w)) for g, w in zip(got, want)]

@@ -51,20 +51,20 @@ def topk_metrics(recommended: Sequence[Sequence], relevant: Sequence[set], k: in
 
 
 def ranking_metrics(model, test, k: int = 10, batch_size: int = 2048) -> dict:
-    """precision, recall, NDCG and MAP at ``k`` of a fitted MatrixFactorization on ``test``
+    """precision, recall, NDCG and MAP at ``k`` of a fitted MatrixFactorization (or any model with
+    ``has_user(user)`` and ``recommend_batch(users, k=, exclude_seen=)``) on ``test``
     (an Interactions, e.g. from ``Interactions.split``). See the module text for the exact
     definitions; recall divides by min(k, n_test).
 
     Raises InputError when no test user is known to the model.
     """
     k = check_int("ranking_metrics", "k", k, 1)
-    model._check_fitted()
     m = test.matrix
     users, relevant = [], []
     skipped = 0
     for u in np.flatnonzero(np.diff(m.indptr)):
         key = test.user_keys[u]
-        if key not in model._user_index:
+        if not model.has_user(key):
             skipped += 1
             continue
         users.append(key)
@@ -86,11 +86,9 @@ def rmse(model, test) -> float:
 
     Pairs whose user or item the model does not know are skipped (logged).
     """
-    model._check_fitted()
     users = np.asarray(test.user_keys, dtype=object)[test.users]
     items = np.asarray(test.item_keys, dtype=object)[test.items]
-    known = np.array([u in model._user_index and i in model._item_index for u, i in zip(users, items)],
-                     dtype=bool)
+    known = np.array([model.has_user(u) and model.has_item(i) for u, i in zip(users, items)], dtype=bool)
     if not known.any():
         raise InputError("no test pair has a user and item known to the model; nothing to score")
     if not known.all():

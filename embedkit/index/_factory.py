@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ..errors import InputError
 
 METRICS = ("cosine", "ip", "l2")
@@ -51,29 +49,29 @@ def default_pq_m(dim: int) -> int:
     return 1
 
 
-def factory_string(kind: str, dim: int, knobs: dict, n_train: int) -> str:
-    """The FAISS factory string for one of our kinds; fills nlist/pq_m from the data size."""
+def factory_string(kind: str, dim: int, knobs: dict, n_train: int) -> tuple[str, dict]:
+    """The FAISS factory string for one of our kinds, and the knobs it fixed from the data size.
+
+    Returns ``(factory, filled)``: ``filled`` holds nlist/nprobe/pq_m chosen here (IVF kinds)
+    for the caller to store; ``knobs`` itself is not changed.
+    """
     if kind == "flat":
-        return "Flat"
+        return "Flat", {}
     if kind == "hnsw":
-        return f"HNSW{knobs['hnsw_m']}"
+        return f"HNSW{knobs['hnsw_m']}", {}
     if kind in ("ivf", "ivfpq"):
-        nlist = knobs.get("nlist") or default_nlist(n_train)
-        knobs["nlist"] = int(nlist)
+        nlist = int(knobs.get("nlist") or default_nlist(n_train))
+        filled = {"nlist": nlist}
         if knobs.get("nprobe") is None:
-            knobs["nprobe"] = default_nprobe(nlist)
+            filled["nprobe"] = default_nprobe(nlist)
         if kind == "ivf":
-            return f"IVF{nlist},Flat"
+            return f"IVF{nlist},Flat", filled
         m = knobs.get("pq_m") or default_pq_m(dim)
         if dim % m:
             raise InputError(f"pq_m={m} must divide dim={dim}; choose a divisor of {dim}")
-        knobs["pq_m"] = int(m)
-        return f"IVF{nlist},PQ{m}x8"
-    return kind  # a FAISS factory string
-
-
-def needs_training(kind: str) -> bool:
-    return kind in ("ivf", "ivfpq")
+        filled["pq_m"] = int(m)
+        return f"IVF{nlist},PQ{m}x8", filled
+    return kind, {}  # a FAISS factory string
 
 
 def check_training_size(kind: str, n: int, knobs: dict) -> None:
@@ -103,7 +101,7 @@ def build(kind: str, factory: str, dim: int, metric: str, knobs: dict):
     hnsw = _find_hnsw(base)
     if hnsw is not None:
         hnsw.hnsw.efConstruction = int(knobs["ef_construction"])
-    ivf = _try_extract_ivf(base)
+    ivf = find_ivf(base)
     if ivf is not None:
         # we choose nlist for the data at hand; say so through logging, not FAISS's stderr warning
         ivf = faiss.downcast_index(ivf)
@@ -132,7 +130,7 @@ def takes_ids(index) -> bool:
     """Whether this FAISS index is fed with add_with_ids (IVF, id maps) or numbers items itself."""
     import faiss
 
-    if _try_extract_ivf(index) is not None:
+    if find_ivf(index) is not None:
         return True
     return isinstance(faiss.downcast_index(index), (faiss.IndexIDMap, faiss.IndexIDMap2))
 
@@ -141,7 +139,7 @@ def apply_search_knobs(index, knobs: dict) -> None:
     hnsw = _find_hnsw(index)
     if hnsw is not None and knobs.get("ef_search"):
         hnsw.hnsw.efSearch = int(knobs["ef_search"])
-    ivf = _try_extract_ivf(index)
+    ivf = find_ivf(index)
     if ivf is not None and knobs.get("nprobe"):
         ivf.nprobe = int(min(knobs["nprobe"], ivf.nlist))
 
@@ -165,28 +163,11 @@ def _find_hnsw(index):
     return None
 
 
-def _try_extract_ivf(index):
+def find_ivf(index):
+    """The IVF index inside ``index`` (through wrappers), or None."""
     import faiss
 
     try:
         return faiss.extract_index_ivf(index)
     except (RuntimeError, TypeError):
         return None
-
-
-def as_query_array(x, dim: int, what: str = "queries") -> np.ndarray:
-    """Validate and convert to a C-contiguous float32 (m, dim) array."""
-    try:
-        arr = np.asarray(x, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{what} must be a numeric array: {exc}") from None
-    if arr.ndim == 1:
-        arr = arr.reshape(1, -1)
-    if arr.ndim != 2:
-        raise InputError(f"{what} must have shape (m, {dim}) or ({dim},); got {arr.shape}")
-    if arr.shape[1] != dim:
-        raise InputError(f"{what} have dimension {arr.shape[1]} but the index has dim={dim}")
-    if not np.isfinite(arr).all():
-        row = int(np.where(~np.isfinite(arr).all(axis=1))[0][0])
-        raise InputError(f"{what} row {row} holds NaN or inf; every value must be finite")
-    return np.ascontiguousarray(arr)

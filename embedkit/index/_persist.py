@@ -65,7 +65,8 @@ def recover(path: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
-def save_index(index, path, *, meta=None, extras=None) -> None:
+def save_index(state, path, *, meta: dict, extras=None) -> None:
+    """Write ``state`` (a :class:`~embedkit.index._storage.State`) and ``meta`` to directory ``path``."""
     import faiss
 
     path = Path(path)
@@ -77,7 +78,6 @@ def save_index(index, path, *, meta=None, extras=None) -> None:
             raise InputError(f"extra name {name!r} must match [A-Za-z0-9_-]{{1,64}}")
         if not isinstance(arrays, dict) or not arrays:
             raise InputError(f"extra {name!r} must be a non-empty dict of numpy arrays")
-    meta = dict(index.meta if meta is None else meta)
     try:
         json.dumps(meta)
     except (TypeError, ValueError) as exc:
@@ -88,16 +88,14 @@ def save_index(index, path, *, meta=None, extras=None) -> None:
     tmp = path.parent / f".{path.name}{_TMP}{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        live = index._live_ids()
         files = {}
-        if index._faiss is not None:
-            faiss.write_index(index._faiss, str(tmp / "index.faiss"))
+        if state.faiss is not None:
+            faiss.write_index(state.faiss, str(tmp / "index.faiss"))
             files["index.faiss"] = None
-        np.save(tmp / "ids.npy", live)
-        np.save(tmp / "vectors.npy", index._vecs[live] if len(live) else np.empty((0, index.dim), np.float32))
-        np.save(tmp / "tombstones.npy", np.fromiter(sorted(index._tombstones), dtype=np.int64))
-        (tmp / "keys.json").write_text(json.dumps([index._id_key[i] for i in live], ensure_ascii=False),
-                                        encoding="utf-8")
+        np.save(tmp / "ids.npy", state.ids)
+        np.save(tmp / "vectors.npy", state.vectors)
+        np.save(tmp / "tombstones.npy", state.tombstones)
+        (tmp / "keys.json").write_text(json.dumps(state.keys, ensure_ascii=False), encoding="utf-8")
         files.update({"ids.npy": None, "vectors.npy": None, "tombstones.npy": None, "keys.json": None})
         for name, arrays in extras.items():
             fname = f"extra.{name}.npz"
@@ -111,14 +109,14 @@ def save_index(index, path, *, meta=None, extras=None) -> None:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "embedkit_version": __version__,
-            "metric": index.metric,
-            "kind": index.kind,
-            "factory": index._factory,
-            "dim": index.dim,
-            "count": len(live),
-            "next_id": int(index._next_id),
-            "knobs": index.params,
-            "rebuild_fraction": index._rebuild_fraction,
+            "metric": state.metric,
+            "kind": state.kind,
+            "factory": state.factory,
+            "dim": state.dim,
+            "count": len(state.ids),
+            "next_id": int(state.next_id),
+            "knobs": state.knobs,
+            "rebuild_fraction": state.rebuild_fraction,
             "meta": meta,
             "extras": sorted(extras),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -141,7 +139,6 @@ def save_index(index, path, *, meta=None, extras=None) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    index.meta = meta
 
 
 def read_manifest(path) -> dict:
@@ -184,21 +181,20 @@ def _verify(path: Path, manifest: dict, names) -> None:
 
 
 def load_index(cls, path, *, mmap=False, verify=True):
+    """Read directory ``path`` into a new ``cls`` (VectorIndex) through ``cls._from_state``."""
     import faiss
+
+    from . import _factory as F
+    from ._storage import State
 
     path = Path(path)
     manifest = read_manifest(path)
     files = manifest.get("files", {})
     if verify:
         _verify(path, manifest, [f for f in files if not f.startswith("extra.")])
-    dim, metric = int(manifest["dim"]), manifest["metric"]
-    kind = manifest["kind"]
-    knobs = dict(manifest.get("knobs", {}))
-    idx = cls(dim, metric=metric, kind=kind if kind in ("flat", "hnsw", "ivf", "ivfpq", "auto") else "flat",
-              rebuild_fraction=manifest.get("rebuild_fraction", 0.3))
-    idx._kind = kind
-    idx._knobs.update(knobs)
-    idx._factory = manifest.get("factory")
+    dim = int(manifest["dim"])
+    knobs = dict(F.DEFAULT_KNOBS)
+    knobs.update(manifest.get("knobs", {}))
     try:
         ids = np.load(path / "ids.npy", allow_pickle=False)
         vectors = np.load(path / "vectors.npy", allow_pickle=False, mmap_mode="r" if mmap else None)
@@ -208,15 +204,14 @@ def load_index(cls, path, *, mmap=False, verify=True):
         raise StoreError(f"{path}: cannot read the index files ({exc}); restore or rebuild it") from None
     if not (len(ids) == len(keys) == len(vectors) == manifest["count"]) or (len(vectors) and vectors.shape[1] != dim):
         raise StoreError(f"{path}: ids, keys and vectors disagree in length or dimension; the index is damaged")
-    next_id = int(manifest.get("next_id", len(ids)))
+    if len(set(keys)) != len(keys):
+        raise StoreError(f"{path / 'keys.json'}: duplicate keys; the index is damaged")
+    findex = None
     if "index.faiss" in files:
-        findex = None
         if mmap:  # not every FAISS type can be memory-mapped (IVF cannot): read those normally
-            from . import _factory as F
-
             try:
                 findex = faiss.read_index(str(path / "index.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-                if F._try_extract_ivf(findex) is not None:  # on-disk IVF lists cannot be copied later
+                if F.find_ivf(findex) is not None:  # on-disk IVF lists cannot be copied later
                     findex, mmap = None, False
             except RuntimeError:
                 findex, mmap = None, False
@@ -225,31 +220,11 @@ def load_index(cls, path, *, mmap=False, verify=True):
                 findex = faiss.read_index(str(path / "index.faiss"))
         except RuntimeError as exc:
             raise StoreError(f"{path / 'index.faiss'}: cannot be read by FAISS ({str(exc).strip().splitlines()[-1]})") from None
-        from . import _factory as F
-
-        F.apply_search_knobs(findex, idx._knobs)
-        idx._faiss = findex
-        idx._mmapped = bool(mmap)
-        idx._ids_native = F.takes_ids(findex)
-        idx._hnsw = F.is_hnsw(findex)
-        idx._native_remove = idx._ids_native and not idx._hnsw
-    # rows by id: dense when ids are 0..n-1 (the common case) so vectors can stay memory-mapped
-    if len(ids) == next_id and (len(ids) == 0 or (ids == np.arange(len(ids))).all()):
-        idx._vecs = vectors
-        idx._id_key = np.empty(len(keys), dtype=object)
-        idx._id_key[:] = keys
-    else:
-        idx._vecs = np.zeros((next_id, dim), dtype=np.float32)
-        idx._vecs[ids] = vectors
-        idx._id_key = np.empty(next_id, dtype=object)
-        idx._id_key[ids] = keys
-    idx._key_to_id = {k: int(i) for k, i in zip(keys, ids.tolist())}
-    if len(idx._key_to_id) != len(keys):
-        raise StoreError(f"{path / 'keys.json'}: duplicate keys; the index is damaged")
-    idx._next_id = next_id
-    idx._tombstones = set(tombstones.tolist())
-    idx.meta = dict(manifest.get("meta") or {})
-    return idx
+    state = State(dim=dim, metric=manifest["metric"], kind=manifest["kind"], factory=manifest.get("factory"),
+                  knobs=knobs, rebuild_fraction=manifest.get("rebuild_fraction", 0.3),
+                  next_id=int(manifest.get("next_id", len(ids))), ids=ids, keys=keys, vectors=vectors,
+                  tombstones=tombstones, faiss=findex, mmapped=bool(mmap) and findex is not None)
+    return cls._from_state(state, dict(manifest.get("meta") or {}))
 
 
 def load_extra(path, name: str) -> dict:

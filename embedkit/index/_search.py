@@ -1,21 +1,61 @@
-"""Post-processing of FAISS answers: exact re-ranking, filling short rows, dropping the query itself.
+"""Searching FAISS and post-processing its answers: exact re-ranking, filling short rows,
+dropping the query itself, and the result type.
 
-Functions take the VectorIndex as ``self`` (they read its stored vectors under its read lock).
+Functions take the index's :class:`~embedkit.index._storage.Storage` (they read ``vecs``,
+``metric``, ``live_ids()`` and ``for_faiss()``; callers hold the index's read lock).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+_swig_ptr = None
 
-def rerank(self, fq, I):
+
+@dataclass
+class SearchResult:
+    """Neighbours of m queries: ``keys[i]`` is a list of keys, ``scores[i]`` their scores.
+
+    Scores are similarities for cosine/ip (higher is closer) and Euclidean distances for l2
+    (lower is closer).
+    """
+
+    keys: list
+    scores: np.ndarray
+
+    def __iter__(self):  # for i, (keys, scores) in enumerate(res)
+        return iter(zip(self.keys, self.scores))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def faiss_search(index, fq: np.ndarray, k: int, params):
+    """``index.search(fq, k, params=params)`` minus faiss's Python wrapper (its shape asserts and
+    array conversions; our callers already hold (m, dim) float32 queries): the same C++ call
+    (``search_c``), a few microseconds less per single-query search."""
+    global _swig_ptr
+    if _swig_ptr is None:
+        from faiss import swig_ptr as _swig_ptr
+    if fq.dtype != np.float32 or not fq.flags.c_contiguous:
+        fq = np.ascontiguousarray(fq, dtype=np.float32)
+    m = fq.shape[0]
+    D = np.empty((m, k), dtype=np.float32)
+    I = np.empty((m, k), dtype=np.int64)
+    index.search_c(m, _swig_ptr(fq), k, _swig_ptr(D), _swig_ptr(I), params)
+    return D, I
+
+
+def rerank(storage, fq, I):
     """Exact re-ranking of PQ candidates with the stored vectors."""
     valid = I >= 0
     safe = np.where(valid, I, 0)
-    cand = self._vecs[safe]                                   # (m, c, dim)
-    if self._metric == "cosine":
+    cand = storage.vecs[safe]                                   # (m, c, dim)
+    if storage.metric == "cosine":
         cand = cand / np.maximum(np.linalg.norm(cand, axis=2, keepdims=True), 1e-30)
-    if self._metric == "l2":
+    if storage.metric == "l2":
         D = ((cand - fq[:, None, :]) ** 2).sum(-1)
         D[~valid] = np.inf
         order = np.argsort(D, axis=1, kind="stable")
@@ -27,16 +67,17 @@ def rerank(self, fq, I):
     I = np.take_along_axis(np.where(valid, I, -1), order, 1)
     return D.astype(np.float32), I
 
-def fill_missing(self, fq, D, I, want, exclude):
+
+def fill_missing(storage, fq, D, I, want, exclude):
     """Rows the approximate search left short (e.g. few IVF lists probed) get exact answers."""
-    live = self._live_ids()
-    vecs = self._vecs[live]
-    if self._metric == "cosine":
-        vecs = self._for_faiss(vecs)
+    live = storage.live_ids()
+    vecs = storage.vecs[live]
+    if storage.metric == "cosine":
+        vecs = storage.for_faiss(vecs)
     D = D.copy()
     I = I.copy()
     for r in np.where((I < 0).any(axis=1))[0]:
-        if self._metric == "l2":
+        if storage.metric == "l2":
             s = ((vecs - fq[r]) ** 2).sum(1)
             if exclude is not None:
                 s[live == exclude[r]] = np.inf

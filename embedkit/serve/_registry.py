@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._arrays import as_keys, as_vectors
 from ..errors import InputError, MissingKeyError, StoreError
 from ..store import Store, check_name
 from ..store import journal as J
-from ..trainers.mf.recommend import Recommender, load_recommender
+from ..trainers.mf import recommend as mf_recommend
+from ..trainers.mf import store as mf_store
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,23 @@ def _stamp(path) -> tuple | None:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
+def _complete(cache: tuple, keys, prefix: str, limit: int) -> tuple[list[str], tuple]:
+    """Keys starting with ``prefix`` (case-insensitive), sorted. ``cache`` is the (lower,
+    ordered) pair of an earlier call or (None, None); ``keys()`` gives the keys when it is
+    empty. Returns the keys found and the cache."""
+    lower, ordered = cache
+    if ordered is None:
+        ordered = sorted(keys(), key=lambda s: (s.lower(), s))
+        lower = [s.lower() for s in ordered]
+    p = prefix.lower()
+    i = bisect.bisect_left(lower, p)
+    out = []
+    while i < len(ordered) and len(out) < limit and lower[i].startswith(p):
+        out.append(ordered[i])
+        i += 1
+    return out, (lower, ordered)
+
+
 @dataclass
 class Entry:
     """One loaded index and what the service keeps beside it."""
@@ -47,28 +66,41 @@ class Entry:
     index: object
     manifest: dict
     journal: J.Journal
-    recommender: Recommender | None
+    model: object | None  # the MatrixFactorization saved with an MF index: its users get recommendations
     stamp: tuple | None
     lock: threading.Lock = field(default_factory=threading.Lock)
     version: int = 0
     _keys_cache: tuple = (None, None, None)
+    _users_cache: tuple = (None, None)
     compact_pending: bool = False
 
     def complete(self, prefix: str, limit: int) -> list[str]:
         """Keys starting with ``prefix`` (case-insensitive), sorted; cached between writes."""
-        version, lower, ordered = self._keys_cache
-        if version != self.version:
-            version = self.version
-            ordered = sorted(self.index.keys, key=lambda s: (s.lower(), s))
-            lower = [s.lower() for s in ordered]
-            self._keys_cache = (version, lower, ordered)
-        p = prefix.lower()
-        i = bisect.bisect_left(lower, p)
-        out = []
-        while i < len(ordered) and len(out) < limit and lower[i].startswith(p):
-            out.append(ordered[i])
-            i += 1
+        version, *cache = self._keys_cache
+        out, cache = _complete(tuple(cache) if version == self.version else (None, None),
+                               lambda: self.index.keys, prefix, limit)
+        self._keys_cache = (self.version, *cache)
         return out
+
+    # ------------------------------------------------------------------ recommendations (MF indexes)
+    @property
+    def n_users(self) -> int:
+        return len(self.model.user_embeddings_) if self.model is not None else 0
+
+    def complete_users(self, prefix: str, limit: int) -> list[str]:
+        """Users starting with ``prefix`` (case-insensitive), sorted."""
+        out, self._users_cache = _complete(self._users_cache, lambda: self.model.user_embeddings_.keys,
+                                           prefix, limit)
+        return out
+
+    def history(self, user: str) -> list[tuple[str, float]]:
+        """The user's training interactions as (item, value), strongest first."""
+        return self.model.history(user)
+
+    def recommend(self, user: str, k: int, exclude_seen: bool = True) -> list[tuple[str, float]]:
+        """Top-``k`` items of the index this service holds for ``user`` (the model's own ranking,
+        so items upserted or removed through the service count at once)."""
+        return mf_recommend.recommend(self.model, [user], k=k, exclude_seen=exclude_seen, index=self.index)[0]
 
 
 class Registry:
@@ -140,14 +172,15 @@ class Registry:
             old.journal.close()
         stamp = _stamp(path)
         manifest = self.store.info(name)
-        index = self.store.load(name)
+        index = self.store.load(name)  # replays the journal already
+        # read the journal again only for the Journal object: its entry count and the length of
+        # its intact part (a torn last line is cut before the next append)
         entries, intact = J.read_journal(path)
         if entries:
-            applied = J.replay(index, entries)
-            log.info("index %r: replayed %d journalled writes", name, applied)
+            log.info("index %r: loaded with %d journalled writes", name, len(entries))
+        model = mf_store.read_model(name, self.store, manifest=manifest) if mf_store.is_mf(manifest) else None
         entry = Entry(name=name, path=path, index=index, manifest=manifest,
-                      journal=J.Journal(path, intact, len(entries)),
-                      recommender=load_recommender(self.store, name, manifest), stamp=stamp,
+                      journal=J.Journal(path, intact, len(entries)), model=model, stamp=stamp,
                       version=(old.version + 1) if old else 0)
         if entries:
             self._schedule_compaction(entry)
@@ -249,30 +282,21 @@ def _append(entry: Entry, record: dict) -> None:
 
 
 def check_vectors(index, keys: list[str], vectors) -> np.ndarray:
-    """Validate an upsert before it is journalled, so a journalled write always applies."""
+    """Validate an upsert before it is journalled, so a journalled write always applies: the
+    package's key and vector rules (:mod:`embedkit._arrays`; keys non-empty here, as URLs name
+    them), one vector of the index's dim per key (the key named) and, for cosine, no zero vector."""
+    keys = as_keys(keys, what="item keys", allow_empty=False)
     if not keys:
         raise InputError("give at least one item to upsert")
-    seen = set()
-    for k in keys:
-        if not isinstance(k, str) or not k:
-            raise InputError(f"item keys must be non-empty strings; got {k!r}")
-        if k in seen:
-            raise InputError(f"key {k!r} appears twice in one request; keys must be unique")
-        seen.add(k)
     rows = list(vectors)
     if len(rows) != len(keys):
         raise InputError(f"{len(keys)} keys but {len(rows)} vectors; give one vector per key")
     for k, v in zip(keys, rows):
         if len(v) != index.dim:
             raise InputError(f"the vector of {k!r} has dimension {len(v)} but the index has dim={index.dim}")
-    with np.errstate(over="ignore", invalid="ignore"):
-        vecs = np.asarray(rows, dtype=np.float32).reshape(len(keys), index.dim)
-    bad = ~np.isfinite(vecs).all(axis=1)
-    if bad.any():
-        raise InputError(f"the vector of {keys[int(np.argmax(bad))]!r} holds NaN, inf or a value too large for "
-                         "float32; every value must be finite")
+    vecs = as_vectors(rows, what="item vectors", dim=index.dim, n=len(keys), dim_of="the index")
     if index.metric == "cosine":
-        zero = np.linalg.norm(vecs, axis=1) == 0
+        zero = ~vecs.any(axis=1)
         if zero.any():
             raise InputError(f"the vector of {keys[int(np.argmax(zero))]!r} is all zeros, which has no cosine "
                              "direction")

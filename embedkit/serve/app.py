@@ -26,6 +26,7 @@ from .. import __version__
 from .._validation import check_int
 from ..errors import InputError, MissingKeyError, StoreError
 from ..store import Store, check_name
+from ..trainers.mf import store as mf_store
 from ._limits import BodyLimit
 from ._registry import Conflict, Registry
 
@@ -217,7 +218,7 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         meta = m.get("meta") or {}
         out = {"name": name, "count": len(entry.index) if entry else m["count"], "dim": m["dim"],
                "metric": m["metric"], "kind": m["kind"], "trainer": meta.get("trainer"),
-               "recommender": "users" in (m.get("extras") or []), "created": m.get("created")}
+               "recommender": mf_store.is_mf(m), "created": m.get("created")}
         return out
 
     # ---------------------------------------------------------------- pages
@@ -250,7 +251,7 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         m = entry.manifest
         info.update(meta=m.get("meta") or {}, knobs=m.get("knobs") or {}, extras=m.get("extras") or [],
                     score=score_kind(entry.index), journal_entries=entry.journal.entries,
-                    users=len(entry.recommender) if entry.recommender else 0)
+                    users=entry.n_users)
         return info
 
     @app.get("/indexes/{name}/keys", tags=["read"], summary="Keys starting with a prefix (autocomplete)")
@@ -296,7 +297,7 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
 
     def recommender_of(name: str):
         entry = entry_of(name)
-        if entry.recommender is None:
+        if entry.model is None:
             raise InputError(f"index {name!r} holds no user vectors: recommendations need an index written by "
                              "'embedkit train mf'")
         return entry
@@ -305,16 +306,15 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
     def complete_users(name: str, prefix: str = Query("", max_length=MAX_KEY_LEN),
                        limit: int = Query(20, ge=1, le=MAX_K)):
         entry = recommender_of(name)
-        return {"index": name, "prefix": prefix, "users": entry.recommender.complete(prefix, limit)}
+        return {"index": name, "prefix": prefix, "users": entry.complete_users(prefix, limit)}
 
     @app.get("/indexes/{name}/recommend", tags=["recommend"], summary="Top items for a user of an MF index")
     def recommend(name: str, user: str = Query(..., min_length=1, max_length=MAX_KEY_LEN),
                   k: int = Query(10, ge=1, le=MAX_K), exclude_seen: bool = True):
         entry = recommender_of(name)
-        rec = entry.recommender
-        recs = rec.recommend(entry.index, user, k, exclude_seen=exclude_seen)
+        recs = entry.recommend(user, k, exclude_seen=exclude_seen)
         return {"index": name, "user": user, "exclude_seen": exclude_seen,
-                "history": [{"key": key, "value": v} for key, v in rec.history(user)],
+                "history": [{"key": key, "value": v} for key, v in entry.history(user)],
                 "recommendations": [{"key": key, "score": s} for key, s in recs]}
 
     # ---------------------------------------------------------------- writes

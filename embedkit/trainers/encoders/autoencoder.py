@@ -12,9 +12,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..._device import resolve_device
-from ..._validation import check_bool, check_choice, check_float, check_int, check_seed
-from ...data.features import as_matrix, row_keys
+from ..._validation import (
+    BATCH_SIZE,
+    DEVICE,
+    DIM,
+    EPOCHS,
+    LR,
+    SEED,
+    Bool,
+    Interval,
+    IntTuple,
+    Options,
+    check_choice,
+    check_int,
+    check_seed,
+)
 from ...embeddings import Embeddings
 from ...errors import InputError
 from . import base as _nn
@@ -63,7 +75,26 @@ class AutoEncoder(_nn.TableModel):
     ------
     InputError
         Bad parameter values (in fit) or bad inputs (NaN, wrong shapes, feature counts).
+
+    Warns IgnoredParameterWarning (once, in fit) for a non-default ``noise`` outside
+    ``denoising``, ``sparsity`` outside ``sparse`` and ``beta`` outside ``vae``.
     """
+
+    _parameter_constraints = {
+        "variant": [Options(*VARIANTS)],
+        "dim": DIM,
+        "hidden": [IntTuple(1, "an int or a tuple of ints >= 1 (layer widths, e.g. (128, 64))")],
+        "noise": [Interval(float, 0.0, None)],
+        "sparsity": [Interval(float, 0.0, None)],
+        "beta": [Interval(float, 0.0, None)],
+        "epochs": EPOCHS,
+        "batch_size": BATCH_SIZE,
+        "lr": LR,
+        "standardize": [Bool()],
+        "seed": SEED,
+        "device": DEVICE,
+    }
+    _fitted_names = (*_nn.TableModel._fitted_names, "decoder_")
 
     def __init__(self, variant="undercomplete", dim=16, hidden=(128, 64), noise=0.3, sparsity=1e-3, beta=1.0,
                  epochs=50, batch_size=128, lr=1e-3, standardize=True, seed=0, device="auto"):
@@ -80,23 +111,14 @@ class AutoEncoder(_nn.TableModel):
         self.seed = seed
         self.device = device
 
-    def _validate(self) -> None:
-        owner = "AutoEncoder"
-        check_choice(owner, "variant", self.variant, VARIANTS)
-        check_int(owner, "dim", self.dim, 1)
-        _nn.check_hidden(owner, self.hidden)
-        check_float(owner, "noise", self.noise, 0.0)
-        check_float(owner, "sparsity", self.sparsity, 0.0)
-        check_float(owner, "beta", self.beta, 0.0)
-        check_int(owner, "epochs", self.epochs, 1)
-        check_int(owner, "batch_size", self.batch_size, 1)
-        check_float(owner, "lr", self.lr, 0.0, low_open=True)
-        check_bool(owner, "standardize", self.standardize)
-        check_seed(owner, self.seed)
+    def _ignored_params(self) -> dict:
+        used_by = {"noise": "denoising", "sparsity": "sparse", "beta": "vae"}
+        return {name: f"with variant={self.variant!r} (used by {variant!r})"
+                for name, variant in used_by.items() if self.variant != variant}
 
     # ------------------------------------------------------------------ model
     def _build_modules(self, n_features: int) -> None:
-        hidden = list(_nn.check_hidden("AutoEncoder", self.hidden))
+        hidden = list(_nn.hidden_widths(self.hidden))
         code = 2 * self.dim if self.variant == "vae" else self.dim  # the VAE encoder emits (mean, log-variance)
         self.model_ = _nn.mlp([n_features, *hidden, code])
         self.decoder_ = _nn.mlp([self.dim, *hidden[::-1], n_features])
@@ -130,19 +152,22 @@ class AutoEncoder(_nn.TableModel):
         return loss
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, keys=None, show_progress=True, callback=None) -> Embeddings:
+    def fit(self, X, keys=None, *, show_progress=True, callback=None) -> Embeddings:
         """Train on rows ``X`` (n, d); returns the codes of the training rows (latent means for the VAE).
 
-        Keys default to a pandas index, else "0".."n-1". Raises InputError for bad parameters or inputs.
+        Keys default to a pandas index, else "0".."n-1". ``callback(epoch, loss)`` runs after each
+        epoch (epochs count from 1). Raises InputError for bad parameters or inputs.
         """
-        self._validate()
+        self._validate_params()
         self._check_callback("AutoEncoder", callback)
-        arr = as_matrix(X)
-        names = row_keys(keys, arr.shape[0], X)
-        self.device_ = resolve_device(self.device, "AutoEncoder")
-        self.scaler_ = _nn.Standardizer.fit(arr, self.standardize)
-        self.n_features_ = arr.shape[1]
-        table = _nn.to_table(self.scaler_.transform(arr), self.device_)
+        try:
+            return self._fit(X, keys, show_progress, callback)
+        except BaseException:
+            self._forget_fit()
+            raise
+
+    def _fit(self, X, keys, show_progress, callback) -> Embeddings:
+        _, names, table = self._start_fit(X, keys)
         gen = _nn.make_generator(self.seed, self.device_)
         with _nn.seeded(self.seed, self.device_):
             self._build_modules(self.n_features_)
@@ -162,11 +187,38 @@ class AutoEncoder(_nn.TableModel):
                     total += loss.detach() * len(idx)
                 return float(total) / len(table)
 
-            self.loss_history_ = _nn.run_epochs("AutoEncoder", self.epochs, one_epoch, show_progress, callback)
+            history = _nn.run_epochs("AutoEncoder", self.epochs, one_epoch, show_progress, callback)
         for m in self._saved_modules().values():
             m.eval()
-        self.embeddings_ = Embeddings(names, _nn.apply_in_batches(self._embed, table))
+        self.loss_history_ = history
+
+        def codes_and_errors(t):  # one pass: the codes, and the reconstruction error that to_store keeps
+            code = self._embed(t)
+            return torch.cat([code, (self.decoder_(code) - t).pow(2).mean(dim=1, keepdim=True)], dim=1)
+
+        out = _nn.apply_in_batches(codes_and_errors, table)
+        self.embeddings_ = Embeddings(names, np.ascontiguousarray(out[:, :-1]))
+        self._train_scores = np.ascontiguousarray(out[:, -1])
         return self.embeddings_
+
+    # ------------------------------------------------------------------ the model as arrays
+    def _state_arrays(self) -> dict:
+        arrays = super()._state_arrays()
+        if "_train_scores" in self.__dict__:
+            arrays["train_scores"] = self._train_scores
+        return arrays
+
+    def _load_state(self, arrays: dict, config: dict) -> None:
+        super()._load_state(arrays, config)
+        if "train_scores" in arrays:
+            self._train_scores = np.asarray(arrays["train_scores"], dtype=np.float32)
+
+    def _store_extras(self) -> dict:
+        extras = super()._store_extras()
+        if "_train_scores" in self.__dict__ and "embeddings_" in self.__dict__:
+            extras["anomaly_scores"] = {"keys": np.array(self.embeddings_.keys, dtype=str),
+                                        "scores": self._train_scores.astype(np.float32)}
+        return extras
 
     # ------------------------------------------------------------------ use
     def reconstruct(self, X) -> np.ndarray:
@@ -186,17 +238,15 @@ class AutoEncoder(_nn.TableModel):
         if method == "elbo" and self.variant != "vae":
             raise InputError(f"method='elbo' needs variant='vae'; this AutoEncoder is {self.variant!r} "
                              "(use method='reconstruction')")
-        table = self._prepare(X)
+        return _nn.apply_in_batches(lambda t: self._scores(t, method), self._prepare(X))
 
-        def score(t):
-            mean, logvar = self._moments(t)
-            err = (self.decoder_(mean) - t).pow(2)
-            if method == "reconstruction":
-                return err.mean(dim=1)
-            kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
-            return 0.5 * err.sum(dim=1) + self.beta * kl
-
-        return _nn.apply_in_batches(score, table)
+    def _scores(self, t: torch.Tensor, method: str) -> torch.Tensor:
+        mean, logvar = self._moments(t)
+        err = (self.decoder_(mean) - t).pow(2)
+        if method == "reconstruction":
+            return err.mean(dim=1)
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
+        return 0.5 * err.sum(dim=1) + self.beta * kl
 
     def sample(self, n: int, seed=None) -> np.ndarray:
         """Draw ``n`` new rows from a fitted VAE (prior samples through the decoder), in original units."""

@@ -1,44 +1,38 @@
 """What the feature-table trainers (SiameseEncoder, AutoEncoder) share.
 
 MLP construction, learned input standardisation, device-resident tables, the epoch loop with
-progress bar and callback, batched inference, and save/load as plain arrays (no pickle): every
-tensor of the state dicts plus one JSON config string, in a single ``.npz``.
+progress bar and callback, batched inference, and the model as plain arrays (no pickle): the
+scaler, every tensor of the state dicts and the training rows' vectors, saved through the
+trainer contract (:class:`embedkit.trainers.base.Trainer`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..._device import resolve_device
-from ..._io import atomic_write_bytes as _atomic_write_bytes
-from ...data.features import as_matrix
+from ...data.features import as_matrix, row_keys
+from ...embeddings import Embeddings
 from ...errors import InputError, NotFittedError, StoreError
-from ..base import Trainer
+from ..base import _CONFIG, MODEL_FORMAT, Trainer
 
 log = logging.getLogger(__name__)
 
-FORMAT = "embedkit.encoder/1"
-_CONFIG = "__config__"
+FORMAT_V1 = "embedkit.encoder/1"  # the first format (before the shared trainer contract), still read
 _STATE = "state:"
 
 
-def check_hidden(owner: str, value) -> tuple[int, ...]:
-    """``hidden`` layer widths as a tuple of positive ints (empty = a single linear layer)."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+def hidden_widths(value) -> tuple[int, ...]:
+    """``hidden`` (validated: an int or a tuple/list of ints >= 1) as a tuple; () = one linear layer."""
+    if isinstance(value, (int, np.integer)):
         value = (value,)
-    if not isinstance(value, (tuple, list)) or not all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in value):
-        raise InputError(f"The 'hidden' parameter of {owner} must be a tuple of ints >= 1 (layer widths), "
-                         f"e.g. (256, 128). Got {value!r} instead.")
     return tuple(int(v) for v in value)
 
 
@@ -107,23 +101,24 @@ def minibatches(n: int, batch_size: int, gen: torch.Generator, device: torch.dev
 
 
 def run_epochs(owner: str, epochs: int, one_epoch, show_progress: bool, callback):
-    """Call ``one_epoch(epoch) -> mean loss`` ``epochs`` times with a tqdm bar and the callback.
+    """Call ``one_epoch(epoch) -> mean loss`` for epoch = 1..epochs with a tqdm bar, then
+    ``callback(epoch, loss)`` (epochs count from 1, as everywhere in embedkit).
 
     Raises InputError when the loss stops being finite (the usual cure is a lower learning rate).
     """
     from tqdm.auto import tqdm
 
     history: list[float] = []
-    bar = tqdm(range(epochs), desc=owner, unit="epoch", disable=not show_progress, leave=False)
+    bar = tqdm(range(1, epochs + 1), desc=owner, unit="epoch", disable=not show_progress, leave=False)
     for epoch in bar:
         loss = float(one_epoch(epoch))
         if not math.isfinite(loss):
             bar.close()
-            raise InputError(f"{owner}: the loss became {loss} in epoch {epoch + 1}; lower 'lr' "
+            raise InputError(f"{owner}: the loss became {loss} in epoch {epoch}; lower 'lr' "
                              "or check the features for extreme values")
         history.append(loss)
         bar.set_postfix(loss=f"{loss:.4f}")
-        log.debug("%s epoch %d loss %.6f", owner, epoch + 1, loss)
+        log.debug("%s epoch %d loss %.6f", owner, epoch, loss)
         if callback is not None:
             callback(epoch, loss)
     bar.close()
@@ -154,37 +149,24 @@ def check_encoder_output(owner: str, module: nn.Module, X: torch.Tensor, dim: in
                          f"end it with a layer of {dim} outputs or set dim={out.shape[-1]}")
 
 
-# --------------------------------------------------------------------------- save / load
-def pack(config: dict, modules: dict[str, nn.Module], scaler: Standardizer) -> dict[str, np.ndarray]:
-    """The model as ``{name: array}``: the JSON config, the scaler and every state-dict tensor."""
-    arrays: dict[str, np.ndarray] = {
-        _CONFIG: np.array(json.dumps({"format": FORMAT, **config})),
-        "scaler.mean": scaler.mean, "scaler.scale": scaler.scale,
-    }
+# --------------------------------------------------------------------------- the model as arrays
+def state_arrays(modules: dict[str, nn.Module]) -> dict[str, np.ndarray]:
+    """Every state-dict tensor of ``modules`` as ``{"state:<module>.<tensor>": array}``."""
+    arrays: dict[str, np.ndarray] = {}
     for prefix, module in modules.items():
         for name, tensor in module.state_dict().items():
             arrays[f"{_STATE}{prefix}.{name}"] = tensor.detach().cpu().numpy()
     return arrays
 
 
-def unpack(arrays, owner: str, source: str = "arrays") -> tuple[dict, dict[str, dict[str, torch.Tensor]], Standardizer]:
-    """Inverse of :func:`pack`: (config, {module prefix: state dict}, scaler)."""
-    try:
-        config = json.loads(str(np.asarray(arrays[_CONFIG])))
-        scaler = Standardizer(arrays["scaler.mean"], arrays["scaler.scale"])
-    except (KeyError, ValueError) as exc:
-        raise StoreError(f"{source}: not a saved embedkit encoder ({type(exc).__name__}: {exc})") from None
-    if config.get("format") != FORMAT:
-        raise StoreError(f"{source}: format {config.get('format')!r} is not {FORMAT!r}; "
-                         "it was written by another embedkit version")
-    if config.get("class") != owner:
-        raise StoreError(f"{source}: holds a {config.get('class')}, not a {owner}; load it with ek.{config.get('class')}.load")
+def module_states(arrays) -> dict[str, dict[str, torch.Tensor]]:
+    """Inverse of :func:`state_arrays`: ``{module: state dict}``."""
     states: dict[str, dict[str, torch.Tensor]] = {}
-    for key in arrays.keys() if hasattr(arrays, "keys") else arrays.files:
+    for key in arrays:
         if key.startswith(_STATE):
             prefix, name = key[len(_STATE):].split(".", 1)
             states.setdefault(prefix, {})[name] = torch.from_numpy(np.array(arrays[key]))
-    return config, states, scaler
+    return states
 
 
 def load_state(module: nn.Module, state: dict, source: str, what: str) -> None:
@@ -195,49 +177,71 @@ def load_state(module: nn.Module, state: dict, source: str, what: str) -> None:
                          f"({' '.join(str(exc).split())[:200]})") from None
 
 
-def save_npz(path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write ``arrays`` to ``path`` (``.npz`` added when missing) atomically, without pickle."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    _atomic_write_bytes(path, buf.getvalue())
-    return path
-
-
-def load_npz(path) -> dict[str, np.ndarray]:
-    path = Path(path)
-    if not path.exists() and path.with_name(path.name + ".npz").exists():
-        path = path.with_name(path.name + ".npz")
-    if not path.exists():
-        raise StoreError(f"{path}: no such file")
+def upgrade_v1(arrays: dict) -> dict:
+    """Arrays written in the first encoder format ("embedkit.encoder/1": config with the class,
+    params, n_features, modules_required and loss history at the top level) in today's model
+    format; other arrays are returned unchanged. The weights and scaler keep their names."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except Exception as exc:  # zip or format damage
-        raise StoreError(f"{path}: cannot read the saved model ({type(exc).__name__}: {exc})") from None
+        config = json.loads(str(np.asarray(arrays[_CONFIG])))
+    except (KeyError, ValueError):
+        return arrays
+    if not isinstance(config, dict) or config.get("format") != FORMAT_V1:
+        return arrays
+    new = {"format": MODEL_FORMAT, "class": config.get("class"), "params": config.get("params", {}),
+           "loss_history": config.get("loss_history", []),
+           "state": {"n_features": config.get("n_features"),
+                     "modules_required": config.get("modules_required", [])}}
+    return {**arrays, _CONFIG: np.array(json.dumps(new))}
 
 
 # --------------------------------------------------------------------------- shared trainer base
+_FITTED = ("model_", "scaler_", "n_features_", "device_", "embeddings_", "loss_history_")
+
+
 class TableModel(Trainer):
     """Base of the trainers that map feature rows through torch modules.
 
     Subclasses implement ``_build_modules(n_features)`` (sets the modules from the
     hyper-parameters), ``_saved_modules()`` (name -> module to save) and ``_embed(table)``
-    (standardised rows on the device -> latent vectors).
+    (standardised rows on the device -> latent vectors). Fitted attributes (``model_``,
+    ``scaler_``, ``n_features_``, ``device_``, ``embeddings_``, ``loss_history_``) exist only
+    after ``fit`` or ``load``; before, reading one raises NotFittedError.
     """
 
-    model_ = None
-    scaler_: Standardizer | None = None
-    n_features_: int | None = None
-    device_ = None
     _module_params: tuple[str, ...] = ()  # constructor arguments holding modules (not saved as JSON)
+    _fitted_names: tuple[str, ...] = _FITTED
+
+    def __getattr__(self, name: str):
+        # only called for attributes that do not exist: a fitted one read before fit
+        if name in type(self)._fitted_names:
+            if name == "embeddings_" and "model_" in self.__dict__:
+                raise NotFittedError(f"this {type(self).__name__} was loaded from a file written without the "
+                                     "training rows' vectors; call encode(X) for vectors")
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() or load() first")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- used by subclasses
+    def _is_fitted(self) -> bool:
+        return "model_" in self.__dict__
+
     def _require_model(self) -> None:
-        if self.model_ is None:
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() or load() first")
+        self._check_fitted()
+
+    def _forget_fit(self) -> None:
+        """Drop every fitted attribute (a fit that fails leaves an unfitted model, not half of one)."""
+        for name in (*type(self)._fitted_names, "_train_scores"):
+            self.__dict__.pop(name, None)
+
+    def _start_fit(self, X, keys):
+        """The fit preamble both encoders share: check the rows, choose the device, learn the
+        scaler; returns (rows as float32, row keys, standardised table on the device)."""
+        self._forget_fit()
+        arr = as_matrix(X)
+        names = row_keys(keys, arr.shape[0], X)
+        device = resolve_device(self.device, type(self).__name__)
+        scaler = Standardizer.fit(arr, self.standardize)
+        self.device_, self.scaler_, self.n_features_ = device, scaler, arr.shape[1]
+        return arr, names, to_table(scaler.transform(arr), device)
 
     def _prepare(self, X, what: str = "X") -> torch.Tensor:
         """Validate rows against the fitted feature count, standardise, and move them to the device."""
@@ -252,46 +256,60 @@ class TableModel(Trainer):
             m.eval()
         return apply_in_batches(self._embed, table)
 
-    # -- save / load
-    def _config(self) -> dict:
-        params = {k: v for k, v in self.json_params().items() if k not in self._module_params}
-        return {"class": type(self).__name__, "params": params, "n_features": self.n_features_,
-                "modules_required": [k for k in self._module_params if getattr(self, k, None) is not None],
-                "loss_history": [float(x) for x in getattr(self, "loss_history_", []) or []]}
+    # -- the model as arrays (the base class gives to_arrays/from_arrays, save/load, to_store/from_store)
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {"scaler.mean": self.scaler_.mean, "scaler.scale": self.scaler_.scale}
+        emb = self.__dict__.get("embeddings_")
+        if emb is not None:  # the training rows' vectors (absent in a model read from the first format)
+            arrays["keys"] = np.array(emb.keys, dtype=str)
+            arrays["vectors"] = emb.vectors
+        arrays.update(state_arrays(self._saved_modules()))
+        return arrays
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """The fitted model as ``{name: numpy array}`` (JSON config + weights + scaler), no pickle."""
-        self._require_model()
-        return pack(self._config(), self._saved_modules(), self.scaler_)
+    def _state_config(self) -> dict:
+        return {"n_features": int(self.n_features_),
+                "modules_required": [k for k in self._module_params if getattr(self, k, None) is not None]}
 
-    def save(self, path) -> Path:
-        """Save the fitted model to one ``.npz`` file (weights, scaler, JSON config; no pickle)."""
-        return save_npz(path, self.to_arrays())
+    def _load_state(self, arrays: dict, config: dict) -> None:
+        source = config.get("_source", "arrays")
+        self.device_ = resolve_device(self.device, type(self).__name__)
+        self.scaler_ = Standardizer(arrays["scaler.mean"], arrays["scaler.scale"])
+        self.n_features_ = int(config["n_features"])
+        with seeded(0, self.device_):
+            self._build_modules(self.n_features_)
+        states = module_states(arrays)
+        for prefix, module in self._saved_modules().items():
+            load_state(module, states.get(prefix, {}), source, prefix)
+            module.to(self.device_).eval()
+        if "keys" in arrays and "vectors" in arrays:
+            self.embeddings_ = Embeddings([str(k) for k in np.asarray(arrays["keys"]).tolist()], arrays["vectors"])
 
     @classmethod
-    def from_arrays(cls, arrays, *, device="auto", source: str = "arrays", **modules):
-        """Rebuild a model from :meth:`to_arrays` output; ``modules`` supplies custom torch modules."""
-        config, states, scaler = unpack(arrays, cls.__name__, source)
-        missing = [m for m in config.get("modules_required", []) if modules.get(m) is None]
+    def from_arrays(cls, arrays, *, source: str = "arrays", **params):
+        """Rebuild a fitted model from :meth:`to_arrays` output (also reads the first encoder
+        format). ``params`` override saved parameters; a model trained with a custom module
+        needs one of the same architecture (``encoder=module``); ``device=`` places it
+        (default: the device it was trained with)."""
+        names = arrays.keys() if hasattr(arrays, "keys") else arrays.files
+        arrays = upgrade_v1({k: arrays[k] for k in names})
+        config = cls._read_config(arrays, source)
+        state = config.get("state") or {}
+        missing = [m for m in state.get("modules_required", []) if params.get(m) is None]
         if missing:
             raise InputError(f"{source}: this {cls.__name__} was trained with a custom {missing[0]} module; "
                              f"pass one of the same architecture: {cls.__name__}.load(path, {missing[0]}=module)")
-        obj = cls(**{**config["params"], "device": device, **modules})
-        obj.device_ = resolve_device(obj.device, cls.__name__)
-        obj.scaler_ = scaler
-        obj.n_features_ = int(config["n_features"])
-        obj.loss_history_ = list(config.get("loss_history", []))
-        with seeded(0, obj.device_):
-            obj._build_modules(obj.n_features_)
-        for prefix, module in obj._saved_modules().items():
-            load_state(module, states.get(prefix, {}), source, prefix)
-            module.to(obj.device_).eval()
-        return obj
-
-    @classmethod
-    def load(cls, path, *, device="auto", **modules):
-        """Load what :meth:`save` wrote. Raises StoreError for a missing, damaged or foreign file."""
-        return cls.from_arrays(load_npz(path), device=device, source=str(path), **modules)
+        saved = config.get("params") or {}
+        if isinstance(saved.get("hidden"), list):  # JSON has no tuples
+            params.setdefault("hidden", tuple(saved["hidden"]))
+        device = params.get("device", saved.get("device", "auto"))
+        try:
+            resolve_device(device, cls.__name__)
+        except InputError:
+            raise InputError(f"{source}: this {cls.__name__} was saved with device={device!r}, which is not "
+                             f"available here; load it with device='cpu' or device='auto'") from None
+        # the source travels to _load_state for its messages (the arrays are a private copy)
+        arrays[_CONFIG] = np.array(json.dumps({**config, "state": {**state, "_source": source}}))
+        return super().from_arrays(arrays, source=source, **params)
 
     # -- to implement
     def _build_modules(self, n_features: int) -> None:  # pragma: no cover - abstract

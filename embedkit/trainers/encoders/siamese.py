@@ -10,9 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..._device import resolve_device
-from ..._validation import check_bool, check_choice, check_float, check_int, check_seed
-from ...data.features import as_labels, as_matrix, as_pairs, label_codes, row_keys
+from ..._validation import BATCH_SIZE, DEVICE, DIM, EPOCHS, LR, SEED, Bool, InstanceOf, Interval, IntTuple, NoneOk, Options
+from ...data.features import as_labels, as_pairs, label_codes
 from ...embeddings import Embeddings
 from ...errors import InputError
 from . import base as _nn
@@ -52,7 +51,8 @@ class SiameseEncoder(_nn.TableModel):
     epochs : int, default 20
         Passes over the rows (label mode: every row is an anchor once) or over the pairs.
     batch_size : int, default 256
-        Rows per step (label mode: half anchors, half their sampled positives) or pairs per step.
+        Rows per step (label mode: half anchors, half their sampled positives; at least 4) or
+        pairs per step (InfoNCE: at least 2, the other pairs of the batch are the negatives).
     lr : float, default 1e-3
         Adam learning rate.
     miner : {"random", "hard", "semihard"}, default "random"
@@ -60,6 +60,7 @@ class SiameseEncoder(_nn.TableModel):
         mode): random = each row's sampled same-class partner and a random other-class row;
         hard = farthest positive and closest negative in the batch (Hermans et al. 2017);
         semihard = the closest negative farther than the positive (Schroff et al. 2015).
+        InfoNCE uses every other row of the batch and ignores it; explicit pairs need "random".
     normalize : bool, default True
         L2-normalise the embeddings (distances on the unit sphere; cosine search fits them).
     standardize : bool, default True
@@ -74,9 +75,29 @@ class SiameseEncoder(_nn.TableModel):
     InputError
         Bad parameter values (in fit), bad inputs (NaN, wrong shapes, label counts), or a custom
         encoder that does not map (batch, n_features) to (batch, dim).
+
+    Warns IgnoredParameterWarning (once, in fit) for a non-default ``margin`` with InfoNCE,
+    ``temperature`` without it, ``miner`` with InfoNCE, and ``hidden`` with a custom ``encoder``.
     """
 
     _module_params = ("encoder",)
+    _parameter_constraints = {
+        "dim": DIM,
+        "loss": [Options(*LOSSES)],
+        "margin": [Interval(float, 0.0, None, closed="neither"), NoneOk()],
+        "temperature": [Interval(float, 0.0, None, closed="neither")],
+        "hidden": [IntTuple(1, "an int or a tuple of ints >= 1 (layer widths, e.g. (256, 128))")],
+        "encoder": [InstanceOf("torch.nn.Module"), NoneOk()],
+        "epochs": EPOCHS,
+        "batch_size": BATCH_SIZE,
+        "lr": LR,
+        "miner": [Options(*MINERS)],
+        "normalize": [Bool()],
+        "standardize": [Bool()],
+        "weight_decay": [Interval(float, 0.0, None)],
+        "seed": SEED,
+        "device": DEVICE,
+    }
 
     def __init__(self, dim=32, loss="contrastive", margin=None, temperature=0.1, hidden=(256, 128), encoder=None,
                  epochs=20, batch_size=256, lr=1e-3, miner="random", normalize=True, standardize=True,
@@ -98,40 +119,32 @@ class SiameseEncoder(_nn.TableModel):
         self.device = device
 
     # ------------------------------------------------------------------ checks
-    def _validate(self) -> None:
-        owner = "SiameseEncoder"
-        check_int(owner, "dim", self.dim, 1)
-        check_choice(owner, "loss", self.loss, LOSSES)
-        if self.margin is not None:
-            check_float(owner, "margin", self.margin, 0.0, low_open=True)
-        check_float(owner, "temperature", self.temperature, 0.0, low_open=True)
-        _nn.check_hidden(owner, self.hidden)
-        if self.encoder is not None and not isinstance(self.encoder, nn.Module):
-            raise InputError(f"The 'encoder' parameter of {owner} must be a torch.nn.Module or None. "
-                             f"Got {type(self.encoder).__name__} instead.")
-        check_int(owner, "epochs", self.epochs, 1)
-        check_int(owner, "batch_size", self.batch_size, 4)
-        check_float(owner, "lr", self.lr, 0.0, low_open=True)
-        check_choice(owner, "miner", self.miner, MINERS)
-        check_bool(owner, "normalize", self.normalize)
-        check_bool(owner, "standardize", self.standardize)
-        check_float(owner, "weight_decay", self.weight_decay, 0.0)
-        check_seed(owner, self.seed)
-        if self.loss == "infonce" and self.miner != "random":
-            raise InputError("SiameseEncoder: miner='random' is the only choice with loss='infonce' "
-                             "(InfoNCE already uses every other row of the batch as a negative)")
+    def _ignored_params(self) -> dict:
+        ignored = {}
+        if self.loss == "infonce":
+            ignored["margin"] = "with loss='infonce' (used by 'contrastive' and 'triplet')"
+            ignored["miner"] = "with loss='infonce' (InfoNCE uses every other row of the batch as a negative)"
+        else:
+            ignored["temperature"] = f"with loss={self.loss!r} (used by 'infonce')"
+        if self.encoder is not None:
+            ignored["hidden"] = "when a custom encoder module is given (it replaces the MLP)"
+        return ignored
+
+    def _margin(self) -> float | None:
+        return _DEFAULT_MARGIN[self.loss] if self.margin is None else float(self.margin)
 
     @property
     def margin_(self) -> float | None:
-        """The margin in use (the loss's default when ``margin`` is None)."""
-        return _DEFAULT_MARGIN[self.loss] if self.margin is None else float(self.margin)
+        """The margin in use (the loss's default when ``margin`` is None; None for InfoNCE)."""
+        self._check_fitted()
+        return self._margin()
 
     # ------------------------------------------------------------------ model
     def _build_modules(self, n_features: int) -> None:
         if self.encoder is not None:
             self.model_ = copy.deepcopy(self.encoder)
         else:
-            self.model_ = _nn.mlp([n_features, *_nn.check_hidden("SiameseEncoder", self.hidden), self.dim])
+            self.model_ = _nn.mlp([n_features, *_nn.hidden_widths(self.hidden), self.dim])
 
     def _saved_modules(self) -> dict[str, nn.Module]:
         return {"encoder": self.model_}
@@ -141,24 +154,27 @@ class SiameseEncoder(_nn.TableModel):
         return F.normalize(z, dim=1) if self.normalize else z
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None, pairs=None, keys=None, show_progress=True, callback=None) -> Embeddings:
+    def fit(self, X, y=None, pairs=None, keys=None, *, show_progress=True, callback=None) -> Embeddings:
         """Train on rows ``X`` (n, d) with class labels ``y`` or explicit ``(i, j, similar)`` ``pairs``.
 
         Returns the :class:`~embedkit.Embeddings` of the training rows, keyed by ``keys`` (default:
-        a pandas index, else "0".."n-1"). Raises InputError for bad parameters or inputs.
+        a pandas index, else "0".."n-1"). ``callback(epoch, loss)`` runs after each epoch
+        (epochs count from 1). Raises InputError for bad parameters or inputs.
         """
-        self._validate()
+        self._validate_params()
         self._check_callback("SiameseEncoder", callback)
-        arr = as_matrix(X)
-        n = arr.shape[0]
-        names = row_keys(keys, n, X)
         if (y is None) == (pairs is None):
             raise InputError("SiameseEncoder.fit needs exactly one of y (a class label per row) or "
                              "pairs (rows (i, j, similar)); got " + ("neither" if y is None else "both"))
-        self.device_ = resolve_device(self.device, "SiameseEncoder")
-        self.scaler_ = _nn.Standardizer.fit(arr, self.standardize)
-        self.n_features_ = arr.shape[1]
-        table = _nn.to_table(self.scaler_.transform(arr), self.device_)
+        try:
+            return self._fit(X, y, pairs, keys, show_progress, callback)
+        except BaseException:
+            self._forget_fit()
+            raise
+
+    def _fit(self, X, y, pairs, keys, show_progress, callback) -> Embeddings:
+        arr, names, table = self._start_fit(X, keys)
+        n = arr.shape[0]
         gen = _nn.make_generator(self.seed, self.device_)
         with _nn.seeded(self.seed, self.device_):
             self._build_modules(self.n_features_)
@@ -186,8 +202,9 @@ class SiameseEncoder(_nn.TableModel):
                     count += 1
                 return float(total) / max(count, 1)
 
-            self.loss_history_ = _nn.run_epochs("SiameseEncoder", self.epochs, one_epoch, show_progress, callback)
+            history = _nn.run_epochs("SiameseEncoder", self.epochs, one_epoch, show_progress, callback)
         self.model_.eval()
+        self.loss_history_ = history
         self.embeddings_ = Embeddings(names, _nn.apply_in_batches(self._embed, table))
         return self.embeddings_
 
@@ -209,16 +226,16 @@ class SiameseEncoder(_nn.TableModel):
             if len(a) == 0:
                 return None
             if self.loss == "triplet":
-                return triplet_margin_loss(z[a], z[p], z[q], self.margin_)
+                return triplet_margin_loss(z[a], z[p], z[q], self._margin())
             ones = torch.ones(len(a), device=z.device)
             return contrastive_loss(z[torch.cat([a, a])], z[torch.cat([p, q])], torch.cat([ones, 0 * ones]),
-                                    self.margin_)
+                                    self._margin())
         _, i, j, extra = batch
         if self.loss == "contrastive":
-            return contrastive_loss(self._embed(table[i]), self._embed(table[j]), extra, self.margin_)
+            return contrastive_loss(self._embed(table[i]), self._embed(table[j]), extra, self._margin())
         if self.loss == "triplet":
             return triplet_margin_loss(self._embed(table[i]), self._embed(table[j]), self._embed(table[extra]),
-                                       self.margin_)
+                                       self._margin())
         return info_nce_loss(self._embed(table[i]), self._embed(table[j]), self.temperature)
 
 
@@ -230,6 +247,9 @@ class _LabelBatches:
     """
 
     def __init__(self, labels: np.ndarray, batch_size: int, device, gen):
+        if batch_size < 4:
+            raise InputError(f"SiameseEncoder: with class labels y each step needs at least 4 rows (2 anchors "
+                             f"and a positive of each); set batch_size >= 4 (got {batch_size})")
         classes, codes = label_codes(labels)
         counts = np.bincount(codes, minlength=len(classes))
         if len(classes) < 2:
@@ -245,7 +265,7 @@ class _LabelBatches:
         self.codes, self.order, self.starts, self.counts, self.rank = (
             t(codes), t(order), t(starts), t(counts), t(rank))
         self.usable = t(usable)
-        self.half = max(2, batch_size // 2)
+        self.half = batch_size // 2
         self.device, self.gen = device, gen
 
     def epoch(self):
@@ -271,9 +291,12 @@ class _PairBatches:
     """
 
     def __init__(self, pairs: np.ndarray, n_rows: int, batch_size: int, loss: str, miner: str, device, gen):
-        if miner != "random":
+        if miner != "random" and loss != "infonce":  # InfoNCE ignores the miner (warned in fit)
             raise InputError(f"SiameseEncoder: miner={miner!r} needs class labels y; with explicit pairs use "
                              "miner='random'")
+        if loss == "infonce" and batch_size < 2:
+            raise InputError("SiameseEncoder: loss='infonce' contrasts each pair with the other pairs of its "
+                             f"batch; set batch_size >= 2 (got {batch_size})")
         self.loss, self.n_rows, self.batch_size, self.device, self.gen = loss, n_rows, batch_size, device, gen
         similar = pairs[pairs[:, 2] == 1]
         if loss != "contrastive" and len(similar) == 0:

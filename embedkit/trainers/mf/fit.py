@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 
 
 def train(params: dict, csr, show_progress: bool, callback) -> dict:
-    """Fit factors on a users x items CSR matrix. Returns numpy factors, biases and loss history."""
+    """Fit factors on a users x items CSR matrix. Returns numpy factors, biases and loss history.
+    ``callback(epoch, loss)`` after every epoch, epochs counted from 1."""
     if params["backend"] == "implicit":
         from .implicit_backend import train_implicit
 
@@ -29,12 +30,12 @@ def train(params: dict, csr, show_progress: bool, callback) -> dict:
     history = []
     with _cpu_workers(device, csr.nnz) as pool, _progress(params, show_progress) as bar:
         epoch_fn, finish = run[(params["feedback"], params["method"])](params, csr, device, gen, pool)
-        for epoch in range(params["epochs"]):
+        for epoch in range(1, params["epochs"] + 1):
             loss = float(epoch_fn())
             history.append(loss)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.5g}")
-            log.info("epoch %d/%d loss %.6g", epoch + 1, params["epochs"], loss)
+            log.info("epoch %d/%d loss %.6g", epoch, params["epochs"], loss)
             if callback is not None:
                 callback(epoch, loss)
     out = {k: (v.detach().cpu().numpy().astype(np.float32) if isinstance(v, torch.Tensor) else v)
@@ -103,8 +104,8 @@ def _implicit_als(params, csr, device, gen, pool):
 
     n_users, n_items = csr.shape
     d, reg, steps = params["dim"], params["reg"], params["cg_steps"]
-    users = ImplicitSide(csr, params["alpha"], device, _parts(pool))
-    items = ImplicitSide(csr.T.tocsr(), params["alpha"], device, _parts(pool))
+    users = ImplicitSide(csr, params["confidence"], device, _parts(pool))
+    items = ImplicitSide(csr.T.tocsr(), params["confidence"], device, _parts(pool))
     # small positive start, as implicit does; items are solved first, so users end each epoch
     # as the exact least-squares answer to the final item factors (what fold_in computes)
     X = (torch.rand(n_users, d, generator=gen) * 0.01).to(device)
@@ -197,7 +198,7 @@ def fold_in(params: dict, state: dict, codes: np.ndarray, values: np.ndarray):
         from .als import implicit_fold_in
 
         gram = torch.from_numpy(state["gram"])
-        return implicit_fold_in(Y, gram, codes, values, params["reg"], params["alpha"]).numpy(), 0.0
+        return implicit_fold_in(Y, gram, codes, values, params["reg"], params["confidence"]).numpy(), 0.0
     if params["feedback"] == "implicit":
         from .sgd import bpr_fold_in
 

@@ -2,7 +2,7 @@
 
 The factors it learns are converted to the same state the torch backend produces, so the
 index, fold-in, store and CLI behave identically. implicit takes confidences directly; we pass
-c = 1 + alpha * value with its own alpha=1 so the model is Hu et al.'s, as in the torch backend.
+c = 1 + confidence * value with its own alpha=1 so the model is Hu et al.'s, as in the torch backend.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def train_implicit(params: dict, csr, show_progress: bool, callback) -> dict:
             correct, skipped = stats[:2]
             loss = 1.0 - float(correct) / max(float(data.nnz - skipped), 1.0)
         history.append(loss)
-        if callback is not None:
-            callback(iteration, loss)
+        if callback is not None:  # implicit counts iterations from 0; epochs count from 1
+            callback(len(history), loss)
 
     data = csr.astype(np.float32).tocsr()
     seed = params["seed"]
@@ -46,7 +46,7 @@ def train_implicit(params: dict, csr, show_progress: bool, callback) -> dict:
         model = AlternatingLeastSquares(factors=params["dim"], regularization=params["reg"], alpha=1.0,
                                         iterations=params["epochs"], calculate_training_loss=True,
                                         random_state=seed)
-        data.data = 1.0 + params["alpha"] * data.data
+        data.data = 1.0 + params["confidence"] * data.data
         with threadpool_limits(1, "blas"), warnings.catch_warnings():
             # implicit's advice: BLAS threads fight its OpenMP ones (limited here, so silence its check)
             warnings.filterwarnings("ignore", message=".*threadpool.*", category=RuntimeWarning)

@@ -4,11 +4,12 @@
     items = model.fit(ek.Interactions.from_csv("plays.csv"))      # item Embeddings
     model.recommend("alice", k=10)                                 # [(item, score), ...]
     model.fold_in("newcomer", ["item1", "item7"])                  # no retraining
-    model.save("plays", store=ek.Store())                          # for the CLI and the service
+    model.save("plays", ek.Store())                                # for the CLI and the service
+    model.save("plays.npz"); ek.MatrixFactorization.load("plays.npz")  # one model file
 
 Algorithms (private modules): implicit ALS, Hu, Koren and Volinsky, "Collaborative Filtering
-for Implicit Feedback Datasets" (ICDM 2008), solved by conjugate gradient (_als.py); BPR,
-Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback" (UAI 2009) (_sgd.py);
+for Implicit Feedback Datasets" (ICDM 2008), solved by conjugate gradient (als.py); BPR,
+Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback" (UAI 2009) (sgd.py);
 biased MF for ratings, Koren, Bell and Volinsky, "Matrix Factorization Techniques for
 Recommender Systems" (IEEE Computer 2009), by ALS (weighted-lambda, Zhou et al. 2008) or SGD.
 """
@@ -16,21 +17,25 @@ Recommender Systems" (IEEE Computer 2009), by ALS (weighted-lambda, Zhou et al. 
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
+import scipy.sparse as sp
 
-from ..._validation import check_choice, check_float, check_int, check_seed
+from ..._validation import BATCH_SIZE, DEVICE, DIM, EPOCHS, LR, SEED, Interval, NoneOk, Options, check_int
 from ...embeddings import Embeddings
 from ...errors import InputError, MissingKeyError
 from ..base import Trainer
 from . import fit as _mf_fit
-from .store import load_model, save_model
+from . import recommend as _recommend
+from . import store as _store
 
 log = logging.getLogger(__name__)
 
 __all__ = ["MatrixFactorization"]
 
-# method-specific defaults used when a parameter is None
+# methods per feedback, and the method-specific defaults used when a parameter is None
+_METHODS = {"implicit": ("als", "bpr"), "explicit": ("als", "sgd")}
 _DEFAULTS = {
     ("implicit", "als"): {"reg": 0.01, "lr": None, "batch_size": None},
     ("implicit", "bpr"): {"reg": 0.01, "lr": 0.05, "batch_size": "auto"},
@@ -47,38 +52,60 @@ class MatrixFactorization(Trainer):
     feedback : {"implicit", "explicit"}, default "implicit"
         implicit: counts/clicks (methods "als", "bpr"); explicit: ratings (methods "als", "sgd").
     method : {"als", "bpr", "sgd"}, default "als"
-    dim : int, default 64
-    reg : float or None, default None
+    dim : int in [1, 10000], default 64
+    reg : float >= 0 or None, default None
         L2 regularisation. None: 0.01 (implicit ALS, BPR), 0.05 (explicit ALS, scaled by each
         row's count), 0.02 (explicit SGD).
-    alpha : float, default 1.0
-        Implicit ALS confidence c = 1 + alpha * value (Hu et al.).
-    epochs : int, default 15
-    lr : float or None, default None
-        SGD step for BPR (0.05) and explicit SGD (0.005); unused by ALS.
-    batch_size : int or None, default None
+    confidence : float >= 0, default 1.0
+        Implicit ALS confidence weight: c = 1 + confidence * value (Hu et al.'s alpha; the
+        parameter was called ``alpha`` before, which still works with a FutureWarning).
+        Used by implicit ALS only.
+    epochs : int in [1, 100000], default 15
+    lr : float in (0, 10] or None, default None
+        SGD step for BPR (None: 0.05) and explicit SGD (None: 0.005); unused by ALS.
+    batch_size : int >= 1 or None, default None
         Samples per SGD step for BPR and explicit SGD: None means 1024 on the CPU and 8192 on
-        CUDA (same recall/RMSE on the benchmark data, far fewer kernel launches); unused by ALS.
-    cg_steps : int, default 3
-        Conjugate-gradient steps per ALS half-epoch (warm-started, as in implicit).
+        CUDA (same recall/RMSE on the benchmark data, far fewer kernel launches); unused by ALS
+        and by backend="implicit".
+    cg_steps : int in [1, 1000], default 3
+        Conjugate-gradient steps per ALS half-epoch (warm-started, as in implicit); torch ALS only.
     backend : {"torch", "implicit"}, default "torch"
         "implicit" runs implicit ALS/BPR with the package ``implicit`` (CPU; optional, must
         be installed) and keeps everything else (index, fold-in, store) the same.
     seed : int, default 0
-    device : {"auto", "cpu", "cuda"}, default "auto"
+    device : {"auto", "cpu", "cuda", "cuda:N"}, default "auto"
 
+    Every parameter is checked by ``fit``; one that the chosen method ignores (``lr`` with ALS,
+    ``cg_steps`` with BPR...) warns once (IgnoredParameterWarning) when set.
     Raises InputError for bad parameters or data, MissingKeyError for unknown users/items,
     NotFittedError when a method needs fit() first.
     """
 
+    _parameter_constraints = {
+        "feedback": [Options("implicit", "explicit")],
+        "method": [Options("als", "bpr", "sgd")],
+        "dim": DIM,
+        "reg": [Interval(float, 0.0, None), NoneOk()],
+        "confidence": [Interval(float, 0.0, None)],
+        "epochs": EPOCHS,
+        "lr": LR + [NoneOk()],
+        "batch_size": BATCH_SIZE + [NoneOk()],
+        "cg_steps": [Interval(int, 1, 1000)],
+        "backend": [Options("torch", "implicit")],
+        "seed": SEED,
+        "device": DEVICE,
+    }
+    _param_aliases = {"alpha": "confidence"}
+
     def __init__(self, feedback: str = "implicit", method: str = "als", dim: int = 64, reg: float | None = None,
-                 alpha: float = 1.0, epochs: int = 15, lr: float | None = None, batch_size: int | None = None,
-                 cg_steps: int = 3, backend: str = "torch", seed: int = 0, device: str = "auto"):
+                 confidence: float = 1.0, epochs: int = 15, lr: float | None = None, batch_size: int | None = None,
+                 cg_steps: int = 3, backend: str = "torch", seed: int = 0, device: str = "auto", *,
+                 alpha: float | None = None):
         self.feedback = feedback
         self.method = method
         self.dim = dim
         self.reg = reg
-        self.alpha = alpha
+        self.confidence = confidence
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
@@ -86,65 +113,69 @@ class MatrixFactorization(Trainer):
         self.backend = backend
         self.seed = seed
         self.device = device
-        self.loss_history_ = []
-        self.item_embeddings_ = None
-        self._user_factors = None
-        self._user_emb = None
+        self._take_aliases(alpha=alpha)
 
     # ---------------------------------------------------------------- params
-    def _resolved(self) -> dict:
-        """Validated parameters with method defaults filled in."""
-        own = "MatrixFactorization"
-        feedback = check_choice(own, "feedback", self.feedback, ["implicit", "explicit"])
-        allowed = ["als", "bpr"] if feedback == "implicit" else ["als", "sgd"]
-        if self.method not in allowed:
-            raise InputError(f"The 'method' parameter of {own} must be one of {allowed} for feedback="
-                             f"{feedback!r}. Got {self.method!r} instead.")
-        defaults = _DEFAULTS[(feedback, self.method)]
-        p = {"feedback": feedback, "method": self.method,
-             "dim": check_int(own, "dim", self.dim, 1, 4096),
-             "epochs": check_int(own, "epochs", self.epochs, 1),
-             "alpha": check_float(own, "alpha", self.alpha, 0.0),
-             "cg_steps": check_int(own, "cg_steps", self.cg_steps, 1, 1000),
-             "backend": check_choice(own, "backend", self.backend, ["torch", "implicit"]),
-             "seed": check_seed(own, self.seed), "device": self.device}
-        p["reg"] = defaults["reg"] if self.reg is None else check_float(own, "reg", self.reg, 0.0)
-        lr, bs = defaults["lr"], defaults["batch_size"]
-        p["lr"] = lr if self.lr is None or lr is None else check_float(own, "lr", self.lr, 0.0, low_open=True)
-        p["batch_size"] = bs if self.batch_size is None or bs is None else \
-            check_int(own, "batch_size", self.batch_size, 1)
-        if p["backend"] == "implicit" and feedback != "implicit":
+    def _ignored_params(self) -> dict:
+        if self.method not in _METHODS.get(self.feedback, ()):
+            return {}  # fit raises for this combination
+        out = {}
+        if self.method == "als":
+            out["lr"] = out["batch_size"] = "with method='als' (used by 'bpr' and 'sgd')"
+        else:
+            out["cg_steps"] = f"with method={self.method!r} (used by ALS only)"
+        if self.feedback == "explicit":
+            out["confidence"] = "with feedback='explicit' (used by implicit ALS only)"
+        elif self.method == "bpr":
+            out["confidence"] = "with method='bpr' (used by implicit ALS only)"
+        if self.backend == "implicit":
+            if self.method == "als":
+                out["cg_steps"] = "with backend='implicit' (the implicit package uses its own CG steps)"
+            else:
+                out["batch_size"] = "with backend='implicit' (implicit's BPR has no mini-batches)"
+        return out
+
+    def _resolve(self, params: dict) -> dict:
+        """Validated parameters with the method's defaults filled in (the fit-time checks)."""
+        feedback, method = params["feedback"], params["method"]
+        if method not in _METHODS[feedback]:
+            raise InputError(f"The 'method' parameter of MatrixFactorization must be one of "
+                             f"{list(_METHODS[feedback])} for feedback={feedback!r}. Got {method!r} instead.")
+        if params["backend"] == "implicit" and feedback != "implicit":
             raise InputError("backend='implicit' serves feedback='implicit' only; use backend='torch' for ratings")
+        defaults = _DEFAULTS[(feedback, method)]
+        p = dict(params, dim=int(params["dim"]), epochs=int(params["epochs"]), cg_steps=int(params["cg_steps"]),
+                 seed=int(params["seed"]), confidence=float(params["confidence"]))
+        p["reg"] = defaults["reg"] if params["reg"] is None else float(params["reg"])
+        lr, bs = defaults["lr"], defaults["batch_size"]
+        p["lr"] = lr if params["lr"] is None or lr is None else float(params["lr"])
+        p["batch_size"] = bs if params["batch_size"] is None or bs is None else int(params["batch_size"])
         return p
 
     # ------------------------------------------------------------------- fit
-    def fit(self, interactions, show_progress: bool = True, callback=None) -> Embeddings:
-        """Train on ``interactions`` (an :class:`~embedkit.Interactions` or a scipy users x items
-        matrix); returns the item Embeddings. callback(epoch, loss) fires after every epoch."""
+    def fit(self, data, *, show_progress: bool = True, callback=None) -> Embeddings:
+        """Train on ``data`` (an :class:`~embedkit.Interactions` or a scipy/numpy users x items
+        matrix); returns the item Embeddings. ``callback(epoch, loss)`` fires after every epoch,
+        epochs counted from 1."""
         from ...data.interactions import Interactions
 
-        params = self._resolved()
+        params = self._resolve(self._validate_params())
         self._check_callback("MatrixFactorization", callback)
-        if not isinstance(interactions, Interactions):
-            try:
-                import scipy.sparse as sp
-
-                if sp.issparse(interactions) or isinstance(interactions, np.ndarray):
-                    interactions = Interactions.from_sparse(interactions, allow_negative=True)
-                else:
-                    raise TypeError
-            except TypeError:
+        if not isinstance(data, Interactions):
+            if sp.issparse(data) or isinstance(data, np.ndarray):
+                data = Interactions.from_sparse(data, allow_negative=True)
+            else:
                 raise InputError("fit() takes an ek.Interactions or a users x items matrix (scipy sparse or numpy); "
-                                 f"got {type(interactions).__name__}") from None
-        if interactions.nnz == 0:
+                                 f"got {type(data).__name__}")
+        if data.nnz == 0:
             raise InputError("fit() got no interactions; give at least one (user, item) pair")
-        if params["feedback"] == "implicit" and (interactions.values < 0).any():
+        if params["feedback"] == "implicit" and (data.values < 0).any():
             raise InputError("implicit feedback needs values >= 0 (counts, clicks); use feedback='explicit' "
                              "for signed ratings")
-        state = _mf_fit.train(params, interactions.matrix, show_progress, callback)
+        state = _mf_fit.train(params, data.matrix, show_progress, callback)
         self.params_ = params
         self.loss_history_ = state.pop("loss_history")
-        self._set_state(interactions.user_keys, interactions.item_keys, interactions.matrix, **state)
+        self._set_state(data.user_keys, data.item_keys, data.matrix, **state)
         return self.embeddings_
 
     def _set_state(self, user_keys, item_keys, seen, user_factors, item_factors,
@@ -154,7 +185,7 @@ class MatrixFactorization(Trainer):
         self._item_keys = list(item_keys)
         self._item_index = {k: i for i, k in enumerate(self._item_keys)}
         self._seen = seen.tocsr()
-        self._seen_changed: dict[int, np.ndarray] = {}
+        self._seen_changed: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # fold-in: user row -> (codes, values)
         self._user_factors = np.ascontiguousarray(user_factors, dtype=np.float32)
         self._item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
         self._user_bias = None if user_bias is None else np.asarray(user_bias, dtype=np.float32)
@@ -164,17 +195,25 @@ class MatrixFactorization(Trainer):
         self.embeddings_ = self.item_embeddings_
         self._user_emb = None  # built on first access (fold-in appends users)
         self._index = None
-        self._cos_index = None
 
     # -------------------------------------------------------------- accessors
     @property
-    def user_embeddings_(self):
-        """User vectors as Embeddings (None before fit); includes folded-in users."""
-        if getattr(self, "_user_factors", None) is None:
-            return None
+    def user_embeddings_(self) -> Embeddings:
+        """User vectors as Embeddings; includes folded-in users. NotFittedError before fit."""
+        self._check_fitted()
         if self._user_emb is None:
             self._user_emb = Embeddings(self._user_keys, self._user_factors)
         return self._user_emb
+
+    def has_user(self, user) -> bool:
+        """Whether ``user`` is known (trained or folded in)."""
+        self._check_fitted()
+        return isinstance(user, str) and user in self._user_index
+
+    def has_item(self, item) -> bool:
+        """Whether ``item`` is one of the model's items."""
+        self._check_fitted()
+        return isinstance(item, str) and item in self._item_index
 
     def _user_code(self, user) -> int:
         self._check_fitted()
@@ -197,14 +236,24 @@ class MatrixFactorization(Trainer):
             out[n] = code
         return out
 
-    def seen_items(self, user) -> np.ndarray:
-        """Item codes the user interacted with (training data or their latest fold-in)."""
-        u = self._user_code(user)
+    def _seen_row(self, u: int) -> tuple[np.ndarray, np.ndarray]:
         if u in self._seen_changed:
             return self._seen_changed[u]
         if u >= self._seen.shape[0]:
-            return np.zeros(0, dtype=np.int64)
-        return self._seen.indices[self._seen.indptr[u]:self._seen.indptr[u + 1]]
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        lo, hi = self._seen.indptr[u], self._seen.indptr[u + 1]
+        return self._seen.indices[lo:hi], self._seen.data[lo:hi]
+
+    def seen_items(self, user) -> np.ndarray:
+        """Item rows (of ``item_embeddings_``) the user interacted with: training data or their
+        latest fold-in."""
+        return self._seen_row(self._user_code(user))[0]
+
+    def history(self, user) -> list[tuple[str, float]]:
+        """The user's interactions (training data or latest fold-in) as (item, value), strongest first."""
+        codes, values = self._seen_row(self._user_code(user))
+        order = np.argsort(-np.asarray(values, dtype=np.float64), kind="stable")
+        return [(self._item_keys[int(codes[i])], float(values[i])) for i in order]
 
     def _query_vectors(self, codes) -> np.ndarray:
         vec = self._user_factors[codes]
@@ -212,10 +261,19 @@ class MatrixFactorization(Trainer):
             vec = np.hstack([vec, np.ones((len(vec), 1), dtype=np.float32)])
         return vec
 
-    def _item_vectors_for_index(self) -> np.ndarray:
-        if self._item_bias is None:
-            return self._item_factors
-        return np.hstack([self._item_factors, self._item_bias[:, None]])
+    def _score_shift(self, codes) -> np.ndarray:
+        """What recommend() adds to an inner product: global mean + user bias (explicit), else 0."""
+        if self._user_bias is None:
+            return np.zeros(len(codes), dtype=np.float64)
+        return self.global_mean_ + self._user_bias[codes].astype(np.float64)
+
+    def _index_content(self):
+        """Item keys, item factors (plus the item bias as last column when the model has
+        biases) and metric "ip": the index that recommend() and the service search."""
+        vecs = self._item_factors
+        if self._item_bias is not None:
+            vecs = np.hstack([vecs, self._item_bias[:, None]])
+        return list(self._item_keys), vecs, "ip"
 
     @property
     def index_(self):
@@ -225,9 +283,9 @@ class MatrixFactorization(Trainer):
         if self._index is None:
             from ...index import VectorIndex
 
-            vecs = self._item_vectors_for_index()
-            self._index = VectorIndex(vecs.shape[1], metric="ip", kind="flat")
-            self._index.add(self._item_keys, vecs)
+            keys, vecs, metric = self._index_content()
+            self._index = VectorIndex(vecs.shape[1], metric=metric, kind="flat")
+            self._index.add(keys, vecs)
         return self._index
 
     # -------------------------------------------------------------- queries
@@ -240,42 +298,13 @@ class MatrixFactorization(Trainer):
 
     def recommend_batch(self, users, k: int = 10, exclude_seen: bool = True) -> list[list[tuple[str, float]]]:
         """recommend() for many users in one index search."""
-        k = check_int("MatrixFactorization.recommend", "k", k, 1)
-        if isinstance(users, str):
-            users = [users]
-        codes = np.array([self._user_code(u) for u in users], dtype=np.int64)
-        seen = [set(self.seen_items(u).tolist()) if exclude_seen else set() for u in users]
-        n_items = len(self._item_keys)
-        shift = np.zeros(len(codes), dtype=np.float64)
-        if self._user_bias is not None:  # explicit: report predicted ratings
-            shift = self.global_mean_ + self._user_bias[codes].astype(np.float64)
-        # over-fetch by each user's seen count; users grouped by that size (powers of two)
-        # so one heavy user does not make every query of the batch fetch thousands
-        fetch = np.minimum(n_items, k + np.array([len(x) for x in seen], dtype=np.int64))
-        bucket = np.ceil(np.log2(np.maximum(fetch, 1))).astype(np.int64)
-        out: list = [None] * len(codes)
-        for b in np.unique(bucket):
-            rows = np.flatnonzero(bucket == b)
-            res = self.index_.search(self._query_vectors(codes[rows]), k=int(min(n_items, 2 ** b)))
-            for row, keys, scores in zip(rows, res.keys, res.scores):
-                picked = []
-                for key, score in zip(keys, scores):
-                    if seen[row] and self._item_index[key] in seen[row]:
-                        continue
-                    picked.append((key, float(score + shift[row])))
-                    if len(picked) == k:
-                        break
-                out[row] = picked
-        return out
+        return _recommend.recommend(self, users, k=k, exclude_seen=exclude_seen)
 
     def similar_items(self, item, k: int = 10) -> list[tuple[str, float]]:
-        """The ``k`` items whose factors are closest by cosine (the item itself excluded)."""
+        """The ``k`` items whose factors are closest by cosine (the item itself excluded), best first."""
         self._item_codes([item])
         k = check_int("MatrixFactorization.similar_items", "k", k, 1)
-        if self._cos_index is None:
-            self._cos_index = self.item_embeddings_.to_index(metric="cosine", kind="flat")
-        res = self._cos_index.search_keys([item], k=k)
-        return [(key, float(s)) for key, s in zip(res.keys[0], res.scores[0])]
+        return self.item_embeddings_.most_similar(item, k=k)
 
     def predict(self, users, items) -> np.ndarray:
         """Scores of (user, item) pairs: predicted ratings for explicit feedback, else x_u . y_i
@@ -329,7 +358,8 @@ class MatrixFactorization(Trainer):
             self._user_factors[u] = vec
             if self._user_bias is not None:
                 self._user_bias[u] = bias
-        self._seen_changed[u] = np.sort(codes)
+        order = np.argsort(codes, kind="stable")
+        self._seen_changed[u] = (codes[order], vals[order].astype(np.float32))
         self._user_emb = None
         return vec.copy()
 
@@ -344,36 +374,86 @@ class MatrixFactorization(Trainer):
                      global_mean: float = 0.0, **params) -> "MatrixFactorization":
         """A fitted model from factors learned elsewhere (rows in the order of
         ``interactions.user_keys`` / ``item_keys``; the interactions are the seen items).
-        ``params`` are constructor parameters (feedback, method, reg, alpha...) used by fold_in."""
+        ``params`` are constructor parameters (feedback, method, reg, confidence...) used by fold_in."""
         model = cls(**params)
-        model.params_ = model._resolved()
+        model.params_ = model._resolve(model._validate_params())
         n_u, n_i = interactions.n_users, interactions.n_items
         uf, itf = np.asarray(user_factors), np.asarray(item_factors)
         if uf.ndim != 2 or itf.ndim != 2 or uf.shape[0] != n_u or itf.shape[0] != n_i or uf.shape[1] != itf.shape[1]:
             raise InputError(f"factors must be ({n_u}, dim) and ({n_i}, dim) for these interactions; "
                              f"got {uf.shape} and {itf.shape}")
+        if not (np.isfinite(uf).all() and np.isfinite(itf).all()):
+            raise InputError("factors hold NaN or inf; every value must be finite")
+        model.loss_history_ = []
         model._set_state(interactions.user_keys, interactions.item_keys, interactions.matrix, uf, itf,
                          user_bias, item_bias, global_mean)
         return model
 
-    # ----------------------------------------------------------------- store
-    def save(self, name: str, store=None, *, kind: str = "flat", overwrite: bool = False):
-        """Write the model into a :class:`~embedkit.Store` (default: ./indexes or $EMBEDKIT_STORE).
-
-        The index holds the item vectors for inner-product search (item bias as last column when
-        the model has biases); extras hold users, seen items and biases; the manifest's meta holds
-        the parameters. Returns the directory. Load with :meth:`from_store`.
-        """
+    # ----------------------------------------------------------- persistence
+    def seen_matrix(self) -> sp.csr_matrix:
+        """users x items CSR of every user's interactions (training data, folded-in users'
+        latest items substituted); rows in the order of ``user_embeddings_``."""
         self._check_fitted()
-        return save_model(self, name, store, kind=kind, overwrite=overwrite)
+        n_users, n_items = len(self._user_keys), len(self._item_keys)
+        base = self._seen
+        if base.shape[0] < n_users:
+            base = sp.vstack([base, sp.csr_matrix((n_users - base.shape[0], n_items), dtype=np.float32)]).tocsr()
+        if not self._seen_changed:
+            return base
+        lil = base.tolil()
+        for u, (codes, vals) in self._seen_changed.items():
+            lil.rows[u] = [int(c) for c in codes]
+            lil.data[u] = [float(v) for v in vals]
+        out = lil.tocsr().astype(np.float32)
+        out.sort_indices()
+        return out
+
+    def _state_arrays(self) -> dict:
+        return _store.state_arrays(self)
+
+    def _state_config(self) -> dict:
+        return _store.state_config(self)
+
+    def _load_state(self, arrays: dict, config: dict) -> None:
+        _store.load_state(self, arrays, config)
+
+    def _store_meta(self) -> dict:
+        return _store.store_meta(self)
+
+    def to_store(self, name: str, store=None, *, metric: str | None = None, kind: str = "flat",
+                 overwrite: bool = False, meta: dict | None = None, show_progress: bool = False):
+        """Write the model into a :class:`~embedkit.Store` as ``name``: the inner-product index
+        of the items that the HTTP service and ``embedkit recommend`` search, and the model
+        beside it (see :mod:`embedkit.trainers.mf.store`). Returns the directory."""
+        if metric not in (None, "ip"):
+            raise InputError(f"an MF index must use metric 'ip' (recommendations are inner products); got "
+                             f"{metric!r}: drop the metric")
+        return super().to_store(name, store, metric="ip", kind=kind, overwrite=overwrite, meta=meta,
+                                show_progress=show_progress)
+
+    def save(self, name, store=None, *, kind: str = "flat", overwrite: bool = False):
+        """Save the fitted model.
+
+        ``model.save("plays", ek.Store())`` (or any name without ``.npz`` and no store: the
+        default store ./indexes or $EMBEDKIT_STORE) writes it into a store with :meth:`to_store`,
+        for the CLI and the HTTP service; load it with :meth:`from_store`.
+        ``model.save("model.npz")`` (a path ending in .npz) writes one file; load it with :meth:`load`.
+        Returns the directory or file written.
+        """
+        if store is None and (isinstance(name, os.PathLike) or str(name).endswith(".npz")):
+            return Trainer.save(self, name)
+        return self.to_store(str(name), store, kind=kind, overwrite=overwrite)
 
     @classmethod
-    def from_store(cls, name: str, store=None, mmap: bool = False) -> "MatrixFactorization":
-        """A fitted model loaded from the store (recommend, similar_items, predict, fold_in work)."""
-        return load_model(cls, name, store, mmap=mmap)
+    def from_store(cls, name: str, store=None, *, mmap: bool = False, **params) -> "MatrixFactorization":
+        """A fitted model loaded from the store (recommend, similar_items, predict, fold_in work);
+        recommend() searches the stored index, with the writes the HTTP service journalled."""
+        return _store.read_model(name, store, cls=cls, with_index=True, mmap=mmap, **params)
 
 
 def _fold_in_values(feedback: str, values, n: int) -> np.ndarray:
+    from ...data.interactions import check_values
+
     if values is None:
         if feedback == "explicit":
             raise InputError("fold_in() for explicit feedback needs the user's ratings: values=[...]")
@@ -381,8 +461,4 @@ def _fold_in_values(feedback: str, values, n: int) -> np.ndarray:
     vals = np.asarray(values, dtype=np.float64).reshape(-1)
     if len(vals) != n:
         raise InputError(f"fold_in() got {n} items but {len(vals)} values; give one value per item")
-    if not np.isfinite(vals).all():
-        raise InputError("fold_in() values hold NaN or inf")
-    if feedback == "implicit" and (vals < 0).any():
-        raise InputError("fold_in() values must be >= 0 for implicit feedback")
-    return vals
+    return check_values(vals, allow_negative=feedback != "implicit", what="fold_in() values")

@@ -1,108 +1,189 @@
-"""How a MatrixFactorization model lives in the store (indexes/<name>/).
+"""How a MatrixFactorization model is saved: the one writer of its arrays and the one reader.
 
-    index     metric "ip": one vector per item, the item factors followed by the item bias
-              when the model has biases (BPR, explicit), so an inner product with the query
-              [user factors, 1] ranks items exactly as the model scores them. Any index kind
-              works (flat by default; hnsw/ivf for large catalogues).
-    extras    "items":  keys (str), vectors (item factors, float32), bias (when present)
-              "users":  keys (str), vectors (user factors, float32), bias (explicit only)
-              "seen":   indptr (int64, users + 1), indices (int32 item rows of "items"),
-                        values (float32): the training interactions, for exclude_seen
-    meta      {"trainer": "MatrixFactorization", "params": constructor parameters,
-               "resolved": parameters with method defaults filled in, "loss_history": [...],
-               "mf": {"format": 1, "global_mean": float, "n_users", "n_items", "nnz",
+A model file (``model.save("m.npz")``) and a store entry (``model.to_store(name)``) hold the
+same arrays, written by :func:`state_arrays` and read by :func:`load_state`:
+
+    user_keys, item_keys         str arrays
+    user_factors, item_factors   float32 (users x dim, items x dim)
+    user_bias, item_bias         float32, when the model has biases (item: BPR, explicit; user: explicit)
+    seen_indptr, seen_indices,   CSR (int64, int32, float32) of every user's interactions, folded-in
+    seen_values                  users' latest items substituted: what exclude_seen leaves out
+    config "state"               {"format": 2, "resolved": parameters with method defaults filled in,
+                                  "global_mean": float}
+
+In a store (``indexes/<name>/``, written by :meth:`Trainer.to_store`):
+
+    index     metric "ip": one vector per item, the item factors followed by the item bias when
+              the model has biases, so an inner product with the query [user factors, 1] ranks
+              items exactly as the model scores them. Any index kind works (flat by default).
+    extras    "model": the arrays above (with the JSON config)
+    meta      {"trainer": "MatrixFactorization", "params": ..., "loss_history": [...],
+               "mf": {"format": 2, "global_mean", "n_users", "n_items", "nnz",
                       "query": "user factors" or "user factors + [1]"}}
 
-similar_items uses cosine on the "items" vectors; recommend searches the index by inner product.
+:func:`read_model` is the one reader: ``MatrixFactorization.from_store`` and the HTTP service
+(:mod:`embedkit.serve`) both load through it.
+
+Format 1 (embedkit releases before the ``model`` extra; still read, converted on load by
+:func:`format1_arrays` into the arrays above, so everything downstream is the same):
+
+    index     as in format 2
+    extras    "items":  keys, vectors (item factors), bias (when present)
+              "users":  keys, vectors (user factors), bias (explicit only)
+              "seen":   indptr (int64), indices (int32), values (float32)
+    meta      {"trainer", "params", "resolved" (with "alpha" for today's "confidence", no "device"),
+               "loss_history", "mf": {"format": 1, "global_mean", "n_users", "n_items", "nnz", "query"}}
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import scipy.sparse as sp
 
 from ...errors import StoreError
 
-MF_FORMAT = 1
+MF_FORMAT = 2
+FORMATS = (1, 2)  # what read_model reads: 1 converted by format1_arrays, 2 as written
+TRAINER = "MatrixFactorization"
+_RENAMED = {"alpha": "confidence"}  # format-1 parameter names -> today's
 
 
-def _store(store):
-    from ...store import Store
-
-    if store is None or not hasattr(store, "save"):
-        return Store(store)
-    return store
-
-
-def save_model(model, name: str, store=None, *, kind: str = "flat", overwrite: bool = False):
-    from ...index import VectorIndex
-
-    store = _store(store)
-    vecs = model._item_vectors_for_index()
-    index = VectorIndex(vecs.shape[1], metric="ip", kind=kind)
-    index.add(model._item_keys, vecs)
-    seen = _seen_with_changes(model)
-    items = {"keys": np.array(model._item_keys, dtype=str), "vectors": model._item_factors}
-    users = {"keys": np.array(model._user_keys, dtype=str), "vectors": model._user_factors}
-    if model._item_bias is not None:
-        items["bias"] = model._item_bias
+# ------------------------------------------------------------------ the model's arrays
+def state_arrays(model) -> dict:
+    seen = model.seen_matrix()
+    out = {"user_keys": np.array(model._user_keys, dtype=str), "item_keys": np.array(model._item_keys, dtype=str),
+           "user_factors": model._user_factors, "item_factors": model._item_factors,
+           "seen_indptr": seen.indptr.astype(np.int64), "seen_indices": seen.indices.astype(np.int32),
+           "seen_values": seen.data.astype(np.float32)}
     if model._user_bias is not None:
-        users["bias"] = model._user_bias
-    extras = {"items": items, "users": users,
-              "seen": {"indptr": seen.indptr.astype(np.int64), "indices": seen.indices.astype(np.int32),
-                       "values": seen.data.astype(np.float32)}}
-    meta = {"trainer": "MatrixFactorization", "params": model.json_params(),
-            "resolved": {k: v for k, v in model.params_.items() if k != "device"},
-            "loss_history": [float(x) for x in model.loss_history_],
-            "mf": {"format": MF_FORMAT, "global_mean": model.global_mean_, "n_users": len(model._user_keys),
-                   "n_items": len(model._item_keys), "nnz": int(seen.nnz),
-                   "query": "user factors + [1]" if model._item_bias is not None else "user factors"}}
-    return store.save(name, index, meta=meta, extras=extras, overwrite=overwrite)
-
-
-def _seen_with_changes(model) -> sp.csr_matrix:
-    """Training interactions with folded-in users' items substituted (rows = all users)."""
-    n_users, n_items = len(model._user_keys), len(model._item_keys)
-    base = model._seen
-    if base.shape[0] < n_users:
-        base = sp.vstack([base, sp.csr_matrix((n_users - base.shape[0], n_items), dtype=np.float32)]).tocsr()
-    if not model._seen_changed:
-        return base
-    lil = base.tolil()
-    for u, codes in model._seen_changed.items():
-        lil.rows[u] = list(np.asarray(codes, dtype=np.int64))
-        lil.data[u] = [1.0] * len(codes)
-    out = lil.tocsr()
-    out.sort_indices()
+        out["user_bias"] = model._user_bias
+    if model._item_bias is not None:
+        out["item_bias"] = model._item_bias
     return out
 
 
-def is_mf_index(meta: dict) -> bool:
-    return isinstance(meta, dict) and meta.get("trainer") == "MatrixFactorization" and "mf" in meta
+def state_config(model) -> dict:
+    resolved = {k: (v if v is None or isinstance(v, (bool, int, float, str)) else str(v))
+                for k, v in model.params_.items()}
+    return {"format": MF_FORMAT, "resolved": resolved, "global_mean": model.global_mean_}
 
 
-def load_model(cls, name: str, store=None, *, mmap: bool = False):
-    store = _store(store)
-    index = store.load(name, mmap=mmap)
-    meta = index.meta
-    if not is_mf_index(meta):
+def load_state(model, arrays: dict, config: dict) -> None:
+    if config.get("format", MF_FORMAT) > MF_FORMAT:
+        raise StoreError(f"the saved MatrixFactorization has format {config['format']}; upgrade embedkit")
+    user_keys = [str(k) for k in arrays["user_keys"].tolist()]
+    item_keys = [str(k) for k in arrays["item_keys"].tolist()]
+    _check_shapes(arrays, len(user_keys), len(item_keys))
+    seen = sp.csr_matrix((arrays["seen_values"], arrays["seen_indices"], arrays["seen_indptr"]),
+                         shape=(len(user_keys), len(item_keys)))
+    model.params_ = dict(config.get("resolved") or model._resolve(model.get_params()))
+    model._set_state(user_keys, item_keys, seen, arrays["user_factors"], arrays["item_factors"],
+                     arrays.get("user_bias"), arrays.get("item_bias"), config.get("global_mean", 0.0))
+
+
+def _check_shapes(arrays: dict, n_users: int, n_items: int) -> None:
+    """ValueError (the loaders turn it into StoreError) when the arrays do not fit together."""
+    uf, itf = np.asarray(arrays["user_factors"]), np.asarray(arrays["item_factors"])
+    if uf.ndim != 2 or itf.ndim != 2 or uf.shape[0] != n_users or itf.shape[0] != n_items \
+            or uf.shape[1] != itf.shape[1]:
+        raise ValueError(f"factors of shape {uf.shape} and {itf.shape} do not match "
+                         f"{n_users} users and {n_items} items")
+    for name, n in (("user_bias", n_users), ("item_bias", n_items)):
+        if name in arrays and np.shape(arrays[name]) != (n,):
+            raise ValueError(f"{name} of shape {np.shape(arrays[name])} does not match {n} keys")
+    indptr, indices = np.asarray(arrays["seen_indptr"]), np.asarray(arrays["seen_indices"])
+    if indptr.shape != (n_users + 1,) or (indices.size and (indices.min() < 0 or indices.max() >= n_items)):
+        raise ValueError(f"the seen matrix does not match {n_users} users and {n_items} items")
+
+
+def _renamed(params: dict) -> dict:
+    out = dict(params)
+    for old, new in _RENAMED.items():
+        if old in out:
+            value = out.pop(old)
+            out.setdefault(new, value)
+    return out
+
+
+def format1_arrays(store, name: str, meta: dict, cls_name: str = TRAINER) -> dict:
+    """The ``to_arrays()`` form (format 2) of a format-1 store entry: its extras "users",
+    "items" and "seen" and its meta, with old parameter names mapped to today's."""
+    from ..base import _CONFIG, MODEL_FORMAT
+
+    users, items, seen = (store.load_extra(name, extra) for extra in ("users", "items", "seen"))
+    arrays = {"user_keys": users["keys"], "item_keys": items["keys"],
+              "user_factors": users["vectors"], "item_factors": items["vectors"],
+              "seen_indptr": seen["indptr"], "seen_indices": seen["indices"],
+              "seen_values": seen["values"] if "values" in seen else np.ones(len(seen["indices"]), np.float32)}
+    if "bias" in users:
+        arrays["user_bias"] = users["bias"]
+    if "bias" in items:
+        arrays["item_bias"] = items["bias"]
+    params = _renamed(meta.get("params") or {})
+    state = {"format": MF_FORMAT, "global_mean": float(meta["mf"].get("global_mean", 0.0))}
+    if meta.get("resolved"):
+        # format 1 left the device out of the resolved parameters and loaded on the CPU
+        state["resolved"] = {"device": "cpu", **_renamed(meta["resolved"])}
+    config = {"format": MODEL_FORMAT, "class": cls_name, "params": params,
+              "loss_history": [float(x) for x in meta.get("loss_history") or []], "state": state}
+    arrays[_CONFIG] = np.array(json.dumps(config))
+    return arrays
+
+
+def store_meta(model) -> dict:
+    return {"mf": {"format": MF_FORMAT, "global_mean": model.global_mean_, "n_users": len(model._user_keys),
+                   "n_items": len(model._item_keys), "nnz": int(model.seen_matrix().nnz),
+                   "query": "user factors + [1]" if model._item_bias is not None else "user factors"}}
+
+
+# ------------------------------------------------------------------ the one reader
+def is_mf(manifest: dict) -> bool:
+    """Whether a store manifest describes an index written by MatrixFactorization."""
+    meta = manifest.get("meta") or {}
+    return meta.get("trainer") == TRAINER and "mf" in meta
+
+
+def read_model(name: str, store=None, *, manifest: dict | None = None, cls=None, with_index: bool = False,
+               mmap: bool = False, **params):
+    """The MatrixFactorization saved as ``name``.
+
+    ``with_index``: also load the stored index (with the service's journalled writes) and let
+    recommend() search it, as the service does (items it upserted or removed count); the service
+    itself passes False (it holds the index already) and its ``manifest``.
+    Raises StoreError when ``name`` was not written by MatrixFactorization.
+    """
+    from ...store import Store
+
+    if cls is None:
+        from .model import MatrixFactorization as cls
+    store = store if isinstance(store, Store) else Store(store)
+    manifest = store.info(name) if manifest is None else manifest
+    meta = manifest.get("meta") or {}
+    if not is_mf(manifest):
         raise StoreError(f"index {name!r} was not written by MatrixFactorization (trainer: "
                          f"{meta.get('trainer', 'unknown')}); train one with 'embedkit train mf'")
-    if meta["mf"].get("format", 0) > MF_FORMAT:
-        raise StoreError(f"index {name!r} holds a newer MF format ({meta['mf']['format']}); upgrade embedkit")
-    items = store.load_extra(name, "items")
-    users = store.load_extra(name, "users")
-    seen = store.load_extra(name, "seen")
-    params = dict(meta.get("params", {}))
-    known = set(cls().get_params())
-    model = cls(**{k: v for k, v in params.items() if k in known})
-    model.params_ = dict(meta["resolved"], device="cpu")
-    model.loss_history_ = list(meta.get("loss_history", []))
-    n_users, n_items = len(users["keys"]), len(items["keys"])
-    csr = sp.csr_matrix((seen["values"], seen["indices"], seen["indptr"]), shape=(n_users, n_items))
-    model._set_state([str(k) for k in users["keys"].tolist()], [str(k) for k in items["keys"].tolist()], csr,
-                     users["vectors"], items["vectors"], users.get("bias"), items.get("bias"),
-                     meta["mf"].get("global_mean", 0.0))
-    if len(index) == n_items:
-        model._index = index  # answer recommend() with the stored index (any kind)
+    fmt, extras = meta["mf"].get("format"), set(manifest.get("extras") or [])
+    if isinstance(fmt, int) and fmt > MF_FORMAT:
+        raise StoreError(f"index {name!r} holds MF format {fmt}, newer than this embedkit reads "
+                         f"({', '.join(map(str, FORMATS))}); upgrade embedkit")
+    if fmt == MF_FORMAT and "model" in extras:
+        arrays = store.load_extra(name, "model")
+    elif fmt == 1 and {"users", "items", "seen"} <= extras:
+        try:
+            arrays = format1_arrays(store, name, meta, cls.__name__)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise StoreError(f"index {name!r} holds a damaged MF format-1 model ({type(exc).__name__}: {exc}); "
+                             "retrain it with 'embedkit train mf --force' (or model.to_store)") from None
+    else:
+        raise StoreError(f"index {name!r} holds an incomplete or unknown MF model (format {fmt!r}, extras: "
+                         f"{', '.join(sorted(extras)) or 'none'}); retrain it with 'embedkit train mf --force' "
+                         "(or model.to_store)")
+    model = cls.from_arrays(arrays, source=f"{store.root}/{name}", **params)
+    if with_index:
+        index = store.load(name, mmap=mmap)
+        query_dim = model._item_factors.shape[1] + (model._item_bias is not None)
+        if index.dim == query_dim and index.metric == "ip":
+            model._index = index  # recommend() searches the stored index (any kind), as the service does
     return model

@@ -9,16 +9,12 @@ stream batch by batch into the skip-gram engine that Word2Vec uses
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
-import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 from ..._device import resolve_device
-from ..._validation import check_choice, check_float, check_int, check_seed
+from ..._validation import DEVICE, DIM, EPOCHS, LR, MIN_LR, SEED, WORKERS, Interval, NoneOk, Options, validate_params
 from ...embeddings import Embeddings
 from ...errors import InputError
 from ..base import Trainer
@@ -30,13 +26,6 @@ log = logging.getLogger(__name__)
 _OWNER = "Node2Vec"
 _CPU_WALKERS = 65_536       # walks advanced at once: big enough to amortise torch's per-op cost
 _CUDA_WALKERS = 1 << 20
-_LOSS_SAMPLE_STEPS = 5000   # walk steps on which the gensim backend evaluates its per-epoch loss
-
-
-def _cpu_count() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 class Node2Vec(Trainer):
@@ -45,7 +34,7 @@ class Node2Vec(Trainer):
     Parameters
     ----------
     dim : int, default 128
-        Vector dimension.
+        Vector dimension (1..10,000).
     walk_length : int, default 80
         Nodes per walk (the start node included). Walks in a directed graph stop early at a
         node without out-edges.
@@ -83,19 +72,44 @@ class Node2Vec(Trainer):
         with ``workers`` threads, all epochs on the same walks (PecanPy's setup); CPU only.
         "auto": torch on CUDA, gensim on CPU (several times faster there).
     workers : int or None, default None
-        gensim threads (default: all cores). Exact gensim repeatability needs workers=1.
+        gensim threads (default: all cores; ignored by the torch backend). Exact gensim
+        repeatability needs workers=1.
 
     Attributes (after fit)
     ----------------------
     embeddings_ : Embeddings keyed by node id. loss_history_ : one mean loss per epoch.
     skipped_nodes_ : ids of nodes no walk visits (isolated nodes; in a directed graph also nodes
-    that no walk reached), which therefore get no vector. graph_ : the ek.Graph trained on.
-    backend_ : the backend used. visit_counts_ : visits per node (row order of graph_) in epoch 0.
+    that no walk reached), which therefore get no vector. graph_ : the ek.Graph trained on (not
+    saved: absent after ``load``). backend_ : the backend used. visit_counts_ : visits per node
+    in epoch 0, in the order of ``nodes_``. nodes_ : every node of the graph, in row order.
+
+    The fitted model saves without pickle (``save`` / ``load``, ``to_store`` / ``from_store``):
+    node keys, input vectors and output (negative-sampling) weights of the visited nodes, visit
+    counts and skipped nodes; not the graph.
 
     Raises
     ------
     InputError on a bad parameter (checked in fit) or a graph without edges.
     """
+
+    _parameter_constraints = {
+        "dim": DIM,
+        "walk_length": [Interval(int, 2, None)],
+        "walks_per_node": [Interval(int, 1, None)],
+        "window": [Interval(int, 1, None)],
+        "p": [Interval(float, 0, None, closed="right")],
+        "q": [Interval(float, 0, None, closed="right")],
+        "epochs": EPOCHS,
+        "negative": [Interval(int, 1, None)],
+        "sample": [Interval(float, 0.0, 1.0)],
+        "lr": LR,
+        "min_lr": MIN_LR,
+        "seed": SEED,
+        "device": DEVICE,
+        "walk_batch_size": [Interval(int, 1, None), NoneOk()],
+        "backend": [Options("auto", "torch", "gensim")],
+        "workers": WORKERS,
+    }
 
     def __init__(self, dim: int = 128, walk_length: int = 80, walks_per_node: int = 10, window: int = 10,
                  p: float = 1.0, q: float = 1.0, epochs: int = 1, negative: int = 5, sample: float = 0.0,
@@ -117,27 +131,15 @@ class Node2Vec(Trainer):
         self.walk_batch_size = walk_batch_size
         self.backend = backend
         self.workers = workers
-        self.loss_history_ = []
-        self.skipped_nodes_: list[str] = []
 
-    def _validate(self) -> None:
-        check_int(_OWNER, "dim", self.dim, 1)
-        check_int(_OWNER, "walk_length", self.walk_length, 2)
-        check_int(_OWNER, "walks_per_node", self.walks_per_node, 1)
-        check_int(_OWNER, "window", self.window, 1)
-        check_float(_OWNER, "p", self.p, 0, None, low_open=True)
-        check_float(_OWNER, "q", self.q, 0, None, low_open=True)
-        check_int(_OWNER, "epochs", self.epochs, 1)
-        check_int(_OWNER, "negative", self.negative, 1)
-        check_float(_OWNER, "sample", self.sample, 0, 1)
-        check_float(_OWNER, "lr", self.lr, 0, None, low_open=True)
-        check_float(_OWNER, "min_lr", self.min_lr, 0, self.lr)
-        check_seed(_OWNER, self.seed)
-        if self.walk_batch_size is not None:
-            check_int(_OWNER, "walk_batch_size", self.walk_batch_size, 1)
-        check_choice(_OWNER, "backend", self.backend, ["auto", "torch", "gensim"])
-        if self.workers is not None:
-            check_int(_OWNER, "workers", self.workers, 1)
+    def _ignored_params(self) -> dict:
+        try:
+            backend = self._resolve_backend(resolve_device(self.device, _OWNER))
+        except InputError:
+            return {}  # fit raises on the device right after
+        if backend == "torch":
+            return {"workers": "by the torch backend (it sets gensim's threads; torch uses its own thread pool)"}
+        return {}
 
     def _resolve_backend(self, dev) -> str:
         if self.backend == "auto":
@@ -151,6 +153,7 @@ class Node2Vec(Trainer):
         from ...data.graph import Graph
         from .walks import WalkSampler, WalkStream
 
+        validate_params(_OWNER, self.get_params(), self._parameter_constraints)
         graph = Graph.coerce(graph)
         dev = resolve_device(self.device if device is None else device, _OWNER)
         starts = np.flatnonzero(graph.degrees() > 0)
@@ -160,19 +163,19 @@ class Node2Vec(Trainer):
         return WalkStream(sampler, starts, walk_length=self.walk_length, walks_per_node=self.walks_per_node,
                           seed=self.seed, batch_walkers=batch)
 
-    def fit(self, graph, show_progress: bool = True, callback=None) -> Embeddings:
-        """Learn one vector per node of ``graph``.
+    def fit(self, data, *, show_progress: bool = True, callback=None) -> Embeddings:
+        """Learn one vector per node of the graph ``data``.
 
-        ``graph``: an ek.Graph, a networkx graph, a torch_geometric Data, or the path of an
+        ``data``: an ek.Graph, a networkx graph, a torch_geometric Data, or the path of an
         edge list (read as undirected; build an ek.Graph for other options). Returns Embeddings
         keyed by node id (isolated nodes left out, with a warning; see ``skipped_nodes_``).
         """
         from ...data.graph import Graph
         from ..sgns.engine import train_skipgram
 
-        self._validate()
+        self._validate_params()
         self._check_callback(_OWNER, callback)
-        graph = Graph.coerce(graph)
+        graph = Graph.coerce(data)
         dev = resolve_device(self.device, _OWNER)
         backend = self._resolve_backend(dev)
         if not (graph.degrees() > 0).any():
@@ -182,87 +185,67 @@ class Node2Vec(Trainer):
         log.info("node2vec: %d walks per epoch, backend %s, device %s", stream.walks_per_epoch, backend, dev)
         if backend == "torch":
             counts = stream.counts(graph.num_nodes)      # visits in epoch 0 (the walks it trains on)
-            vectors, losses = train_skipgram(
+            vectors, losses, output = train_skipgram(
                 stream, counts, mode="skipgram", dim=self.dim, window=self.window, negative=self.negative,
-                sample=self.sample, epochs=self.epochs, alpha=self.lr, min_alpha=self.min_lr, seed=self.seed,
+                sample=self.sample, epochs=self.epochs, lr=self.lr, min_lr=self.min_lr, seed=self.seed,
                 device=dev, total_words=int(counts.sum()), show_progress=show_progress,
-                callback=callback, desc="node2vec")
+                callback=callback, desc="node2vec", return_output=True)
         else:
-            vectors, counts, losses = self._fit_gensim(stream, graph.num_nodes, show_progress, callback)
-        visited = counts > 0
-        skipped = np.flatnonzero(~visited)
-        self.skipped_nodes_ = [graph.nodes[i] for i in skipped]
-        if len(skipped):
+            from ..sgns.gensim_backend import fit_walks
+
+            res = fit_walks(stream, graph.num_nodes, dim=self.dim, window=self.window, negative=self.negative,
+                            sample=self.sample, epochs=self.epochs, lr=self.lr, min_lr=self.min_lr, seed=self.seed,
+                            workers=self.workers, walk_length=self.walk_length, show_progress=show_progress,
+                            callback=callback)
+            vectors, output, counts, losses = res["vectors"], res["output"], res["counts"], res["losses"]
+        self._set_fitted(list(graph.nodes), counts, vectors, output, losses, backend)
+        if self.skipped_nodes_:
+            n = len(self.skipped_nodes_)
             shown = ", ".join(repr(k) for k in self.skipped_nodes_[:5])
-            more = "" if len(skipped) <= 5 else f" and {len(skipped) - 5} more"
-            warnings.warn(f"Node2Vec: {len(skipped)} node(s) that no walk visits (isolated) get no vector: "
+            more = "" if n <= 5 else f" and {n - 5} more"
+            warnings.warn(f"Node2Vec: {n} node(s) that no walk visits (isolated) get no vector: "
                           f"{shown}{more} (see skipped_nodes_)", stacklevel=2)
-        keep = np.flatnonzero(visited)
         self.graph_ = graph
+        return self.embeddings_
+
+    def _set_fitted(self, nodes, counts, vectors, output, losses, backend) -> None:
+        """Fitted attributes from all nodes (row order), visits per node and node-row vectors."""
+        counts = np.asarray(counts, dtype=np.int64)
+        visited = counts > 0
+        keep = np.flatnonzero(visited)
+        self.nodes_ = nodes
+        self.skipped_nodes_ = [nodes[i] for i in np.flatnonzero(~visited)]
         self.backend_ = backend
         self.visit_counts_ = counts
         self.loss_history_ = [float(x) for x in losses]
-        self.embeddings_ = Embeddings([graph.nodes[i] for i in keep], vectors[keep])
-        return self.embeddings_
+        self._output = np.ascontiguousarray(np.asarray(output, dtype=np.float32)[keep])
+        self.embeddings_ = Embeddings([nodes[i] for i in keep], np.asarray(vectors, dtype=np.float32)[keep])
 
-    def _fit_gensim(self, stream, n: int, show_progress, callback):
-        """Train gensim's Word2Vec (corpus_file mode) on epoch 0's walks.
+    # ------------------------------------------------------------------ model persistence
+    def _state_arrays(self) -> dict:
+        """All node keys (row order) with their visit counts; input vectors and output
+        (negative-sampling) weights of the visited nodes; the skipped nodes. Not the graph."""
+        return {"nodes": np.asarray(self.nodes_, dtype=str), "visit_counts": self.visit_counts_,
+                "vectors": self.embeddings_.vectors, "output": self._output,
+                "skipped_nodes": np.asarray(self.skipped_nodes_, dtype=str)}
 
-        Returns (vectors in node-row order, visits per node, loss per epoch).
-        """
-        from gensim.models import Word2Vec as GensimWord2Vec
-        from gensim.models.callbacks import CallbackAny2Vec
-        from tqdm.auto import tqdm
+    def _state_config(self) -> dict:
+        return {"backend": self.backend_, "num_nodes": len(self.nodes_), "visited": len(self.embeddings_)}
 
-        from ..sgns.engine import evaluate_loss
-        from ..sgns.gensim_backend import train_corpus_file
-
-        model = GensimWord2Vec(vector_size=self.dim, window=self.window, negative=self.negative, hs=0, min_count=1,
-                               sample=self.sample, epochs=self.epochs, alpha=self.lr, min_alpha=self.min_lr,
-                               seed=self.seed, sg=1, workers=self.workers or _cpu_count())
-        losses: list[float] = []
-        state = {}
-
-        def _rows():
-            return np.fromiter((int(k) for k in model.wv.index_to_key), dtype=np.int64, count=len(model.wv))
-
-        class _EpochEnd(CallbackAny2Vec):
-            """Report a real loss per epoch: gensim's own counter is unreliable (gensim #2617, #2735);
-            the loss is evaluated on the first walks of the file, as Word2Vec's gensim backend does."""
-
-            def __init__(self):
-                self.epoch = 0
-
-            def on_epoch_end(self, m):
-                self.epoch += 1
-                rows = _rows()
-                w_in = np.zeros((n, m.wv.vector_size), dtype=np.float32)
-                w_out = np.zeros_like(w_in)
-                w_in[rows], w_out[rows] = m.wv.vectors, m.syn1neg
-                tokens, lengths = state["sample"]
-                loss = evaluate_loss(w_in, w_out, tokens, lengths, state["counts"], window=m.window,
-                                     negative=m.negative, sample=m.sample, seed=0)
-                losses.append(loss)
-                state["bar"].update(int(state["counts"].sum()))
-                state["bar"].set_postfix(epoch=self.epoch, loss=f"{loss:.4f}")
-                if callback is not None:
-                    callback(self.epoch, loss)
-
-        with tempfile.TemporaryDirectory(prefix="embedkit-node2vec-") as tmp:
-            path = Path(tmp) / "walks.txt"
-            t0 = time.perf_counter()
-            with open(path, "wb") as fh:
-                counts, (tokens, lengths) = stream.write_text(fh, n, 0)
-            log.info("node2vec: walks written for gensim in %.1fs", time.perf_counter() - t0)
-            take = int(min(len(lengths), max(1, _LOSS_SAMPLE_STEPS // self.walk_length)))
-            state.update(counts=counts, sample=(tokens[: int(lengths[:take].sum())], lengths[:take]))
-            state["bar"] = tqdm(total=self.epochs * int(counts.sum()), unit="step", unit_scale=True,
-                                desc="node2vec (gensim)", disable=not show_progress, dynamic_ncols=True)
-            try:
-                model.build_vocab(corpus_file=str(path))
-                train_corpus_file(model, str(path), self.epochs, [_EpochEnd()])
-            finally:
-                state["bar"].close()
-        vectors = np.zeros((n, self.dim), dtype=np.float32)
-        vectors[_rows()] = model.wv.vectors
-        return vectors, counts, losses
+    def _load_state(self, arrays: dict, config: dict) -> None:
+        nodes = [str(k) for k in np.asarray(arrays["nodes"]).tolist()]
+        counts = np.asarray(arrays["visit_counts"], dtype=np.int64)
+        vectors = np.asarray(arrays["vectors"], dtype=np.float32)
+        output = np.asarray(arrays["output"], dtype=np.float32)
+        skipped = [str(k) for k in np.asarray(arrays["skipped_nodes"]).tolist()]
+        visited = int((counts > 0).sum())
+        if not (counts.shape == (len(nodes),) and vectors.ndim == 2 and len(vectors) == visited
+                and output.shape == vectors.shape and len(skipped) == len(nodes) - visited):
+            raise ValueError(f"{len(nodes)} nodes, {counts.shape} visit counts, {len(skipped)} skipped nodes, "
+                             f"input {vectors.shape} and output {output.shape} vectors do not match")
+        rows = np.zeros((len(nodes), vectors.shape[1]), dtype=np.float32)
+        out_rows = np.zeros_like(rows)
+        rows[counts > 0], out_rows[counts > 0] = vectors, output
+        self._set_fitted(nodes, counts, rows, out_rows, self.loss_history_, str(config["backend"]))
+        if self.skipped_nodes_ != skipped:
+            raise ValueError("the skipped nodes do not match the visit counts")

@@ -30,7 +30,7 @@ Memory is O(edges): the CSR itself, a prefix sum of the weights (weighted graphs
 edge keys, the position of each entry's reverse edge and C; no per-edge alias tables. With
 ``p == q == 1`` none of this is built: a first-order (DeepWalk) walk.
 
-Beside it: ``_common_weights.py`` (the sparse product behind C) and ``_walk_stream.py``
+Beside it: ``common_weights.py`` (the sparse product behind C) and ``walk_stream.py``
 (``WalkStream``, batches of walks per epoch, and ``encode_lines``, re-exported here).
 """
 
@@ -41,13 +41,17 @@ import logging
 import numpy as np
 import torch
 
+from ..._validation import check_int
+from ...errors import InputError
 from .walk_stream import WalkStream, _seed_for, encode_lines
 
 __all__ = ["WalkSampler", "WalkStream", "random_walks", "encode_lines"]
 
 _MAX_PROPOSALS = 16            # proposals per pending walker and round, at most
-_MAX_ROUNDS = 8                # then the walkers still pending are drawn exactly ...
+_MAX_ROUNDS = 8                # default max_rounds: then the walkers still pending are drawn exactly ...
 _EXACT_BUDGET = 1 << 22        # ... if their neighbour lists hold at most this many entries in all
+# (WalkSampler's strategy, exact_fallback, max_rounds and common_block arguments choose between the
+# paths; the constants below are the defaults of the "auto" strategy's cost model)
 # Common-neighbour weights are precomputed (with scipy, on CPU) when their cost in multiply-adds
 # is at most _COMMON_STEPS_RATIO x the walk steps expected (or _COMMON_BUDGET_PER_ENTRY x the
 # CSR entries when that is unknown), and always below _COMMON_MIN_BUDGET; _COMMON_BLOCK bounds
@@ -91,9 +95,35 @@ class WalkSampler:
         Walk steps the caller expects to sample. It decides whether precomputing the
         common-neighbour weight of every edge pays off (see the module docstring); None uses
         a budget proportional to the number of edges.
+    strategy : {"auto", "mixture", "rejection"}, default "auto"
+        How second-order steps are drawn (all are exact). "auto": the common-neighbour weights
+        are precomputed when their cost fits the budget; then steps with q >= 1 take the exact
+        mixture and steps with q < 1 the rejection path helped by the weights; otherwise every
+        step takes the rejection path with the neighbour test. "mixture": precompute the weights
+        whatever their cost. "rejection": never precompute them (every step by rejection).
+    exact_fallback : bool, default True
+        Draw the walkers still pending after ``max_rounds`` rounds of proposals from their full
+        distribution (when their neighbour lists hold at most ``1 << 22`` entries in all);
+        False: keep proposing until every walker is accepted.
+    max_rounds : int, default 8
+        Rounds of proposals before the exact fallback.
+    common_block : float, default 1e6
+        Multiply-adds per row block of the common-weight product (bounds its memory).
     """
 
-    def __init__(self, graph, p: float = 1.0, q: float = 1.0, device="cpu", expected_steps: int | None = None):
+    STRATEGIES = ("auto", "mixture", "rejection")
+
+    def __init__(self, graph, p: float = 1.0, q: float = 1.0, device="cpu", expected_steps: int | None = None, *,
+                 strategy: str = "auto", exact_fallback: bool = True, max_rounds: int = _MAX_ROUNDS,
+                 common_block: float = _COMMON_BLOCK):
+        if strategy not in self.STRATEGIES:
+            raise InputError(f"The 'strategy' parameter of WalkSampler must be one of "
+                             f"{', '.join(repr(s) for s in self.STRATEGIES)}. Got {strategy!r} instead.")
+        self.strategy = strategy
+        self.exact_fallback = bool(exact_fallback)
+        self.max_rounds = int(check_int("WalkSampler", "max_rounds", max_rounds, 0))
+        self.common_block = float(common_block)
+        self._exact_budget = _EXACT_BUDGET if self.exact_fallback else -1
         dev = torch.device(device)
         self.device = dev
         self.num_nodes = n = graph.num_nodes
@@ -134,9 +164,10 @@ class WalkSampler:
             self.rev = torch.where(_take(self.keys, pos) == back, pos, torch.full_like(pos, -1))
             del back, pos
             self._all_rev = bool((self.rev >= 0).all())     # always so in undirected graphs
-            if self.a_out != 1.0:
+            if self.a_out != 1.0 and strategy != "rejection":
                 self.common = _common_weights(graph, w if self.weighted else None, rows, keys, self._wdtype,
-                                              dev, expected_steps)
+                                              dev, expected_steps, block=self.common_block,
+                                              budgeted=strategy == "auto")
 
     # ------------------------------------------------------------------ one step
     def _first_order(self, cur: torch.Tensor, gen: torch.Generator, with_pos: bool = False):
@@ -240,7 +271,8 @@ class WalkSampler:
           probability alpha / a_env. The neighbour test runs only where the draw falls between
           the two alphas and, when C is known, only on edges that have common neighbours.
 
-        Walkers still pending after ``_MAX_ROUNDS`` rounds are drawn exactly (:meth:`_exact`).
+        Walkers still pending after ``max_rounds`` rounds are drawn exactly (:meth:`_exact`) when
+        ``exact_fallback``.
         Returns the next nodes (and, with ``with_pos``, their CSR positions).
         """
         if not self.second_order:                    # p = q = 1: the first-order law
@@ -283,7 +315,7 @@ class WalkSampler:
                 break
             tri, pt, pc, prv, phas, prest = (_sub(t, left) for t in (tri, pt, pc, prv, phas, prest))
             rounds += 1
-            if rounds >= _MAX_ROUNDS and int(_take(self.degree, pc).sum()) <= _EXACT_BUDGET:
+            if rounds >= self.max_rounds and int(_take(self.degree, pc).sum()) <= self._exact_budget:
                 x2, p2 = self._exact(pt, pc, gen, a_return=0.0, a_in=1.0, a_out=0.0)
                 nxt.index_copy_(0, tri, x2)
                 npos.index_copy_(0, tri, p2)
@@ -302,7 +334,7 @@ class WalkSampler:
         pcom = common
         rounds = 0
         while pending.shape[0]:
-            if rounds >= _MAX_ROUNDS and int(_take(self.degree, pc).sum()) <= _EXACT_BUDGET:
+            if rounds >= self.max_rounds and int(_take(self.degree, pc).sum()) <= self._exact_budget:
                 x2, p2 = self._exact(pp, pc, gen)
                 out.index_copy_(0, pending, x2)
                 out_pos.index_copy_(0, pending, p2)
@@ -440,9 +472,10 @@ class WalkSampler:
         return walks.t().contiguous(), lengths
 
 
-def _common_weights(graph, weights, rows, keys, dtype, device, expected_steps: int | None):
+def _common_weights(graph, weights, rows, keys, dtype, device, expected_steps: int | None, *,
+                    block: float = _COMMON_BLOCK, budgeted: bool = True):
     """C per CSR entry (see :func:`embedkit.trainers.node2vec.common_weights.common_weights`), or None
-    when its cost, sum over x of indegree(x)^2 multiply-adds, exceeds the budget."""
+    when ``budgeted`` and its cost, sum over x of indegree(x)^2 multiply-adds, exceeds the budget."""
     from .common_weights import common_weights
 
     n, nnz = graph.num_nodes, len(graph.indices)
@@ -450,11 +483,11 @@ def _common_weights(graph, weights, rows, keys, dtype, device, expected_steps: i
     cost = float((indeg * indeg).sum())
     ratio = _COMMON_STEPS_RATIO.get(torch.device(device).type, 1.0)
     budget = _COMMON_BUDGET_PER_ENTRY * nnz if expected_steps is None else ratio * expected_steps
-    if cost > max(budget, _COMMON_MIN_BUDGET):
+    if budgeted and cost > max(budget, _COMMON_MIN_BUDGET):
         log.info("node2vec walks: common-neighbour weights not precomputed (cost %.3g > budget %.3g): "
                  "the neighbour test runs on every undecided proposal", cost, budget)
         return None
-    out = common_weights(graph.indptr, graph.indices, weights, rows, keys, indeg, block=_COMMON_BLOCK)
+    out = common_weights(graph.indptr, graph.indices, weights, rows, keys, indeg, block=block)
     return torch.as_tensor(out).to(device=device, dtype=dtype)
 
 

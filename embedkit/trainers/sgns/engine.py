@@ -10,7 +10,8 @@ their Compositionality", NIPS 2013) with the semantics of word2vec.c and gensim:
 - dynamic window: each centre draws its window uniformly from ``1..window``;
 - ``negative`` noise words per example from the unigram distribution raised to 0.75
   (a noise word equal to the target is skipped, as in gensim);
-- plain SGD whose learning rate decays linearly from ``alpha`` to ``min_alpha`` over all epochs;
+- plain SGD whose learning rate decays linearly from ``lr`` to ``min_lr`` over all epochs
+  (word2vec's alpha / min_alpha);
 - init: input vectors uniform in ``[-0.5/dim, 0.5/dim)``, output vectors zero (word2vec.c);
 - skip-gram: each (centre, context) pair predicts the centre from the context word's input
   vector; CBOW: the mean of the context input vectors predicts the centre and every context
@@ -19,10 +20,11 @@ their Compositionality", NIPS 2013) with the semantics of word2vec.c and gensim:
 Public interface (stable; Node2Vec codes against it)::
 
     train_skipgram(batches, counts, *, mode="skipgram", dim=100, window=5, negative=5,
-                   sample=1e-3, epochs=5, alpha=0.025, min_alpha=0.0001, seed=0, device="cpu",
+                   sample=1e-3, epochs=5, lr=0.025, min_lr=0.0001, seed=0, device="cpu",
                    batch_words=None, total_words=None, show_progress=True, callback=None,
-                   desc="skipgram", max_row_step=None)
+                   desc="skipgram", max_row_step=None, return_output=False)
         -> (input_vectors float32 (vocab_size, dim), loss_per_epoch list[float])
+           (+ output_vectors float32 (vocab_size, dim) with return_output=True)
 
 ``batches`` is re-iterable; each iteration is one epoch and yields ``(tokens, lengths)``:
 ``tokens`` a 1-D int array (numpy or torch) of vocabulary ids with sentences concatenated,
@@ -332,8 +334,8 @@ def train_skipgram(
     negative: int = 5,
     sample: float = 1e-3,
     epochs: int = 5,
-    alpha: float = 0.025,
-    min_alpha: float = 0.0001,
+    lr: float = 0.025,
+    min_lr: float = 0.0001,
     seed: int = 0,
     device="cpu",
     batch_words: Optional[int] = None,
@@ -342,8 +344,10 @@ def train_skipgram(
     callback: Optional[Callable[[int, float], object]] = None,
     desc: str = "skipgram",
     max_row_step: Optional[float] = None,
+    return_output: bool = False,
 ):
-    """Train skip-gram or CBOW with negative sampling; return (input vectors, loss per epoch).
+    """Train skip-gram or CBOW with negative sampling; return (input vectors, loss per epoch),
+    and the output (negative-sampling) vectors third with ``return_output=True``.
 
     Parameters are those of word2vec (see the module docstring). ``batch_words``: tokens per
     step, cut at sentence ends (default 16,384, or ``total_words / 100`` for small corpora so
@@ -353,7 +357,7 @@ def train_skipgram(
     ``device``: "auto", "cpu", "cuda", "cuda:N" or a ``torch.device``.
 
     Raises InputError on bad counts, token ids outside ``[0, len(counts))``, an epoch with
-    no tokens, or a diverged run (non-finite loss: lower alpha, batch_words or max_row_step).
+    no tokens, or a diverged run (non-finite loss: lower lr, batch_words or max_row_step).
     """
     torch = _torch()
     from tqdm.auto import tqdm
@@ -400,7 +404,7 @@ def train_skipgram(
                 for ids, sid in _chunks(tokens, lengths, batch_words):
                     raw = ids.numel()
                     progress = min((done_all + seen) / (epochs * total_words), 1.0)
-                    lr = max(alpha - (alpha - min_alpha) * progress, min_alpha)
+                    step_lr = max(lr - (lr - min_lr) * progress, min_lr)
                     if sampler.subsample:
                         keep = sampler.keep_mask(ids)
                         ids, sid = ids[keep], sid[keep]
@@ -410,9 +414,9 @@ def train_skipgram(
                         if centre.numel():
                             if mode == "skipgram":
                                 loss, n = _sg_step(w_in, w_out, ids[context], ids[centre],
-                                                   noise((centre.numel(), negative)), lr, tau)
+                                                   noise((centre.numel(), negative)), step_lr, tau)
                             else:
-                                loss, n = _cbow_step(w_in, w_out, ids, centre, context, noise, lr, tau)
+                                loss, n = _cbow_step(w_in, w_out, ids, centre, context, noise, step_lr, tau)
                             loss_sum += loss
                             examples += n
                     seen += raw
@@ -426,7 +430,7 @@ def train_skipgram(
             epoch_loss = float(loss_sum.item() / examples) if examples else float("nan")
             if not math.isfinite(epoch_loss) and examples:
                 raise InputError(f"training diverged in epoch {epoch} (loss {epoch_loss}); "
-                                 "lower alpha, batch_words or max_row_step")
+                                 "lower lr, batch_words or max_row_step")
             losses.append(epoch_loss)
             bar.set_postfix(epoch=epoch, loss=f"{epoch_loss:.4f}")
             log.info("%s epoch %d/%d: loss %.4f over %d examples", desc, epoch, epochs, epoch_loss, examples)
@@ -434,7 +438,10 @@ def train_skipgram(
                 callback(epoch, epoch_loss)
     finally:
         bar.close()
-    return w_in.cpu().numpy().astype(np.float32, copy=False), losses
+    vectors = w_in.cpu().numpy().astype(np.float32, copy=False)
+    if return_output:
+        return vectors, losses, w_out.cpu().numpy().astype(np.float32, copy=False)
+    return vectors, losses
 
 
 def _check_block(tokens, lengths, vocab_size: int) -> None:

@@ -1,10 +1,23 @@
-"""The gensim backend of :class:`~embedkit.Word2Vec` (private; use ``Word2Vec(backend="gensim")``).
+"""The one adapter to gensim's Word2Vec, for :class:`~embedkit.Word2Vec` and
+:class:`~embedkit.Node2Vec` (private; use ``backend="gensim"``).
 
-Files go through gensim's ``corpus_file`` mode, several times faster than an iterator:
-one plain file is read where it lies; several files or ``.gz`` / ``.bz2`` files are first
-decompressed once into a single temporary file (deleted afterwards). Token lists already
-in memory go through gensim's iterator mode. The loss of each epoch is evaluated by our
-engine on a fixed sample (gensim's own counter is wrong: gensim issues #2617, #2735).
+:func:`build_model` is the one place that builds gensim's model from embedkit's parameters,
+:func:`train` the one training loop: one epoch-end callback that evaluates the loss of the
+epoch with our engine on a fixed sample (gensim's own counter is wrong: gensim issues #2617,
+#2735), advances one progress bar and calls ``callback(epoch, loss)`` with epochs from 1.
+Its ``lr_schedule`` is the one difference between the two trainers:
+
+* ``"gensim"`` (Word2Vec): one ``train`` call over all epochs, with gensim's own learning
+  rate decay (per thread in corpus_file mode, see :func:`train_corpus_file`), kept for parity
+  with gensim;
+* ``"exact"`` (Node2Vec): one ``train`` call per epoch asking for compensated ranges, so the
+  rate decays linearly from ``lr`` to ``min_lr`` whatever the number of threads.
+
+Sources: :func:`fit_corpus` (Word2Vec) sends files through gensim's ``corpus_file`` mode,
+several times faster than an iterator: one plain file is read where it lies; several files or
+``.gz`` / ``.bz2`` files are first decompressed once into a single temporary file (deleted
+afterwards); token lists already in memory go through gensim's iterator mode.
+:func:`fit_walks` (Node2Vec) writes epoch 0's walks, as node rows, to a temporary file.
 """
 
 from __future__ import annotations
@@ -17,11 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..._device import cpu_count
 from ...errors import InputError
 
 log = logging.getLogger(__name__)
 
-_LOSS_SAMPLE_TOKENS = 2_000
+_LOSS_SAMPLE_TOKENS = 2_000   # Word2Vec: corpus tokens the epoch loss is evaluated on
+_LOSS_SAMPLE_STEPS = 5000     # Node2Vec: walk steps the epoch loss is evaluated on
+LR_SCHEDULES = ("gensim", "exact")
 
 
 def _needs_copy(paths) -> bool:
@@ -103,24 +119,82 @@ def train_corpus_file(model, corpus_file: str, epochs: int, callbacks) -> None:
     model.alpha, model.min_alpha = a0, a1
 
 
-def fit_gensim(trainer, corpus, *, show_progress=True, callback=None):
-    """Train with gensim; return (keys, vectors, counts, losses, train_seconds, words_trained)."""
+def build_model(*, sg: bool, dim: int, window: int, negative: int, min_count: int, sample: float, epochs: int,
+                lr: float, min_lr: float, seed: int, workers: int | None, max_final_vocab: int | None = None,
+                batch_words: int | None = None):
+    """gensim's Word2Vec (negative sampling, no hierarchical softmax) for embedkit's parameters;
+    ``workers=None`` uses every core this process may run on."""
     from gensim.models import Word2Vec as GensimWord2Vec
+
+    params = dict(vector_size=dim, window=window, negative=negative, hs=0, min_count=min_count, sample=sample,
+                  epochs=epochs, alpha=lr, min_alpha=min_lr, seed=seed, sg=1 if sg else 0,
+                  workers=workers or cpu_count(), max_final_vocab=max_final_vocab)
+    if batch_words is not None:
+        params["batch_words"] = batch_words
+    return GensimWord2Vec(**params)
+
+
+def train(model, source: dict, *, epochs: int, lr_schedule: str, loss_of, units_per_epoch: int, desc: str,
+          unit: str = "word", show_progress: bool = True, callback=None) -> tuple[list[float], float]:
+    """Train ``model`` (vocabulary built) on ``source`` (``corpus_file=`` or ``corpus_iterable=``).
+
+    ``lr_schedule``: "gensim" (one ``train`` call, gensim's own decay) or "exact" (one call per
+    epoch through :func:`train_corpus_file`; corpus_file only). ``loss_of(model)`` evaluates the
+    loss after each epoch. Returns (loss per epoch, training seconds).
+    """
     from gensim.models.callbacks import CallbackAny2Vec
     from tqdm.auto import tqdm
 
-    from ..word2vec.model import _cpu_count
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}; got {lr_schedule!r}")
+    if lr_schedule == "exact" and "corpus_file" not in source:
+        raise ValueError("lr_schedule='exact' needs a corpus_file source")
+    losses: list[float] = []
+    bar = tqdm(total=epochs * units_per_epoch, unit=unit, unit_scale=True, desc=desc,
+               disable=not show_progress, dynamic_ncols=True)
+
+    class _EpochEnd(CallbackAny2Vec):
+        """Loss, progress and the user's callback after every epoch (epochs counted from 1); one
+        instance serves all the train calls of a run."""
+
+        def __init__(self):
+            self.epoch = 0
+
+        def on_epoch_end(self, m):
+            self.epoch += 1
+            loss = float(loss_of(m))
+            losses.append(loss)
+            bar.update(units_per_epoch)
+            bar.set_postfix(epoch=self.epoch, loss=f"{loss:.4f}")
+            log.info("%s epoch %d: sampled loss %.4f", desc, self.epoch, loss)
+            if callback is not None:
+                callback(self.epoch, loss)
+
+    start = time.perf_counter()
+    try:
+        if lr_schedule == "exact":
+            train_corpus_file(model, source["corpus_file"], epochs, [_EpochEnd()])
+        else:
+            model.train(**source, total_examples=model.corpus_count, total_words=model.corpus_total_words,
+                        epochs=epochs, callbacks=[_EpochEnd()])
+    finally:
+        bar.close()
+    return losses, time.perf_counter() - start
+
+
+def fit_corpus(corpus, *, mode: str, dim: int, window: int, negative: int, min_count: int, sample: float,
+               epochs: int, lr: float, min_lr: float, seed: int, workers: int | None, max_vocab: int | None,
+               batch_words: int | None, show_progress: bool = True, callback=None) -> dict:
+    """Word2Vec on gensim (its own learning-rate schedule, see :func:`train_corpus_file`).
+
+    Returns a dict: keys (by frequency), vectors, output (negative-sampling weights), counts,
+    losses, seconds (training only), words (tokens trained on, all epochs).
+    """
     from .engine import evaluate_loss
 
-    params = dict(
-        vector_size=trainer.dim, window=trainer.window, negative=trainer.negative, hs=0,
-        min_count=trainer.min_count, sample=trainer.sample, epochs=trainer.epochs,
-        alpha=trainer.alpha, min_alpha=trainer.min_alpha, seed=trainer.seed,
-        sg=1 if trainer.mode == "skipgram" else 0, workers=trainer.workers or _cpu_count(),
-        max_final_vocab=trainer.max_vocab,
-    )
-    if trainer.batch_words is not None:
-        params["batch_words"] = trainer.batch_words
+    model = build_model(sg=mode == "skipgram", dim=dim, window=window, negative=negative, min_count=min_count,
+                        sample=sample, epochs=epochs, lr=lr, min_lr=min_lr, seed=seed, workers=workers,
+                        max_final_vocab=max_vocab, batch_words=batch_words)
     tmpdir = None
     try:
         if corpus.is_files:
@@ -132,7 +206,6 @@ def fit_gensim(trainer, corpus, *, show_progress=True, callback=None):
                 source = dict(corpus_file=str(paths[0]))
         else:
             source = dict(corpus_iterable=corpus)
-        model = GensimWord2Vec(**params)
         try:
             model.build_vocab(**source)
         except UnicodeDecodeError:
@@ -142,41 +215,69 @@ def fit_gensim(trainer, corpus, *, show_progress=True, callback=None):
         if model.corpus_total_words == 0:
             raise InputError("the corpus is empty: it holds no tokens (one sentence per line, tokens separated by spaces)")
         if len(model.wv) == 0:
-            raise InputError(f"no word occurs at least min_count={trainer.min_count} times in "
+            raise InputError(f"no word occurs at least min_count={min_count} times in "
                              f"{model.corpus_total_words} tokens; lower min_count or give a larger corpus")
         keys = list(model.wv.index_to_key)
         counts = np.array([model.wv.get_vecattr(k, "count") for k in keys], dtype=np.int64)
         sample_ids, sample_lengths = _loss_sample(corpus, model.wv.key_to_index)
-        losses: list[float] = []
-        bar = tqdm(total=trainer.epochs * model.corpus_total_words, unit="word", unit_scale=True,
-                   desc=f"word2vec {trainer.mode} (gensim)", disable=not show_progress, dynamic_ncols=True)
 
-        class _EpochEnd(CallbackAny2Vec):
-            def __init__(self):
-                self.epoch = 0
+        def loss_of(m):
+            if not len(sample_ids):
+                return float("nan")
+            return evaluate_loss(m.wv.vectors, m.syn1neg, sample_ids, sample_lengths, counts, mode=mode,
+                                 window=window, negative=negative, sample=sample, seed=seed)
 
-            def on_epoch_end(self, m):
-                self.epoch += 1
-                loss = evaluate_loss(m.wv.vectors, m.syn1neg, sample_ids, sample_lengths, counts,
-                                     mode=trainer.mode, window=trainer.window, negative=trainer.negative,
-                                     sample=trainer.sample, seed=trainer.seed) if len(sample_ids) else float("nan")
-                losses.append(loss)
-                bar.update(m.corpus_total_words)
-                bar.set_postfix(epoch=self.epoch, loss=f"{loss:.4f}")
-                log.info("gensim word2vec epoch %d: sampled loss %.4f", self.epoch, loss)
-                if callback is not None:
-                    callback(self.epoch, loss)
-
-        start = time.perf_counter()
-        try:
-            # gensim's own schedule, on purpose (see train_corpus_file: Node2Vec corrects it, here
-            # the correction cost 0.017 WS353 over 3 seeds, 5 epochs, 2 workers; parity with gensim wins)
-            model.train(**source, total_examples=model.corpus_count, total_words=model.corpus_total_words,
-                        epochs=trainer.epochs, callbacks=[_EpochEnd()])
-        finally:
-            bar.close()
-        seconds = time.perf_counter() - start
-        return keys, model.wv.vectors, counts, losses, seconds, model.corpus_total_words * trainer.epochs
+        # gensim's own schedule, on purpose (see train_corpus_file: Node2Vec corrects it, here
+        # the correction cost 0.017 WS353 over 3 seeds, 5 epochs, 2 workers; parity with gensim wins)
+        losses, seconds = train(model, source, epochs=epochs, lr_schedule="gensim", loss_of=loss_of,
+                                units_per_epoch=model.corpus_total_words, desc=f"word2vec {mode} (gensim)",
+                                unit="word", show_progress=show_progress, callback=callback)
+        return dict(keys=keys, vectors=model.wv.vectors, output=model.syn1neg, counts=counts, losses=losses,
+                    seconds=seconds, words=model.corpus_total_words * epochs)
     finally:
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def fit_walks(stream, num_nodes: int, *, dim: int, window: int, negative: int, sample: float, epochs: int,
+              lr: float, min_lr: float, seed: int, workers: int | None, walk_length: int,
+              show_progress: bool = True, callback=None) -> dict:
+    """Node2Vec on gensim: skip-gram over epoch 0's walks (all epochs on the same walks, as
+    PecanPy does), with the exact learning-rate schedule.
+
+    Returns a dict: vectors and output weights in node-row order (zero rows for nodes no walk
+    visits), counts (visits per node), losses, seconds (training only).
+    """
+    from .engine import evaluate_loss
+
+    model = build_model(sg=True, dim=dim, window=window, negative=negative, min_count=1, sample=sample,
+                        epochs=epochs, lr=lr, min_lr=min_lr, seed=seed, workers=workers)
+
+    def in_rows(m):
+        """(input, output) vectors of gensim's vocabulary (node rows as strings) in node-row order."""
+        rows = np.fromiter((int(k) for k in m.wv.index_to_key), dtype=np.int64, count=len(m.wv))
+        w_in = np.zeros((num_nodes, m.wv.vector_size), dtype=np.float32)
+        w_out = np.zeros_like(w_in)
+        w_in[rows], w_out[rows] = m.wv.vectors, m.syn1neg
+        return w_in, w_out
+
+    with tempfile.TemporaryDirectory(prefix="embedkit-node2vec-") as tmp:
+        path = Path(tmp) / "walks.txt"
+        t0 = time.perf_counter()
+        with open(path, "wb") as fh:
+            counts, (tokens, lengths) = stream.write_text(fh, num_nodes, 0)
+        log.info("node2vec: walks written for gensim in %.1fs", time.perf_counter() - t0)
+        take = int(min(len(lengths), max(1, _LOSS_SAMPLE_STEPS // walk_length)))
+        sample_tokens, sample_lengths = tokens[: int(lengths[:take].sum())], lengths[:take]
+
+        def loss_of(m):
+            w_in, w_out = in_rows(m)
+            return evaluate_loss(w_in, w_out, sample_tokens, sample_lengths, counts, window=m.window,
+                                 negative=m.negative, sample=m.sample, seed=0)
+
+        model.build_vocab(corpus_file=str(path))
+        losses, seconds = train(model, dict(corpus_file=str(path)), epochs=epochs, lr_schedule="exact",
+                                loss_of=loss_of, units_per_epoch=int(counts.sum()), desc="node2vec (gensim)",
+                                unit="step", show_progress=show_progress, callback=callback)
+    vectors, output = in_rows(model)
+    return dict(vectors=vectors, output=output, counts=counts, losses=losses, seconds=seconds)

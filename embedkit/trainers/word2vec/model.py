@@ -14,14 +14,14 @@ Compositionality" (NIPS 2013). Two interchangeable backends with the same semant
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import Counter
 from itertools import chain
 
 import numpy as np
 
-from ..._validation import check_choice, check_float, check_int, check_seed
+from ..._device import cpu_count, resolve_device
+from ..._validation import DEVICE, DIM, EPOCHS, LR, MIN_LR, SEED, WORKERS, Interval, NoneOk, Options
 from ...embeddings import Embeddings
 from ...errors import InputError
 from ..base import Trainer
@@ -31,13 +31,6 @@ log = logging.getLogger(__name__)
 __all__ = ["Word2Vec", "build_vocab", "encode_corpus"]
 
 _BLOCK_TOKENS = 1 << 22   # tokens per block handed to the torch engine
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS / Windows
-        return os.cpu_count() or 1
 
 
 def build_vocab(corpus, min_count: int, max_vocab: int | None = None):
@@ -103,23 +96,28 @@ class Word2Vec(Trainer):
     Parameters
     ----------
     mode : {"skipgram", "cbow"}, default "skipgram"
-    dim : int, default 100            vector size
+    dim : int, default 100            vector size (1..10,000)
     window : int, default 5           maximum distance between centre and context word
     negative : int, default 5         noise words per example
     min_count : int, default 5        words rarer than this are dropped
     sample : float, default 1e-3      subsampling threshold of frequent words (0 disables)
     epochs : int, default 5
-    alpha, min_alpha : float, default 0.025, 0.0001   learning rate, decayed linearly
+    lr, min_lr : float, default 0.025, 0.0001   learning rate, decayed linearly from lr to min_lr
+        (word2vec's alpha / min_alpha; ``alpha=`` and ``min_alpha=`` still work, with a FutureWarning)
     max_vocab : int or None, default None   keep only the most frequent words
     seed : int, default 0
     backend : {"auto", "gensim", "torch"}, default "auto"   auto: torch on CUDA, else gensim
     device : str, default "auto"      "auto", "cpu", "cuda", "cuda:N" (gensim: CPU only)
-    workers : int or None, default None   gensim threads / torch CPU threads (None: all cores)
-    batch_words : int or None, default None   tokens per torch step (None: 16,384); gensim: its batch_words
+    workers : int or None, default None   gensim threads / torch CPU threads (None: all cores);
+        ignored by torch on CUDA
+    batch_words : int or None, default None   tokens per torch step (None: 16,384); gensim: its
+        job size for token lists in memory (ignored for files, which gensim reads without jobs)
 
     ``fit(corpus)`` returns :class:`~embedkit.Embeddings` ordered by word frequency and sets
     ``embeddings_``, ``loss_history_``, ``backend_`` (the backend used), ``vocab_counts_``
-    and ``train_seconds_`` / ``words_per_second_`` (training phase only).
+    and ``train_seconds_`` / ``words_per_second_`` (training phase only). The fitted model
+    saves without pickle (``save`` / ``load``, ``to_store`` / ``from_store``): vocabulary with
+    counts, input vectors and output (negative-sampling) weights.
 
     Loss: torch reports the mean loss over all training examples of each epoch. gensim's
     own running loss is wrong (gensim issues #2617, #2735), so for gensim the loss of an
@@ -134,11 +132,30 @@ class Word2Vec(Trainer):
     missing file, a one-pass generator; ParseError (file:line) on non-UTF-8 input.
     """
 
+    _parameter_constraints = {
+        "mode": [Options("skipgram", "cbow")],
+        "dim": DIM,
+        "window": [Interval(int, 1, 1_000)],
+        "negative": [Interval(int, 1, 1_000)],
+        "min_count": [Interval(int, 1, None)],
+        "sample": [Interval(float, 0.0, 1.0)],
+        "epochs": EPOCHS,
+        "lr": LR,
+        "min_lr": MIN_LR,
+        "max_vocab": [Interval(int, 1, None), NoneOk()],
+        "seed": SEED,
+        "backend": [Options("auto", "gensim", "torch")],
+        "device": DEVICE,
+        "workers": WORKERS,
+        "batch_words": [Interval(int, 100, None), NoneOk()],
+    }
+    _param_aliases = {"alpha": "lr", "min_alpha": "min_lr"}
+
     def __init__(self, mode: str = "skipgram", dim: int = 100, window: int = 5, negative: int = 5,
-                 min_count: int = 5, sample: float = 1e-3, epochs: int = 5, alpha: float = 0.025,
-                 min_alpha: float = 0.0001, max_vocab: int | None = None, seed: int = 0,
+                 min_count: int = 5, sample: float = 1e-3, epochs: int = 5, lr: float = 0.025,
+                 min_lr: float = 0.0001, max_vocab: int | None = None, seed: int = 0,
                  backend: str = "auto", device: str = "auto", workers: int | None = None,
-                 batch_words: int | None = None):
+                 batch_words: int | None = None, *, alpha: float | None = None, min_alpha: float | None = None):
         self.mode = mode
         self.dim = dim
         self.window = window
@@ -146,40 +163,19 @@ class Word2Vec(Trainer):
         self.min_count = min_count
         self.sample = sample
         self.epochs = epochs
-        self.alpha = alpha
-        self.min_alpha = min_alpha
+        self.lr = lr
+        self.min_lr = min_lr
         self.max_vocab = max_vocab
         self.seed = seed
         self.backend = backend
         self.device = device
         self.workers = workers
         self.batch_words = batch_words
-        self.loss_history_ = []
+        self._take_aliases(alpha=alpha, min_alpha=min_alpha)
 
     # ------------------------------------------------------------------ checks
-    def _validate(self):
-        owner = "Word2Vec"
-        check_choice(owner, "mode", self.mode, ["skipgram", "cbow"])
-        check_int(owner, "dim", self.dim, 1, 10_000)
-        check_int(owner, "window", self.window, 1, 1_000)
-        check_int(owner, "negative", self.negative, 1, 1_000)
-        check_int(owner, "min_count", self.min_count, 1)
-        check_float(owner, "sample", self.sample, 0.0, 1.0)
-        check_int(owner, "epochs", self.epochs, 1, 100_000)
-        check_float(owner, "alpha", self.alpha, 0.0, 10.0, low_open=True)
-        check_float(owner, "min_alpha", self.min_alpha, 0.0, self.alpha)
-        if self.max_vocab is not None:
-            check_int(owner, "max_vocab", self.max_vocab, 1)
-        check_seed(owner, self.seed)
-        check_choice(owner, "backend", self.backend, ["auto", "gensim", "torch"])
-        if self.workers is not None:
-            check_int(owner, "workers", self.workers, 1, 1024)
-        if self.batch_words is not None:
-            check_int(owner, "batch_words", self.batch_words, 100)
-
     def _resolve_backend(self):
-        from ..._device import resolve_device
-
+        """("gensim", None) or ("torch", torch.device): auto is torch on CUDA, else gensim."""
         if self.backend == "gensim":
             if self.device not in ("auto", "cpu"):
                 if not (isinstance(self.device, str) and self.device.startswith("cuda")):
@@ -191,31 +187,50 @@ class Word2Vec(Trainer):
             return "torch", dev
         return ("torch", dev) if dev.type == "cuda" else ("gensim", None)
 
+    def _ignored_params(self) -> dict:
+        try:
+            backend, dev = self._resolve_backend()
+        except InputError:
+            return {}  # fit raises on the device right after
+        out = {}
+        if backend == "torch" and dev.type == "cuda":
+            out["workers"] = "by the torch backend on CUDA (it sets gensim's threads and torch's CPU threads)"
+        if backend == "gensim" and self.__dict__.get("_corpus_files"):
+            out["batch_words"] = ("by the gensim backend on files (gensim's corpus_file mode reads them without "
+                                  "jobs; used by the torch backend and by gensim on token lists)")
+        return out
+
     # ------------------------------------------------------------------ fit
-    def fit(self, corpus, *, show_progress: bool = True, callback=None) -> Embeddings:
-        """Train on ``corpus`` (path, list of paths, ek.Corpus or list of token lists); return Embeddings."""
+    def fit(self, data, *, show_progress: bool = True, callback=None) -> Embeddings:
+        """Train on ``data`` (path, list of paths, ek.Corpus or list of token lists); return Embeddings."""
         from ...data.corpus import as_corpus
 
-        self._validate()
+        self._corpus_files = None
+        params = self._validate_params()
         self._check_callback("Word2Vec", callback)
-        corpus = as_corpus(corpus, "Word2Vec.fit")
+        corpus = as_corpus(data, "Word2Vec.fit")
+        self._corpus_files = corpus.is_files
+        self._warn_ignored(params)            # now that the corpus is known (batch_words on files)
         backend, dev = self._resolve_backend()
-        self.backend_ = backend
         if backend == "gensim":
-            from ..sgns.gensim_backend import fit_gensim
+            from ..sgns.gensim_backend import fit_corpus
 
-            keys, vectors, counts, losses, seconds, words = fit_gensim(
-                self, corpus, show_progress=show_progress, callback=callback)
+            res = fit_corpus(corpus, mode=self.mode, dim=self.dim, window=self.window, negative=self.negative,
+                             min_count=self.min_count, sample=self.sample, epochs=self.epochs, lr=self.lr,
+                             min_lr=self.min_lr, seed=self.seed, workers=self.workers, max_vocab=self.max_vocab,
+                             batch_words=self.batch_words, show_progress=show_progress, callback=callback)
         else:
-            keys, vectors, counts, losses, seconds, words = self._fit_torch(corpus, dev, show_progress, callback)
-        self.vocab_counts_ = counts
-        self.loss_history_ = [float(x) for x in losses]
-        self.train_seconds_ = seconds
-        self.words_per_second_ = words / seconds if seconds > 0 else float("nan")
-        self.embeddings_ = Embeddings(keys, vectors, meta={"trainer": "Word2Vec", "backend": backend})
+            res = self._fit_torch(corpus, dev, show_progress, callback)
+        self.backend_ = backend
+        self.vocab_counts_ = res["counts"]
+        self.loss_history_ = [float(x) for x in res["losses"]]
+        self.train_seconds_ = res["seconds"]
+        self.words_per_second_ = res["words"] / res["seconds"] if res["seconds"] > 0 else float("nan")
+        self._output = np.asarray(res["output"], dtype=np.float32)
+        self.embeddings_ = Embeddings(res["keys"], res["vectors"], meta={"trainer": "Word2Vec", "backend": backend})
         return self.embeddings_
 
-    def _fit_torch(self, corpus, dev, show_progress, callback):
+    def _fit_torch(self, corpus, dev, show_progress, callback) -> dict:
         import torch
 
         from ..sgns.engine import train_skipgram
@@ -225,17 +240,45 @@ class Word2Vec(Trainer):
         total = int(sum(b[0].size for b in blocks))
         threads = torch.get_num_threads()
         if dev.type == "cpu":
-            torch.set_num_threads(self.workers or _cpu_count())
+            torch.set_num_threads(self.workers or cpu_count())
         try:
             start = time.perf_counter()
-            vectors, losses = train_skipgram(
+            vectors, losses, output = train_skipgram(
                 blocks, counts, mode=self.mode, dim=self.dim, window=self.window, negative=self.negative,
-                sample=self.sample, epochs=self.epochs, alpha=self.alpha, min_alpha=self.min_alpha,
+                sample=self.sample, epochs=self.epochs, lr=self.lr, min_lr=self.min_lr,
                 seed=self.seed, device=dev, batch_words=self.batch_words, total_words=total,
-                show_progress=show_progress, callback=callback, desc=f"word2vec {self.mode}")
+                show_progress=show_progress, callback=callback, desc=f"word2vec {self.mode}", return_output=True)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             seconds = time.perf_counter() - start
         finally:
             torch.set_num_threads(threads)
-        return words, vectors, counts, losses, seconds, total * self.epochs
+        return dict(keys=words, vectors=vectors, output=output, counts=counts, losses=losses, seconds=seconds,
+                    words=total * self.epochs)
+
+    # ------------------------------------------------------------------ model persistence
+    def _state_arrays(self) -> dict:
+        """Vocabulary (by frequency) with counts, input vectors, output (negative-sampling) weights."""
+        return {"keys": np.asarray(self.embeddings_.keys, dtype=str), "counts": self.vocab_counts_,
+                "vectors": self.embeddings_.vectors, "output": self._output}
+
+    def _state_config(self) -> dict:
+        return {"backend": self.backend_, "vocab_size": len(self.embeddings_),
+                "train_seconds": float(self.train_seconds_), "words_per_second": float(self.words_per_second_)}
+
+    def _load_state(self, arrays: dict, config: dict) -> None:
+        keys = [str(k) for k in np.asarray(arrays["keys"]).tolist()]
+        vectors = np.asarray(arrays["vectors"], dtype=np.float32)
+        output = np.asarray(arrays["output"], dtype=np.float32)
+        counts = np.asarray(arrays["counts"], dtype=np.int64)
+        if not (vectors.ndim == 2 and output.shape == vectors.shape and counts.shape == (len(keys),)
+                and len(vectors) == len(keys)):
+            raise ValueError(f"{len(keys)} keys, {counts.shape} counts, input {vectors.shape} and output "
+                             f"{output.shape} vectors do not match")
+        backend = str(config["backend"])
+        self.backend_ = backend
+        self.vocab_counts_ = counts
+        self.train_seconds_ = float(config.get("train_seconds", float("nan")))
+        self.words_per_second_ = float(config.get("words_per_second", float("nan")))
+        self._output = output
+        self.embeddings_ = Embeddings(keys, vectors, meta={"trainer": "Word2Vec", "backend": backend})

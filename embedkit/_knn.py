@@ -1,0 +1,108 @@
+"""The one exact (brute-force) k-nearest-neighbour routine, in numpy, chunked over queries.
+
+Used wherever a few thousand vectors are compared exactly and the query item itself must not
+answer: ``Embeddings.most_similar``, the analogy test (three excluded words per question), the
+encoder metrics, ``MatrixFactorization.similar_items``. Scores follow :class:`VectorIndex`:
+cosine similarity (higher is closer; zero vectors score 0 here instead of being refused), inner
+product (higher is closer), Euclidean distance for ``"l2"`` (lower is closer). Rows come
+best-first; equal scores are ordered by row number (lowest first), so results are deterministic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import check_choice, check_int
+
+__all__ = ["exact_knn", "METRICS"]
+
+METRICS = ("cosine", "ip", "l2")
+_MAX_CELLS = 1 << 25  # scores held at once per chunk (128 MiB of float32)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def exact_knn(vectors, k: int, *, metric: str = "cosine", queries=None, exclude_self: bool = True,
+              exclude=None, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest rows of ``vectors`` for each query: ``(scores, indices)``, both (m, k').
+
+    ``queries``: (m, dim) vectors; default ``vectors`` itself, and then ``exclude_self`` means
+    query row i never returns row i. ``exclude``: row numbers a query must not return, an int
+    array of shape (m,) or (m, e) (-1 = nothing), e.g. the three words of an analogy question;
+    it replaces ``exclude_self``. ``k' = min(k, n - e)`` where e is the number of excluded rows per
+    query (1 for self), so k >= n gives every remaining row, with no padding.
+    ``chunk``: query rows scored at once (fewer when ``n`` is large, to bound memory).
+    """
+    from ._arrays import as_vectors
+
+    metric = check_choice("exact_knn", "metric", metric, METRICS)
+    k = check_int("exact_knn", "k", k, 1, None)
+    chunk = check_int("exact_knn", "chunk", chunk, 1, None)
+    base = as_vectors(vectors, what="vectors")
+    n, dim = base.shape
+    if queries is None:
+        q = base
+        if exclude is None and exclude_self:
+            exclude = np.arange(n, dtype=np.int64)
+    else:
+        q = as_vectors(queries, what="queries", dim=dim, allow_1d=True)
+    m = q.shape[0]
+    if exclude is not None:
+        exclude = np.asarray(exclude, dtype=np.int64)
+        if exclude.ndim == 1:
+            exclude = exclude[:, None]
+        if exclude.ndim != 2 or exclude.shape[0] != m:
+            raise ValueError(f"exclude must have shape ({m},) or ({m}, e); got {exclude.shape}")
+    e = 0 if exclude is None else exclude.shape[1]
+    kk = max(0, min(k, n - e))
+    scores = np.empty((m, kk), dtype=np.float32)
+    indices = np.empty((m, kk), dtype=np.int64)
+    if m == 0 or kk == 0:
+        return scores, indices
+    if metric == "cosine":
+        base = _unit(base)
+        q = base if queries is None else _unit(q)
+    # l2 ranks by 2 q.v - |v|^2 (same order as -|q - v|^2), then computes exact distances
+    sq = (base * base).sum(axis=1) if metric == "l2" else None
+    step = max(1, min(chunk, _MAX_CELLS // max(n, 1)))
+    for lo in range(0, m, step):
+        hi = min(m, lo + step)
+        s = q[lo:hi] @ base.T
+        if sq is not None:
+            s *= 2
+            s -= sq
+        if exclude is not None:
+            ex = exclude[lo:hi]
+            rows = np.broadcast_to(np.arange(hi - lo)[:, None], ex.shape)
+            ok = ex >= 0
+            s[rows[ok], ex[ok]] = -np.inf
+        top = _top(s, kk)
+        indices[lo:hi] = top
+        if metric == "l2":
+            d = np.sqrt(((base[top] - q[lo:hi, None, :]) ** 2).sum(axis=2))
+            order = np.lexsort((top, d), axis=1)
+            indices[lo:hi] = np.take_along_axis(top, order, 1)
+            scores[lo:hi] = np.take_along_axis(d, order, 1)
+        else:
+            scores[lo:hi] = np.take_along_axis(s, top, 1)
+    return scores, indices
+
+
+def _top(s: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k largest entries of each row, best first, ties by lowest column."""
+    r, n = s.shape
+    if k >= n:
+        return np.argsort(-s, axis=1, kind="stable")
+    part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+    kth = np.take_along_axis(s, part, 1).min(axis=1)
+    # argpartition picks an arbitrary member among entries tied with the k-th best: redo those rows
+    tied = np.nonzero((s >= kth[:, None]).sum(axis=1) > k)[0]
+    for i in tied.tolist():
+        above = np.nonzero(s[i] > kth[i])[0]
+        equal = np.nonzero(s[i] == kth[i])[0][:k - len(above)]
+        part[i] = np.concatenate((above, equal))
+    part.sort(axis=1)  # ascending column: the stable sort below then breaks ties by column
+    vals = np.take_along_axis(s, part, 1)
+    return np.take_along_axis(part, np.argsort(-vals, axis=1, kind="stable"), 1)

@@ -1,0 +1,330 @@
+"""Storage: everything a VectorIndex holds besides its lock and ``meta``.
+
+One object owns the FAISS index, the vectors by id (as given, before normalisation), the
+id <-> key maps, the tombstones (ids deleted but still inside FAISS) and the build/search
+knobs, and is the only code that changes them. :class:`~embedkit.index.VectorIndex` validates
+input, takes its read/write lock and calls these methods; ``_persist`` saves
+:meth:`Storage.state` and loads through :meth:`Storage.from_state`; ``_search`` reads
+``vecs``, ``metric``, :meth:`live_ids` and :meth:`for_faiss`. Storage itself takes no lock:
+callers hold the VectorIndex lock (read for reading methods, write for the others).
+
+Ids are never reused: an item gets ``next_id`` when inserted; removal frees its key and, where
+FAISS cannot delete (HNSW), leaves a tombstone; compaction renumbers live items 0..n-1.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError, MissingKeyError
+from . import _factory as F
+from ._search import SearchResult, drop_self, faiss_search, fill_missing, rerank
+
+log = logging.getLogger(__name__)
+_PROGRESS_CHUNK = 20_000
+
+
+@dataclass
+class State:
+    """What a saved index holds (see ``_persist`` for the files): the live items in id order
+    with their ids, plus the facts needed to rebuild a Storage around a FAISS index."""
+
+    dim: int
+    metric: str
+    kind: str
+    factory: str | None
+    knobs: dict
+    rebuild_fraction: float
+    next_id: int
+    ids: np.ndarray            # int64 ids of the live items, ascending
+    keys: list                 # their keys
+    vectors: np.ndarray        # (len(ids), dim) float32, as given
+    tombstones: np.ndarray     # int64 ids deleted but still inside FAISS
+    faiss: object = None       # the FAISS index, None before the first add
+    mmapped: bool = False      # FAISS index memory-mapped read-only (copied on the first write)
+
+
+class Storage:
+    """FAISS index + vectors + key maps + tombstones + knobs of one VectorIndex (see module doc)."""
+
+    def __init__(self, dim: int, metric: str, kind: str, knobs: dict, rebuild_fraction: float):
+        self.dim = dim
+        self.metric = metric
+        self.kind = kind                  # our kind, or a FAISS factory string; "auto" until the first add
+        self.knobs = knobs
+        self.rebuild_fraction = rebuild_fraction
+        self.faiss = None
+        self.factory: str | None = None  # FAISS factory string
+        self.ids_native = False          # add_with_ids (IVF, id maps) vs FAISS numbering items itself
+        self.hnsw = False                # the FAISS index contains HNSW (searches need efSearch params)
+        self.native_remove = False       # remove_ids works (else tombstones)
+        self.mmapped = False
+        self.reset()
+        if kind not in F.KINDS:  # validate a factory string now, not at the first add
+            self.factory = self._factory_string(kind, 0)
+            F.build(kind, self.factory, dim, metric, knobs)
+
+    def reset(self, capacity: int = 0) -> None:
+        self.vecs = np.empty((capacity, self.dim), dtype=np.float32)  # by id: vectors as given
+        self.id_key = np.empty(capacity, dtype=object)                 # by id: key, None when dead
+        self.key_to_id: dict[str, int] = {}
+        self.next_id = 0
+        self.tombstones: set[int] = set()
+        self.search_params = None  # cached IDSelector for the tombstones
+
+    def _factory_string(self, kind: str, n_train: int) -> str:
+        factory, filled = F.factory_string(kind, self.dim, self.knobs, n_train)
+        self.knobs.update(filled)
+        return factory
+
+    # ------------------------------------------------------------ reading
+    def live_ids(self) -> np.ndarray:
+        return np.fromiter(sorted(self.key_to_id.values()), dtype=np.int64, count=len(self.key_to_id))
+
+    def id_of(self, key) -> int:
+        i = self.key_to_id.get(key)
+        if i is None:
+            raise MissingKeyError(f"key {key!r} is not in the index ({len(self.key_to_id)} items)")
+        return i
+
+    def for_faiss(self, vecs: np.ndarray, keys=None) -> np.ndarray:
+        """Vectors as FAISS stores them: unit length for cosine (zero vectors refused), else as given."""
+        if self.metric != "cosine":
+            return vecs
+        with np.errstate(over="ignore"):
+            norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        big = np.isinf(norms[:, 0])
+        if big.any():  # entries above ~1.8e19 overflow float32 squares: take those norms in float64
+            norms = norms.astype(np.float64)
+            norms[big] = np.linalg.norm(vecs[big].astype(np.float64), axis=1, keepdims=True)
+        if (norms == 0).any():
+            row = int(np.where(norms[:, 0] == 0)[0][0])
+            label = f"key {keys[row]!r}" if keys is not None else f"row {row}"
+            raise InputError(f"{label} has an all-zero vector, which has no cosine direction; "
+                             "remove it or use metric='ip' or 'l2'")
+        return np.ascontiguousarray(vecs / norms, dtype=np.float32)
+
+    def _params(self):
+        """Search parameters that skip tombstones, or None.
+
+        The selector is cached, but the parameters object is made per search: FAISS's IndexIDMap
+        temporarily rewrites ``params.sel`` during a search (a const_cast), so sharing one
+        object between concurrent searches crashes. The returned tuple owns the SWIG objects
+        FAISS reads with the GIL released; callers hold it until the search returns.
+        """
+        if not self.tombstones:
+            return None
+        import faiss
+
+        cached = self.search_params
+        if cached is None:
+            batch = faiss.IDSelectorBatch(np.fromiter(self.tombstones, dtype=np.int64))
+            cached = (faiss.IDSelectorNot(batch), batch)
+            self.search_params = cached
+        if self.hnsw:
+            params = faiss.SearchParametersHNSW(sel=cached[0], efSearch=int(self.knobs["ef_search"]))
+        else:
+            params = faiss.SearchParameters(sel=cached[0])
+        return (params, *cached)
+
+    def search(self, fq: np.ndarray, k: int, exclude) -> SearchResult:
+        """k nearest live items of FAISS-ready queries ``fq``; ``exclude``: each query's own id or None."""
+        m = fq.shape[0]
+        n = len(self.key_to_id)
+        want = min(k, n - 1) if exclude is not None else min(k, n)
+        if m == 0 or want <= 0:
+            return SearchResult([[] for _ in range(m)], np.empty((m, 0), dtype=np.float32))
+        fetch = want + (1 if exclude is not None else 0)
+        if self.kind == "ivfpq":
+            fetch = min(n, fetch * int(self.knobs["refine"]))
+        held = self._params()
+        D, I = faiss_search(self.faiss, fq, fetch, None if held is None else held[0])
+        del held
+        if self.kind == "ivfpq":
+            D, I = rerank(self, fq, I)
+        if exclude is not None:
+            D, I = drop_self(D, I, exclude)
+        D, I = D[:, :want], I[:, :want]
+        # FAISS sorts its answers, so a short row ends in -1: looking at the last column is
+        # enough (a scalar test for one query saves a numpy reduction per search)
+        if (I[0, -1] < 0) if m == 1 else (I[:, -1] < 0).any():
+            D, I = fill_missing(self, fq, D, I, want, exclude)
+        keys = self.id_key[I].tolist()
+        if self.metric == "l2":
+            D = np.sqrt(np.maximum(D, 0))
+        return SearchResult(keys, D.astype(np.float32, copy=False))
+
+    # ------------------------------------------------------------ writing
+    def set_knobs(self, knobs: dict) -> None:
+        self.knobs.update(knobs)
+        if self.faiss is not None:
+            F.apply_search_knobs(self.faiss, self.knobs)
+        self.search_params = None
+
+    def _make_writable(self):
+        """A memory-mapped FAISS index is read-only: copy it into memory before the first write."""
+        if self.mmapped:
+            import faiss
+
+            self.faiss = faiss.deserialize_index(faiss.serialize_index(self.faiss))
+            F.apply_search_knobs(self.faiss, self.knobs)
+            self.search_params = None
+            self.mmapped = False
+
+    def insert(self, keys, vecs, fvecs, show_progress: bool = False):
+        """Add new keys (not present) with their vectors as given and as FAISS stores them."""
+        self._make_writable()
+        if self.faiss is None:
+            self._create_faiss(fvecs)
+        n = len(keys)
+        start = self.next_id
+        self._grow(start + n)
+        ids = np.arange(start, start + n, dtype=np.int64)
+        if show_progress and n > _PROGRESS_CHUNK:  # building a big HNSW graph takes minutes: show it
+            from tqdm.auto import tqdm
+
+            with tqdm(total=n, desc=f"indexing ({self.kind})", unit="vec") as bar:
+                for lo in range(0, n, _PROGRESS_CHUNK):
+                    hi = min(n, lo + _PROGRESS_CHUNK)
+                    self._faiss_add(fvecs[lo:hi], ids[lo:hi])
+                    bar.update(hi - lo)
+        else:
+            self._faiss_add(fvecs, ids)
+        self.vecs[start:start + n] = vecs
+        self.id_key[start:start + n] = keys
+        for k, i in zip(keys, range(start, start + n)):
+            self.key_to_id[k] = i
+        self.next_id = start + n
+
+    def _faiss_add(self, fvecs, ids):
+        if self.ids_native:
+            self.faiss.add_with_ids(fvecs, ids)
+        else:  # FAISS numbers items in add order: position == id
+            if len(ids) and self.faiss.ntotal != int(ids[0]):
+                raise RuntimeError(f"internal: FAISS holds {self.faiss.ntotal} items, expected {int(ids[0])}")
+            self.faiss.add(fvecs)
+
+    def _grow(self, needed: int):
+        cap = self.vecs.shape[0]
+        if needed <= cap and self.vecs.flags.writeable:
+            return
+        new_cap = max(needed, int(cap * 1.5) + 16) if needed > cap else cap
+        vecs = np.empty((new_cap, self.dim), dtype=np.float32)
+        vecs[:self.next_id] = self.vecs[:self.next_id]
+        keys = np.empty(new_cap, dtype=object)
+        keys[:self.next_id] = self.id_key[:self.next_id]
+        self.vecs, self.id_key = vecs, keys
+
+    def _set_faiss(self, index, native: bool) -> None:
+        self.faiss, self.ids_native = index, native
+        self.hnsw = F.is_hnsw(index)
+        self.native_remove = native and not self.hnsw
+
+    def _create_faiss(self, first_batch: np.ndarray):
+        n = first_batch.shape[0]
+        kind = F.resolve_kind(self.kind, n)
+        if kind in F.KINDS:
+            F.check_training_size(kind, n, self.knobs)
+            self.factory = self._factory_string(kind, n)
+        index, native = F.build(kind, self.factory, self.dim, self.metric, self.knobs)
+        if not index.is_trained:
+            F.check_training_size(kind, n, self.knobs)
+            try:
+                index.train(first_batch)
+            except RuntimeError as exc:
+                msg = str(exc).strip().splitlines()[-1]
+                raise InputError(f"training kind={self.factory!r} on {n} vectors failed ({msg}); "
+                                 "add more vectors in the first add() or use kind='flat'") from None
+        F.apply_search_knobs(index, self.knobs)
+        self.kind = kind
+        self._set_faiss(index, native)
+
+    def delete_ids(self, ids):
+        self._make_writable()
+        ids = np.asarray(ids, dtype=np.int64)
+        for i in ids.tolist():
+            del self.key_to_id[self.id_key[i]]
+            self.id_key[i] = None
+        if self.native_remove:
+            import faiss
+
+            try:
+                self.faiss.remove_ids(faiss.IDSelectorBatch(ids))
+                return
+            except RuntimeError:  # this FAISS type cannot delete: fall back to tombstones
+                self.native_remove = False
+        self.tombstones.update(ids.tolist())
+        self.search_params = None
+
+    def maybe_compact(self):
+        dead = self.next_id - len(self.key_to_id)
+        if self.tombstones and len(self.tombstones) > self.rebuild_fraction * max(1, self.faiss.ntotal):
+            self.compact()
+        elif dead > 1024 and dead > 0.5 * self.next_id:
+            self.compact()
+
+    def compact(self):
+        """Renumber live items 0..n-1 and rebuild the FAISS index without deleted items."""
+        live = self.live_ids()
+        keys = [self.id_key[i] for i in live]
+        vecs = self.vecs[live].copy()
+        log.info("rebuilding %s index: %d live items, %d deleted", self.kind, len(keys), self.next_id - len(keys))
+        faiss_index = self.faiss
+        self.reset(len(keys))
+        if self.ids_native and faiss_index is not None:  # IVF: keep the trained quantizer
+            faiss_index.reset()
+            self.faiss = faiss_index
+        else:
+            self.faiss = None
+            index, native = F.build(self.kind, self.factory, self.dim, self.metric, self.knobs)
+            F.apply_search_knobs(index, self.knobs)
+            self._set_faiss(index, native)
+        if keys:
+            self.insert(keys, vecs, self.for_faiss(vecs))
+
+    # ------------------------------------------------------------ persistence
+    def state(self) -> State:
+        """The live content, for saving (arrays are views or copies; nothing is changed)."""
+        live = self.live_ids()
+        return State(
+            dim=self.dim, metric=self.metric, kind=self.kind, factory=self.factory, knobs=dict(self.knobs),
+            rebuild_fraction=self.rebuild_fraction, next_id=int(self.next_id), ids=live,
+            keys=[self.id_key[i] for i in live],
+            vectors=self.vecs[live] if len(live) else np.empty((0, self.dim), np.float32),
+            tombstones=np.fromiter(sorted(self.tombstones), dtype=np.int64), faiss=self.faiss,
+            mmapped=self.mmapped)
+
+    @classmethod
+    def from_state(cls, state: State) -> "Storage":
+        """A Storage around loaded content (unique keys); ``state.vectors`` may be memory-mapped
+        (copied on the first growth)."""
+        self = cls.__new__(cls)
+        self.dim, self.metric, self.kind = state.dim, state.metric, state.kind
+        self.knobs = dict(state.knobs)
+        self.rebuild_fraction = state.rebuild_fraction
+        self.factory = state.factory
+        self.faiss, self.ids_native, self.hnsw, self.native_remove = None, False, False, False
+        self.mmapped = False
+        self.reset()
+        if state.faiss is not None:
+            F.apply_search_knobs(state.faiss, self.knobs)
+            self._set_faiss(state.faiss, F.takes_ids(state.faiss))
+            self.mmapped = bool(state.mmapped)
+        ids, keys, next_id = state.ids, state.keys, int(state.next_id)
+        # rows by id: dense when ids are 0..n-1 (the common case) so vectors can stay memory-mapped
+        if len(ids) == next_id and (len(ids) == 0 or (ids == np.arange(len(ids))).all()):
+            self.vecs = state.vectors
+            self.id_key = np.empty(len(keys), dtype=object)
+            self.id_key[:] = keys
+        else:
+            self.vecs = np.zeros((next_id, self.dim), dtype=np.float32)
+            self.vecs[ids] = state.vectors
+            self.id_key = np.empty(next_id, dtype=object)
+            self.id_key[ids] = keys
+        self.key_to_id = {k: int(i) for k, i in zip(keys, ids.tolist())}
+        self.next_id = next_id
+        self.tombstones = set(state.tombstones.tolist())
+        return self
