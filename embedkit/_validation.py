@@ -7,7 +7,8 @@ allowed values and what was given:
 A trainer declares ``_parameter_constraints = {"window": [Interval(int, 1, 1000)], ...}``: a
 value is valid when any constraint of its list accepts it. A bound may name another parameter
 (``Interval(float, 0.0, "lr")``: at most the value of ``lr``). The shared vocabulary (``DIM``,
-``EPOCHS``, ``SEED``, ``LR``, ``MIN_LR``, ``BATCH_SIZE``, ``WORKERS``, ``DEVICE``) is defined
+``EPOCHS``, ``SEED``, ``LR``, ``MIN_LR``, ``BATCH_SIZE``, ``WORKERS``, ``DEVICE``, ``WINDOW``,
+``NEGATIVE``) is defined
 here once so that every trainer allows the same range for the same name.
 """
 
@@ -19,9 +20,10 @@ from typing import Any, Iterable
 
 from .errors import InputError
 
-__all__ = ["Interval", "Options", "Bool", "NoneOk", "InstanceOf", "IntTuple", "Device", "Callable",
+__all__ = ["Interval", "Options", "Bool", "NoneOk", "InstanceOf", "IntTuple", "Device",
            "validate_params", "check_value", "check_int", "check_float", "check_choice", "check_bool",
-           "check_seed", "DIM", "EPOCHS", "SEED", "LR", "MIN_LR", "BATCH_SIZE", "WORKERS", "DEVICE"]
+           "check_seed", "DIM", "EPOCHS", "SEED", "LR", "MIN_LR", "BATCH_SIZE", "WORKERS", "DEVICE",
+           "WINDOW", "NEGATIVE"]
 
 
 class Constraint:
@@ -119,14 +121,6 @@ class NoneOk(Constraint):
         return "None"
 
 
-class Callable(Constraint):
-    def accepts(self, value, params) -> bool:
-        return callable(value)
-
-    def describe(self, params) -> str:
-        return "a callable"
-
-
 class InstanceOf(Constraint):
     """An instance of a class given by import path ("torch.nn.Module"), imported only when checked."""
 
@@ -183,6 +177,8 @@ MIN_LR = [Interval(float, 0.0, "lr")]
 BATCH_SIZE = [Interval(int, 1, 1 << 24)]
 WORKERS = [Interval(int, 1, 1024), NoneOk()]
 DEVICE = [Device()]
+WINDOW = [Interval(int, 1, 1_000)]     # skip-gram context window (Word2Vec, Node2Vec)
+NEGATIVE = [Interval(int, 1, 1_000)]   # noise samples per positive pair (Word2Vec, Node2Vec)
 
 
 def _message(owner: str, name: str, value, constraints, params) -> str:

@@ -54,6 +54,8 @@ def _imports(dotted: str, path: Path):
                 target = ".".join(base + ([node.module] if node.module else []))
             elif (node.module or "").startswith("embedkit."):
                 target = node.module[len("embedkit."):]
+            elif node.module == "embedkit":
+                target = ""
             else:
                 continue
             if not target:  # "from embedkit import x": a submodule, or a name the package re-exports
@@ -66,6 +68,8 @@ def _imports(dotted: str, path: Path):
             for alias in node.names:
                 if alias.name.startswith("embedkit."):
                     yield node.lineno, alias.name[len("embedkit."):]
+                elif alias.name == "embedkit":  # the whole package: its __init__ (and what it loads lazily)
+                    yield node.lineno, "__init__"
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module":
             arg = node.args[0] if node.args else None
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value.startswith("embedkit."):
@@ -92,6 +96,7 @@ def test_the_checker_sees_upward_imports(tmp_path):
     # a module of the index layer that imported the service would be reported
     fake = tmp_path / "index" / "x.py"
     fake.parent.mkdir()
-    fake.write_text("def f():\n    from ..serve import app\n")
-    assert list(_imports("index.x", fake)) == [(2, "serve")]
-    assert _layer("serve") > _layer("index.x")
+    fake.write_text("def f():\n    from ..serve import app\n    import embedkit\n    from embedkit import Store\n"
+                    "    from embedkit import __version__\n")
+    assert sorted(_imports("index.x", fake)) == [(2, "serve"), (3, "__init__"), (4, "__init__"), (5, "_version")]
+    assert _layer("serve") > _layer("index.x") and _layer("__init__") > _layer("index.x")

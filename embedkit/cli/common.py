@@ -50,6 +50,25 @@ def save_trained(args, trainer, *, meta=None, metric=None, kind=None):
                             show_progress=not getattr(args, "no_progress", False))
 
 
+def add_renamed_option(parser: argparse.ArgumentParser, old: str, new: str, type=float) -> None:
+    """Accept ``--OLD`` (hidden from --help) as the old name of ``--NEW``; read it with :func:`renamed_option`."""
+    parser.add_argument(old, type=type, default=None, help=argparse.SUPPRESS)
+
+
+def renamed_option(args, new: str, old: str, default=None):
+    """The value of ``--NEW``, or of its old name ``--OLD`` with a note on stderr; both given is an error.
+
+    ``new``/``old`` are argparse destinations (``min_lr``); ``default`` applies when neither was given."""
+    value, legacy = getattr(args, new, None), getattr(args, old, None)
+    flag_new, flag_old = "--" + new.replace("_", "-"), "--" + old.replace("_", "-")
+    if legacy is None:
+        return default if value is None else value
+    if value is not None:
+        raise InputError(f"{flag_old} is the old name of {flag_new}; give only {flag_new}")
+    sys.stderr.write(f"warning: {flag_old} is renamed {flag_new} and will be removed in a later release\n")
+    return legacy
+
+
 def out(text: str = "") -> None:
     """Print a line of command output (the CLI's stdout; the library itself never prints)."""
     sys.stdout.write(text + "\n")

@@ -98,14 +98,44 @@ class Trainer:
         return new
 
     def _take_aliases(self, **given) -> None:
-        """In ``__init__``: apply old parameter names that were passed (not ``_MISSING``/None)."""
+        """In ``__init__``: apply old parameter names that were passed (not ``_MISSING``/None).
+
+        Giving both the old and the new name with different values is an error."""
+        defaults = self._defaults()
         for old, value in given.items():
-            if value is not None and value is not _MISSING:
-                setattr(self, self._alias(old, value), value)
+            if value is None or value is _MISSING:
+                continue
+            new = self._param_aliases[old]
+            current = self.__dict__.get(new, defaults.get(new))
+            if current != defaults.get(new) and current != value:
+                raise InputError(f"{type(self).__name__}: '{old}' is the old name of '{new}'; got {old}={value!r} "
+                                 f"and {new}={current!r}: pass only {new}=")
+            self.__dict__[self._alias(old, value)] = value
+
+    def __getattr__(self, name):
+        # only called when normal lookup fails: old parameter names read the new attribute (with a warning)
+        aliases = type(self)._param_aliases
+        if name in aliases:
+            self._alias(name, "...")
+            return getattr(self, aliases[name])
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name, value):
+        aliases = type(self)._param_aliases
+        if name in aliases:
+            name = self._alias(name, value)
+        object.__setattr__(self, name, value)
 
     def json_params(self) -> dict:
         """get_params() with values that JSON cannot hold turned into strings."""
         return {k: _jsonable(v) for k, v in self.get_params().items()}
+
+    def check_params(self) -> dict:
+        """Check every parameter now (``fit`` does it first anyway); returns ``get_params()``.
+
+        Raises InputError naming the parameter, its allowed values and the value given; warns
+        (IgnoredParameterWarning, once per model) about parameters the settings do not use."""
+        return self._validate_params()
 
     def _validate_params(self) -> dict:
         """Check every parameter against ``_parameter_constraints``, warn about ignored ones."""
