@@ -14,14 +14,19 @@ import numpy as np
 
 from ._validation import check_choice, check_int
 
-__all__ = ["exact_knn", "METRICS"]
+__all__ = ["exact_knn", "unit_rows", "METRICS"]
 
 METRICS = ("cosine", "ip", "l2")
 _MAX_CELLS = 1 << 25  # scores held at once per chunk (128 MiB of float32)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+def unit_rows(x: np.ndarray, *, tiny: float = 1e-12) -> np.ndarray:
+    """``x`` scaled to unit length along its last axis (the one unit normalisation for cosine).
+
+    A row whose norm is below ``tiny`` is divided by ``tiny`` instead, so an all-zero row stays
+    zero (and scores 0 against everything) rather than becoming NaN.
+    """
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), tiny)
 
 
 def exact_knn(vectors, k: int, *, metric: str = "cosine", queries=None, exclude_self: bool = True,
@@ -62,8 +67,8 @@ def exact_knn(vectors, k: int, *, metric: str = "cosine", queries=None, exclude_
     if m == 0 or kk == 0:
         return scores, indices
     if metric == "cosine":
-        base = _unit(base)
-        q = base if queries is None else _unit(q)
+        base = unit_rows(base)
+        q = base if queries is None else unit_rows(q)
     # l2 ranks by 2 q.v - |v|^2 (same order as -|q - v|^2), then computes exact distances
     sq = (base * base).sum(axis=1) if metric == "l2" else None
     step = max(1, min(chunk, _MAX_CELLS // max(n, 1)))

@@ -10,7 +10,7 @@ import numpy as np
 
 from ._arrays import as_keys, as_vectors
 from ._io import atomic_write_bytes
-from ._knn import exact_knn
+from ._knn import exact_knn, unit_rows
 from .errors import InputError, MissingKeyError, ParseError, StoreError
 
 __all__ = ["Embeddings"]
@@ -83,8 +83,7 @@ class Embeddings:
     # ------------------------------------------------------------ similarities
     def _unit_vectors(self) -> np.ndarray:
         if self._unit is None:
-            norms = np.linalg.norm(self._vectors, axis=1, keepdims=True)
-            self._unit = self._vectors / np.maximum(norms, 1e-12)
+            self._unit = unit_rows(self._vectors)
         return self._unit
 
     def similarity(self, a: str, b: str) -> float:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ._arrays import as_vectors
 from ._io import atomic_write_bytes
+from ._knn import unit_rows
 from ._validation import check_choice, check_int, check_seed
 from .errors import InputError, ParseError
 
@@ -64,7 +65,7 @@ def project_2d(vectors, method: str = "pca", seed: int = 0, normalize: bool = Fa
     if len(x) < 2:
         raise InputError(f"a map needs at least 2 vectors; got {len(x)}")
     if normalize:
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        x = unit_rows(x)
     if x.shape[1] == 1:
         return np.hstack([x, np.zeros_like(x)])
     if method == "pca":

@@ -49,7 +49,7 @@ def main():
     # save into a store (what `embedkit recommend` and the HTTP service read) and load back
     with tempfile.TemporaryDirectory() as root:
         store = ek.Store(root)
-        model.save("films", store)
+        model.to_store("films", store)
         loaded = ek.MatrixFactorization.from_store("films", store)
         assert loaded.recommend("newcomer", k=5) == model.recommend("newcomer", k=5)
         print(f"saved and reloaded from {store.root}/films: {store.info('films')['count']} items")

@@ -1,14 +1,14 @@
 """Shared fixtures: small data sets with a planted answer, one per kind of input.
 
 Each builder returns the data and the group of every key (topic, clique, block, class), so a
-test can check that a trainer's nearest neighbours stay inside their group.
+test can check that a trainer's nearest neighbours stay inside their group
+(``neighbour_purity``). Test modules import them: ``from conftest import two_cliques``.
 """
 
 from __future__ import annotations
 
 import networkx as nx
 import numpy as np
-import pytest
 
 import embedkit as ek
 
@@ -82,23 +82,3 @@ def neighbour_purity(emb, groups, k: int = 3) -> float:
             hits += groups[other] == groups[key]
             total += 1
     return hits / total
-
-
-@pytest.fixture(scope="session")
-def corpus():
-    return two_topic_corpus()
-
-
-@pytest.fixture(scope="session")
-def cliques():
-    return two_cliques()
-
-
-@pytest.fixture(scope="session")
-def board():
-    return checkerboard()
-
-
-@pytest.fixture(scope="session")
-def features():
-    return blobs()

@@ -55,7 +55,7 @@ def server(tmp_path_factory):
             items.append(f"{'fruit' if u % 2 else 'tool'}-{i}")
     mf = MatrixFactorization(method="als", dim=8, epochs=5, seed=0)
     mf.fit(ek.Interactions.from_arrays(users, items), show_progress=False)
-    mf.save("shop", store)
+    mf.to_store("shop", store)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "embedkit", "--store", str(root), "serve",
                              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],

@@ -79,7 +79,9 @@ CLASSES = [ek.Word2Vec, ek.Node2Vec, ek.MatrixFactorization, ek.SiameseEncoder, 
 
 # a parameter the given settings ignore, set to a non-default value: it must warn once
 IGNORED = {
-    "Node2Vec": lambda: ek.Node2Vec(dim=8, walk_length=5, walks_per_node=2, backend="torch", device="cpu", workers=3),
+    # gensim reads files in corpus_file mode, which has no batches
+    "Word2Vec": lambda: ek.Word2Vec(dim=8, min_count=1, sample=0.0, epochs=1, backend="gensim", workers=1,
+                                    batch_words=1000),
     "MatrixFactorization": lambda: ek.MatrixFactorization(method="als", dim=4, epochs=2, lr=0.1, device="cpu"),
     "SiameseEncoder": lambda: ek.SiameseEncoder(dim=4, hidden=(8,), epochs=1, temperature=0.5, device="cpu"),
     "AutoEncoder": lambda: ek.AutoEncoder(dim=3, hidden=(8,), epochs=1, noise=0.5, device="cpu"),
@@ -226,9 +228,13 @@ def test_old_names_warn_and_set_the_new_one(cls, old, new, value):
 
 
 @pytest.mark.parametrize("owner", list(IGNORED))
-def test_ignored_parameter_warns_once(owner):
+def test_ignored_parameter_warns_once(owner, tmp_path):
     model = IGNORED[owner]()
-    fit = {"Node2Vec": _graph, "MatrixFactorization": _board, "SiameseEncoder": _blobs, "AutoEncoder": _blobs}[owner]
+    sents, _ = two_topic_corpus()
+    corpus_file = tmp_path / "corpus.txt"
+    corpus_file.write_text("\n".join(" ".join(s) for s in sents) + "\n")
+    fit = {"Word2Vec": lambda m, **kw: m.fit(corpus_file, **kw), "MatrixFactorization": _board,
+           "SiameseEncoder": _blobs, "AutoEncoder": _blobs}[owner]
     with pytest.warns(IgnoredParameterWarning, match=f"{owner}: the '") as record:
         fit(model, show_progress=False)
     assert len([w for w in record if w.category is IgnoredParameterWarning]) == 1

@@ -234,3 +234,15 @@ def test_most_similar_ties_are_deterministic():
     emb = ek.Embeddings(["a", "b", "c", "d"], [[1, 0], [1, 0], [1, 0], [0, 1]])
     assert [k for k, _ in emb.most_similar("b", k=2)] == ["a", "c"]
     assert [k for k, _ in emb.most_similar([1.0, 0.0], k=3)] == ["a", "b", "c"]
+
+
+def test_unit_rows_is_the_one_normalisation():
+    from embedkit._knn import unit_rows
+
+    x = np.array([[3, 4], [0, 0], [1e-13, 0]], dtype=np.float32)
+    u = unit_rows(x)
+    np.testing.assert_allclose(u, [[0.6, 0.8], [0, 0], [0.1, 0]], rtol=1e-6)  # norms below 1e-12 divide by it
+    np.testing.assert_allclose(unit_rows(np.stack([x, 2 * x]))[1, 0], [0.6, 0.8], rtol=1e-6)  # last axis of 3-D
+    np.testing.assert_allclose(unit_rows(x[2:], tiny=1e-30), [[1, 0]], rtol=1e-6)
+    emb = ek.Embeddings(["a", "zero"], x[:2] * 5)
+    assert emb.similarity("a", "zero") == 0.0 and emb.similarity("a", "a") == pytest.approx(1.0)

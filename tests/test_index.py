@@ -173,6 +173,75 @@ def test_hnsw_remove_and_rebuild():
     assert all(len(r) == 10 for r in res.keys)
 
 
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_rebuild_after_removes_matches_brute_force(kind, metric):
+    x = clustered(300, 8, seed=2)
+    keys = [str(i) for i in range(300)]
+    idx = VectorIndex(8, metric=metric, kind=kind, rebuild_fraction=1.0)  # never rebuilt by itself
+    idx.add(keys, x)
+    idx.remove(keys[:120])
+    idx.upsert(keys[120:125], x[:5])
+    if kind == "hnsw":
+        assert len(idx._storage.tombstones) == 125  # removed and replaced items, still in the graph
+    idx.rebuild()
+    assert not idx._storage.tombstones and idx._storage.next_id == 180
+    assert idx.keys == keys[125:] + keys[120:125]  # live items renumbered in id order (upserts last)
+    model = dict(zip(keys[120:], np.concatenate([x[:5], x[125:]])))
+    q = clustered(4, 8, seed=3)
+    res = idx.search(q, k=10)
+    for row in range(len(q)):
+        expect_keys, expect_scores = brute_force(list(model), list(model.values()), q[row], metric, 10)
+        assert res.keys[row] == expect_keys
+        np.testing.assert_allclose(res.scores[row], expect_scores, rtol=1e-4, atol=1e-4)
+    rk = idx.search_keys(["130", "299"], k=5)
+    for key, row in zip(["130", "299"], rk.keys):
+        others = [k_ for k_ in model if k_ != key]
+        assert row == brute_force(others, [model[k_] for k_ in others], model[key], metric, 5)[0]
+    idx.add(["fresh"], x[:1] + 1)  # still writable, ids continue after the renumbering
+    assert "fresh" in idx and idx.search(x[0] + 1, k=1).keys == [["fresh"]]
+
+
+def test_rebuild_keeps_training_and_works_on_loaded_and_empty_indexes(tmp_path):
+    x = clustered(400, 8)
+    keys = [str(i) for i in range(400)]
+    VectorIndex(8).rebuild()  # nothing added yet: nothing to do
+    pca = VectorIndex(8, metric="l2", kind="PCA4,Flat", rebuild_fraction=1.0)
+    pca.add(keys, x)
+    pca.remove(keys[:50])
+    pca.rebuild()  # a new "PCA4,Flat" would need training again: the trained transform is kept
+    assert pca.search(x[60], k=1).keys == [["60"]] and len(pca) == 350
+    h = VectorIndex(8, kind="hnsw", rebuild_fraction=1.0)
+    h.add(keys, x)
+    h.remove(keys[:50])
+    h.save(tmp_path / "h")
+    back = VectorIndex.load(tmp_path / "h", mmap=True)
+    back.rebuild()
+    assert not back._storage.tombstones and back.keys == keys[50:]
+    assert back.search(x[60], k=1).keys == [["60"]]
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_short_approximate_rows_are_filled_exactly(metric):
+    x = clustered(1000, 8, seed=4)
+    keys = [str(i) for i in range(1000)]
+    idx = VectorIndex(8, metric=metric, kind="ivf", nlist=64, nprobe=1)  # ~16 items per list probed
+    idx.add(keys, x)
+    q = clustered(3, 8, seed=5)
+    res = idx.search(q, k=100)
+    for row in range(len(q)):
+        expect_keys, expect_scores = brute_force(keys, x, q[row], metric, 100)
+        assert res.keys[row] == expect_keys
+        np.testing.assert_allclose(res.scores[row], expect_scores, rtol=1e-4, atol=1e-4)
+    for query in ("7", ["7", "8"]):
+        rk = idx.search_keys(query, k=100)
+        for key, row, scores in zip(["7", "8"], rk.keys, rk.scores):
+            others = [k_ for k_ in keys if k_ != key]
+            expect_keys, expect_scores = brute_force(others, x[[int(k_) for k_ in others]], x[int(key)], metric, 100)
+            assert row == expect_keys
+            np.testing.assert_allclose(scores, expect_scores, rtol=1e-4, atol=1e-4)
+
+
 def test_knobs_settable_and_saved(tmp_path):
     x = clustered(3000, 16)
     idx = VectorIndex(16, kind="ivf", nprobe=3)
@@ -295,6 +364,25 @@ def test_interrupted_swap_is_recovered(tmp_path):
     idx.save(tmp_path / "ix")
     (tmp_path / "ix").rename(tmp_path / ".ix.old-deadbeef")
     assert VectorIndex.load(tmp_path / "ix").keys == ["a"]
+
+
+def test_read_manifest_and_recover_are_public(tmp_path):
+    from embedkit.index import read_manifest, recover
+
+    idx = VectorIndex(3, metric="l2", kind="hnsw")
+    idx.add(["a", "b"], np.eye(3)[:2])
+    idx.save(tmp_path / "ix", meta={"trainer": "test"})
+    m = VectorIndex.read_manifest(tmp_path / "ix")
+    assert m == read_manifest(str(tmp_path / "ix"))
+    assert (m["format"], m["dim"], m["metric"], m["kind"], m["count"]) == ("embedkit.index", 3, "l2", "hnsw", 2)
+    assert m["meta"] == {"trainer": "test"} and "vectors.npy" in m["files"]
+    (tmp_path / "ix").rename(tmp_path / ".ix.old-deadbeef")  # a save interrupted between its renames
+    recover(tmp_path / "ix")
+    assert [p.name for p in tmp_path.iterdir()] == ["ix"]
+    recover(tmp_path / "ix")  # nothing interrupted: nothing to do
+    assert VectorIndex.load(tmp_path / "ix").keys == ["a", "b"]
+    with pytest.raises(ek.StoreError, match="no saved index here"):
+        VectorIndex.read_manifest(tmp_path / "nope")
 
 
 def test_concurrent_search_and_writes():

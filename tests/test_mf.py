@@ -20,9 +20,10 @@ except ImportError:
     HAVE_IMPLICIT = False
 
 
-def checkerboard(n_users=40, n_items=30, held_out=3, seed=0):
-    """Two blocks: users u0..u19 play every item i0..i14, the others every item i15..i29, except
-    ``held_out`` items per user, which form the test set (the known answer)."""
+def checker_split(n_users=40, n_items=30, held_out=3, seed=0):
+    """(train, test): two contiguous blocks (not conftest's interleaved ``checkerboard``): users
+    u0..u19 play every item i0..i14, the others every item i15..i29, except ``held_out`` items
+    per user, which form the test set (the known answer)."""
     users, items = [], []
     half_u, half_i = n_users // 2, n_items // 2
     for u in range(n_users):
@@ -51,7 +52,7 @@ if HAVE_IMPLICIT:
 
 @pytest.fixture(scope="module")
 def split_board():
-    return checkerboard()
+    return checker_split()
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +178,15 @@ def test_seed_determinism_loss_history_and_callback(board, kwargs):
     assert all(np.isfinite(a.loss_history_))
 
 
+def test_fit_takes_interactions_by_keyword(board):
+    import inspect
+
+    assert list(inspect.signature(ek.MatrixFactorization.fit).parameters)[:2] == ["self", "interactions"]
+    a = ek.MatrixFactorization(dim=2, epochs=2, device="cpu").fit(interactions=board, show_progress=False)
+    b = ek.MatrixFactorization(dim=2, epochs=2, device="cpu").fit(board, show_progress=False)
+    np.testing.assert_array_equal(a.vectors, b.vectors)
+
+
 def test_als_loss_decreases(board):
     model = ek.MatrixFactorization(dim=8, epochs=8, device="cpu")
     model.fit(board, show_progress=False)
@@ -237,11 +247,18 @@ def test_ignored_parameters_warn(board, kwargs, ignored):
     assert got == ignored
 
 
-def test_implicit_backend_ignores_cg_steps_and_batch_size():
-    als = ek.MatrixFactorization(backend="implicit", cg_steps=5)
-    assert set(als._ignored_params()) == {"cg_steps", "lr", "batch_size"}
-    bpr = ek.MatrixFactorization(backend="implicit", method="bpr", batch_size=64)
-    assert set(bpr._ignored_params()) == {"cg_steps", "confidence", "batch_size"}
+@pytest.mark.parametrize("kwargs, ignored", [
+    (dict(method="als", cg_steps=5, lr=0.1, batch_size=64, confidence=2.0), {"cg_steps", "lr", "batch_size"}),
+    (dict(method="bpr", cg_steps=5, lr=0.1, batch_size=64, confidence=2.0), {"cg_steps", "confidence", "batch_size"}),
+])
+def test_implicit_backend_ignores_cg_steps_and_batch_size(kwargs, ignored):
+    # check_params() warns as fit() does, without training (so without the implicit package)
+    model = ek.MatrixFactorization(backend="implicit", **kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert model.check_params() == model.get_params()
+    got = {str(w.message).split("'")[1] for w in caught if issubclass(w.category, IgnoredParameterWarning)}
+    assert got == ignored
 
 
 def test_alpha_is_the_old_name_of_confidence(board):
@@ -357,7 +374,7 @@ def test_store_round_trip(tmp_path, board, kwargs):
     model = ek.MatrixFactorization(dim=6, device="cpu", **{"epochs": 5, **kwargs})
     model.fit(board, show_progress=False)
     model.fold_in("late", ["i1", "i3"], values=[4.0, 5.0] if "feedback" in kwargs else None)
-    model.save("recs", store)
+    model.to_store("recs", store)
     loaded = ek.MatrixFactorization.from_store("recs", store)
     users = ["u0", "u30", "late"]
     for got, want in zip(loaded.recommend_batch(users, k=6), model.recommend_batch(users, k=6)):
@@ -373,7 +390,7 @@ def test_store_round_trip(tmp_path, board, kwargs):
     assert info["meta"]["params"]["method"] == model.method
     loaded.fold_in("later", ["i20"], values=[3.0] if "feedback" in kwargs else None)
     with pytest.raises(InputError, match="exists"):
-        model.save("recs", store)
+        model.to_store("recs", store)
 
 
 @pytest.mark.parametrize("kwargs", [dict(method="als"), dict(method="bpr", epochs=20),
@@ -406,6 +423,81 @@ def test_model_file_and_store_give_identical_recommendations(tmp_path, board, kw
     assert info["dim"] == 4 + (model.params_["method"] != "als" or model.params_["feedback"] == "explicit")
     with pytest.raises(InputError, match="'ip'"):
         model.to_store("cos", store, metric="cosine")
+
+
+def test_save_writes_one_file_and_the_old_store_forms_warn(tmp_path, board, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EMBEDKIT_STORE", str(tmp_path / "default"))
+    model = ek.MatrixFactorization(dim=2, epochs=3, device="cpu")
+    model.fit(board, show_progress=False)
+    want = model.recommend_batch(["u0", "u30"], k=4)
+    # a path ending in .npz (or a Path): one file, as every trainer's save(), no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = model.save("m.npz")
+        assert model.save(tmp_path / "p") == tmp_path / "p.npz"
+    assert path.is_file() and ek.MatrixFactorization.load(path).recommend_batch(["u0", "u30"], k=4) == want
+    assert not (tmp_path / "default").exists()
+    # a store given: the store entry, as before, with a FutureWarning naming to_store
+    store = ek.Store(tmp_path / "s")
+    with pytest.warns(FutureWarning, match=r"use model\.to_store\('plays', store\)"):
+        model.save("plays", store)
+    assert ek.MatrixFactorization.from_store("plays", store).recommend_batch(["u0", "u30"], k=4) == want
+    # a name without .npz and no store: still the default store's entry, warning with both fixes
+    with pytest.warns(FutureWarning) as caught:
+        model.save("plays")
+    message = str(caught[0].message)
+    assert "model.to_store('plays')" in message and "model.save('plays.npz')" in message
+    assert "files only in a later release" in message
+    assert ek.MatrixFactorization.from_store("plays", ek.Store()).recommend_batch(["u0", "u30"], k=4) == want
+    assert not (tmp_path / "plays.npz").exists()
+    # name= is the old keyword of the first argument
+    assert model.save(name="n.npz").is_file()
+    with pytest.raises(InputError, match="only the path"):
+        model.save("a.npz", name="b.npz")
+
+
+def test_query_side_and_use_index():
+    # recommend() = index inner product of query_vectors + score_offsets: the model's predict()
+    inter, _ = planted(n_users=30, n_items=20)
+    model = ek.MatrixFactorization(feedback="explicit", dim=3, epochs=3, device="cpu")
+    model.fit(inter, show_progress=False)
+    queries, offsets = model.query_vectors(["u0", "u1"]), model.score_offsets(["u0", "u1"])
+    assert queries.shape == (2, model.index_.dim) == (2, 4) and offsets.shape == (2,)
+    items = model.item_embeddings_.keys
+    scores = queries @ model.index_.get_vectors(items).T + offsets[:, None]
+    np.testing.assert_allclose(scores[0], model.predict(["u0"] * len(items), items), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(scores[1], model.predict(["u1"] * len(items), items), rtol=1e-4, atol=1e-4)
+    with pytest.raises(MissingKeyError, match="unknown user"):
+        model.query_vectors(["nobody"])
+    # another index of the same shape is searched from then on; a wrong one is refused
+    keys = model.item_embeddings_.keys[:5]
+    small = ek.VectorIndex(4, metric="ip", kind="flat")
+    small.add(keys, np.hstack([model.item_embeddings_.vectors[:5], np.zeros((5, 1), np.float32)]))
+    model.use_index(small)
+    assert model.index_ is small
+    assert {k for k, _ in model.recommend("u0", k=20, exclude_seen=False)} == set(keys)
+    for bad in (ek.VectorIndex(3, metric="ip"), ek.VectorIndex(4, metric="cosine")):
+        with pytest.raises(InputError, match="inner-product index of dim 4"):
+            model.use_index(bad)
+    assert model.index_ is small
+
+
+def test_store_and_recommender_use_only_the_models_public_side():
+    """mf/store.py takes plain arrays and the class (it imports nothing from model.py), and
+    mf/recommend.py reads no private attribute of the model."""
+    import ast
+
+    import embedkit.trainers.mf as mf
+
+    root = Path(mf.__file__).parent
+    for name in ("store.py", "recommend.py"):
+        tree = ast.parse((root / name).read_text(encoding="utf-8"))
+        private = [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr.startswith("_")
+                   and not n.attr.startswith("__") and isinstance(n.value, ast.Name) and n.value.id in ("model", "cls")]
+        assert not private, (name, private)
+        imports = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert "model" not in imports, name
 
 
 def test_similar_items_are_the_exact_cosine_neighbours():
@@ -498,12 +590,19 @@ def test_cli_confidence_and_its_old_name(csv_files, capsys):
     base = ["train", "mf", str(d / "train.csv"), "--dim", "2", "--epochs", "2", "--no-progress", "--device", "cpu",
             "--store", store]
     assert main(base + ["--name", "new", "--confidence", "4"]) == 0
-    with pytest.warns(FutureWarning, match="--confidence"):
-        assert main(base + ["--name", "old", "--alpha", "4"]) == 0
+    assert "--alpha" not in capsys.readouterr().err
+    assert main(base + ["--name", "old", "--alpha", "4"]) == 0
+    assert "--alpha is renamed --confidence" in capsys.readouterr().err
     a, b = (ek.MatrixFactorization.from_store(n, ek.Store(store)) for n in ("new", "old"))
     assert a.confidence == b.confidence == 4.0 and a.recommend("u0", k=5) == b.recommend("u0", k=5)
     assert ek.Store(store).info("new")["meta"]["params"]["confidence"] == 4.0
-    capsys.readouterr()
+    assert main(base + ["--name", "both", "--alpha", "4", "--confidence", "4"]) == 1
+    err = capsys.readouterr().err
+    assert "--alpha is the old name of --confidence; give only --confidence" in err and "\n" not in err.strip()
+    assert not ek.Store(store).exists("both")
+    # a bad option fails before the file is read
+    assert main(base + ["--name", "bad", "--confidence", "-1"]) == 1
+    assert "'confidence'" in capsys.readouterr().err
 
 
 def test_cli_explicit_and_demo(tmp_path, capsys):

@@ -13,33 +13,21 @@ from embedkit.errors import InputError
 from embedkit.evaluate import link_prediction, node_classification
 from embedkit.evaluate.graphs import read_labels, split_edges
 
+from conftest import neighbour_purity, two_cliques
+
 SMALL = dict(dim=16, walk_length=20, walks_per_node=10, window=4, seed=0, device="cpu")
-
-
-def _bridged_cliques(k=8):
-    """Two k-cliques joined by one bridge edge: a0-b0."""
-    edges = [(f"a{i}", f"a{j}") for i in range(k) for j in range(i + 1, k)]
-    edges += [(f"b{i}", f"b{j}") for i in range(k) for j in range(i + 1, k)]
-    edges.append(("a0", "b0"))
-    return edges
-
-
-def _same_side_neighbours(emb, k=8):
-    for node in ("a3", "b5"):
-        top = [key for key, _ in emb.most_similar(node, k=k - 2)]
-        assert all(t[0] == node[0] for t in top), (node, top)
 
 
 @pytest.mark.parametrize("backend", ["torch", "gensim"])
 @pytest.mark.parametrize("p,q", [(1.0, 1.0), (0.5, 2.0)])
 def test_two_cliques_neighbours_stay_inside(backend, p, q):
-    s, d = zip(*_bridged_cliques())
-    g = ek.Graph.from_arrays(list(s), list(d))
+    G, groups = two_cliques(8)                   # two 8-cliques joined by one bridge edge
+    g = ek.Graph.from_networkx(G)
     model = ek.Node2Vec(p=p, q=q, backend=backend, workers=1 if backend == "gensim" else None, **SMALL)
     emb = model.fit(g, show_progress=False)
     assert len(emb) == 16 and emb.dim == 16 and emb.vectors.dtype == np.float32
     assert np.isfinite(emb.vectors).all()
-    _same_side_neighbours(emb)
+    assert neighbour_purity(emb, groups, k=6) == 1.0     # every node's 6 nearest: its own clique
     assert model.backend_ == backend and len(model.loss_history_) == 1
 
 
@@ -63,14 +51,22 @@ def test_directed_graph_with_dangling_node():
     assert set(emb.keys) == {"a", "b", "c", "d"}
 
 
-def test_torch_backend_same_seed_same_vectors_other_seed_differs():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_torch_backend_same_seed_same_vectors_other_seed_differs(workers):
     g = nx.karate_club_graph()
-    params = dict(SMALL, walks_per_node=3, backend="torch")
+    params = dict(SMALL, walks_per_node=3, backend="torch", workers=workers)
     a = ek.Node2Vec(**params).fit(g, show_progress=False)
     b = ek.Node2Vec(**params).fit(g, show_progress=False)
     c = ek.Node2Vec(**dict(params, seed=1)).fit(g, show_progress=False)
     assert a.keys == b.keys and np.array_equal(a.vectors, b.vectors)
     assert not np.allclose(a.vectors, c.vectors)
+
+
+def test_fit_takes_graph_by_keyword():
+    params = dict(SMALL, walks_per_node=2, backend="torch", workers=1)
+    a = ek.Node2Vec(**params).fit(graph=nx.karate_club_graph(), show_progress=False)
+    b = ek.Node2Vec(**params).fit(nx.karate_club_graph(), show_progress=False)
+    assert a.keys == b.keys and np.array_equal(a.vectors, b.vectors)
 
 
 @pytest.mark.parametrize("backend", ["torch", "gensim"])
@@ -101,7 +97,8 @@ def test_accepts_every_graph_input(tmp_path):
     ("p", 0.0, "'p' parameter of Node2Vec must be a float in the range (0, inf)"),
     ("q", -1.0, "'q' parameter"),
     ("walk_length", 1, "'walk_length' parameter of Node2Vec must be an int in the range [2, inf)"),
-    ("window", 0, "'window'"),
+    ("window", 0, "The 'window' parameter of Node2Vec must be an int in the range [1, 1000]. Got 0 instead."),
+    ("negative", 1001, "The 'negative' parameter of Node2Vec must be an int in the range [1, 1000]. Got 1001"),
     ("backend", "numba", "'backend' parameter of Node2Vec must be one of"),
     ("device", "tpu", "'device' parameter of Node2Vec"),
     ("dim", 10_001, "'dim' parameter of Node2Vec must be an int in the range [1, 10000]"),
@@ -124,18 +121,38 @@ def test_params_constraints_and_nothing_fitted_before_fit():
         ek.Node2Vec(p=0.0).walk_stream(nx.path_graph(3))          # the public walk stream checks too
 
 
-def test_workers_ignored_by_torch_backend_warns():
-    from embedkit.trainers import IgnoredParameterWarning
-
-    with pytest.warns(IgnoredParameterWarning, match="'workers' parameter \\(2\\) is ignored by the torch backend"):
-        ek.Node2Vec(backend="torch", workers=2, **dict(SMALL, walks_per_node=1)).fit(nx.path_graph(6),
-                                                                                       show_progress=False)
+@pytest.mark.parametrize("backend", ["torch", "gensim"])
+@pytest.mark.parametrize("workers", [1, 2, None])
+def test_workers_are_the_torch_threads_on_cpu_and_restored(backend, workers):
+    """As for Word2Vec: on CPU, walks and training run with ``workers`` torch threads (gensim:
+    also ``workers`` gensim threads), nothing is ignored, and fit restores the thread count."""
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", IgnoredParameterWarning)
-        ek.Node2Vec(backend="gensim", workers=2, **dict(SMALL, walks_per_node=1)).fit(nx.path_graph(6),
-                                                                                        show_progress=False)
+    from embedkit._device import cpu_count
+    from embedkit.trainers import IgnoredParameterWarning
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)                  # the count that fit must restore
+    seen = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", IgnoredParameterWarning)
+            ek.Node2Vec(backend=backend, workers=workers, **dict(SMALL, walks_per_node=1, epochs=2)).fit(
+                nx.path_graph(6), show_progress=False, callback=lambda e, loss: seen.append(torch.get_num_threads()))
+        assert seen == [workers or cpu_count()] * 2
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_workers_ignored_by_torch_backend_on_cuda_warns():
+    from embedkit.trainers import IgnoredParameterWarning
+
+    with pytest.warns(IgnoredParameterWarning,
+                      match="'workers' parameter \\(2\\) is ignored by the torch backend on CUDA"):
+        ek.Node2Vec(backend="torch", workers=2, **dict(SMALL, device="cuda", walks_per_node=1)).fit(
+            nx.path_graph(6), show_progress=False)
 
 
 @pytest.mark.parametrize("backend", ["torch", "gensim"])
@@ -237,10 +254,11 @@ def test_read_labels(tmp_path):
 
 
 def test_cli_train_query_eval_and_errors(tmp_path, capsys):
+    G, groups = two_cliques(8)
     edges = tmp_path / "edges.txt"
-    edges.write_text("\n".join(f"{a} {b}" for a, b in _bridged_cliques()) + "\n")
+    edges.write_text("\n".join(f"{a} {b}" for a, b in G.edges()) + "\n")
     labels = tmp_path / "labels.tsv"
-    labels.write_text("".join(f"{s}{i}\t{s}\n" for s in "ab" for i in range(8)))
+    labels.write_text("".join(f"{node}\t{group}\n" for node, group in groups.items()))
     store = str(tmp_path / "store")
     args = ["--store", store, "train", "node2vec", str(edges), "--name", "g", "--dim", "16", "--walk-length", "20",
             "--walks-per-node", "10", "--window", "4", "--p", "0.5", "--q", "2", "--no-progress", "--device", "cpu"]
@@ -278,13 +296,13 @@ def test_demo_writes_demo_graph(tmp_path, capsys):
 @pytest.mark.parametrize("p,q", [(1.0, 1.0), (0.5, 2.0), (0.25, 4.0)])
 def test_cuda_fit_two_cliques_and_same_seed(p, q):
     """The auto backend on CUDA walks and trains on the GPU; same seed -> same walks there."""
-    s, d = zip(*_bridged_cliques())
-    g = ek.Graph.from_arrays(list(s), list(d))
+    G, groups = two_cliques(8)
+    g = ek.Graph.from_networkx(G)
     params = dict(SMALL, device="cuda", p=p, q=q)
     model = ek.Node2Vec(**params)
     emb = model.fit(g, show_progress=False)
     assert model.backend_ == "torch" and np.isfinite(emb.vectors).all()
-    _same_side_neighbours(emb)
+    assert neighbour_purity(emb, groups, k=6) == 1.0
     a = [t.cpu() for t, _ in ek.Node2Vec(**params).walk_stream(g).epoch(0)]
     b = [t.cpu() for t, _ in ek.Node2Vec(**params).walk_stream(g).epoch(0)]
     assert all(torch.equal(x, y) for x, y in zip(a, b))

@@ -391,7 +391,7 @@ def mf_store(tmp_path):
     model = MatrixFactorization(method="als", dim=8, epochs=6, seed=0)
     model.fit(ek.Interactions.from_arrays(users, items), show_progress=False)
     root = tmp_path / "mfstore"
-    model.save("shop", Store(root))
+    model.to_store("shop", Store(root))
     return root, model, users, items
 
 

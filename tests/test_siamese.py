@@ -15,8 +15,13 @@ from embedkit.errors import IgnoredParameterWarning, InputError, NotFittedError,
 from embedkit.evaluate.encoders import map_at_r, precision_at_1
 
 
-def blobs(n_per=30, seed=0, n_classes=3, d=6):
-    """Classes separated only in the first two features; the other features are large noise."""
+def noisy_blobs(n_per=30, seed=0, n_classes=3, d=6):
+    """Classes separated only in the first two features; the other features are large noise.
+
+    Not conftest's ``blobs`` (classes apart in every feature, always three): here the raw
+    features are dominated by noise, so a test can require the encoder to beat them
+    (``test_learns_beyond_raw_features``), and two-class sets are needed too.
+    """
     rng = np.random.default_rng(seed)
     centres = np.array([[4.0, 0.0], [0.0, 4.0], [-4.0, -4.0]])[:n_classes]
     X, y = [], []
@@ -34,7 +39,7 @@ FAST = dict(dim=4, hidden=(32,), epochs=15, batch_size=32, device="cpu")
 @pytest.mark.parametrize("loss,miner", [("contrastive", "random"), ("contrastive", "hard"),
                                         ("triplet", "semihard"), ("triplet", "hard"), ("infonce", "random")])
 def test_separates_planted_classes_and_generalises(loss, miner):
-    X, y = blobs()
+    X, y = noisy_blobs()
     model = ek.SiameseEncoder(loss=loss, miner=miner, **FAST)
     emb = model.fit(X, y, show_progress=False)
     assert emb.vectors.shape == (len(X), 4) and emb.vectors.dtype == np.float32
@@ -44,14 +49,14 @@ def test_separates_planted_classes_and_generalises(loss, miner):
     assert model.loss_history_[-1] < model.loss_history_[0]
     assert precision_at_1(emb, y) == 1.0
     # rows never seen in fit land with their class
-    X_new, y_new = blobs(seed=1)
+    X_new, y_new = noisy_blobs(seed=1)
     assert map_at_r(model.encode(X_new), y_new) > 0.9
 
 
 def test_learns_beyond_raw_features():
     # raw features are dominated by noise columns; the encoder must pick out the signal columns
-    X, y = blobs(n_per=80, d=12)
-    X_new, y_new = blobs(n_per=40, d=12, seed=3)
+    X, y = noisy_blobs(n_per=80, d=12)
+    X_new, y_new = noisy_blobs(n_per=40, d=12, seed=3)
     raw = map_at_r(X_new, y_new)
     model = ek.SiameseEncoder(loss="contrastive", **FAST)
     model.fit(X, y, show_progress=False)
@@ -59,7 +64,7 @@ def test_learns_beyond_raw_features():
 
 
 def test_explicit_pairs():
-    X, y = blobs(n_per=20, n_classes=2)
+    X, y = noisy_blobs(n_per=20, n_classes=2)
     rng = np.random.default_rng(0)
     i, j = rng.integers(0, len(X), 400), rng.integers(0, len(X), 400)
     pairs = np.stack([i, j, (y[i] == y[j]).astype(int)], axis=1)
@@ -69,7 +74,7 @@ def test_explicit_pairs():
 
 
 def test_same_seed_same_vectors_and_keys():
-    X, y = blobs(n_per=10)
+    X, y = noisy_blobs(n_per=10)
     a = ek.SiameseEncoder(**FAST, seed=3).fit(X, y, keys=[f"r{i}" for i in range(len(X))], show_progress=False)
     b = ek.SiameseEncoder(**FAST, seed=3).fit(X, y, keys=[f"r{i}" for i in range(len(X))], show_progress=False)
     c = ek.SiameseEncoder(**FAST, seed=4).fit(X, y, show_progress=False)
@@ -80,14 +85,14 @@ def test_same_seed_same_vectors_and_keys():
 
 def test_pandas_input_uses_index_as_keys():
     pd = pytest.importorskip("pandas")
-    X, y = blobs(n_per=8)
+    X, y = noisy_blobs(n_per=8)
     df = pd.DataFrame(X, index=[f"item{i}" for i in range(len(X))])
     emb = ek.SiameseEncoder(**{**FAST, "epochs": 1}).fit(df, pd.Series(y), show_progress=False)
     assert emb.keys[0] == "item0"
 
 
 def test_standardisation_learned_and_stored(tmp_path):
-    X, y = blobs(n_per=10)
+    X, y = noisy_blobs(n_per=10)
     X = X * np.array([1, 1, 1000, 1000, 1000, 1000], dtype=np.float32) + 50
     model = ek.SiameseEncoder(**{**FAST, "epochs": 2})
     model.fit(X, y, show_progress=False)
@@ -101,7 +106,7 @@ def test_standardisation_learned_and_stored(tmp_path):
 
 
 def test_save_load_round_trip(tmp_path):
-    X, y = blobs(n_per=10)
+    X, y = noisy_blobs(n_per=10)
     model = ek.SiameseEncoder(loss="triplet", **FAST)
     model.fit(X, y, show_progress=False)
     path = model.save(tmp_path / "siamese.npz")
@@ -145,7 +150,7 @@ def test_custom_encoder_trains_copy_and_reloads(tmp_path):
 
 
 def test_custom_encoder_wrong_output():
-    X, y = blobs(n_per=5)
+    X, y = noisy_blobs(n_per=5)
     with pytest.raises(InputError, match="dim=8"):
         ek.SiameseEncoder(encoder=nn.Linear(6, 3), dim=8, device="cpu").fit(X, y, show_progress=False)
     with pytest.raises(InputError, match="fails on input"):
@@ -153,7 +158,7 @@ def test_custom_encoder_wrong_output():
 
 
 def test_callback_and_progress():
-    X, y = blobs(n_per=5)
+    X, y = noisy_blobs(n_per=5)
     seen = []
     ek.SiameseEncoder(**{**FAST, "epochs": 3}).fit(X, y, show_progress=False,
                                                   callback=lambda e, loss: seen.append((e, loss)))
@@ -171,13 +176,13 @@ def test_callback_and_progress():
     (dict(batch_size=3), r"batch_size >= 4 \(got 3\)"),  # label mode: 2 anchors and their positives
 ])
 def test_bad_parameters(kwargs, match):
-    X, y = blobs(n_per=5)
+    X, y = noisy_blobs(n_per=5)
     with pytest.raises(InputError, match=match):
         ek.SiameseEncoder(**{**dict(device="cpu", epochs=1), **kwargs}).fit(X, y, show_progress=False)
 
 
 def test_bad_inputs():
-    X, y = blobs(n_per=5)
+    X, y = noisy_blobs(n_per=5)
     m = ek.SiameseEncoder(device="cpu", epochs=1)
     with pytest.raises(InputError, match="exactly one of y"):
         m.fit(X, show_progress=False)
@@ -203,7 +208,7 @@ def test_bad_inputs():
 
 
 def test_invalid_parameter_message_names_owner_parameter_range_and_value():
-    X, y = blobs(n_per=5)
+    X, y = noisy_blobs(n_per=5)
     with pytest.raises(InputError) as info:
         ek.SiameseEncoder(dim=0, device="cpu").fit(X, y, show_progress=False)
     assert str(info.value) == ("The 'dim' parameter of SiameseEncoder must be an int in the range [1, 10000]. "
@@ -219,7 +224,7 @@ def test_invalid_parameter_message_names_owner_parameter_range_and_value():
     (dict(encoder=nn.Linear(6, 4), hidden=(8,)), "hidden"),
 ])
 def test_ignored_parameters_warn_once(kwargs, ignored):
-    X, y = blobs(n_per=5)
+    X, y = noisy_blobs(n_per=5)
     model = ek.SiameseEncoder(**{**FAST, "epochs": 1, **kwargs})
     with pytest.warns(IgnoredParameterWarning, match=f"'{ignored}' parameter") as record:
         model.fit(X, y, show_progress=False)
@@ -231,7 +236,7 @@ def test_ignored_parameters_warn_once(kwargs, ignored):
 
 
 def test_nothing_fitted_before_fit_and_after_a_failed_fit():
-    X, y = blobs(n_per=5)
+    X, y = noisy_blobs(n_per=5)
     model = ek.SiameseEncoder(**{**FAST, "epochs": 1})
     for name in ("model_", "scaler_", "n_features_", "device_", "embeddings_", "loss_history_", "margin_"):
         assert not hasattr(model, name), name
@@ -247,7 +252,7 @@ def test_nothing_fitted_before_fit_and_after_a_failed_fit():
 
 
 def test_pairs_batch_size_minimum():
-    X, y = blobs(n_per=6, n_classes=2)
+    X, y = noisy_blobs(n_per=6, n_classes=2)
     pairs = [(0, 1, 1), (6, 7, 1), (0, 6, 0), (2, 3, 1)]
     emb = ek.SiameseEncoder(**{**FAST, "epochs": 2, "batch_size": 1}).fit(X, pairs=pairs, show_progress=False)
     assert np.isfinite(emb.vectors).all()
@@ -256,7 +261,7 @@ def test_pairs_batch_size_minimum():
 
 
 def test_reads_a_model_saved_in_the_first_format(tmp_path):
-    X, y = blobs(n_per=10)
+    X, y = noisy_blobs(n_per=10)
     model = ek.SiameseEncoder(loss="triplet", **FAST)
     model.fit(X, y, show_progress=False)
     # the layout "embedkit.encoder/1" wrote: config at the top level, scaler, one array per state tensor
@@ -282,7 +287,7 @@ def test_reads_a_model_saved_in_the_first_format(tmp_path):
 
 
 def test_cli_train_and_query(tmp_path, capsys):
-    X, y = blobs(n_per=10)
+    X, y = noisy_blobs(n_per=10)
     lines = ["key," + ",".join(f"f{i}" for i in range(X.shape[1])) + ",label"]
     lines += [f"row{i}," + ",".join(f"{v:.4f}" for v in X[i]) + f",c{y[i]}" for i in range(len(X))]
     csv = tmp_path / "feat.csv"
@@ -315,7 +320,7 @@ def test_cli_train_and_query(tmp_path, capsys):
 
 
 def test_cli_pairs_file(tmp_path, capsys):
-    X, y = blobs(n_per=6, n_classes=2)
+    X, y = noisy_blobs(n_per=6, n_classes=2)
     np.save(tmp_path / "x.npy", X)
     lines = [f"{i} {j} {int(y[i] == y[j])}" for i in range(len(X)) for j in range(i + 1, len(X))]
     (tmp_path / "pairs.txt").write_text("# i j similar\n" + "\n".join(lines) + "\n")

@@ -1,6 +1,7 @@
 """Word2Vec (gensim and torch backends) and the shared skip-gram engine."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -10,26 +11,7 @@ from embedkit.cli import main
 from embedkit.errors import InputError, ParseError
 from embedkit.trainers.sgns.engine import _sg_step, evaluate_loss, train_skipgram
 
-TOPIC_A = [f"a{i}" for i in range(8)]
-TOPIC_B = [f"b{i}" for i in range(8)]
-
-
-def two_topics(n=400, length=8, seed=0):
-    """Sentences drawn from one of two disjoint vocabularies: neighbours must stay in-topic."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        topic = TOPIC_A if rng.random() < 0.5 else TOPIC_B
-        out.append([topic[j] for j in rng.integers(0, len(topic), length)])
-    return out
-
-
-def in_topic_share(emb):
-    hits = 0
-    for w in emb.keys:
-        top = emb.most_similar(w, k=3)
-        hits += sum(k[0] == w[0] for k, _ in top)
-    return hits / (3 * len(emb))
+from conftest import ANIMALS, VEHICLES, neighbour_purity, two_topic_corpus
 
 
 def write(path, sentences):
@@ -43,13 +25,14 @@ SMALL = dict(dim=16, window=3, min_count=1, sample=0.0, epochs=5, seed=1, device
 @pytest.mark.parametrize("backend", ["gensim", "torch"])
 @pytest.mark.parametrize("mode", ["skipgram", "cbow"])
 def test_two_topics_neighbours_stay_in_topic(tmp_path, backend, mode):
-    path = write(tmp_path / "c.txt", two_topics())
+    sents, groups = two_topic_corpus()
+    path = write(tmp_path / "c.txt", sents)
     model = ek.Word2Vec(mode=mode, backend=backend, **SMALL)
     epochs_seen = []
     emb = model.fit(path, show_progress=False, callback=lambda e, loss: epochs_seen.append((e, loss)))
-    assert sorted(emb.keys) == sorted(TOPIC_A + TOPIC_B)
+    assert sorted(emb.keys) == sorted(groups)
     assert emb.vectors.dtype == np.float32 and np.isfinite(emb.vectors).all()
-    assert in_topic_share(emb) >= 0.9
+    assert neighbour_purity(emb, groups) >= 0.9
     assert model.backend_ == backend
     assert [e for e, _ in epochs_seen] == [1, 2, 3, 4, 5]
     assert model.loss_history_ == [loss for _, loss in epochs_seen]
@@ -59,7 +42,7 @@ def test_two_topics_neighbours_stay_in_topic(tmp_path, backend, mode):
 
 
 def test_list_of_token_lists_and_corpus_object(tmp_path):
-    sents = two_topics()
+    sents = two_topic_corpus()[0]
     a = ek.Word2Vec(backend="torch", **SMALL).fit(sents, show_progress=False)
     b = ek.Word2Vec(backend="torch", **SMALL).fit(ek.Corpus.from_files(write(tmp_path / "c.txt", sents)),
                                                   show_progress=False)
@@ -69,7 +52,7 @@ def test_list_of_token_lists_and_corpus_object(tmp_path):
 
 @pytest.mark.parametrize("backend", ["gensim", "torch"])
 def test_same_seed_same_vectors(tmp_path, backend):
-    path = write(tmp_path / "c.txt", two_topics(200))
+    path = write(tmp_path / "c.txt", two_topic_corpus(200)[0])
     runs = [ek.Word2Vec(backend=backend, **SMALL).fit(path, show_progress=False) for _ in range(2)]
     np.testing.assert_array_equal(runs[0].vectors, runs[1].vectors)
     other = ek.Word2Vec(backend=backend, **{**SMALL, "seed": 2}).fit(path, show_progress=False)
@@ -107,7 +90,7 @@ def test_non_utf8_file_names_line(tmp_path, backend):
 def test_compressed_and_several_files_match_plain(tmp_path):
     import gzip
 
-    sents = two_topics(100)
+    sents = two_topic_corpus(100)[0]
     plain = write(tmp_path / "c.txt", sents)
     gz = tmp_path / "c.txt.gz"
     gz.write_bytes(gzip.compress(plain.read_bytes()))
@@ -124,22 +107,62 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         ek.Word2Vec(**SMALL).fit(tmp_path / "missing.txt")
     with pytest.raises(InputError, match="generator"):
-        ek.Word2Vec(**SMALL).fit(s for s in two_topics(5))
+        ek.Word2Vec(**SMALL).fit(s for s in two_topic_corpus(5)[0])
     for bad in [dict(window=0), dict(mode="sg"), dict(dim=0), dict(sample=-1.0), dict(backend="tf"),
                 dict(epochs=0), dict(lr=0.0), dict(min_lr=0.5), dict(negative=0), dict(workers=0),
                 dict(dim=10_001), dict(device="tpu"), dict(max_vocab=0), dict(batch_words=10)]:
         with pytest.raises(InputError, match="parameter of Word2Vec"):
-            ek.Word2Vec(**{**SMALL, **bad}).fit(two_topics(5))
+            ek.Word2Vec(**{**SMALL, **bad}).fit(two_topic_corpus(5)[0])
     with pytest.raises(InputError, match="CPU only"):
-        ek.Word2Vec(backend="gensim", device="cuda").fit(two_topics(5))
+        ek.Word2Vec(backend="gensim", device="cuda").fit(two_topic_corpus(5)[0])
     with pytest.raises(InputError, match="callable"):
-        ek.Word2Vec(**SMALL).fit(two_topics(5), callback=3)
+        ek.Word2Vec(**SMALL).fit(two_topic_corpus(5)[0], callback=3)
+
+
+def test_fit_takes_corpus_by_keyword():
+    sents = two_topic_corpus(100)[0]
+    a = ek.Word2Vec(backend="torch", **SMALL).fit(corpus=sents, show_progress=False)
+    b = ek.Word2Vec(backend="torch", **SMALL).fit(sents, show_progress=False)
+    np.testing.assert_array_equal(a.vectors, b.vectors)
+
+
+def test_window_and_negative_share_the_node2vec_range():
+    from embedkit._validation import NEGATIVE, WINDOW
+
+    for cls in (ek.Word2Vec, ek.Node2Vec):
+        assert cls._parameter_constraints["window"] is WINDOW and cls._parameter_constraints["negative"] is NEGATIVE
+    for name in ("window", "negative"):
+        with pytest.raises(InputError, match=rf"The '{name}' parameter of Word2Vec must be an int in the range "
+                                             rf"\[1, 1000\]\. Got 1001 instead\."):
+            ek.Word2Vec(**{**SMALL, name: 1001}).fit(two_topic_corpus(5)[0], show_progress=False)
+
+
+@pytest.mark.parametrize("workers", [1, 2, None])
+def test_torch_on_cpu_trains_on_workers_threads_and_restores_them(workers):
+    import torch
+
+    from embedkit._device import cpu_count
+    from embedkit.trainers import IgnoredParameterWarning
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)                  # the count that fit must restore
+    seen = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", IgnoredParameterWarning)      # used on CPU: no warning
+            ek.Word2Vec(backend="torch", **{**SMALL, "epochs": 2, "workers": workers}).fit(
+                two_topic_corpus(50)[0], show_progress=False,
+                callback=lambda e, loss: seen.append(torch.get_num_threads()))
+        assert seen == [workers or cpu_count()] * 2
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_word2vec_format_round_trip_through_gensim(tmp_path):
     from gensim.models import KeyedVectors
 
-    emb = ek.Word2Vec(backend="torch", **SMALL).fit(two_topics(100), show_progress=False)
+    emb = ek.Word2Vec(backend="torch", **SMALL).fit(two_topic_corpus(100)[0], show_progress=False)
     for binary in (False, True):
         path = tmp_path / f"v.{int(binary)}"
         emb.save_word2vec_format(path, binary=binary)
@@ -163,7 +186,7 @@ def test_params_are_recorded():
 
 @pytest.mark.parametrize("backend", ["gensim", "torch"])
 def test_alpha_alias_warns_and_trains_as_lr(backend):
-    sents = two_topics(100)
+    sents = two_topic_corpus(100)[0]
     with pytest.warns(FutureWarning, match="'alpha' is renamed 'lr'"):
         old = ek.Word2Vec(backend=backend, alpha=0.05, **SMALL)
     with pytest.warns(FutureWarning, match="'min_alpha' is renamed 'min_lr'"):
@@ -179,23 +202,21 @@ def test_alpha_alias_warns_and_trains_as_lr(backend):
 def test_ignored_parameters_warn(tmp_path):
     from embedkit.trainers import IgnoredParameterWarning
 
-    path = write(tmp_path / "c.txt", two_topics(50))
+    path = write(tmp_path / "c.txt", two_topic_corpus(50)[0])
     params = {**SMALL, "epochs": 1}
     with pytest.warns(IgnoredParameterWarning, match="'batch_words' parameter.*ignored by the gensim backend on files"):
         ek.Word2Vec(backend="gensim", batch_words=1000, **params).fit(path, show_progress=False)
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error", IgnoredParameterWarning)
         # used: gensim's job size for token lists, torch's step
-        ek.Word2Vec(backend="gensim", batch_words=1000, **params).fit(two_topics(50), show_progress=False)
+        ek.Word2Vec(backend="gensim", batch_words=1000, **params).fit(two_topic_corpus(50)[0], show_progress=False)
         ek.Word2Vec(backend="torch", batch_words=1000, **params).fit(path, show_progress=False)
 
 
 @pytest.mark.parametrize("backend", ["gensim", "torch"])
 def test_save_load_and_store_round_trip(tmp_path, backend):
     model = ek.Word2Vec(backend=backend, **{**SMALL, "epochs": 2})
-    emb = model.fit(two_topics(100), show_progress=False)
+    emb = model.fit(two_topic_corpus(100)[0], show_progress=False)
     path = model.save(tmp_path / "w2v.npz")
     back = ek.Word2Vec.load(path)
     assert back.embeddings_.keys == emb.keys
@@ -205,20 +226,20 @@ def test_save_load_and_store_round_trip(tmp_path, backend):
     assert back._output.shape == emb.vectors.shape and np.abs(back._output).sum() > 0   # trained output weights
     assert back.loss_history_ == model.loss_history_ and back.backend_ == backend
     assert back.get_params() == model.get_params()
-    assert back.embeddings_.most_similar("a1", k=3) == emb.most_similar("a1", k=3)
+    assert back.embeddings_.most_similar("cat", k=3) == emb.most_similar("cat", k=3)
     # the store: an index of the vectors plus the model
     store = ek.Store(tmp_path / "store")
     model.to_store("w", store)
     again = ek.Word2Vec.from_store("w", store)
     np.testing.assert_array_equal(again.embeddings_.vectors, emb.vectors)
-    assert store.load("w").search_keys(["a1"], k=1).keys[0][0] != "a1"   # neighbours exclude the query
+    assert store.load("w").search_keys(["cat"], k=1).keys[0][0] != "cat"   # neighbours exclude the query
     with pytest.raises(ek.StoreError, match="not written by Node2Vec"):
         ek.Node2Vec.from_store("w", store)
 
 
 def test_load_foreign_or_damaged_file_is_store_error(tmp_path):
     model = ek.Word2Vec(backend="torch", **{**SMALL, "epochs": 1})
-    model.fit(two_topics(50), show_progress=False)
+    model.fit(two_topic_corpus(50)[0], show_progress=False)
     path = model.save(tmp_path / "m.npz")
     garbage = tmp_path / "g.npz"
     garbage.write_bytes(b"not a zip file")
@@ -281,25 +302,25 @@ def test_engine_loss_of_zero_output_vectors_is_log2_per_term():
 def test_engine_interface_numpy_and_torch_inputs_and_errors():
     import torch
 
-    sents = two_topics(100)
-    vocab = TOPIC_A + TOPIC_B
+    sents = two_topic_corpus(100)[0]
+    vocab = ANIMALS + VEHICLES
     ids = np.array([vocab.index(w) for s in sents for w in s])
     lengths = np.array([len(s) for s in sents])
-    counts = np.bincount(ids, minlength=16)
+    counts = np.bincount(ids, minlength=len(vocab))
     kw = dict(dim=8, epochs=2, sample=0.0, show_progress=False, batch_words=10_000)
     a, la = train_skipgram([(ids, lengths)], counts, **kw)
     b, lb, out = train_skipgram([(torch.tensor(ids), torch.tensor(lengths))], counts, return_output=True, **kw)
-    assert a.shape == (16, 8) and a.dtype == np.float32 and len(la) == 2
+    assert a.shape == (len(vocab), 8) and a.dtype == np.float32 and len(la) == 2
     np.testing.assert_array_equal(a, b)
     assert la == lb
-    assert out.shape == (16, 8) and out.dtype == np.float32 and np.abs(out).sum() > 0   # starts at zero
+    assert out.shape == (len(vocab), 8) and out.dtype == np.float32 and np.abs(out).sum() > 0   # starts at zero
     assert evaluate_loss(a, out, ids, lengths, counts, sample=0.0) < 6 * math.log(2)    # trained pair beats zero
     with pytest.raises(InputError, match="token ids"):
         train_skipgram([(ids + 100, lengths)], counts, **kw)
     with pytest.raises(InputError, match="lengths sum"):
         train_skipgram([(ids, lengths[:-1])], counts, **kw)
     with pytest.raises(InputError, match="all zero"):
-        train_skipgram([(ids, lengths)], np.zeros(16), **kw)
+        train_skipgram([(ids, lengths)], np.zeros(len(vocab)), **kw)
 
 
 def test_engine_long_sentence_is_split_and_trains():
@@ -313,15 +334,15 @@ def test_engine_long_sentence_is_split_and_trains():
 # ---------------------------------------------------------------- CLI
 
 def test_cli_train_query_eval(tmp_path, capsys):
-    path = write(tmp_path / "c.txt", two_topics())
+    path = write(tmp_path / "c.txt", two_topic_corpus()[0])
     store = str(tmp_path / "store")
     rc = main(["train", "word2vec", str(path), "--name", "w", "--store", store, "--dim", "16", "--window", "3",
                "--min-count", "1", "--sample", "0", "--backend", "gensim", "--workers", "1", "--no-progress"])
     assert rc == 0
     assert "saved index 'w'" in capsys.readouterr().out
-    assert main(["query", "w", "a1", "-k", "3", "--store", store]) == 0
+    assert main(["query", "w", "cat", "-k", "3", "--store", store]) == 0
     shown = capsys.readouterr().out
-    assert "a" in shown
+    assert any(w in shown for w in ANIMALS if w != "cat") and not any(w in shown for w in VEHICLES)
     assert main(["eval", "word2vec", "w", "--store", store, "--no-analogy"]) == 0
     assert "spearman" in capsys.readouterr().out
     # existing name without --force, bad parameter, missing file: exit 1 with one line

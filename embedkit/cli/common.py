@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .._knn import METRICS
 from ..errors import InputError
 
 
@@ -25,7 +26,8 @@ def add_store_option(parser: argparse.ArgumentParser) -> None:
 def add_train_options(parser: argparse.ArgumentParser, *, epochs: int | None = None, dim: int | None = None) -> None:
     """Options every ``embedkit train X`` takes."""
     parser.add_argument("--name", required=True, help="name of the index to write under the store")
-    parser.add_argument("--metric", default="cosine", choices=["cosine", "ip", "l2"], help="index metric (default: cosine)")
+    parser.add_argument("--metric", default="cosine", choices=list(METRICS),
+                        help="index metric (default: cosine)")
     parser.add_argument("--kind", default="auto",
                         help="index kind: flat|hnsw|ivf|ivfpq|auto or a FAISS factory string (default: auto)")
     if dim is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .._knn import METRICS
 from ..errors import InputError
 from .common import add_store_option, check_k, existing_file, get_store, out, refuse_existing
 
@@ -15,7 +16,7 @@ def register(groups) -> None:
     build = index.add_parser("build", help="index a word2vec text/binary file or an .npz of keys + vectors")
     build.add_argument("vectors", metavar="VECTORS", help="word2vec .txt/.vec, word2vec .bin, or .npz (keys, vectors)")
     build.add_argument("--name", required=True, help="name of the index in the store")
-    build.add_argument("--metric", default="cosine", choices=["cosine", "ip", "l2"])
+    build.add_argument("--metric", default="cosine", choices=list(METRICS))
     build.add_argument("--kind", default="auto", help="flat|hnsw|ivf|ivfpq|auto or a FAISS factory string")
     build.add_argument("--binary", action="store_true", help="the word2vec file is binary (default: by extension .bin)")
     build.add_argument("--force", action="store_true", help="replace an existing index of that name")

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import warnings
 
 from ..errors import InputError
-from .common import add_store_option, add_train_options, check_k, existing_file, get_store, out, refuse_existing, save_trained
+from .common import (
+    add_renamed_option,
+    add_store_option,
+    add_train_options,
+    check_k,
+    existing_file,
+    get_store,
+    out,
+    refuse_existing,
+    renamed_option,
+    save_trained,
+)
 
 
 def register(groups) -> None:
@@ -27,7 +36,7 @@ def register(groups) -> None:
     train.add_argument("--reg", type=float, default=None, help="L2 regularisation (default: per method)")
     train.add_argument("--confidence", type=float, default=None,
                        help="implicit ALS confidence weight: c = 1 + confidence*value (default: 1)")
-    train.add_argument("--alpha", type=float, default=None, help=argparse.SUPPRESS)  # old name of --confidence
+    add_renamed_option(train, "--alpha", "--confidence")
     train.add_argument("--lr", type=float, default=None, help="SGD learning rate for bpr/sgd (default: per method)")
     train.add_argument("--batch-size", type=int, default=None, help="SGD mini-batch for bpr/sgd (default: per method)")
     train.add_argument("--cg-steps", type=int, default=3, help="conjugate-gradient steps per ALS half-epoch (default: 3)")
@@ -84,20 +93,13 @@ def cmd_train(args) -> int:
                          "cosine on the stored item vectors); drop --metric")
     if args.feedback == "explicit" and args.value is None:
         raise InputError("--feedback explicit needs the rating column: --value COLUMN")
-    store = get_store(args)
-    refuse_existing(store, args.name, args.force)
-    inter = read_interactions(args, args.interactions)
-    confidence = args.confidence
-    if args.alpha is not None:
-        if confidence is not None:
-            raise InputError("--alpha is the old name of --confidence; give only --confidence")
-        warnings.warn("--alpha is renamed --confidence; --alpha will be removed in a later release",
-                      FutureWarning, stacklevel=2)
-        confidence = args.alpha
+    refuse_existing(get_store(args), args.name, args.force)
     model = MatrixFactorization(feedback=args.feedback, method=args.method, dim=args.dim, reg=args.reg,
-                                confidence=1.0 if confidence is None else confidence, epochs=args.epochs, lr=args.lr,
-                                batch_size=args.batch_size, cg_steps=args.cg_steps, backend=args.backend,
+                                confidence=renamed_option(args, "confidence", "alpha", default=1.0), epochs=args.epochs,
+                                lr=args.lr, batch_size=args.batch_size, cg_steps=args.cg_steps, backend=args.backend,
                                 seed=args.seed, device=args.device)
+    model.check_params()  # a bad option fails before the CSV is read
+    inter = read_interactions(args, args.interactions)
     model.fit(inter, show_progress=not args.no_progress)
     path = save_trained(args, model, metric="ip")
     loss = model.loss_history_[-1] if model.loss_history_ else float("nan")

@@ -38,7 +38,9 @@ def register(groups) -> None:
     w.add_argument("--unweighted", dest="weighted", action="store_false", help="ignore a third column")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "gensim"],
                    help="skip-gram trainer; auto: torch on CUDA, else gensim (default: auto)")
-    p.add_argument("--workers", type=int, default=None, help="gensim threads (default: all cores)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="CPU threads: walks and training on CPU (gensim's threads too); ignored on CUDA "
+                        "(default: all cores)")
     p.set_defaults(func=_train)
 
     e = groups.eval.add_parser(
@@ -65,7 +67,7 @@ def _train(args) -> int:
                        window=args.window, p=args.p, q=args.q, epochs=args.epochs, negative=args.negative,
                        sample=args.sample, lr=args.lr, min_lr=args.min_lr, seed=args.seed, device=args.device,
                        backend=args.backend, workers=args.workers)
-    trainer._validate_params()  # fail on bad parameters before reading the graph
+    trainer.check_params()  # fail on bad parameters before reading the graph
     graph = Graph.from_edgelist(path, directed=args.directed, weighted=args.weighted)
     emb = trainer.fit(graph, show_progress=not args.no_progress)
     meta = {"edges": str(path), "graph": {"nodes": graph.num_nodes, "edges": graph.num_edges,

@@ -7,11 +7,18 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
-
 from ..errors import InputError
-from .common import add_store_option, add_train_options, existing_file, get_store, out, refuse_existing, save_trained
+from .common import (
+    add_renamed_option,
+    add_store_option,
+    add_train_options,
+    existing_file,
+    get_store,
+    out,
+    refuse_existing,
+    renamed_option,
+    save_trained,
+)
 
 DEMO_NAME = "demo-words"
 DEMO_WORDS = ("government", "police", "Australia", "fire", "company")
@@ -33,12 +40,13 @@ def register(groups) -> None:
     p.add_argument("--lr", type=float, default=None, help="initial learning rate (default: 0.025)")
     p.add_argument("--min-lr", type=float, default=None, help="final learning rate (default: 0.0001)")
     # the old names of --lr / --min-lr (word2vec's alpha), accepted with a deprecation note
-    p.add_argument("--alpha", type=float, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--min-alpha", type=float, default=None, help=argparse.SUPPRESS)
+    add_renamed_option(p, "--alpha", "--lr")
+    add_renamed_option(p, "--min-alpha", "--min-lr")
     p.add_argument("--max-vocab", type=int, default=None, help="keep only the most frequent words")
     p.add_argument("--backend", default="auto", choices=["auto", "gensim", "torch"],
                    help="auto: torch on CUDA, else gensim (default: auto)")
-    p.add_argument("--workers", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="CPU threads: gensim's, or torch's on CPU; ignored on CUDA (default: all cores)")
     p.add_argument("--batch-words", type=int, default=None, help="tokens per torch step")
     p.set_defaults(func=_train)
 
@@ -55,24 +63,13 @@ def register(groups) -> None:
     e.set_defaults(func=_eval)
 
 
-def _renamed(args, new: str, old: str, default: float) -> float:
-    """The value of --NEW, or of its deprecated old name --OLD (with a note on stderr)."""
-    value, legacy = getattr(args, new), getattr(args, old)
-    flag_new, flag_old = "--" + new.replace("_", "-"), "--" + old.replace("_", "-")
-    if legacy is None:
-        return default if value is None else value
-    if value is not None:
-        raise InputError(f"{flag_old} is the old name of {flag_new}; give only {flag_new}")
-    sys.stderr.write(f"warning: {flag_old} is renamed {flag_new} and will be removed in a later release\n")
-    return legacy
-
-
 def _trainer_from_args(args):
     from ..trainers.word2vec import Word2Vec
 
     return Word2Vec(mode=args.mode, dim=args.dim, window=args.window, negative=args.negative,
                     min_count=args.min_count, sample=args.sample, epochs=args.epochs,
-                    lr=_renamed(args, "lr", "alpha", 0.025), min_lr=_renamed(args, "min_lr", "min_alpha", 0.0001),
+                    lr=renamed_option(args, "lr", "alpha", 0.025),
+                    min_lr=renamed_option(args, "min_lr", "min_alpha", 0.0001),
                     max_vocab=args.max_vocab, seed=args.seed, backend=args.backend,
                     device=args.device, workers=args.workers, batch_words=args.batch_words)
 
@@ -84,7 +81,7 @@ def _train(args) -> int:
     store = get_store(args)
     refuse_existing(store, args.name, args.force)
     trainer = _trainer_from_args(args)
-    trainer._validate_params()  # fail on bad parameters before reading the corpus
+    trainer.check_params()  # fail on bad parameters before reading the corpus
     emb = trainer.fit(Corpus.from_files(paths), show_progress=not args.no_progress)
     path = save_trained(args, trainer, meta={"backend": trainer.backend_, "corpus": [str(p) for p in paths]})
     loss = trainer.loss_history_[-1] if trainer.loss_history_ else float("nan")

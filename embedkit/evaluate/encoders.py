@@ -11,13 +11,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .._knn import exact_knn
+from .._knn import METRICS, exact_knn
 from .._validation import check_choice, check_int
 from ..errors import InputError, MissingKeyError
 
 __all__ = ["precision_at_1", "map_at_r", "knn_accuracy", "anomaly_auc"]
 
-_METRICS = ("cosine", "ip", "l2")
 _CHUNK = 1024
 
 
@@ -61,7 +60,7 @@ def precision_at_1(emb, labels, metric: str = "cosine") -> float:
     ``emb``: Embeddings or an (n, d) array; ``labels``: one per row, or a mapping key -> label
     (rows without a label are left out). ``metric``: cosine | ip | l2.
     """
-    check_choice("precision_at_1", "metric", metric, _METRICS)
+    check_choice("precision_at_1", "metric", metric, METRICS)
     v, lab = _vectors_and_labels(emb, labels, "precision_at_1")
     hits = 0
     for rows, top in _neighbours(v, 1, metric):
@@ -75,7 +74,7 @@ def map_at_r(emb, labels, metric: str = "cosine") -> float:
     ``MAP@R = mean over queries of (1/R) * sum_{i<=R} P(i) * rel(i)``; rows alone in their class
     are not queries. Arguments as in :func:`precision_at_1`.
     """
-    check_choice("map_at_r", "metric", metric, _METRICS)
+    check_choice("map_at_r", "metric", metric, METRICS)
     v, lab = _vectors_and_labels(emb, labels, "map_at_r")
     _, codes, counts = np.unique(lab, return_inverse=True, return_counts=True)
     codes = codes.reshape(-1)
@@ -97,7 +96,7 @@ def map_at_r(emb, labels, metric: str = "cosine") -> float:
 def knn_accuracy(emb, labels, k: int = 5, metric: str = "cosine") -> float:
     """Leave-one-out k-nearest-neighbour classification accuracy (majority vote; ties go to the nearer class)."""
     check_int("knn_accuracy", "k", k, 1)
-    check_choice("knn_accuracy", "metric", metric, _METRICS)
+    check_choice("knn_accuracy", "metric", metric, METRICS)
     v, lab = _vectors_and_labels(emb, labels, "knn_accuracy")
     _, codes = np.unique(lab, return_inverse=True)
     codes = codes.reshape(-1)

@@ -15,6 +15,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from .._knn import unit_rows
 from .._validation import check_float, check_seed
 from ..errors import InputError, ParseError
 
@@ -195,7 +196,7 @@ def _edge_features(emb, graph, pairs: np.ndarray) -> np.ndarray:
     a node without a vector counts as zeros."""
     zero = np.zeros(emb.dim, dtype=np.float32)
     V = np.stack([emb[k] if k in emb else zero for k in graph.nodes]).astype(np.float64)
-    V /= np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-12)
+    V = unit_rows(V)
     return V[pairs[:, 0]] * V[pairs[:, 1]]
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._knn import exact_knn
+from .._knn import exact_knn, unit_rows
 from ..errors import InputError, ParseError
 
 log = logging.getLogger(__name__)
@@ -73,11 +73,6 @@ def _lookup(emb, restrict_vocab: int | None = None) -> dict[str, int]:
     return table
 
 
-def _unit(vectors) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
 def _read_lines(path):
     path = Path(path)
     if not path.is_file():
@@ -102,7 +97,7 @@ def similarity_report(emb, pairs_path=None) -> dict:
 
     path = Path(pairs_path) if pairs_path is not None else bundled_eval_path("wordsim353")
     table = _lookup(emb)
-    unit = _unit(emb.vectors)
+    unit = unit_rows(emb.vectors)
     human, model, total, oov = [], [], 0, []
     for no, line in _read_lines(path):
         if not line or line.startswith("#"):
@@ -177,7 +172,7 @@ def analogy_report(emb, questions_path=None, *, restrict_vocab: int = 300_000, b
         sections.append(section)
     if total == 0:
         raise InputError(f"{path}: holds no analogy questions")
-    unit = _unit(emb.vectors[: min(restrict_vocab, len(emb))])
+    unit = unit_rows(emb.vectors[: min(restrict_vocab, len(emb))])
     q = np.asarray(rows, dtype=np.int64).reshape(-1, 4)
     hits = np.zeros(len(q), dtype=bool)
     for start in range(0, len(q), batch_size):

@@ -10,7 +10,6 @@ import math
 
 from ..errors import InputError
 
-METRICS = ("cosine", "ip", "l2")
 KINDS = ("flat", "hnsw", "ivf", "ivfpq", "auto")
 AUTO_FLAT_LIMIT = 50_000
 MIN_POINTS_PER_LIST = 39

@@ -51,8 +51,13 @@ def _aside_copies(path: Path) -> list[Path]:
     return sorted(path.parent.glob(f".{path.name}{_ASIDE}*")) if path.parent.exists() else []
 
 
-def recover(path: Path) -> None:
-    """Finish or undo an interrupted save: restore the aside copy if the target is missing."""
+def recover(path) -> None:
+    """Finish or undo a save of directory ``path`` interrupted between its two renames.
+
+    If ``path`` is missing but the previous copy was renamed aside, that copy is put back;
+    leftover aside copies are deleted. Does nothing when no save was interrupted. Public as
+    :func:`embedkit.index.recover`; :func:`read_manifest` and loading call it first.
+    """
     path = Path(path)
     asides = _aside_copies(path)
     if not asides:
@@ -142,6 +147,12 @@ def save_index(state, path, *, meta: dict, extras=None) -> None:
 
 
 def read_manifest(path) -> dict:
+    """The manifest (a dict) of the index saved in directory ``path``, after :func:`recover`.
+
+    Raises StoreError (one line) when ``path`` is not a saved index, the manifest is missing or
+    damaged, or it was written by a newer embedkit. Public as :func:`embedkit.index.read_manifest`
+    and :meth:`VectorIndex.read_manifest`.
+    """
     path = Path(path)
     recover(path)
     mpath = path / "manifest.json"

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._knn import exact_knn, unit_rows
+
 _swig_ptr = None
 
 
@@ -53,8 +55,8 @@ def rerank(storage, fq, I):
     valid = I >= 0
     safe = np.where(valid, I, 0)
     cand = storage.vecs[safe]                                   # (m, c, dim)
-    if storage.metric == "cosine":
-        cand = cand / np.maximum(np.linalg.norm(cand, axis=2, keepdims=True), 1e-30)
+    if storage.metric == "cosine":  # stored cosine vectors are never zero: tiny only avoids 0/0
+        cand = unit_rows(cand, tiny=1e-30)
     if storage.metric == "l2":
         D = ((cand - fq[:, None, :]) ** 2).sum(-1)
         D[~valid] = np.inf
@@ -69,25 +71,24 @@ def rerank(storage, fq, I):
 
 
 def fill_missing(storage, fq, D, I, want, exclude):
-    """Rows the approximate search left short (e.g. few IVF lists probed) get exact answers."""
+    """Rows the approximate search left short (e.g. few IVF lists probed) get exact answers.
+
+    Each short row is replaced whole by :func:`embedkit._knn.exact_knn` over the live items
+    (``exclude``: each query's own id, or None), so exact and FAISS scores are never mixed in
+    one row. ``D`` must already hold scores as reported (for l2: Euclidean distances, not
+    FAISS's squared ones), which is what exact_knn returns. ``fq`` is FAISS-ready (unit rows
+    for cosine), so cosine is searched as an inner product with the stored vectors made unit
+    the way FAISS holds them.
+    """
+    short = np.nonzero((I < 0).any(axis=1))[0]
     live = storage.live_ids()
-    vecs = storage.vecs[live]
-    if storage.metric == "cosine":
-        vecs = storage.for_faiss(vecs)
+    vecs = storage.for_faiss(storage.vecs[live])
+    rows = None if exclude is None else np.searchsorted(live, exclude[short])  # id -> row of vecs
+    s, top = exact_knn(vecs, want, metric="l2" if storage.metric == "l2" else "ip",
+                       queries=fq[short], exclude=rows)
     D = D.copy()
     I = I.copy()
-    for r in np.where((I < 0).any(axis=1))[0]:
-        if storage.metric == "l2":
-            s = ((vecs - fq[r]) ** 2).sum(1)
-            if exclude is not None:
-                s[live == exclude[r]] = np.inf
-            top = np.argsort(s, kind="stable")[:want]
-        else:
-            s = vecs @ fq[r]
-            if exclude is not None:
-                s[live == exclude[r]] = -np.inf
-            top = np.argsort(-s, kind="stable")[:want]
-        D[r], I[r] = s[top], live[top]
+    D[short], I[short] = s, live[top]
     return D, I
 
 

@@ -148,13 +148,13 @@ class Storage:
         if exclude is not None:
             D, I = drop_self(D, I, exclude)
         D, I = D[:, :want], I[:, :want]
+        if self.metric == "l2":  # FAISS and rerank give squared distances; we report distances
+            D = np.sqrt(np.maximum(D, 0))
         # FAISS sorts its answers, so a short row ends in -1: looking at the last column is
         # enough (a scalar test for one query saves a numpy reduction per search)
         if (I[0, -1] < 0) if m == 1 else (I[:, -1] < 0).any():
-            D, I = fill_missing(self, fq, D, I, want, exclude)
+            D, I = fill_missing(self, fq, D, I, want, exclude)  # whole rows, scores as reported
         keys = self.id_key[I].tolist()
-        if self.metric == "l2":
-            D = np.sqrt(np.maximum(D, 0))
         return SearchResult(keys, D.astype(np.float32, copy=False))
 
     # ------------------------------------------------------------ writing
@@ -267,21 +267,29 @@ class Storage:
             self.compact()
 
     def compact(self):
-        """Renumber live items 0..n-1 and rebuild the FAISS index without deleted items."""
+        """Renumber live items 0..n-1 and rebuild the FAISS index without deleted items.
+
+        HNSW and other self-numbering indexes get a new empty FAISS index; IVF and any index
+        whose new copy would need training again (a factory string such as "PCA32,HNSW32")
+        keep their trained quantizer or transform and are only emptied.
+        """
         live = self.live_ids()
         keys = [self.id_key[i] for i in live]
         vecs = self.vecs[live].copy()
         log.info("rebuilding %s index: %d live items, %d deleted", self.kind, len(keys), self.next_id - len(keys))
-        faiss_index = self.faiss
-        self.reset(len(keys))
-        if self.ids_native and faiss_index is not None:  # IVF: keep the trained quantizer
-            faiss_index.reset()
-            self.faiss = faiss_index
+        fresh = None
+        if not self.ids_native:
+            fresh, native = F.build(self.kind, self.factory, self.dim, self.metric, self.knobs)
+            if not fresh.is_trained:
+                fresh = None
+        if fresh is None:
+            self._make_writable()  # a memory-mapped index is copied before it is emptied
+            self.faiss.reset()
         else:
-            self.faiss = None
-            index, native = F.build(self.kind, self.factory, self.dim, self.metric, self.knobs)
-            F.apply_search_knobs(index, self.knobs)
-            self._set_faiss(index, native)
+            F.apply_search_knobs(fresh, self.knobs)
+            self._set_faiss(fresh, native)
+            self.mmapped = False  # the new index lives in memory
+        self.reset(len(keys))
         if keys:
             self.insert(keys, vecs, self.for_faiss(vecs))
 

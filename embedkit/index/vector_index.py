@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from .._arrays import as_keys, as_vectors
+from .._knn import METRICS
 from .._validation import check_choice, check_float, check_int
 from ..errors import InputError, MissingKeyError
 from . import _factory as F
@@ -45,7 +46,7 @@ class VectorIndex:
                  rebuild_fraction: float = 0.3):
         owner = "VectorIndex"
         self._dim = check_int(owner, "dim", dim, 1, 65536)
-        self._metric = check_choice(owner, "metric", metric, F.METRICS)
+        self._metric = check_choice(owner, "metric", metric, METRICS)
         if not isinstance(kind, str) or not kind:
             raise InputError(f"The 'kind' parameter of VectorIndex must be one of {', '.join(F.KINDS)} or a "
                              f"FAISS factory string. Got {kind!r} instead.")
@@ -185,6 +186,18 @@ class VectorIndex:
             st.maybe_compact()
             return len(ids)
 
+    def rebuild(self) -> None:
+        """Rebuild the FAISS structure from the stored vectors, dropping deleted items for good.
+
+        Done automatically once tombstones (HNSW) reach ``rebuild_fraction``; call it to drop
+        them sooner (HNSW then searches a graph of live items only, without filtering) or after
+        many removals. Keys, vectors, knobs and trained quantizers are kept; an HNSW graph is
+        built anew, so its approximate answers may differ slightly. A no-op before the first add.
+        """
+        with self._lock.write():
+            if self._storage.faiss is not None:
+                self._storage.compact()
+
     # ------------------------------------------------------------ reading
     def get_vectors(self, keys: Sequence[str]) -> np.ndarray:
         """The stored vectors (as given, before any normalisation) of these keys."""
@@ -262,6 +275,14 @@ class VectorIndex:
         from ._persist import load_index
 
         return load_index(cls, path, mmap=mmap, verify=verify)
+
+    @staticmethod
+    def read_manifest(path) -> dict:
+        """The manifest of a saved index directory (format, metric, kind, dim, count, knobs, meta,
+        file checksums...) without loading it; see :func:`embedkit.index.read_manifest`."""
+        from ._persist import read_manifest
+
+        return read_manifest(path)
 
     @staticmethod
     def load_extra(path, name: str) -> dict:

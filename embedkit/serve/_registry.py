@@ -22,8 +22,9 @@ from .._arrays import as_keys, as_vectors
 from ..errors import InputError, MissingKeyError, StoreError
 from ..store import Store, check_name
 from ..store import journal as J
-from ..trainers.mf import recommend as mf_recommend
-from ..trainers.mf import store as mf_store
+from ..trainers.mf import MatrixFactorization
+from ..trainers.mf.recommend import recommend_users
+from ..trainers.mf.store import is_mf, read_model
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class Entry:
     def recommend(self, user: str, k: int, exclude_seen: bool = True) -> list[tuple[str, float]]:
         """Top-``k`` items of the index this service holds for ``user`` (the model's own ranking,
         so items upserted or removed through the service count at once)."""
-        return mf_recommend.recommend(self.model, [user], k=k, exclude_seen=exclude_seen, index=self.index)[0]
+        return recommend_users(self.model, [user], k=k, exclude_seen=exclude_seen, index=self.index)[0]
 
 
 class Registry:
@@ -178,7 +179,7 @@ class Registry:
         entries, intact = J.read_journal(path)
         if entries:
             log.info("index %r: loaded with %d journalled writes", name, len(entries))
-        model = mf_store.read_model(name, self.store, manifest=manifest) if mf_store.is_mf(manifest) else None
+        model = read_model(MatrixFactorization, name, self.store, manifest=manifest) if is_mf(manifest) else None
         entry = Entry(name=name, path=path, index=index, manifest=manifest,
                       journal=J.Journal(path, intact, len(entries)), model=model, stamp=stamp,
                       version=(old.version + 1) if old else 0)

@@ -26,7 +26,7 @@ from .. import __version__
 from .._validation import check_int
 from ..errors import InputError, MissingKeyError, StoreError
 from ..store import Store, check_name
-from ..trainers.mf import store as mf_store
+from ..trainers.mf.store import is_mf
 from ._limits import BodyLimit
 from ._registry import Conflict, Registry
 
@@ -218,7 +218,7 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         meta = m.get("meta") or {}
         out = {"name": name, "count": len(entry.index) if entry else m["count"], "dim": m["dim"],
                "metric": m["metric"], "kind": m["kind"], "trainer": meta.get("trainer"),
-               "recommender": mf_store.is_mf(m), "created": m.get("created")}
+               "recommender": is_mf(m), "created": m.get("created")}
         return out
 
     # ---------------------------------------------------------------- pages

@@ -12,8 +12,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import InputError, StoreError
-from ..index import VectorIndex
-from ..index._persist import read_manifest, recover
+from ..index import VectorIndex, read_manifest, recover
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 

@@ -118,6 +118,9 @@ class Trainer:
         if name in aliases:
             self._alias(name, "...")
             return getattr(self, aliases[name])
+        prop = getattr(type(self), name, None)
+        if isinstance(prop, property):  # the property raised AttributeError (NotFittedError): let its error through
+            return prop.fget(self)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __setattr__(self, name, value):

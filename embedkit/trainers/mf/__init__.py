@@ -1,6 +1,7 @@
-"""Matrix factorisation: the model (``model.py``), its solvers (``als.py``, ``sgd.py`` for BPR and
-explicit SGD, ``implicit_backend.py``), the training loop (``fit.py``), the store layout and its
-one reader (``store.py``) and the one recommender (``recommend.py``)."""
+"""Matrix factorisation: the model (``model.py``), its solvers (``als.py`` for ALS, ``bpr.py`` for
+BPR, ``sgd.py`` for explicit SGD, ``implicit_backend.py``), the training loop and fold-in
+(``fit.py``), the saved layout with its one writer and reader (``store.py``) and the one
+recommender (``recommend.py``)."""
 
 from .model import MatrixFactorization
 

@@ -1,4 +1,5 @@
-"""Training loops behind MatrixFactorization: pick the algorithm, run the epochs, report progress."""
+"""Training loops behind MatrixFactorization: pick the algorithm (``als.py``, ``bpr.py``, ``sgd.py``),
+run the epochs, report progress; and the fold-in of one user with the item side fixed."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ..._device import resolve_device
 log = logging.getLogger(__name__)
 
 
-def train(params: dict, csr, show_progress: bool, callback) -> dict:
+def train_factors(params: dict, csr, show_progress: bool, callback) -> dict:
     """Fit factors on a users x items CSR matrix. Returns numpy factors, biases and loss history.
     ``callback(epoch, loss)`` after every epoch, epochs counted from 1."""
     if params["backend"] == "implicit":
@@ -143,11 +144,11 @@ def _explicit_als(params, csr, device, gen, pool):
                            "user_bias": P[:, -1], "item_bias": Q[:, -1], "global_mean": mu}
 
 
-# --------------------------------------------------------------------- SGD
+# --------------------------------------------------------------------- SGD (bpr.py, sgd.py)
 def _bpr(params, csr, device, gen, pool):
     import torch
 
-    from .sgd import BPRData, bpr_epoch
+    from .bpr import BPRData, bpr_epoch
 
     n_users, n_items = csr.shape
     d = params["dim"]
@@ -189,7 +190,7 @@ def _explicit_sgd(params, csr, device, gen, pool):
 
 
 # ----------------------------------------------------------------- fold-in
-def fold_in(params: dict, state: dict, codes: np.ndarray, values: np.ndarray):
+def fold_in_user(params: dict, state: dict, codes: np.ndarray, values: np.ndarray):
     """(vector, bias) of one user from their item codes and values, item side fixed."""
     import torch
 
@@ -200,7 +201,7 @@ def fold_in(params: dict, state: dict, codes: np.ndarray, values: np.ndarray):
         gram = torch.from_numpy(state["gram"])
         return implicit_fold_in(Y, gram, codes, values, params["reg"], params["confidence"]).numpy(), 0.0
     if params["feedback"] == "implicit":
-        from .sgd import bpr_fold_in
+        from .bpr import bpr_fold_in
 
         bias = torch.from_numpy(state["item_bias"])
         return bpr_fold_in(Y, bias, codes, params["reg"], params["seed"]).numpy(), 0.0

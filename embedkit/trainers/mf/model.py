@@ -4,20 +4,22 @@
     items = model.fit(ek.Interactions.from_csv("plays.csv"))      # item Embeddings
     model.recommend("alice", k=10)                                 # [(item, score), ...]
     model.fold_in("newcomer", ["item1", "item7"])                  # no retraining
-    model.save("plays", ek.Store())                                # for the CLI and the service
+    model.to_store("plays", ek.Store())                            # for the CLI and the service
     model.save("plays.npz"); ek.MatrixFactorization.load("plays.npz")  # one model file
 
 Algorithms (private modules): implicit ALS, Hu, Koren and Volinsky, "Collaborative Filtering
 for Implicit Feedback Datasets" (ICDM 2008), solved by conjugate gradient (als.py); BPR,
-Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback" (UAI 2009) (sgd.py);
+Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback" (UAI 2009) (bpr.py);
 biased MF for ratings, Koren, Bell and Volinsky, "Matrix Factorization Techniques for
-Recommender Systems" (IEEE Computer 2009), by ALS (weighted-lambda, Zhou et al. 2008) or SGD.
+Recommender Systems" (IEEE Computer 2009), by ALS (weighted-lambda, Zhou et al. 2008) or SGD
+(sgd.py). The training loop is fit.py; the saved layout store.py; the recommender recommend.py.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,9 +28,9 @@ from ..._validation import BATCH_SIZE, DEVICE, DIM, EPOCHS, LR, SEED, Interval, 
 from ...embeddings import Embeddings
 from ...errors import InputError, MissingKeyError
 from ..base import Trainer
-from . import fit as _mf_fit
-from . import recommend as _recommend
-from . import store as _store
+from .fit import fold_in_user, train_factors
+from .recommend import recommend_users
+from .store import read_model, read_state, state_arrays, state_config, store_meta
 
 log = logging.getLogger(__name__)
 
@@ -153,29 +155,29 @@ class MatrixFactorization(Trainer):
         return p
 
     # ------------------------------------------------------------------- fit
-    def fit(self, data, *, show_progress: bool = True, callback=None) -> Embeddings:
-        """Train on ``data`` (an :class:`~embedkit.Interactions` or a scipy/numpy users x items
-        matrix); returns the item Embeddings. ``callback(epoch, loss)`` fires after every epoch,
-        epochs counted from 1."""
+    def fit(self, interactions, *, show_progress: bool = True, callback=None) -> Embeddings:
+        """Train on ``interactions`` (an :class:`~embedkit.Interactions` or a scipy/numpy users x
+        items matrix); returns the item Embeddings. ``callback(epoch, loss)`` fires after every
+        epoch, epochs counted from 1."""
         from ...data.interactions import Interactions
 
         params = self._resolve(self._validate_params())
         self._check_callback("MatrixFactorization", callback)
-        if not isinstance(data, Interactions):
-            if sp.issparse(data) or isinstance(data, np.ndarray):
-                data = Interactions.from_sparse(data, allow_negative=True)
+        if not isinstance(interactions, Interactions):
+            if sp.issparse(interactions) or isinstance(interactions, np.ndarray):
+                interactions = Interactions.from_sparse(interactions, allow_negative=True)
             else:
                 raise InputError("fit() takes an ek.Interactions or a users x items matrix (scipy sparse or numpy); "
-                                 f"got {type(data).__name__}")
-        if data.nnz == 0:
+                                 f"got {type(interactions).__name__}")
+        if interactions.nnz == 0:
             raise InputError("fit() got no interactions; give at least one (user, item) pair")
-        if params["feedback"] == "implicit" and (data.values < 0).any():
+        if params["feedback"] == "implicit" and (interactions.values < 0).any():
             raise InputError("implicit feedback needs values >= 0 (counts, clicks); use feedback='explicit' "
                              "for signed ratings")
-        state = _mf_fit.train(params, data.matrix, show_progress, callback)
+        state = train_factors(params, interactions.matrix, show_progress, callback)
         self.params_ = params
         self.loss_history_ = state.pop("loss_history")
-        self._set_state(data.user_keys, data.item_keys, data.matrix, **state)
+        self._set_state(interactions.user_keys, interactions.item_keys, interactions.matrix, **state)
         return self.embeddings_
 
     def _set_state(self, user_keys, item_keys, seen, user_factors, item_factors,
@@ -223,6 +225,11 @@ class MatrixFactorization(Trainer):
             raise MissingKeyError(f"unknown user {user!r}; fold them in first with model.fold_in(user, items)") \
                 from None
 
+    def _user_codes(self, users) -> np.ndarray:
+        if isinstance(users, str):
+            users = [users]
+        return np.array([self._user_code(u) for u in users], dtype=np.int64)
+
     def _item_codes(self, items) -> np.ndarray:
         self._check_fitted()
         if isinstance(items, str):
@@ -255,17 +262,28 @@ class MatrixFactorization(Trainer):
         order = np.argsort(-np.asarray(values, dtype=np.float64), kind="stable")
         return [(self._item_keys[int(codes[i])], float(values[i])) for i in order]
 
-    def _query_vectors(self, codes) -> np.ndarray:
+    # The query side of the index: what recommend() (embedkit/trainers/mf/recommend.py, also
+    # used by the HTTP service) needs from the model, besides seen_items() and item_embeddings_.
+    def query_vectors(self, users) -> np.ndarray:
+        """One query row per user (a str or a sequence of known users) for the inner-product
+        index ``index_``: the user factors, plus a last column of 1 when the items carry a bias
+        (float32, ``len(users) x index_.dim``). MissingKeyError for an unknown user."""
+        codes = self._user_codes(users)
         vec = self._user_factors[codes]
         if self._item_bias is not None:  # item vectors carry their bias as a last column
             vec = np.hstack([vec, np.ones((len(vec), 1), dtype=np.float32)])
         return vec
 
-    def _score_shift(self, codes) -> np.ndarray:
-        """What recommend() adds to an inner product: global mean + user bias (explicit), else 0."""
+    def score_offsets(self, users) -> np.ndarray:
+        """What recommend() adds to each user's index scores (float64, one per user): global mean
+        + user bias for explicit feedback, so scores are predicted ratings; else 0."""
+        codes = self._user_codes(users)
         if self._user_bias is None:
             return np.zeros(len(codes), dtype=np.float64)
         return self.global_mean_ + self._user_bias[codes].astype(np.float64)
+
+    def _query_dim(self) -> int:
+        return self._item_factors.shape[1] + (self._item_bias is not None)
 
     def _index_content(self):
         """Item keys, item factors (plus the item bias as last column when the model has
@@ -288,6 +306,21 @@ class MatrixFactorization(Trainer):
             self._index.add(keys, vecs)
         return self._index
 
+    def use_index(self, index) -> None:
+        """Make recommend() search ``index`` (it becomes ``index_``) instead of the flat index
+        built from the item factors: e.g. a store entry's index of another kind, or one holding
+        items upserted or removed through the HTTP service (``from_store`` does this).
+        ``index`` must be an inner-product VectorIndex of dim ``query_vectors(...).shape[1]``
+        whose vectors are item factors (plus the item bias as a last column when the model has
+        biases). Raises InputError otherwise."""
+        self._check_fitted()
+        dim, metric = getattr(index, "dim", None), getattr(index, "metric", None)
+        if metric != "ip" or dim != self._query_dim():
+            raise InputError(f"use_index() needs an inner-product index of dim {self._query_dim()} for this model "
+                             f"(item factors{' + bias' if self._item_bias is not None else ''}); got metric "
+                             f"{metric!r}, dim {dim!r}: build it from model.index_ or model.to_store")
+        self._index = index
+
     # -------------------------------------------------------------- queries
     def recommend(self, user, k: int = 10, exclude_seen: bool = True) -> list[tuple[str, float]]:
         """Top-``k`` items for a known (or folded-in) user, best first, as (item, score).
@@ -298,7 +331,7 @@ class MatrixFactorization(Trainer):
 
     def recommend_batch(self, users, k: int = 10, exclude_seen: bool = True) -> list[list[tuple[str, float]]]:
         """recommend() for many users in one index search."""
-        return _recommend.recommend(self, users, k=k, exclude_seen=exclude_seen)
+        return recommend_users(self, users, k=k, exclude_seen=exclude_seen)
 
     def similar_items(self, item, k: int = 10) -> list[tuple[str, float]]:
         """The ``k`` items whose factors are closest by cosine (the item itself excluded), best first."""
@@ -318,7 +351,7 @@ class MatrixFactorization(Trainer):
             users = users * len(items)
         if len(users) != len(items):
             raise InputError(f"predict() got {len(users)} users and {len(items)} items; give one user per item")
-        u = np.array([self._user_code(x) for x in users], dtype=np.int64)
+        u = self._user_codes(users)
         i = self._item_codes(items)
         score = np.einsum("nd,nd->n", self._user_factors[u], self._item_factors[i]).astype(np.float64)
         if self._item_bias is not None:
@@ -345,7 +378,7 @@ class MatrixFactorization(Trainer):
             uniq, inv = np.unique(codes, return_inverse=True)
             vals = np.bincount(inv, weights=vals).astype(np.float64)
             codes = uniq
-        vec, bias = _mf_fit.fold_in(self.params_, self._fold_state(), codes, vals)
+        vec, bias = fold_in_user(self.params_, self._fold_state(), codes, vals)
         u = self._user_index.get(user)
         if u is None:
             u = len(self._user_keys)
@@ -409,16 +442,20 @@ class MatrixFactorization(Trainer):
         return out
 
     def _state_arrays(self) -> dict:
-        return _store.state_arrays(self)
+        return state_arrays(self._user_keys, self._item_keys, self._user_factors, self._item_factors,
+                            self.seen_matrix(), self._user_bias, self._item_bias)
 
     def _state_config(self) -> dict:
-        return _store.state_config(self)
+        return state_config(self.params_, self.global_mean_)
 
     def _load_state(self, arrays: dict, config: dict) -> None:
-        _store.load_state(self, arrays, config)
+        state, resolved = read_state(arrays, config)
+        self.params_ = resolved or self._resolve(self.get_params())
+        self._set_state(**state)
 
     def _store_meta(self) -> dict:
-        return _store.store_meta(self)
+        return store_meta(self.global_mean_, len(self._user_keys), len(self._item_keys), self.seen_matrix().nnz,
+                          self._item_bias is not None)
 
     def to_store(self, name: str, store=None, *, metric: str | None = None, kind: str = "flat",
                  overwrite: bool = False, meta: dict | None = None, show_progress: bool = False):
@@ -431,24 +468,40 @@ class MatrixFactorization(Trainer):
         return super().to_store(name, store, metric="ip", kind=kind, overwrite=overwrite, meta=meta,
                                 show_progress=show_progress)
 
-    def save(self, name, store=None, *, kind: str = "flat", overwrite: bool = False):
-        """Save the fitted model.
+    def save(self, path=None, store=None, *, kind: str = "flat", overwrite: bool = False, name=None):
+        """Save the fitted model to one ``.npz`` file, as every trainer does; load it with :meth:`load`.
 
-        ``model.save("plays", ek.Store())`` (or any name without ``.npz`` and no store: the
-        default store ./indexes or $EMBEDKIT_STORE) writes it into a store with :meth:`to_store`,
-        for the CLI and the HTTP service; load it with :meth:`from_store`.
-        ``model.save("model.npz")`` (a path ending in .npz) writes one file; load it with :meth:`load`.
-        Returns the directory or file written.
+        ``model.save("plays.npz")`` (or any path ending in ``.npz``, or a ``pathlib.Path``:
+        ``.npz`` is added when missing) writes the file and returns its path.
+
+        For a store entry (what ``embedkit recommend`` and the HTTP service read) use
+        :meth:`to_store`. The forms that wrote one before still do, with a FutureWarning:
+        ``model.save("plays", store)`` (a store given) and ``model.save("plays")`` (a name
+        without ``.npz``: the default store ./indexes or $EMBEDKIT_STORE); in a later release
+        save() will write files only. ``name=`` is the old keyword of ``path``.
         """
-        if store is None and (isinstance(name, os.PathLike) or str(name).endswith(".npz")):
-            return Trainer.save(self, name)
-        return self.to_store(str(name), store, kind=kind, overwrite=overwrite)
+        if name is not None:
+            if path is not None:
+                raise InputError("save() got both path and name (its old name); pass only the path")
+            path = name
+        if path is None:
+            raise InputError("save() needs a path: model.save('model.npz'), or model.to_store(name) for a store")
+        if store is not None:
+            warnings.warn(f"model.save(name, store) writes a store entry; use model.to_store({str(path)!r}, store) "
+                          "(save() will write .npz files only in a later release)", FutureWarning, stacklevel=2)
+            return self.to_store(str(path), store, kind=kind, overwrite=overwrite)
+        if isinstance(path, os.PathLike) or str(path).endswith(".npz"):
+            return Trainer.save(self, path)
+        warnings.warn(f"model.save({str(path)!r}) without .npz writes a store entry; use model.to_store({str(path)!r}) "
+                      f"for a store entry or model.save({str(path) + '.npz'!r}) for a file (save() will write "
+                      ".npz files only in a later release)", FutureWarning, stacklevel=2)
+        return self.to_store(str(path), None, kind=kind, overwrite=overwrite)
 
     @classmethod
     def from_store(cls, name: str, store=None, *, mmap: bool = False, **params) -> "MatrixFactorization":
         """A fitted model loaded from the store (recommend, similar_items, predict, fold_in work);
         recommend() searches the stored index, with the writes the HTTP service journalled."""
-        return _store.read_model(name, store, cls=cls, with_index=True, mmap=mmap, **params)
+        return read_model(cls, name, store, with_index=True, mmap=mmap, **params)
 
 
 def _fold_in_values(feedback: str, values, n: int) -> np.ndarray:

@@ -4,7 +4,7 @@
 It ranks the items of an inner-product :class:`~embedkit.VectorIndex` (item factors, plus the
 item bias as a last column when the model has biases) for the user queries (user factors, plus
 a 1), skips each user's seen items and adds the user's score shift (global mean + user bias for
-ratings). The model passes its own index; the service passes the index it holds, so items
+ratings). The model passes its own index (``index_``); the service passes the index it holds, so items
 upserted or removed through the service count at once.
 """
 
@@ -16,21 +16,21 @@ from ..._validation import check_int
 from ...errors import StoreError
 
 
-def recommend(model, users, *, k: int = 10, exclude_seen: bool = True, index=None) -> list[list[tuple[str, float]]]:
+def recommend_users(model, users, *, k: int = 10, exclude_seen: bool = True,
+                    index=None) -> list[list[tuple[str, float]]]:
     """Top-``k`` (item, score) lists, best first, one per user of ``users`` (known to ``model``),
-    searched in ``index`` (default: ``model.index_``)."""
+    searched in ``index`` (default: ``model.index_``). Uses the model's public query side only:
+    ``query_vectors``, ``score_offsets``, ``seen_items`` and ``item_embeddings_.keys``."""
     k = check_int("MatrixFactorization.recommend", "k", k, 1)
-    if isinstance(users, str):
-        users = [users]
-    codes = np.array([model._user_code(u) for u in users], dtype=np.int64)
+    users = [users] if isinstance(users, str) else list(users)
+    queries = model.query_vectors(users)
     index = model.index_ if index is None else index
-    item_keys = model._item_keys
-    seen = [{item_keys[int(c)] for c in model.seen_items(u)} if exclude_seen else set() for u in users]
-    queries = model._query_vectors(codes)
     if queries.shape[1] != index.dim:
         raise StoreError(f"user queries have dim {queries.shape[1]} but the index has dim={index.dim}; "
                          "retrain the MF index")
-    return rank(index, queries, seen, model._score_shift(codes), k)
+    item_keys = model.item_embeddings_.keys
+    seen = [{item_keys[int(c)] for c in model.seen_items(u)} if exclude_seen else set() for u in users]
+    return rank(index, queries, seen, model.score_offsets(users), k)
 
 
 def rank(index, queries: np.ndarray, seen: list[set], shift: np.ndarray, k: int) -> list[list[tuple[str, float]]]:

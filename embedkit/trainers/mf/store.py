@@ -1,7 +1,8 @@
 """How a MatrixFactorization model is saved: the one writer of its arrays and the one reader.
 
 A model file (``model.save("m.npz")``) and a store entry (``model.to_store(name)``) hold the
-same arrays, written by :func:`state_arrays` and read by :func:`load_state`:
+same arrays, written by :func:`state_arrays` / :func:`state_config` and read by :func:`read_state`
+(plain arrays in and out: the model hands over its state and sets itself from what comes back):
 
     user_keys, item_keys         str arrays
     user_factors, item_factors   float32 (users x dim, items x dim)
@@ -21,8 +22,9 @@ In a store (``indexes/<name>/``, written by :meth:`Trainer.to_store`):
                "mf": {"format": 2, "global_mean", "n_users", "n_items", "nnz",
                       "query": "user factors" or "user factors + [1]"}}
 
-:func:`read_model` is the one reader: ``MatrixFactorization.from_store`` and the HTTP service
-(:mod:`embedkit.serve`) both load through it.
+:func:`read_model` is the one reader of a store entry: ``MatrixFactorization.from_store`` and
+the HTTP service (:mod:`embedkit.serve`) both load through it, passing the class (this module
+imports nothing from ``model.py``).
 
 Format 1 (embedkit releases before the ``model`` extra; still read, converted on load by
 :func:`format1_arrays` into the arrays above, so everything downstream is the same):
@@ -38,11 +40,14 @@ Format 1 (embedkit releases before the ``model`` extra; still read, converted on
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import scipy.sparse as sp
 
-from ...errors import StoreError
+from ...errors import InputError, StoreError
+
+log = logging.getLogger(__name__)
 
 MF_FORMAT = 2
 FORMATS = (1, 2)  # what read_model reads: 1 converted by format1_arrays, 2 as written
@@ -51,26 +56,31 @@ _RENAMED = {"alpha": "confidence"}  # format-1 parameter names -> today's
 
 
 # ------------------------------------------------------------------ the model's arrays
-def state_arrays(model) -> dict:
-    seen = model.seen_matrix()
-    out = {"user_keys": np.array(model._user_keys, dtype=str), "item_keys": np.array(model._item_keys, dtype=str),
-           "user_factors": model._user_factors, "item_factors": model._item_factors,
+def state_arrays(user_keys, item_keys, user_factors, item_factors, seen, user_bias=None, item_bias=None) -> dict:
+    """The saved arrays (see the module text) of a model's keys, factors, biases and seen CSR."""
+    out = {"user_keys": np.array(user_keys, dtype=str), "item_keys": np.array(item_keys, dtype=str),
+           "user_factors": user_factors, "item_factors": item_factors,
            "seen_indptr": seen.indptr.astype(np.int64), "seen_indices": seen.indices.astype(np.int32),
            "seen_values": seen.data.astype(np.float32)}
-    if model._user_bias is not None:
-        out["user_bias"] = model._user_bias
-    if model._item_bias is not None:
-        out["item_bias"] = model._item_bias
+    if user_bias is not None:
+        out["user_bias"] = user_bias
+    if item_bias is not None:
+        out["item_bias"] = item_bias
     return out
 
 
-def state_config(model) -> dict:
+def state_config(resolved: dict, global_mean: float) -> dict:
+    """The config "state" of a model: its resolved parameters (JSON values) and global mean."""
     resolved = {k: (v if v is None or isinstance(v, (bool, int, float, str)) else str(v))
-                for k, v in model.params_.items()}
-    return {"format": MF_FORMAT, "resolved": resolved, "global_mean": model.global_mean_}
+                for k, v in resolved.items()}
+    return {"format": MF_FORMAT, "resolved": resolved, "global_mean": float(global_mean)}
 
 
-def load_state(model, arrays: dict, config: dict) -> None:
+def read_state(arrays: dict, config: dict) -> tuple[dict, dict | None]:
+    """What :func:`state_arrays` and :func:`state_config` wrote, checked: (the model's state as
+    user_keys, item_keys, seen (CSR), user_factors, item_factors, user_bias, item_bias,
+    global_mean; the resolved parameters, or None when the file has none).
+    ValueError when the arrays do not fit together, StoreError for a newer format."""
     if config.get("format", MF_FORMAT) > MF_FORMAT:
         raise StoreError(f"the saved MatrixFactorization has format {config['format']}; upgrade embedkit")
     user_keys = [str(k) for k in arrays["user_keys"].tolist()]
@@ -78,9 +88,12 @@ def load_state(model, arrays: dict, config: dict) -> None:
     _check_shapes(arrays, len(user_keys), len(item_keys))
     seen = sp.csr_matrix((arrays["seen_values"], arrays["seen_indices"], arrays["seen_indptr"]),
                          shape=(len(user_keys), len(item_keys)))
-    model.params_ = dict(config.get("resolved") or model._resolve(model.get_params()))
-    model._set_state(user_keys, item_keys, seen, arrays["user_factors"], arrays["item_factors"],
-                     arrays.get("user_bias"), arrays.get("item_bias"), config.get("global_mean", 0.0))
+    state = {"user_keys": user_keys, "item_keys": item_keys, "seen": seen,
+             "user_factors": arrays["user_factors"], "item_factors": arrays["item_factors"],
+             "user_bias": arrays.get("user_bias"), "item_bias": arrays.get("item_bias"),
+             "global_mean": float(config.get("global_mean", 0.0))}
+    resolved = config.get("resolved")
+    return state, (dict(resolved) if resolved else None)
 
 
 def _check_shapes(arrays: dict, n_users: int, n_items: int) -> None:
@@ -132,10 +145,11 @@ def format1_arrays(store, name: str, meta: dict, cls_name: str = TRAINER) -> dic
     return arrays
 
 
-def store_meta(model) -> dict:
-    return {"mf": {"format": MF_FORMAT, "global_mean": model.global_mean_, "n_users": len(model._user_keys),
-                   "n_items": len(model._item_keys), "nnz": int(model.seen_matrix().nnz),
-                   "query": "user factors + [1]" if model._item_bias is not None else "user factors"}}
+def store_meta(global_mean: float, n_users: int, n_items: int, nnz: int, item_bias: bool) -> dict:
+    """The manifest's "mf" facts of a model (``item_bias``: whether its items carry a bias)."""
+    return {"mf": {"format": MF_FORMAT, "global_mean": float(global_mean), "n_users": int(n_users),
+                   "n_items": int(n_items), "nnz": int(nnz),
+                   "query": "user factors + [1]" if item_bias else "user factors"}}
 
 
 # ------------------------------------------------------------------ the one reader
@@ -145,19 +159,17 @@ def is_mf(manifest: dict) -> bool:
     return meta.get("trainer") == TRAINER and "mf" in meta
 
 
-def read_model(name: str, store=None, *, manifest: dict | None = None, cls=None, with_index: bool = False,
+def read_model(cls, name: str, store=None, *, manifest: dict | None = None, with_index: bool = False,
                mmap: bool = False, **params):
-    """The MatrixFactorization saved as ``name``.
+    """The model of class ``cls`` (MatrixFactorization, passed by the caller) saved as ``name``.
 
     ``with_index``: also load the stored index (with the service's journalled writes) and let
-    recommend() search it, as the service does (items it upserted or removed count); the service
-    itself passes False (it holds the index already) and its ``manifest``.
-    Raises StoreError when ``name`` was not written by MatrixFactorization.
+    recommend() search it (``model.use_index``), as the service does (items it upserted or
+    removed count); the service itself passes False (it holds the index already) and its
+    ``manifest``. Raises StoreError when ``name`` was not written by MatrixFactorization.
     """
     from ...store import Store
 
-    if cls is None:
-        from .model import MatrixFactorization as cls
     store = store if isinstance(store, Store) else Store(store)
     manifest = store.info(name) if manifest is None else manifest
     meta = manifest.get("meta") or {}
@@ -183,7 +195,9 @@ def read_model(name: str, store=None, *, manifest: dict | None = None, cls=None,
     model = cls.from_arrays(arrays, source=f"{store.root}/{name}", **params)
     if with_index:
         index = store.load(name, mmap=mmap)
-        query_dim = model._item_factors.shape[1] + (model._item_bias is not None)
-        if index.dim == query_dim and index.metric == "ip":
-            model._index = index  # recommend() searches the stored index (any kind), as the service does
+        try:
+            model.use_index(index)  # recommend() searches the stored index (any kind), as the service does
+        except InputError as exc:
+            log.warning("index %r: recommending from the model's own item vectors, not the stored index (%s)",
+                        name, exc)
     return model

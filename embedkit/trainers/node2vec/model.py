@@ -14,7 +14,21 @@ import warnings
 import numpy as np
 
 from ..._device import resolve_device
-from ..._validation import DEVICE, DIM, EPOCHS, LR, MIN_LR, SEED, WORKERS, Interval, NoneOk, Options, validate_params
+from ..._validation import (
+    DEVICE,
+    DIM,
+    EPOCHS,
+    LR,
+    MIN_LR,
+    NEGATIVE,
+    SEED,
+    WINDOW,
+    WORKERS,
+    Interval,
+    NoneOk,
+    Options,
+    validate_params,
+)
 from ...embeddings import Embeddings
 from ...errors import InputError
 from ..base import Trainer
@@ -41,7 +55,7 @@ class Node2Vec(Trainer):
     walks_per_node : int, default 10
         Walks started from every node with at least one out-edge, per epoch.
     window : int, default 10
-        Skip-gram context window (each centre draws its window from 1..window).
+        Skip-gram context window, 1..1,000 (each centre draws its window from 1..window).
     p : float, default 1.0
         Return parameter: the unnormalised weight of stepping back to the previous node is w/p.
     q : float, default 1.0
@@ -50,7 +64,7 @@ class Node2Vec(Trainer):
     epochs : int, default 1
         Passes of skip-gram training; every epoch samples a fresh set of walks.
     negative : int, default 5
-        Noise nodes per positive pair.
+        Noise nodes per positive pair (1..1,000).
     sample : float, default 0.0
         Frequency subsampling threshold. 0 trains on every walk step. PecanPy and the reference
         node2vec code call gensim with its default 1e-3, which on small graphs drops most of each
@@ -59,7 +73,8 @@ class Node2Vec(Trainer):
         Initial learning rate, decaying linearly to ``min_lr`` (word2vec's alpha/min_alpha).
     min_lr : float, default 0.0001
     seed : int, default 0
-        Same seed, graph and device -> same walks; on CPU also the same vectors.
+        Same seed, graph and device -> same walks; on CPU also the same vectors (torch backend:
+        for the same ``workers``; gensim: with ``workers=1``).
     device : {"auto", "cpu", "cuda", "cuda:N"}, default "auto"
         Where walks and training run.
     walk_batch_size : int or None, default None
@@ -72,8 +87,10 @@ class Node2Vec(Trainer):
         with ``workers`` threads, all epochs on the same walks (PecanPy's setup); CPU only.
         "auto": torch on CUDA, gensim on CPU (several times faster there).
     workers : int or None, default None
-        gensim threads (default: all cores; ignored by the torch backend). Exact gensim
-        repeatability needs workers=1.
+        CPU threads (None: all cores), as for Word2Vec: the torch threads that sample the walks
+        on CPU and, with the torch backend on CPU, train (set during fit, restored after); with
+        the gensim backend also gensim's threads. Ignored (with a warning) by the torch backend
+        on CUDA. Exact gensim repeatability needs workers=1.
 
     Attributes (after fit)
     ----------------------
@@ -96,11 +113,11 @@ class Node2Vec(Trainer):
         "dim": DIM,
         "walk_length": [Interval(int, 2, None)],
         "walks_per_node": [Interval(int, 1, None)],
-        "window": [Interval(int, 1, None)],
+        "window": WINDOW,
         "p": [Interval(float, 0, None, closed="right")],
         "q": [Interval(float, 0, None, closed="right")],
         "epochs": EPOCHS,
-        "negative": [Interval(int, 1, None)],
+        "negative": NEGATIVE,
         "sample": [Interval(float, 0.0, 1.0)],
         "lr": LR,
         "min_lr": MIN_LR,
@@ -134,11 +151,12 @@ class Node2Vec(Trainer):
 
     def _ignored_params(self) -> dict:
         try:
-            backend = self._resolve_backend(resolve_device(self.device, _OWNER))
+            dev = resolve_device(self.device, _OWNER)
+            backend = self._resolve_backend(dev)
         except InputError:
             return {}  # fit raises on the device right after
-        if backend == "torch":
-            return {"workers": "by the torch backend (it sets gensim's threads; torch uses its own thread pool)"}
+        if backend == "torch" and dev.type == "cuda":
+            return {"workers": "by the torch backend on CUDA (it sets gensim's threads and torch's CPU threads)"}
         return {}
 
     def _resolve_backend(self, dev) -> str:
@@ -163,41 +181,43 @@ class Node2Vec(Trainer):
         return WalkStream(sampler, starts, walk_length=self.walk_length, walks_per_node=self.walks_per_node,
                           seed=self.seed, batch_walkers=batch)
 
-    def fit(self, data, *, show_progress: bool = True, callback=None) -> Embeddings:
-        """Learn one vector per node of the graph ``data``.
+    def fit(self, graph, *, show_progress: bool = True, callback=None) -> Embeddings:
+        """Learn one vector per node of ``graph``.
 
-        ``data``: an ek.Graph, a networkx graph, a torch_geometric Data, or the path of an
+        ``graph``: an ek.Graph, a networkx graph, a torch_geometric Data, or the path of an
         edge list (read as undirected; build an ek.Graph for other options). Returns Embeddings
         keyed by node id (isolated nodes left out, with a warning; see ``skipped_nodes_``).
         """
         from ...data.graph import Graph
-        from ..sgns.engine import train_skipgram
+        from ..sgns.engine import cpu_threads, train_skipgram
 
         self._validate_params()
         self._check_callback(_OWNER, callback)
-        graph = Graph.coerce(data)
+        graph = Graph.coerce(graph)
         dev = resolve_device(self.device, _OWNER)
         backend = self._resolve_backend(dev)
         if not (graph.degrees() > 0).any():
             raise InputError("the graph has no edges: node2vec needs edges to walk on")
         # gensim trains on CPU; walking there too avoids copying every batch off the GPU
-        stream = self.walk_stream(graph, dev if backend == "torch" else "cpu")
-        log.info("node2vec: %d walks per epoch, backend %s, device %s", stream.walks_per_epoch, backend, dev)
-        if backend == "torch":
-            counts = stream.counts(graph.num_nodes)      # visits in epoch 0 (the walks it trains on)
-            vectors, losses, output = train_skipgram(
-                stream, counts, mode="skipgram", dim=self.dim, window=self.window, negative=self.negative,
-                sample=self.sample, epochs=self.epochs, lr=self.lr, min_lr=self.min_lr, seed=self.seed,
-                device=dev, total_words=int(counts.sum()), show_progress=show_progress,
-                callback=callback, desc="node2vec", return_output=True)
-        else:
-            from ..sgns.gensim_backend import fit_walks
+        walk_dev = dev if backend == "torch" else resolve_device("cpu", _OWNER)
+        with cpu_threads(self.workers, walk_dev):    # on CPU: `workers` torch threads, restored after
+            stream = self.walk_stream(graph, walk_dev)
+            log.info("node2vec: %d walks per epoch, backend %s, device %s", stream.walks_per_epoch, backend, dev)
+            if backend == "torch":
+                counts = stream.counts(graph.num_nodes)      # visits in epoch 0 (the walks it trains on)
+                vectors, losses, output = train_skipgram(
+                    stream, counts, mode="skipgram", dim=self.dim, window=self.window, negative=self.negative,
+                    sample=self.sample, epochs=self.epochs, lr=self.lr, min_lr=self.min_lr, seed=self.seed,
+                    device=dev, total_words=int(counts.sum()), show_progress=show_progress,
+                    callback=callback, desc="node2vec", return_output=True)
+            else:
+                from ..sgns.gensim_backend import fit_walks
 
-            res = fit_walks(stream, graph.num_nodes, dim=self.dim, window=self.window, negative=self.negative,
-                            sample=self.sample, epochs=self.epochs, lr=self.lr, min_lr=self.min_lr, seed=self.seed,
-                            workers=self.workers, walk_length=self.walk_length, show_progress=show_progress,
-                            callback=callback)
-            vectors, output, counts, losses = res["vectors"], res["output"], res["counts"], res["losses"]
+                res = fit_walks(stream, graph.num_nodes, dim=self.dim, window=self.window, negative=self.negative,
+                                sample=self.sample, epochs=self.epochs, lr=self.lr, min_lr=self.min_lr,
+                                seed=self.seed, workers=self.workers, walk_length=self.walk_length,
+                                show_progress=show_progress, callback=callback)
+                vectors, output, counts, losses = res["vectors"], res["output"], res["counts"], res["losses"]
         self._set_fitted(list(graph.nodes), counts, vectors, output, losses, backend)
         if self.skipped_nodes_:
             n = len(self.skipped_nodes_)

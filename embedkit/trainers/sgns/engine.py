@@ -48,13 +48,14 @@ diverged now and then; at 0.7 none did). Measured on an H100 (benchmarks/RESULTS
 16,384-token steps skip-gram matches gensim within 0.02 on WS353, SimLex-999 and analogies
 at more than 5x gensim's words/s; larger steps are faster but lose quality.
 
-Reproducibility: on CPU the same seed gives identical vectors (the CPU ``index_add_`` is
-sequential). On CUDA, ``index_add_`` uses atomic float additions, whose order varies, so
-runs agree only to rounding.
+Reproducibility: on CPU the same seed and number of torch threads give identical vectors
+(the CPU ``index_add_`` is sequential; :func:`cpu_threads` sets the thread count). On CUDA,
+``index_add_`` uses atomic float additions, whose order varies, so runs agree only to rounding.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -66,7 +67,7 @@ from ...errors import InputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train_skipgram", "evaluate_loss", "MAX_SENTENCE_LEN"]
+__all__ = ["train_skipgram", "evaluate_loss", "cpu_threads", "MAX_SENTENCE_LEN"]
 
 MAX_SENTENCE_LEN = 10_000   # longer sentences are cut into pieces of this size (as gensim does)
 _BATCH_WORDS = 1 << 14   # tokens per step; the same on CPU and CUDA: same algorithm, same vectors' quality
@@ -78,6 +79,29 @@ def _torch():
     import torch
 
     return torch
+
+
+@contextlib.contextmanager
+def cpu_threads(workers: Optional[int], device):
+    """Run torch on ``workers`` CPU threads (None: every core this process may use) inside the
+    block when ``device`` is the CPU, and restore the previous count after; on CUDA it does nothing.
+
+    This is what ``workers`` means for the torch paths of Word2Vec and Node2Vec. Same-seed runs
+    on CPU are identical for a given ``workers``; another thread count may change the last bits
+    of the vectors (parallel reductions split differently), not the walks.
+    """
+    torch = _torch()
+    from ..._device import cpu_count
+
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(workers or cpu_count()))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class _Sampler:

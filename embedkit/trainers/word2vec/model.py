@@ -20,8 +20,8 @@ from itertools import chain
 
 import numpy as np
 
-from ..._device import cpu_count, resolve_device
-from ..._validation import DEVICE, DIM, EPOCHS, LR, MIN_LR, SEED, WORKERS, Interval, NoneOk, Options
+from ..._device import resolve_device
+from ..._validation import DEVICE, DIM, EPOCHS, LR, MIN_LR, NEGATIVE, SEED, WINDOW, WORKERS, Interval, NoneOk, Options
 from ...embeddings import Embeddings
 from ...errors import InputError
 from ..base import Trainer
@@ -97,8 +97,8 @@ class Word2Vec(Trainer):
     ----------
     mode : {"skipgram", "cbow"}, default "skipgram"
     dim : int, default 100            vector size (1..10,000)
-    window : int, default 5           maximum distance between centre and context word
-    negative : int, default 5         noise words per example
+    window : int, default 5           maximum distance between centre and context word (1..1,000)
+    negative : int, default 5         noise words per example (1..1,000)
     min_count : int, default 5        words rarer than this are dropped
     sample : float, default 1e-3      subsampling threshold of frequent words (0 disables)
     epochs : int, default 5
@@ -108,8 +108,9 @@ class Word2Vec(Trainer):
     seed : int, default 0
     backend : {"auto", "gensim", "torch"}, default "auto"   auto: torch on CUDA, else gensim
     device : str, default "auto"      "auto", "cpu", "cuda", "cuda:N" (gensim: CPU only)
-    workers : int or None, default None   gensim threads / torch CPU threads (None: all cores);
-        ignored by torch on CUDA
+    workers : int or None, default None   CPU threads: gensim's threads, or torch's threads
+        while the torch backend trains on CPU (set during fit, restored after); None: all
+        cores. Ignored (with a warning) by torch on CUDA. (Node2Vec's ``workers`` means the same.)
     batch_words : int or None, default None   tokens per torch step (None: 16,384); gensim: its
         job size for token lists in memory (ignored for files, which gensim reads without jobs)
 
@@ -124,9 +125,9 @@ class Word2Vec(Trainer):
     epoch is evaluated at the end of the epoch on a fixed sample of the corpus's first
     tokens (same definition, with the epoch's final vectors).
 
-    Reproducibility: the torch backend on CPU gives identical vectors for the same seed;
-    gensim does with ``workers=1`` (its threads otherwise race); torch on CUDA agrees only to
-    rounding (atomic additions).
+    Reproducibility: the torch backend on CPU gives identical vectors for the same seed and
+    ``workers`` (another thread count may change the last bits); gensim does with ``workers=1``
+    (its threads otherwise race); torch on CUDA agrees only to rounding (atomic additions).
 
     Raises InputError on bad parameters, an empty corpus, no word reaching ``min_count``, a
     missing file, a one-pass generator; ParseError (file:line) on non-UTF-8 input.
@@ -135,8 +136,8 @@ class Word2Vec(Trainer):
     _parameter_constraints = {
         "mode": [Options("skipgram", "cbow")],
         "dim": DIM,
-        "window": [Interval(int, 1, 1_000)],
-        "negative": [Interval(int, 1, 1_000)],
+        "window": WINDOW,
+        "negative": NEGATIVE,
         "min_count": [Interval(int, 1, None)],
         "sample": [Interval(float, 0.0, 1.0)],
         "epochs": EPOCHS,
@@ -201,14 +202,14 @@ class Word2Vec(Trainer):
         return out
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data, *, show_progress: bool = True, callback=None) -> Embeddings:
-        """Train on ``data`` (path, list of paths, ek.Corpus or list of token lists); return Embeddings."""
+    def fit(self, corpus, *, show_progress: bool = True, callback=None) -> Embeddings:
+        """Train on ``corpus`` (path, list of paths, ek.Corpus or list of token lists); return Embeddings."""
         from ...data.corpus import as_corpus
 
         self._corpus_files = None
         params = self._validate_params()
         self._check_callback("Word2Vec", callback)
-        corpus = as_corpus(data, "Word2Vec.fit")
+        corpus = as_corpus(corpus, "Word2Vec.fit")
         self._corpus_files = corpus.is_files
         self._warn_ignored(params)            # now that the corpus is known (batch_words on files)
         backend, dev = self._resolve_backend()
@@ -233,15 +234,12 @@ class Word2Vec(Trainer):
     def _fit_torch(self, corpus, dev, show_progress, callback) -> dict:
         import torch
 
-        from ..sgns.engine import train_skipgram
+        from ..sgns.engine import cpu_threads, train_skipgram
 
         words, counts, _ = build_vocab(corpus, self.min_count, self.max_vocab)
         blocks = encode_corpus(corpus, {w: i for i, w in enumerate(words)})
         total = int(sum(b[0].size for b in blocks))
-        threads = torch.get_num_threads()
-        if dev.type == "cpu":
-            torch.set_num_threads(self.workers or cpu_count())
-        try:
+        with cpu_threads(self.workers, dev):    # on CPU: `workers` torch threads, restored after
             start = time.perf_counter()
             vectors, losses, output = train_skipgram(
                 blocks, counts, mode=self.mode, dim=self.dim, window=self.window, negative=self.negative,
@@ -251,8 +249,6 @@ class Word2Vec(Trainer):
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             seconds = time.perf_counter() - start
-        finally:
-            torch.set_num_threads(threads)
         return dict(keys=words, vectors=vectors, output=output, counts=counts, losses=losses, seconds=seconds,
                     words=total * self.epochs)
 
