@@ -91,10 +91,11 @@ class Trainer:
         self.__dict__.pop("_warned_ignored", None)
         return self
 
-    def _alias(self, old: str, value) -> str:
+    def _alias(self, old: str, value=_MISSING) -> str:
         new = self._param_aliases[old]
+        use = f"pass {new}={value!r}" if value is not _MISSING else f"use .{new}"
         warnings.warn(f"{type(self).__name__}: '{old}' is renamed '{new}'; '{old}' will be removed in a "
-                      f"later release (pass {new}={value!r})", FutureWarning, stacklevel=4)
+                      f"later release ({use})", FutureWarning, stacklevel=4)
         return new
 
     def _take_aliases(self, **given) -> None:
@@ -116,7 +117,7 @@ class Trainer:
         # only called when normal lookup fails: old parameter names read the new attribute (with a warning)
         aliases = type(self)._param_aliases
         if name in aliases:
-            self._alias(name, "...")
+            self._alias(name)
             return getattr(self, aliases[name])
         prop = getattr(type(self), name, None)
         if isinstance(prop, property):  # the property raised AttributeError (NotFittedError): let its error through
