@@ -1,8 +1,10 @@
 """The one exact (brute-force) k-nearest-neighbour routine, in numpy, chunked over queries.
 
 Used wherever a few thousand vectors are compared exactly and the query item itself must not
-answer: ``Embeddings.most_similar``, the analogy test (three excluded words per question), the
-encoder metrics, ``MatrixFactorization.similar_items``. Scores follow :class:`VectorIndex`:
+answer: ``Embeddings.most_similar`` (so ``MatrixFactorization.similar_items``), the analogy test
+(three excluded words per question), the encoder metrics, the index's exact fill of short rows.
+:func:`exact_knn` checks and normalises its input; :func:`knn_search` is the same search for
+arrays already checked (a cached unit matrix searched once per call). Scores follow :class:`VectorIndex`:
 cosine similarity (higher is closer; zero vectors score 0 here instead of being refused), inner
 product (higher is closer), Euclidean distance for ``"l2"`` (lower is closer). Rows come
 best-first; equal scores are ordered by row number (lowest first), so results are deterministic.
@@ -14,7 +16,7 @@ import numpy as np
 
 from ._validation import check_choice, check_int
 
-__all__ = ["exact_knn", "unit_rows", "METRICS"]
+__all__ = ["exact_knn", "knn_search", "unit_rows", "METRICS"]
 
 METRICS = ("cosine", "ip", "l2")
 _MAX_CELLS = 1 << 25  # scores held at once per chunk (128 MiB of float32)
@@ -60,38 +62,50 @@ def exact_knn(vectors, k: int, *, metric: str = "cosine", queries=None, exclude_
             exclude = exclude[:, None]
         if exclude.ndim != 2 or exclude.shape[0] != m:
             raise ValueError(f"exclude must have shape ({m},) or ({m}, e); got {exclude.shape}")
+    if metric == "cosine":
+        base = unit_rows(base)
+        q = base if queries is None else unit_rows(q)
+    return knn_search(base, q, k, l2=metric == "l2", exclude=exclude, chunk=chunk)
+
+
+def knn_search(base: np.ndarray, queries: np.ndarray, k: int, *, l2: bool = False, exclude=None,
+               chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """The search of :func:`exact_knn` without its checks, for callers whose arrays are already
+    valid and are searched repeatedly (a cached unit matrix, chunks of one table): ``base``
+    (n, dim) and ``queries`` (m, dim) finite float32 (unit rows for cosine, searched as an inner
+    product), ``k >= 1``, ``exclude`` None or an int64 array (m, e) (-1 = nothing); ``l2``:
+    Euclidean distance instead of inner product. Same results and tie order as exact_knn.
+    """
+    n = base.shape[0]
+    m = queries.shape[0]
     e = 0 if exclude is None else exclude.shape[1]
     kk = max(0, min(k, n - e))
     scores = np.empty((m, kk), dtype=np.float32)
     indices = np.empty((m, kk), dtype=np.int64)
     if m == 0 or kk == 0:
         return scores, indices
-    if metric == "cosine":
-        base = unit_rows(base)
-        q = base if queries is None else unit_rows(q)
     # l2 ranks by 2 q.v - |v|^2 (same order as -|q - v|^2), then computes exact distances
-    sq = (base * base).sum(axis=1) if metric == "l2" else None
+    sq = (base * base).sum(axis=1) if l2 else None
     step = max(1, min(chunk, _MAX_CELLS // max(n, 1)))
     for lo in range(0, m, step):
         hi = min(m, lo + step)
-        s = q[lo:hi] @ base.T
+        s = queries[lo:hi] @ base.T
         if sq is not None:
             s *= 2
             s -= sq
         if exclude is not None:
             ex = exclude[lo:hi]
-            rows = np.broadcast_to(np.arange(hi - lo)[:, None], ex.shape)
-            ok = ex >= 0
-            s[rows[ok], ex[ok]] = -np.inf
+            r, c = np.nonzero(ex >= 0)
+            s[r, ex[r, c]] = -np.inf
         top = _top(s, kk)
-        indices[lo:hi] = top
-        if metric == "l2":
-            d = np.sqrt(((base[top] - q[lo:hi, None, :]) ** 2).sum(axis=2))
+        if l2:
+            d = np.sqrt(((base[top] - queries[lo:hi, None, :]) ** 2).sum(axis=2))
             order = np.lexsort((top, d), axis=1)
             indices[lo:hi] = np.take_along_axis(top, order, 1)
             scores[lo:hi] = np.take_along_axis(d, order, 1)
         else:
-            scores[lo:hi] = np.take_along_axis(s, top, 1)
+            indices[lo:hi] = top
+            scores[lo:hi] = s[np.arange(hi - lo)[:, None], top]
     return scores, indices
 
 
@@ -100,14 +114,14 @@ def _top(s: np.ndarray, k: int) -> np.ndarray:
     r, n = s.shape
     if k >= n:
         return np.argsort(-s, axis=1, kind="stable")
+    rows = np.arange(r)[:, None]  # fancy indexing: cheaper than take_along_axis for one query
     part = np.argpartition(-s, k - 1, axis=1)[:, :k]
-    kth = np.take_along_axis(s, part, 1).min(axis=1)
+    kth = s[rows, part].min(axis=1)
     # argpartition picks an arbitrary member among entries tied with the k-th best: redo those rows
-    tied = np.nonzero((s >= kth[:, None]).sum(axis=1) > k)[0]
+    tied = np.nonzero(np.count_nonzero(s >= kth[:, None], axis=1) > k)[0]
     for i in tied.tolist():
         above = np.nonzero(s[i] > kth[i])[0]
         equal = np.nonzero(s[i] == kth[i])[0][:k - len(above)]
         part[i] = np.concatenate((above, equal))
     part.sort(axis=1)  # ascending column: the stable sort below then breaks ties by column
-    vals = np.take_along_axis(s, part, 1)
-    return np.take_along_axis(part, np.argsort(-vals, axis=1, kind="stable"), 1)
+    return part[rows, np.argsort(-s[rows, part], axis=1, kind="stable")]

@@ -8,8 +8,8 @@ A trainer declares ``_parameter_constraints = {"window": [Interval(int, 1, 1000)
 value is valid when any constraint of its list accepts it. A bound may name another parameter
 (``Interval(float, 0.0, "lr")``: at most the value of ``lr``). The shared vocabulary (``DIM``,
 ``EPOCHS``, ``SEED``, ``LR``, ``MIN_LR``, ``BATCH_SIZE``, ``WORKERS``, ``DEVICE``, ``WINDOW``,
-``NEGATIVE``) is defined
-here once so that every trainer allows the same range for the same name.
+``NEGATIVE``) is defined here once so that every trainer allows the same range for the same name.
+The ``check_*`` helpers are the one-off form of the same checks, for function arguments.
 """
 
 from __future__ import annotations

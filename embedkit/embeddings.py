@@ -10,7 +10,7 @@ import numpy as np
 
 from ._arrays import as_keys, as_vectors
 from ._io import atomic_write_bytes
-from ._knn import exact_knn, unit_rows
+from ._knn import knn_search, unit_rows
 from .errors import InputError, MissingKeyError, ParseError, StoreError
 
 __all__ = ["Embeddings"]
@@ -67,6 +67,11 @@ class Embeddings:
     def __repr__(self) -> str:
         return f"Embeddings(n={len(self)}, dim={self.dim})"
 
+    @property
+    def key_to_index(self) -> dict[str, int]:
+        """Row of every key (gensim's KeyedVectors.key_to_index); do not modify."""
+        return self._key_to_index
+
     def index_of(self, key: str) -> int:
         try:
             return self._key_to_index[key]
@@ -98,7 +103,7 @@ class Embeddings:
         unit = self._unit_vectors()
         if isinstance(query, str):
             i = self.index_of(query)
-            q, exclude = unit[i:i + 1], np.array([i], dtype=np.int64)
+            q, exclude = unit[i:i + 1], np.array([[i]], dtype=np.int64)
         else:
             q = as_vectors(query, what="query vector", allow_1d=True)
             if q.shape[0] != 1:
@@ -109,8 +114,9 @@ class Embeddings:
             if norm == 0.0:
                 raise InputError("query vector is all zeros; cosine similarity is undefined for it")
             q, exclude = q / norm, None
-        # unit vectors and a unit query: inner product = cosine, without normalising n rows per call
-        scores, rows = exact_knn(unit, int(k), metric="ip", queries=q, exclude=exclude)
+        # the cached unit vectors (valid since __init__) and a unit query: inner product = cosine,
+        # without checking or normalising n rows per call
+        scores, rows = knn_search(unit, q, int(k), exclude=exclude)
         return [(self._keys[i], float(s)) for i, s in zip(rows[0].tolist(), scores[0].tolist())]
 
     # ---------------------------------------------------------------- indexing

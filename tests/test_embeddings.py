@@ -246,3 +246,9 @@ def test_unit_rows_is_the_one_normalisation():
     np.testing.assert_allclose(unit_rows(x[2:], tiny=1e-30), [[1, 0]], rtol=1e-6)
     emb = ek.Embeddings(["a", "zero"], x[:2] * 5)
     assert emb.similarity("a", "zero") == 0.0 and emb.similarity("a", "a") == pytest.approx(1.0)
+
+
+def test_key_to_index_maps_every_key_to_its_row():
+    emb = ek.Embeddings(["a", "b", "c"], np.eye(3, dtype=np.float32))
+    assert emb.key_to_index == {"a": 0, "b": 1, "c": 2}
+    assert all(emb.index_of(k) == i for k, i in emb.key_to_index.items())

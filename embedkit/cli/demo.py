@@ -1,4 +1,4 @@
-"""`embedkit demo`: the whole story on bundled data, one step per trainer that is installed."""
+"""`embedkit demo`: the whole story on bundled data, one step per trainer family."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 from .common import add_store_option, get_store, out
 
-# Each area module may define demo(args): train on bundled data, write an index, print neighbours.
+# Each area module defines demo(args): train on bundled data, write an index, print neighbours.
 _DEMO_AREAS = ("word2vec", "node2vec", "mf", "encoders")
 
 
@@ -21,12 +21,8 @@ def register(groups) -> None:
 def cmd_demo(args) -> int:
     store = get_store(args)
     for area in _DEMO_AREAS:
-        module = importlib.import_module(f"embedkit.cli.{area}")
-        demo = getattr(module, "demo", None)
-        if demo is None:
-            continue
         t0 = time.perf_counter()
-        demo(args)
+        importlib.import_module(f"embedkit.cli.{area}").demo(args)
         out(f"[{area} demo done in {time.perf_counter() - t0:.1f}s]\n")
     out(f"indexes in {store.root}: {', '.join(store.names())}")
     out(f"query one yourself:  embedkit --store {store.root} query NAME KEY -k 5")

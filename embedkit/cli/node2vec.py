@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 from .common import add_store_option, add_train_options, existing_file, get_store, out, refuse_existing, save_trained
 
 DEMO_NAME = "demo-graph"
@@ -107,10 +105,8 @@ def demo(args=None) -> None:
     trainer = Node2Vec(dim=32, walk_length=40, walks_per_node=20, window=5, p=1.0, q=0.5, epochs=2, seed=0,
                        device="cpu", workers=1)
     emb = trainer.fit(graph, show_progress=not getattr(args, "no_progress", False))
-    ns = argparse.Namespace(**vars(args)) if args is not None else argparse.Namespace()
-    ns.name, ns.force = DEMO_NAME, True
-    path = save_trained(ns, trainer, meta={"source": "networkx karate_club_graph"},
-                        metric="cosine", kind="flat")
+    path = trainer.to_store(DEMO_NAME, get_store(args), metric="cosine", kind="flat", overwrite=True,
+                            meta={"source": "networkx karate_club_graph"})
     club = {str(n): G.nodes[n]["club"] for n in G}
     out(f"node2vec on Zachary's karate club ({graph}) -> index {DEMO_NAME!r} in {path}")
     for node in ("0", "33"):

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Interactions"]
 
+
 def check_values(values: np.ndarray, *, allow_negative: bool, what: str = "values", where=None) -> np.ndarray:
     """The one rule for interaction values (Interactions builders, MF fold-in): finite and,
     unless ``allow_negative``, >= 0. ``where(i)`` names entry ``i`` in the message (e.g. a CSV
@@ -150,7 +151,7 @@ class Interactions:
         for what, keys in (("user", user_keys), ("item", item_keys)):
             if len(set(keys)) != len(keys):
                 raise InputError(f"{what}_keys holds duplicates; give one unique key per {what}")
-        vals = check_values(coo.data.astype(np.float64), allow_negative=allow_negative, what="matrix")
+        vals = check_values(coo.data.astype(np.float64), allow_negative=allow_negative, what="matrix entries")
         return cls._from_codes(user_keys, item_keys, coo.row, coo.col, vals, None)
 
     @classmethod

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .._knn import METRICS, exact_knn
+from .._knn import METRICS, knn_search, unit_rows
 from .._validation import check_choice, check_int
 from ..errors import InputError, MissingKeyError
 
@@ -45,12 +45,14 @@ def _vectors_and_labels(emb, labels, owner: str):
 
 def _neighbours(vectors: np.ndarray, k: int, metric: str):
     """Yield (rows, top-k neighbour indices sorted best first) per chunk of query rows; each row
-    excludes itself. Exact search (:func:`embedkit._knn.exact_knn`); chunks bound the memory of
-    the (rows, k) answers, which for MAP@R can be as wide as the largest class."""
+    excludes itself. Exact search (:func:`embedkit._knn.knn_search`, on rows normalised once for
+    cosine); chunks bound the memory of the (rows, k) answers, which for MAP@R can be as wide as
+    the largest class."""
     n = len(vectors)
+    base = unit_rows(vectors) if metric == "cosine" else vectors  # finite float32 (checked on the way in)
     for start in range(0, n, _CHUNK):
         rows = np.arange(start, min(start + _CHUNK, n))
-        _, top = exact_knn(vectors, k, metric=metric, queries=vectors[rows], exclude=rows, chunk=_CHUNK)
+        _, top = knn_search(base, base[rows], k, l2=metric == "l2", exclude=rows[:, None], chunk=_CHUNK)
         yield rows, top
 
 

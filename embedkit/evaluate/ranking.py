@@ -86,9 +86,12 @@ def rmse(model, test) -> float:
 
     Pairs whose user or item the model does not know are skipped (logged).
     """
+    # asked once per distinct user and item, not per pair
+    user_known = np.array([model.has_user(u) for u in test.user_keys], dtype=bool)
+    item_known = np.array([model.has_item(i) for i in test.item_keys], dtype=bool)
+    known = user_known[test.users] & item_known[test.items]
     users = np.asarray(test.user_keys, dtype=object)[test.users]
     items = np.asarray(test.item_keys, dtype=object)[test.items]
-    known = np.array([model.has_user(u) and model.has_item(i) for u, i in zip(users, items)], dtype=bool)
     if not known.any():
         raise InputError("no test pair has a user and item known to the model; nothing to score")
     if not known.all():

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._knn import exact_knn, unit_rows
+from .._knn import knn_search, unit_rows
 from ..errors import InputError, ParseError
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ def analogy_report(emb, questions_path=None, *, restrict_vocab: int = 300_000, b
         part = q[start:start + batch_size]
         target = unit[part[:, 1]] - unit[part[:, 0]] + unit[part[:, 2]]
         # 3CosAdd: the best candidate by inner product with the target, the three words excluded
-        _, best = exact_knn(unit, 1, metric="ip", queries=target, exclude=part[:, :3], chunk=batch_size)
+        _, best = knn_search(unit, target, 1, exclude=part[:, :3], chunk=batch_size)
         if best.shape[1]:
             hits[start:start + len(part)] = best[:, 0] == part[:, 3]
     by_section: dict[str, list[int]] = {}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._knn import exact_knn, unit_rows
+from .._knn import knn_search, unit_rows
 
 _swig_ptr = None
 
@@ -73,19 +73,18 @@ def rerank(storage, fq, I):
 def fill_missing(storage, fq, D, I, want, exclude):
     """Rows the approximate search left short (e.g. few IVF lists probed) get exact answers.
 
-    Each short row is replaced whole by :func:`embedkit._knn.exact_knn` over the live items
+    Each short row is replaced whole by :func:`embedkit._knn.knn_search` over the live items
     (``exclude``: each query's own id, or None), so exact and FAISS scores are never mixed in
     one row. ``D`` must already hold scores as reported (for l2: Euclidean distances, not
-    FAISS's squared ones), which is what exact_knn returns. ``fq`` is FAISS-ready (unit rows
+    FAISS's squared ones), which is what knn_search returns. ``fq`` is FAISS-ready (unit rows
     for cosine), so cosine is searched as an inner product with the stored vectors made unit
     the way FAISS holds them.
     """
     short = np.nonzero((I < 0).any(axis=1))[0]
     live = storage.live_ids()
     vecs = storage.for_faiss(storage.vecs[live])
-    rows = None if exclude is None else np.searchsorted(live, exclude[short])  # id -> row of vecs
-    s, top = exact_knn(vecs, want, metric="l2" if storage.metric == "l2" else "ip",
-                       queries=fq[short], exclude=rows)
+    rows = None if exclude is None else np.searchsorted(live, exclude[short])[:, None]  # id -> row of vecs
+    s, top = knn_search(vecs, fq[short], want, l2=storage.metric == "l2", exclude=rows)
     D = D.copy()
     I = I.copy()
     D[short], I[short] = s, live[top]

@@ -309,14 +309,8 @@ class Storage:
     def from_state(cls, state: State) -> "Storage":
         """A Storage around loaded content (unique keys); ``state.vectors`` may be memory-mapped
         (copied on the first growth)."""
-        self = cls.__new__(cls)
-        self.dim, self.metric, self.kind = state.dim, state.metric, state.kind
-        self.knobs = dict(state.knobs)
-        self.rebuild_fraction = state.rebuild_fraction
-        self.factory = state.factory
-        self.faiss, self.ids_native, self.hnsw, self.native_remove = None, False, False, False
-        self.mmapped = False
-        self.reset()
+        self = cls(state.dim, state.metric, "flat", dict(state.knobs), state.rebuild_fraction)  # builds nothing
+        self.kind, self.factory = state.kind, state.factory
         if state.faiss is not None:
             F.apply_search_knobs(state.faiss, self.knobs)
             self._set_faiss(state.faiss, F.takes_ids(state.faiss))

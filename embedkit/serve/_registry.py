@@ -173,10 +173,9 @@ class Registry:
             old.journal.close()
         stamp = _stamp(path)
         manifest = self.store.info(name)
-        index = self.store.load(name)  # replays the journal already
-        # read the journal again only for the Journal object: its entry count and the length of
-        # its intact part (a torn last line is cut before the next append)
-        entries, intact = J.read_journal(path)
+        # the journal is read once: replayed into the index, then its entry count and the length of
+        # its intact part go to the Journal object (a torn last line is cut before the next append)
+        index, entries, intact = self.store.load_journalled(name)
         if entries:
             log.info("index %r: loaded with %d journalled writes", name, len(entries))
         model = read_model(MatrixFactorization, name, self.store, manifest=manifest) if is_mf(manifest) else None

@@ -75,14 +75,19 @@ class Store:
 
     def load(self, name: str, mmap: bool = False) -> VectorIndex:
         """Load ``name``, with any writes the HTTP service journalled since its last full save."""
-        path = self._require(name)
-        index = VectorIndex.load(path, mmap=mmap)
+        return self.load_journalled(name, mmap=mmap)[0]
+
+    def load_journalled(self, name: str, mmap: bool = False) -> tuple[VectorIndex, list[dict], int]:
+        """:meth:`load`, and the journal it replayed: (index, journal entries, byte length of the
+        journal's intact part), what the HTTP service needs to go on appending to that journal."""
         from .journal import read_journal, replay
 
-        entries, _ = read_journal(path)
+        path = self._require(name)
+        index = VectorIndex.load(path, mmap=mmap)
+        entries, intact = read_journal(path)
         if entries:
             replay(index, entries)
-        return index
+        return index, entries, intact
 
     def info(self, name: str) -> dict:
         return read_manifest(self._require(name))

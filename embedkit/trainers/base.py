@@ -44,6 +44,13 @@ _CONFIG = "__config__"
 _MISSING = object()
 
 
+def _as_store(store):
+    """``store`` itself when it is a Store, else the Store at that root (None: the default one)."""
+    from ..store import Store
+
+    return store if isinstance(store, Store) else Store(store)
+
+
 def _jsonable(v):
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
@@ -141,21 +148,26 @@ class Trainer:
         (IgnoredParameterWarning, once per model) about parameters the settings do not use."""
         return self._validate_params()
 
-    def _validate_params(self) -> dict:
-        """Check every parameter against ``_parameter_constraints``, warn about ignored ones."""
+    def _validate_params(self, *, warn: bool = True) -> dict:
+        """Check every parameter against ``_parameter_constraints``; with ``warn``, warn about the
+        ones ``_ignored_params()`` names. A ``fit`` that knows what is ignored only once its data
+        and device are resolved passes ``warn=False`` and calls ``_warn_ignored`` itself."""
         params = self.get_params()
         validate_params(type(self).__name__, params, self._parameter_constraints)
-        self._warn_ignored(params)
+        if warn:
+            self._warn_ignored(params, self._ignored_params(), stacklevel=4)
         return params
 
     def _ignored_params(self) -> dict:
         """``{parameter: why}`` for the parameters the current settings do not use."""
         return {}
 
-    def _warn_ignored(self, params: dict) -> None:
+    def _warn_ignored(self, params: dict, ignored: dict, stacklevel: int = 3) -> None:
+        """Warn once per model about each ``ignored`` parameter set to a non-default value
+        (``stacklevel`` 3: called from ``fit``, the warning points at the caller of ``fit``)."""
         defaults = self._defaults()
         warned = self.__dict__.setdefault("_warned_ignored", set())
-        for name, why in self._ignored_params().items():
+        for name, why in ignored.items():
             value = params.get(name)
             default = defaults.get(name)
             same = value is default or (type(value) is type(default) and value == default)
@@ -163,7 +175,7 @@ class Trainer:
                 continue
             warned.add(name)
             warnings.warn(f"{type(self).__name__}: the '{name}' parameter ({value!r}) is ignored {why}",
-                          IgnoredParameterWarning, stacklevel=4)
+                          IgnoredParameterWarning, stacklevel=stacklevel)
 
     # ------------------------------------------------------------------ fitted state
     def _is_fitted(self) -> bool:
@@ -179,6 +191,9 @@ class Trainer:
             raise InputError(f"The 'callback' parameter of {owner}.fit must be callable(epoch, loss) or None. "
                              f"Got {callback!r} instead.")
         return callback
+
+    def _loss_history(self) -> list[float]:
+        return [float(x) for x in getattr(self, "loss_history_", []) or []]
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -201,8 +216,7 @@ class Trainer:
         self._check_fitted()
         params = {k: v for k, v in self.json_params().items() if k not in self._module_params}
         config = {"format": MODEL_FORMAT, "class": type(self).__name__, "params": params,
-                  "loss_history": [float(x) for x in getattr(self, "loss_history_", []) or []],
-                  "state": self._state_config()}
+                  "loss_history": self._loss_history(), "state": self._state_config()}
         arrays = {_CONFIG: np.array(json.dumps(config))}
         for k, v in self._state_arrays().items():
             arrays[k] = np.asarray(v)
@@ -285,24 +299,20 @@ class Trainer:
         its parameters and its loss history. Returns the directory.
         """
         from ..index import VectorIndex
-        from ..store import Store
 
         self._check_fitted()
-        store = store if isinstance(store, Store) else Store(store)
+        store = _as_store(store)
         keys, vectors, default_metric = self._index_content()
         index = VectorIndex(vectors.shape[1], metric=metric or default_metric, kind=kind)
         index.add(keys, vectors, show_progress=show_progress)
-        info = {"trainer": type(self).__name__, "params": self.json_params(),
-                "loss_history": [float(x) for x in getattr(self, "loss_history_", []) or []],
+        info = {"trainer": type(self).__name__, "params": self.json_params(), "loss_history": self._loss_history(),
                 **self._store_meta(), **(meta or {})}
         return store.save(name, index, meta=info, extras=self._store_extras(), overwrite=overwrite)
 
     @classmethod
     def from_store(cls, name: str, store=None, **params):
         """The fitted model that :meth:`to_store` wrote as ``name``."""
-        from ..store import Store
-
-        store = store if isinstance(store, Store) else Store(store)
+        store = _as_store(store)
         meta = store.info(name).get("meta") or {}
         if meta.get("trainer") != cls.__name__:
             raise StoreError(f"index {name!r} in {store.root} was not written by {cls.__name__} "
@@ -319,10 +329,9 @@ def load_from_store(name: str, store=None, **params):
     """The fitted trainer saved as ``name``, whatever its class (read from its manifest)."""
     import importlib
 
-    from ..store import Store
     from . import TRAINERS
 
-    store = store if isinstance(store, Store) else Store(store)
+    store = _as_store(store)
     trainer = (store.info(name).get("meta") or {}).get("trainer")
     module = TRAINERS.get(trainer)
     cls = getattr(importlib.import_module(module), trainer) if module else None

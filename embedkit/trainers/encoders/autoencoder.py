@@ -94,7 +94,7 @@ class AutoEncoder(_nn.TableModel):
         "seed": SEED,
         "device": DEVICE,
     }
-    _fitted_names = (*_nn.TableModel._fitted_names, "decoder_")
+    _fitted_names = (*_nn.TableModel._fitted_names, "decoder_", "_train_scores")
 
     def __init__(self, variant="undercomplete", dim=16, hidden=(128, 64), noise=0.3, sparsity=1e-3, beta=1.0,
                  epochs=50, batch_size=128, lr=1e-3, standardize=True, seed=0, device="auto"):
@@ -250,7 +250,7 @@ class AutoEncoder(_nn.TableModel):
 
     def sample(self, n: int, seed=None) -> np.ndarray:
         """Draw ``n`` new rows from a fitted VAE (prior samples through the decoder), in original units."""
-        self._require_model()
+        self._check_fitted()
         if self.variant != "vae":
             raise InputError(f"sample() needs variant='vae'; this AutoEncoder is {self.variant!r}")
         n = check_int("AutoEncoder.sample", "n", n, 1)

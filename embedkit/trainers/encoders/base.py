@@ -208,7 +208,6 @@ class TableModel(Trainer):
     after ``fit`` or ``load``; before, reading one raises NotFittedError.
     """
 
-    _module_params: tuple[str, ...] = ()  # constructor arguments holding modules (not saved as JSON)
     _fitted_names: tuple[str, ...] = _FITTED
 
     def __getattr__(self, name: str):
@@ -218,18 +217,15 @@ class TableModel(Trainer):
                 raise NotFittedError(f"this {type(self).__name__} was loaded from a file written without the "
                                      "training rows' vectors; call encode(X) for vectors")
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() or load() first")
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return super().__getattr__(name)  # aliases, and fitted properties' NotFittedError (margin_)
 
     # -- used by subclasses
     def _is_fitted(self) -> bool:
         return "model_" in self.__dict__
 
-    def _require_model(self) -> None:
-        self._check_fitted()
-
     def _forget_fit(self) -> None:
         """Drop every fitted attribute (a fit that fails leaves an unfitted model, not half of one)."""
-        for name in (*type(self)._fitted_names, "_train_scores"):
+        for name in type(self)._fitted_names:
             self.__dict__.pop(name, None)
 
     def _start_fit(self, X, keys):
@@ -245,7 +241,7 @@ class TableModel(Trainer):
 
     def _prepare(self, X, what: str = "X") -> torch.Tensor:
         """Validate rows against the fitted feature count, standardise, and move them to the device."""
-        self._require_model()
+        self._check_fitted()
         arr = as_matrix(X, what=what, n_features=self.n_features_)
         return to_table(self.scaler_.transform(arr), self.device_)
 
@@ -282,7 +278,7 @@ class TableModel(Trainer):
             load_state(module, states.get(prefix, {}), source, prefix)
             module.to(self.device_).eval()
         if "keys" in arrays and "vectors" in arrays:
-            self.embeddings_ = Embeddings([str(k) for k in np.asarray(arrays["keys"]).tolist()], arrays["vectors"])
+            self.embeddings_ = Embeddings(np.asarray(arrays["keys"]).tolist(), arrays["vectors"])
 
     @classmethod
     def from_arrays(cls, arrays, *, source: str = "arrays", **params):

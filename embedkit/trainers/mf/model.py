@@ -425,20 +425,22 @@ class MatrixFactorization(Trainer):
     # ----------------------------------------------------------- persistence
     def seen_matrix(self) -> sp.csr_matrix:
         """users x items CSR of every user's interactions (training data, folded-in users'
-        latest items substituted); rows in the order of ``user_embeddings_``."""
+        latest items substituted); rows in the order of ``user_embeddings_``. The fold-ins are
+        merged in once: later calls (``to_store`` asks twice) return the same matrix."""
         self._check_fitted()
+        if not self._seen_changed:
+            return self._seen
         n_users, n_items = len(self._user_keys), len(self._item_keys)
         base = self._seen
-        if base.shape[0] < n_users:
+        if base.shape[0] < n_users:  # folded-in users are new rows (fold_in always records them)
             base = sp.vstack([base, sp.csr_matrix((n_users - base.shape[0], n_items), dtype=np.float32)]).tocsr()
-        if not self._seen_changed:
-            return base
         lil = base.tolil()
         for u, (codes, vals) in self._seen_changed.items():
             lil.rows[u] = [int(c) for c in codes]
             lil.data[u] = [float(v) for v in vals]
         out = lil.tocsr().astype(np.float32)
         out.sort_indices()
+        self._seen, self._seen_changed = out, {}
         return out
 
     def _state_arrays(self) -> dict:

@@ -32,6 +32,7 @@ from ..._validation import (
 from ...embeddings import Embeddings
 from ...errors import InputError
 from ..base import Trainer
+from ..sgns import choose_backend, ignored_by
 
 __all__ = ["Node2Vec"]
 
@@ -149,31 +150,26 @@ class Node2Vec(Trainer):
         self.backend = backend
         self.workers = workers
 
+    def _resolve_backend(self):
+        """("gensim" | "torch", torch.device): auto is torch on CUDA, else gensim (CPU only)."""
+        return choose_backend(self.backend, self.device, _OWNER)
+
     def _ignored_params(self) -> dict:
         try:
-            dev = resolve_device(self.device, _OWNER)
-            backend = self._resolve_backend(dev)
+            return ignored_by(*self._resolve_backend())
         except InputError:
-            return {}  # fit raises on the device right after
-        if backend == "torch" and dev.type == "cuda":
-            return {"workers": "by the torch backend on CUDA (it sets gensim's threads and torch's CPU threads)"}
-        return {}
-
-    def _resolve_backend(self, dev) -> str:
-        if self.backend == "auto":
-            return "torch" if dev.type == "cuda" else "gensim"
-        if self.backend == "gensim" and dev.type == "cuda" and self.device not in ("auto", None):
-            raise InputError(f"backend='gensim' trains on CPU only; use backend='torch' for device={self.device!r}")
-        return self.backend
+            return {}  # fit raises on the device
 
     def walk_stream(self, graph, device=None):
         """The (tokens, lengths) batch stream fit() trains on; for inspection and benchmarks."""
         from ...data.graph import Graph
-        from .walks import WalkSampler, WalkStream
 
         validate_params(_OWNER, self.get_params(), self._parameter_constraints)
-        graph = Graph.coerce(graph)
-        dev = resolve_device(self.device if device is None else device, _OWNER)
+        return self._walk_stream(Graph.coerce(graph), resolve_device(self.device if device is None else device, _OWNER))
+
+    def _walk_stream(self, graph, dev):
+        from .walks import WalkSampler, WalkStream
+
         starts = np.flatnonzero(graph.degrees() > 0)
         steps = len(starts) * self.walks_per_node * (self.walk_length - 1) * self.epochs
         sampler = WalkSampler(graph, p=self.p, q=self.q, device=dev, expected_steps=steps)
@@ -191,17 +187,15 @@ class Node2Vec(Trainer):
         from ...data.graph import Graph
         from ..sgns.engine import cpu_threads, train_skipgram
 
-        self._validate_params()
+        params = self._validate_params(warn=False)
         self._check_callback(_OWNER, callback)
         graph = Graph.coerce(graph)
-        dev = resolve_device(self.device, _OWNER)
-        backend = self._resolve_backend(dev)
+        backend, dev = self._resolve_backend()     # gensim: walks on the CPU too (no copies off the GPU)
+        self._warn_ignored(params, ignored_by(backend, dev))
         if not (graph.degrees() > 0).any():
             raise InputError("the graph has no edges: node2vec needs edges to walk on")
-        # gensim trains on CPU; walking there too avoids copying every batch off the GPU
-        walk_dev = dev if backend == "torch" else resolve_device("cpu", _OWNER)
-        with cpu_threads(self.workers, walk_dev):    # on CPU: `workers` torch threads, restored after
-            stream = self.walk_stream(graph, walk_dev)
+        with cpu_threads(self.workers, dev):    # on CPU: `workers` torch threads, restored after
+            stream = self._walk_stream(graph, dev)
             log.info("node2vec: %d walks per epoch, backend %s, device %s", stream.walks_per_epoch, backend, dev)
             if backend == "torch":
                 counts = stream.counts(graph.num_nodes)      # visits in epoch 0 (the walks it trains on)

@@ -41,8 +41,7 @@ import logging
 import numpy as np
 import torch
 
-from ..._validation import check_int
-from ...errors import InputError
+from ..._validation import check_choice, check_int
 from .walk_stream import WalkStream, _seed_for, encode_lines
 
 __all__ = ["WalkSampler", "WalkStream", "random_walks", "encode_lines"]
@@ -116,12 +115,9 @@ class WalkSampler:
     def __init__(self, graph, p: float = 1.0, q: float = 1.0, device="cpu", expected_steps: int | None = None, *,
                  strategy: str = "auto", exact_fallback: bool = True, max_rounds: int = _MAX_ROUNDS,
                  common_block: float = _COMMON_BLOCK):
-        if strategy not in self.STRATEGIES:
-            raise InputError(f"The 'strategy' parameter of WalkSampler must be one of "
-                             f"{', '.join(repr(s) for s in self.STRATEGIES)}. Got {strategy!r} instead.")
-        self.strategy = strategy
+        self.strategy = check_choice("WalkSampler", "strategy", strategy, self.STRATEGIES)
         self.exact_fallback = bool(exact_fallback)
-        self.max_rounds = int(check_int("WalkSampler", "max_rounds", max_rounds, 0))
+        self.max_rounds = check_int("WalkSampler", "max_rounds", max_rounds, 0)
         self.common_block = float(common_block)
         self._exact_budget = _EXACT_BUDGET if self.exact_fallback else -1
         dev = torch.device(device)

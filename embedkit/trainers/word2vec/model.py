@@ -20,11 +20,11 @@ from itertools import chain
 
 import numpy as np
 
-from ..._device import resolve_device
 from ..._validation import DEVICE, DIM, EPOCHS, LR, MIN_LR, NEGATIVE, SEED, WINDOW, WORKERS, Interval, NoneOk, Options
 from ...embeddings import Embeddings
 from ...errors import InputError
 from ..base import Trainer
+from ..sgns import choose_backend, ignored_by
 
 log = logging.getLogger(__name__)
 
@@ -176,43 +176,34 @@ class Word2Vec(Trainer):
 
     # ------------------------------------------------------------------ checks
     def _resolve_backend(self):
-        """("gensim", None) or ("torch", torch.device): auto is torch on CUDA, else gensim."""
-        if self.backend == "gensim":
-            if self.device not in ("auto", "cpu"):
-                if not (isinstance(self.device, str) and self.device.startswith("cuda")):
-                    resolve_device(self.device, "Word2Vec")  # reject unknown names with their own message
-                raise InputError(f"backend='gensim' runs on CPU only; use backend='torch' for device={self.device!r}")
-            return "gensim", None
-        dev = resolve_device(self.device, "Word2Vec")
-        if self.backend == "torch":
-            return "torch", dev
-        return ("torch", dev) if dev.type == "cuda" else ("gensim", None)
+        """("gensim" | "torch", torch.device): auto is torch on CUDA, else gensim (CPU only)."""
+        return choose_backend(self.backend, self.device, "Word2Vec")
 
-    def _ignored_params(self) -> dict:
-        try:
-            backend, dev = self._resolve_backend()
-        except InputError:
-            return {}  # fit raises on the device right after
-        out = {}
-        if backend == "torch" and dev.type == "cuda":
-            out["workers"] = "by the torch backend on CUDA (it sets gensim's threads and torch's CPU threads)"
-        if backend == "gensim" and self.__dict__.get("_corpus_files"):
+    @staticmethod
+    def _ignored(backend: str, dev, files: bool) -> dict:
+        out = ignored_by(backend, dev)
+        if backend == "gensim" and files:
             out["batch_words"] = ("by the gensim backend on files (gensim's corpus_file mode reads them without "
                                   "jobs; used by the torch backend and by gensim on token lists)")
         return out
+
+    def _ignored_params(self) -> dict:
+        # check_params(): before the corpus is known (fit also names batch_words for files)
+        try:
+            return self._ignored(*self._resolve_backend(), files=False)
+        except InputError:
+            return {}  # fit raises on the device
 
     # ------------------------------------------------------------------ fit
     def fit(self, corpus, *, show_progress: bool = True, callback=None) -> Embeddings:
         """Train on ``corpus`` (path, list of paths, ek.Corpus or list of token lists); return Embeddings."""
         from ...data.corpus import as_corpus
 
-        self._corpus_files = None
-        params = self._validate_params()
+        params = self._validate_params(warn=False)
         self._check_callback("Word2Vec", callback)
         corpus = as_corpus(corpus, "Word2Vec.fit")
-        self._corpus_files = corpus.is_files
-        self._warn_ignored(params)            # now that the corpus is known (batch_words on files)
         backend, dev = self._resolve_backend()
+        self._warn_ignored(params, self._ignored(backend, dev, corpus.is_files))
         if backend == "gensim":
             from ..sgns.gensim_backend import fit_corpus
 
