@@ -84,12 +84,19 @@ def knn_search(base: np.ndarray, queries: np.ndarray, k: int, *, l2: bool = Fals
     indices = np.empty((m, kk), dtype=np.int64)
     if m == 0 or kk == 0:
         return scores, indices
+    if m == 1 and not l2:  # one query (most_similar): 1-D arrays, a few numpy calls
+        s = base @ queries[0]
+        if exclude is not None:
+            s[exclude[0][exclude[0] >= 0]] = -np.inf
+        top = _top_1d(s, kk)
+        return s[top][None, :], top[None, :]
     # l2 ranks by 2 q.v - |v|^2 (same order as -|q - v|^2), then computes exact distances
     sq = (base * base).sum(axis=1) if l2 else None
     step = max(1, min(chunk, _MAX_CELLS // max(n, 1)))
     for lo in range(0, m, step):
         hi = min(m, lo + step)
-        s = queries[lo:hi] @ base.T
+        # one query: a matrix-vector product (BLAS gemv), faster than a 1-row matrix product
+        s = (base @ queries[lo])[None, :] if hi - lo == 1 else queries[lo:hi] @ base.T
         if sq is not None:
             s *= 2
             s -= sq
@@ -109,19 +116,36 @@ def knn_search(base: np.ndarray, queries: np.ndarray, k: int, *, l2: bool = Fals
     return scores, indices
 
 
+def _top_1d(s: np.ndarray, k: int) -> np.ndarray:
+    """:func:`_top` for one row (a 1-D array of scores)."""
+    n = s.shape[0]
+    if k >= n:
+        return np.argsort(-s, kind="stable")
+    top = np.argpartition(s, n - k)[n - k:]
+    kth = s[top[0]]
+    if np.count_nonzero(s >= kth) > k:  # the k-th best is tied with an entry left out
+        above = np.flatnonzero(s > kth)
+        top = np.concatenate((above, np.flatnonzero(s == kth)[:k - len(above)]))
+    top.sort()
+    return top[np.argsort(-s[top], kind="stable")]
+
+
 def _top(s: np.ndarray, k: int) -> np.ndarray:
     """Column indices of the k largest entries of each row, best first, ties by lowest column."""
     r, n = s.shape
     if k >= n:
         return np.argsort(-s, axis=1, kind="stable")
     rows = np.arange(r)[:, None]  # fancy indexing: cheaper than take_along_axis for one query
-    part = np.argpartition(-s, k - 1, axis=1)[:, :k]
-    kth = s[rows, part].min(axis=1)
+    # the top k land in the last k columns, the k-th best at column n - k (one pivot: numpy's
+    # partition with two pivots is several times slower; partitioning s, not -s, saves a copy)
+    part = np.argpartition(s, n - k, axis=1)
+    top = part[:, n - k:]
+    kth = s[rows[:, 0], part[:, n - k]]
     # argpartition picks an arbitrary member among entries tied with the k-th best: redo those rows
     tied = np.nonzero(np.count_nonzero(s >= kth[:, None], axis=1) > k)[0]
     for i in tied.tolist():
         above = np.nonzero(s[i] > kth[i])[0]
         equal = np.nonzero(s[i] == kth[i])[0][:k - len(above)]
-        part[i] = np.concatenate((above, equal))
-    part.sort(axis=1)  # ascending column: the stable sort below then breaks ties by column
-    return part[rows, np.argsort(-s[rows, part], axis=1, kind="stable")]
+        top[i] = np.concatenate((above, equal))
+    top.sort(axis=1)  # ascending column: the stable sort below then breaks ties by column
+    return top[rows, np.argsort(-s[rows, top], axis=1, kind="stable")]

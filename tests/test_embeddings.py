@@ -252,3 +252,20 @@ def test_key_to_index_maps_every_key_to_its_row():
     emb = ek.Embeddings(["a", "b", "c"], np.eye(3, dtype=np.float32))
     assert emb.key_to_index == {"a": 0, "b": 1, "c": 2}
     assert all(emb.index_of(k) == i for k, i in emb.key_to_index.items())
+
+
+def test_one_query_path_ranks_like_the_batch_path_on_ties_and_exclusions():
+    from embedkit._knn import _top, _top_1d, knn_search
+
+    rng = np.random.default_rng(3)
+    base = np.round(rng.normal(size=(300, 4)), 1).astype(np.float32)  # rounded: many tied scores
+    base[7] = base[8] = base[9]
+    for row in (0, 7, 150):
+        scores = (base @ base[row]).astype(np.float32)
+        for k in (1, 5, 40, 299, 300, 400):
+            # the same scores ranked by the one-row and the many-row selection: same order, ties by row
+            np.testing.assert_array_equal(_top_1d(scores, min(k, 300)), _top(scores[None, :], min(k, 300))[0])
+        for ex in (np.array([[row]]), np.array([[row, 8]])):
+            got_scores, got = knn_search(base, base[row:row + 1], 20, exclude=ex)
+            assert not set(ex[0].tolist()) & set(got[0].tolist())
+            assert list(got_scores[0]) == sorted(got_scores[0], reverse=True)
