@@ -6,6 +6,7 @@
     <dir>/keys.json          the live keys (JSON list of strings), aligned with ids.npy
     <dir>/vectors.npy        float32 (count, dim) vectors as given, aligned with ids.npy
     <dir>/tombstones.npy     int64 ids deleted but still inside FAISS (HNSW)
+    <dir>/payload.npz        optional per-item payload columns (named arrays aligned with ids.npy)
     <dir>/extra.<name>.npz   optional named arrays (user vectors, model weights...), no pickle
 
 Saving writes everything into a temporary sibling directory, fsyncs each file and the
@@ -100,8 +101,12 @@ def save_index(state, path, *, meta: dict, extras=None) -> None:
         np.save(tmp / "ids.npy", state.ids)
         np.save(tmp / "vectors.npy", state.vectors)
         np.save(tmp / "tombstones.npy", state.tombstones)
-        (tmp / "keys.json").write_text(json.dumps(state.keys, ensure_ascii=False), encoding="utf-8")
+        (tmp / "keys.json").write_text(json.dumps(list(state.keys), ensure_ascii=False), encoding="utf-8")
         files.update({"ids.npy": None, "vectors.npy": None, "tombstones.npy": None, "keys.json": None})
+        if state.payload:
+            with open(tmp / "payload.npz", "wb") as fh:
+                np.savez(fh, **{k: np.asarray(v) for k, v in state.payload.items()})
+            files["payload.npz"] = None
         for name, arrays in extras.items():
             fname = f"extra.{name}.npz"
             with open(tmp / fname, "wb") as fh:
@@ -211,6 +216,10 @@ def load_index(cls, path, *, mmap=False, verify=True):
         vectors = np.load(path / "vectors.npy", allow_pickle=False, mmap_mode="r" if mmap else None)
         tombstones = np.load(path / "tombstones.npy", allow_pickle=False)
         keys = json.loads((path / "keys.json").read_text(encoding="utf-8"))
+        payload = None
+        if "payload.npz" in files:
+            with np.load(path / "payload.npz", allow_pickle=False) as data:
+                payload = {k: data[k] for k in data.files}
     except (ValueError, OSError) as exc:
         raise StoreError(f"{path}: cannot read the index files ({exc}); restore or rebuild it") from None
     if not (len(ids) == len(keys) == len(vectors) == manifest["count"]) or (len(vectors) and vectors.shape[1] != dim):
@@ -234,7 +243,8 @@ def load_index(cls, path, *, mmap=False, verify=True):
     state = State(dim=dim, metric=manifest["metric"], kind=manifest["kind"], factory=manifest.get("factory"),
                   knobs=knobs, rebuild_fraction=manifest.get("rebuild_fraction", 0.3),
                   next_id=int(manifest.get("next_id", len(ids))), ids=ids, keys=keys, vectors=vectors,
-                  tombstones=tombstones, faiss=findex, mmapped=bool(mmap) and findex is not None)
+                  tombstones=tombstones, faiss=findex, mmapped=bool(mmap) and findex is not None,
+                  payload=payload)
     return cls._from_state(state, dict(manifest.get("meta") or {}))
 
 

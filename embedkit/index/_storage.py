@@ -45,6 +45,7 @@ class State:
     tombstones: np.ndarray     # int64 ids deleted but still inside FAISS
     faiss: object = None       # the FAISS index, None before the first add
     mmapped: bool = False      # FAISS index memory-mapped read-only (copied on the first write)
+    payload: dict | None = None  # per-item payload columns as named numpy arrays (no objects), aligned with ids
 
 
 class Storage:
