@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 
+from . import _device  # noqa: F401  (sets OMP_WAIT_POLICY=PASSIVE before torch/FAISS load OpenMP, only when unset)
 from ._version import __version__
 from .embeddings import Embeddings
 from .errors import EmbedkitError, IgnoredParameterWarning, InputError, MissingKeyError, NotFittedError, ParseError, StoreError

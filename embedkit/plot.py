@@ -60,6 +60,11 @@ def read_labels(path) -> dict[str, str]:
 
 def project_2d(vectors, method: str = "pca", seed: int = 0, normalize: bool = False) -> np.ndarray:
     """(n, 2) coordinates of the rows of ``vectors`` by PCA or t-SNE."""
+    return _project(vectors, method, seed, normalize)[0]
+
+
+def _project(vectors, method: str, seed: int, normalize: bool) -> tuple[np.ndarray, tuple | None]:
+    """(n, 2) coordinates and, for PCA, the share of the variance each axis explains (else None)."""
     method = check_choice("plot", "method", method, METHODS)
     x = as_vectors(vectors).astype(np.float64)
     if len(x) < 2:
@@ -67,14 +72,16 @@ def project_2d(vectors, method: str = "pca", seed: int = 0, normalize: bool = Fa
     if normalize:
         x = unit_rows(x)
     if x.shape[1] == 1:
-        return np.hstack([x, np.zeros_like(x)])
+        return np.hstack([x, np.zeros_like(x)]), ((1.0, 0.0) if method == "pca" else None)
     if method == "pca":
         centred = x - x.mean(axis=0)
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        _, sv, vt = np.linalg.svd(centred, full_matrices=False)
         xy = centred @ vt[:2].T
         # fix the sign of each axis so the same vectors always give the same picture
         signs = np.sign(xy[np.abs(xy).argmax(axis=0), [0, 1]])
-        return xy * np.where(signs == 0, 1, signs)
+        total = float((sv ** 2).sum())
+        share = tuple(float(v) / total if total > 0 else 0.0 for v in (sv[:2] ** 2))
+        return xy * np.where(signs == 0, 1, signs), share
     from sklearn.manifold import TSNE
 
     if len(x) < 5:
@@ -83,7 +90,7 @@ def project_2d(vectors, method: str = "pca", seed: int = 0, normalize: bool = Fa
     # exact gradients for small maps: Barnes-Hut's thread pool costs more than it saves there
     method_ = "exact" if len(x) <= EXACT_TSNE_LIMIT else "barnes_hut"
     return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
-                method=method_).fit_transform(x)
+                method=method_).fit_transform(x), None
 
 
 def _natural(text: str) -> list:
@@ -131,8 +138,50 @@ def _save(fig, out: Path) -> None:
     atomic_write_bytes(out, buf.getvalue())
 
 
+def _label_rows(keys: list[str], label_keys, top: int) -> tuple[list[int], list[int]]:
+    """Rows whose key is written on the map: (asked for by the user, picked: the first ``top`` in index order)."""
+    if label_keys is None:
+        return [], list(range(min(top, len(keys))))
+    if isinstance(label_keys, str):
+        label_keys = [label_keys]
+    row = {k: i for i, k in enumerate(keys)}
+    asked = list(dict.fromkeys(str(k) for k in label_keys))
+    missing = [k for k in asked if k not in row]
+    if missing:
+        from difflib import get_close_matches
+
+        close = get_close_matches(missing[0], keys[:50_000], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InputError(f"label_keys: {len(missing)} of {len(asked)} keys are not in the index, e.g. "
+                         f"{missing[0]!r}{hint}; give keys of the index")
+    return [row[k] for k in asked], []
+
+
+def _place_labels(ax, fig, xy, rows, texts, forced: int, fontsize: float) -> list[int]:
+    """Write ``texts`` beside the points ``xy[rows]``; the first ``forced`` always, the others
+    only where they overlap no label already written (a readable subset). Returns the rows written."""
+    from matplotlib import patheffects
+
+    fig.canvas.draw()  # data -> pixel transform of the final axes limits
+    px = ax.transData.transform(xy[rows]) if rows else np.zeros((0, 2))
+    scale = fig.dpi / 72.0
+    h = fontsize * 1.25 * scale
+    boxes, written = [], []
+    for j, (r, text) in enumerate(zip(rows, texts)):
+        x0, y0 = px[j, 0] + 3 * scale, px[j, 1] + 2 * scale
+        box = (x0, y0, x0 + 0.62 * fontsize * scale * len(text), y0 + h)
+        if j >= forced and any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in boxes):
+            continue
+        boxes.append(box)
+        written.append(r)
+        ax.annotate(text, xy[r], xytext=(3, 2), textcoords="offset points", fontsize=fontsize, color="#111111",
+                    zorder=5, path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
+                    gid=f"key-label-{len(written)}")
+    return written
+
+
 def plot_map(emb, out, labels=None, method: str = "pca", *, title: str | None = None, max_points: int = 5000,
-             seed: int = 0, normalize: bool = True, annotate: int = 40) -> dict:
+             seed: int = 0, normalize: bool = True, annotate: int = 40, label_keys=None, label_top: int = 30) -> dict:
     """Draw a 2-D map of ``emb`` (Embeddings) into ``out`` (.png, .svg or .pdf), coloured by label.
 
     Parameters
@@ -140,27 +189,46 @@ def plot_map(emb, out, labels=None, method: str = "pca", *, title: str | None = 
     labels : dict key -> label, or None
         Keys missing from it are drawn grey as "(no label)"; beyond 20 labels the rarest pool.
     method : {"pca", "tsne"}, default "pca"
+        PCA axes say the share of the variance each one explains.
     max_points : int, default 5000
-        A seeded random sample of this many items is drawn when the index holds more.
+        A seeded random sample of this many items is drawn when the index holds more (the
+        points of ``label_keys`` are always kept).
     normalize : bool, default True
         Project unit-length vectors (right for cosine indexes).
     annotate : int, default 40
         Write each key beside its point when at most this many points are drawn.
+    label_keys : list of str, or None
+        Keys to write on the map and draw larger, with a dark edge, on top of the others; never
+        sampled away. Raises InputError naming a key that is not in ``emb``.
+    label_top : int, default 30
+        Without ``label_keys``, on maps of more than ``annotate`` points: write the first
+        ``label_top`` keys of ``emb`` in its order, skipping those whose text would overlap
+        another (Word2Vec orders its vocabulary by frequency, so these are the most frequent
+        words). 0 writes none.
 
-    Returns a dict with ``keys``, ``xy`` (n, 2), ``labels`` (per point) and ``path``.
-    Raises InputError for a bad method, file type, or too few vectors.
+    Returns a dict with ``keys``, ``xy`` (n, 2), ``labels`` (per point), ``annotated`` (keys
+    written on the map), ``explained_variance`` (PCA: the share of each axis, else None) and ``path``.
+    Raises InputError for a bad method, file type, key, or too few vectors.
     """
     out = _check_out(out)
     method = check_choice("plot", "method", method, METHODS)
     max_points = check_int("plot", "max_points", max_points, 2)
+    label_top = check_int("plot", "label_top", label_top, 0)
     seed = check_seed("plot", seed)
-    keys = list(emb.keys)
+    all_keys = list(emb.keys)
+    asked, _ = _label_rows(all_keys, label_keys, label_top)
+    keys = all_keys
     vectors = emb.vectors
     if len(keys) > max_points:
-        pick = np.sort(np.random.default_rng(seed).choice(len(keys), size=max_points, replace=False))
+        keep = np.asarray(sorted(set(asked)), dtype=np.int64)
+        if len(keep) > max_points:
+            raise InputError(f"label_keys holds {len(keep)} keys but max_points is {max_points}; raise max_points")
+        rest = np.setdiff1d(np.arange(len(keys)), keep)
+        extra = np.random.default_rng(seed).choice(rest, size=max_points - len(keep), replace=False)
+        pick = np.sort(np.concatenate([keep, extra]))
         log.info("drawing a random sample of %d of %d items", max_points, len(keys))
         keys, vectors = [keys[i] for i in pick], vectors[pick]
-    xy = project_2d(vectors, method=method, seed=seed, normalize=normalize)
+    xy, share = _project(vectors, method, seed, normalize)
     names = [labels.get(k, UNLABELLED) for k in keys] if labels else [UNLABELLED] * len(keys)
     if labels:
         matched = sum(n != UNLABELLED for n in names)
@@ -184,12 +252,22 @@ def plot_map(emb, out, labels=None, method: str = "pca", *, title: str | None = 
         shown = f"{name} ({int(mask.sum())})" if labels else None
         ax.scatter(xy[mask, 0], xy[mask, 1], s=size, color=colours[name], label=shown,
                    alpha=0.85, linewidths=0.3, edgecolors="white", zorder=1 if name == UNLABELLED else 2)
-    if len(keys) <= annotate:
-        for (x, y), k in zip(xy, keys):
-            ax.annotate(k, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7, color="#333333")
+    # which keys to write: all on small maps, else the user's list, else the first label_top (readable subset)
+    row_of = {k: i for i, k in enumerate(keys)}
+    if label_keys is not None:
+        rows, forced = [row_of[all_keys[i]] for i in asked], len(asked)
+    elif len(keys) <= annotate:
+        rows, forced = list(range(len(keys))), len(keys)
+    else:
+        first = [k for k in all_keys[:label_top] if k in row_of]
+        rows, forced = [row_of[k] for k in first], 0
     label_name = {"pca": "PCA", "tsne": "t-SNE"}[method]
-    ax.set_xlabel(f"{label_name} 1")
-    ax.set_ylabel(f"{label_name} 2")
+    if share is not None:
+        ax.set_xlabel(f"{label_name} 1 ({100 * share[0]:.1f}% of variance)")
+        ax.set_ylabel(f"{label_name} 2 ({100 * share[1]:.1f}% of variance)")
+    else:
+        ax.set_xlabel(f"{label_name} 1")
+        ax.set_ylabel(f"{label_name} 2")
     total = len(emb.keys)
     sub = f" ({len(keys)} of {total} items)" if len(keys) < total else f" ({total} items)"
     ax.set_title((title or "embedding map") + sub)
@@ -198,8 +276,17 @@ def plot_map(emb, out, labels=None, method: str = "pca", *, title: str | None = 
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False, title="label",
                   markerscale=max(1.0, 30 / size) ** 0.5)
     fig.tight_layout()
+    written = _place_labels(ax, fig, xy, rows, [keys[r] for r in rows], forced, 7.0 if forced == len(keys) else 8.0)
+    if written and (label_keys is not None or len(keys) > annotate):  # the written points stand out
+        limits = ax.get_xlim(), ax.get_ylim()
+        sel = np.asarray(written)
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=max(2.5 * size, 36.0), color=[colours[names[r]] for r in written],
+                   edgecolors="#111111", linewidths=0.9, zorder=4)
+        ax.set_xlim(limits[0])
+        ax.set_ylim(limits[1])
     _save(fig, out)
-    return {"keys": keys, "xy": xy, "labels": names, "path": out}
+    return {"keys": keys, "xy": xy, "labels": names, "annotated": [keys[r] for r in written],
+            "explained_variance": share, "path": out}
 
 
 def plot_loss(loss_history, out, *, title: str | None = None) -> Path:
@@ -217,21 +304,30 @@ def plot_loss(loss_history, out, *, title: str | None = None) -> Path:
     if not np.isfinite(loss).all():
         bad = int(np.argmax(~np.isfinite(loss))) + 1
         raise InputError(f"the loss of epoch {bad} is not finite ({loss[bad - 1]}); training diverged")
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FixedLocator, MaxNLocator
 
     fig = _figure(7.5, 4.5)
     ax = fig.add_subplot(1, 1, 1)
     epochs = np.arange(1, len(loss) + 1)
-    ax.plot(epochs, loss, marker="o", markersize=4 if len(loss) <= 60 else 0, color="#2563eb", linewidth=1.6)
+    one = len(loss) == 1
+    ax.plot(epochs, loss, marker="o", markersize=9 if one else (4 if len(loss) <= 60 else 0), color="#2563eb",
+            linewidth=1.6)
+    if one:  # one point says little on its own: write its value beside it and why there is no curve
+        ax.annotate(f"epoch 1: loss {loss[0]:.4g}", (1, loss[0]), xytext=(10, 0), textcoords="offset points",
+                    va="center", fontsize=10, color="#1e3a8a")
+        ax.set_xlim(0.5, 1.8)
+        ax.text(0.5, 0.06, "one epoch trained: train more epochs to see a curve", transform=ax.transAxes,
+                ha="center", fontsize=9, color="#555555")
     if (loss > 0).all() and loss.max() / loss.min() > 50:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (mean over the epoch)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(FixedLocator([1]) if one else MaxNLocator(integer=True))
     ax.set_title(title or "training loss")
     ax.grid(True, alpha=0.3)
-    last = f"last {loss[-1]:.4g}" + (f", first {loss[0]:.4g}" if len(loss) > 1 else "")
-    ax.annotate(last, xy=(0.99, 0.97), xycoords="axes fraction", ha="right", va="top", fontsize=8, color="#555555")
+    if not one:
+        last = f"last {loss[-1]:.4g}, first {loss[0]:.4g}"
+        ax.annotate(last, xy=(0.99, 0.97), xycoords="axes fraction", ha="right", va="top", fontsize=8, color="#555555")
     fig.tight_layout()
     _save(fig, out)
     return out

@@ -126,3 +126,67 @@ def test_cli_plot(tmp_path, capsys):
         assert main(base + argv) == 1, argv
         err = capsys.readouterr().err
         assert words in err and err.count("\n") == 1, err
+
+
+# ---------------------------------------------------------------- issue 15, item 8: maps worth looking at
+def test_pca_axes_say_the_explained_variance(tmp_path):
+    emb = clusters()
+    res = plot.plot_map(emb, tmp_path / "m.svg")
+    first, second = res["explained_variance"]
+    assert 0.5 < first <= 1.0 and 0.0 <= second <= first and first + second <= 1.0 + 1e-9
+    svg = (tmp_path / "m.svg").read_text()
+    assert "of variance" in svg
+    assert plot.plot_map(emb, tmp_path / "t.png", method="tsne")["explained_variance"] is None
+
+
+def test_picked_keys_are_written_never_sampled_away_and_stand_out(tmp_path):
+    rng = np.random.default_rng(1)
+    emb = ek.Embeddings([f"k{i}" for i in range(2000)], rng.standard_normal((2000, 5)).astype(np.float32))
+    pick = ["k1999", "k1000", "k7"]
+    for seed in range(3):
+        res = plot.plot_map(emb, tmp_path / "m.svg", max_points=50, seed=seed, label_keys=pick)
+        assert set(pick) <= set(res["keys"]) and len(res["keys"]) == 50
+        assert res["annotated"] == pick
+    svg = (tmp_path / "m.svg").read_text()
+    assert svg.count('id="key-label-') == 3  # three texts written (drawn as paths: the keys are not in the svg)
+    assert svg.count("stroke: #111111; stroke-width: 0.9") >= 3  # dark edges on the picked points
+    with pytest.raises(InputError, match=r"'k20000'.*did you mean 'k200'"):
+        plot.plot_map(emb, tmp_path / "m.png", label_keys=["k1", "k20000"])
+
+
+def test_big_maps_write_a_readable_subset_of_the_first_keys(tmp_path):
+    rng = np.random.default_rng(2)
+    emb = ek.Embeddings([f"word{i}" for i in range(400)], rng.standard_normal((400, 8)).astype(np.float32))
+    res = plot.plot_map(emb, tmp_path / "m.png", label_top=30)
+    written = res["annotated"]
+    assert 0 < len(written) <= 30 and set(written) <= {f"word{i}" for i in range(30)} and written[0] == "word0"
+    assert plot.plot_map(emb, tmp_path / "m.png", label_top=0)["annotated"] == []
+    small = clusters()
+    assert plot.plot_map(small, tmp_path / "s.png")["annotated"] == small.keys  # every key when few
+
+
+def test_one_epoch_loss_is_not_a_lone_dot(tmp_path):
+    out = plot.plot_loss([0.6931], tmp_path / "one.svg")
+    svg = out.read_text()
+    assert "epoch 1: loss 0.6931" in svg and "train more epochs" in svg
+
+
+def test_cli_plot_label_keys_and_messages(tmp_path, capsys):
+    root = tmp_path / "store"
+    emb = clusters()
+    Store(root).save("c", emb.to_index(), meta={"trainer": "Word2Vec", "loss_history": [3.0]})
+    keys = tmp_path / "keys.txt"
+    keys.write_text("# picked\nx1\ny2\n", encoding="utf-8")
+    base = ["--store", str(root), "plot"]
+    assert main(base + ["c", "--out", str(tmp_path / "m.png"), "--label-keys", "x0,y0"]) == 0
+    said = capsys.readouterr().out
+    assert "2 keys written" in said and "% of the variance" in said
+    assert main(base + ["c", "--out", str(tmp_path / "m.png"), "--label-keys", f"@{keys}"]) == 0
+    assert "2 keys written" in capsys.readouterr().out
+    assert main(base + ["c", "--loss", "--out", str(tmp_path / "l.png")]) == 0
+    assert "1 epoch to" in capsys.readouterr().out
+    assert main(base + ["cc", "--out", str(tmp_path / "m.png")]) == 1
+    err = capsys.readouterr().err
+    assert str(root.resolve()) in err and "did you mean 'c'" in err
+    assert main(["--store", str(tmp_path / "none"), "plot", "c", "--out", str(tmp_path / "m.png")]) == 1
+    assert "does not exist" in capsys.readouterr().err

@@ -26,6 +26,7 @@ _AREAS = (
     "embedkit.cli.plot",
     "embedkit.cli.serve",
     "embedkit.cli.demo",
+    "embedkit.cli.export",
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import time
+from pathlib import Path
 
 from .common import add_store_option, get_store, out
 
@@ -24,7 +25,10 @@ def cmd_demo(args) -> int:
         t0 = time.perf_counter()
         importlib.import_module(f"embedkit.cli.{area}").demo(args)
         out(f"[{area} demo done in {time.perf_counter() - t0:.1f}s]\n")
-    out(f"indexes in {store.root}: {', '.join(store.names())}")
-    out(f"query one yourself:  embedkit --store {store.root} query NAME KEY -k 5")
-    out(f"serve them over HTTP: embedkit --store {store.root} serve")
+    root = store.root.resolve()
+    flag = "" if store.root == Path("indexes") else f" --store {root}"  # the default store needs no flag
+    out(f"indexes in the store {root}: {', '.join(store.names()) or 'none'}")
+    out(f"query one yourself:   embedkit{flag} query NAME KEY -k 5")
+    out(f"draw a map:           embedkit{flag} plot NAME --out map.png")
+    out(f"serve them over HTTP: embedkit{flag} serve")
     return 0

@@ -16,18 +16,42 @@ def register(groups) -> None:
     p.add_argument("--method", default="pca", choices=["pca", "tsne"], help="projection (default: pca)")
     p.add_argument("--loss", action="store_true", help="draw the training loss per epoch instead of the map")
     p.add_argument("--max-points", type=int, default=5000,
-                   help="draw a random sample of this many items from larger indexes (default: 5000)")
+                   help="draw a random sample of this many items from larger indexes (default: 5000; the "
+                        "--label-keys points are always drawn)")
+    p.add_argument("--label-keys", default=None, metavar="KEYS",
+                   help="keys to write on the map and draw larger: 'k1,k2,...' or @FILE (one key per line)")
+    p.add_argument("--label-top", type=int, default=30, metavar="N",
+                   help="without --label-keys, write the first N keys of the index where they do not overlap "
+                        "(Word2Vec indexes list words by frequency; default: 30, 0 for none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample and of t-SNE (default: 0)")
     p.add_argument("--title", default=None, help="figure title (default: the index name)")
     add_store_option(p)
     p.set_defaults(func=cmd_plot)
 
 
+def _label_keys(spec: str | None):
+    from ..errors import InputError
+
+    if spec is None:
+        return None
+    if spec.startswith("@"):
+        path = existing_file(spec[1:])
+        keys = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+    else:
+        keys = [k.strip() for k in spec.split(",") if k.strip()]
+    if not keys:
+        raise InputError(f"--label-keys {spec!r}: no keys given; write 'k1,k2' or @FILE with one key per line")
+    return keys
+
+
 def cmd_plot(args) -> int:
     from .. import plot
     from ..errors import InputError
+    from .export import require_entry
 
     store = get_store(args)
+    require_entry(store, args.name)
     if args.loss:
         if args.labels:
             raise InputError("--loss draws the loss curve; drop --labels (it colours the map)")
@@ -40,15 +64,20 @@ def cmd_plot(args) -> int:
         trainer = meta.get("trainer")
         title = args.title or f"{args.name}: training loss" + (f" ({trainer})" if trainer else "")
         path = plot.plot_loss(history, args.out, title=title)
-        out(f"wrote the loss of {len(history)} epochs to {path}")
+        epochs = "1 epoch" if len(history) == 1 else f"{len(history)} epochs"
+        out(f"wrote the loss of {epochs} to {path}")
         return 0
     labels = plot.read_labels(existing_file(args.labels)) if args.labels else None
     index = store.load(args.name)
     res = plot.plot_map(index.to_embeddings(), args.out, labels=labels, method=args.method,
                         title=args.title or args.name, max_points=args.max_points, seed=args.seed,
-                        normalize=index.metric == "cosine")
+                        normalize=index.metric == "cosine", label_keys=_label_keys(args.label_keys),
+                        label_top=args.label_top)
     shown = len(res["keys"])
     labelled = sum(lab != plot.UNLABELLED for lab in res["labels"]) if labels else 0
     extra = f", {labelled} labelled" if labels else ""
+    extra += f", {len(res['annotated'])} keys written" if res["annotated"] else ""
+    if res["explained_variance"]:
+        extra += ", axes explain {:.1f}% and {:.1f}% of the variance".format(*(100 * v for v in res["explained_variance"]))
     out(f"wrote a {args.method} map of {shown} items{extra} to {res['path']}")
     return 0

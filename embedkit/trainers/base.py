@@ -15,23 +15,33 @@ AutoEncoder):
 * A fitted trainer is a model that saves without pickle: ``to_arrays()`` / ``from_arrays()``
   (a dict of numpy arrays with a JSON config), ``save(path)`` / ``load(path)`` (one ``.npz``
   file) and ``to_store(name)`` / ``from_store(name)`` (an index of its vectors plus the model,
-  with a manifest naming the trainer, its parameters and its loss history).
+  with a manifest naming the trainer, its parameters and its loss history). ``save(x, store=None)``
+  and ``load(x, store=None)`` take either: a plain name (a str without ``/`` not ending in ``.npz``)
+  is a store entry, anything else a file.
 
 Renamed parameters stay accepted for a while: ``_param_aliases = {"old": "new"}`` makes
 ``Trainer(old=x)`` warn (FutureWarning) and set ``new``.
+
+Every ``fit`` a subclass defines runs under the CPU thread policy of :mod:`embedkit._device`
+(wrapped once, in ``__init_subclass__``): torch runs on one thread when ``_work_per_step``
+says the model is small, and the previous count is restored afterwards. Importing this module
+sets ``OMP_WAIT_POLICY=PASSIVE`` when it is unset and torch is not loaded yet.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import io
 import json
 import logging
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from .._device import fit_threads  # imported before any torch: sets OMP_WAIT_POLICY=PASSIVE when unset
 from .._validation import validate_params
 from ..errors import IgnoredParameterWarning, InputError, NotFittedError, StoreError
 
@@ -51,6 +61,30 @@ def _as_store(store):
     return store if isinstance(store, Store) else Store(store)
 
 
+def _is_store_name(path) -> bool:
+    """The rule of :meth:`Trainer.save`: a str without a path separator and not ending in .npz names a store entry."""
+    if not isinstance(path, str) or path.endswith(".npz"):
+        return False
+    return not any(sep and sep in path for sep in ("/", os.sep, os.altsep))
+
+
+def _file_of(path: Path) -> Path | None:
+    """``path`` or ``path.npz``, whichever is a file."""
+    for p in (path, path.with_name(path.name + ".npz")):
+        if p.is_file():
+            return p
+    return None
+
+
+def _missing_entry(name: str, store, also_file: bool) -> str:
+    root = store.root.resolve()
+    where = f"the store {root}" + ("" if store.root.is_dir() else " (that folder does not exist)")
+    have = ", ".join(store.names()) or "none"
+    tail = f"; no file {name}.npz here either" if also_file else ""
+    return (f"no index named {name!r} in {where} (indexes: {have}){tail}; pass store= (or set EMBEDKIT_STORE) "
+            "or a file path ending in .npz")
+
+
 def _jsonable(v):
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
@@ -61,12 +95,66 @@ def _jsonable(v):
     return repr(v)
 
 
+def _with_thread_policy(fit):
+    """``fit`` run under :func:`embedkit._device.fit_threads` sized by ``self._work_per_step``."""
+
+    @functools.wraps(fit)
+    def fit_under_thread_policy(self, *args, **kwargs):
+        try:
+            work = self._work_per_step(args, kwargs)
+        except Exception:  # an estimate must never stop a fit; fit itself reports bad input
+            work = None
+        with fit_threads(work, type(self).__name__):
+            return fit(self, *args, **kwargs)
+
+    fit_under_thread_policy._embedkit_thread_policy = True
+    return fit_under_thread_policy
+
+
+def _table_shape(data):
+    """(rows, columns) of a 2-D table (array, DataFrame, list of rows), else None; never copies."""
+    shape = getattr(data, "shape", None)
+    if shape is None and isinstance(data, (list, tuple)) and data and isinstance(data[0], (list, tuple)):
+        shape = (len(data), len(data[0]))
+    if shape is None or len(shape) != 2:
+        return None
+    return int(shape[0]), int(shape[1])
+
+
 class Trainer:
     """Base class of the trainers; see the module docstring for the contract."""
 
     _parameter_constraints: dict = {}
     _param_aliases: dict = {}      # old name -> new name, accepted with a FutureWarning
     _module_params: tuple = ()     # constructor parameters holding objects JSON cannot hold
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        fit = cls.__dict__.get("fit")
+        if callable(fit) and not getattr(fit, "_embedkit_thread_policy", False):
+            cls.fit = _with_thread_policy(fit)
+
+    def _work_per_step(self, args: tuple, kwargs: dict) -> int | None:
+        """Multiply-adds of one optimiser step, estimated from ``fit``'s arguments before it runs
+        (None: unknown, and the torch thread count is left as it is).
+
+        The default knows MLPs over a feature table (trainers with ``batch_size`` and ``hidden``
+        parameters): ``batch_size`` rows through ``n_features -> *hidden -> dim``, or through a
+        custom ``encoder`` module (its parameter count per row). Trainers that size their own
+        threads (Word2Vec/Node2Vec ``workers``, MatrixFactorization) get None."""
+        params = self.__dict__
+        if "batch_size" not in params or "hidden" not in params:
+            return None
+        shape = _table_shape(args[0] if args else kwargs.get("X"))
+        if shape is None:
+            return None
+        rows = min(shape[0], int(params["batch_size"]))
+        encoder = params.get("encoder")
+        if encoder is not None and hasattr(encoder, "parameters"):
+            return rows * sum(int(p.numel()) for p in encoder.parameters())
+        hidden = params["hidden"]
+        widths = [shape[1], *([hidden] if isinstance(hidden, int) else list(hidden)), int(params.get("dim") or 1)]
+        return rows * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
 
     # ------------------------------------------------------------------ params
     @classmethod
@@ -252,8 +340,24 @@ class Trainer:
                              f"({type(exc).__name__}: {exc})") from None
         return obj
 
-    def save(self, path) -> Path:
-        """Save the fitted model to one ``.npz`` file (``.npz`` added when missing), atomically."""
+    def save(self, path, store=None, *, overwrite: bool = False, kind: str = "flat") -> Path:
+        """Save the fitted model; returns where it went. One rule decides where:
+
+        * a plain **name** (a ``str`` without ``/`` and not ending in ``.npz``, e.g. ``"plays"``):
+          a store entry, as :meth:`to_store` writes it (the vectors indexed, the model, the trainer's
+          name and loss history: ``embedkit query/plot --loss/export NAME`` read it), in ``store``
+          (None: ``$EMBEDKIT_STORE`` or ``./indexes``); an existing entry is replaced only with
+          ``overwrite=True``. ``kind`` is the index kind of the entry.
+        * anything else (a ``pathlib.Path``, a ``str`` with ``/`` or ending in ``.npz``): one
+          ``.npz`` file (``.npz`` added when missing), written atomically, replacing an old one.
+
+        :meth:`load` takes the same argument back.
+        """
+        if _is_store_name(path):
+            return self._save_to_store(path, store, overwrite=overwrite, kind=kind)
+        if store is not None:
+            raise InputError(f"save({str(path)!r}, store): a store entry takes a name (letters, digits, '_', '-', "
+                             f"'.'), not a file path; drop the store to write the file {str(path)!r}")
         from .._io import atomic_write_bytes
 
         path = Path(path)
@@ -262,16 +366,38 @@ class Trainer:
         buf = io.BytesIO()
         np.savez(buf, **self.to_arrays())
         atomic_write_bytes(path, buf.getvalue())
+        log.info("saved the %s model to %s", type(self).__name__, path.resolve())
         return path
 
+    def _save_to_store(self, name: str, store, *, overwrite: bool, kind: str) -> Path:
+        self._check_fitted()
+        store = _as_store(store)
+        if not overwrite and store.exists(name):
+            raise InputError(f"an index named {name!r} already exists in the store {store.root.resolve()}; pass "
+                             f"overwrite=True to replace it, or save a file: model.save('{name}.npz')")
+        out = self.to_store(name, store, kind=kind, overwrite=True)
+        log.info("saved the %s model as %r in the store %s", type(self).__name__, name, store.root.resolve())
+        return out
+
     @classmethod
-    def load(cls, path, **params):
-        """Load what :meth:`save` wrote. Raises StoreError for a missing, damaged or foreign file."""
-        path = Path(path)
-        if not path.exists() and path.with_name(path.name + ".npz").exists():
-            path = path.with_name(path.name + ".npz")
+    def load(cls, path, store=None, **params):
+        """Load what :meth:`save` wrote: a name reads the store entry (``store`` None: the default
+        store), anything else the ``.npz`` file; ``params`` override saved constructor parameters.
+
+        A plain name found in no store but as a file (``NAME`` or ``NAME.npz``) loads the file.
+        Raises StoreError for a missing, damaged or foreign model."""
+        if _is_store_name(path):
+            st = _as_store(store)
+            if store is not None or st.exists(path) or not _file_of(Path(path)):
+                if not st.exists(path):
+                    raise StoreError(_missing_entry(path, st, also_file=store is None))
+                return cls.from_store(path, st, **params)
+        elif store is not None:
+            raise InputError(f"load({str(path)!r}, store): a store entry takes a name, not a file path; "
+                             "drop the store to read the file")
+        path = _file_of(Path(path)) or Path(path)
         if not path.is_file():
-            raise StoreError(f"{path}: no such file")
+            raise StoreError(f"{path}: no such file (looked in {path.resolve().parent})")
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
@@ -313,14 +439,16 @@ class Trainer:
     def from_store(cls, name: str, store=None, **params):
         """The fitted model that :meth:`to_store` wrote as ``name``."""
         store = _as_store(store)
+        if not store.exists(name):
+            raise StoreError(_missing_entry(name, store, also_file=False))
         meta = store.info(name).get("meta") or {}
         if meta.get("trainer") != cls.__name__:
-            raise StoreError(f"index {name!r} in {store.root} was not written by {cls.__name__} "
+            raise StoreError(f"index {name!r} in {store.root.resolve()} was not written by {cls.__name__} "
                              f"(trainer: {meta.get('trainer', 'unknown')})")
         try:
             arrays = store.load_extra(name, "model")
         except StoreError:
-            raise StoreError(f"index {name!r} in {store.root} holds vectors only, no {cls.__name__} model; "
+            raise StoreError(f"index {name!r} in {store.root.resolve()} holds vectors only, no {cls.__name__} model; "
                              "save it with model.to_store(name)") from None
         return cls.from_arrays(arrays, source=f"{store.root}/{name}", **params)
 
@@ -332,9 +460,11 @@ def load_from_store(name: str, store=None, **params):
     from . import TRAINERS
 
     store = _as_store(store)
+    if not store.exists(name):
+        raise StoreError(_missing_entry(name, store, also_file=False))
     trainer = (store.info(name).get("meta") or {}).get("trainer")
     module = TRAINERS.get(trainer)
     cls = getattr(importlib.import_module(module), trainer) if module else None
     if cls is None:
-        raise StoreError(f"index {name!r} in {store.root} holds no trainer's model (trainer: {trainer or 'none'})")
+        raise StoreError(f"index {name!r} in {store.root.resolve()} holds no trainer's model (trainer: {trainer or 'none'})")
     return cls.from_store(name, store, **params)
