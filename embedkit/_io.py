@@ -1,14 +1,33 @@
-"""Durable file writes shared by every writer in embedkit (embeddings, models, indexes, journal).
+"""Durable file writes, a cross-process lock per saved name, and bounded line reading.
 
 ``atomic_write_bytes`` writes a temporary file beside the target, fsyncs it, renames it over
 the target and fsyncs the directory, so that after a crash the target holds either the old
 bytes or the new ones, and after it returns the new ones survive a power cut.
+
+:func:`name_lock` is the advisory lock every writer of a saved directory takes: an exclusive
+``fcntl.flock`` on ``<parent>/.<name>.lock`` (works across processes on one machine, re-entrant
+within one process). The holder deletes the lock file before it lets go, and a process that
+got the lock re-checks that the file it locked is still the one at that path (else it tries
+again), so two writers can never hold locks on two different files and no file is left behind.
+
+:func:`bounded_lines` reads a binary file line by line but refuses a line longer than a limit
+with a one-line :class:`~embedkit.errors.ParseError` naming file and line, so a single-line
+1 GB file or ``/dev/zero`` never has to fit in memory.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
+
+from .errors import ParseError, StoreError
+
+MAX_LINE_BYTES = 64 << 20
+"""The longest input line the text loaders accept (64 MiB): a sentence, a CSV row or a vector."""
 
 
 def fsync_file(path) -> None:
@@ -30,10 +49,40 @@ def fsync_dir(path) -> None:
         os.close(fd)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _remove_stale_tmps(path: Path) -> None:
+    """Delete ``.<name>.tmp-<pid>`` files of ``path`` left by writers that were killed (their
+    process no longer exists); a live process's temporary file is never touched."""
+    pat = re.compile(re.escape(f".{path.name}.tmp-") + r"([0-9]{1,10})")
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for n in names:
+        m = pat.fullmatch(n)
+        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            try:
+                os.unlink(path.parent / n)
+            except OSError:
+                pass
+
+
 def atomic_write_bytes(path, data: bytes) -> Path:
-    """Replace ``path`` with ``data`` atomically and durably (file and directory fsync)."""
+    """Replace ``path`` with ``data`` atomically and durably (file and directory fsync).
+
+    The temporary file is ``.<name>.tmp-<pid>``; those of killed writers are removed here."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_tmps(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as fh:
@@ -46,3 +95,172 @@ def atomic_write_bytes(path, data: bytes) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+# ---------------------------------------------------------------------- the per-name writer lock
+class _Held:
+    __slots__ = ("rlock", "fd", "depth")
+
+    def __init__(self):
+        self.rlock = threading.RLock()
+        self.fd = None
+        self.depth = 0
+
+
+_held: dict[str, _Held] = {}
+_held_guard = threading.Lock()
+
+
+def lock_path(path) -> Path:
+    """The lock file of saved directory ``path``: ``<parent>/.<name>.lock``."""
+    path = Path(path)
+    return path.parent / f".{path.name}.lock"
+
+
+@contextmanager
+def name_lock(path, timeout: float | None = 600.0, what: str = "save"):
+    """Hold the exclusive writer lock of saved directory ``path`` (see the module doc).
+
+    Re-entrant within a process (threads wait for each other; the holding thread may nest).
+    Raises StoreError (one line) when another writer holds it for more than ``timeout``
+    seconds (None: wait for ever).
+    """
+    lpath = lock_path(path)
+    key = os.path.abspath(lpath)
+    with _held_guard:
+        held = _held.setdefault(key, _Held())
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if not held.rlock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+        raise StoreError(f"{path}: another {what} of this index in this process did not finish within "
+                         f"{timeout:g} s; try again later")
+    try:
+        if held.depth == 0:
+            held.fd = _flock(lpath, deadline, path, what)
+        held.depth += 1
+    except BaseException:
+        held.rlock.release()
+        raise
+    try:
+        yield
+    finally:
+        held.depth -= 1
+        if held.depth == 0:
+            fd, held.fd = held.fd, None
+            try:
+                import fcntl
+
+                try:
+                    os.unlink(lpath)  # still ours: nobody else can hold it now
+                except OSError:
+                    pass
+
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+        held.rlock.release()
+
+
+def _flock(lpath: Path, deadline, path, what) -> int:
+    import fcntl
+
+    lpath.parent.mkdir(parents=True, exist_ok=True)
+    delay = 0.001
+    while True:
+        try:
+            fd = os.open(lpath, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"{lpath}: cannot open the lock file ({exc.strerror}); check the permissions of "
+                             f"{lpath.parent}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:  # the holder before us may have deleted the file we locked: then lock the new one
+                same = os.stat(lpath).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                return fd
+            os.close(fd)
+            continue
+        except BlockingIOError:
+            os.close(fd)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise StoreError(f"{path}: another process is writing this index (lock {lpath.name} held "
+                                 f"longer than the wait allowed); the {what} was not done, try again") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        except OSError as exc:
+            os.close(fd)
+            raise StoreError(f"{lpath}: cannot lock ({exc.strerror})") from None
+
+
+# ---------------------------------------------------------------------- bounded line reading
+def bounded_lines(fh, path, max_bytes: int = MAX_LINE_BYTES, first_line: int = 1):
+    """Yield ``(line_number, raw_bytes)`` of binary file object ``fh``, each line at most
+    ``max_bytes`` bytes (its newline excluded); a longer one raises ParseError naming
+    ``path`` and the line. Memory stays O(max_bytes) whatever the file holds."""
+    no = first_line - 1
+    readline = fh.readline
+    while True:
+        raw = readline(max_bytes + 1)
+        if not raw:
+            return
+        no += 1
+        if len(raw) > max_bytes and not (len(raw) == max_bytes + 1 and raw.endswith(b"\n")):
+            raise ParseError(path, no, f"line longer than {max_bytes} bytes, the limit of one line; "
+                             "is this a text file with one record per line? split the line or check the file")
+        yield no, raw
+
+
+def open_maybe_compressed(path):
+    """``path`` opened for binary reading, decompressed on the fly when it ends in .gz, .bz2 or .xz."""
+    name = str(path).lower()
+    if name.endswith(".gz"):
+        import gzip
+
+        return gzip.open(path, "rb")
+    if name.endswith(".bz2"):
+        import bz2
+
+        return bz2.open(path, "rb")
+    if name.endswith(".xz"):
+        import lzma
+
+        return lzma.open(path, "rb")
+    return open(path, "rb")
+
+
+def check_line_lengths(path, max_bytes: int | None = None, block: int = 4 << 20) -> None:
+    """Scan file ``path`` once in blocks and raise ParseError (file and line) at the first line
+    longer than ``max_bytes`` (default :data:`MAX_LINE_BYTES`), before a parser that would hold
+    the whole line in memory reads it. Memory stays O(block); stops at the first long line, so
+    ``/dev/zero`` is refused after ``max_bytes`` bytes."""
+    import numpy as np
+
+    limit = MAX_LINE_BYTES if max_bytes is None else max_bytes
+    run, lines = 0, 1  # bytes of the current line so far; its line number
+    with open_maybe_compressed(path) as fh:
+        while True:
+            data = fh.read(block)
+            if not data:
+                return
+            nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+            if len(nl) == 0:
+                run += len(data)
+                if run > limit:
+                    break
+                continue
+            first = run + int(nl[0])
+            if first > limit:
+                break
+            if len(nl) > 1:
+                gaps = np.diff(nl) - 1
+                worst = int(np.argmax(gaps))
+                if gaps[worst] > limit:
+                    lines += worst + 1
+                    break
+            lines += len(nl)
+            run = len(data) - int(nl[-1]) - 1
+            if run > limit:
+                break
+    raise ParseError(path, lines, f"line longer than {limit} bytes, the limit of one line; is this a text "
+                     "file with one record per line? split the line or check the file")

@@ -153,7 +153,7 @@ def test_cli_index_build_query_list_info(tmp_path, capsys):
 def test_cli_bad_input_one_line_nonzero(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     ek.Embeddings(["cat", "dog"], [[1, 0], [0, 1]]).save_word2vec_format(tmp_path / "v.txt")
-    (tmp_path / "bad.txt").write_text("2 2\ncat 1\n")
+    (tmp_path / "bad.txt").write_text("2 2\ncat 1\ndog 1 2\n")
     store = str(tmp_path / "store")
     assert main(["--store", store, "index", "build", "v.txt", "--name", "pets"]) == 0
     capsys.readouterr()

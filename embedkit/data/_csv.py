@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _io
 from ..errors import InputError, ParseError
 
 _DELIMITERS = (",", "\t", ";", "|")
@@ -20,13 +21,15 @@ _DELIMITERS = (",", "\t", ";", "|")
 def read_columns(path: Path, cols: dict, delimiter: str | None, header: bool | None):
     """Return ({role: stripped str array}, file line number of each row) for the requested roles
     (user, item and optionally value, timestamp). Blank lines are skipped; a row without a user
-    or item id, or with the wrong number of fields, raises ParseError naming its line."""
+    or item id, with the wrong number of fields or longer than ``embedkit._io.MAX_LINE_BYTES``
+    (checked in one bounded-memory pass before parsing) raises ParseError naming its line."""
     import pandas as pd
 
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a CSV file")
+    _check_lines(path)
     with open(path, encoding="utf-8", errors="replace") as fh:
         first = fh.readline()
     if not first.strip():
@@ -55,6 +58,14 @@ def read_columns(path: Path, cols: dict, delimiter: str | None, header: bool | N
             raise ParseError(path, int(np.argmax(missing)) + offset, f"missing {name} id")
     rows = np.flatnonzero(keep)
     return {k: v[rows] for k, v in data.items()}, rows + offset
+
+
+def _check_lines(path: Path) -> None:
+    """Refuse a line over the limit before pandas or csv would hold it in memory."""
+    try:
+        _io.check_line_lengths(path)
+    except (OSError, EOFError) as exc:
+        raise ParseError(path, None, f"cannot read the file ({type(exc).__name__}: {exc})") from None
 
 
 def _sniff(line: str) -> str | None:

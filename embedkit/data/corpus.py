@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+from .. import _io
 from ..errors import InputError, ParseError
 
 __all__ = ["Corpus", "as_corpus", "open_text_lines"]
@@ -36,8 +37,9 @@ def _opener(path: Path):
 def open_text_lines(path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` of a plain/.gz/.bz2 UTF-8 file, line numbers from 1.
 
-    Raises ParseError naming file and line on bytes that are not UTF-8 or on a damaged
-    compressed stream, InputError when the file is missing.
+    Raises ParseError naming file and line on bytes that are not UTF-8, on a line longer than
+    ``embedkit._io.MAX_LINE_BYTES`` (64 MiB; memory stays bounded whatever the file holds, even
+    ``/dev/zero``) or on a damaged compressed stream, InputError when the file is missing.
     """
     path = Path(path)
     if not path.exists():
@@ -47,14 +49,14 @@ def open_text_lines(path) -> Iterator[tuple[int, str]]:
     no = 0
     try:
         with _opener(path)(path, "rb") as fh:
-            for no, raw in enumerate(fh, 1):
+            for no, raw in _io.bounded_lines(fh, path, _io.MAX_LINE_BYTES):
                 try:
                     yield no, raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     raise ParseError(path, no, f"not valid UTF-8 ({exc.reason} at byte {exc.start}); "
                                      "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
     except (OSError, EOFError, ValueError) as exc:
-        if isinstance(exc, InputError):
+        if isinstance(exc, (InputError, ParseError)):
             raise
         raise ParseError(path, no + 1, f"cannot read the file ({type(exc).__name__}: {exc})") from None
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from .._arrays import as_vectors
 from ..errors import InputError, ParseError
-from ._csv import _is_number
+from ._csv import _check_lines, _is_number
 
 __all__ = ["FeatureTable", "as_matrix", "as_labels", "as_pairs", "row_keys", "load_features", "load_labels"]
 
@@ -142,7 +142,9 @@ def load_features(path, label_column=None, key_column=None) -> FeatureTable:
     - CSV: comma-separated; a header row when the first row is not all numbers. ``label_column``
       and ``key_column`` (header name or 0-based position) are taken out of the features.
 
-    Raises InputError / ParseError (``path:line: problem``) on unreadable or non-finite input.
+    Raises InputError / ParseError (``path:line: problem``) on unreadable or non-finite input,
+    and on a CSV line longer than ``embedkit._io.MAX_LINE_BYTES`` (64 MiB), found in one
+    bounded-memory pass before parsing (so ``/dev/zero`` or a 1 GB single line is refused).
     """
     p = Path(path)
     if not p.exists():
@@ -201,6 +203,7 @@ def _column_position(spec, header: list[str] | None, width: int, p: Path, what: 
 
 
 def _load_csv(p: Path, label_column, key_column) -> FeatureTable:
+    _check_lines(p)  # a line over the limit is refused before csv would hold it
     try:
         with open(p, newline="", encoding="utf-8") as fh:
             rows = [(i + 1, r) for i, r in enumerate(csv.reader(fh)) if r and any(x.strip() for x in r)]
@@ -255,7 +258,8 @@ def _load_csv(p: Path, label_column, key_column) -> FeatureTable:
 def load_labels(path, n_rows: int | None = None) -> np.ndarray:
     """Read labels: one per line from a text file (blank lines are errors), or a 1-D ``.npy``.
 
-    Raises ParseError naming the line of a blank label, InputError when the count differs from ``n_rows``.
+    Raises ParseError naming the line of a blank label or of a line longer than
+    ``embedkit._io.MAX_LINE_BYTES``, InputError when the count differs from ``n_rows``.
     """
     p = Path(path)
     if not p.exists():
@@ -267,6 +271,7 @@ def load_labels(path, n_rows: int | None = None) -> np.ndarray:
             raise ParseError(p, None, f"not a readable .npy file without pickle ({type(exc).__name__})") from None
         labels = as_labels(arr, arr.shape[0] if arr.ndim else -1, what=str(p))
     else:
+        _check_lines(p)
         try:
             lines = p.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError as exc:

@@ -3,8 +3,16 @@
 Reads go straight to the shared :class:`VectorIndex` (it is thread-safe). Writes to one index
 are serialised by that index's lock: validate, append the write to the journal and fsync it,
 apply it, reply. A background thread compacts a journal into a full atomic save once it holds
-``compact_every`` writes or ``compact_bytes`` bytes, and at shutdown. If an index directory is
-replaced behind the service's back (``embedkit train ... --force``), the next request reloads it.
+``compact_every`` writes or ``compact_bytes`` bytes, and at shutdown.
+
+Other processes may replace or delete a served index (``embedkit train ... --force``,
+``embedkit index build --force``). Every journal append and every compaction holds the store's
+writer lock of that name (:meth:`Store.lock`) and first checks that the directory on disk is
+still the copy the service loaded (compare-and-swap on the manifest's identity). So a rebuild
+and the service's writes never interleave: a write acknowledged before the rebuild is in the
+old copy's journal (replaced with it, as a rebuild intends), a write after it is reloaded onto
+the new copy and journalled there, and a compaction never saves over a rebuilt copy: the
+service drops its stale copy and reloads the new one on the next request.
 """
 
 from __future__ import annotations
@@ -33,12 +41,16 @@ class Conflict(StoreError):
     """The index changed on disk under the service (deleted or replaced by another process)."""
 
 
+WRITE_LOCK_TIMEOUT = 60.0  # seconds a write or compaction waits for another process's save
+
+
 def _stamp(path) -> tuple | None:
     try:
+        d = os.stat(path)
         st = os.stat(path / "manifest.json")
     except OSError:
         return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+    return (d.st_ino, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _complete(cache: tuple, keys, prefix: str, limit: int) -> tuple[list[str], tuple]:
@@ -125,6 +137,14 @@ class Registry:
             names = [n for n in self.allowed if n in names]
         return names
 
+    def entries(self) -> list[dict]:
+        """:meth:`Store.entries` of the served names: ``{"name", "damaged", "error", "manifest"}``
+        each, a damaged index flagged instead of failing the whole listing (for GET /indexes)."""
+        out = self.store.entries()
+        if self.allowed is not None:
+            out = [e for e in out if e["name"] in self.allowed]
+        return out
+
     def peek(self, name: str) -> Entry | None:
         """The entry of ``name`` if it is loaded already (never loads)."""
         return self._entries.get(name)
@@ -192,26 +212,39 @@ class Registry:
             raise Conflict(f"index {entry.name!r} was deleted or replaced on disk while being served; "
                            "retry the write (the service reloads it)")
 
+    def _write(self, name: str, fn):
+        """Run ``fn(entry)`` under the entry's lock and the store's writer lock of ``name``, on the
+        copy that is on disk now: if another process replaced it, reload and run again (once)."""
+        for attempt in (0, 1):
+            entry = self.get(name)
+            with entry.lock:
+                with self.store.lock(name, timeout=WRITE_LOCK_TIMEOUT, what="write"):
+                    if _stamp(entry.path) == entry.stamp and self._entries.get(name) is entry:
+                        result = fn(entry)
+                        break
+            if attempt:
+                self._check_still_ours(entry)
+        self._maybe_compact(entry)
+        return result
+
     def upsert(self, name: str, keys: list[str], vectors) -> int:
         """Insert or replace items; durable (journalled and fsynced) when this returns."""
-        entry = self.get(name)
-        vecs = check_vectors(entry.index, keys, vectors)
-        with entry.lock:
-            self._check_still_ours(entry)
+        def write(entry):
+            vecs = check_vectors(entry.index, keys, vectors)
             _append(entry, J.encode_upsert(keys, vecs))
             try:
                 entry.index.upsert(keys, vecs)
             finally:
                 entry.version += 1
-        self._maybe_compact(entry)
-        return len(entry.index)
+            return len(entry.index)
+
+        return self._write(name, write)
 
     def remove(self, name: str, keys: list[str], missing_ok: bool = False) -> int:
         """Remove items; returns how many were present. Durable when this returns."""
-        entry = self.get(name)
         keys = list(dict.fromkeys(keys))
-        with entry.lock:
-            self._check_still_ours(entry)
+
+        def write(entry):
             present = [k for k in keys if k in entry.index]
             if not missing_ok and len(present) != len(keys):
                 missing = next(k for k in keys if k not in entry.index)
@@ -222,8 +255,9 @@ class Registry:
                     entry.index.remove(present, missing_ok=True)
                 finally:
                     entry.version += 1
-        self._maybe_compact(entry)
-        return len(present)
+            return len(present)
+
+        return self._write(name, write)
 
     # ------------------------------------------------------------------ compaction
     def _maybe_compact(self, entry: Entry) -> None:
@@ -250,14 +284,22 @@ class Registry:
         with entry.lock:
             if entry.journal.entries == 0 or self._entries.get(name) is not entry:
                 return 0
-            self._check_still_ours(entry)
-            folded = entry.journal.entries
-            extras = {x: self.store.load_extra(name, x) for x in entry.manifest.get("extras") or []}
-            self.store.save(name, entry.index, meta=entry.index.meta, extras=extras, overwrite=True)
-            entry.journal.close()
-            entry.journal = J.Journal(entry.path)  # the new directory starts with no journal
-            entry.stamp = _stamp(entry.path)
-            entry.manifest = self.store.info(name)
+            with self.store.lock(name, timeout=WRITE_LOCK_TIMEOUT, what="compaction"):
+                if _stamp(entry.path) != entry.stamp:
+                    # replaced or deleted by another process: never save over it; drop our copy
+                    # (its journal went with the directory it belonged to) and reload on next use
+                    log.warning("index %r changed on disk; not compacting over it, reloading instead", name)
+                    entry.journal.close()
+                    if self._entries.get(name) is entry:
+                        self._entries.pop(name, None)
+                    return 0
+                folded = entry.journal.entries
+                extras = {x: self.store.load_extra(name, x) for x in entry.manifest.get("extras") or []}
+                self.store.save(name, entry.index, meta=entry.index.meta, extras=extras, overwrite=True)
+                entry.journal.close()
+                entry.journal = J.Journal(entry.path)  # the new directory starts with no journal
+                entry.stamp = _stamp(entry.path)
+                entry.manifest = self.store.info(name)
             log.info("index %r: compacted %d journalled writes into a full save", name, folded)
             return folded
 

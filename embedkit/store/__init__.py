@@ -2,19 +2,35 @@
 
 The root is, in order: the ``root`` argument (``--store`` on the command line), the
 ``EMBEDKIT_STORE`` environment variable, or ``./indexes``.
+
+What is promised (see :mod:`embedkit.index._persist` for the on-disk format and
+:mod:`embedkit.store.journal` for the service's write journal):
+
+* Writers of one name exclude each other across processes: :meth:`Store.save`,
+  :meth:`Store.delete` and the service's compaction hold ``<root>/.<name>.lock``
+  (:meth:`Store.lock`). A ``--force`` rebuild and the service's compaction therefore never
+  interleave, and the service compacts only the copy it loaded (a rebuilt copy is reloaded,
+  never overwritten). ``save(overwrite=False)`` racing another save of the same name gets a
+  one-line error, never a raw OSError.
+* Reading (:meth:`names`, :meth:`entries`, :meth:`exists`, :meth:`info`, :meth:`load`) never
+  renames or deletes anything, and a read racing a save sees the old or the new copy.
+* One damaged index never hides the others: :meth:`entries` lists each with its problem.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
+from .._io import name_lock
 from ..errors import InputError, StoreError
-from ..index import VectorIndex, read_manifest, recover
+from ..index import VectorIndex, read_manifest
+from ..index._persist import _readable_dir, delete_index, read_consistent
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_LEFTOVER = re.compile(r"^\.(.+)\.old-[0-9a-f]{8}$")
 
 
 def default_root() -> Path:
@@ -41,29 +57,62 @@ class Store:
     def path(self, name: str) -> Path:
         return self.root / check_name(name)
 
+    @contextmanager
+    def lock(self, name: str, timeout: float | None = 600.0, what: str = "write"):
+        """Hold the writer lock of ``name`` (``<root>/.<name>.lock``, an exclusive ``flock``):
+        ``with store.lock(name): ...`` excludes every save, delete and compaction of that name in
+        any process. Re-entrant in one process; StoreError after ``timeout`` seconds."""
+        with name_lock(self.path(name), timeout=timeout, what=what):
+            yield
+
     def exists(self, name: str) -> bool:
-        p = self.path(name)
-        recover(p)
-        return (p / "manifest.json").exists()
+        """Whether a complete copy of ``name`` exists (read-only: renames nothing)."""
+        return (_readable_dir(self.path(name)) / "manifest.json").exists()
 
     def names(self) -> list[str]:
+        """Names of the saved indexes (damaged ones included: see :meth:`entries`)."""
         if not self.root.is_dir():
             return []
-        out = []
-        for p in sorted(self.root.iterdir()):
-            if p.name.startswith("."):
+        out = set()
+        for p in self.root.iterdir():
+            name = p.name
+            if name.startswith("."):
+                m = _LEFTOVER.match(name)  # a save between its two renames (or crashed there)
+                if not m or not _NAME.fullmatch(m.group(1)) or (self.root / m.group(1)).exists():
+                    continue
+                name = m.group(1)
+            elif not _NAME.fullmatch(name) or ".." in name:
                 continue
-            if p.is_dir() and (p / "manifest.json").exists():
-                out.append(p.name)
+            if self.exists(name):
+                out.add(name)
+        return sorted(out)
+
+    def entries(self) -> list[dict]:
+        """Every saved index with its state, for listings that must not fail for all when one is
+        damaged: ``{"name", "damaged": bool, "error": one line or None, "manifest": dict or None}``.
+        Only the manifest is checked here (schema, readable); loading also checks every file."""
+        out = []
+        for name in self.names():
+            try:
+                out.append({"name": name, "damaged": False, "error": None, "manifest": self.info(name)})
+            except StoreError as exc:
+                if not self.exists(name):  # deleted since names(): not listed
+                    continue
+                out.append({"name": name, "damaged": True, "error": " ".join(str(exc).split()), "manifest": None})
         return out
 
     def save(self, name: str, index: VectorIndex, *, meta: dict | None = None, extras: dict | None = None,
-             overwrite: bool = False) -> Path:
-        """Write ``index`` as ``name`` atomically; refuses to replace unless ``overwrite``."""
+             overwrite: bool = False, lock_timeout: float | None = 600.0) -> Path:
+        """Write ``index`` as ``name`` atomically; refuses to replace unless ``overwrite``.
+
+        Holds the writer lock of ``name`` throughout: a concurrent save of the same name waits
+        (``overwrite=True``) or, once the first has written it, is refused (``overwrite=False``)."""
         p = self.path(name)
-        if not overwrite and self.exists(name):
-            raise InputError(f"an index named {name!r} already exists in {self.root}; pass overwrite=True to replace it")
-        index.save(p, meta=meta, extras=extras)
+        with name_lock(p, timeout=lock_timeout):
+            if not overwrite and self.exists(name):
+                raise InputError(f"an index named {name!r} already exists in {self.root}; pass overwrite=True to "
+                                 "replace it")
+            index.save(p, meta=meta, extras=extras)
         return p
 
     def _require(self, name: str) -> Path:
@@ -79,14 +128,22 @@ class Store:
 
     def load_journalled(self, name: str, mmap: bool = False) -> tuple[VectorIndex, list[dict], int]:
         """:meth:`load`, and the journal it replayed: (index, journal entries, byte length of the
-        journal's intact part), what the HTTP service needs to go on appending to that journal."""
+        journal's verified part), what the HTTP service needs to go on appending to that journal.
+
+        The index and its journal are read from the same copy (retried if a save swapped it).
+        A damaged journal raises StoreError and is left as it is."""
         from .journal import read_journal, replay
 
         path = self._require(name)
-        index = VectorIndex.load(path, mmap=mmap)
-        entries, intact = read_journal(path)
+
+        def read(d):
+            index = VectorIndex.load(d, mmap=mmap)
+            entries, intact = read_journal(d)
+            return index, entries, intact
+
+        index, entries, intact = read_consistent(path, read)
         if entries:
-            replay(index, entries)
+            replay(index, entries, source=str(path / "journal.jsonl"))
         return index, entries, intact
 
     def info(self, name: str) -> dict:
@@ -96,4 +153,6 @@ class Store:
         return VectorIndex.load_extra(self._require(name), extra)
 
     def delete(self, name: str) -> None:
-        shutil.rmtree(self._require(name))
+        """Delete ``name`` (under its writer lock; one atomic rename, then removal)."""
+        p = self._require(name)
+        delete_index(p)
