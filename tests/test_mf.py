@@ -125,7 +125,7 @@ def test_errors(fitted):
     with pytest.raises(MissingKeyError, match="unknown item"):
         fitted.similar_items("nothing")
     with pytest.raises(MissingKeyError, match="unknown item"):
-        fitted.predict(["u0"], ["nothing"])
+        fitted.predict(["u0"], ["nothing"], unknown="error")
     with pytest.raises(MissingKeyError, match="unknown item"):
         fitted.fold_in("new", ["i0", "nothing"])
     with pytest.raises(InputError):
@@ -729,7 +729,7 @@ def test_format1_store_is_served(tmp_path, board):
     model.fit(board, show_progress=False)
     root = tmp_path / "store"
     _write_format1(ek.Store(root), "old", model)
-    with TestClient(create_app(root, token="t0ken")) as c:
+    with TestClient(create_app(root, token="t0ken"), base_url="http://127.0.0.1") as c:
         listed = {ix["name"]: ix for ix in c.get("/indexes").json()["indexes"]}
         assert listed["old"]["recommender"] is True
         for user in ("u0", "u25"):

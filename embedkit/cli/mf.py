@@ -1,4 +1,4 @@
-"""CLI verbs for matrix factorisation: ``train mf``, ``recommend``, ``eval mf`` and the MF demo."""
+"""CLI verbs for matrix factorisation: ``train mf``, ``tune mf``, ``recommend``, ``eval mf`` and the MF demo."""
 
 from __future__ import annotations
 
@@ -40,9 +40,46 @@ def register(groups) -> None:
     train.add_argument("--lr", type=float, default=None, help="SGD learning rate for bpr/sgd (default: per method)")
     train.add_argument("--batch-size", type=int, default=None, help="SGD mini-batch for bpr/sgd (default: per method)")
     train.add_argument("--cg-steps", type=int, default=3, help="conjugate-gradient steps per ALS half-epoch (default: 3)")
-    train.add_argument("--backend", default="torch", choices=["torch", "implicit"],
-                       help="torch (CPU/CUDA) or the optional 'implicit' package on CPU (default: torch)")
+    train.add_argument("--backend", default="torch", choices=["torch", "implicit", "numba"],
+                       help="torch (CPU/CUDA), the optional 'implicit' package on CPU, or compiled numba kernels "
+                            "for bpr/sgd on CPU (default: torch)")
+    side = train.add_argument_group(
+        "side features (cold start)", "Give --item-features and/or --user-features to train a HybridMF (LightFM-style: "
+        "an item's vector is its id embedding plus its features' embeddings; implicit feedback). The id column of a "
+        "features CSV is named like the interactions' --item / --user column.")
+    side.add_argument("--item-features", metavar="ITEMS.csv", default=None, help="CSV of item features with a header")
+    side.add_argument("--user-features", metavar="USERS.csv", default=None, help="CSV of user features with a header")
+    for who in ("item", "user"):
+        side.add_argument(f"--{who}-categorical", nargs="+", default=[], metavar="COL",
+                          help=f"categorical columns of --{who}-features")
+        side.add_argument(f"--{who}-tags", nargs="+", default=[], metavar="COL",
+                          help=f"multi-valued columns of --{who}-features, values separated by '|'")
+        side.add_argument(f"--{who}-numeric", nargs="+", default=[], metavar="COL",
+                          help=f"numeric columns of --{who}-features (standardised)")
+    side.add_argument("--loss", default="bpr", choices=["bpr", "warp"], help="HybridMF loss (default: bpr)")
     train.set_defaults(func=cmd_train)
+
+    tune_group = groups.top.add_parser("tune", help="choose parameters by cross-validation and save the winner")
+    tune = tune_group.add_subparsers(dest="what", metavar="WHAT", parser_class=type(tune_group))
+    tune.required = True
+    tm = tune.add_parser(
+        "mf", help="grid search of matrix-factorisation parameters by k-fold cross-validation",
+        description="Cross-validate every combination of --grid on the interactions, refit the best on all of "
+                    "them and save it as --name; the manifest meta 'tuned' records the winner and every score.")
+    tm.add_argument("interactions", metavar="INTERACTIONS.csv")
+    _add_column_options(tm)
+    tm.add_argument("--feedback", default="implicit", choices=["implicit", "explicit"])
+    tm.add_argument("--method", default="als", choices=["als", "bpr", "sgd"])
+    tm.add_argument("--grid", required=True,
+                    help='JSON {parameter: [values]}, e.g. \'{"dim": [32, 64], "reg": [0.01, 0.1]}\'')
+    tm.add_argument("--folds", type=int, default=3, help="cross-validation folds (default: 3)")
+    tm.add_argument("-k", type=int, default=10, help="ranking cut-off (default: 10)")
+    tm.add_argument("--tune-metric", default=None, choices=["recall", "ndcg", "map", "coverage", "rmse"],
+                    help="what to maximise (rmse: minimise); default ndcg, rmse for explicit feedback")
+    add_train_options(tm, epochs=15, dim=64)
+    tm.set_defaults(metric="ip")
+    tm.add_argument("--json", action="store_true", help="print the result as JSON")
+    tm.set_defaults(func=cmd_tune)
 
     rec = groups.top.add_parser("recommend", help="top-k items for users of a saved MF model")
     rec.add_argument("name", metavar="NAME")
@@ -50,6 +87,8 @@ def register(groups) -> None:
     rec.add_argument("-k", type=int, default=10, help="items per user (default: 10)")
     rec.add_argument("--include-seen", action="store_true", help="also recommend items the user already has")
     rec.add_argument("--json", action="store_true", help="print JSON {user: [[item, score], ...]}")
+    rec.add_argument("--filter", default=None, metavar="JSON",
+                     help='only items matching this filter, e.g. \'{"$key": {"$nin": ["i1"]}}\' or \'{"genre": "drama"}\'')
     add_store_option(rec)
     rec.set_defaults(func=cmd_recommend)
 
@@ -94,6 +133,8 @@ def cmd_train(args) -> int:
     if args.feedback == "explicit" and args.value is None:
         raise InputError("--feedback explicit needs the rating column: --value COLUMN")
     refuse_existing(get_store(args), args.name, args.force)
+    if args.item_features or args.user_features:
+        return _train_hybrid(args)
     model = MatrixFactorization(feedback=args.feedback, method=args.method, dim=args.dim, reg=args.reg,
                                 confidence=renamed_option(args, "confidence", "alpha", default=1.0), epochs=args.epochs,
                                 lr=args.lr, batch_size=args.batch_size, cg_steps=args.cg_steps, backend=args.backend,
@@ -109,12 +150,46 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_recommend(args) -> int:
-    from ..trainers.mf import MatrixFactorization
+def _train_hybrid(args) -> int:
+    from ..trainers.mf import Features, HybridMF
 
+    if args.feedback != "implicit":
+        raise InputError("side features (--item-features/--user-features) train a HybridMF on implicit feedback; "
+                         "drop --feedback explicit")
+    kw = {"reg": args.reg} if args.reg is not None else {}
+    model = HybridMF(dim=args.dim, loss=args.loss, epochs=args.epochs, lr=0.05 if args.lr is None else args.lr,
+                     seed=args.seed, device=args.device, **kw)
+    model.check_params()
+    feats = {}
+    for who in ("item", "user"):
+        path = getattr(args, f"{who}_features")
+        if path is None:
+            continue
+        cols = {k: getattr(args, f"{who}_{k}") for k in ("categorical", "tags", "numeric")}
+        if not any(cols.values()):
+            raise InputError(f"--{who}-features needs its columns: --{who}-categorical, --{who}-tags or --{who}-numeric")
+        feats[f"{who}_features"] = Features.from_csv(existing_file(path), id=str(getattr(args, who)), **cols)
+    inter = read_interactions(args, args.interactions)
+    model.fit(inter, show_progress=not args.no_progress, **feats)
+    path = save_trained(args, model, metric="cosine")
+    out(f"trained HybridMF ({args.loss}) on {inter.n_users} users x {inter.n_items} items ({inter.nnz} interactions) "
+        f"with {', '.join(k.replace('_', ' ') for k in feats)}, dim {args.dim}, final loss {model.loss_history_[-1]:.5g}")
+    out(f"saved to {path}  (try: embedkit recommend {args.name} {inter.user_keys[0]} -k 5)")
+    return 0
+
+
+def load_recommender(name: str, store):
+    """The recommender saved as ``name`` (see :func:`embedkit.trainers.mf.load_recommender`)."""
+    from ..trainers.mf import load_recommender as load
+
+    return load(name, store)
+
+
+def cmd_recommend(args) -> int:
     check_k(args.k)
-    model = MatrixFactorization.from_store(args.name, get_store(args))
-    recs = model.recommend_batch(args.users, k=args.k, exclude_seen=not args.include_seen)
+    flt = parse_filter(args.filter)
+    model = load_recommender(args.name, get_store(args))
+    recs = model.recommend_batch(args.users, k=args.k, exclude_seen=not args.include_seen, filter=flt)
     if args.json:
         out(json.dumps({u: [[i, s] for i, s in r] for u, r in zip(args.users, recs)}))
         return 0
@@ -125,17 +200,61 @@ def cmd_recommend(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> int:
-    from ..evaluate.ranking import ranking_metrics, rmse
+def parse_filter(text):
+    """The --filter JSON (None when not given); one-line InputError for bad JSON."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"--filter: not valid JSON ({exc}); e.g. --filter '{{\"$key\": {{\"$nin\": [\"i1\"]}}}}'") \
+            from None
+    if not isinstance(value, dict):
+        raise InputError(f"--filter must be a JSON object, e.g. '{{\"genre\": \"drama\"}}'; got {text!r}")
+    return value
+
+
+def cmd_tune(args) -> int:
+    from ..evaluate.compare import grid_search
     from ..trainers.mf import MatrixFactorization
 
     check_k(args.k)
-    model = MatrixFactorization.from_store(args.name, get_store(args))
-    args.feedback = model.params_["feedback"]
+    if args.feedback == "explicit" and args.value is None:
+        raise InputError("--feedback explicit needs the rating column: --value COLUMN")
+    try:
+        grid = json.loads(args.grid)
+    except ValueError as exc:
+        raise InputError(f"--grid: not valid JSON ({exc}); e.g. --grid '{{\"dim\": [32, 64]}}'") from None
+    if not isinstance(grid, dict) or not grid or not all(isinstance(v, list) and v for v in grid.values()):
+        raise InputError('--grid must be a JSON object of non-empty lists, e.g. \'{"dim": [32, 64], "reg": [0.01, 0.1]}\'')
+    base = MatrixFactorization(feedback=args.feedback, method=args.method, dim=args.dim, epochs=args.epochs,
+                               seed=args.seed, device=args.device)
+    unknown = sorted(set(grid) - set(base.get_params()))
+    if unknown:
+        raise InputError(f"--grid names unknown parameters {unknown}; valid: {', '.join(sorted(base.get_params()))}")
+    refuse_existing(get_store(args), args.name, args.force)
+    inter = read_interactions(args, args.interactions)
+    result = grid_search(base, grid, inter, folds=args.folds, k=args.k, metric=args.tune_metric, seed=args.seed)
+    path = save_trained(args, result.model, metric="ip", meta={"tuned": result.to_meta()})
+    if args.json:
+        out(json.dumps({"best": result.params, "metric": result.metric, "score": result.score, "path": str(path),
+                        "results": result.to_meta()["results"]}))
+        return 0
+    out(result.to_markdown())
+    out(f"saved the winner, refitted on all {inter.nnz} interactions, to {path} (manifest meta 'tuned')")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from ..evaluate.ranking import ranking_metrics, rmse
+
+    check_k(args.k)
+    model = load_recommender(args.name, get_store(args))
+    args.feedback = (getattr(model, "params_", None) or {}).get("feedback", "implicit")
     test = read_interactions(args, args.test)
     scores = ranking_metrics(model, test, k=args.k)
     result = {f"{m}@{args.k}": v for m, v in scores.items()}
-    if model.params_["feedback"] == "explicit":
+    if args.feedback == "explicit":
         if args.value is None:
             raise InputError("RMSE needs the rating column of the test file: --value COLUMN")
         result["rmse"] = rmse(model, test)

@@ -23,7 +23,7 @@ from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ranking_metrics", "rmse", "topk_metrics"]
+__all__ = ["ranking_metrics", "recommended_lists", "rmse", "topk_metrics"]
 
 
 def topk_metrics(recommended: Sequence[Sequence], relevant: Sequence[set], k: int) -> dict:
@@ -59,6 +59,13 @@ def ranking_metrics(model, test, k: int = 10, batch_size: int = 2048) -> dict:
     Raises InputError when no test user is known to the model.
     """
     k = check_int("ranking_metrics", "k", k, 1)
+    recommended, relevant = recommended_lists(model, test, k, batch_size)
+    return topk_metrics(recommended, relevant, k)
+
+
+def recommended_lists(model, test, k: int, batch_size: int = 2048) -> tuple[list, list]:
+    """(top-``k`` item lists, held-out item sets) of the test users known to ``model``, seen items
+    excluded: what :func:`ranking_metrics` scores (and ``compare`` measures coverage on)."""
     m = test.matrix
     users, relevant = [], []
     skipped = 0
@@ -78,20 +85,31 @@ def ranking_metrics(model, test, k: int = 10, batch_size: int = 2048) -> dict:
     for start in range(0, len(users), batch_size):
         batch = model.recommend_batch(users[start:start + batch_size], k=k, exclude_seen=True)
         recommended.extend([key for key, _ in recs] for recs in batch)
-    return topk_metrics(recommended, relevant, k)
+    return recommended, relevant
 
 
-def rmse(model, test) -> float:
+def rmse(model, test, unknown: str = "skip") -> float:
     """Root mean squared error of ``model.predict`` on the (user, item, value) pairs of ``test``.
 
-    Pairs whose user or item the model does not know are skipped (logged).
+    ``unknown="skip"`` (default): pairs whose user or item the model does not know are skipped
+    (logged). ``unknown="baseline"``: every pair is scored, unknown ones from the model's
+    baseline (``predict(..., unknown="baseline")``: global mean plus the known biases), as
+    Surprise's cross-validation does.
     """
+    if unknown not in ("skip", "baseline"):
+        raise InputError(f"The 'unknown' parameter of rmse must be 'skip' or 'baseline'. Got {unknown!r} instead.")
+    users = np.asarray(test.user_keys, dtype=object)[test.users]
+    items = np.asarray(test.item_keys, dtype=object)[test.items]
+    if unknown == "baseline":
+        if len(users) == 0:
+            raise InputError("the test set holds no pairs; nothing to score")
+        pred = model.predict(list(users), list(items), unknown="baseline").astype(np.float64)
+        err = pred - test.values.astype(np.float64)
+        return float(np.sqrt(np.mean(err * err)))
     # asked once per distinct user and item, not per pair
     user_known = np.array([model.has_user(u) for u in test.user_keys], dtype=bool)
     item_known = np.array([model.has_item(i) for i in test.item_keys], dtype=bool)
     known = user_known[test.users] & item_known[test.items]
-    users = np.asarray(test.user_keys, dtype=object)[test.users]
-    items = np.asarray(test.item_keys, dtype=object)[test.items]
     if not known.any():
         raise InputError("no test pair has a user and item known to the model; nothing to score")
     if not known.all():

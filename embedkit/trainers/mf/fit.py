@@ -19,13 +19,17 @@ def train_factors(params: dict, csr, show_progress: bool, callback) -> dict:
     if params["backend"] == "implicit":
         from .implicit_backend import train_implicit
 
-        return train_implicit(params, csr, show_progress, callback)
+        out = train_implicit(params, csr, show_progress, callback)
+        check_finite(params, out)
+        return out
     import torch
 
     device = resolve_device(params["device"], "MatrixFactorization")
     if params["batch_size"] == "auto":
         params["batch_size"] = 1024 if device.type == "cpu" else 8192
     gen = torch.Generator(device="cpu").manual_seed(params["seed"])
+    if params["backend"] == "numba":
+        return _train_numba(params, csr, gen, show_progress, callback)
     run = {("implicit", "als"): _implicit_als, ("implicit", "bpr"): _bpr,
            ("explicit", "als"): _explicit_als, ("explicit", "sgd"): _explicit_sgd}
     history = []
@@ -33,6 +37,8 @@ def train_factors(params: dict, csr, show_progress: bool, callback) -> dict:
         epoch_fn, finish = run[(params["feedback"], params["method"])](params, csr, device, gen, pool)
         for epoch in range(1, params["epochs"] + 1):
             loss = float(epoch_fn())
+            if not np.isfinite(loss):
+                raise diverged(params, f"epoch {epoch} loss is {loss}")
             history.append(loss)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.5g}")
@@ -41,8 +47,52 @@ def train_factors(params: dict, csr, show_progress: bool, callback) -> dict:
                 callback(epoch, loss)
     out = {k: (v.detach().cpu().numpy().astype(np.float32) if isinstance(v, torch.Tensor) else v)
            for k, v in finish().items()}
+    check_finite(params, out)
     out["loss_history"] = history
     return out
+
+
+def _train_numba(params, csr, gen, show_progress, callback) -> dict:
+    """BPR / explicit SGD with the compiled kernels of :mod:`.numba_backend` (CPU)."""
+    from . import numba_backend
+
+    make = numba_backend.bpr if params["method"] == "bpr" else numba_backend.sgd
+    epoch_fn, finish = make(params, csr, gen)
+    history = []
+    with _progress(params, show_progress) as bar:
+        for epoch in range(1, params["epochs"] + 1):
+            loss = float(epoch_fn())
+            if not np.isfinite(loss):
+                raise diverged(params, f"epoch {epoch} loss is {loss}")
+            history.append(loss)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.5g}")
+            log.info("epoch %d/%d loss %.6g", epoch, params["epochs"], loss)
+            if callback is not None:
+                callback(epoch, loss)
+    out = {k: (np.asarray(v, dtype=np.float32) if isinstance(v, np.ndarray) else v) for k, v in finish().items()}
+    check_finite(params, out)
+    out["loss_history"] = history
+    return out
+
+
+def diverged(params: dict, what: str):
+    """The one-line error of a training run that diverged (nothing is kept or saved)."""
+    from ...errors import InputError
+
+    if params.get("lr") is not None:
+        fix = f"lower lr (now {params['lr']}) or raise reg (now {params['reg']})"
+    else:
+        fix = f"raise reg (now {params['reg']}) or scale the values down (confidence {params.get('confidence')})"
+    return InputError(f"MatrixFactorization training diverged ({what}); nothing was kept: {fix}")
+
+
+def check_finite(params: dict, state: dict) -> None:
+    """InputError (see :func:`diverged`) when a trained factor or bias holds NaN or inf."""
+    for name, value in state.items():
+        if isinstance(value, np.ndarray) and not np.isfinite(value).all():
+            rows = np.flatnonzero(~np.isfinite(value.reshape(len(value), -1)).all(1))
+            raise diverged(params, f"{name} row {int(rows[0])} holds NaN/inf, {len(rows)} rows in all")
 
 
 @contextmanager
@@ -53,7 +103,7 @@ def _cpu_workers(device, nnz: int):
     ALS hands each pool thread its own block of rows for a whole half-step, one parallel region
     instead of a dozen short OpenMP regions per CG step, whose barriers cost most of the time
     on a busy machine. SGD runs single-threaded: its batches are too small to gain from
-    intra-op threads. Small problems use one thread.
+    intra-op threads. Small problems (under 10k pairs) use one thread.
     """
     import torch
 
@@ -63,7 +113,9 @@ def _cpu_workers(device, nnz: int):
     from concurrent.futures import ThreadPoolExecutor
 
     old = torch.get_num_threads()
-    workers = old if nnz >= 50_000 else 1
+    # 10k, not 50k: on ML-100k-sized data (28k pairs) the pool took ALS from 1.5x/0.85x implicit's
+    # fit time to 0.58x/0.75x (interleaved medians of 9, 2 threads, loaded machine: benchmarks/mf_bench.py --speed)
+    workers = old if nnz >= 10_000 else 1
     torch.set_num_threads(1)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="embedkit-mf") if workers > 1 else None
     if pool is not None:

@@ -41,7 +41,8 @@ _METHODS = {"implicit": ("als", "bpr"), "explicit": ("als", "sgd")}
 _DEFAULTS = {
     ("implicit", "als"): {"reg": 0.01, "lr": None, "batch_size": None},
     ("implicit", "bpr"): {"reg": 0.01, "lr": 0.05, "batch_size": "auto"},
-    ("explicit", "als"): {"reg": 0.05, "lr": None, "batch_size": None},
+    # 0.1, not 0.05: 5-fold RMSE 0.918 vs 0.964 on ML-100k-shaped ratings (benchmarks/mf_bench.py --cv)
+    ("explicit", "als"): {"reg": 0.1, "lr": None, "batch_size": None},
     ("explicit", "sgd"): {"reg": 0.02, "lr": 0.005, "batch_size": "auto"},
 }
 
@@ -56,8 +57,8 @@ class MatrixFactorization(Trainer):
     method : {"als", "bpr", "sgd"}, default "als"
     dim : int in [1, 10000], default 64
     reg : float >= 0 or None, default None
-        L2 regularisation. None: 0.01 (implicit ALS, BPR), 0.05 (explicit ALS, scaled by each
-        row's count), 0.02 (explicit SGD).
+        L2 regularisation. None: 0.01 (implicit ALS, BPR), 0.1 (explicit ALS, scaled by each
+        row's count: weighted-lambda), 0.02 (explicit SGD).
     confidence : float >= 0, default 1.0
         Implicit ALS confidence weight: c = 1 + confidence * value (Hu et al.'s alpha; the
         parameter was called ``alpha`` before, which still works with a FutureWarning).
@@ -71,9 +72,11 @@ class MatrixFactorization(Trainer):
         and by backend="implicit".
     cg_steps : int in [1, 1000], default 3
         Conjugate-gradient steps per ALS half-epoch (warm-started, as in implicit); torch ALS only.
-    backend : {"torch", "implicit"}, default "torch"
+    backend : {"torch", "implicit", "numba"}, default "torch"
         "implicit" runs implicit ALS/BPR with the package ``implicit`` (CPU; optional, must
-        be installed) and keeps everything else (index, fold-in, store) the same.
+        be installed) and keeps everything else (index, fold-in, store) the same. "numba"
+        runs BPR and explicit SGD as compiled per-sample loops on the CPU (optional package
+        numba; see :mod:`embedkit.trainers.mf.numba_backend`): implicit's and Surprise's speed.
     seed : int, default 0
     device : {"auto", "cpu", "cuda", "cuda:N"}, default "auto"
 
@@ -93,7 +96,7 @@ class MatrixFactorization(Trainer):
         "lr": LR + [NoneOk()],
         "batch_size": BATCH_SIZE + [NoneOk()],
         "cg_steps": [Interval(int, 1, 1000)],
-        "backend": [Options("torch", "implicit")],
+        "backend": [Options("torch", "implicit", "numba")],
         "seed": SEED,
         "device": DEVICE,
     }
@@ -130,6 +133,9 @@ class MatrixFactorization(Trainer):
             out["confidence"] = "with feedback='explicit' (used by implicit ALS only)"
         elif self.method == "bpr":
             out["confidence"] = "with method='bpr' (used by implicit ALS only)"
+        if self.backend == "numba":
+            out["batch_size"] = "with backend='numba' (per-sample SGD, no mini-batches)"
+            out["device"] = "with backend='numba' (CPU kernels)"
         if self.backend == "implicit":
             if self.method == "als":
                 out["cg_steps"] = "with backend='implicit' (the implicit package uses its own CG steps)"
@@ -145,6 +151,9 @@ class MatrixFactorization(Trainer):
                              f"{list(_METHODS[feedback])} for feedback={feedback!r}. Got {method!r} instead.")
         if params["backend"] == "implicit" and feedback != "implicit":
             raise InputError("backend='implicit' serves feedback='implicit' only; use backend='torch' for ratings")
+        if params["backend"] == "numba" and method not in ("bpr", "sgd"):
+            raise InputError(f"backend='numba' serves method='bpr' and method='sgd'; got method={method!r}: "
+                             "use backend='torch' (or 'implicit') for ALS")
         defaults = _DEFAULTS[(feedback, method)]
         p = dict(params, dim=int(params["dim"]), epochs=int(params["epochs"]), cg_steps=int(params["cg_steps"]),
                  seed=int(params["seed"]), confidence=float(params["confidence"]))
@@ -197,6 +206,7 @@ class MatrixFactorization(Trainer):
         self.embeddings_ = self.item_embeddings_
         self._user_emb = None  # built on first access (fold-in appends users)
         self._index = None
+        self._payload = None  # item payloads for filters (set_item_payload)
 
     # -------------------------------------------------------------- accessors
     @property
@@ -303,7 +313,7 @@ class MatrixFactorization(Trainer):
 
             keys, vecs, metric = self._index_content()
             self._index = VectorIndex(vecs.shape[1], metric=metric, kind="flat")
-            self._index.add(keys, vecs)
+            self._index.add(keys, vecs, payload=self.item_payload_)
         return self._index
 
     def use_index(self, index) -> None:
@@ -322,26 +332,71 @@ class MatrixFactorization(Trainer):
         self._index = index
 
     # -------------------------------------------------------------- queries
-    def recommend(self, user, k: int = 10, exclude_seen: bool = True) -> list[tuple[str, float]]:
+    def recommend(self, user, k: int = 10, exclude_seen: bool = True, filter=None) -> list[tuple[str, float]]:
         """Top-``k`` items for a known (or folded-in) user, best first, as (item, score).
 
         Scores are inner products (plus biases); for explicit feedback they are predicted ratings.
+        ``filter`` (the index filter language, see ``VectorIndex.search``) keeps only matching
+        items: ``{"$key": {"$in": [...]}}`` (allow-list), ``{"$key": {"$nin": [...]}}`` (deny-list)
+        or payload fields (``set_item_payload``), e.g. ``{"genre": "drama", "price": {"$lt": 20}}``;
+        the result is exactly the top-k among the allowed unseen items.
         """
-        return self.recommend_batch([user], k=k, exclude_seen=exclude_seen)[0]
+        return self.recommend_batch([user], k=k, exclude_seen=exclude_seen, filter=filter)[0]
 
-    def recommend_batch(self, users, k: int = 10, exclude_seen: bool = True) -> list[list[tuple[str, float]]]:
+    def recommend_batch(self, users, k: int = 10, exclude_seen: bool = True,
+                        filter=None) -> list[list[tuple[str, float]]]:
         """recommend() for many users in one index search."""
-        return recommend_users(self, users, k=k, exclude_seen=exclude_seen)
+        return recommend_users(self, users, k=k, exclude_seen=exclude_seen, filter=filter)
 
-    def similar_items(self, item, k: int = 10) -> list[tuple[str, float]]:
-        """The ``k`` items whose factors are closest by cosine (the item itself excluded), best first."""
+    def set_item_payload(self, payload) -> None:
+        """Item payloads for payload filters in recommend/similar_items: a dict {item: {field:
+        value}} or one dict per item in the order of ``item_embeddings_.keys`` (None clears).
+        Values are str, int, float, bool or lists of str. Saved with the model and in the store's index."""
+        from .baselines import _payload_rows
+
+        self._check_fitted()
+        self._payload = _payload_rows(payload, self._item_keys)
+        self._index = None
+
+    @property
+    def item_payload_(self) -> list | None:
+        """One payload dict per item (``set_item_payload``), or None."""
+        self._check_fitted()
+        return self.__dict__.get("_payload")
+
+    def similar_items(self, item, k: int = 10, filter=None) -> list[tuple[str, float]]:
+        """The ``k`` items whose factors are closest by cosine (the item itself excluded), best
+        first; ``filter`` as in :meth:`recommend`."""
         self._item_codes([item])
         k = check_int("MatrixFactorization.similar_items", "k", k, 1)
-        return self.item_embeddings_.most_similar(item, k=k)
+        if filter is None:
+            return self.item_embeddings_.most_similar(item, k=k)
+        from ._topk import allowed_mask, top_k
 
-    def predict(self, users, items) -> np.ndarray:
+        vecs = self._item_factors
+        unit = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        i = self._item_index[item]
+        return top_k(unit[i:i + 1] @ unit.T, self._item_keys, k, [[i]],
+                     allowed_mask(filter, self._item_keys, self.item_payload_))[0]
+
+    def similar_users(self, user, k: int = 10) -> list[tuple[str, float]]:
+        """The ``k`` users whose factors are closest to ``user``'s by cosine (the user excluded)."""
+        code = self._user_code(user)
+        k = check_int("MatrixFactorization.similar_users", "k", k, 1)
+        return self.user_embeddings_.most_similar(self._user_keys[code], k=k)
+
+    def predict(self, users, items, unknown: str = "baseline") -> np.ndarray:
         """Scores of (user, item) pairs: predicted ratings for explicit feedback, else x_u . y_i
-        (+ item bias for BPR). ``users`` and ``items`` are equal-length sequences (or one str)."""
+        (+ item bias for BPR). ``users`` and ``items`` are equal-length sequences (or one str).
+
+        ``unknown="baseline"`` (default, as Surprise does): a pair whose user or item was never
+        seen in training is answered from the baseline, the global mean plus the biases that are
+        known (explicit feedback; the item bias alone, or 0, for implicit feedback), so a
+        cross-validation over real ratings runs through every fold. ``unknown="error"`` raises
+        MissingKeyError for them instead."""
+        if unknown not in ("baseline", "error"):
+            raise InputError(f"The 'unknown' parameter of predict must be 'baseline' or 'error'. Got {unknown!r} instead.")
+        self._check_fitted()
         if isinstance(users, str):
             users = [users]
         if isinstance(items, str):
@@ -351,13 +406,20 @@ class MatrixFactorization(Trainer):
             users = users * len(items)
         if len(users) != len(items):
             raise InputError(f"predict() got {len(users)} users and {len(items)} items; give one user per item")
-        u = self._user_codes(users)
-        i = self._item_codes(items)
-        score = np.einsum("nd,nd->n", self._user_factors[u], self._item_factors[i]).astype(np.float64)
+        if unknown == "error":
+            u, i = self._user_codes(users), self._item_codes(items)
+        else:
+            u = np.array([self._user_index.get(x, -1) if isinstance(x, str) else -1 for x in users], dtype=np.int64)
+            i = np.array([self._item_index.get(x, -1) if isinstance(x, str) else -1 for x in items], dtype=np.int64)
+        ku, ki = u >= 0, i >= 0
+        both = ku & ki
+        score = np.zeros(len(u), dtype=np.float64)
+        score[both] = np.einsum("nd,nd->n", self._user_factors[u[both]], self._item_factors[i[both]])
         if self._item_bias is not None:
-            score += self._item_bias[i]
+            score[ki] += self._item_bias[i[ki]]
         if self._user_bias is not None:
-            score += self._user_bias[u] + self.global_mean_
+            score[ku] += self._user_bias[u[ku]]
+            score += self.global_mean_
         return score.astype(np.float32)
 
     # --------------------------------------------------------------- fold-in
@@ -444,8 +506,13 @@ class MatrixFactorization(Trainer):
         return out
 
     def _state_arrays(self) -> dict:
-        return state_arrays(self._user_keys, self._item_keys, self._user_factors, self._item_factors,
-                            self.seen_matrix(), self._user_bias, self._item_bias)
+        out = state_arrays(self._user_keys, self._item_keys, self._user_factors, self._item_factors,
+                           self.seen_matrix(), self._user_bias, self._item_bias)
+        if self.item_payload_ is not None:
+            import json
+
+            out["item_payload"] = np.array(json.dumps(self.item_payload_))
+        return out
 
     def _state_config(self) -> dict:
         return state_config(self.params_, self.global_mean_)
@@ -454,6 +521,10 @@ class MatrixFactorization(Trainer):
         state, resolved = read_state(arrays, config)
         self.params_ = resolved or self._resolve(self.get_params())
         self._set_state(**state)
+        if "item_payload" in arrays:
+            import json
+
+            self._payload = json.loads(str(np.asarray(arrays["item_payload"])))
 
     def _store_meta(self) -> dict:
         return store_meta(self.global_mean_, len(self._user_keys), len(self._item_keys), self.seen_matrix().nnz,
@@ -467,8 +538,19 @@ class MatrixFactorization(Trainer):
         if metric not in (None, "ip"):
             raise InputError(f"an MF index must use metric 'ip' (recommendations are inner products); got "
                              f"{metric!r}: drop the metric")
-        return super().to_store(name, store, metric="ip", kind=kind, overwrite=overwrite, meta=meta,
-                                show_progress=show_progress)
+        if self.item_payload_ is None:
+            return super().to_store(name, store, metric="ip", kind=kind, overwrite=overwrite, meta=meta,
+                                    show_progress=show_progress)
+        from ...index import VectorIndex
+        from ..base import _as_store
+
+        store = _as_store(store)
+        keys, vectors, _ = self._index_content()
+        index = VectorIndex(vectors.shape[1], metric="ip", kind=kind)
+        index.add(keys, vectors, payload=self.item_payload_, show_progress=show_progress)
+        info = {"trainer": type(self).__name__, "params": self.json_params(), "loss_history": self._loss_history(),
+                **self._store_meta(), **(meta or {})}
+        return store.save(name, index, meta=info, extras=self._store_extras(), overwrite=overwrite)
 
     def save(self, path=None, store=None, *, kind: str = "flat", overwrite: bool = False, name=None):
         """Save the fitted model to one ``.npz`` file, as every trainer does; load it with :meth:`load`.

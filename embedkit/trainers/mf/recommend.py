@@ -17,10 +17,14 @@ from ...errors import StoreError
 
 
 def recommend_users(model, users, *, k: int = 10, exclude_seen: bool = True,
-                    index=None) -> list[list[tuple[str, float]]]:
+                    index=None, filter=None) -> list[list[tuple[str, float]]]:
     """Top-``k`` (item, score) lists, best first, one per user of ``users`` (known to ``model``),
     searched in ``index`` (default: ``model.index_``). Uses the model's public query side only:
-    ``query_vectors``, ``score_offsets``, ``seen_items`` and ``item_embeddings_.keys``."""
+    ``query_vectors``, ``score_offsets``, ``seen_items`` and ``item_embeddings_.keys``.
+
+    ``filter`` (the index filter language: ``$key`` allow/deny lists, payload fields of the
+    index's items) keeps only matching items; the index answers exactly the top-k among them
+    (flat; its own recall target for approximate kinds), seen items skipped after."""
     k = check_int("MatrixFactorization.recommend", "k", k, 1)
     users = [users] if isinstance(users, str) else list(users)
     queries = model.query_vectors(users)
@@ -30,12 +34,13 @@ def recommend_users(model, users, *, k: int = 10, exclude_seen: bool = True,
                          "retrain the MF index")
     item_keys = model.item_embeddings_.keys
     seen = [{item_keys[int(c)] for c in model.seen_items(u)} if exclude_seen else set() for u in users]
-    return rank(index, queries, seen, model.score_offsets(users), k)
+    return rank(index, queries, seen, model.score_offsets(users), k, filter=filter)
 
 
-def rank(index, queries: np.ndarray, seen: list[set], shift: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+def rank(index, queries: np.ndarray, seen: list[set], shift: np.ndarray, k: int,
+         filter=None) -> list[list[tuple[str, float]]]:
     """For each query row: the top ``k`` keys of ``index`` by inner product that are not in
-    ``seen[row]``, with ``shift[row]`` added to their scores."""
+    ``seen[row]`` (and match ``filter``), with ``shift[row]`` added to their scores."""
     n_items = len(index)
     out: list = [[] for _ in range(len(queries))]
     if n_items == 0:
@@ -46,7 +51,9 @@ def rank(index, queries: np.ndarray, seen: list[set], shift: np.ndarray, k: int)
     bucket = np.ceil(np.log2(np.maximum(fetch, 1))).astype(np.int64)
     for b in np.unique(bucket):
         rows = np.flatnonzero(bucket == b)
-        res = index.search(queries[rows], k=int(min(n_items, 2 ** b)))
+        fetch_k = int(min(n_items, 2 ** b))
+        res = index.search(queries[rows], k=fetch_k) if filter is None else \
+            index.search(queries[rows], k=fetch_k, filter=filter)
         for row, keys, scores in zip(rows, res.keys, res.scores):
             picked = []
             for key, score in zip(keys, scores):
