@@ -31,7 +31,7 @@ for digit in range(10):
     # pixels: keep raw units (standardising near-constant pixels of one digit amplifies noise)
     ae = ek.AutoEncoder(variant="undercomplete", dim=DIM, epochs=100, batch_size=16, standardize=False, seed=0)
     ae.fit(X[train], show_progress=False)
-    ae_auc = anomaly_auc(ae.anomaly_scores(X[test]), is_anomaly)
+    ae_auc = anomaly_auc(ae.decision_function(X[test]), is_anomaly)  # reconstruction error + latent k-NN distance
 
     pca = PCA(DIM, random_state=0).fit(X[train])
     pca_err = ((pca.inverse_transform(pca.transform(X[test])) - X[test]) ** 2).mean(axis=1)
@@ -41,3 +41,10 @@ for digit in range(10):
     print(f"{digit:>5}" + "".join(f"{v:>{w}.3f}" for v, w in zip(row, (8, 8, 9))))
 mean = np.mean(aucs, axis=0)
 print(f"{'mean':>5}{mean[0]:>8.3f}{mean[1]:>8.3f}{mean[2]:>9.3f}")
+
+# PyOD's conventions: threshold_ from contamination, predict() -> 0/1, fit_predict on the training rows
+ae = ek.AutoEncoder(contamination=0.05, standardize=False, seed=0)
+train_labels = ae.fit_predict(np.vstack([X[y == 0], X[y == 1][:9]]), show_progress=False)
+print(f"fit_predict on 178 zeros + 9 ones (contamination 0.05): {train_labels.sum()} flagged, "
+      f"{train_labels[-9:].sum()} of the 9 ones among them; threshold_ {ae.threshold_:.3f}")
+print("predict on five 7s:", ae.predict(X[y == 7][:5]))

@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 
-from ..errors import InputError, ParseError
+from ..errors import ParseError
 from .common import add_train_options, existing_file, get_store, out, save_trained
 
 
@@ -57,6 +57,10 @@ def register(groups) -> None:
     p.add_argument("--temperature", type=float, default=0.1, help="InfoNCE temperature (default: 0.1)")
     p.add_argument("--miner", default="random", choices=["random", "hard", "semihard"],
                    help="in-batch mining of positives/negatives (default: random)")
+    p.add_argument("--input-share", type=float, default=0.75,
+                   help="share of the embedding kept as the input's principal components (default: 0.75)")
+    p.add_argument("--self-supervised", default="contrastive", choices=["contrastive", "predictive"],
+                   help="objective when no labels or pairs are given (default: contrastive, SCARF views)")
     add_train_options(p, epochs=20, dim=32)
     p.set_defaults(func=_train_siamese)
 
@@ -67,13 +71,23 @@ def register(groups) -> None:
                     "highest reconstruction error.")
     _add_table_options(p, "128,64", 128)
     p.add_argument("--label-column", default=None, help="CSV column to leave out of the features (e.g. a class)")
-    p.add_argument("--variant", default="undercomplete", choices=["undercomplete", "denoising", "sparse", "vae"],
-                   help="autoencoder variant (default: undercomplete)")
+    p.add_argument("--variant", default="undercomplete",
+                   choices=["undercomplete", "denoising", "sparse", "vae", "linear"],
+                   help="autoencoder variant (default: undercomplete; linear = the PCA-equivalent baseline)")
+    p.add_argument("--dim", type=int, default=16, help="code size, at most half the features (default: 16)")
+    p.add_argument("--loss", default="mse", choices=["mse", "bce"], help="reconstruction loss (default: mse)")
+    p.add_argument("--score", default="combined", choices=["combined", "reconstruction", "knn"],
+                   help="anomaly score (default: combined = reconstruction error + latent k-NN distance)")
+    p.add_argument("--n-neighbors", type=int, default=10, help="neighbours of the latent k-NN score (default: 10)")
+    p.add_argument("--contamination", type=float, default=0.1,
+                   help="expected share of anomalies; sets the threshold for the 0/1 labels (default: 0.1)")
+    p.add_argument("--anomaly", metavar="FILE", default=None,
+                   help="write every training row's anomaly score and 0/1 label to FILE (CSV: key,score,anomaly)")
     p.add_argument("--noise", type=float, default=0.3, help="denoising: Gaussian noise std (default: 0.3)")
     p.add_argument("--sparsity", type=float, default=1e-3, help="sparse: L1 weight on the code (default: 0.001)")
     p.add_argument("--beta", type=float, default=1.0, help="vae: weight of the KL term (default: 1.0)")
     p.add_argument("--top", type=int, default=5, help="how many most anomalous rows to print (default: 5)")
-    add_train_options(p, epochs=50, dim=16)
+    add_train_options(p, epochs=50)
     p.set_defaults(func=_train_autoencoder)
 
 
@@ -122,16 +136,14 @@ def _train_siamese(args) -> int:
         y = load_labels(existing_file(args.labels), n_rows=len(table.X))
     else:
         y = table.labels
-    if y is None and pairs is None:
-        raise InputError(f"{args.features}: no labels; pass --labels FILE, --label-column COL (CSV), "
-                         "--pairs FILE, or store 'y' in the .npz")
     model = SiameseEncoder(dim=args.dim, loss=args.loss, margin=args.margin, temperature=args.temperature,
                            hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                           miner=args.miner, standardize=not args.no_standardize, seed=args.seed,
-                           device=args.device)
+                           miner=args.miner, standardize=not args.no_standardize, input_share=args.input_share,
+                           self_supervised=args.self_supervised, seed=args.seed, device=args.device)
     emb = model.fit(table.X, y=y, pairs=pairs, keys=table.keys, show_progress=not args.no_progress)
     path = save_trained(args, model, meta=_meta(args, table))
-    out(f"trained SiameseEncoder ({args.loss}) on {len(emb)} rows x {table.X.shape[1]} features; "
+    how = args.loss if (y is not None or pairs is not None) else f"self-supervised {args.self_supervised}"
+    out(f"trained SiameseEncoder ({how}) on {len(emb)} rows x {table.X.shape[1]} features; "
         f"final loss {model.loss_history_[-1]:.4f}")
     out(f"saved {len(emb)} vectors of dim {emb.dim} as {args.name!r} in {path}")
     return 0
@@ -141,19 +153,42 @@ def _train_autoencoder(args) -> int:
     from ..trainers.encoders import AutoEncoder
 
     table = _read_table(args)
-    model = AutoEncoder(variant=args.variant, dim=args.dim, hidden=args.hidden, noise=args.noise,
-                        sparsity=args.sparsity, beta=args.beta, epochs=args.epochs, batch_size=args.batch_size,
+    model = AutoEncoder(variant=args.variant, dim=args.dim, hidden=args.hidden, loss=args.loss, noise=args.noise,
+                        sparsity=args.sparsity, beta=args.beta, score=args.score, n_neighbors=args.n_neighbors,
+                        contamination=args.contamination, epochs=args.epochs, batch_size=args.batch_size,
                         lr=args.lr, standardize=not args.no_standardize, seed=args.seed, device=args.device)
     emb = model.fit(table.X, keys=table.keys, show_progress=not args.no_progress)
     path = save_trained(args, model, meta=_meta(args, table))  # with the extra "anomaly_scores"
     out(f"trained AutoEncoder ({args.variant}) on {len(emb)} rows x {table.X.shape[1]} features; "
         f"final loss {model.loss_history_[-1]:.4f}")
     out(f"saved {len(emb)} vectors of dim {emb.dim} as {args.name!r} in {path}")
-    scores = model.anomaly_scores(table.X)
+    scores = model.decision_scores_
     top = np.argsort(-scores, kind="stable")[:max(args.top, 0)]
     if len(top):
-        out("highest reconstruction error: " + ", ".join(f"{table.keys[i]} ({scores[i]:.3g})" for i in top))
+        out(f"highest anomaly scores ({args.score}): " + ", ".join(f"{table.keys[i]} ({scores[i]:.3g})" for i in top))
+    out(f"{int(model.labels_.sum())} of {len(scores)} rows above the threshold {model.threshold_:.4g} "
+        f"(contamination {args.contamination})")
+    if args.anomaly:
+        _write_scores(args.anomaly, table.keys, scores, model.labels_)
+        out(f"wrote {len(scores)} anomaly scores to {args.anomaly}")
     return 0
+
+
+def _write_scores(path, keys, scores, labels) -> None:
+    """CSV ``key,score,anomaly`` written atomically (a failed write leaves the previous file)."""
+    import csv
+    import io
+
+    from .._io import atomic_write_bytes
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["key", "score", "anomaly"])
+    for k, s, lab in zip(keys, scores, labels):
+        writer.writerow([k, f"{float(s):.6g}", int(lab)])
+    from pathlib import Path
+
+    atomic_write_bytes(Path(path), buf.getvalue().encode())
 
 
 def _meta(args, table) -> dict:

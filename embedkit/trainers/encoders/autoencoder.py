@@ -1,11 +1,17 @@
-"""AutoEncoder: undercomplete, denoising, sparse and variational autoencoders for feature rows.
+"""AutoEncoder: undercomplete, denoising, sparse, variational and linear autoencoders for feature
+rows, with any torch modules as encoder/decoder, and a PyOD-style anomaly detector.
 
-The latent code (the mean for the VAE) is the embedding; the reconstruction error is an anomaly score.
+The latent code (the mean for the VAE) is the embedding. Anomaly scores (``decision_function``)
+combine the reconstruction error with the mean distance to the ``n_neighbors`` nearest training
+codes in the latent space (searched through :class:`embedkit.VectorIndex`); each part is put on
+the scale of its training scores (median / IQR) before the two are averaged.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import math
 
 import numpy as np
 import torch
@@ -20,73 +26,119 @@ from ..._validation import (
     LR,
     SEED,
     Bool,
+    InstanceOf,
     Interval,
     IntTuple,
+    NoneOk,
     Options,
     check_choice,
     check_int,
     check_seed,
 )
+from ...data.features import as_matrix
 from ...embeddings import Embeddings
 from ...errors import InputError
+from . import _anomaly
 from . import base as _nn
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AutoEncoder", "VARIANTS"]
+__all__ = ["AutoEncoder", "VARIANTS", "SCORES"]
 
-VARIANTS = ("undercomplete", "denoising", "sparse", "vae")
+VARIANTS = ("undercomplete", "denoising", "sparse", "vae", "linear")
+SCORES = ("combined", "reconstruction", "knn")
+_MIN_VALIDATION = 16  # rows: below this many held-out rows there is no validation split
+
+
+def code_size(dim: int, n_features: int) -> int:
+    """The code size of the MLP variants: ``dim``, at most half the features (at least 1), so the
+    code stays a bottleneck on narrow tables."""
+    return max(1, min(int(dim), n_features // 2))
 
 
 class AutoEncoder(_nn.TableModel):
-    """An MLP autoencoder whose bottleneck gives embeddings and whose reconstruction error scores anomalies.
+    """An autoencoder whose bottleneck gives embeddings and whose reconstruction error and latent
+    k-NN distance score anomalies (PyOD's conventions: ``decision_function``, ``predict``,
+    ``threshold_``, ``decision_scores_``, ``labels_``, ``fit_predict``).
 
-    Variants: ``undercomplete`` (plain bottleneck, mean squared error); ``denoising`` (Vincent et
-    al., ICML 2008: reconstruct clean rows from rows with Gaussian noise added); ``sparse`` (an L1
-    penalty on the code, Goodfellow et al., Deep Learning 14.2.1); ``vae`` (Kingma and Welling,
-    "Auto-Encoding Variational Bayes", ICLR 2014: Gaussian encoder, unit-variance Gaussian decoder,
-    loss = reconstruction + beta * KL, Higgins et al. 2017 for beta). Errors are measured on the
-    standardised features.
+    Variants: ``undercomplete`` (plain bottleneck); ``denoising`` (Vincent et al., ICML 2008:
+    reconstruct clean rows from rows with Gaussian noise added); ``sparse`` (an L1 penalty on the
+    code, Goodfellow et al., Deep Learning 14.2.1); ``vae`` (Kingma and Welling, ICLR 2014:
+    Gaussian encoder, loss = reconstruction + beta * KL, Higgins et al. 2017 for beta); ``linear``
+    (one linear layer each way, no activation: the PCA-equivalent baseline, Baldi and Hornik 1989).
 
     Parameters
     ----------
-    variant : {"undercomplete", "denoising", "sparse", "vae"}, default "undercomplete"
+    variant : {"undercomplete", "denoising", "sparse", "vae", "linear"}, default "undercomplete"
     dim : int, default 16
-        Size of the code (the embedding).
+        Size of the code, at most half the features (narrower tables get ``n_features // 2``,
+        at least 1, so the code stays a bottleneck; the size used is ``dim_``). With custom
+        modules: the encoder's output size, whatever ``dim`` says.
     hidden : tuple of int, default (128, 64)
-        Encoder hidden widths; the decoder mirrors them.
+        Encoder hidden widths; the decoder mirrors them. Unused by ``linear`` and custom modules.
+    encoder, decoder : torch.nn.Module or None, default None
+        Any modules mapping (batch, n_features) float32 rows to (batch, dim) codes (``2 * dim``
+        for the VAE: mean and log-variance) and codes back to (batch, n_features) rows (logits
+        with ``loss="bce"``); give both or neither. They are copied in fit. Saving stores their
+        state_dict tensors as arrays: load with modules of the same architecture,
+        ``AutoEncoder.load(path, encoder=..., decoder=...)``; the architecture itself (code) is
+        never saved, since that would need pickle.
+    loss : {"mse", "bce"}, default "mse"
+        Reconstruction loss. ``"bce"`` (binary cross-entropy on the decoder's logits) scales each
+        column to [0, 1] by its training min and max (with ``standardize=False`` the features
+        must already lie in [0, 1]); ``"mse"`` works on z-scores.
     noise : float, default 0.3
-        Standard deviation of the Gaussian noise (in standardised units) added in training by
-        the ``denoising`` variant.
+        Standard deviation of the Gaussian noise (in scaled units) added by ``denoising``.
     sparsity : float, default 1e-3
-        Weight of the L1 penalty on the code for the ``sparse`` variant.
+        Weight of the L1 penalty on the code for ``sparse``.
     beta : float, default 1.0
-        Weight of the KL term for the ``vae`` variant.
+        Weight of the KL term for ``vae``.
+    score : {"combined", "reconstruction", "knn"}, default "combined"
+        What ``decision_function`` returns: reconstruction error, mean latent distance to the
+        ``n_neighbors`` nearest training rows, or the mean of both after robust scaling.
+    n_neighbors : int, default 10
+        Neighbours of the latent k-NN score.
+    contamination : float, default 0.1
+        Expected share of anomalies in the training rows; sets ``threshold_`` (the decision
+        score above which that share of training rows lie) for ``predict``.
+    validation_fraction : float, default 0.1
+        Share of the rows held out to pick the epoch with the lowest validation reconstruction
+        loss (its weights are kept); 0 or fewer than 16 held-out rows: the last epoch's weights.
     epochs : int, default 50
     batch_size : int, default 128
     lr : float, default 1e-3
         Adam learning rate.
     standardize : bool, default True
-        Learn per-column mean/std in fit and apply them to every input (stored with the model).
+        Learn the per-column scaling in fit and apply it to every input (stored with the model).
     seed : int, default 0
     device : "auto", "cpu", "cuda" or "cuda:N", default "auto"
 
     Raises
     ------
     InputError
-        Bad parameter values (in fit) or bad inputs (NaN, wrong shapes, feature counts).
+        Bad parameter values (in fit), bad inputs (NaN, wrong shapes, feature counts) or custom
+        modules with the wrong input/output shapes.
 
     Warns IgnoredParameterWarning (once, in fit) for a non-default ``noise`` outside
-    ``denoising``, ``sparsity`` outside ``sparse`` and ``beta`` outside ``vae``.
+    ``denoising``, ``sparsity`` outside ``sparse``, ``beta`` outside ``vae``, and ``hidden``
+    with ``linear`` or custom modules.
     """
 
+    _module_params = ("encoder", "decoder")
     _parameter_constraints = {
         "variant": [Options(*VARIANTS)],
         "dim": DIM,
         "hidden": [IntTuple(1, "an int or a tuple of ints >= 1 (layer widths, e.g. (128, 64))")],
+        "encoder": [InstanceOf("torch.nn.Module"), NoneOk()],
+        "decoder": [InstanceOf("torch.nn.Module"), NoneOk()],
+        "loss": [Options("mse", "bce")],
         "noise": [Interval(float, 0.0, None)],
         "sparsity": [Interval(float, 0.0, None)],
         "beta": [Interval(float, 0.0, None)],
+        "score": [Options(*SCORES)],
+        "n_neighbors": [Interval(int, 1, 10_000)],
+        "contamination": [Interval(float, 0.0, 0.5, closed="right")],
+        "validation_fraction": [Interval(float, 0.0, 0.5, closed="left")],
         "epochs": EPOCHS,
         "batch_size": BATCH_SIZE,
         "lr": LR,
@@ -94,16 +146,26 @@ class AutoEncoder(_nn.TableModel):
         "seed": SEED,
         "device": DEVICE,
     }
-    _fitted_names = (*_nn.TableModel._fitted_names, "decoder_", "_train_scores")
+    _fitted_names = (*_nn.TableModel._fitted_names, "decoder_", "dim_", "threshold_", "decision_scores_",
+                     "labels_", "best_epoch_", "_train_scores", "_score_stats")
 
-    def __init__(self, variant="undercomplete", dim=16, hidden=(128, 64), noise=0.3, sparsity=1e-3, beta=1.0,
-                 epochs=50, batch_size=128, lr=1e-3, standardize=True, seed=0, device="auto"):
+    def __init__(self, variant="undercomplete", dim=16, hidden=(128, 64), encoder=None, decoder=None, loss="mse",
+                 noise=0.3, sparsity=1e-3, beta=1.0, score="combined", n_neighbors=10, contamination=0.1,
+                 validation_fraction=0.1, epochs=50, batch_size=128, lr=1e-3, standardize=True, seed=0,
+                 device="auto"):
         self.variant = variant
         self.dim = dim
         self.hidden = hidden
+        self.encoder = encoder
+        self.decoder = decoder
+        self.loss = loss
         self.noise = noise
         self.sparsity = sparsity
         self.beta = beta
+        self.score = score
+        self.n_neighbors = n_neighbors
+        self.contamination = contamination
+        self.validation_fraction = validation_fraction
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -113,15 +175,41 @@ class AutoEncoder(_nn.TableModel):
 
     def _ignored_params(self) -> dict:
         used_by = {"noise": "denoising", "sparsity": "sparse", "beta": "vae"}
-        return {name: f"with variant={self.variant!r} (used by {variant!r})"
-                for name, variant in used_by.items() if self.variant != variant}
+        ignored = {name: f"with variant={self.variant!r} (used by {variant!r})"
+                   for name, variant in used_by.items() if self.variant != variant}
+        if self.encoder is not None:
+            ignored["hidden"] = "when custom encoder/decoder modules are given (they replace the MLPs)"
+        elif self.variant == "linear":
+            ignored["hidden"] = "with variant='linear' (one linear layer each way)"
+        return ignored
 
     # ------------------------------------------------------------------ model
+    def _fit_scaler(self, arr: np.ndarray) -> _nn.Standardizer:
+        if self.loss != "bce":
+            return super()._fit_scaler(arr)
+        if not self.standardize:
+            if arr.min() < 0 or arr.max() > 1:
+                raise InputError("AutoEncoder: loss='bce' with standardize=False needs features in [0, 1]; got "
+                                 f"values from {arr.min():.3g} to {arr.max():.3g} (set standardize=True to scale "
+                                 "each column by its min and max)")
+            return _nn.Standardizer(np.zeros(arr.shape[1]), np.ones(arr.shape[1]))
+        lo, hi = arr.min(axis=0).astype(np.float64), arr.max(axis=0).astype(np.float64)
+        span = hi - lo
+        span[span <= 0] = 1.0
+        return _nn.Standardizer(lo, span)
+
     def _build_modules(self, n_features: int) -> None:
-        hidden = list(_nn.hidden_widths(self.hidden))
-        code = 2 * self.dim if self.variant == "vae" else self.dim  # the VAE encoder emits (mean, log-variance)
-        self.model_ = _nn.mlp([n_features, *hidden, code])
-        self.decoder_ = _nn.mlp([self.dim, *hidden[::-1], n_features])
+        code = 2 * self.dim_ if self.variant == "vae" else self.dim_  # the VAE encoder emits (mean, log-variance)
+        if self.encoder is not None:
+            self.model_ = copy.deepcopy(self.encoder)
+            self.decoder_ = copy.deepcopy(self.decoder)
+        elif self.variant == "linear":
+            self.model_ = _nn.mlp([n_features, code])
+            self.decoder_ = _nn.mlp([self.dim_, n_features])
+        else:
+            hidden = list(_nn.hidden_widths(self.hidden))
+            self.model_ = _nn.mlp([n_features, *hidden, code])
+            self.decoder_ = _nn.mlp([self.dim_, *hidden[::-1], n_features])
 
     def _saved_modules(self) -> dict[str, nn.Module]:
         return {"encoder": self.model_, "decoder": self.decoder_}
@@ -130,11 +218,17 @@ class AutoEncoder(_nn.TableModel):
         h = self.model_(x)
         if self.variant != "vae":
             return h, None
-        mean, logvar = h.split(self.dim, dim=1)
+        mean, logvar = h.split(self.dim_, dim=1)
         return mean, logvar.clamp(-20.0, 20.0)
 
     def _embed(self, table: torch.Tensor) -> torch.Tensor:
         return self._moments(table)[0]
+
+    def _row_error(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Per-row mean reconstruction error (squared error, or BCE on logits)."""
+        if self.loss == "bce":
+            return F.binary_cross_entropy_with_logits(out, x, reduction="none").mean(dim=1)
+        return (out - x).pow(2).mean(dim=1)
 
     def _train_loss(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         inp = x
@@ -143,10 +237,10 @@ class AutoEncoder(_nn.TableModel):
         mean, logvar = self._moments(inp)
         if self.variant == "vae":
             z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=gen, device=x.device)
-            recon = 0.5 * (self.decoder_(z) - x).pow(2).sum(dim=1)
+            recon = self._row_error(self.decoder_(z), x) * x.shape[1] * (1.0 if self.loss == "bce" else 0.5)
             kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
             return (recon + self.beta * kl).mean()
-        loss = F.mse_loss(self.decoder_(mean), x)
+        loss = self._row_error(self.decoder_(mean), x).mean()
         if self.variant == "sparse":
             loss = loss + self.sparsity * mean.abs().mean()
         return loss
@@ -155,98 +249,246 @@ class AutoEncoder(_nn.TableModel):
     def fit(self, X, keys=None, *, show_progress=True, callback=None) -> Embeddings:
         """Train on rows ``X`` (n, d); returns the codes of the training rows (latent means for the VAE).
 
-        Keys default to a pandas index, else "0".."n-1". ``callback(epoch, loss)`` runs after each
-        epoch (epochs count from 1). Raises InputError for bad parameters or inputs.
+        Also sets the anomaly attributes: ``decision_scores_`` (the training rows' scores),
+        ``threshold_`` and ``labels_`` (1 = anomaly). Keys default to a pandas index, else
+        "0".."n-1". ``callback(epoch, loss)`` runs after each epoch (epochs count from 1).
+        Raises InputError for bad parameters or inputs.
         """
         self._validate_params()
         self._check_callback("AutoEncoder", callback)
+        if (self.encoder is None) != (self.decoder is None):
+            raise InputError("AutoEncoder: give both encoder= and decoder= modules, or neither (the MLPs)")
         try:
             return self._fit(X, keys, show_progress, callback)
         except BaseException:
             self._forget_fit()
             raise
 
+    def _resolve_dim(self, table: torch.Tensor) -> int:
+        if self.encoder is None:
+            size = code_size(self.dim, table.shape[1])
+            if size < self.dim and self.dim != 16:
+                log.info("AutoEncoder: dim=%d capped at %d (half of %d features)", self.dim, size, table.shape[1])
+            return size
+        with torch.no_grad():
+            probe = copy.deepcopy(self.encoder).to(table.device).eval()
+            try:
+                width = int(probe(table[:2]).shape[-1])
+            except Exception:
+                width = 2
+        return max(1, width // 2) if self.variant == "vae" else width
+
     def _fit(self, X, keys, show_progress, callback) -> Embeddings:
         _, names, table = self._start_fit(X, keys)
+        n = len(table)
         gen = _nn.make_generator(self.seed, self.device_)
         with _nn.seeded(self.seed, self.device_):
+            self.dim_ = self._resolve_dim(table)
             self._build_modules(self.n_features_)
             params = []
             for m in self._saved_modules().values():
                 m.to(self.device_).train()
                 params += list(m.parameters())
+            if self.encoder is not None:
+                self._check_modules(table)
+            n_val = int(n * self.validation_fraction)
+            order = torch.randperm(n, generator=gen, device=self.device_)
+            if n_val >= _MIN_VALIDATION:
+                val, train = table[order[:n_val]], table[order[n_val:]]
+            else:
+                val, train = None, table
             opt = torch.optim.Adam(params, lr=self.lr)
+            best = {"loss": math.inf, "epoch": 0, "state": None}
 
             def one_epoch(epoch):
+                for m in self._saved_modules().values():
+                    m.train()
                 total = torch.zeros((), device=self.device_)  # summed on the device: no sync per step
-                for idx in _nn.minibatches(len(table), self.batch_size, gen, self.device_):
-                    loss = self._train_loss(table[idx], gen)
+                for idx in _nn.minibatches(len(train), self.batch_size, gen, self.device_):
+                    loss = self._train_loss(train[idx], gen)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
                     total += loss.detach() * len(idx)
-                return float(total) / len(table)
+                if val is not None:
+                    for m in self._saved_modules().values():
+                        m.eval()
+                    v = float(_nn.apply_in_batches(lambda t: self._row_error(self.decoder_(self._embed(t)), t),
+                                                   val).mean())
+                    if v < best["loss"]:
+                        best.update(loss=v, epoch=epoch, state=copy.deepcopy(
+                            {k: m.state_dict() for k, m in self._saved_modules().items()}))
+                return float(total) / len(train)
 
             history = _nn.run_epochs("AutoEncoder", self.epochs, one_epoch, show_progress, callback)
+        if best["state"] is not None:
+            for k, m in self._saved_modules().items():
+                m.load_state_dict(best["state"][k])
         for m in self._saved_modules().values():
             m.eval()
         self.loss_history_ = history
+        self.best_epoch_ = int(best["epoch"]) if best["state"] is not None else len(history)
 
-        def codes_and_errors(t):  # one pass: the codes, and the reconstruction error that to_store keeps
+        def codes_and_errors(t):  # one pass: the codes, and the reconstruction error
             code = self._embed(t)
-            return torch.cat([code, (self.decoder_(code) - t).pow(2).mean(dim=1, keepdim=True)], dim=1)
+            return torch.cat([code, self._row_error(self.decoder_(code), t)[:, None]], dim=1)
 
         out = _nn.apply_in_batches(codes_and_errors, table)
         self.embeddings_ = Embeddings(names, np.ascontiguousarray(out[:, :-1]))
         self._train_scores = np.ascontiguousarray(out[:, -1])
+        knn = _anomaly.knn_distances(self.embeddings_.vectors, self.embeddings_.vectors, self.n_neighbors,
+                                     exclude_self=True) if n > 1 else np.zeros(n)
+        self._score_stats = np.array([*_anomaly.robust_scale(self._train_scores), *_anomaly.robust_scale(knn)])
+        self.decision_scores_ = self._combine(self._train_scores, knn).astype(np.float32)
+        self.threshold_ = _anomaly.threshold_from(self.decision_scores_, self.contamination)
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
         return self.embeddings_
 
+    def _check_modules(self, table: torch.Tensor) -> None:
+        code = 2 * self.dim_ if self.variant == "vae" else self.dim_
+        _nn.check_encoder_output("AutoEncoder", self.model_, table, code)
+        with torch.no_grad():
+            z = torch.zeros((2, self.dim_), device=table.device)
+            try:
+                out = self.decoder_(z)
+            except Exception as exc:
+                raise InputError(f"AutoEncoder: the decoder module fails on codes of shape (2, {self.dim_}) "
+                                 f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+        if tuple(out.shape) != (2, table.shape[1]):
+            raise InputError(f"AutoEncoder: the decoder returns shape {tuple(out.shape)} for codes of shape "
+                             f"(2, {self.dim_}); it must return (batch, {table.shape[1]}) rows "
+                             "(end it with nn.Flatten() for images)")
+
+    def _combine(self, recon: np.ndarray, knn: np.ndarray) -> np.ndarray:
+        if self.score == "reconstruction":
+            return np.asarray(recon, dtype=np.float64)
+        if self.score == "knn":
+            return np.asarray(knn, dtype=np.float64)
+        mr, sr, mk, sk = (float(v) for v in self._score_stats)
+        return 0.5 * ((recon - mr) / sr + (knn - mk) / sk)
+
     # ------------------------------------------------------------------ the model as arrays
+    def _state_config(self) -> dict:
+        return {**super()._state_config(), "dim": int(self.dim_), "threshold": float(self.threshold_),
+                "best_epoch": int(self.best_epoch_)}
+
     def _state_arrays(self) -> dict:
         arrays = super()._state_arrays()
-        if "_train_scores" in self.__dict__:
-            arrays["train_scores"] = self._train_scores
+        for name, attr in (("train_scores", "_train_scores"), ("decision_scores", "decision_scores_"),
+                           ("score_stats", "_score_stats")):
+            if attr in self.__dict__:
+                arrays[name] = getattr(self, attr)
         return arrays
 
     def _load_state(self, arrays: dict, config: dict) -> None:
+        # files written before dim_ existed used ``dim`` as given
+        self.dim_ = int(config.get("dim", self.dim))
         super()._load_state(arrays, config)
+        self.best_epoch_ = int(config.get("best_epoch", len(self.loss_history_)))
         if "train_scores" in arrays:
             self._train_scores = np.asarray(arrays["train_scores"], dtype=np.float32)
+        if "score_stats" in arrays and "decision_scores" in arrays:
+            self._score_stats = np.asarray(arrays["score_stats"], dtype=np.float64)
+            self.decision_scores_ = np.asarray(arrays["decision_scores"], dtype=np.float32)
+            self.threshold_ = float(config.get("threshold", _anomaly.threshold_from(self.decision_scores_,
+                                                                                    self.contamination)))
+            self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
 
     def _store_extras(self) -> dict:
         extras = super()._store_extras()
-        if "_train_scores" in self.__dict__ and "embeddings_" in self.__dict__:
+        if "decision_scores_" in self.__dict__ and "embeddings_" in self.__dict__:
             extras["anomaly_scores"] = {"keys": np.array(self.embeddings_.keys, dtype=str),
-                                        "scores": self._train_scores.astype(np.float32)}
+                                        "scores": self._train_scores.astype(np.float32),
+                                        "decision_scores": self.decision_scores_.astype(np.float32)}
         return extras
 
     # ------------------------------------------------------------------ use
+    def decode(self, Z) -> np.ndarray:
+        """Rows (original units) decoded from latent codes ``Z`` (n, dim) (probabilities for ``loss="bce"``
+        before the inverse scaling)."""
+        self._check_fitted()
+        z = _nn.to_table(as_matrix(Z, what="Z", n_features=self.dim_), self.device_)
+        for m in self._saved_modules().values():
+            m.eval()
+        return self.scaler_.inverse(_nn.apply_in_batches(self._decode_t, z))
+
+    def _decode_t(self, z: torch.Tensor) -> torch.Tensor:
+        out = self.decoder_(z)
+        return torch.sigmoid(out) if self.loss == "bce" else out
+
     def reconstruct(self, X) -> np.ndarray:
         """Rows rebuilt from their codes (the latent mean for the VAE), in the original units."""
         table = self._prepare(X)
-        out = _nn.apply_in_batches(lambda t: self.decoder_(self._moments(t)[0]), table)
+        out = _nn.apply_in_batches(lambda t: self._decode_t(self._moments(t)[0]), table)
         return self.scaler_.inverse(out)
+
+    def interpolate(self, a, b, steps: int = 8) -> np.ndarray:
+        """``steps`` rows decoded along the straight line between the codes of rows ``a`` and ``b``
+        (both ends included), in the original units: shape (steps, n_features)."""
+        steps = check_int("AutoEncoder.interpolate", "steps", steps, 2)
+        ends = self.encode(np.vstack([np.asarray(a, dtype=np.float32).reshape(1, -1),
+                                      np.asarray(b, dtype=np.float32).reshape(1, -1)]))
+        t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+        return self.decode((1 - t) * ends[0] + t * ends[1])
 
     def anomaly_scores(self, X, method: str = "reconstruction") -> np.ndarray:
         """One score per row, higher = more anomalous.
 
-        ``method="reconstruction"``: mean squared reconstruction error over the standardised
-        features. ``method="elbo"`` (VAE only): the negative ELBO with the latent mean as the sample
-        (reconstruction + beta * KL, up to a constant).
+        ``method``: ``"reconstruction"`` (mean reconstruction error over the scaled features),
+        ``"knn"`` (mean latent distance to the ``n_neighbors`` nearest training rows),
+        ``"combined"`` (both on the scale of their training scores, averaged) or ``"elbo"``
+        (VAE only: the negative ELBO with the latent mean as the sample, up to a constant).
         """
-        check_choice("AutoEncoder.anomaly_scores", "method", method, ("reconstruction", "elbo"))
+        check_choice("AutoEncoder.anomaly_scores", "method", method, ("reconstruction", "elbo", "knn", "combined"))
         if method == "elbo" and self.variant != "vae":
             raise InputError(f"method='elbo' needs variant='vae'; this AutoEncoder is {self.variant!r} "
                              "(use method='reconstruction')")
-        return _nn.apply_in_batches(lambda t: self._scores(t, method), self._prepare(X))
+        table = self._prepare(X)
+        for m in self._saved_modules().values():
+            m.eval()
+        if method in ("reconstruction", "elbo"):
+            return _nn.apply_in_batches(lambda t: self._scores(t, method), table)
+        if "embeddings_" not in self.__dict__ or "_score_stats" not in self.__dict__:
+            raise InputError("this AutoEncoder was loaded without its training rows' codes, which the k-NN score "
+                             "needs; use method='reconstruction' or refit")
+        out = _nn.apply_in_batches(lambda t: torch.cat([self._embed(t), self._scores(t, "reconstruction")[:, None]], 1),
+                                   table)
+        knn = _anomaly.knn_distances(self.embeddings_.vectors, out[:, :-1], self.n_neighbors)
+        if method == "knn":
+            return knn.astype(np.float32)
+        saved, self.score = self.score, "combined"
+        try:
+            return self._combine(out[:, -1], knn).astype(np.float32)
+        finally:
+            self.score = saved
 
     def _scores(self, t: torch.Tensor, method: str) -> torch.Tensor:
         mean, logvar = self._moments(t)
-        err = (self.decoder_(mean) - t).pow(2)
+        out = self.decoder_(mean)
+        err = self._row_error(out, t)
         if method == "reconstruction":
-            return err.mean(dim=1)
+            return err
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
-        return 0.5 * err.sum(dim=1) + self.beta * kl
+        return err * t.shape[1] * (1.0 if self.loss == "bce" else 0.5) + self.beta * kl
+
+    def decision_function(self, X) -> np.ndarray:
+        """Anomaly scores of rows ``X`` (higher = more anomalous), as chosen by ``score``."""
+        return self.anomaly_scores(X, method=self.score)
+
+    def predict(self, X, threshold=None) -> np.ndarray:
+        """1 for rows scored above ``threshold`` (default ``threshold_``, set by ``contamination``), else 0."""
+        self._check_fitted()
+        cut = _anomaly.check_threshold("AutoEncoder.predict", threshold)
+        if cut is None:
+            if "threshold_" not in self.__dict__:
+                raise InputError("this AutoEncoder was loaded without its training scores; pass threshold=")
+            cut = self.threshold_
+        return (self.decision_function(X) > cut).astype(np.int64)
+
+    def fit_predict(self, X, keys=None, *, show_progress=True, callback=None) -> np.ndarray:
+        """Fit on ``X`` and return its rows' labels (1 = anomaly), i.e. ``labels_``."""
+        self.fit(X, keys, show_progress=show_progress, callback=callback)
+        return self.labels_
 
     def sample(self, n: int, seed=None) -> np.ndarray:
         """Draw ``n`` new rows from a fitted VAE (prior samples through the decoder), in original units."""
@@ -255,6 +497,5 @@ class AutoEncoder(_nn.TableModel):
             raise InputError(f"sample() needs variant='vae'; this AutoEncoder is {self.variant!r}")
         n = check_int("AutoEncoder.sample", "n", n, 1)
         gen = _nn.make_generator(self.seed if seed is None else check_seed("AutoEncoder.sample", seed), self.device_)
-        z = torch.randn((n, self.dim), generator=gen, device=self.device_)
-        return self.scaler_.inverse(_nn.apply_in_batches(self.decoder_, z))
-
+        z = torch.randn((n, self.dim_), generator=gen, device=self.device_)
+        return self.scaler_.inverse(_nn.apply_in_batches(self._decode_t, z))

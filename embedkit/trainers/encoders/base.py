@@ -235,9 +235,13 @@ class TableModel(Trainer):
         arr = as_matrix(X)
         names = row_keys(keys, arr.shape[0], X)
         device = resolve_device(self.device, type(self).__name__)
-        scaler = Standardizer.fit(arr, self.standardize)
+        scaler = self._fit_scaler(arr)
         self.device_, self.scaler_, self.n_features_ = device, scaler, arr.shape[1]
         return arr, names, to_table(scaler.transform(arr), device)
+
+    def _fit_scaler(self, arr: np.ndarray) -> Standardizer:
+        """The input scaling learned in fit (per-column z-scores unless ``standardize=False``)."""
+        return Standardizer.fit(arr, self.standardize)
 
     def _prepare(self, X, what: str = "X") -> torch.Tensor:
         """Validate rows against the fitted feature count, standardise, and move them to the device."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
+import warnings
 
 import numpy as np
 import torch
@@ -11,9 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..._validation import BATCH_SIZE, DEVICE, DIM, EPOCHS, LR, SEED, Bool, InstanceOf, Interval, IntTuple, NoneOk, Options
-from ...data.features import as_labels, as_pairs, label_codes
+from ...data.features import as_labels, as_matrix, as_pairs, label_codes
 from ...embeddings import Embeddings
-from ...errors import InputError
+from ...errors import IgnoredParameterWarning, InputError
 from . import base as _nn
 from .losses import MINERS, contrastive_loss, info_nce_loss, mine_triplets, pairwise_distances, triplet_margin_loss
 
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 __all__ = ["SiameseEncoder", "LOSSES"]
 
 LOSSES = ("contrastive", "triplet", "infonce")
+SELF_SUPERVISED = ("contrastive", "predictive")
 _DEFAULT_MARGIN = {"contrastive": 1.0, "triplet": 0.2, "infonce": None}
 
 
@@ -67,6 +70,34 @@ class SiameseEncoder(_nn.TableModel):
         Learn per-column mean/std in fit and apply them to every input (stored with the model).
     weight_decay : float, default 0.0
         Adam weight decay (L2 penalty).
+    input_share : float or "auto", default "auto"
+        Weight (0..1) of what the input already knows (a skip path): part of the embedding is the
+        input's top principal components (learned in fit on the scaled rows, then fixed; stored
+        with the model), the rest is the trained encoder (at least 2 coordinates). With
+        ``normalize`` each part is unit-length and cosine similarity is
+        ``w * cos(PCA part) + (1 - w) * cos(learned part)``. A float w uses ``round(w * dim)``
+        PCA coordinates. "auto": ``dim // 2`` PCA coordinates, and with class labels of at least
+        4 classes w (among 0, 0.25, 0.5, 0.75, 0.9) and the space of the PCA (the scaled rows or
+        the input's own units, ``skip_space_``) are chosen by MAP@R on classes held out of a
+        first training run (a third of the classes; the model is then retrained on all rows),
+        else w = 0.5 on the scaled rows. A metric loss alone keeps only the directions that separate the training
+        classes, which loses classes never seen in fit. 0 turns the skip path off; unused with a
+        custom ``encoder``. The weight used is ``input_share_``.
+    self_supervised : {"contrastive", "predictive"}, default "contrastive"
+        Training without labels or pairs (``fit(X)``): "contrastive" = InfoNCE between two
+        corrupted views of each row (SCARF, Bahri et al., ICLR 2022: a random ``corruption``
+        share of the features replaced by values of the same feature from random rows; with
+        ``image_shape`` also a random shift of up to one pixel); "predictive" = a joint-embedding
+        predictive objective in the spirit of I-JEPA (Assran et al., CVPR 2023): a context
+        encoder sees the row with a ``corruption`` share of features masked and a predictor maps
+        its output to the embedding of the full row by a target encoder, an exponential moving
+        average (momentum ``ema``) of the context encoder; the target encoder gives the vectors.
+    corruption : float, default 0.6
+        Share of features corrupted (contrastive) or masked (predictive) per view.
+    ema : float, default 0.99
+        Momentum of the target encoder (predictive mode).
+    image_shape : tuple of int or None, default None
+        (H, W) or (C, H, W) of rows that are flattened images: the contrastive views also shift.
     seed : int, default 0
     device : "auto", "cpu", "cuda" or "cuda:N", default "auto"
 
@@ -95,13 +126,19 @@ class SiameseEncoder(_nn.TableModel):
         "normalize": [Bool()],
         "standardize": [Bool()],
         "weight_decay": [Interval(float, 0.0, None)],
+        "input_share": [Interval(float, 0.0, 1.0, closed="left"), Options("auto")],
+        "self_supervised": [Options(*SELF_SUPERVISED)],
+        "corruption": [Interval(float, 0.0, 1.0, closed="right")],
+        "ema": [Interval(float, 0.0, 1.0, closed="left")],
+        "image_shape": [IntTuple(1, "(H, W) or (C, H, W) ints >= 1"), NoneOk()],
         "seed": SEED,
         "device": DEVICE,
     }
 
     def __init__(self, dim=32, loss="contrastive", margin=None, temperature=0.1, hidden=(256, 128), encoder=None,
                  epochs=20, batch_size=256, lr=1e-3, miner="random", normalize=True, standardize=True,
-                 weight_decay=0.0, seed=0, device="auto"):
+                 weight_decay=0.0, input_share="auto", self_supervised="contrastive", corruption=0.6, ema=0.99,
+                 image_shape=None, seed=0, device="auto"):
         self.dim = dim
         self.loss = loss
         self.margin = margin
@@ -115,6 +152,11 @@ class SiameseEncoder(_nn.TableModel):
         self.normalize = normalize
         self.standardize = standardize
         self.weight_decay = weight_decay
+        self.input_share = input_share
+        self.self_supervised = self_supervised
+        self.corruption = corruption
+        self.ema = ema
+        self.image_shape = image_shape
         self.seed = seed
         self.device = device
 
@@ -128,6 +170,10 @@ class SiameseEncoder(_nn.TableModel):
             ignored["temperature"] = f"with loss={self.loss!r} (used by 'infonce')"
         if self.encoder is not None:
             ignored["hidden"] = "when a custom encoder module is given (it replaces the MLP)"
+            if self.input_share != 0:
+                ignored["input_share"] = "when a custom encoder module is given (its output is the embedding)"
+        if self.self_supervised != "predictive":
+            ignored["ema"] = "unless self_supervised='predictive' (the target encoder's momentum)"
         return ignored
 
     def _margin(self) -> float | None:
@@ -140,22 +186,67 @@ class SiameseEncoder(_nn.TableModel):
         return self._margin()
 
     # ------------------------------------------------------------------ model
+    _fitted_names = (*_nn.TableModel._fitted_names, "skip_dims_", "skip_", "input_share_", "skip_space_")
+
+    def _skip_dims(self, n_features: int, n_rows: int | None = None) -> int:
+        if self.encoder is not None or self.input_share == 0:
+            return 0
+        share = 0.5 if self.input_share == "auto" else float(self.input_share)
+        k = min(int(round(share * self.dim)), self.dim - 2, n_features)  # >= 2 learned coordinates
+        return max(0, k if n_rows is None else min(k, n_rows))
+
     def _build_modules(self, n_features: int) -> None:
+        k = self.__dict__.get("skip_dims_", 0)
         if self.encoder is not None:
             self.model_ = copy.deepcopy(self.encoder)
         else:
-            self.model_ = _nn.mlp([n_features, *_nn.hidden_widths(self.hidden), self.dim])
+            self.model_ = _nn.mlp([n_features, *_nn.hidden_widths(self.hidden), self.dim - k])
+        if k:
+            self.skip_ = nn.Linear(n_features, k, bias=False).requires_grad_(False)
 
     def _saved_modules(self) -> dict[str, nn.Module]:
-        return {"encoder": self.model_}
+        mods = {"encoder": self.model_}
+        if self.__dict__.get("skip_dims_", 0):
+            mods["skip"] = self.skip_
+        return mods
+
+    def _learned(self, table: torch.Tensor, module=None) -> torch.Tensor:
+        z = (module or self.model_)(table)
+        return F.normalize(z, dim=1) if self.normalize else z
 
     def _embed(self, table: torch.Tensor) -> torch.Tensor:
-        z = self.model_(table)
-        return F.normalize(z, dim=1) if self.normalize else z
+        z = self._learned(table)
+        if not self.__dict__.get("skip_dims_", 0):
+            return z
+        p = self.skip_(table)
+        if not self.normalize:
+            return torch.cat([p, z], dim=1)
+        w = float(self.input_share_)
+        return torch.cat([math.sqrt(w) * F.normalize(p, dim=1), math.sqrt(1.0 - w) * z], dim=1)
+
+    def _init_skip(self, table: torch.Tensor, space: str = "scaled") -> None:
+        """The skip path's weights: the top principal axes of the training rows, in the scaled
+        space or (``space="raw"``) in the input's own units (applied to the scaled rows)."""
+        scale = torch.as_tensor(self.scaler_.scale, dtype=torch.float64, device=table.device)
+        x = table.double() * (scale if space == "raw" else 1.0)
+        self.skip_.weight.copy_(_principal_axes(x, self.skip_dims_) * (scale if space == "raw" else 1.0))
+
+    def _state_config(self) -> dict:
+        return {**super()._state_config(), "skip_dims": int(self.__dict__.get("skip_dims_", 0)),
+                "input_share": float(self.__dict__.get("input_share_", 0.0)),
+                "skip_space": self.__dict__.get("skip_space_", "scaled")}
+
+    def _load_state(self, arrays: dict, config: dict) -> None:
+        self.skip_dims_ = int(config.get("skip_dims", 0))
+        self.input_share_ = float(config.get("input_share", 0.0))
+        self.skip_space_ = str(config.get("skip_space", "scaled"))
+        super()._load_state(arrays, config)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, pairs=None, keys=None, *, show_progress=True, callback=None) -> Embeddings:
-        """Train on rows ``X`` (n, d) with class labels ``y`` or explicit ``(i, j, similar)`` ``pairs``.
+        """Train on rows ``X`` (n, d) with class labels ``y``, explicit ``(i, j, similar)`` ``pairs``,
+        or neither: self-supervised (``self_supervised``: SCARF contrastive views or the predictive,
+        I-JEPA-like objective).
 
         Returns the :class:`~embedkit.Embeddings` of the training rows, keyed by ``keys`` (default:
         a pandas index, else "0".."n-1"). ``callback(epoch, loss)`` runs after each epoch
@@ -163,24 +254,88 @@ class SiameseEncoder(_nn.TableModel):
         """
         self._validate_params()
         self._check_callback("SiameseEncoder", callback)
-        if (y is None) == (pairs is None):
-            raise InputError("SiameseEncoder.fit needs exactly one of y (a class label per row) or "
-                             "pairs (rows (i, j, similar)); got " + ("neither" if y is None else "both"))
+        if y is not None and pairs is not None:
+            raise InputError("SiameseEncoder.fit needs at most one of y (a class label per row) or "
+                             "pairs (rows (i, j, similar)); got both (give neither to train self-supervised)")
         try:
             return self._fit(X, y, pairs, keys, show_progress, callback)
         except BaseException:
             self._forget_fit()
             raise
 
+    def _choose_share(self, X, y) -> tuple[float, str]:
+        """input_share="auto": the skip-path weight, and whether its PCA runs on the scaled rows or
+        in the input's own units, that retrieve held-out classes best (see the class doc)."""
+        from ...evaluate.encoders import map_at_r
+
+        if self.input_share != "auto":
+            return float(self.input_share), "scaled"
+        if y is None or self.encoder is not None or not self.normalize:
+            return 0.5, "scaled"
+        arr, lab = as_matrix(X), as_labels(y, len(X))
+        classes = np.unique(lab)
+        if len(classes) < 4:
+            return 0.5, "scaled"
+        rng = np.random.default_rng(self.seed)
+        held = rng.choice(classes, max(2, len(classes) // 3), replace=False)
+        val = np.isin(lab, held)
+        probe = SiameseEncoder(**{**self.get_params(), "input_share": 0.5})
+        with warnings.catch_warnings():  # the model itself has warned about ignored parameters
+            warnings.simplefilter("ignore", IgnoredParameterWarning)
+            probe.fit(arr[~val], lab[~val], show_progress=False)
+        k = probe.skip_dims_
+        if not k:
+            return 0.5, "scaled"
+        learned = probe.encode(arr[val])[:, k:] * math.sqrt(2.0)  # unit rows (the probe weighs them sqrt(0.5))
+        fit_rows = torch.as_tensor(arr[~val], dtype=torch.float64)
+        spaces = {"scaled": (fit_rows - torch.as_tensor(probe.scaler_.mean, dtype=torch.float64))
+                  / torch.as_tensor(probe.scaler_.scale, dtype=torch.float64), "raw": fit_rows}
+        best, best_map = (0.5, "scaled"), -1.0
+        for space, rows in spaces.items():
+            axes = _principal_axes(rows, k).double().numpy()
+            centre = rows.mean(dim=0).numpy()
+            held_rows = arr[val].astype(np.float64)
+            if space == "scaled":
+                held_rows = (held_rows - probe.scaler_.mean) / probe.scaler_.scale
+            p = (held_rows - centre) @ axes.T
+            p /= np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+            for w in (0.0, 0.25, 0.5, 0.75, 0.9):
+                score = map_at_r(np.hstack([math.sqrt(w) * p, math.sqrt(1 - w) * learned]).astype(np.float32),
+                                 lab[val])
+                if score > best_map + 1e-9:
+                    best, best_map = (w, space), score
+            if not self.standardize:
+                break  # the two spaces are the same
+        log.info("SiameseEncoder: input_share='auto' chose %.2f on %s rows (MAP@R %.3f on %d held-out classes)",
+                 best[0], best[1], best_map, len(held))
+        return best
+
     def _fit(self, X, y, pairs, keys, show_progress, callback) -> Embeddings:
+        share, space = self._choose_share(X, y)
         arr, names, table = self._start_fit(X, keys)
         n = arr.shape[0]
         gen = _nn.make_generator(self.seed, self.device_)
+        self.skip_dims_ = self._skip_dims(self.n_features_, n)
+        self.input_share_ = share if self.skip_dims_ else 0.0
+        self.skip_space_ = space
         with _nn.seeded(self.seed, self.device_):
             self._build_modules(self.n_features_)
-            self.model_.to(self.device_)
+            for m in self._saved_modules().values():
+                m.to(self.device_)
+            if self.skip_dims_:
+                self._init_skip(table, space)
             if self.encoder is not None:
                 _nn.check_encoder_output("SiameseEncoder", self.model_, table, self.dim)
+            if y is None and pairs is None:
+                from .selfsup import SelfSupervised
+
+                trainer = SelfSupervised(self, table, gen)
+                history = _nn.run_epochs("SiameseEncoder", self.epochs, trainer.one_epoch, show_progress, callback)
+                trainer.finish()
+                self.model_.eval()
+                self.loss_history_ = history
+                self.embeddings_ = Embeddings(names, _nn.apply_in_batches(self._embed, table))
+                return self.embeddings_
             if y is not None:
                 step_source = _LabelBatches(as_labels(y, n), self.batch_size, self.device_, gen)
             else:
@@ -213,9 +368,9 @@ class SiameseEncoder(_nn.TableModel):
         if kind == "labels":
             _, anchors, partners, labels = batch
             if self.loss == "infonce":
-                return info_nce_loss(self._embed(table[anchors]), self._embed(table[partners]),
+                return info_nce_loss(self._learned(table[anchors]), self._learned(table[partners]),
                                      self.temperature, labels=labels)
-            z = self._embed(table[torch.cat([anchors, partners])])
+            z = self._learned(table[torch.cat([anchors, partners])])
             lab = torch.cat([labels, labels])
             if self.miner == "random":  # row i and row i + h are each other's sampled positive
                 h = len(anchors)
@@ -232,11 +387,18 @@ class SiameseEncoder(_nn.TableModel):
                                     self._margin())
         _, i, j, extra = batch
         if self.loss == "contrastive":
-            return contrastive_loss(self._embed(table[i]), self._embed(table[j]), extra, self._margin())
+            return contrastive_loss(self._learned(table[i]), self._learned(table[j]), extra, self._margin())
         if self.loss == "triplet":
-            return triplet_margin_loss(self._embed(table[i]), self._embed(table[j]), self._embed(table[extra]),
+            return triplet_margin_loss(self._learned(table[i]), self._learned(table[j]), self._learned(table[extra]),
                                        self._margin())
-        return info_nce_loss(self._embed(table[i]), self._embed(table[j]), self.temperature)
+        return info_nce_loss(self._learned(table[i]), self._learned(table[j]), self.temperature)
+
+
+def _principal_axes(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The top ``k`` principal axes (k, d) of the rows of ``x`` (float64), largest variance first, as float32."""
+    x = x - x.mean(dim=0, keepdim=True)
+    _, vecs = torch.linalg.eigh(x.T @ x)
+    return vecs[:, -k:].flip(1).T.float()
 
 
 class _LabelBatches:
