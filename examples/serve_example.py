@@ -20,7 +20,7 @@ vectors = np.vstack([centers[0] + rng.normal(size=(50, 16)), centers[1] + rng.no
 
 with tempfile.TemporaryDirectory() as root:
     ek.Store(root).save("colours", ek.Embeddings(keys, vectors).to_index(metric="cosine"))
-    with TestClient(create_app(root, token="secret")) as client:
+    with TestClient(create_app(root, token="secret"), base_url="http://127.0.0.1") as client:
         print(client.get("/indexes").json())
         print(client.get("/indexes/colours/neighbors", params={"key": "red0", "k": 3}).json())
         auth = {"Authorization": "Bearer secret"}

@@ -7,12 +7,14 @@ downloads one.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -33,6 +35,16 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 FRUITS = ["apple", "apricot", "banana", "cherry", "grape"]
 ANIMALS = ["cat", "dog", "horse", "mouse", "tiger"]
+COLOURS = ["red", "green", "blue"]
+ROYALS = {  # royalty, gender (+ male), person, fruit
+    "king": [1.0, 1.0, 0.3, 0.0], "queen": [1.0, -1.0, 0.3, 0.0], "man": [0.0, 1.0, 1.0, 0.0],
+    "woman": [0.0, -1.0, 1.0, 0.0], "prince": [0.8, 1.0, 0.5, 0.1], "apple": [0.0, 0.0, 0.1, 1.0],
+    "pear": [0.1, 0.1, 0.0, 1.0], "child": [0.1, 0.0, 1.0, 0.1],
+}
+
+
+def catalog_payload(i: int) -> dict:
+    return {"colour": COLOURS[i % 3], "price": i, "in_stock": i % 2 == 0, "tags": [f"t{i % 4}", "all"]}
 
 
 def free_port() -> int:
@@ -56,6 +68,13 @@ def server(tmp_path_factory):
     mf = MatrixFactorization(method="als", dim=8, epochs=5, seed=0)
     mf.fit(ek.Interactions.from_arrays(users, items), show_progress=False)
     mf.to_store("shop", store)
+    catalog = ek.VectorIndex(6, metric="cosine")
+    catalog.add([f"item-{i:02d}" for i in range(30)], rng.standard_normal((30, 6)).astype(np.float32),
+                payload=[catalog_payload(i) for i in range(30)])
+    store.save("catalog", catalog)
+    royals = ek.VectorIndex(4, metric="cosine")
+    royals.add(list(ROYALS), np.array(list(ROYALS.values()), dtype=np.float32))
+    store.save("royals", royals)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "embedkit", "--store", str(root), "serve",
                              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
@@ -72,7 +91,7 @@ def server(tmp_path_factory):
             proc.kill()
             pytest.fail(f"embedkit serve did not start: {proc.stderr.read().decode()[-2000:]}")
         time.sleep(0.1)
-    yield url, mf
+    yield SimpleNamespace(url=url, mf=mf, store=store)
     proc.terminate()
     proc.wait(20)
 
@@ -88,7 +107,7 @@ def page(server):
 
 
 def test_neighbours_of_a_typed_key(server, page):
-    url, _ = server
+    url = server.url
     page.goto(url + "/")
     page.wait_for_selector("#index-select option[value='words']", state="attached")
     page.select_option("#index-select", "words")
@@ -117,8 +136,7 @@ def test_neighbours_of_a_typed_key(server, page):
 
 
 def test_unknown_key_shows_the_error(server, page):
-    url, _ = server
-    page.goto(url + "/")
+    page.goto(server.url + "/")
     page.wait_for_selector("#index-select option[value='words']", state="attached")
     page.select_option("#index-select", "words")
     page.fill("#key-input", "unicorn")
@@ -129,7 +147,7 @@ def test_unknown_key_shows_the_error(server, page):
 
 
 def test_recommendations_next_to_history(server, page):
-    url, mf = server
+    url, mf = server.url, server.mf
     page.goto(url + "/")
     page.wait_for_selector("#index-select option[value='shop']", state="attached")
     page.select_option("#index-select", "shop")
@@ -145,3 +163,133 @@ def test_recommendations_next_to_history(server, page):
     assert recs == [k for k, _ in mf.recommend("user03", k=5)]
     assert len(history) == 4 and not set(history) & set(recs)
     assert all(h.startswith("fruit-") for h in history)  # user03 is in the fruit group
+
+
+def choose(page, url, name):
+    page.goto(url + "/")
+    page.wait_for_selector(f"#index-select option[value='{name}']", state="attached")
+    page.select_option("#index-select", name)
+    page.wait_for_function(f"document.getElementById('index-info').textContent.includes('items') && "
+                           f"document.getElementById('index-select').value === '{name}'")
+
+
+def table_rows(page, table):
+    """(key, {field: shown text}) of each row of a results table."""
+    return page.eval_on_selector_all(
+        f"#{table} tbody tr",
+        "trs => trs.map(tr => [tr.querySelector('td.key').innerText.trim(), Object.fromEntries("
+        "[...tr.querySelectorAll('td.payload .field')].map(f => [f.dataset.field, f.querySelector('.val').innerText]))])")
+
+
+def test_filter_box_restricts_neighbours_and_shows_payloads(server, page):
+    choose(page, server.url, "catalog")
+    page.wait_for_function("document.getElementById('payload-fields').textContent.includes('colour (str)')")
+    flt = {"colour": "red", "price": {"$lt": 25}}
+    page.fill("#filter-input", json.dumps(flt))
+    page.fill("#key-input", "item-01")
+    page.click("#key-go")
+    page.wait_for_function("document.getElementById('message').textContent.includes('matching the filter')")
+    rows = table_rows(page, "neighbors")
+    want = server.store.load("catalog").search_keys(["item-01"], k=10, filter=flt)
+    assert [k for k, _ in rows] == list(want.keys[0]) and len(rows) == 9  # red items below 25: 0, 3, ..., 24
+    for key, shown in rows:  # the payload fields are on the page, beside each result
+        i = int(key.split("-")[1])
+        assert shown["colour"] == "red" and int(shown["price"]) < 25 and shown == {
+            "colour": "red", "price": str(i), "in_stock": str(i % 2 == 0).lower(), "tags": f"t{i % 4}, all"}
+    assert page.is_visible("#neighbors th.payload-head")
+    # a filter that is not JSON is refused on the page, one that the index refuses shows the server's line
+    page.fill("#filter-input", "{colour: red}")
+    page.click("#key-go")
+    page.wait_for_selector("#message.error")
+    assert "Filter: not valid JSON" in page.inner_text("#message") and page.is_hidden("#neighbors")
+    page.fill("#filter-input", '{"price": {"$near": 3}}')
+    page.click("#key-go")
+    page.wait_for_function("document.getElementById('message').textContent.includes('$near')")
+    assert "filter" in page.inner_text("#message")
+    page.click("#filter-clear")
+    page.click("#key-go")
+    page.wait_for_function("document.getElementById('message').textContent.includes('10 neighbours of')")
+
+
+def test_examples_query_king_minus_man_plus_woman(server, page):
+    choose(page, server.url, "royals")
+    page.fill("#filter-input", "")
+    page.fill("#positive-input", "king, woman")
+    page.fill("#negative-input", "man")
+    page.click("#examples-go")
+    page.wait_for_selector("#examples tbody tr")
+    keys = [k for k, _ in table_rows(page, "examples")]
+    assert keys[0] == "queen" and not {"king", "woman", "man"} & set(keys)
+    assert keys == list(server.store.load("royals").search_examples(positive=["king", "woman"], negative=["man"],
+                                                                   k=10).keys[0])
+    assert "items like king + woman − man" in page.inner_text("#message")
+    assert page.is_hidden("#examples th.payload-head")  # no payloads in this index
+    page.select_option("#method-select", "mul")
+    page.click("#examples-go")
+    page.wait_for_function("document.querySelector('#examples tbody td.key') && "
+                           "document.querySelector('#examples tbody td.key').innerText.trim() === 'queen'")
+    page.fill("#positive-input", "unicorn")
+    page.click("#examples-go")
+    page.wait_for_selector("#message.error")
+    assert "key 'unicorn' is not in index 'royals'" in page.inner_text("#message")
+
+
+def test_examples_with_a_filter_show_payloads(server, page):
+    choose(page, server.url, "catalog")
+    flt = {"in_stock": True, "tags": {"$in": ["t0", "t2"]}}
+    page.fill("#filter-input", json.dumps(flt))
+    page.fill("#positive-input", "item-01, item-05")
+    page.fill("#negative-input", "item-02")
+    page.select_option("#k-select", "5")
+    page.click("#examples-go")
+    page.wait_for_function("document.getElementById('message').textContent.includes('matching the filter')")
+    rows = table_rows(page, "examples")
+    want = server.store.load("catalog").search_examples(positive=["item-01", "item-05"], negative=["item-02"], k=5,
+                                                        filter=flt)
+    assert [k for k, _ in rows] == list(want.keys[0]) and len(rows) == 5
+    assert all(shown["in_stock"] == "true" and shown["tags"].split(", ")[0] in ("t0", "t2") for _, shown in rows)
+
+
+def test_api_docs_render_offline(server, page):
+    """/docs shows the endpoints with nothing fetched from outside the server; /redoc leads there."""
+    external = []
+
+    def only_local(route):
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            external.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    try:
+        page.goto(server.url + "/docs")
+        page.wait_for_selector(".opblock-summary-path")
+        paths = page.eval_on_selector_all(".opblock-summary-path", "els => els.map(e => e.innerText.trim())")
+        assert {"/indexes/{name}/search", "/indexes/{name}/examples", "/indexes/{name}/neighbors"} <= set(paths)
+        assert "Unable to render this definition" not in page.inner_text("body")
+        page.click("#operations-read-search_indexes__name__search_post .opblock-summary")
+        page.wait_for_selector("#operations-read-search_indexes__name__search_post .opblock-body")
+        assert "include_payload" in page.inner_text("#operations-read-search_indexes__name__search_post")
+        page.goto(server.url + "/redoc")
+        page.wait_for_selector(".opblock-summary-path")
+        assert page.url.endswith("/docs")
+    finally:
+        page.unroute("**/*")
+    assert external == []
+
+
+def test_filter_box_applies_to_recommendations(server, page):
+    mf = server.mf
+    top = [k for k, _ in mf.recommend("user03", k=5)]
+    flt = {"$key": {"$nin": top[:2]}}
+    choose(page, server.url, "shop")
+    page.wait_for_selector("#recommend-panel", state="visible")
+    page.fill("#filter-input", json.dumps(flt))
+    page.fill("#user-input", "user03")
+    page.select_option("#k-select", "5")
+    page.click("#user-go")
+    page.wait_for_function("document.getElementById('message').textContent.includes('recommendations for')")
+    recs = page.eval_on_selector_all("#recommendations tbody td.key", "tds => tds.map(td => td.innerText.trim())")
+    assert recs == [k for k, _ in mf.recommend("user03", k=5, filter=flt)] and not set(top[:2]) & set(recs)
+    page.fill("#filter-input", "")

@@ -28,6 +28,7 @@ from embedkit.store.journal import JOURNAL_FILE  # noqa: E402
 from embedkit.trainers.mf import MatrixFactorization  # noqa: E402
 
 TOKEN = "s3cret-token"
+LOCAL = "http://127.0.0.1"  # the Host header must be an allowed (loopback) name
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 DIM = 4
 
@@ -52,7 +53,7 @@ def store_root(tmp_path):
 
 
 def client(root, token=TOKEN, **kw):
-    return TestClient(create_app(root, token=token, **kw))
+    return TestClient(create_app(root, token=token, **kw), base_url=LOCAL)
 
 
 def error_of(r) -> str:
@@ -99,7 +100,7 @@ def test_search_by_vector_single_and_batch(store_root):
 
 
 def test_names_served_only(store_root):
-    with TestClient(create_app(store_root, names=["toy"])) as c:
+    with TestClient(create_app(store_root, names=["toy"]), base_url=LOCAL) as c:
         assert [ix["name"] for ix in c.get("/indexes").json()["indexes"]] == ["toy"]
         r = c.get("/indexes/dist/neighbors", params={"key": "a0"})
         assert r.status_code == 404 and "not served" in error_of(r)
@@ -218,7 +219,7 @@ def test_upsert_remove_and_their_validation(store_root):
 def test_acknowledged_writes_survive_a_crash(store_root):
     """No shutdown (the lifespan never ends): the journal alone must carry the writes."""
     app = create_app(store_root, token=TOKEN)
-    c = TestClient(app)  # not entered: like a process killed before its shutdown hook
+    c = TestClient(app, base_url=LOCAL)  # not entered: like a process killed before its shutdown hook
     vec = [0.25, -0.5, 0.125, 1.0]
     assert c.post("/indexes/toy/items", json={"items": [{"key": "kept", "vector": vec}]}, headers=AUTH).status_code == 200
     assert c.post("/indexes/toy/remove", json={"keys": ["a1"]}, headers=AUTH).status_code == 200
@@ -471,16 +472,37 @@ def test_service_load_replays_the_journal_once(store_root, monkeypatch):
 
 def test_failed_journal_append_leaves_no_torn_line(store_root, monkeypatch):
     """A write that cannot be made durable (disk full) is refused and leaves the journal clean."""
-    with TestClient(create_app(store_root, token=TOKEN), raise_server_exceptions=False) as c:
+    with TestClient(create_app(store_root, token=TOKEN), raise_server_exceptions=False, base_url=LOCAL) as c:
         assert c.post("/indexes/toy/items", json={"items": [{"key": "ok1", "vector": [1, 0, 0, 1]}]},
                       headers=AUTH).status_code == 200
-        real_fsync = os.fsync
-        monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left on device")))
-        r = c.post("/indexes/toy/items", json={"items": [{"key": "lost", "vector": [0, 0, 1, 1]}]}, headers=AUTH)
+        import embedkit.store.journal as J
+
+        def full(fd):
+            raise OSError(28, "No space left on device")
+
+        with monkeypatch.context() as m:  # the journal's own reference to fsync, where it keeps one
+            m.setattr(os, "fsync", full)
+            m.setattr(J, "_os_fsync", full, raising=False)
+            r = c.post("/indexes/toy/items", json={"items": [{"key": "lost", "vector": [0, 0, 1, 1]}]}, headers=AUTH)
         assert r.status_code == 500 and "the write was not saved" in error_of(r) and "No space" in error_of(r)
-        monkeypatch.setattr(os, "fsync", real_fsync)
         assert c.get("/indexes/toy/items/lost").status_code == 404  # never acknowledged, never applied
         assert c.post("/indexes/toy/items", json={"items": [{"key": "ok2", "vector": [1, 1, 0, 0]}]},
                       headers=AUTH).status_code == 200
         lines = (store_root / "toy" / JOURNAL_FILE).read_text().splitlines()
         assert [json.loads(x)["keys"] for x in lines] == [["ok1"], ["ok2"]]
+
+
+def test_openapi_is_30_for_the_bundled_swagger_ui_and_nothing_loads_from_a_cdn(store_root):
+    """Swagger UI 3.x/4.x (swagger-ui-bundle) cannot render OpenAPI 3.1: the schema is served as 3.0.3."""
+    with client(store_root) as c:
+        schema = c.get("/openapi.json").json()
+        assert schema["openapi"] == "3.0.3"
+        text = json.dumps(schema)
+        assert '"type": "null"' not in text and '"const"' not in text
+        body = schema["components"]["schemas"]["SearchBody"]["properties"]
+        assert body["vector"]["nullable"] is True and body["vector"]["type"] == "array"
+        assert schema["components"]["schemas"]["HTTPValidationError"]["required"] == ["error"]  # what errors look like
+        docs = c.get("/docs").text
+        assert "cdn" not in docs.lower() and "https://" not in docs
+        r = c.get("/redoc", follow_redirects=False)
+        assert r.status_code in (302, 307) and r.headers["location"] == "/docs"

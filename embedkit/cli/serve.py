@@ -23,7 +23,21 @@ def register(groups) -> None:
     p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
     p.add_argument("--token", default=None,
                    help="bearer token enabling the write endpoints (default: $EMBEDKIT_TOKEN; none: read-only)")
+    p.add_argument("--allow-host", action="append", default=None, metavar="HOST",
+                   help="a host name clients may address the server by (the Host header; repeat for more; '*': any). "
+                        "Default: localhost, 127.0.0.1, ::1 and the --host address; others get 421, which stops "
+                        "DNS-rebinding web pages")
     p.add_argument("--max-body-mb", type=float, default=8.0, help="largest request body in MiB (default: 8)")
+    p.add_argument("--max-results", type=int, default=100_000,
+                   help="most results one search request may ask for, query vectors x k (default: 100000)")
+    p.add_argument("--max-heavy", type=int, default=2,
+                   help="most searches asking for over 1000 results that run at once; more get 429 (default: 2)")
+    p.add_argument("--max-connections", type=int, default=None,
+                   help="most open connections; a new one beyond this closes the longest-idle one "
+                        "(default: the process's file limit less 256, at most 4096)")
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a connection may take to send its request head, counted from when it opened "
+                        "or from its previous response; a request's body gets 3x this (default: 10)")
     p.add_argument("--compact-every", type=int, default=1000,
                    help="fold the write journal into a full save after this many writes (default: 1000)")
     p.add_argument("--faiss-threads", type=int, default=1,
@@ -53,13 +67,35 @@ def cmd_serve(args) -> int:
         raise InputError(f"--compact-every must be >= 1; got {args.compact_every}")
     if args.faiss_threads < 1:
         raise InputError(f"--faiss-threads must be >= 1; got {args.faiss_threads}")
-    token = args.token if args.token is not None else (os.environ.get("EMBEDKIT_TOKEN") or None)
+    if args.max_results < 1 or args.max_heavy < 1:
+        raise InputError(f"--max-results and --max-heavy must be >= 1; got {args.max_results} and {args.max_heavy}")
+    if args.max_connections is not None and args.max_connections < 1:
+        raise InputError(f"--max-connections must be >= 1; got {args.max_connections}")
+    if not 0 < args.header_timeout <= 3600:
+        raise InputError(f"--header-timeout must be in (0, 3600] seconds; got {args.header_timeout}")
+    token = args.token
+    if token is None and "EMBEDKIT_TOKEN" in os.environ:
+        token = os.environ["EMBEDKIT_TOKEN"]
+        if not token:
+            raise InputError("$EMBEDKIT_TOKEN is set but empty; unset it to serve read-only, or set it to the token")
+    elif token is not None and not token:
+        raise InputError("--token is empty; omit it to serve read-only, or give the token")
+    from ..serve._limits import LOOPBACK_HOSTS, WorkLimits, server_config
+
+    hosts = args.allow_host
+    if hosts is None:
+        hosts = list(LOOPBACK_HOSTS)
+        if args.host not in ("0.0.0.0", "::", "") and not _is_loopback(args.host):
+            hosts.append(args.host)
     store = get_store(args)
     from ..serve import create_app
 
     app = create_app(store.root, names=args.names or None, token=token,
                      max_body_bytes=int(args.max_body_mb * (1 << 20)), compact_every=args.compact_every,
-                     faiss_threads=args.faiss_threads)
+                     faiss_threads=args.faiss_threads, allowed_hosts=hosts, body_timeout=3 * args.header_timeout,
+                     limits=WorkLimits(max_results=args.max_results, max_heavy=args.max_heavy))
+    config = server_config(app, host=args.host, port=args.port, max_connections=args.max_connections,
+                           head_timeout=args.header_timeout, log_level=args.log_level)
     import uvicorn
 
     names = args.names or store.names()
@@ -70,5 +106,8 @@ def cmd_serve(args) -> int:
     if not _is_loopback(args.host):
         log.warning("binding %s exposes the service beyond this machine%s", args.host,
                     "; the token travels in clear text over plain HTTP" if token else "")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+        if args.allow_host is None:
+            log.warning("requests must name one of these hosts: %s; give --allow-host NAME for the names clients use "
+                        "(or --allow-host '*')", ", ".join(hosts))
+    uvicorn.Server(config).run()
     return 0

@@ -227,13 +227,15 @@ class Registry:
         self._maybe_compact(entry)
         return result
 
-    def upsert(self, name: str, keys: list[str], vectors) -> int:
-        """Insert or replace items; durable (journalled and fsynced) when this returns."""
+    def upsert(self, name: str, keys: list[str], vectors, payload=None) -> int:
+        """Insert or replace items; durable (journalled and fsynced) when this returns.
+        ``payload``: one dict per key, replacing the items' payloads; None keeps existing ones."""
         def write(entry):
             vecs = check_vectors(entry.index, keys, vectors)
-            _append(entry, J.encode_upsert(keys, vecs))
+            rows = None if payload is None else check_payload(entry.index, keys, payload)
+            _append(entry, J.encode_upsert(keys, vecs, payload=rows))
             try:
-                entry.index.upsert(keys, vecs)
+                entry.index.upsert(keys, vecs, payload=rows)
             finally:
                 entry.version += 1
             return len(entry.index)
@@ -321,6 +323,12 @@ def _append(entry: Entry, record: dict) -> None:
     except OSError as exc:
         raise StoreError(f"the write was not saved, nothing changed: cannot append to {entry.journal.path} "
                          f"({exc})") from None
+
+
+def check_payload(index, keys: list[str], payload) -> list[dict]:
+    """Validate payloads before they are journalled (so a journalled write always applies): one
+    dict per key, the index's value types (one-line InputError naming the key and field)."""
+    return index._payload_rows(payload, keys, "upsert")
 
 
 def check_vectors(index, keys: list[str], vectors) -> np.ndarray:

@@ -2,32 +2,41 @@
 
 Reads (list, info, neighbours, search, recommendations, autocomplete) are always open; writes
 (upsert, remove, compact) are disabled unless a token is configured, and then need
-``Authorization: Bearer <token>``. Every error is ``{"error": "<one line>"}`` with a 4xx/5xx
-status. Writes are journalled and fsynced before the reply (see :mod:`embedkit.store.journal`).
+``Authorization: Bearer <token>``, checked before the body is read. Requests naming a host
+outside the allow-list (loopback names by default) are refused (421), which stops DNS-rebinding
+pages. Every error is ``{"error": "<one line>"}`` with a 4xx/5xx status. Writes are journalled and
+fsynced before the reply (see :mod:`embedkit.store.journal`). The limits on work per request and
+on connections are in :mod:`embedkit.serve._limits`.
 """
 
 from __future__ import annotations
 
 import hmac
+import inspect
+import json
 import logging
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Any, Literal, Optional
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.convertors import CONVERTOR_TYPES, Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from .. import __version__
 from .._validation import check_int
 from ..errors import InputError, MissingKeyError, StoreError
 from ..store import Store, check_name
+from ..trainers.mf.recommend import recommend_users
 from ..trainers.mf.store import is_mf
-from ._limits import BodyLimit
+from ._limits import LOOPBACK_HOSTS, Guard, TooMuchWork, WorkLimits, check_allowed_hosts
 from ._registry import Conflict, Registry
 
 log = logging.getLogger(__name__)
@@ -36,21 +45,98 @@ STATIC = Path(__file__).with_name("static")
 MAX_K = 1000
 MAX_BATCH = 10_000
 MAX_KEY_LEN = 1024
+MAX_EXAMPLES = 100
+MAX_FILTER_PARTS = 256  # operators and fields in one filter: each is one pass over every item
+
+
+class _KeyConvertor(Convertor):
+    """A key in a URL path: any characters, newlines and other control characters included
+    (Starlette's ``path`` convertor stops at a newline, so such keys could be written but not read)."""
+
+    regex = "(?s:.+)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+if "ek_key" not in CONVERTOR_TYPES:
+    register_url_convertor("ek_key", _KeyConvertor())
+
+
+def check_token(token) -> None:
+    """A write token must be printable ASCII without spaces: HTTP headers carry nothing else
+    intact, so any other token could never match."""
+    if token is None:
+        return
+    if not isinstance(token, str):
+        raise InputError(f"the write token must be a string; got {type(token).__name__}")
+    if not token:
+        raise InputError("the write token must not be empty; omit it to disable writes")
+    bad = next((c for c in token if not "!" <= c <= "~"), None)
+    if bad is not None:
+        raise InputError(f"the write token holds {bad!r}, which an HTTP header cannot carry intact, so no request "
+                         "could ever match it; use printable ASCII without spaces (e.g. from 'openssl rand -hex 32')")
+
+
+def check_filter(spec, where: str = "filter"):
+    """A filter from a request: a JSON object (or, from a query string, its JSON text) of at most
+    MAX_FILTER_PARTS operators and fields. The index checks the rest (one-line errors)."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except ValueError as exc:
+            raise InputError(f"{where}: not valid JSON ({exc}); give an object such as {{\"colour\": \"red\"}}") from None
+    if not isinstance(spec, dict):
+        raise InputError(f"{where}: must be a JSON object such as {{\"colour\": \"red\"}}; got {type(spec).__name__}")
+    parts, stack = 0, [spec]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            parts += len(x)
+            stack.extend(v for v in x.values() if isinstance(v, (dict, list)))
+        elif isinstance(x, list):
+            stack.extend(v for v in x if isinstance(v, (dict, list)))
+        if parts > MAX_FILTER_PARTS:
+            raise TooMuchWork(413, f"{where} has more than {MAX_FILTER_PARTS} operators and fields; simplify it "
+                                   "(a long allow- or deny-list is one $in / $nin)")
+    return spec
 
 
 class SearchBody(BaseModel):
-    """Give ``vector`` (one query) or ``vectors`` (several)."""
+    """Give ``vector`` (one query) or ``vectors`` (several); ``filter`` keeps only items whose
+    payload matches (MongoDB-style JSON, e.g. ``{"colour": {"$in": ["red", "blue"]}}``)."""
 
     model_config = ConfigDict(extra="forbid")
     vector: Optional[list[float]] = None
     vectors: Optional[list[list[float]]] = Field(None, max_length=MAX_BATCH)
     k: int = Field(10, ge=1, le=MAX_K)
+    filter: Optional[dict[str, Any]] = None
+    include_payload: bool = False
+
+
+class ExamplesBody(BaseModel):
+    """Items like the ``positive`` examples and unlike the ``negative`` ones (keys or vectors):
+    ``{"positive": ["king", "woman"], "negative": ["man"]}`` is king - man + woman."""
+
+    model_config = ConfigDict(extra="forbid")
+    positive: list[str | list[float]] = Field(default_factory=list, max_length=MAX_EXAMPLES)
+    negative: list[str | list[float]] = Field(default_factory=list, max_length=MAX_EXAMPLES)
+    k: int = Field(10, ge=1, le=MAX_K)
+    filter: Optional[dict[str, Any]] = None
+    method: Literal["add", "mul"] = "add"
+    include_payload: bool = False
 
 
 class Item(BaseModel):
     model_config = ConfigDict(extra="forbid")
     key: str = Field(min_length=1, max_length=MAX_KEY_LEN)
     vector: list[float]
+    payload: Optional[dict[str, Any]] = None
 
 
 class UpsertBody(BaseModel):
@@ -64,11 +150,69 @@ class RemoveBody(BaseModel):
     missing_ok: bool = False
 
 
+def openapi_30(node):
+    """FastAPI's OpenAPI 3.1 schema rewritten as OpenAPI 3.0.3, which the bundled Swagger UI
+    (3.x/4.x; 3.1 needs 5.x) renders: ``anyOf [X, {"type": "null"}]`` becomes X with
+    ``nullable: true``, ``const`` an ``enum``, numeric ``exclusiveMinimum/Maximum`` the 3.0 form."""
+    if isinstance(node, list):
+        return [openapi_30(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: openapi_30(v) for k, v in node.items()}
+    if out.get("openapi", "").startswith("3.1"):
+        out["openapi"] = "3.0.3"
+    for key in ("anyOf", "oneOf"):
+        options = out.get(key)
+        null = ({"type": "null"}, {"nullable": True})  # (the options were rewritten already)
+        if isinstance(options, list) and any(x in null for x in options):
+            rest = [x for x in options if x not in null]
+            del out[key]
+            if len(rest) == 1 and "$ref" in rest[0]:
+                out["allOf"] = rest
+            elif len(rest) == 1:
+                out.update({k: v for k, v in rest[0].items() if k not in out})
+            else:
+                out[key] = rest
+            out["nullable"] = True
+    if out.get("type") == "null":
+        out.pop("type")
+        out["nullable"] = True
+    if "const" in out and isinstance(out.get("const"), (str, int, float, bool)):
+        out["enum"] = [out.pop("const")]
+    for bound, strict in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        if isinstance(out.get(strict), (int, float)) and not isinstance(out.get(strict), bool):
+            out[bound] = out.pop(strict)
+            out[strict] = True
+    if isinstance(out.get("examples"), list) and "example" not in out and "type" in out:
+        examples = out.pop("examples")
+        if examples:
+            out["example"] = examples[0]
+    return out
+
+
 def _install_docs(app: FastAPI) -> None:
-    """Swagger UI at /docs from files shipped in the swagger-ui-bundle package: works offline."""
+    """Swagger UI at /docs from files shipped in the swagger-ui-bundle package: works offline.
+    The schema at /openapi.json is OpenAPI 3.0.3 (see :func:`openapi_30`); /redoc, which
+    FastAPI would load from a CDN, leads to /docs."""
     from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import RedirectResponse
     from swagger_ui_bundle import swagger_ui_path
 
+    generate = app.openapi
+
+    def openapi():
+        if app.openapi_schema is None:
+            schema = openapi_30(generate())
+            schemas = schema.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:  # what the service sends on every error instead
+                schemas["HTTPValidationError"] = {
+                    "title": "Error", "type": "object", "required": ["error"],
+                    "properties": {"error": {"type": "string", "title": "Error", "description": "one line"}}}
+                schemas.pop("ValidationError", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
     app.mount("/docs-static", StaticFiles(directory=swagger_ui_path), name="docs-static")
 
     @app.get("/docs", include_in_schema=False)
@@ -77,6 +221,10 @@ def _install_docs(app: FastAPI) -> None:
                                    swagger_js_url="/docs-static/swagger-ui-bundle.js",
                                    swagger_css_url="/docs-static/swagger-ui.css",
                                    swagger_favicon_url="/docs-static/favicon-32x32.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc():
+        return RedirectResponse("/docs")
 
 
 def _error(status: int, message: str, headers=None) -> JSONResponse:
@@ -136,7 +284,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(store_root=None, names=None, token: str | None = None, *, max_body_bytes: int = 8 << 20,
-               compact_every: int = 1000, compact_bytes: int = 64 << 20, faiss_threads: int | None = 1) -> FastAPI:
+               compact_every: int = 1000, compact_bytes: int = 64 << 20, faiss_threads: int | None = 1,
+               allowed_hosts=LOOPBACK_HOSTS, limits: WorkLimits | None = None,
+               body_timeout: float | None = 30.0) -> FastAPI:
     """The FastAPI application serving the indexes of a store.
 
     Parameters
@@ -146,9 +296,18 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
     names : list of str or None
         Serve only these indexes (None: every index in the store, including ones added later).
     token : str or None
-        Bearer token for the write endpoints; None disables writes (403).
+        Bearer token for the write endpoints (printable ASCII, no spaces); None disables writes
+        (403). A write without it is refused (401) before its body is read.
     max_body_bytes : int, default 8 MiB
         Larger request bodies are refused with 413 before they are read.
+    allowed_hosts : list of str, default loopback names
+        Host names requests may be addressed to (the ``Host`` header, port ignored); others get
+        421, which stops DNS-rebinding pages from reading the indexes. ``["*"]``: no check.
+    limits : WorkLimits or None
+        Results per search request (queries x k), their size, and concurrent heavy searches
+        (413 / 429 beyond them); None: ``WorkLimits()``.
+    body_timeout : float or None, default 30
+        Seconds a request's body may take to arrive (408 after that); None: no limit.
     compact_every, compact_bytes : int
         Fold an index's journal into a full save after this many writes or journal bytes.
     faiss_threads : int or None, default 1
@@ -163,8 +322,13 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
     """
     if faiss_threads is not None:
         check_int("create_app", "faiss_threads", faiss_threads, 1, 1024)
-    if token is not None and not token:
-        raise InputError("the write token must not be empty; omit it to disable writes")
+    check_token(token)
+    hosts = check_allowed_hosts(allowed_hosts)
+    limits = WorkLimits() if limits is None else limits
+    if not isinstance(limits, WorkLimits):
+        raise InputError(f"limits must be a WorkLimits; got {type(limits).__name__}")
+    if body_timeout is not None and not (isinstance(body_timeout, (int, float)) and 0 < body_timeout <= 3600):
+        raise InputError(f"body_timeout must be a number of seconds in (0, 3600] or None; got {body_timeout!r}")
     store = Store(store_root)
     for name in names or []:
         if not store.exists(name):  # (exists() checks the name first)
@@ -177,23 +341,45 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         yield
         registry.close()
 
-    app = FastAPI(title="embedkit", version=__version__, lifespan=lifespan, docs_url=None,
+    app = FastAPI(title="embedkit", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Nearest neighbours and recommendations over the indexes of an embedkit store. "
                               "Write endpoints need `Authorization: Bearer <token>` and are disabled without one.")
     app.state.registry = registry
     app.state.store = store
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.state.limits = limits
+    write_routes: list[APIRoute] = []  # filled once the routes exist, below
+
+    def refusal(authorization: str):
+        """None when ``authorization`` (the header's value) allows a write, else (status, message, headers)."""
+        if token is None:
+            return 403, ("write endpoints are disabled: start the server with --token TOKEN (or $EMBEDKIT_TOKEN) "
+                         "to enable them"), ()
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("latin-1"), token.encode()):
+            return 401, "missing or wrong token: send 'Authorization: Bearer <token>'", (("WWW-Authenticate", "Bearer"),)
+        return None
+
+    def write_auth(scope):
+        """Refuse an unauthorised write before its body is read (FastAPI parses bodies before dependencies)."""
+        if not any(r.matches(scope)[0] is Match.FULL for r in write_routes):
+            return None
+        header = next((v for n, v in scope.get("headers", []) if n == b"authorization"), b"")
+        return refusal(header.decode("latin-1"))
+
+    app.add_middleware(Guard, max_bytes=max_body_bytes, body_timeout=body_timeout, allowed_hosts=hosts,
+                       write_auth=write_auth)
     _install_error_handlers(app)
 
+    @app.exception_handler(TooMuchWork)
+    async def too_much(request, exc: TooMuchWork):
+        return _error(exc.status, str(exc), {"Retry-After": "1"} if exc.status == 429 else None)
+
     def writer(request: Request) -> None:
-        if token is None:
-            raise HTTPException(403, "write endpoints are disabled: start the server with --token TOKEN "
-                                     "(or $EMBEDKIT_TOKEN) to enable them")
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise HTTPException(401, "missing or wrong token: send 'Authorization: Bearer <token>'",
-                                headers={"WWW-Authenticate": "Bearer"})
+        """The same check again inside the route (a write route the guard did not match is still guarded)."""
+        refused = refusal(request.headers.get("authorization", ""))
+        if refused is not None:
+            status, message, headers = refused
+            raise HTTPException(status, message, headers=dict(headers) or None)
 
     omp = threading.local()
 
@@ -211,6 +397,15 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
 
     def score_kind(index) -> str:
         return "distance" if index.metric == "l2" else "similarity"
+
+    def payload_fields(index) -> dict:
+        return dict(getattr(index, "payload_fields", None) or {})
+
+    def rows_of(index, res, include_payload: bool):
+        """Result rows of a SearchResult within the size limit, with payloads when asked."""
+        payload_of = index.payload if include_payload and payload_fields(index) else (
+            (lambda key: {}) if include_payload else None)
+        return limits.results(res.keys, res.scores, payload_of)
 
     def describe(name: str) -> dict:
         entry = registry.peek(name)
@@ -251,7 +446,7 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         m = entry.manifest
         info.update(meta=m.get("meta") or {}, knobs=m.get("knobs") or {}, extras=m.get("extras") or [],
                     score=score_kind(entry.index), journal_entries=entry.journal.entries,
-                    users=entry.n_users)
+                    users=entry.n_users, payload_fields=payload_fields(entry.index))
         return info
 
     @app.get("/indexes/{name}/keys", tags=["read"], summary="Keys starting with a prefix (autocomplete)")
@@ -260,23 +455,29 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         entry = entry_of(name)
         return {"index": name, "prefix": prefix, "keys": entry.complete(prefix, limit)}
 
-    @app.get("/indexes/{name}/items/{key:path}", tags=["read"], summary="The stored vector of a key")
+    @app.get("/indexes/{name}/items/{key:ek_key}", tags=["read"], summary="The stored vector of a key")
     def get_item(name: str, key: str):
         entry = entry_of(name)
         if key not in entry.index:
             raise MissingKeyError(f"key {key!r} is not in index {name!r} ({len(entry.index)} items)")
-        return {"index": name, "key": key, "vector": entry.index.get_vectors([key])[0].tolist()}
+        index = entry.index
+        return {"index": name, "key": key, "vector": index.get_vectors([key])[0].tolist(),
+                "payload": index.payload(key) if payload_fields(index) else {}}
 
     @app.get("/indexes/{name}/neighbors", tags=["read"], summary="Nearest neighbours of a stored key")
     def neighbors(name: str, key: str = Query(..., min_length=1, max_length=MAX_KEY_LEN),
-                  k: int = Query(10, ge=1, le=MAX_K)):
+                  k: int = Query(10, ge=1, le=MAX_K),
+                  filter: Optional[str] = Query(None, max_length=1 << 16,
+                                                description='payload filter as JSON, e.g. {"colour": "red"}'),
+                  include_payload: bool = False):
         entry = entry_of(name)
         index = entry.index
+        flt = check_filter(filter, "query parameter 'filter'")
         if key not in index:
             raise MissingKeyError(f"key {key!r} is not in index {name!r} ({len(index)} items)")
-        res = index.search_keys([key], k=k)
-        return {"index": name, "key": key, "score": score_kind(index),
-                "neighbors": [{"key": n, "score": float(s)} for n, s in zip(res.keys[0], res.scores[0])]}
+        res = index.search_keys([key], k=k) if flt is None else index.search_keys([key], k=k, filter=flt)
+        return JSONResponse({"index": name, "key": key, "score": score_kind(index),
+                             "neighbors": rows_of(index, res, include_payload)[0]})
 
     @app.post("/indexes/{name}/search", tags=["read"], summary="Nearest neighbours of query vectors")
     def search(name: str, body: SearchBody):
@@ -290,10 +491,34 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         for i, q in enumerate(queries):
             if len(q) != index.dim:
                 raise InputError(f"query {i} has dimension {len(q)} but index {name!r} has dim={index.dim}")
-        res = index.search(queries, k=body.k)
-        results = [[{"key": n, "score": float(s)} for n, s in zip(ks, ss)] for ks, ss in zip(res.keys, res.scores)]
-        return {"index": name, "score": score_kind(index),
-                **({"neighbors": results[0]} if body.vector is not None else {"results": results})}
+        flt = check_filter(body.filter)
+        with limits.admit(len(queries), body.k):
+            res = index.search(queries, k=body.k) if flt is None else index.search(queries, k=body.k, filter=flt)
+            results = rows_of(index, res, body.include_payload)
+            # serialised inside the slot: for 100k results that is most of the work
+            return JSONResponse({"index": name, "score": score_kind(index),
+                                 **({"neighbors": results[0]} if body.vector is not None else {"results": results})})
+
+    @app.post("/indexes/{name}/examples", tags=["read"],
+              summary="Items like the positive examples and unlike the negative ones (king - man + woman)")
+    def examples(name: str, body: ExamplesBody):
+        entry = entry_of(name)
+        index = entry.index
+        flt = check_filter(body.filter)
+        if not body.positive and not body.negative:
+            raise InputError("give at least one example in 'positive' or 'negative' (keys or vectors)")
+        for what, items in (("positive", body.positive), ("negative", body.negative)):
+            for i, x in enumerate(items):
+                if isinstance(x, str) and x not in index:
+                    raise MissingKeyError(f"{what}[{i}]: key {x!r} is not in index {name!r} ({len(index)} items)")
+                if not isinstance(x, str) and len(x) != index.dim:
+                    raise InputError(f"{what}[{i}] has dimension {len(x)} but index {name!r} has dim={index.dim}")
+        with limits.admit(1, body.k):
+            res = index.search_examples(positive=body.positive, negative=body.negative, k=body.k, filter=flt,
+                                        method=body.method)
+            rows = rows_of(index, res, body.include_payload)
+        return JSONResponse({"index": name, "score": "similarity" if body.method == "mul" else score_kind(index),
+                             "method": body.method, "neighbors": rows[0]})
 
     def recommender_of(name: str):
         entry = entry_of(name)
@@ -310,12 +535,26 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
 
     @app.get("/indexes/{name}/recommend", tags=["recommend"], summary="Top items for a user of an MF index")
     def recommend(name: str, user: str = Query(..., min_length=1, max_length=MAX_KEY_LEN),
-                  k: int = Query(10, ge=1, le=MAX_K), exclude_seen: bool = True):
+                  k: int = Query(10, ge=1, le=MAX_K), exclude_seen: bool = True,
+                  filter: Optional[str] = Query(None, max_length=1 << 16,
+                                                description='item filter as JSON, e.g. {"$key": {"$nin": ["a"]}}'),
+                  include_payload: bool = False):
         entry = recommender_of(name)
-        recs = entry.recommend(user, k, exclude_seen=exclude_seen)
+        flt = check_filter(filter, "query parameter 'filter'")
+        if flt is None:
+            recs = entry.recommend(user, k, exclude_seen=exclude_seen)
+        elif "filter" in inspect.signature(entry.recommend).parameters:
+            recs = entry.recommend(user, k, exclude_seen=exclude_seen, filter=flt)
+        else:  # the model's own ranking over the index this service holds, as Entry.recommend does
+            recs = recommend_users(entry.model, [user], k=k, exclude_seen=exclude_seen, index=entry.index, filter=flt)[0]
+        rows = [{"key": key, "score": s} for key, s in recs]
+        if include_payload:
+            index, fields = entry.index, payload_fields(entry.index)
+            for row in rows:
+                row["payload"] = index.payload(row["key"]) if fields and row["key"] in index else {}
         return {"index": name, "user": user, "exclude_seen": exclude_seen,
-                "history": [{"key": key, "value": v} for key, v in entry.history(user)],
-                "recommendations": [{"key": key, "score": s} for key, s in recs]}
+                "filter": flt, "history": [{"key": key, "value": v} for key, v in entry.history(user)],
+                "recommendations": rows}
 
     # ---------------------------------------------------------------- writes
     @app.post("/indexes/{name}/items", tags=["write"], dependencies=[Depends(writer)],
@@ -324,7 +563,17 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         entry_of(name)
         keys = [it.key for it in body.items]
         vectors = [it.vector for it in body.items]
-        count = registry.upsert(name, keys, vectors)
+        with_payload = [it.payload is not None for it in body.items]
+        if not any(with_payload):
+            count = registry.upsert(name, keys, vectors)
+        elif not all(with_payload):
+            i = with_payload.index(not with_payload[0])
+            raise InputError(f"items 0 and {i} differ: give 'payload' on every item of a request or on none "
+                             "(an item's payload replaces its old one; without payloads, old payloads are kept)")
+        elif "payload" not in inspect.signature(registry.upsert).parameters:
+            raise HTTPException(501, "this build's registry cannot journal payloads yet; upsert without 'payload'")
+        else:
+            count = registry.upsert(name, keys, vectors, payload=[it.payload for it in body.items])
         return {"index": name, "upserted": len(keys), "count": count, "durable": True}
 
     @app.post("/indexes/{name}/remove", tags=["write"], dependencies=[Depends(writer)],
@@ -334,7 +583,7 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         removed = registry.remove(name, body.keys, missing_ok=body.missing_ok)
         return {"index": name, "removed": removed, "count": len(registry.get(name).index), "durable": True}
 
-    @app.delete("/indexes/{name}/items/{key:path}", tags=["write"], dependencies=[Depends(writer)],
+    @app.delete("/indexes/{name}/items/{key:ek_key}", tags=["write"], dependencies=[Depends(writer)],
                 summary="Remove one item")
     def delete_item(name: str, key: str):
         entry_of(name)
@@ -347,4 +596,5 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         entry_of(name)
         return {"index": name, "folded": registry.compact(name)}
 
+    write_routes.extend(r for r in app.routes if isinstance(r, APIRoute) and "write" in r.tags)
     return app

@@ -1,16 +1,23 @@
-// embedkit explorer: pick an index, look up neighbours of a key, recommendations for a user.
+// embedkit explorer: pick an index, look up neighbours of a key, items like some examples and
+// unlike others, recommendations for a user; an optional payload filter (JSON) applies to all.
 // Plain browser JavaScript, no build step. Text from the server is inserted with textContent only.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { index: null, info: null };
+const state = { index: null, info: null, fields: {} };
 
-async function api(path) {
-  const res = await fetch(path, { headers: { Accept: "application/json" } });
-  let body = null;
-  try { body = await res.json(); } catch (e) { body = null; }
-  if (!res.ok) throw new Error((body && body.error) || `${res.status} ${res.statusText}`);
-  return body;
+async function api(path, body) {
+  const init = { headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.method = "POST";
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, init);
+  let data = null;
+  try { data = await res.json(); } catch (e) { data = null; }
+  if (!res.ok) throw new Error((data && data.error) || `${res.status} ${res.statusText}`);
+  return data;
 }
 
 function say(text, isError) {
@@ -31,8 +38,42 @@ function fillDatalist(id, values) {
   list.replaceChildren(...values.map((v) => { const o = document.createElement("option"); o.value = v; return o; }));
 }
 
+// The filter box: null when empty, else the parsed JSON object (an Error says what is wrong).
+function currentFilter() {
+  const box = $("filter-input");
+  const text = box.value.trim();
+  box.classList.remove("bad");
+  if (!text) return null;
+  let f;
+  try { f = JSON.parse(text); } catch (e) {
+    box.classList.add("bad");
+    throw new Error(`Filter: not valid JSON (${e.message}); e.g. {"colour": "red"}`);
+  }
+  if (typeof f !== "object" || f === null || Array.isArray(f)) {
+    box.classList.add("bad");
+    throw new Error('Filter: must be a JSON object such as {"colour": "red"}');
+  }
+  return f;
+}
+
+function hasPayload() { return Object.keys(state.fields).length > 0; }
+
+function payloadCell(payload) {
+  const td = document.createElement("td"); td.className = "payload";
+  for (const [name, value] of Object.entries(payload || {})) {
+    const span = document.createElement("span"); span.className = "field"; span.dataset.field = name;
+    const n = document.createElement("span"); n.className = "name"; n.textContent = name + ": ";
+    const v = document.createElement("span"); v.className = "val";
+    v.textContent = Array.isArray(value) ? value.join(", ") : String(value);
+    span.append(n, v); td.appendChild(span);
+  }
+  return td;
+}
+
 function fillTable(table, rows, scoreKind, onClick) {
   const body = table.querySelector("tbody");
+  const withPayload = rows.some((r) => r.payload !== undefined);
+  table.classList.toggle("no-payload", !withPayload);
   const scores = rows.map((r) => r.score);
   const lo = Math.min(...scores), hi = Math.max(...scores);
   body.replaceChildren(...rows.map((r, i) => {
@@ -51,6 +92,7 @@ function fillTable(table, rows, scoreKind, onClick) {
     const val = document.createElement("span"); val.className = "value"; val.textContent = r.score.toFixed(4);
     score.append(bar, val);
     tr.append(rank, key, score);
+    if (withPayload) tr.appendChild(payloadCell(r.payload));
     return tr;
   }));
   table.hidden = rows.length === 0;
@@ -74,7 +116,8 @@ async function loadIndexes() {
 async function selectIndex(name) {
   state.index = name;
   say("");
-  $("neighbors").hidden = true; $("recommendations").hidden = true; $("history").replaceChildren();
+  $("neighbors").hidden = true; $("recommendations").hidden = true; $("examples").hidden = true;
+  $("history").replaceChildren();
   fillDatalist("key-options", []); fillDatalist("user-options", []);
   try {
     const info = await api(`/indexes/${enc(name)}`);
@@ -85,6 +128,11 @@ async function selectIndex(name) {
       (info.recommender ? `, ${info.users} users` : "");
     $("score-head").textContent = { cosine: "cosine similarity", ip: "inner product", l2: "distance" }[info.metric] || info.score;
     $("recommend-panel").hidden = !info.recommender;
+    state.fields = info.payload_fields || {};
+    const fields = Object.entries(state.fields);
+    $("payload-fields").textContent = fields.length
+      ? "Payload fields: " + fields.map(([f, t]) => `${f} (${t})`).join(", ")
+      : "No payload fields in this index: filters can use \"$key\" only.";
     completeKeys($("key-input").value);
     if (info.recommender) completeUsers($("user-input").value);
   } catch (e) { if (state.index === name) say(e.message, true); }
@@ -117,10 +165,14 @@ async function showNeighbors(key) {
   const k = $("k-select").value;
   const name = state.index;
   try {
-    const data = await api(`/indexes/${enc(name)}/neighbors?key=${enc(key)}&k=${k}`);
+    const filter = currentFilter();
+    let query = `key=${enc(key)}&k=${k}`;
+    if (filter) query += `&filter=${enc(JSON.stringify(filter))}`;
+    if (hasPayload()) query += "&include_payload=true";
+    const data = await api(`/indexes/${enc(name)}/neighbors?${query}`);
     if (state.index !== name) return;
     fillTable($("neighbors"), data.neighbors, data.score, showNeighbors);
-    say(`${data.neighbors.length} neighbours of “${key}” in ${state.index}`);
+    say(`${data.neighbors.length} neighbours of “${key}” in ${state.index}${filter ? " matching the filter" : ""}`);
     history.replaceState(null, "", `#index=${enc(state.index)}&key=${enc(key)}`);
   } catch (e) { $("neighbors").hidden = true; say(e.message, true); }
 }
@@ -131,7 +183,11 @@ async function showRecommendations(user) {
   const exclude = $("exclude-seen").checked;
   const name = state.index;
   try {
-    const data = await api(`/indexes/${enc(name)}/recommend?user=${enc(user)}&k=${$("k-select").value}&exclude_seen=${exclude}`);
+    const filter = currentFilter();
+    let query = `user=${enc(user)}&k=${$("k-select").value}&exclude_seen=${exclude}`;
+    if (filter) query += `&filter=${enc(JSON.stringify(filter))}`;
+    if (hasPayload()) query += "&include_payload=true";
+    const data = await api(`/indexes/${enc(name)}/recommend?${query}`);
     if (state.index !== name) return;
     fillTable($("recommendations"), data.recommendations, "similarity", null);
     const seen = new Set(data.history.map((h) => h.key));
@@ -146,12 +202,35 @@ async function showRecommendations(user) {
   } catch (e) { $("recommendations").hidden = true; say(e.message, true); }
 }
 
+function keyList(text) { return text.split(",").map((s) => s.trim()).filter(Boolean); }
+
+async function showExamples() {
+  const positive = keyList($("positive-input").value), negative = keyList($("negative-input").value);
+  if (!positive.length && !negative.length) { say("Type at least one key to search like (or unlike).", true); return; }
+  const name = state.index;
+  try {
+    const filter = currentFilter();
+    const body = { positive, negative, k: Number($("k-select").value), method: $("method-select").value,
+                   include_payload: hasPayload() };
+    if (filter) body.filter = filter;
+    const data = await api(`/indexes/${enc(name)}/examples`, body);
+    if (state.index !== name) return;
+    fillTable($("examples"), data.neighbors, data.score, showNeighbors);
+    const like = positive.join(" + ") + (negative.length ? " − " + negative.join(" − ") : "");
+    say(`${data.neighbors.length} items like ${like} in ${state.index}${filter ? " matching the filter" : ""}`);
+  } catch (e) { $("examples").hidden = true; say(e.message, true); }
+}
+
 window.addEventListener("DOMContentLoaded", () => {
   $("index-select").addEventListener("change", (e) => selectIndex(e.target.value));
   $("key-input").addEventListener("input", debounce((e) => completeKeys(e.target.value), 120));
   $("user-input").addEventListener("input", debounce((e) => completeUsers(e.target.value), 120));
   $("key-form").addEventListener("submit", (e) => { e.preventDefault(); showNeighbors($("key-input").value); });
   $("user-form").addEventListener("submit", (e) => { e.preventDefault(); showRecommendations($("user-input").value); });
+  $("examples-form").addEventListener("submit", (e) => { e.preventDefault(); showExamples(); });
+  $("filter-form").addEventListener("submit", (e) => e.preventDefault());
+  $("filter-input").addEventListener("input", () => { try { currentFilter(); } catch (e) { /* shown on use */ } });
+  $("filter-clear").addEventListener("click", () => { $("filter-input").value = ""; currentFilter(); });
   loadIndexes().then(() => {
     const key = new URLSearchParams(location.hash.slice(1)).get("key");
     if (key && state.index) showNeighbors(key);
