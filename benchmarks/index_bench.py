@@ -11,6 +11,14 @@ Sections (all on clustered synthetic data, cosine metric, see benchmarks/_data.p
             against exact search, at every size of --default-sizes.
   build     build time and memory (RSS growth, peak RSS growth) of VectorIndex flat/hnsw, raw
             FAISS and hnswlib at --sizes, each in a fresh subprocess.
+  filtered  payload-filtered search at selectivities --selectivities (0.1%..100%) for flat, hnsw
+            (ef_search tuned to recall 0.95 unfiltered first, on 200 held-out queries) and ivf
+            (nprobe tuned likewise): recall@10
+            against exact search over the matching subset, batch and one-at-a-time queries/s,
+            beside unfiltered search and hnswlib's filter callback (same M/ef_construction, ef
+            from hnswlib's own 0.95 point) on the same data and the same filters.
+  load      save + load time (mmap and in-memory) and RSS after load at --load-sizes, each load
+            in a fresh subprocess; payload memory per item.
 
 Timing: time.perf_counter, one warm-up pass, median of --repeats passes, wrapper and anchor
 interleaved pass by pass so drift on a shared machine hits both alike.
@@ -77,10 +85,10 @@ def fmt(x, nd=0):
     return str(x)
 
 
-def build_vector_index(kind, x, keys, **knobs):
+def build_vector_index(kind, x, keys, metric="cosine", **knobs):
     from embedkit.index import VectorIndex
 
-    idx = VectorIndex(x.shape[1], "cosine", kind, **knobs)
+    idx = VectorIndex(x.shape[1], metric, kind, **knobs)
     t = time.perf_counter()
     idx.add(keys, x)
     return idx, time.perf_counter() - t
@@ -317,7 +325,7 @@ def _rss_kb(field="VmRSS") -> int:
     return 0
 
 
-def build_worker(impl, kind, n, dim, seed):
+def build_worker(impl, kind, n, dim, seed, metric="cosine"):
     """Runs in a fresh process: build one index, print JSON with time and memory."""
     x, _ = clustered(n, dim, seed=seed)
     keys = [str(i) for i in range(n)] if impl == "ek" else None
@@ -335,14 +343,16 @@ def build_worker(impl, kind, n, dim, seed):
         peak_ok = False
     t = time.perf_counter()
     if impl == "ek":
-        obj, _ = build_vector_index(kind, x, keys)
+        obj, _ = build_vector_index(kind, x, keys, metric=metric)
     elif impl == "faiss":
         xn = x.copy()
-        faiss.normalize_L2(xn)
+        if metric == "cosine":
+            faiss.normalize_L2(xn)
+        fm = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
         if kind == "flat":
-            obj = faiss.IndexFlatIP(dim)
+            obj = faiss.IndexFlat(dim, fm)
         else:
-            obj = faiss.IndexHNSWFlat(dim, M, faiss.METRIC_INNER_PRODUCT)
+            obj = faiss.IndexHNSWFlat(dim, M, fm)
             obj.hnsw.efConstruction = EF_CONSTRUCTION
         obj.add(xn)
         del xn
@@ -353,7 +363,7 @@ def build_worker(impl, kind, n, dim, seed):
     build_s = time.perf_counter() - t
     rss1 = _rss_kb()
     peak = _rss_kb("VmHWM") if peak_ok else None
-    print(json.dumps(dict(impl=impl, kind=kind, n=n, dim=dim, build_s=build_s, rss_growth_mb=(rss1 - rss0) / 1024,
+    print(json.dumps(dict(impl=impl, kind=kind, n=n, dim=dim, metric=metric, build_s=build_s, rss_growth_mb=(rss1 - rss0) / 1024,
                           peak_growth_mb=(peak - rss0) / 1024 if peak else None,
                           data_mb=x.nbytes / 2**20)))
 
@@ -373,7 +383,8 @@ def section_build(args):
                 continue
             got = {}
             for impl in impls:
-                cmd = [sys.executable, __file__, "--_build-worker", impl, kind, str(n), str(dim), str(args.seed)]
+                cmd = [sys.executable, __file__, "--_build-worker", impl, kind, str(n), str(dim), str(args.seed),
+                       "--build-metric", args.build_metric]
                 r = subprocess.run(cmd, capture_output=True, text=True)
                 if r.returncode != 0:
                     print(r.stderr[-2000:], file=sys.stderr)
@@ -392,17 +403,193 @@ def section_build(args):
                 rows.append((f"{n:,}", kind, dim, {"ek": "VectorIndex", "faiss": "raw FAISS"}.get(impl, impl),
                              f"{g['build_s']:.2f}", fmt(ratio, 2), f"{g['rss_growth_mb']:.0f}",
                              fmt(g["peak_growth_mb"], 0) + f" (data {g['data_mb']:.0f})"))
-    print(f"\n### Build time and memory (cosine; HNSW M={M}, ef_construction={EF_CONSTRUCTION}; one build per "
+    print(f"\n### Build time and memory ({args.build_metric}; HNSW M={M}, ef_construction={EF_CONSTRUCTION}; one build per "
           "row in a fresh process; RSS growth = resident memory after build minus before, data already loaded)\n")
     print(table(["n", "kind", "dim", "impl", "build s", "time vs raw FAISS", "RSS growth MB",
                  "peak RSS growth MB (raw float32 data)"], rows))
     return out
 
 
+# --------------------------------------------------------------------------- filtered
+def _subset_truth(xn, qn, mask, k):
+    sub = np.flatnonzero(mask)
+    top = exact_topk(xn[sub], qn, min(k, len(sub)))
+    return sub[top]
+
+
+def _recall_rows(found_rows, truth):
+    hits = total = 0
+    for got, want in zip(found_rows, truth):
+        hits += len(set(int(g) for g in got) & set(want.tolist()))
+        total += len(want)
+    return hits / max(1, total)
+
+
+def section_filtered(x, q, keys, args, cache):
+    import hnswlib
+
+    from embedkit.index import VectorIndex
+
+    k = args.k
+    n = len(x)
+    rng = np.random.default_rng(args.seed + 1)
+    bucket = rng.integers(0, 100_000, n)  # selectivity s: bucket < s * 100000 (independent of the vectors)
+    payload = [{"bucket": int(b)} for b in bucket]
+    q, q_tune = q[:max(1, len(q) - 200)], q[max(1, len(q) - 200):]  # tune on held-out queries, measure on the rest
+    xn, qn = normalised(x), normalised(q)
+    single_n = min(args.single_queries, len(q))
+    rows, out = [], []
+    impls = {}
+    for kind in args.filtered_kinds.split(","):
+        idx = VectorIndex(x.shape[1], "cosine", kind)
+        t = time.perf_counter()
+        idx.add(keys, x, payload=payload)
+        build = time.perf_counter() - t
+        rep = idx.tune(0.95, queries=q_tune, k=k) if kind != "flat" else {"knob": None}
+        print(f"  [{kind}] built in {build:.1f}s, tuned {rep.get('knob')}={rep.get('value')} "
+              f"(recall {rep.get('recall')})", flush=True)
+        impls[kind] = (idx, rep)
+    hi = hnswlib.Index(space="cosine", dim=x.shape[1])
+    hi.init_index(max_elements=n, M=M, ef_construction=EF_CONSTRUCTION, random_seed=100)
+    hi.add_items(x, np.arange(n))
+    hl_truth = exact_topk(xn, qn[:200], k)
+    hl_ef = None
+    for ef in EF_SWEEP:  # hnswlib's own cheapest ef at recall 0.95 unfiltered
+        hi.set_ef(ef)
+        found, _ = hi.knn_query(q[:200], k=k)
+        if recall_at_k(found, hl_truth, k) >= 0.95:
+            hl_ef = ef
+            break
+    hl_ef = hl_ef or EF_SWEEP[-1]
+    hi.set_ef(hl_ef)
+    # hnswlib calls a Python filter under the GIL: with several threads its batch query deadlocks
+    # (seen here), so filtered hnswlib runs on one thread (unfiltered rows use all of them)
+    threads = os.cpu_count() if args.threads is None else args.threads
+    print(f"  [hnswlib] ef={hl_ef} for recall 0.95 unfiltered", flush=True)
+    for sel in args.selectivities:
+        mask = bucket < int(round(sel * 100_000))
+        flt = None if sel >= 1.0 else {"bucket": {"$lt": int(round(sel * 100_000))}}
+        truth = _subset_truth(xn, qn, mask, k)
+        for kind, (idx, _rep) in impls.items():
+            res = idx.search(q, k, filter=flt)
+            rec = _recall_rows(keys_to_ids(res.keys), truth)
+            bad = sum(not mask[int(key)] for row in res.keys for key in row)
+            short = sum(len(row) < min(k, int(mask.sum())) for row in res.keys)
+
+            def batch():
+                idx.search(q, k, filter=flt)
+
+            def single():
+                for i in range(single_n):
+                    idx.search(q[i], k, filter=flt)
+
+            t = timed_interleaved({"b": batch, "s": single}, args.repeats)
+            rows.append((f"{sel * 100:g}%", f"VectorIndex {kind}", f"{rec:.3f}", fmt(len(q) / t["b"]),
+                         fmt(single_n / t["s"]), bad, short))
+            out.append(dict(selectivity=sel, impl=kind, recall=rec, batch_qps=len(q) / t["b"],
+                            single_qps=single_n / t["s"], non_matching=bad, short_rows=short))
+        ids_ok = np.flatnonzero(mask)
+        allowed = set(ids_ok.tolist()) if sel < 1.0 else None
+        fn = None if allowed is None else (lambda i: i in allowed)
+        hi.set_num_threads(1 if fn is not None else threads)
+        try:
+            found, _ = hi.knn_query(q, k=min(k, len(ids_ok)), filter=fn)
+            rec = _recall_rows(found, truth)
+
+            def hl_batch():
+                hi.knn_query(q, k=min(k, len(ids_ok)), filter=fn)
+
+            def hl_single():
+                for i in range(single_n):
+                    hi.knn_query(q[i:i + 1], k=min(k, len(ids_ok)), filter=fn)
+
+            t = timed_interleaved({"b": hl_batch, "s": hl_single}, args.repeats)
+            rows.append((f"{sel * 100:g}%", f"hnswlib{' filter callback' if fn else ''} (ef={hl_ef}, "
+                         f"{1 if fn else threads} thread{'s' if not fn and threads > 1 else ''})", f"{rec:.3f}",
+                         fmt(len(q) / t["b"]), fmt(single_n / t["s"]), 0, "-"))
+            out.append(dict(selectivity=sel, impl="hnswlib", recall=rec, batch_qps=len(q) / t["b"],
+                            single_qps=single_n / t["s"]))
+        except RuntimeError as exc:  # hnswlib raises when fewer than k items are reachable
+            rows.append((f"{sel * 100:g}%", f"hnswlib filter callback (ef={hl_ef})", f"error: {exc}", "-", "-", "-", "-"))
+        print(f"  selectivity {sel:g} measured", flush=True)
+    print(f"\n### Filtered search, {n:,} x {x.shape[1]}, cosine, k={k}, {len(q)} queries (batch) / {single_n} "
+          f"(one at a time); filter {{'bucket': {{'$lt': s}}}} on a random payload field\n")
+    print(table(["selectivity", "impl", "recall@10 (vs exact on matching)", "batch q/s", "single q/s",
+                 "non-matching returned", "short rows"], rows))
+    return out
+
+
+# --------------------------------------------------------------------------- load
+def load_worker(path, mmap):
+    import faiss  # noqa: F401
+
+    from embedkit.index import VectorIndex
+    rss0 = _rss_kb()
+    t = time.perf_counter()
+    idx = VectorIndex.load(path, mmap=mmap == "1")
+    load_s = time.perf_counter() - t
+    rss1 = _rss_kb()
+    t = time.perf_counter()
+    idx.search_keys(idx.keys[0] if len(idx) < 200_000 else "0", 10)
+    first_s = time.perf_counter() - t
+    print(json.dumps(dict(load_s=load_s, rss_growth_mb=(rss1 - rss0) / 1024, first_query_s=first_s)))
+
+
+def section_load(args):
+    import shutil
+    import tempfile
+
+    from embedkit.index import VectorIndex
+
+    rows, out = [], []
+    tmp = Path(tempfile.mkdtemp(prefix="ek_load_"))
+    try:
+        for n in args.load_sizes:
+            x, _ = clustered(n, args.dim, seed=args.seed)
+            keys = [str(i) for i in range(n)]
+            for kind in ("flat", "hnsw"):
+                if kind == "hnsw" and n > args.hnsw_max_n:
+                    continue
+                idx = VectorIndex(args.dim, "cosine", kind)
+                idx.add(keys, x)
+                t = time.perf_counter()
+                idx.save(tmp / f"{kind}{n}")
+                save_s = time.perf_counter() - t
+                del idx
+                for mm in ("1", "0"):
+                    cmd = [sys.executable, __file__, "--_load-worker", str(tmp / f"{kind}{n}"), mm]
+                    r = subprocess.run(cmd, capture_output=True, text=True)
+                    if r.returncode:
+                        print(r.stderr[-2000:], file=sys.stderr)
+                        continue
+                    g = json.loads(r.stdout.strip().splitlines()[-1])
+                    rows.append((f"{n:,}", kind, "mmap" if mm == "1" else "memory", f"{save_s:.2f}",
+                                 f"{g['load_s']:.3f}", f"{g['rss_growth_mb']:.0f}", f"{g['first_query_s'] * 1000:.1f}"))
+                    out.append(dict(n=n, kind=kind, mmap=mm == "1", save_s=save_s, **g))
+                    print(f"  n={n} {kind} mmap={mm}: load {g['load_s']:.3f}s", flush=True)
+                shutil.rmtree(tmp / f"{kind}{n}", ignore_errors=True)
+            # payload memory per item: 3 fields (int, str category, list of 2 str)
+            rng = np.random.default_rng(0)
+            cats = [f"cat{i}" for i in range(100)]
+            pay = [{"n": int(i), "cat": cats[i % 100], "tags": [cats[(i * 7) % 100], cats[(i * 13) % 100]]}
+                   for i in range(n)]
+            idx = VectorIndex(args.dim, "cosine", "flat")
+            idx.add(keys, x[:, :args.dim], payload=pay)
+            per = idx._storage.payload.nbytes() / n
+            rows.append((f"{n:,}", "payload", "int + str + 2-str list", "-", "-", f"{per:.1f} B/item", "-"))
+            out.append(dict(n=n, payload_bytes_per_item=per))
+            del idx, x, pay, rng
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("\n### Save and load (cosine, each load in a fresh process; RSS growth after load)\n")
+    print(table(["n", "kind", "load", "save s", "load s", "RSS growth MB", "first search_keys ms"], rows))
+    return out
+
+
 # --------------------------------------------------------------------------- main
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sections", default="overhead,recall,defaults,build")
+    p.add_argument("--sections", default="overhead,recall,defaults,build,filtered,load")
     p.add_argument("--n", type=int, default=100_000, help="items for overhead and recall sections")
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--sizes", default="10000,100000,1000000", help="build/memory sizes")
@@ -424,11 +611,20 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     p.add_argument("--device", default="cpu", help="only cpu: FAISS here is faiss-cpu")
     p.add_argument("--_build-worker", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument("--_load-worker", nargs=2, help=argparse.SUPPRESS)
+    p.add_argument("--build-metric", default="cosine", choices=["cosine", "ip", "l2"], help="metric of the build section")
+    p.add_argument("--selectivities", default="0.001,0.01,0.1,0.5,1.0", help="filtered section")
+    p.add_argument("--filtered-kinds", default="flat,hnsw,ivf", help="kinds of the filtered section")
+    p.add_argument("--load-sizes", default="100000,1000000", help="sizes of the load section")
     a = p.parse_args(argv)
     if a.quick:
         a.n, a.queries, a.single_queries, a.repeats = 20_000, 300, 100, 3
         a.sizes, a.default_sizes = "5000,20000", "5000,20000"
+    if a.quick:
+        a.load_sizes = "20000"
     a.sizes = [int(s) for s in str(a.sizes).split(",") if s]
+    a.selectivities = [float(s) for s in str(a.selectivities).split(",") if s]
+    a.load_sizes = [int(s) for s in str(a.load_sizes).split(",") if s]
     a.default_sizes = [int(s) for s in str(a.default_sizes).split(",") if s]
     a.n_data_seed = a.seed
     return a
@@ -438,7 +634,10 @@ def main(argv=None):
     args = parse_args(argv)
     if args._build_worker:
         impl, kind, n, dim, seed = args._build_worker
-        build_worker(impl, kind, int(n), int(dim), int(seed))
+        build_worker(impl, kind, int(n), int(dim), int(seed), args.build_metric)
+        return 0
+    if args._load_worker:
+        load_worker(*args._load_worker)
         return 0
     if args.device != "cpu":
         print("only --device cpu: the index runs on faiss-cpu", file=sys.stderr)
@@ -454,7 +653,7 @@ def main(argv=None):
     print("# argv: " + " ".join(sys.argv[1:]), flush=True)
     results = {"args": {k: v for k, v in vars(args).items() if not k.startswith("_")}}
     cache = {}
-    if "overhead" in sections or "recall" in sections:
+    if "overhead" in sections or "recall" in sections or "filtered" in sections:
         x, q = clustered(args.n, args.dim, n_queries=args.queries, seed=args.seed)
         keys = [str(i) for i in range(args.n)]
         if "overhead" in sections:
@@ -462,12 +661,17 @@ def main(argv=None):
         if "recall" in sections:
             truth = exact_topk(normalised(x), normalised(q), args.k)
             results["recall"] = section_recall(x, q, keys, truth, args, cache)
+        cache.clear()
+        if "filtered" in sections:
+            results["filtered"] = section_filtered(x, q, keys, args, cache)
         del x, q, keys
     if "defaults" in sections:
         results["defaults"] = section_defaults(args, cache)
     cache.clear()
     if "build" in sections:
         results["build"] = section_build(args)
+    if "load" in sections:
+        results["load"] = section_load(args)
     print(f"\n# done {time.strftime('%H:%M UTC', time.gmtime())}, load={os.getloadavg()[0]:.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))

@@ -145,6 +145,88 @@ def quality(emb):
     return ws, sl, an
 
 
+# ----------------------------------------------------------------------------- continued training
+def _split(path: str, fraction: float, workdir: str):
+    """The corpus cut in two by lines: the first 1 - fraction (old) and the rest (new)."""
+    lines = open(path, encoding="utf-8").read().splitlines(keepends=True)
+    cut = int(round(len(lines) * (1 - fraction)))
+    old, new = os.path.join(workdir, "old.txt"), os.path.join(workdir, "new.txt")
+    open(old, "w", encoding="utf-8").writelines(lines[:cut])
+    open(new, "w", encoding="utf-8").writelines(lines[cut:])
+    return old, new
+
+
+def _old_loss(vectors, output, keys, counts, old_path, a, mode):
+    """Mean word2vec loss of (input, output) vectors on the first 20,000 words of the old text:
+    how well the model still fits the data it was first trained on."""
+    import numpy as np
+
+    from embedkit.trainers.sgns.engine import evaluate_loss
+
+    index = {k: i for i, k in enumerate(keys)}
+    ids, lengths, n = [], [], 0
+    for line in open(old_path, encoding="utf-8"):
+        enc = [index[w] for w in line.split() if w in index]
+        if len(enc) >= 2:
+            ids += enc
+            lengths.append(len(enc))
+            n += len(enc)
+        if n >= 20_000:
+            break
+    return evaluate_loss(vectors, output, np.array(ids), np.array(lengths), np.asarray(counts), mode=mode,
+                         window=a.window, negative=a.negative, sample=a.sample, seed=0)
+
+
+def continued(path: str, a, workdir: str) -> list[dict]:
+    """Train on the old part, then continue on the new part: plain gensim (``build_vocab(update=True)``
+    and ``train`` at its default rate 0.025 -> 0.0001) beside embedkit's ``partial_fit`` (gensim
+    backend) at its default rate (lr / 4) and at gensim's. Quality before and after each update:
+    WS353, SimLex-999, and the loss on the old text (lower is better)."""
+    from gensim.models import Word2Vec as GensimWord2Vec
+
+    old, new = _split(path, a.continued, workdir)
+    mode = a.modes[0]
+    rows = []
+
+    def report(system, stage, emb, vectors, output, keys, counts, seconds):
+        ws = similarity_report(emb, bundled_eval_path("wordsim353"))
+        sl = similarity_report(emb, bundled_eval_path("simlex999"))
+        row = dict(system=system, stage=stage, vocab=len(keys), seconds=round(seconds, 1),
+                   ws353=round(ws["spearman"], 4), simlex=round(sl["spearman"], 4),
+                   old_loss=round(_old_loss(vectors, output, keys, counts, old, a, mode), 4))
+        print(" | ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+        rows.append(row)
+
+    g = GensimWord2Vec(vector_size=a.dim, window=a.window, negative=a.negative, hs=0, min_count=a.min_count,
+                       sample=a.sample, epochs=a.epochs, seed=a.seed, workers=a.workers, sg=int(mode == "skipgram"))
+    t0 = time.perf_counter()
+    g.build_vocab(corpus_file=old)
+    g.train(corpus_file=old, total_examples=g.corpus_count, total_words=g.corpus_total_words, epochs=a.epochs)
+    keys = list(g.wv.index_to_key)
+
+    def counts_of(m, ks):
+        return [m.wv.get_vecattr(k, "count") for k in ks]
+
+    report("gensim", "old", ek.Embeddings(keys, g.wv.vectors), g.wv.vectors, g.syn1neg, keys, counts_of(g, keys),
+           time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    g.build_vocab(corpus_file=new, update=True)
+    g.train(corpus_file=new, total_examples=g.corpus_count, total_words=g.corpus_total_words, epochs=a.epochs)
+    keys = list(g.wv.index_to_key)
+    report("gensim", "after update", ek.Embeddings(keys, g.wv.vectors), g.wv.vectors, g.syn1neg, keys,
+           counts_of(g, keys), time.perf_counter() - t0)
+    for label, lr in (("embedkit partial_fit (default lr/4)", None), ("embedkit partial_fit (lr 0.025)", 0.025)):
+        m = ek.Word2Vec(mode=mode, dim=a.dim, window=a.window, negative=a.negative, min_count=a.min_count,
+                        sample=a.sample, epochs=a.epochs, seed=a.seed, backend="gensim", workers=a.workers)
+        t0 = time.perf_counter()
+        emb = m.fit(old, show_progress=False)
+        report(label, "old", emb, emb.vectors, m._output, emb.keys, m.vocab_counts_, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        emb = m.partial_fit(new, lr=lr, show_progress=False)
+        report(label, "after update", emb, emb.vectors, m._output, emb.keys, m.vocab_counts_, time.perf_counter() - t0)
+    return rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", help="text file (one sentence per line; .gz/.bz2 decompressed first)")
@@ -165,6 +247,9 @@ def main(argv=None):
     p.add_argument("--max-row-step", type=float, default=None, help="torch engine's row step limit (default: engine's)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.add_argument("--json", help="also write the rows as JSON here")
+    p.add_argument("--continued", type=float, metavar="FRACTION",
+                   help="continued-training run instead: train on the first 1-FRACTION of the lines, update on "
+                        "the rest (gensim's build_vocab(update=True) beside Word2Vec.partial_fit); first --modes only")
     a = p.parse_args(argv)
     if a.build_corpus:
         n = build_corpus(a.build_corpus)
@@ -184,6 +269,12 @@ def main(argv=None):
         print(f"corpus {a.corpus or 'lee_background.cor'}: {words} words; workers {a.workers}; cpu cores "
               f"{os.cpu_count()}; torch device {a.device} ({dev_name}); dim {a.dim} window {a.window} "
               f"negative {a.negative} min_count {a.min_count} sample {a.sample} epochs {a.epochs}", flush=True)
+        if a.continued:
+            rows = continued(path, a, workdir)
+            if a.json:
+                with open(a.json, "w") as fh:
+                    json.dump(dict(words=words, args=vars(a), rows=rows), fh, indent=1)
+            return 0
         if "ours-torch" in a.systems and a.device.startswith("cuda"):
             warm_up_cuda(a)
         header = (f"{'mode':<9} {'system':<18} {'train w/s':>11} {'fit s':>7} {'ratio':>6} "
