@@ -325,7 +325,7 @@ def _rss_kb(field="VmRSS") -> int:
     return 0
 
 
-def build_worker(impl, kind, n, dim, seed, metric="cosine"):
+def build_worker(impl, kind, n, dim, seed, metric="cosine", exact_vectors=True):
     """Runs in a fresh process: build one index, print JSON with time and memory."""
     x, _ = clustered(n, dim, seed=seed)
     keys = [str(i) for i in range(n)] if impl == "ek" else None
@@ -343,7 +343,7 @@ def build_worker(impl, kind, n, dim, seed, metric="cosine"):
         peak_ok = False
     t = time.perf_counter()
     if impl == "ek":
-        obj, _ = build_vector_index(kind, x, keys, metric=metric)
+        obj, _ = build_vector_index(kind, x, keys, metric=metric, exact_vectors=exact_vectors)
     elif impl == "faiss":
         xn = x.copy()
         if metric == "cosine":
@@ -384,7 +384,7 @@ def section_build(args):
             got = {}
             for impl in impls:
                 cmd = [sys.executable, __file__, "--_build-worker", impl, kind, str(n), str(dim), str(args.seed),
-                       "--build-metric", args.build_metric]
+                       "--build-metric", args.build_metric] + (["--no-exact-vectors"] if args.no_exact_vectors else [])
                 r = subprocess.run(cmd, capture_output=True, text=True)
                 if r.returncode != 0:
                     print(r.stderr[-2000:], file=sys.stderr)
@@ -403,7 +403,8 @@ def section_build(args):
                 rows.append((f"{n:,}", kind, dim, {"ek": "VectorIndex", "faiss": "raw FAISS"}.get(impl, impl),
                              f"{g['build_s']:.2f}", fmt(ratio, 2), f"{g['rss_growth_mb']:.0f}",
                              fmt(g["peak_growth_mb"], 0) + f" (data {g['data_mb']:.0f})"))
-    print(f"\n### Build time and memory ({args.build_metric}; HNSW M={M}, ef_construction={EF_CONSTRUCTION}; one build per "
+    lean = ", exact_vectors=False" if args.no_exact_vectors else ""
+    print(f"\n### Build time and memory ({args.build_metric}{lean}; HNSW M={M}, ef_construction={EF_CONSTRUCTION}; one build per "
           "row in a fresh process; RSS growth = resident memory after build minus before, data already loaded)\n")
     print(table(["n", "kind", "dim", "impl", "build s", "time vs raw FAISS", "RSS growth MB",
                  "peak RSS growth MB (raw float32 data)"], rows))
@@ -613,6 +614,8 @@ def parse_args(argv=None):
     p.add_argument("--_build-worker", nargs=5, help=argparse.SUPPRESS)
     p.add_argument("--_load-worker", nargs=2, help=argparse.SUPPRESS)
     p.add_argument("--build-metric", default="cosine", choices=["cosine", "ip", "l2"], help="metric of the build section")
+    p.add_argument("--no-exact-vectors", action="store_true",
+                   help="build section: VectorIndex(exact_vectors=False) (cosine holds one copy)")
     p.add_argument("--selectivities", default="0.001,0.01,0.1,0.5,1.0", help="filtered section")
     p.add_argument("--filtered-kinds", default="flat,hnsw,ivf", help="kinds of the filtered section")
     p.add_argument("--load-sizes", default="100000,1000000", help="sizes of the load section")
@@ -634,7 +637,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args._build_worker:
         impl, kind, n, dim, seed = args._build_worker
-        build_worker(impl, kind, int(n), int(dim), int(seed), args.build_metric)
+        build_worker(impl, kind, int(n), int(dim), int(seed), args.build_metric, not args.no_exact_vectors)
         return 0
     if args._load_worker:
         load_worker(*args._load_worker)

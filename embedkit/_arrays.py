@@ -15,7 +15,12 @@ Key rule (one for the whole package):
   key as a plain string: that is a lookup, not a key list;
 * the empty string is a valid key (Embeddings, VectorIndex and the store keep it losslessly);
   callers that cannot address it (the HTTP API, whose URLs name keys) pass ``allow_empty=False``;
-* keys are unique within one call (``unique=True``).
+* keys are unique within one call (``unique=True``);
+* a key must be encodable as UTF-8 (no lone surrogates such as ``"\\udc80"``, which
+  ``os.fsdecode`` produces for undecodable bytes): every saved form (Embeddings.save, a saved
+  index's keys.json, word2vec files, the HTTP API) stores UTF-8, so such a key is refused here,
+  once, instead of saving in one path and failing in another. Any other string, including
+  NUL characters anywhere, round-trips exactly.
 """
 
 from __future__ import annotations
@@ -97,6 +102,16 @@ def as_keys(keys, *, what: str = "keys", n: int | None = None, unique: bool = Tr
                                  "(convert ids with str())")
         if not k and not allow_empty:
             raise InputError(f"{what} must be non-empty strings; key #{i} is empty")
+    try:
+        "".join(out).encode("utf-8")  # one pass for the whole list; the loop below names the key
+    except UnicodeEncodeError:
+        for i, k in enumerate(out):
+            try:
+                k.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InputError(f"{what}: key #{i} {k!r} holds a lone surrogate {k[exc.start]!r} at position "
+                                 f"{exc.start}, which cannot be stored as UTF-8; fix the key (e.g. decode its "
+                                 "bytes with errors='replace')") from None
     if n is not None and len(out) != n:
         raise InputError(f"there are {len(out)} {what} but {n} rows; give one key per row")
     if unique and len(set(out)) != len(out):

@@ -96,10 +96,42 @@ class Embeddings:
         u = self._unit_vectors()
         return float(u[self.index_of(a)] @ u[self.index_of(b)])
 
-    def most_similar(self, query, k: int = 10) -> list[tuple[str, float]]:
-        """The ``k`` keys closest to a key (itself excluded) or to a vector, by cosine."""
+    def most_similar(self, query=None, k: int = 10, *, positive=None, negative=None, topn: int | None = None,
+                     method: str = "add") -> list[tuple[str, float]]:
+        """The ``k`` keys closest to a key (itself excluded) or a vector, or to an analogy.
+
+        ``most_similar("king")`` / ``most_similar(vector)``: nearest keys by cosine.
+        ``most_similar(positive=["king", "woman"], negative=["man"])``: gensim's
+        ``KeyedVectors.most_similar`` (3CosAdd): the mean of the unit vectors of the positive
+        keys and the negated unit vectors of the negative keys (vectors given as arrays are
+        used as they are, as gensim does), normalised, scored by cosine against every key;
+        keys given are excluded. ``method="mul"``: gensim's ``most_similar_cosmul`` (3CosMul,
+        Levy & Goldberg 2014): score = prod((1 + cos(x, p)) / 2) / (prod((1 + cos(x, n)) / 2) + 1e-6).
+        gensim's positional form ``most_similar(["king", "woman"], ["man"])`` and ``topn=``
+        (an alias of ``k``) are accepted too.
+        """
+        if topn is not None:
+            k = topn
+        if isinstance(query, (list, tuple)) and query and all(isinstance(x, str) for x in query):
+            if positive is not None:
+                raise InputError("most_similar: give positive keys either first or as positive=, not both")
+            positive, query = list(query), None  # gensim's most_similar(positive, negative, topn)
+            if isinstance(k, (list, tuple, str)):
+                if negative is not None:
+                    raise InputError("most_similar: give negative keys either second or as negative=, not both")
+                negative, k = k, 10 if topn is None else topn
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k must be an int >= 1; got {k!r}")
+        if method not in ("add", "mul"):
+            raise InputError(f"most_similar: method must be 'add' (3CosAdd) or 'mul' (3CosMul); got {method!r}")
+        if positive is not None or negative is not None or method == "mul":
+            if query is not None:
+                if positive is not None:
+                    raise InputError("most_similar: give either a query or positive=/negative= examples, not both")
+                positive = [query]
+            return self._analogy(positive, negative, int(k), method)
+        if query is None:
+            raise InputError("most_similar: give a key, a vector, or positive=/negative= examples")
         unit = self._unit_vectors()
         if isinstance(query, str):
             i = self.index_of(query)
@@ -119,6 +151,78 @@ class Embeddings:
         scores, rows = knn_search(unit, q, int(k), exclude=exclude)
         return [(self._keys[i], float(s)) for i, s in zip(rows[0].tolist(), scores[0].tolist())]
 
+    def most_similar_cosmul(self, positive=None, negative=None, topn: int = 10) -> list[tuple[str, float]]:
+        """gensim's ``KeyedVectors.most_similar_cosmul``: ``most_similar(..., method="mul")``."""
+        return self.most_similar(positive=positive, negative=negative, k=topn, method="mul")
+
+    def _terms(self, items, what):
+        """Unit vectors of keys / vectors as given, and the rows of the keys (gensim's rules)."""
+        if items is None:
+            return [], []
+        if isinstance(items, (str, np.ndarray)):
+            items = [items]
+        unit = self._unit_vectors()
+        vecs, rows = [], []
+        for j, item in enumerate(items):
+            if isinstance(item, str):
+                i = self.index_of(item)
+                rows.append(i)
+                vecs.append(unit[i])
+            else:
+                v = as_vectors(item, what=f"{what}[{j}]", allow_1d=True)
+                if v.shape != (1, self.dim):
+                    raise InputError(f"{what}[{j}] must be one key or one vector of dim {self.dim}; got shape {v.shape}")
+                vecs.append(v[0])
+        return vecs, rows
+
+    def _analogy(self, positive, negative, k, method):
+        pos, pos_rows = self._terms(positive, "positive")
+        neg, neg_rows = self._terms(negative, "negative")
+        used = sorted(set(pos_rows + neg_rows))
+        unit = self._unit_vectors()
+        if method == "add":
+            if not pos and not neg:
+                raise InputError("most_similar: cannot compute similarity with no input; give positive= or negative=")
+            mean = np.array(pos + [-v for v in neg], dtype=np.float32).mean(axis=0)
+            norm = float(np.linalg.norm(mean))
+            if norm == 0.0:
+                raise InputError("most_similar: the examples cancel out (their mean is the zero vector)")
+            scores = unit @ (mean / norm).astype(np.float32)
+        else:
+            if not pos:
+                raise InputError("most_similar: method='mul' needs at least one positive example")
+            scores = np.prod([(1 + unit @ t) / 2 for t in pos], axis=0)
+            scores = scores / ((np.prod([(1 + unit @ t) / 2 for t in neg], axis=0) if neg else 1.0) + 0.000001)
+            scores = scores.astype(np.float32)
+        scores[used] = -np.inf
+        want = min(k, len(self) - len(used))
+        if want <= 0:
+            return []
+        top = np.argpartition(-scores, want - 1)[:want] if want < len(scores) else np.arange(len(scores))
+        top = top[np.lexsort((top, -scores[top]))]
+        return [(self._keys[i], float(scores[i])) for i in top.tolist()]
+
+    def doesnt_match(self, keys) -> str:
+        """The key furthest from the mean of the others (gensim's ``doesnt_match``): the one
+        whose unit vector has the lowest cosine with the normalised mean of all unit vectors.
+        Keys not present are ignored with a warning, as gensim does."""
+        import logging
+
+        if isinstance(keys, str):
+            raise InputError("doesnt_match: give a list of keys, not one string")
+        given = list(keys)
+        present = [k for k in given if isinstance(k, str) and k in self._key_to_index]
+        if len(present) != len(given):
+            logging.getLogger(__name__).warning("doesnt_match: ignoring keys not present: %s",
+                                                [k for k in given if k not in present][:10])
+        if not present:
+            raise InputError("doesnt_match: none of the keys given is present; cannot select a key from an empty list")
+        unit = self._unit_vectors()[[self._key_to_index[k] for k in present]]
+        mean = unit.mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        dists = unit @ (mean / norm if norm else mean)
+        return sorted(zip(dists.tolist(), present))[0][1]
+
     # ---------------------------------------------------------------- indexing
     def to_index(self, metric: str = "cosine", kind: str = "auto", *, show_progress: bool = False, **options):
         """Build a :class:`~embedkit.VectorIndex` holding every vector (options go to VectorIndex)."""
@@ -133,8 +237,13 @@ class Embeddings:
         """Save losslessly to an ``.npz`` file (no pickle). Written atomically."""
         path = Path(path)
         buf = io.BytesIO()
-        np.savez(buf, format=np.array(_FORMAT), keys=np.array(self._keys, dtype=str),
-                 vectors=self._vectors)
+        # keys as UTF-8 bytes + offsets: numpy's fixed-width str arrays drop trailing NULs
+        blobs = [k.encode("utf-8") for k in self._keys]
+        offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
+        if blobs:
+            np.cumsum([len(b) for b in blobs], out=offsets[1:])
+        np.savez(buf, format=np.array(_FORMAT), keys_utf8=np.frombuffer(b"".join(blobs), dtype=np.uint8),
+                 keys_offsets=offsets, vectors=self._vectors)
         atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
@@ -145,9 +254,12 @@ class Embeddings:
             raise StoreError(f"{path}: no such file")
         try:
             with np.load(path, allow_pickle=False) as data:
-                if "keys" not in data or "vectors" not in data:
+                if "vectors" not in data or ("keys" not in data and "keys_utf8" not in data):
                     raise StoreError(f"{path}: not an embeddings file (needs 'keys' and 'vectors' arrays)")
-                keys = [str(k) for k in data["keys"].tolist()]
+                if "keys_utf8" in data:
+                    keys = _unpack_keys(path, data["keys_utf8"], data["keys_offsets"] if "keys_offsets" in data else None)
+                else:  # files written before keys were stored as UTF-8 bytes
+                    keys = [str(k) for k in data["keys"].tolist()]
                 vectors = data["vectors"]
         except StoreError:
             raise
@@ -181,13 +293,17 @@ class Embeddings:
         if not path.exists():
             raise InputError(f"{path}: no such file")
         with open(path, "rb") as fh:
-            header = fh.readline()
+            header = fh.readline(_MAX_HEADER + 1)
+            if len(header) > _MAX_HEADER or (header and not header.endswith(b"\n")):
+                raise ParseError(path, 1, f"expected a header line 'COUNT DIM', got {header[:60]!r}... "
+                                 f"(no newline within {_MAX_HEADER} bytes); is this a word2vec file?")
             try:
                 n, dim = (int(x) for x in header.split())
             except ValueError:
                 raise ParseError(path, 1, f"expected a header 'COUNT DIM', got {header[:60]!r}") from None
             if n < 0 or dim < 1:
                 raise ParseError(path, 1, f"bad header counts n={n} dim={dim}")
+            _check_header_claim(fh, path, n, dim, binary)
             keys: list[str] = []
             vectors = np.empty((n, dim), dtype=np.float32)
             if binary:
@@ -197,13 +313,52 @@ class Embeddings:
         return cls(keys, vectors)
 
 
+_MAX_HEADER = 256
+
+
+def _check_header_claim(fh, path, n, dim, binary) -> None:
+    """Refuse a header whose counts the file cannot hold (before allocating n x dim floats).
+
+    Every text row needs at least a 1-byte word and " x" per value plus a newline; every binary
+    entry a 1-byte word, a space and 4 bytes per value. Only regular files have a size to check.
+    """
+    import os
+    import stat
+
+    st = os.fstat(fh.fileno())
+    if not stat.S_ISREG(st.st_mode):
+        if n * dim > 1 << 31:
+            raise ParseError(path, 1, f"header claims {n} vectors of dim {dim}, too many to read from a stream")
+        return
+    left = st.st_size - fh.tell()
+    per_row = (2 + 4 * dim) if binary else (2 + 2 * dim)
+    if dim > left or n * per_row > left:
+        raise ParseError(path, 1, f"header claims {n} vectors of dim {dim}, which need at least {n * per_row} bytes, "
+                         f"but the file has {left} bytes after the header; the header is wrong or the file is truncated")
+
+
+def _unpack_keys(path, blob, offsets) -> list[str]:
+    if (offsets is None or blob.dtype != np.uint8 or blob.ndim != 1 or offsets.dtype != np.int64
+            or offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(blob)
+            or (np.diff(offsets) < 0).any()):
+        raise StoreError(f"{path}: damaged key arrays (keys_utf8 / keys_offsets disagree)")
+    raw = blob.tobytes()
+    try:
+        return [raw[a:b].decode("utf-8") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+    except UnicodeDecodeError:
+        raise StoreError(f"{path}: damaged keys (not valid UTF-8)") from None
+
+
 def _read_w2v_text(fh, path, n, dim, keys, vectors):
     line_no = 1
+    limit = 4096 + 64 * dim  # a word and dim numbers; anything longer is not a word2vec row
     for i in range(n):
-        raw = fh.readline()
+        raw = fh.readline(limit + 1)
         line_no += 1
         if not raw:
             raise ParseError(path, line_no, f"file ends after {i} of {n} vectors announced in the header")
+        if len(raw) > limit:
+            raise ParseError(path, line_no, f"line longer than {limit} bytes, too long for a word and {dim} numbers")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -226,6 +381,8 @@ def _read_w2v_binary(fh, path, n, dim, keys, vectors):
             ch = fh.read(1)
             if not ch:
                 raise ParseError(path, None, f"file ends inside entry {i + 1} of {n}")
+            if len(word) > 4096:
+                raise ParseError(path, None, f"entry {i + 1}: word longer than 4096 bytes; is the dim in the header right?")
             if ch == b" ":
                 break
             if ch != b"\n":  # word2vec.c writes a newline after each vector

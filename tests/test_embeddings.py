@@ -57,7 +57,7 @@ def test_save_load_lossless(tmp_path):
     assert back.keys == emb.keys
     np.testing.assert_array_equal(back.vectors, emb.vectors)
     with np.load(tmp_path / "e.npz", allow_pickle=False) as data:  # readable with pickle disabled
-        assert set(data.files) >= {"keys", "vectors"}
+        assert set(data.files) >= {"keys_utf8", "keys_offsets", "vectors"}
 
 
 def test_load_damaged_file(tmp_path):
@@ -90,8 +90,11 @@ def test_word2vec_format_errors(tmp_path):
     p.write_text("2 3\na 1 2 3\nb 1 x 3\n")
     with pytest.raises(ek.ParseError, match=r"v.txt:3: non-numeric"):
         ek.Embeddings.load_word2vec_format(p)
+    p.write_text("3 3\na 1.0000 2.0000 3.0000\nb 1.0000 2.0000 3.0000\n")
+    with pytest.raises(ek.ParseError, match=r"v.txt:4: file ends after 2 of 3"):
+        ek.Embeddings.load_word2vec_format(p)
     p.write_text("3 3\na 1 2 3\n")
-    with pytest.raises(ek.ParseError, match=r"v.txt:3: file ends after 1 of 3"):
+    with pytest.raises(ek.ParseError, match=r"v.txt:1: header claims 3 vectors of dim 3"):
         ek.Embeddings.load_word2vec_format(p)
     p.write_text("hello\n")
     with pytest.raises(ek.ParseError, match=r"v.txt:1: expected a header"):

@@ -1,4 +1,4 @@
-"""CLI verbs over saved indexes: index build, query, list, info."""
+"""CLI verbs over saved indexes: index build, index tune, query, list, info."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from .._knn import METRICS
-from ..errors import InputError
+from ..errors import InputError, ParseError
 from .common import add_store_option, check_k, existing_file, get_store, out, refuse_existing
 
 
@@ -20,13 +20,30 @@ def register(groups) -> None:
     build.add_argument("--kind", default="auto", help="flat|hnsw|ivf|ivfpq|auto or a FAISS factory string")
     build.add_argument("--binary", action="store_true", help="the word2vec file is binary (default: by extension .bin)")
     build.add_argument("--force", action="store_true", help="replace an existing index of that name")
+    build.add_argument("--payload", metavar="FILE",
+                       help="item payloads: a .csv (a 'key' column, else the first column, names the item; other "
+                            "columns are fields) or a .jsonl (one object per line with a \"key\" field)")
     add_store_option(build)
     build.set_defaults(func=cmd_index_build)
+
+    tune = index.add_parser("tune", help="set ef_search/nprobe to the cheapest value reaching a target recall")
+    tune.add_argument("name", metavar="NAME")
+    tune.add_argument("--recall", type=float, default=0.95, help="target recall@k against exact search (default: 0.95)")
+    tune.add_argument("-k", type=int, default=10, help="k of recall@k (default: 10)")
+    tune.add_argument("--sample", type=int, default=200, help="stored items used as queries (default: 200)")
+    tune.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_store_option(tune)
+    tune.set_defaults(func=cmd_index_tune)
 
     query = groups.top.add_parser("query", help="nearest neighbours of stored keys")
     query.add_argument("name", metavar="NAME")
     query.add_argument("keys", metavar="KEY", nargs="+")
     query.add_argument("-k", type=int, default=10, help="neighbours per key (default: 10)")
+    query.add_argument("--minus", metavar="KEY", nargs="+", default=None,
+                       help="analogy: items like the KEYs and unlike these (king woman --minus man)")
+    query.add_argument("--mul", action="store_true", help="with --minus: score by 3CosMul instead of 3CosAdd")
+    query.add_argument("--filter", metavar="JSON", default=None,
+                       help='only items whose payload matches, e.g. \'{"category": "shoes", "price": {"$lt": 50}}\'')
     query.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_store_option(query)
     query.set_defaults(func=cmd_query)
@@ -52,29 +69,119 @@ def load_vectors_file(path: str, binary: bool = False):
     return Embeddings.load_word2vec_format(p, binary=binary or p.suffix == ".bin")
 
 
+def read_payload_file(path: str) -> dict:
+    """{key: payload dict} from a .csv or .jsonl file (see ``index build --payload``)."""
+    p = existing_file(path)
+    rows: dict = {}
+    if p.suffix.lower() in (".jsonl", ".ndjson"):
+        with open(p, encoding="utf-8") as fh:
+            for line_no, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError as exc:
+                    raise ParseError(p, line_no, f"not valid JSON ({exc})") from None
+                if not isinstance(obj, dict) or not isinstance(obj.get("key"), str):
+                    raise ParseError(p, line_no, 'expected an object with a string "key" field')
+                key = obj.pop("key")
+                if key in rows:
+                    raise ParseError(p, line_no, f"key {key!r} appears twice")
+                rows[key] = obj
+        return rows
+    if p.suffix.lower() != ".csv":
+        raise InputError(f"{path}: --payload takes a .csv or .jsonl file")
+    import csv
+
+    import pandas as pd
+
+    with open(p, encoding="utf-8", newline="") as fh:
+        header = next(csv.reader(fh), None)
+    if not header:
+        raise InputError(f"{path}: empty CSV file; the first line must name the columns")
+    keycol = "key" if "key" in header else header[0]
+    try:
+        df = pd.read_csv(p, converters={keycol: str})
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"{path}: cannot read CSV ({' '.join(str(exc).split())})") from None
+    keys = df.pop(keycol).tolist()
+    from ..index._payload import from_frame
+
+    for line_no, (key, obj) in enumerate(zip(keys, from_frame(df)), 2):
+        if key in rows:
+            raise ParseError(p, line_no, f"key {key!r} appears twice")
+        rows[key] = obj
+    return rows
+
+
 def cmd_index_build(args) -> int:
     store = get_store(args)
     refuse_existing(store, args.name, args.force)
+    payload_rows = read_payload_file(args.payload) if args.payload else None
     emb = load_vectors_file(args.vectors, args.binary)
-    index = emb.to_index(metric=args.metric, kind=args.kind, show_progress=True)
+    payload = None
+    if payload_rows is not None:
+        unknown = [k for k in payload_rows if k not in emb]
+        if unknown:
+            raise InputError(f"{args.payload}: key {unknown[0]!r} is not in {args.vectors} "
+                             f"({len(unknown)} payload keys are not)")
+        payload = [payload_rows.get(k) for k in emb.keys]
+    from ..index import VectorIndex
+
+    index = VectorIndex(emb.dim, metric=args.metric, kind=args.kind)
+    index.add(emb.keys, emb.vectors, payload=payload, show_progress=True)
     path = store.save(args.name, index, meta={"source": str(Path(args.vectors).name), "trainer": None},
                       overwrite=True)
-    out(f"indexed {len(index)} vectors of dim {index.dim} ({index.metric}, {index.kind}) into {path}")
+    extra = f", payload fields: {', '.join(index.payload_fields)}" if payload is not None else ""
+    out(f"indexed {len(index)} vectors of dim {index.dim} ({index.metric}, {index.kind}) into {path}{extra}")
     return 0
+
+
+def cmd_index_tune(args) -> int:
+    check_k(args.k)
+    store = get_store(args)
+    index = store.load(args.name)
+    report = index.tune(target_recall=args.recall, k=args.k, sample=args.sample)
+    if report["knob"] is not None:
+        store.save(args.name, index, meta=index.meta, overwrite=True)
+    if args.json:
+        out(json.dumps(report))
+        return 0
+    if report["knob"] is None:
+        out(f"{args.name}: {report.get('note', 'nothing to tune')}")
+        return 0
+    tried = " ".join(f"{v}:{r:.3f}" for v, r in report["tried"])
+    verdict = "reached" if report["reached"] else "NOT reached (largest value kept)"
+    out(f"{args.name}: {report['knob']}={report['value']} gives recall@{report['k']} {report['recall']:.3f} "
+        f"(target {args.recall} {verdict}; was {report['previous']})")
+    out(f"  tried {tried}")
+    return 0 if report["reached"] else 1
 
 
 def cmd_query(args) -> int:
     check_k(args.k)
     index = get_store(args).load(args.name)
-    missing = [k for k in args.keys if k not in index]
+    flt = None
+    if args.filter is not None:
+        from ..index import compile_filter
+
+        flt = compile_filter(args.filter)
+    missing = [k for k in args.keys + (args.minus or []) if k not in index]
     if missing:
         raise InputError(f"key {missing[0]!r} is not in index {args.name!r} ({len(index)} items)")
-    res = index.search_keys(args.keys, k=args.k)
+    if args.minus is not None or args.mul:
+        res = index.search_examples(positive=args.keys, negative=args.minus or [], k=args.k, filter=flt,
+                                    method="mul" if args.mul else "add")
+        label = " ".join(args.keys) + (" - " + " ".join(args.minus) if args.minus else "")
+        queries = [label]
+    else:
+        res = index.search_keys(args.keys, k=args.k, filter=flt)
+        queries = args.keys
     if args.json:
-        out(json.dumps({key: [[n, float(s)] for n, s in zip(ks, ss)] for key, ks, ss in zip(args.keys, res.keys, res.scores)}))
+        out(json.dumps({key: [[n, float(s)] for n, s in zip(ks, ss)] for key, ks, ss in zip(queries, res.keys, res.scores)}))
         return 0
     label = "distance" if index.metric == "l2" else "score"
-    for key, ks, ss in zip(args.keys, res.keys, res.scores):
+    for key, ks, ss in zip(queries, res.keys, res.scores):
         out(f"{key}")
         for n, s in zip(ks, ss):
             out(f"  {n:<30} {label} {s:.4f}")

@@ -16,7 +16,7 @@ MIN_POINTS_PER_LIST = 39
 PQ_TRAIN_MIN = 256  # 2**8 centroids per sub-quantizer
 
 DEFAULT_KNOBS = {"hnsw_m": 32, "ef_construction": 80, "ef_search": 64, "nlist": None, "nprobe": None,
-                 "pq_m": None, "refine": 4}
+                 "pq_m": None, "refine": 4, "cosine_one_copy": None}
 
 
 def faiss_metric(metric: str):
@@ -116,8 +116,10 @@ def build(kind: str, factory: str, dim: int, metric: str, knobs: dict):
         return base, True  # a user factory string that brings its own id map
     if isinstance(faiss.downcast_index(base), faiss.IndexFlat):
         # flat keeps its id map: removal stays native, and batch search stays on FAISS's BLAS path
-        # (tombstones would need an IDSelector, which costs +63% per batch query at 100k)
-        return faiss.IndexIDMap2(base), True
+        # (tombstones would need an IDSelector, which costs +63% per batch query at 100k).
+        # IndexIDMap, not IDMap2: IDMap2's reverse hash map (~50 bytes per item) serves only
+        # reconstruct(), and we read vectors straight from the flat storage
+        return faiss.IndexIDMap(base), True
     # HNSW and co.: FAISS numbers items 0, 1, 2... in add order, which is exactly our id sequence
     # (ids are never reused; removal = tombstones, compaction renumbers 0..n-1), so no
     # IndexIDMap2: its search runs an OpenMP loop over the k labels of every query (milliseconds
@@ -141,6 +143,21 @@ def apply_search_knobs(index, knobs: dict) -> None:
     ivf = find_ivf(index)
     if ivf is not None and knobs.get("nprobe"):
         ivf.nprobe = int(min(knobs["nprobe"], ivf.nlist))
+
+
+def flat_storage(index):
+    """The IndexFlat holding every vector exactly as added, when ``index`` is our flat kind
+    (IndexIDMap2 over IndexFlat) or an IndexHNSWFlat; else None (IVF, PQ, transforms...)."""
+    import faiss
+
+    idx = faiss.downcast_index(index)
+    if isinstance(idx, (faiss.IndexIDMap, faiss.IndexIDMap2)):
+        inner = faiss.downcast_index(idx.index)
+        return inner if type(inner) in (faiss.IndexFlat, faiss.IndexFlatIP, faiss.IndexFlatL2) else None
+    if type(idx) is faiss.IndexHNSWFlat:
+        inner = faiss.downcast_index(idx.storage)
+        return inner if type(inner) in (faiss.IndexFlat, faiss.IndexFlatIP, faiss.IndexFlatL2) else None
+    return None
 
 
 def is_hnsw(index) -> bool:

@@ -1,12 +1,15 @@
 """Storage: everything a VectorIndex holds besides its lock and ``meta``.
 
-One object owns the FAISS index, the vectors by id (as given, before normalisation), the
-id <-> key maps, the tombstones (ids deleted but still inside FAISS) and the build/search
-knobs, and is the only code that changes them. :class:`~embedkit.index.VectorIndex` validates
-input, takes its read/write lock and calls these methods; ``_persist`` saves
-:meth:`Storage.state` and loads through :meth:`Storage.from_state`; ``_search`` reads
-``vecs``, ``metric``, :meth:`live_ids` and :meth:`for_faiss`. Storage itself takes no lock:
-callers hold the VectorIndex lock (read for reading methods, write for the others).
+One object owns the FAISS index, the vectors by id (as given, before normalisation: our own
+copy for cosine, IVF and PQ; read back from FAISS's flat storage for flat/HNSW with ip/l2), the
+id <-> key maps (an object array of keys by id and a :class:`~embedkit.index._keymap.KeyMap`),
+the live mask, the tombstones (ids deleted but still inside FAISS), the payload columns and the
+build/search knobs, and is the only code that changes them. :class:`~embedkit.index.VectorIndex`
+validates input, takes its read/write lock and calls these methods; ``_persist`` saves
+:meth:`Storage.state` and loads through :meth:`Storage.from_state`; ``_search`` reads vectors
+through :meth:`ready` / :meth:`given`, ``metric``, :meth:`live_ids` and :meth:`for_faiss`.
+Storage itself takes no lock: callers hold the VectorIndex lock (read for reading methods,
+write for the others).
 
 Ids are never reused: an item gets ``next_id`` when inserted; removal frees its key and, where
 FAISS cannot delete (HNSW), leaves a tombstone; compaction renumbers live items 0..n-1.
@@ -21,7 +24,9 @@ import numpy as np
 
 from ..errors import InputError, MissingKeyError
 from . import _factory as F
-from ._search import SearchResult, drop_self, faiss_search, fill_missing, rerank
+from ._keymap import KeyMap
+from ._payload import Columns
+from ._search import Allowed, SearchResult, drop_self, faiss_search, fill_missing, filtered_search, rerank
 
 log = logging.getLogger(__name__)
 _PROGRESS_CHUNK = 20_000
@@ -63,18 +68,31 @@ class Storage:
         self.hnsw = False                # the FAISS index contains HNSW (searches need efSearch params)
         self.native_remove = False       # remove_ids works (else tombstones)
         self.mmapped = False
+        self.copy = True                 # keep our own copy of the vectors (else read them from FAISS)
+        self.xb_ok = False               # FAISS holds the FAISS-ready vectors in a flat storage we can read
         self.reset()
         if kind not in F.KINDS:  # validate a factory string now, not at the first add
             self.factory = self._factory_string(kind, 0)
             F.build(kind, self.factory, dim, metric, knobs)
 
     def reset(self, capacity: int = 0) -> None:
-        self.vecs = np.empty((capacity, self.dim), dtype=np.float32)  # by id: vectors as given
+        # by id: vectors as given, kept where FAISS cannot give them back as given (IVF, PQ,
+        # factory strings; cosine unless knob cosine_one_copy: FAISS holds them unit length);
+        # flat and HNSW read them from FAISS's own storage (one copy in memory), with the norms
+        # of cosine vectors in ``norms`` when cosine_one_copy is set
+        self.vecs = np.empty((capacity if self.copy else 0, self.dim), dtype=np.float32)
+        self.norms = np.empty(capacity if (not self.copy and self.metric == "cosine") else 0, dtype=np.float32)
+        self._xb_cache = None
+        self._live_cache = None
         self.id_key = np.empty(capacity, dtype=object)                 # by id: key, None when dead
-        self.key_to_id: dict[str, int] = {}
+        self.key_to_id = KeyMap(self)                                   # key -> id (hash arrays)
+        self.alive = np.zeros(capacity, dtype=bool)                     # by id: live item
         self.next_id = 0
         self.tombstones: set[int] = set()
         self.search_params = None  # cached IDSelector for the tombstones
+        self.payload = Columns(capacity)                                # by id: payload columns
+        self.version = getattr(self, "version", 0) + 1  # bumped by every write (caches check it); never goes back
+        self._mask_cache = None
 
     def _factory_string(self, kind: str, n_train: int) -> str:
         factory, filled = F.factory_string(kind, self.dim, self.knobs, n_train)
@@ -83,7 +101,91 @@ class Storage:
 
     # ------------------------------------------------------------ reading
     def live_ids(self) -> np.ndarray:
-        return np.fromiter(sorted(self.key_to_id.values()), dtype=np.int64, count=len(self.key_to_id))
+        cache = self._live_cache
+        if cache is not None and cache[0] == self.version:
+            return cache[1]
+        live = np.flatnonzero(self.alive[:self.next_id]).astype(np.int64, copy=False)
+        live.flags.writeable = False
+        self._live_cache = (self.version, live)
+        return live
+
+    # ------------------------------------------------------------ vectors
+    def _xb(self) -> np.ndarray:
+        """FAISS's flat storage as an (ntotal, dim) float32 view (valid until the next write)."""
+        cache = self._xb_cache
+        nt = int(self.faiss.ntotal)
+        if cache is not None and cache[0] == self.version and cache[1] is self.faiss and cache[2] == nt:
+            return cache[3]
+        import faiss
+
+        flat = F.flat_storage(self.faiss)
+        view = (faiss.rev_swig_ptr(flat.get_xb(), nt * self.dim).reshape(nt, self.dim) if nt
+                else np.empty((0, self.dim), dtype=np.float32))
+        self._xb_cache = (self.version, self.faiss, nt, view)
+        return view
+
+    def _pos(self, ids):
+        """Positions in FAISS's storage of ids: the id itself (HNSW) or its rank among live ids
+        (flat: FAISS removes in place and keeps the order)."""
+        if not self.ids_native:
+            return ids
+        return np.searchsorted(self.live_ids(), ids)
+
+    def ready(self, ids) -> np.ndarray:
+        """Vectors of ids as FAISS holds them (unit length for cosine), a new (len, dim) array:
+        read from FAISS's flat storage where there is one (no normalising), else from our copy."""
+        if self.xb_ok:
+            return self._xb()[self._pos(ids)]
+        return self.for_faiss(self.vecs[ids])
+
+    def ready_all(self, live) -> np.ndarray:
+        """:meth:`ready` of every live id (``live`` = :meth:`live_ids`); a view when FAISS holds
+        exactly the live items."""
+        if self.xb_ok and len(live) == self.faiss.ntotal:
+            return self._xb()
+        return self.ready(live)
+
+    def ready_one(self, i: int) -> np.ndarray:
+        """(1, dim) FAISS-ready vector of id ``i`` (a view into FAISS's storage when possible)."""
+        if self.copy:
+            x = self.vecs[i]
+            if self.metric != "cosine":
+                return x.reshape(1, -1)
+            sq = np.add.reduce(x * x)  # as VectorIndex._one_query: bit-identical to for_faiss
+            if 0.0 < sq < np.inf:
+                return (x / np.sqrt(sq)).reshape(1, -1)
+            return self.for_faiss(self.vecs[i:i + 1])
+        p = int(self._pos(i))
+        return self._xb()[p:p + 1]
+
+    def given(self, ids) -> np.ndarray:
+        """Vectors of ids as given (cosine: FAISS's unit vector times the stored norm, equal to the
+        input up to float32 rounding), a new (len, dim) array."""
+        if self.copy:
+            return self.vecs[ids]
+        x = self._xb()[self._pos(ids)]
+        if self.metric == "cosine":
+            x *= self.norms[ids][:, None]
+        return x
+
+    def rows_of(self, keys) -> list[int]:
+        """Ids of those keys that are present (for the filter's ``$key``)."""
+        get = self.key_to_id.get
+        return [i for i in (get(k) for k in keys if isinstance(k, str)) if i is not None]
+
+    def filter_mask(self, flt) -> Allowed:
+        """The live items matching a compiled filter (an :class:`~embedkit.index._search.Allowed`
+        over a bool mask by id); the last one is cached until the next write (repeated single
+        queries with one filter)."""
+        cache = self._mask_cache
+        if cache is not None and cache[0] == flt.key and cache[1] == self.version:
+            return cache[2]
+        mask = flt.mask(self.payload, self.next_id, self.rows_of)
+        mask &= self.alive[:self.next_id]
+        mask.flags.writeable = False
+        allowed = Allowed(mask)
+        self._mask_cache = (flt.key, self.version, allowed)
+        return allowed
 
     def id_of(self, key) -> int:
         i = self.key_to_id.get(key)
@@ -131,8 +233,12 @@ class Storage:
             params = faiss.SearchParameters(sel=cached[0])
         return (params, *cached)
 
-    def search(self, fq: np.ndarray, k: int, exclude) -> SearchResult:
-        """k nearest live items of FAISS-ready queries ``fq``; ``exclude``: each query's own id or None."""
+    def search(self, fq: np.ndarray, k: int, exclude, mask=None) -> SearchResult:
+        """k nearest live items of FAISS-ready queries ``fq``; ``exclude``: each query's own id or None;
+        ``mask``: the items allowed (an Allowed from :meth:`filter_mask`), or None for all."""
+        if mask is not None:
+            D, I = filtered_search(self, fq, k, exclude, mask)
+            return SearchResult(self.id_key[I].tolist(), D)
         m = fq.shape[0]
         n = len(self.key_to_id)
         want = min(k, n - 1) if exclude is not None else min(k, n)
@@ -165,6 +271,12 @@ class Storage:
             F.apply_search_knobs(self.faiss, self.knobs)
         self.search_params = None
 
+    def set_payload(self, ids, rows) -> None:
+        """Replace the payload of live ids with checked dicts (fields not named become absent)."""
+        self.version += 1
+        self.payload.grow(self.id_key.shape[0])
+        self.payload.write(ids, rows, replace=True)
+
     def _make_writable(self):
         """A memory-mapped FAISS index is read-only: copy it into memory before the first write."""
         if self.mmapped:
@@ -175,9 +287,12 @@ class Storage:
             self.search_params = None
             self.mmapped = False
 
-    def insert(self, keys, vecs, fvecs, show_progress: bool = False):
-        """Add new keys (not present) with their vectors as given and as FAISS stores them."""
+    def insert(self, keys, vecs, fvecs, show_progress: bool = False, payload=None, norms=None):
+        """Add new keys (not present) with their vectors as given and as FAISS stores them;
+        ``payload``: checked dicts (one per key) or None; ``norms``: the norms of ``vecs``
+        (cosine; computed when None)."""
         self._make_writable()
+        self.version += 1
         if self.faiss is None:
             self._create_faiss(fvecs)
         n = len(keys)
@@ -194,11 +309,17 @@ class Storage:
                     bar.update(hi - lo)
         else:
             self._faiss_add(fvecs, ids)
-        self.vecs[start:start + n] = vecs
+        if self.copy:
+            self.vecs[start:start + n] = vecs
+        elif self.metric == "cosine":
+            self.norms[start:start + n] = np.linalg.norm(vecs, axis=1) if norms is None else norms
+        self.version += 1  # FAISS's storage moved: views of it are stale
         self.id_key[start:start + n] = keys
-        for k, i in zip(keys, range(start, start + n)):
-            self.key_to_id[k] = i
+        self.alive[start:start + n] = True
+        self.key_to_id.add(keys, ids)
         self.next_id = start + n
+        if payload is not None:
+            self.payload.write(ids, payload, replace=False)
 
     def _faiss_add(self, fvecs, ids):
         if self.ids_native:
@@ -209,17 +330,42 @@ class Storage:
             self.faiss.add(fvecs)
 
     def _grow(self, needed: int):
-        cap = self.vecs.shape[0]
-        if needed <= cap and self.vecs.flags.writeable:
+        cap = self.id_key.shape[0]
+        if needed <= cap and (not self.copy or self.vecs.flags.writeable):
             return
         new_cap = max(needed, int(cap * 1.5) + 16) if needed > cap else cap
-        vecs = np.empty((new_cap, self.dim), dtype=np.float32)
-        vecs[:self.next_id] = self.vecs[:self.next_id]
+        if self.copy:
+            vecs = np.empty((new_cap, self.dim), dtype=np.float32)
+            vecs[:self.next_id] = self.vecs[:self.next_id]
+        else:
+            vecs = self.vecs
+            if self.metric == "cosine":
+                norms = np.empty(new_cap, dtype=np.float32)
+                norms[:self.next_id] = self.norms[:self.next_id]
+                self.norms = norms
         keys = np.empty(new_cap, dtype=object)
         keys[:self.next_id] = self.id_key[:self.next_id]
-        self.vecs, self.id_key = vecs, keys
+        alive = np.zeros(new_cap, dtype=bool)
+        alive[:self.next_id] = self.alive[:self.next_id]
+        self.vecs, self.id_key, self.alive = vecs, keys, alive
+        self.payload.grow(new_cap)
 
     def _set_faiss(self, index, native: bool) -> None:
+        # one copy in memory where FAISS holds the vectors exactly as given (flat and HNSW with
+        # ip/l2); cosine keeps its own copy (FAISS holds unit vectors, and unit * norm differs from
+        # the input in the last bit, while get_vectors / to_embeddings / exports promise the
+        # input) unless the index was made with exact_vectors=False (knob cosine_one_copy=1)
+        one_copy = (F.flat_storage(index) is not None
+                    and (self.metric != "cosine" or bool(self.knobs.get("cosine_one_copy"))))
+        if one_copy and self.copy:  # from now on the vectors live in FAISS only
+            self.copy = False
+            self.vecs = np.empty((0, self.dim), dtype=np.float32)
+            if self.metric == "cosine":
+                self.norms = np.empty(self.id_key.shape[0], dtype=np.float32)
+        elif not one_copy and not self.copy:
+            raise RuntimeError("internal: an index without flat storage replaced one with it")
+        self._xb_cache = None
+        self.xb_ok = F.flat_storage(index) is not None  # FAISS's storage can be read back (flat, HNSW)
         self.faiss, self.ids_native = index, native
         self.hnsw = F.is_hnsw(index)
         self.native_remove = native and not self.hnsw
@@ -245,10 +391,14 @@ class Storage:
 
     def delete_ids(self, ids):
         self._make_writable()
+        self.version += 1
         ids = np.asarray(ids, dtype=np.int64)
         for i in ids.tolist():
-            del self.key_to_id[self.id_key[i]]
+            self.key_to_id.remove(self.id_key[i], i)
             self.id_key[i] = None
+        self.alive[ids] = False
+        if self.payload:
+            self.payload.clear_rows(ids)
         if self.native_remove:
             import faiss
 
@@ -275,8 +425,11 @@ class Storage:
         keep their trained quantizer or transform and are only emptied.
         """
         live = self.live_ids()
-        keys = [self.id_key[i] for i in live]
-        vecs = self.vecs[live].copy()
+        keys = self.id_key[live].tolist()
+        vecs = self.given(live)
+        fvecs = self.ready(live)
+        norms = self.norms[live].copy() if (not self.copy and self.metric == "cosine") else None
+        payload = self.payload.take(live)
         log.info("rebuilding %s index: %d live items, %d deleted", self.kind, len(keys), self.next_id - len(keys))
         fresh = None
         if not self.ids_native:
@@ -292,7 +445,9 @@ class Storage:
             self.mmapped = False  # the new index lives in memory
         self.reset(len(keys))
         if keys:
-            self.insert(keys, vecs, self.for_faiss(vecs))
+            self.insert(keys, vecs, fvecs, norms=norms)
+        payload.grow(self.id_key.shape[0])
+        self.payload = payload
 
     # ------------------------------------------------------------ persistence
     def state(self) -> State:
@@ -301,10 +456,10 @@ class Storage:
         return State(
             dim=self.dim, metric=self.metric, kind=self.kind, factory=self.factory, knobs=dict(self.knobs),
             rebuild_fraction=self.rebuild_fraction, next_id=int(self.next_id), ids=live,
-            keys=[self.id_key[i] for i in live],
-            vectors=self.vecs[live] if len(live) else np.empty((0, self.dim), np.float32),
+            keys=self.id_key[live].tolist(),
+            vectors=self.given(live) if len(live) else np.empty((0, self.dim), np.float32),
             tombstones=np.fromiter(sorted(self.tombstones), dtype=np.int64), faiss=self.faiss,
-            mmapped=self.mmapped)
+            mmapped=self.mmapped, payload=self.payload.encode(live) or None)
 
     @classmethod
     def from_state(cls, state: State) -> "Storage":
@@ -317,17 +472,56 @@ class Storage:
             self._set_faiss(state.faiss, F.takes_ids(state.faiss))
             self.mmapped = bool(state.mmapped)
         ids, keys, next_id = state.ids, state.keys, int(state.next_id)
+        _check_loaded(ids, keys, state.tombstones, next_id)
+        dense = len(ids) == next_id and (len(ids) == 0 or (ids == np.arange(len(ids))).all())
+        if not self.copy:  # the vectors are read from FAISS: check it holds them where we look
+            from ..errors import StoreError
+
+            want = len(ids) if self.ids_native else next_id
+            if int(state.faiss.ntotal) != want:
+                raise StoreError(f"index.faiss holds {int(state.faiss.ntotal)} vectors but the index lists {want}; "
+                                 "the index is damaged, restore or rebuild it")
+            self.vecs = np.empty((0, self.dim), dtype=np.float32)
+            if self.metric == "cosine":
+                self.norms = np.zeros(next_id, dtype=np.float32)
+                for lo in range(0, len(ids), 65536):  # chunks: a memory-mapped file is read once, not copied
+                    self.norms[ids[lo:lo + 65536]] = np.linalg.norm(state.vectors[lo:lo + 65536], axis=1)
         # rows by id: dense when ids are 0..n-1 (the common case) so vectors can stay memory-mapped
-        if len(ids) == next_id and (len(ids) == 0 or (ids == np.arange(len(ids))).all()):
-            self.vecs = state.vectors
+        if dense:
+            if self.copy:
+                self.vecs = state.vectors
             self.id_key = np.empty(len(keys), dtype=object)
             self.id_key[:] = keys
         else:
-            self.vecs = np.zeros((next_id, self.dim), dtype=np.float32)
-            self.vecs[ids] = state.vectors
+            if self.copy:
+                self.vecs = np.zeros((next_id, self.dim), dtype=np.float32)
+                self.vecs[ids] = state.vectors
             self.id_key = np.empty(next_id, dtype=object)
             self.id_key[ids] = keys
-        self.key_to_id = {k: int(i) for k, i in zip(keys, ids.tolist())}
+        self.key_to_id = KeyMap(self)
+        self.key_to_id.rebuild(keys, ids)
         self.next_id = next_id
+        self.alive = np.zeros(len(self.id_key), dtype=bool)
+        self.alive[ids] = True
         self.tombstones = set(state.tombstones.tolist())
+        payload = Columns.decode(state.payload, len(ids))
+        self.payload = payload if len(ids) == next_id else payload.scatter(ids, next_id)
         return self
+
+
+def _check_loaded(ids, keys, tombstones, next_id) -> None:
+    """Refuse loaded id/key arrays that cannot belong together (one-line StoreError)."""
+    from ..errors import StoreError
+
+    def bad(what):
+        return StoreError(f"{what}; the index is damaged, restore or rebuild it")
+
+    if ids.dtype != np.int64 or ids.ndim != 1 or tombstones.dtype != np.int64 or tombstones.ndim != 1:
+        raise bad("ids.npy or tombstones.npy is not a 1-D int64 array")
+    if len(ids) and (ids[0] < 0 or ids[-1] >= next_id or (np.diff(ids) <= 0).any()):
+        raise bad(f"ids.npy holds ids that are not ascending within 0..next_id-1 ({next_id})")
+    if len(tombstones) and (tombstones.min() < 0 or tombstones.max() >= max(next_id, 1)):
+        raise bad(f"tombstones.npy holds ids outside 0..next_id-1 ({next_id})")
+    for i, k in enumerate(keys):
+        if type(k) is not str:
+            raise bad(f"keys.json entry {i} is {type(k).__name__}, not a string")

@@ -12,8 +12,10 @@ from .._knn import METRICS
 from .._validation import check_choice, check_float, check_int
 from ..errors import InputError, MissingKeyError
 from . import _factory as F
+from ._filter import compile_filter
+from ._payload import as_payload_rows
 from ._rwlock import RWLock
-from ._search import SearchResult
+from ._search import Allowed, SearchResult
 from ._storage import State, Storage
 
 __all__ = ["VectorIndex", "SearchResult"]
@@ -34,16 +36,32 @@ class VectorIndex:
     nlist, nprobe : IVF lists (default ~4*sqrt(n) from the first add) and lists probed per query.
     pq_m, refine : PQ sub-quantizers (ivfpq) and the re-ranking factor: ivfpq fetches
         ``refine * k`` candidates and re-ranks them exactly.
+    exact_vectors : bool, default True
+        False lets a cosine flat/HNSW index hold one copy of the vectors (FAISS's normalised
+        ones plus a norm per item, ~half the memory): ``get_vectors`` / ``to_embeddings`` then
+        return unit vector x norm, equal to the input up to float32 rounding (1 ulp), not bit
+        for bit. Saved with the index. Other metrics and kinds ignore it (ip/l2 flat and HNSW
+        always hold one exact copy).
 
     Removing from HNSW (which FAISS cannot do) marks the item as deleted; searches skip it and
-    the graph is rebuilt once deleted items reach ``rebuild_fraction`` of the index.
+    the graph is rebuilt once deleted items reach ``rebuild_fraction`` of the index (upserts of
+    existing keys count as removals too).
     All methods are safe to call from several threads.
+
+    Memory: flat and HNSW indexes with metric "ip" or "l2" hold one copy of the vectors (read
+    back from FAISS's storage); cosine, IVF and PQ indexes also keep the vectors as given (FAISS
+    holds cosine vectors normalised and PQ codes lossy). Keys are looked up through sorted hash
+    arrays, not a dict.
+
+    Items may carry a payload (a dict of str/int/float/bool/list-of-str values, see
+    :meth:`add`), and every search takes a ``filter`` over it (see
+    :mod:`embedkit.index._filter`): ``{"category": "shoes", "price": {"$lt": 50}}``.
     """
 
     def __init__(self, dim: int, metric: str = "cosine", kind: str = "flat", *, hnsw_m: int = 32,
                  ef_construction: int = 80, ef_search: int = 64, nlist: int | None = None,
                  nprobe: int | None = None, pq_m: int | None = None, refine: int = 4,
-                 rebuild_fraction: float = 0.3):
+                 rebuild_fraction: float = 0.3, exact_vectors: bool = True):
         owner = "VectorIndex"
         self._dim = check_int(owner, "dim", dim, 1, 65536)
         self._metric = check_choice(owner, "metric", metric, METRICS)
@@ -63,6 +81,10 @@ class VectorIndex:
         if pq_m is not None:
             knobs["pq_m"] = check_int(owner, "pq_m", pq_m, 1, dim)
         rebuild_fraction = check_float(owner, "rebuild_fraction", rebuild_fraction, 0.0, 1.0, low_open=True)
+        if not isinstance(exact_vectors, (bool, np.bool_)):
+            raise InputError(f"The 'exact_vectors' parameter of VectorIndex must be True or False. "
+                             f"Got {exact_vectors!r} instead.")
+        knobs["cosine_one_copy"] = None if exact_vectors else 1
         self._lock = RWLock()
         self.meta: dict = {}
         # everything else (FAISS index, vectors, key maps, tombstones, knobs) lives in one object
@@ -100,7 +122,7 @@ class VectorIndex:
         """Live keys in id order."""
         with self._lock.read():
             st = self._storage
-            return [st.id_key[i] for i in st.live_ids()]
+            return st.id_key[st.live_ids()].tolist()
 
     def __len__(self) -> int:
         return len(self._storage.key_to_id)
@@ -145,25 +167,69 @@ class VectorIndex:
         vecs = as_vectors(vectors, what="vectors", dim=self._dim, n=len(keys), allow_1d=True, dim_of="the index")
         return keys, vecs, self._storage.for_faiss(vecs, keys)
 
-    def add(self, keys: Sequence[str], vectors, *, show_progress: bool = False) -> None:
-        """Add new items; a key already present raises ValueError naming it (use upsert)."""
+    def _payload_rows(self, payload, keys, what):
+        rows = as_payload_rows(payload, len(keys), what=f"payload given to {what}()")
+        return None if rows is None else self._storage.payload.check_rows(rows, keys)
+
+    def add(self, keys: Sequence[str], vectors, payload=None, *, show_progress: bool = False) -> None:
+        """Add new items; a key already present raises InputError naming it (use upsert).
+
+        ``payload``: one dict per key (or None), or a pandas DataFrame with one row per key;
+        values are str, int, float, bool or a list of str (None / NaN = field absent). One
+        field holds one type across the index (ints and floats mix into floats).
+        """
         keys, vecs, fvecs = self._prepare(keys, vectors, "add")
         with self._lock.write():
             st = self._storage
-            for k in keys:
-                if k in st.key_to_id:
-                    raise InputError(f"add: key {k!r} is already in the index; use upsert() to replace it")
-            st.insert(keys, vecs, fvecs, show_progress=show_progress)
+            rows = self._payload_rows(payload, keys, "add")
+            found = st.key_to_id.find(keys)
+            if (found >= 0).any():
+                k = keys[int(np.argmax(found >= 0))]
+                raise InputError(f"add: key {k!r} is already in the index; use upsert() to replace it")
+            st.insert(keys, vecs, fvecs, show_progress=show_progress, payload=rows)
 
-    def upsert(self, keys: Sequence[str], vectors) -> None:
-        """Insert new items and replace the vectors of keys already present."""
+    def upsert(self, keys: Sequence[str], vectors, payload=None) -> None:
+        """Insert new items and replace the vectors of keys already present.
+
+        ``payload`` as in :meth:`add`: when given, it replaces the payload of existing keys;
+        when None, existing keys keep their payload. Replacing HNSW items leaves tombstones,
+        rebuilt away at ``rebuild_fraction`` like removals.
+        """
         keys, vecs, fvecs = self._prepare(keys, vectors, "upsert")
         with self._lock.write():
             st = self._storage
-            old = [st.key_to_id[k] for k in keys if k in st.key_to_id]
+            rows = self._payload_rows(payload, keys, "upsert")
+            found = st.key_to_id.find(keys)
+            old = [(j, int(found[j])) for j in np.flatnonzero(found >= 0).tolist()]
+            if rows is None and old and st.payload:
+                rows = [{} for _ in keys]
+                for j, i in old:
+                    rows[j] = st.payload.get(i)
             if old:
-                st.delete_ids(old)
-            st.insert(keys, vecs, fvecs)
+                st.delete_ids([i for _, i in old])
+            st.insert(keys, vecs, fvecs, payload=rows)
+            st.maybe_compact()
+
+    def payload(self, key: str) -> dict:
+        """The payload of one item (a new dict; {} when it has none)."""
+        with self._lock.read():
+            st = self._storage
+            return st.payload.get(st.id_of(key))
+
+    def set_payload(self, keys: Sequence[str], payloads) -> None:
+        """Replace the payloads of existing items (a list of dicts or a DataFrame, one per key)."""
+        keys = as_keys(keys, what="keys given to set_payload()")
+        with self._lock.write():
+            st = self._storage
+            rows = self._payload_rows(payloads, keys, "set_payload")
+            ids = [st.id_of(k) for k in keys]
+            st.set_payload(ids, rows)
+
+    @property
+    def payload_fields(self) -> dict:
+        """Payload field names and their types ("int", "float", "bool", "str", "strlist")."""
+        with self._lock.read():
+            return {f: c.kind for f, c in self._storage.payload.cols.items()}
 
     def remove(self, keys: Sequence[str], missing_ok: bool = False) -> int:
         """Remove items by key; returns how many were removed. Unknown keys raise KeyError."""
@@ -206,7 +272,7 @@ class VectorIndex:
         with self._lock.read():
             st = self._storage
             ids = [st.id_of(k) for k in keys]
-            return st.vecs[ids].copy() if ids else np.empty((0, self._dim), np.float32)
+            return st.given(np.array(ids, dtype=np.int64)) if ids else np.empty((0, self._dim), np.float32)
 
     def to_embeddings(self):
         """All live items as :class:`~embedkit.Embeddings`."""
@@ -215,17 +281,25 @@ class VectorIndex:
         with self._lock.read():
             st = self._storage
             live = st.live_ids()
-            return Embeddings([st.id_key[i] for i in live], st.vecs[live], meta=dict(self.meta))
+            return Embeddings(st.id_key[live].tolist(), st.given(live), meta=dict(self.meta))
 
-    def search(self, queries, k: int = 10) -> SearchResult:
-        """The k nearest items of each query vector; queries of shape (m, dim) or (dim,)."""
+    def search(self, queries, k: int = 10, filter=None) -> SearchResult:
+        """The k nearest items of each query vector; queries of shape (m, dim) or (dim,).
+
+        ``filter``: only items whose payload matches (a dict, see :mod:`embedkit.index._filter`)
+        are returned: exactly the top-k among them for flat, and recall@10 >= 0.95 for
+        hnsw/ivf/ivfpq at any selectivity (small matching sets are searched exactly). Rows hold
+        min(k, matching items) results.
+        """
         k = check_int("search", "k", k, 1, None) if not (isinstance(k, int) and k >= 1) else k
+        flt = None if filter is None else compile_filter(filter)
         fq = self._one_query(queries)
         if fq is None:  # batches, other dtypes, and anything the general checks must explain
             q = as_vectors(queries, what="queries", dim=self._dim, allow_1d=True, dim_of="the index")
             fq = self._storage.for_faiss(q)
         with self._lock.read():
-            return self._storage.search(fq, k, None)
+            st = self._storage
+            return st.search(fq, k, None, None if flt is None else st.filter_mask(flt))
 
     def _one_query(self, x):
         """Fast path for one finite, non-zero float32 vector of length dim: (1, dim) ready for FAISS.
@@ -242,22 +316,116 @@ class VectorIndex:
             return (x / np.sqrt(sq)).reshape(1, -1)
         return np.ascontiguousarray(x).reshape(1, -1)
 
-    def search_keys(self, keys: Sequence[str], k: int = 10) -> SearchResult:
-        """The k nearest neighbours of stored items, each item itself excluded."""
+    def search_keys(self, keys: Sequence[str], k: int = 10, filter=None) -> SearchResult:
+        """The k nearest neighbours of stored items, each item itself excluded; ``filter`` as in
+        :meth:`search`."""
         k = check_int("search_keys", "k", k, 1, None) if not (isinstance(k, int) and k >= 1) else k
+        flt = None if filter is None else compile_filter(filter)
         if isinstance(keys, str):
             with self._lock.read():  # one key: no list, no fancy-index copy, no general norm
                 st = self._storage
                 i = st.id_of(keys)
-                fq = self._one_query(st.vecs[i])
-                if fq is None:
-                    fq = st.for_faiss(st.vecs[i:i + 1])
-                return st.search(fq, k, np.array([i], dtype=np.int64))
+                fq = st.ready_one(i)
+                return st.search(fq, k, np.array([i], dtype=np.int64), None if flt is None else st.filter_mask(flt))
         with self._lock.read():
             st = self._storage
             ids = np.array([st.id_of(key) for key in keys], dtype=np.int64)
-            fq = st.for_faiss(st.vecs[ids]) if len(ids) else np.empty((0, self._dim), np.float32)
-            return st.search(fq, k, ids)
+            fq = st.ready(ids) if len(ids) else np.empty((0, self._dim), np.float32)
+            return st.search(fq, k, ids, None if flt is None else st.filter_mask(flt))
+
+    def search_examples(self, positive=(), negative=(), k: int = 10, filter=None,
+                        method: str = "add") -> SearchResult:
+        """Items like the ``positive`` examples and unlike the ``negative`` ones (Qdrant's
+        "recommend by examples", gensim's ``most_similar(positive=, negative=)``).
+
+        Examples are stored keys or vectors; keys given are never returned. ``method="add"``
+        (3CosAdd): the query is the mean of the unit positive vectors minus the unit negative
+        ones (cosine; raw vectors for ip/l2), searched like :meth:`search`. ``method="mul"``
+        (3CosMul, cosine only): each candidate scores prod((1 + cos(x, p)) / 2) /
+        (prod((1 + cos(x, n)) / 2) + 1e-6), exactly over every (matching) item. Returns one row.
+        """
+        k = check_int("search_examples", "k", k, 1, None)
+        method = check_choice("search_examples", "method", method, ("add", "mul"))
+        flt = None if filter is None else compile_filter(filter)
+        if method == "mul" and self._metric != "cosine":
+            raise InputError(f"search_examples: method='mul' (3CosMul) needs metric='cosine'; this index uses "
+                             f"{self._metric!r}: use method='add'")
+        with self._lock.read():
+            st = self._storage
+            pos, pos_ids = self._examples(positive, "positive")
+            neg, neg_ids = self._examples(negative, "negative")
+            if not len(pos) and not len(neg):
+                raise InputError("search_examples: give at least one positive or negative example")
+            used = np.array(sorted(set(pos_ids + neg_ids)), dtype=np.int64)
+            mask = st.alive[:st.next_id].copy() if flt is None else st.filter_mask(flt).mask.copy()
+            mask[used] = False
+            if method == "mul":
+                if not len(pos):
+                    raise InputError("search_examples: method='mul' needs at least one positive example")
+                return self._cosmul(st, pos, neg, k, mask)
+            if self._metric == "cosine":
+                pos, neg = st.for_faiss(pos), st.for_faiss(neg)
+            q = np.concatenate((pos, -neg)).mean(axis=0, keepdims=True).astype(np.float32)
+            if not np.any(q):
+                raise InputError("search_examples: the examples cancel out (their mean is the zero vector)")
+            return st.search(st.for_faiss(q), k, None, Allowed(mask))
+
+    def _examples(self, items, what):
+        """Vectors (as stored) and ids of examples given as keys or vectors."""
+        st = self._storage
+        if isinstance(items, (str, np.ndarray)):
+            items = [items]
+        vecs, ids = [], []
+        for j, item in enumerate(list(items)):
+            if isinstance(item, str):
+                i = st.id_of(item)
+                ids.append(i)
+                vecs.append(st.given(np.array([i]))[0])
+            else:
+                v = as_vectors(item, what=f"{what}[{j}]", dim=self._dim, allow_1d=True, dim_of="the index")
+                if v.shape[0] != 1:
+                    raise InputError(f"{what}[{j}] must be one key or one vector; got {v.shape[0]} vectors")
+                vecs.append(v[0])
+        arr = np.array(vecs, dtype=np.float32).reshape(len(vecs), self._dim)
+        if self._metric == "cosine" and len(arr):
+            st.for_faiss(arr, [x if isinstance(x, str) else f"{what}[{j}]" for j, x in enumerate(items)])
+        return arr, ids
+
+    def _cosmul(self, st, pos, neg, k, mask):
+        sub = np.flatnonzero(mask).astype(np.int64)
+        want = min(k, len(sub))
+        if want == 0:
+            return SearchResult([[]], np.empty((1, 0), dtype=np.float32))
+        base = st.ready(sub)
+        p = ((1 + base @ st.for_faiss(pos).T) / 2).prod(axis=1)
+        if len(neg):
+            p = p / (((1 + base @ st.for_faiss(neg).T) / 2).prod(axis=1) + 1e-6)
+        else:
+            p = p / (1 + 1e-6)
+        top = np.argsort(-p, kind="stable")[:want]
+        return SearchResult([st.id_key[sub[top]].tolist()], p[top][None, :].astype(np.float32))
+
+    # ------------------------------------------------------------ tuning
+    def tune(self, target_recall: float = 0.95, queries=None, k: int = 10, *, sample: int = 200,
+             seed: int = 0) -> dict:
+        """Set ``ef_search`` (HNSW) or ``nprobe`` (IVF) to the cheapest value whose recall@k
+        against exact search reaches ``target_recall``; the value is saved with the index.
+
+        ``queries``: (m, dim) query vectors; default ``sample`` stored items (searched as
+        neighbours of themselves). Returns a report dict: knob, value, recall, the values
+        tried with their recall, and whether the target was reached (if not, the largest
+        value tried is kept). Flat indexes are exact: nothing to tune.
+        """
+        from ._tune import tune
+
+        target_recall = check_float("tune", "target_recall", target_recall, 0.0, 1.0, low_open=True)
+        k = check_int("tune", "k", k, 1, None)
+        sample = check_int("tune", "sample", sample, 1, None)
+        if queries is not None:
+            queries = as_vectors(queries, what="queries", dim=self._dim, allow_1d=True, dim_of="the index")
+            queries = self._storage.for_faiss(queries)
+        with self._lock.write():
+            return tune(self._storage, target_recall, queries, k, sample, seed)
 
     # ------------------------------------------------------------ persistence
     def save(self, path, *, meta: dict | None = None, extras: dict | None = None) -> None:
