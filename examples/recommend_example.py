@@ -76,13 +76,14 @@ def main() -> None:
 
     # 5. ratings: unknown users and items are answered from the baseline
     rng = np.random.default_rng(1)
-    u, i = rng.integers(0, 200, 5000), rng.integers(0, 100, 5000)
+    cells = rng.choice(200 * 100, 5000, replace=False)  # one rating per (user, film): duplicates would be summed
+    u, i = cells // 100, cells % 100
     r = np.clip(np.rint(3.5 + 0.5 * np.sign((u % 2) - 0.5) * np.sign((i % 2) - 0.5) + rng.normal(0, 0.5, 5000)), 1, 5)
     ratings = ek.Interactions.from_arrays([f"u{x}" for x in u], [f"m{x}" for x in i], r, allow_negative=True)
     mf = ek.MatrixFactorization(feedback="explicit", dim=8, device="cpu")
     mf.fit(ratings, show_progress=False)
     print("known pair:", mf.predict(["u0"], ["m1"]), " new user:", mf.predict(["nobody"], ["m1"]),
-          " global mean:", round(mf.global_mean_, 3))
+          " global mean:", round(mf.global_mean_, 3), " clipped to:", mf.rating_range_)
 
 
 if __name__ == "__main__":

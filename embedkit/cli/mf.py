@@ -1,4 +1,4 @@
-"""CLI verbs for matrix factorisation: ``train mf``, ``tune mf``, ``recommend``, ``eval mf`` and the MF demo."""
+"""CLI verbs for matrix factorisation: ``train mf``, ``tune mf``, ``recommend``, ``cold-start``, ``eval mf`` and the MF demo."""
 
 from __future__ import annotations
 
@@ -91,6 +91,19 @@ def register(groups) -> None:
                      help='only items matching this filter, e.g. \'{"$key": {"$nin": ["i1"]}}\' or \'{"genre": "drama"}\'')
     add_store_option(rec)
     rec.set_defaults(func=cmd_recommend)
+
+    cs = groups.top.add_parser(
+        "cold-start", help="add items or users described by features alone to a saved HybridMF",
+        description="Give new items (and/or users) to a HybridMF saved by 'embedkit train mf --item-features ...': "
+                    "each gets a vector from its features alone, so it is recommended (and recommended to) at once. "
+                    "The CSVs have the columns of the training features files, id column included; an id that "
+                    "exists is replaced by its features-only vector. The store entry is rewritten.")
+    cs.add_argument("name", metavar="NAME")
+    cs.add_argument("--items", metavar="ITEMS.csv", default=None, help="CSV of new items' features (header row)")
+    cs.add_argument("--users", metavar="USERS.csv", default=None, help="CSV of new users' features (header row)")
+    cs.add_argument("--json", action="store_true", help='print JSON {"items": [...], "users": [...]}')
+    add_store_option(cs)
+    cs.set_defaults(func=cmd_cold_start)
 
     ev = groups.eval.add_parser("mf", help="recall/NDCG/precision/MAP@k (and RMSE for ratings) of a saved MF model",
                                 description="Score a saved MF model on held-out interactions whose ids match "
@@ -197,6 +210,37 @@ def cmd_recommend(args) -> int:
         out(user)
         for item, score in items:
             out(f"  {item}\t{score:.4f}")
+    return 0
+
+
+def cmd_cold_start(args) -> int:
+    from ..trainers.mf import HybridMF
+
+    if args.items is None and args.users is None:
+        raise InputError("cold-start needs --items ITEMS.csv and/or --users USERS.csv (features of the new ids)")
+    paths = {who: existing_file(path) for who, path in (("items", args.items), ("users", args.users)) if path}
+    store = get_store(args)
+    model = load_recommender(args.name, store)
+    if not isinstance(model, HybridMF):
+        raise InputError(f"index {args.name!r} holds a {type(model).__name__}: cold start needs a HybridMF, trained with "
+                         "'embedkit train mf ... --item-features ITEMS.csv' (or --user-features)")
+    manifest = store.info(args.name)
+    added = {"items": [], "users": []}
+    if "items" in paths:
+        added["items"] = model.add_items(paths["items"])
+    if "users" in paths:
+        added["users"] = model.add_users(paths["users"])
+    keep = {k: v for k, v in (manifest.get("meta") or {}).items() if k == "tuned"}
+    path = model.to_store(args.name, store, metric=manifest.get("metric"), kind=manifest.get("kind") or "auto",
+                          overwrite=True, meta=keep or None)
+    if args.json:
+        out(json.dumps(added))
+        return 0
+    for who, keys in added.items():
+        if keys:
+            shown = ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
+            out(f"added {len(keys)} {who} from their features: {shown}")
+    out(f"saved to {path}  (try: embedkit recommend {args.name} USER --filter '{{\"$key\": {{\"$in\": [...]}}}}')")
     return 0
 
 

@@ -68,9 +68,18 @@ def _is_explicit(model) -> bool:
     return params.get("feedback") == "explicit" and hasattr(model, "predict")
 
 
+def _check_data(data, what: str) -> None:
+    from ..data.interactions import Interactions
+
+    if not isinstance(data, Interactions):
+        raise InputError(f"{what} must be an ek.Interactions (e.g. from Interactions.split or from_csv); "
+                         f"got {type(data).__name__}")
+
+
 def score(model, test, k: int = 10) -> dict:
     """recall, ndcg, map and coverage at ``k`` of one fitted model on ``test`` (and rmse for ratings)."""
     k = check_int("compare", "k", k, 1)
+    _check_data(test, "compare(): the test set")
     recommended, relevant = recommended_lists(model, test, k)
     out = {m: v for m, v in topk_metrics(recommended, relevant, k).items() if m in _METRICS}
     out["coverage"] = len({i for recs in recommended for i in recs}) / max(len(test.item_keys), 1)
@@ -100,6 +109,7 @@ def folds(interactions, n_folds: int = 5, seed: int = 0):
     from ..data.interactions import Interactions
 
     n_folds = check_int("cross_validate", "folds", n_folds, 2)
+    _check_data(interactions, "cross_validate(): the interactions")
     if interactions.nnz < n_folds:
         raise InputError(f"cross_validate needs at least {n_folds} interactions for {n_folds} folds; "
                          f"got {interactions.nnz}")
@@ -115,21 +125,45 @@ def folds(interactions, n_folds: int = 5, seed: int = 0):
 
 
 def _fresh(model, params: dict | None = None):
-    if callable(model) and not hasattr(model, "get_params"):
+    """A new, unfitted model: ``model``'s class with its parameters plus ``params``; a class or
+    another factory (any callable that is not a model) is called with ``params``."""
+    if isinstance(model, type) or (callable(model) and not hasattr(model, "get_params")):
         return model(**(params or {}))
     return type(model)(**{**model.get_params(), **(params or {})})
 
 
+def _param_names(model) -> set | None:
+    """The constructor parameters of ``model`` (an instance or a trainer class), None when unknown."""
+    import inspect
+
+    target = model if isinstance(model, type) else type(model) if hasattr(model, "get_params") else None
+    if target is None:
+        return None
+    try:
+        sig = inspect.signature(target.__init__)
+    except (TypeError, ValueError):
+        return None
+    return {n for n, p in sig.parameters.items() if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _fit(model, train, fit_params: dict | None) -> None:
+    model.fit(train, show_progress=False, **(fit_params or {}))
+
+
 def cross_validate(model, interactions, folds: int = 5, k: int = 10, seed: int = 0,
-                   params: dict | None = None) -> dict:
+                   params: dict | None = None, fit_params: dict | None = None) -> dict:
     """k-fold cross-validation of an (unfitted) model: a fresh copy of ``model`` (its class
-    with its parameters, plus ``params``; or ``model(**params)`` for a factory) is fitted on each
-    fold's train side and scored on its test side. Returns {metric: mean, metric + "_sd": sd,
-    "folds": [per-fold dicts]}."""
+    with its parameters, plus ``params``; or ``model(**params)`` for a class or factory) is
+    fitted on each fold's train side (``fit(train, **fit_params)``, e.g. ``{"item_features":
+    feats}`` for HybridMF) and scored on its test side. Returns {metric: mean, metric + "_sd":
+    sd, "folds": [per-fold dicts]}."""
+    if fit_params is not None and not isinstance(fit_params, dict):
+        raise InputError(f"fit_params must be a dict of fit() keyword arguments, e.g. {{'item_features': feats}}; "
+                         f"got {type(fit_params).__name__}")
     per_fold = []
     for f, (train, test) in enumerate(_folds(interactions, folds, seed), 1):
         m = _fresh(model, params)
-        m.fit(train, show_progress=False)
+        _fit(m, train, fit_params)
         res = score(m, test, k)
         per_fold.append(res)
         log.info("fold %d/%d: %s", f, folds, res)
@@ -172,25 +206,37 @@ class GridResult:
 
 
 def grid_search(model, grid: dict, interactions, folds: int = 3, k: int = 10, metric: str | None = None,
-                seed: int = 0, refit: bool = True) -> GridResult:
+                seed: int = 0, refit: bool = True, fit_params: dict | None = None) -> GridResult:
     """Cross-validate every combination of ``grid`` ({parameter: [values]}) and keep the best
     by ``metric`` (default "ndcg"; "rmse" for explicit feedback, lower is better). With
-    ``refit`` the winner is fitted on all of ``interactions`` (``result.model``)."""
+    ``refit`` the winner is fitted on all of ``interactions`` (``result.model``); ``fit_params``
+    go to every ``fit`` (as in :func:`cross_validate`)."""
     if not isinstance(grid, dict) or not grid or not all(isinstance(v, (list, tuple)) and v for v in grid.values()):
         raise InputError('grid_search needs a grid {parameter: [values, ...]}, e.g. {"dim": [32, 64], "reg": [0.01, 0.1]}')
+    _check_data(interactions, "grid_search(): the interactions")
     names = list(grid)
+    valid = _param_names(model)
+    unknown = sorted(n for n in names if valid is not None and n not in valid)
+    if unknown:
+        raise InputError(f"grid_search: the grid names unknown parameters {unknown} of "
+                         f"{getattr(model, '__name__', type(model).__name__)}; valid: {', '.join(sorted(valid))}")
     combos = [dict(zip(names, vals)) for vals in itertools.product(*(grid[n] for n in names))]
     for combo in combos:  # a bad value fails before any training
         m = _fresh(model, combo)
         if hasattr(m, "check_params"):
             m.check_params()
-    explicit = (_fresh(model).get_params().get("feedback") == "explicit") if hasattr(model, "get_params") else False
+    feedbacks = {_fresh(model, combo).get_params().get("feedback") for combo in combos} \
+        if hasattr(_fresh(model, combos[0]), "get_params") else {None}
+    explicit = feedbacks == {"explicit"}
     metric = metric or ("rmse" if explicit else "ndcg")
     if metric not in ("recall", "ndcg", "map", "coverage", "rmse"):
         raise InputError(f"grid_search metric must be one of recall, ndcg, map, coverage, rmse; got {metric!r}")
+    if metric == "rmse" and not explicit:
+        raise InputError("grid_search metric 'rmse' needs rating models (feedback='explicit' in every setting); "
+                         "use recall, ndcg, map or coverage")
     results = []
     for combo in combos:
-        cv = cross_validate(model, interactions, folds=folds, k=k, seed=seed, params=combo)
+        cv = cross_validate(model, interactions, folds=folds, k=k, seed=seed, params=combo, fit_params=fit_params)
         if metric not in cv:
             raise InputError(f"grid_search metric {metric!r} is not measured for this model (rmse needs "
                              "feedback='explicit')")
@@ -202,5 +248,5 @@ def grid_search(model, grid: dict, interactions, folds: int = 3, k: int = 10, me
     fitted = None
     if refit:
         fitted = _fresh(model, best["params"])
-        fitted.fit(interactions, show_progress=False)
+        _fit(fitted, interactions, fit_params)
     return GridResult(best["params"], float(value) if not math.isnan(value) else value, metric, results, fitted)

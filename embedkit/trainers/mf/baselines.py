@@ -1,9 +1,12 @@
 """Baseline recommenders with MatrixFactorization's ``recommend`` API: what a model has to beat.
 
-    pop = ek.Popularity().fit(train)         # most-interacted items first
-    knn = ek.ItemKNN(similarity="bm25").fit(train)   # item-item neighbours (cosine or BM25-weighted)
+    from embedkit.trainers.mf import ItemKNN, Popularity
+    from embedkit.evaluate.compare import compare
+    pop, knn = Popularity(), ItemKNN(similarity="bm25")   # most-interacted items; item-item neighbours
+    pop.fit(train); knn.fit(train)                        # fit returns the item Embeddings
     knn.recommend("alice", k=10, filter={"$key": {"$nin": ["item-3"]}})
-    ek.evaluate.compare({"pop": pop, "knn": knn, "als": als}, test)
+    knn.similar_users("alice", k=5)                       # cosine of the users' interaction rows
+    print(compare({"pop": pop, "knn": knn, "als": als}, test))
 
 Popularity ranks items by how many users interacted with them. ItemKNN is the item-based
 collaborative filter of Sarwar et al. (WWW 2001) as implicit's ``CosineRecommender`` /
@@ -23,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..._validation import SEED, Bool, Interval, Options
+from ..._validation import SEED, Bool, Interval, Options, check_int
 from ...embeddings import Embeddings
 from ...errors import InputError, MissingKeyError
 from ..base import Trainer
@@ -125,6 +128,17 @@ class _Recommender(Trainer):
         i = self._item_index[item]
         return top_k(unit[i:i + 1] @ unit.T, self._item_keys, k, [[i]],
                      allowed_mask(filter, self._item_keys, self._payload))[0]
+
+    def similar_users(self, user, k: int = 10) -> list[tuple[str, float]]:
+        """The ``k`` users whose interaction rows (the training values) are closest to ``user``'s
+        by cosine, best first (the user excluded; users sharing no item are left out)."""
+        u = int(self._user_codes([user])[0])
+        k = check_int(f"{type(self).__name__}.similar_users", "k", k, 1)
+        rows = self._seen.astype(np.float64)
+        norms = np.sqrt(np.asarray(rows.multiply(rows).sum(1)).ravel())
+        sims = np.asarray((rows @ rows[u].T).todense()).ravel() / np.maximum(norms * norms[u], 1e-12)
+        sims[sims <= 0] = -np.inf  # nothing in common
+        return top_k(sims[None, :], self._user_keys, k, [[u]], None)[0]
 
     def _base_arrays(self) -> dict:
         out = {"user_keys": np.array(self._user_keys, dtype=str), "item_keys": np.array(self._item_keys, dtype=str),

@@ -2,7 +2,7 @@
 "Metadata Embeddings for User and Item Cold-start Recommendations", 2015).
 
     items = Features.from_csv("items.csv", id="item", categorical=["genre"], tags=["tags"], numeric=["price"])
-    model = ek.HybridMF(dim=32, loss="bpr")
+    model = HybridMF(dim=32, loss="bpr")        # from embedkit.trainers.mf import Features, HybridMF
     model.fit(train, item_features=items)
     model.recommend("alice", k=10, filter={"genre": "drama"})     # item payloads come from the features
     model.add_items({"new-film": {"genre": "drama", "tags": "space|robots"}})   # no interactions needed
@@ -100,12 +100,10 @@ class HybridMF(_Recommender):
                                  f"(Features.from_dataframe / from_csv) or None; got {type(f).__name__}")
         inter = as_interactions(interactions, "HybridMF")
         device = resolve_device(self.device, "HybridMF")
-        self._set_base(inter.user_keys, inter.item_keys, inter.matrix)
+        # nothing is assigned to self until training has succeeded: a failed (re)fit keeps the old model
         n_users, n_items = inter.n_users, inter.n_items
-        self._item_feats = item_features
-        self._user_feats = user_features
-        fi, item_payload = _side(item_features, self._item_keys)
-        fu, _ = _side(user_features, self._user_keys)
+        fi, item_payload = _side(item_features, inter.item_keys)
+        fu, _ = _side(user_features, inter.user_keys)
         FI = sp.hstack([sp.identity(n_items, np.float32, format="csr"), fi]).tocsr()
         FU = sp.hstack([sp.identity(n_users, np.float32, format="csr"), fu]).tocsr()
         gen = torch.Generator().manual_seed(int(self.seed))
@@ -126,7 +124,7 @@ class HybridMF(_Recommender):
         dgen = gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(int(self.seed))
         from tqdm.auto import tqdm
 
-        self.loss_history_ = []
+        history = []
         for epoch in tqdm(range(1, int(self.epochs) + 1), desc="HybridMF", unit="epoch", disable=not show_progress,
                           leave=False):
             order = torch.randperm(n, generator=dgen, device=device)
@@ -165,25 +163,29 @@ class HybridMF(_Recommender):
             if not np.isfinite(value):
                 raise InputError(f"HybridMF training diverged (epoch {epoch} loss {value}); nothing was kept: "
                                  f"lower lr (now {self.lr}) or raise reg (now {self.reg})")
-            self.loss_history_.append(value)
+            history.append(value)
             if callback is not None:
                 callback(epoch, value)
         ei = EI.detach().cpu().numpy().astype(np.float64)
         eu = EU.detach().cpu().numpy().astype(np.float64)
         bi = BI.detach().cpu().numpy()[:, 0].astype(np.float64)
+        user_vecs, item_vecs, item_bias = np.asarray(FU @ eu), np.asarray(FI @ ei), np.asarray(FI @ bi)
+        _check_finite(user_vecs, item_vecs, item_bias, self.lr, self.reg)
+        self._set_base(inter.user_keys, inter.item_keys, inter.matrix)
+        self._item_feats, self._user_feats = item_features, user_features
         self._item_feat_emb, self._item_feat_bias = ei[n_items:].astype(np.float32), bi[n_items:].astype(np.float32)
         self._user_feat_emb = eu[n_users:].astype(np.float32)
-        self._set_vectors(np.asarray(FU @ eu), np.asarray(FI @ ei), np.asarray(FI @ bi))
+        self.loss_history_ = history
+        self._set_vectors(user_vecs, item_vecs, item_bias)
         self._payload = item_payload if item_features is not None else None
         return self.embeddings_
 
     def _set_vectors(self, user_vectors, item_vectors, item_bias) -> None:
-        self._U = np.ascontiguousarray(user_vectors, dtype=np.float32)
-        self._I = np.ascontiguousarray(item_vectors, dtype=np.float32)
-        self._bias = np.ascontiguousarray(item_bias, dtype=np.float32).reshape(-1)
-        if not (np.isfinite(self._U).all() and np.isfinite(self._I).all() and np.isfinite(self._bias).all()):
-            raise InputError(f"HybridMF training diverged (vectors hold NaN/inf); nothing was kept: lower lr "
-                             f"(now {self.lr}) or raise reg (now {self.reg})")
+        user_vectors = np.ascontiguousarray(user_vectors, dtype=np.float32)
+        item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
+        item_bias = np.ascontiguousarray(item_bias, dtype=np.float32).reshape(-1)
+        _check_finite(user_vectors, item_vectors, item_bias, self.lr, self.reg)
+        self._U, self._I, self._bias = user_vectors, item_vectors, item_bias
         self.embeddings_ = Embeddings(self._item_keys, self._I)
         self.item_embeddings_ = self.embeddings_
         self.user_embeddings_ = Embeddings(self._user_keys, self._U)
@@ -225,6 +227,7 @@ class HybridMF(_Recommender):
             raise InputError("add_items() needs a model fitted with item_features=Features(...); without features a "
                              "new item has no vector")
         keys, m, payload = self._item_feats.rows(features)
+        _check_known(keys, m, "item", self._item_feats)
         vecs = np.asarray(m @ self._item_feat_emb.astype(np.float64), dtype=np.float32)
         bias = np.asarray(m @ self._item_feat_bias.astype(np.float64), dtype=np.float32).reshape(-1)
         I, B = self._I.copy(), self._bias.copy()
@@ -253,6 +256,7 @@ class HybridMF(_Recommender):
             raise InputError("add_users() needs a model fitted with user_features=Features(...); without features a "
                              "new user has no vector")
         keys, m, _ = self._user_feats.rows(features)
+        _check_known(keys, m, "user", self._user_feats)
         vecs = np.asarray(m @ self._user_feat_emb.astype(np.float64), dtype=np.float32)
         U = self._U.copy()
         user_keys = list(self._user_keys)
@@ -288,6 +292,22 @@ class HybridMF(_Recommender):
         self._item_feat_bias = np.asarray(arrays["item_feature_bias"], dtype=np.float32)
         self._user_feat_emb = np.asarray(arrays["user_feature_emb"], dtype=np.float32)
         self._set_vectors(arrays["user_vectors"], arrays["item_vectors"], arrays["item_bias"])
+
+
+def _check_known(keys, m, who: str, feats: Features) -> None:
+    """InputError for a new id none of whose features was seen in training (it would get no vector)."""
+    empty = np.flatnonzero(np.diff(m.indptr) == 0)
+    if len(empty):
+        cols = feats.spec["categorical"] + feats.spec["tags"] + feats.spec["numeric"]
+        raise InputError(f"add_{who}s(): {who} {keys[int(empty[0])]!r} ({len(empty)} of {len(keys)} in all) has none of "
+                         f"the training features (columns {cols}; unknown categories and tags count for nothing), "
+                         "so it would get no vector; give it a known value")
+
+
+def _check_finite(user_vectors, item_vectors, item_bias, lr, reg) -> None:
+    if not (np.isfinite(user_vectors).all() and np.isfinite(item_vectors).all() and np.isfinite(item_bias).all()):
+        raise InputError(f"HybridMF training diverged (vectors hold NaN/inf); nothing was kept: lower lr "
+                         f"(now {lr}) or raise reg (now {reg})")
 
 
 def _side(features: Features | None, keys) -> tuple[sp.csr_matrix, list[dict] | None]:

@@ -187,6 +187,8 @@ class MatrixFactorization(Trainer):
         self.params_ = params
         self.loss_history_ = state.pop("loss_history")
         self._set_state(interactions.user_keys, interactions.item_keys, interactions.matrix, **state)
+        if params["feedback"] == "explicit":  # predict() clips to it, as Surprise clips to its rating scale
+            self._rating_range = (float(interactions.values.min()), float(interactions.values.max()))
         return self.embeddings_
 
     def _set_state(self, user_keys, item_keys, seen, user_factors, item_factors,
@@ -207,6 +209,7 @@ class MatrixFactorization(Trainer):
         self._user_emb = None  # built on first access (fold-in appends users)
         self._index = None
         self._payload = None  # item payloads for filters (set_item_payload)
+        self._rating_range = None  # (lowest, highest) training rating of explicit feedback: predict() clips to it
 
     # -------------------------------------------------------------- accessors
     @property
@@ -385,7 +388,14 @@ class MatrixFactorization(Trainer):
         k = check_int("MatrixFactorization.similar_users", "k", k, 1)
         return self.user_embeddings_.most_similar(self._user_keys[code], k=k)
 
-    def predict(self, users, items, unknown: str = "baseline") -> np.ndarray:
+    @property
+    def rating_range_(self) -> tuple[float, float] | None:
+        """(lowest, highest) rating of the training data for explicit feedback (what ``predict``
+        clips to), else None."""
+        self._check_fitted()
+        return self.__dict__.get("_rating_range")
+
+    def predict(self, users, items, unknown: str = "baseline", clip: bool = True) -> np.ndarray:
         """Scores of (user, item) pairs: predicted ratings for explicit feedback, else x_u . y_i
         (+ item bias for BPR). ``users`` and ``items`` are equal-length sequences (or one str).
 
@@ -393,7 +403,10 @@ class MatrixFactorization(Trainer):
         seen in training is answered from the baseline, the global mean plus the biases that are
         known (explicit feedback; the item bias alone, or 0, for implicit feedback), so a
         cross-validation over real ratings runs through every fold. ``unknown="error"`` raises
-        MissingKeyError for them instead."""
+        MissingKeyError for them instead.
+
+        ``clip`` (default True, as Surprise's ``predict``): explicit-feedback predictions are
+        clipped to the range of the training ratings (``rating_range_``), which lowers RMSE."""
         if unknown not in ("baseline", "error"):
             raise InputError(f"The 'unknown' parameter of predict must be 'baseline' or 'error'. Got {unknown!r} instead.")
         self._check_fitted()
@@ -420,6 +433,10 @@ class MatrixFactorization(Trainer):
         if self._user_bias is not None:
             score[ku] += self._user_bias[u[ku]]
             score += self.global_mean_
+        if not isinstance(clip, (bool, np.bool_)):
+            raise InputError(f"The 'clip' parameter of predict must be True or False. Got {clip!r} instead.")
+        if clip and self.rating_range_ is not None:
+            score = np.clip(score, *self.rating_range_)
         return score.astype(np.float32)
 
     # --------------------------------------------------------------- fold-in
@@ -515,12 +532,18 @@ class MatrixFactorization(Trainer):
         return out
 
     def _state_config(self) -> dict:
-        return state_config(self.params_, self.global_mean_)
+        out = state_config(self.params_, self.global_mean_)
+        if self.rating_range_ is not None:
+            out["rating_range"] = [float(x) for x in self.rating_range_]
+        return out
 
     def _load_state(self, arrays: dict, config: dict) -> None:
         state, resolved = read_state(arrays, config)
         self.params_ = resolved or self._resolve(self.get_params())
         self._set_state(**state)
+        rng = config.get("rating_range")
+        if isinstance(rng, list) and len(rng) == 2 and all(isinstance(x, (int, float)) for x in rng) and rng[0] <= rng[1]:
+            self._rating_range = (float(rng[0]), float(rng[1]))
         if "item_payload" in arrays:
             import json
 
