@@ -34,6 +34,13 @@ _LAZY = {
     "MatrixFactorization": "embedkit.trainers.mf",
     "SiameseEncoder": "embedkit.trainers.encoders",
     "AutoEncoder": "embedkit.trainers.encoders",
+    "KNNEstimator": "embedkit.trainers.encoders",
+    "HybridMF": "embedkit.trainers.mf",
+    "ItemKNN": "embedkit.trainers.mf",
+    "Popularity": "embedkit.trainers.mf",
+    "SideFeatures": "embedkit.trainers.mf",
+    "filter_mask": "embedkit.index",
+    "compile_filter": "embedkit.index",
     "load_model": "embedkit.trainers",
     "evaluate": "embedkit.evaluate",
 }

@@ -425,32 +425,29 @@ def test_model_file_and_store_give_identical_recommendations(tmp_path, board, kw
         model.to_store("cos", store, metric="cosine")
 
 
-def test_save_writes_one_file_and_the_old_store_forms_warn(tmp_path, board, monkeypatch):
+def test_save_follows_the_one_rule_name_to_store_path_to_file(tmp_path, board, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EMBEDKIT_STORE", str(tmp_path / "default"))
     model = ek.MatrixFactorization(dim=2, epochs=3, device="cpu")
     model.fit(board, show_progress=False)
     want = model.recommend_batch(["u0", "u30"], k=4)
-    # a path ending in .npz (or a Path): one file, as every trainer's save(), no warning
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error")  # no form warns any more
+        # a path ending in .npz (or a Path): one file, as every trainer's save()
         path = model.save("m.npz")
         assert model.save(tmp_path / "p") == tmp_path / "p.npz"
-    assert path.is_file() and ek.MatrixFactorization.load(path).recommend_batch(["u0", "u30"], k=4) == want
-    assert not (tmp_path / "default").exists()
-    # a store given: the store entry, as before, with a FutureWarning naming to_store
-    store = ek.Store(tmp_path / "s")
-    with pytest.warns(FutureWarning, match=r"use model\.to_store\('plays', store\)"):
+        assert path.is_file() and ek.MatrixFactorization.load(path).recommend_batch(["u0", "u30"], k=4) == want
+        assert not (tmp_path / "default").exists()
+        # a plain name: a store entry (the given store, else $EMBEDKIT_STORE)
+        store = ek.Store(tmp_path / "s")
         model.save("plays", store)
-    assert ek.MatrixFactorization.from_store("plays", store).recommend_batch(["u0", "u30"], k=4) == want
-    # a name without .npz and no store: still the default store's entry, warning with both fixes
-    with pytest.warns(FutureWarning) as caught:
-        model.save("plays")
-    message = str(caught[0].message)
-    assert "model.to_store('plays')" in message and "model.save('plays.npz')" in message
-    assert "files only in a later release" in message
-    assert ek.MatrixFactorization.from_store("plays", ek.Store()).recommend_batch(["u0", "u30"], k=4) == want
-    assert not (tmp_path / "plays.npz").exists()
+        assert ek.MatrixFactorization.from_store("plays", store).recommend_batch(["u0", "u30"], k=4) == want
+        model.save(name="plays")
+        assert ek.MatrixFactorization.from_store("plays", ek.Store()).recommend_batch(["u0", "u30"], k=4) == want
+        assert not (tmp_path / "plays.npz").exists()
+        with pytest.raises(ek.InputError, match="already exists.*overwrite=True"):
+            model.save("plays")
+        model.save("plays", overwrite=True)
     # name= is the old keyword of the first argument
     assert model.save(name="n.npz").is_file()
     with pytest.raises(InputError, match="only the path"):

@@ -4,6 +4,8 @@ word_similarity, word_analogy           (words)
 node_classification, link_prediction    (graphs)
 ranking_metrics, rmse                   (ranking)
 precision_at_1, map_at_r, knn_accuracy, anomaly_auc   (encoders)
+average_precision, anomaly_report       (anomaly)
+compare, cross_validate, grid_search    (compare: recommenders side by side, model selection)
 index_recall                            (index)
 """
 
@@ -17,6 +19,8 @@ _LAZY = {
     "node_classification": "graphs", "link_prediction": "graphs", "split_edges": "graphs", "read_labels": "graphs",
     "ranking_metrics": "ranking", "rmse": "ranking", "topk_metrics": "ranking",
     "precision_at_1": "encoders", "map_at_r": "encoders", "knn_accuracy": "encoders", "anomaly_auc": "encoders",
+    "average_precision": "anomaly", "anomaly_report": "anomaly",
+    "compare": "compare", "cross_validate": "compare", "grid_search": "compare",
     "index_recall": "index",
 }
 

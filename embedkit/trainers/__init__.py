@@ -18,6 +18,9 @@ TRAINERS = {
     "MatrixFactorization": "embedkit.trainers.mf",
     "SiameseEncoder": "embedkit.trainers.encoders",
     "AutoEncoder": "embedkit.trainers.encoders",
+    "HybridMF": "embedkit.trainers.mf",
+    "ItemKNN": "embedkit.trainers.mf",
+    "Popularity": "embedkit.trainers.mf",
 }
 
 __all__ = ["IgnoredParameterWarning", "Trainer", "TRAINERS", "load_from_store", "load_model"]

@@ -18,8 +18,6 @@ Recommender Systems" (IEEE Computer 2009), by ALS (weighted-lambda, Zhou et al. 
 from __future__ import annotations
 
 import logging
-import os
-import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -576,33 +574,19 @@ class MatrixFactorization(Trainer):
         return store.save(name, index, meta=info, extras=self._store_extras(), overwrite=overwrite)
 
     def save(self, path=None, store=None, *, kind: str = "flat", overwrite: bool = False, name=None):
-        """Save the fitted model to one ``.npz`` file, as every trainer does; load it with :meth:`load`.
-
-        ``model.save("plays.npz")`` (or any path ending in ``.npz``, or a ``pathlib.Path``:
-        ``.npz`` is added when missing) writes the file and returns its path.
-
-        For a store entry (what ``embedkit recommend`` and the HTTP service read) use
-        :meth:`to_store`. The forms that wrote one before still do, with a FutureWarning:
-        ``model.save("plays", store)`` (a store given) and ``model.save("plays")`` (a name
-        without ``.npz``: the default store ./indexes or $EMBEDKIT_STORE); in a later release
-        save() will write files only. ``name=`` is the old keyword of ``path``.
+        """Save the fitted model by the rule every trainer keeps (:meth:`Trainer.save`): a plain
+        name (``"plays"``) writes a store entry (what ``embedkit recommend`` and the HTTP service
+        read; ``store`` None: ``$EMBEDKIT_STORE`` or ``./indexes``), a path (``"plays.npz"``, a
+        ``pathlib.Path``, anything with ``/``) one ``.npz`` file. ``name=`` is the old keyword of
+        ``path``.
         """
         if name is not None:
             if path is not None:
                 raise InputError("save() got both path and name (its old name); pass only the path")
             path = name
         if path is None:
-            raise InputError("save() needs a path: model.save('model.npz'), or model.to_store(name) for a store")
-        if store is not None:
-            warnings.warn(f"model.save(name, store) writes a store entry; use model.to_store({str(path)!r}, store) "
-                          "(save() will write .npz files only in a later release)", FutureWarning, stacklevel=2)
-            return self.to_store(str(path), store, kind=kind, overwrite=overwrite)
-        if isinstance(path, os.PathLike) or str(path).endswith(".npz"):
-            return Trainer.save(self, path)
-        warnings.warn(f"model.save({str(path)!r}) without .npz writes a store entry; use model.to_store({str(path)!r}) "
-                      f"for a store entry or model.save({str(path) + '.npz'!r}) for a file (save() will write "
-                      ".npz files only in a later release)", FutureWarning, stacklevel=2)
-        return self.to_store(str(path), None, kind=kind, overwrite=overwrite)
+            raise InputError("save() needs a name or a path: model.save('plays') for the store, model.save('plays.npz')")
+        return Trainer.save(self, path, store, overwrite=overwrite, kind=kind)
 
     @classmethod
     def from_store(cls, name: str, store=None, *, mmap: bool = False, **params) -> "MatrixFactorization":
