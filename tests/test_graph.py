@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -166,3 +167,23 @@ def test_coerce_accepts_every_input(tmp_path):
         assert isinstance(ek.Graph.coerce(src), ek.Graph)
     with pytest.raises(InputError, match="expected an ek.Graph"):
         ek.Graph.coerce(42)
+
+
+# ---------------------------------------------------------------- bounded lines (issue 12 item 9)
+def test_a_file_without_line_breaks_is_a_one_line_error_not_a_memory_hog(tmp_path, monkeypatch):
+    import embedkit.data.graph as graph_mod
+
+    monkeypatch.setattr(graph_mod, "MAX_LINE_BYTES", 1000)
+    one_line = tmp_path / "one_line.txt"
+    for loader, first in ((ek.Graph.from_edgelist, b"a b\n"), (ek.Graph.from_typed_edgelist, b"u a r i b\n")):
+        one_line.write_bytes(first + b"x" * 5000)
+        with pytest.raises(ParseError) as info:
+            loader(one_line)
+        msg = str(info.value)
+        assert "one_line.txt:2:" in msg and "longer than 1,000 bytes" in msg and "\n" not in msg
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_dev_zero_is_refused_after_one_bounded_read():
+    with pytest.raises(ParseError, match="/dev/zero:1: line longer than"):
+        ek.Graph.from_edgelist("/dev/zero")

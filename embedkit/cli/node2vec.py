@@ -41,6 +41,29 @@ def register(groups) -> None:
                         "(default: all cores)")
     p.set_defaults(func=_train)
 
+    p.add_argument("--update", metavar="NAME", default=None,
+                   help="continue training the model saved as NAME on EDGES (the grown graph; new nodes are added; "
+                        "walk options are those of NAME; --lr defaults to its lr / 4)")
+    p.add_argument("--new-nodes-only", action="store_true",
+                   help="with --update: embed only the nodes NAME lacks, old vectors frozen (no retraining)")
+
+    m = groups.train.add_parser(
+        "metapath2vec", help="train node vectors of a typed (heterogeneous) graph along metapaths",
+        description="Train metapath2vec on a typed edge list (lines 'src_type src relation dst_type dst [weight]') "
+                    "and save the vectors (keys 'type:id') as an index.")
+    m.add_argument("edges", metavar="EDGES", help="typed edge-list file")
+    add_train_options(m, epochs=1, dim=128)
+    m.add_argument("--metapath", action="append", required=True, metavar="T1,T2,...,T1",
+                   help="node types of one metapath, comma separated, first == last (repeatable)")
+    m.add_argument("--walk-length", type=int, default=50, help="nodes per walk (default: 50)")
+    m.add_argument("--walks-per-node", type=int, default=10, help="walks per start node (default: 10)")
+    m.add_argument("--window", type=int, default=5, help="skip-gram context window (default: 5)")
+    m.add_argument("--negative", type=int, default=5, help="noise nodes per pair (default: 5)")
+    m.add_argument("--lr", type=float, default=0.025, help="initial learning rate (default: 0.025)")
+    m.add_argument("--directed", action="store_true", help="read the edges as directed (default: undirected)")
+    m.add_argument("--workers", type=int, default=None, help="CPU threads (default: all cores)")
+    m.set_defaults(func=_train_metapath2vec)
+
     e = groups.eval.add_parser(
         "node2vec", help="node-classification F1 of saved node vectors",
         description="One-vs-rest logistic regression on a random share of the labelled nodes; "
@@ -54,10 +77,54 @@ def register(groups) -> None:
     e.set_defaults(func=_eval)
 
 
+def _update(args) -> int:
+    from ..data.graph import Graph
+    from ..trainers.node2vec import Node2Vec
+
+    path = existing_file(args.edges)
+    store = get_store(args)
+    refuse_existing(store, args.name, args.force)
+    trainer = Node2Vec.from_store(args.update, store)
+    graph = Graph.from_edgelist(path, directed=args.directed, weighted=args.weighted)
+    before = len(trainer.embeddings_)
+    if args.new_nodes_only:
+        trainer.embed_new_nodes(graph, show_progress=not args.no_progress)
+    else:
+        trainer.partial_fit(graph, epochs=args.epochs, show_progress=not args.no_progress)
+    saved = save_trained(args, trainer, meta={"edges": str(path), "updated_from": args.update})
+    how = "embedded new nodes of" if args.new_nodes_only else "continued"
+    out(f"node2vec: {how} {args.update!r} on {graph}: {before} -> {len(trainer.embeddings_)} nodes")
+    out(f"saved index {args.name!r} to {saved}")
+    return 0
+
+
+def _train_metapath2vec(args) -> int:
+    from ..data.graph import Graph
+    from ..trainers.metapath2vec import MetaPath2Vec
+
+    path = existing_file(args.edges)
+    store = get_store(args)
+    refuse_existing(store, args.name, args.force)
+    metapaths = [[t.strip() for t in m.split(",") if t.strip()] for m in args.metapath]
+    trainer = MetaPath2Vec(metapaths=metapaths, dim=args.dim, walk_length=args.walk_length,
+                           walks_per_node=args.walks_per_node, window=args.window, epochs=args.epochs,
+                           negative=args.negative, lr=args.lr, seed=args.seed, device=args.device, workers=args.workers)
+    trainer.check_params()
+    graph = Graph.from_typed_edgelist(path, directed=args.directed)
+    emb = trainer.fit(graph, show_progress=not args.no_progress)
+    saved = save_trained(args, trainer, meta={"edges": str(path), "metapaths": metapaths})
+    out(f"trained metapath2vec on {graph}: {len(emb)} nodes x {emb.dim} dims, "
+        f"final loss {trainer.loss_history_[-1]:.4f}")
+    out(f"saved index {args.name!r} to {saved}")
+    return 0
+
+
 def _train(args) -> int:
     from ..data.graph import Graph
     from ..trainers.node2vec import Node2Vec
 
+    if args.update:
+        return _update(args)
     path = existing_file(args.edges)
     store = get_store(args)
     refuse_existing(store, args.name, args.force)

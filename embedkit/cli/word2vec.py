@@ -1,6 +1,8 @@
 """CLI verbs for word2vec: ``embedkit train word2vec``, ``embedkit eval word2vec`` and the demo step.
 
     embedkit train word2vec corpus.txt more.txt.gz --name words --mode skipgram --dim 100 --lr 0.025
+    embedkit train word2vec new.txt --update words --name words2       # continued training
+    embedkit train fasttext corpus.txt --name sub --bucket 200000      # subword vectors
     embedkit query words king -k 10
     embedkit eval word2vec words [--similarity PATH] [--analogy PATH]
 """
@@ -48,7 +50,30 @@ def register(groups) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="CPU threads: gensim's, or torch's on CPU; ignored on CUDA (default: all cores)")
     p.add_argument("--batch-words", type=int, default=None, help="tokens per torch step")
+    p.add_argument("--update", metavar="NAME", default=None,
+                   help="continue training the model saved as NAME on FILE (vocabulary grows; other training "
+                        "options are those of NAME except --epochs; --lr defaults to its lr / 4)")
     p.set_defaults(func=_train)
+
+    f = groups.train.add_parser(
+        "fasttext", help="train subword word vectors (fastText) that answer unknown words",
+        description="Train fastText (word2vec with hashed character n-grams) on text files and save the vectors "
+                    "as an index, the n-gram matrix in the model beside it.")
+    f.add_argument("files", nargs="+", metavar="FILE", help="corpus files")
+    add_train_options(f, epochs=5, dim=100)
+    f.add_argument("--mode", default="skipgram", choices=["skipgram", "cbow"], help="default: skipgram")
+    f.add_argument("--window", type=int, default=5, help="context window (default: 5)")
+    f.add_argument("--negative", type=int, default=5, help="noise words per example (default: 5)")
+    f.add_argument("--min-count", type=int, default=5, help="drop rarer words (default: 5)")
+    f.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold, 0 disables (default: 1e-3)")
+    f.add_argument("--lr", type=float, default=0.025, help="initial learning rate (default: 0.025)")
+    f.add_argument("--min-n", type=int, default=3, help="shortest character n-gram (default: 3)")
+    f.add_argument("--max-n", type=int, default=6, help="longest character n-gram (default: 6)")
+    f.add_argument("--bucket", type=int, default=2_000_000, help="n-gram hash buckets (default: 2,000,000)")
+    f.add_argument("--backend", default="auto", choices=["auto", "gensim", "torch"],
+                   help="auto: torch on CUDA, else gensim (default: auto)")
+    f.add_argument("--workers", type=int, default=None, help="CPU threads (default: all cores)")
+    f.set_defaults(func=_train_fasttext)
 
     e = groups.eval.add_parser(
         "word2vec", help="word similarity (Spearman) and analogy accuracy of saved word vectors",
@@ -74,9 +99,50 @@ def _trainer_from_args(args):
                     device=args.device, workers=args.workers, batch_words=args.batch_words)
 
 
+def _update(args) -> int:
+    from ..data.corpus import Corpus
+    from ..trainers.word2vec import Word2Vec
+
+    paths = [existing_file(f) for f in args.files]
+    store = get_store(args)
+    refuse_existing(store, args.name, args.force)
+    trainer = Word2Vec.from_store(args.update, store)
+    before = len(trainer.embeddings_)
+    emb = trainer.partial_fit(Corpus.from_files(paths), lr=args.lr, epochs=args.epochs,
+                              show_progress=not args.no_progress)
+    path = save_trained(args, trainer, meta={"backend": trainer.backend_, "updated_from": args.update,
+                                             "corpus": [str(p) for p in paths]})
+    out(f"continued word2vec {args.update!r} on {len(paths)} file(s): {before} -> {len(emb)} words, "
+        f"final loss {trainer.loss_history_[-1]:.4f}")
+    out(f"saved index {args.name!r} to {path}")
+    return 0
+
+
+def _train_fasttext(args) -> int:
+    from ..data.corpus import Corpus
+    from ..trainers.fasttext import FastText
+
+    paths = [existing_file(f) for f in args.files]
+    store = get_store(args)
+    refuse_existing(store, args.name, args.force)
+    trainer = FastText(mode=args.mode, dim=args.dim, window=args.window, negative=args.negative,
+                       min_count=args.min_count, sample=args.sample, epochs=args.epochs, lr=args.lr,
+                       min_n=args.min_n, max_n=args.max_n, bucket=args.bucket, seed=args.seed, backend=args.backend,
+                       device=args.device, workers=args.workers)
+    trainer.check_params()
+    emb = trainer.fit(Corpus.from_files(paths), show_progress=not args.no_progress)
+    path = save_trained(args, trainer, meta={"backend": trainer.backend_, "corpus": [str(p) for p in paths]})
+    out(f"trained fasttext ({args.mode}, {trainer.backend_}): {len(emb)} words x {emb.dim} dims, "
+        f"{emb.bucket} n-gram buckets, final loss {trainer.loss_history_[-1]:.4f}")
+    out(f"saved index {args.name!r} to {path}")
+    return 0
+
+
 def _train(args) -> int:
     from ..data.corpus import Corpus
 
+    if args.update:
+        return _update(args)
     paths = [existing_file(f) for f in args.files]
     store = get_store(args)
     refuse_existing(store, args.name, args.force)

@@ -43,7 +43,9 @@ class Graph:
     ``indices`` (float64) or ``None`` for an unweighted graph.
     """
 
-    def __init__(self, indptr, indices, weights, nodes: Sequence[str], directed: bool):
+    def __init__(self, indptr, indices, weights, nodes: Sequence[str], directed: bool, *,
+                 node_types=None, type_names: Sequence[str] | None = None, edge_types=None,
+                 relation_names: Sequence[str] | None = None):
         self.indptr = np.ascontiguousarray(indptr, dtype=np.int64)
         self.indices = np.ascontiguousarray(indices, dtype=np.int64)
         self.weights = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
@@ -54,6 +56,18 @@ class Graph:
         if self.weights is not None and len(self.weights) != len(self.indices):
             raise InputError("inconsistent CSR arrays: weights must be aligned with indices")
         self._node_index: dict[str, int] | None = None
+        # heterogeneous graphs: a type id per node (into type_names), a relation id per CSR entry
+        self.node_types = None if node_types is None else np.ascontiguousarray(node_types, dtype=np.int64)
+        self.type_names = list(type_names or [])
+        self.edge_types = None if edge_types is None else np.ascontiguousarray(edge_types, dtype=np.int64)
+        self.relation_names = list(relation_names or [])
+        if self.node_types is not None and (len(self.node_types) != len(self.nodes) or (
+                len(self.node_types) and not 0 <= self.node_types.min() <= self.node_types.max() < len(self.type_names))):
+            raise InputError("inconsistent node types: one type id per node, each < len(type_names)")
+        if self.edge_types is not None and (len(self.edge_types) != len(self.indices) or (
+                len(self.edge_types) and not 0 <= self.edge_types.min() <= self.edge_types.max()
+                < len(self.relation_names))):
+            raise InputError("inconsistent edge types: one relation id per CSR entry, each < len(relation_names)")
 
     # ------------------------------------------------------------------ sizes and lookups
     @property
@@ -81,7 +95,32 @@ class Graph:
     def __repr__(self) -> str:
         kind = "directed" if self.directed else "undirected"
         w = "weighted" if self.weighted else "unweighted"
-        return f"Graph({self.num_nodes} nodes, {self.num_edges} edges, {kind}, {w})"
+        typed = f", {len(self.type_names)} node types" if self.typed else ""
+        return f"Graph({self.num_nodes} nodes, {self.num_edges} edges, {kind}, {w}{typed})"
+
+    @property
+    def typed(self) -> bool:
+        """Whether the nodes carry types (a heterogeneous graph)."""
+        return self.node_types is not None
+
+    def node_type(self, node) -> str:
+        """The type of ``node`` (typed graphs). Raises MissingKeyError / InputError."""
+        i = self.node_index.get(str(node))
+        if i is None:
+            raise MissingKeyError(f"node {node!r} is not in the graph")
+        if not self.typed:
+            raise InputError("this graph has no node types; build it with Graph.from_typed_edgelist, "
+                             "from_typed_arrays or from_hetero")
+        return self.type_names[int(self.node_types[i])]
+
+    def nodes_of_type(self, node_type: str) -> list[str]:
+        """Ids of the nodes of one type, in row order."""
+        if not self.typed:
+            raise InputError("this graph has no node types")
+        if node_type not in self.type_names:
+            raise InputError(f"node type {node_type!r} is not in the graph; types: {', '.join(self.type_names)}")
+        t = self.type_names.index(node_type)
+        return [self.nodes[i] for i in np.flatnonzero(self.node_types == t)]
 
     @property
     def node_index(self) -> dict[str, int]:
@@ -205,63 +244,165 @@ class Graph:
         Raises ParseError ("path:line: problem") for a line with the wrong number of fields, a
         weight that is not a positive number, or a missing weight; InputError for a file without edges.
         """
-        p = Path(path)
-        if not p.exists():
-            raise InputError(f"{path}: no such file")
-        if p.is_dir():
-            raise InputError(f"{path}: is a directory, expected an edge-list file")
         index: dict[str, int] = {}
         src: list[int] = []
         dst: list[int] = []
         wts: list[float] = []
         want_w = weighted
         first_w_line = None
-        opener = gzip.open if p.suffix == ".gz" else open
-        with opener(p, "rt", encoding="utf-8", errors="strict") as fh:
-            lineno = 0
-            try:
-                for lineno, line in enumerate(fh, 1):
-                    fields = line.replace(",", " ").split()
-                    for k, f in enumerate(fields):
-                        if f.startswith("#"):
-                            del fields[k:]
-                            break
-                    if not fields:
-                        continue
-                    nf = len(fields)
-                    if nf < 2 or nf > 3:
-                        raise ParseError(path, lineno, f"expected 'src dst [weight]' (2 or 3 fields), "
-                                                       f"got {nf}: {line.strip()[:80]!r}")
-                    if want_w is None:
-                        want_w = nf == 3
-                        first_w_line = lineno
-                    if want_w:
-                        if nf != 3:
-                            where = f"line {first_w_line} has one" if first_w_line else "weighted=True was asked for"
-                            raise ParseError(path, lineno, f"this edge has no weight but {where}; give every edge "
-                                                           "a weight, or pass weighted=False")
-                        try:
-                            w = float(fields[2])
-                        except ValueError:
-                            raise ParseError(path, lineno, f"weight {fields[2]!r} is not a number") from None
-                        if not (math.isfinite(w) and w > 0):
-                            raise ParseError(path, lineno, f"weight {fields[2]!r} must be a finite number > 0")
-                        wts.append(w)
-                    a, b = fields[0], fields[1]
-                    ia = index.get(a)
-                    if ia is None:
-                        ia = index[a] = len(index)
-                    ib = index.get(b)
-                    if ib is None:
-                        ib = index[b] = len(index)
-                    src.append(ia)
-                    dst.append(ib)
-            except UnicodeDecodeError:
-                raise ParseError(path, lineno + 1, "is not UTF-8 text") from None
+        for lineno, line in _edge_lines(path, "an edge-list file"):
+            fields = _fields(line)
+            if not fields:
+                continue
+            nf = len(fields)
+            if nf < 2 or nf > 3:
+                raise ParseError(path, lineno, f"expected 'src dst [weight]' (2 or 3 fields), "
+                                               f"got {nf}: {line.strip()[:80]!r}")
+            if want_w is None:
+                want_w = nf == 3
+                first_w_line = lineno
+            if want_w:
+                if nf != 3:
+                    where = f"line {first_w_line} has one" if first_w_line else "weighted=True was asked for"
+                    raise ParseError(path, lineno, f"this edge has no weight but {where}; give every edge "
+                                                   "a weight, or pass weighted=False")
+                wts.append(_weight(path, lineno, fields[2]))
+            a, b = fields[0], fields[1]
+            ia = index.get(a)
+            if ia is None:
+                ia = index[a] = len(index)
+            ib = index.get(b)
+            if ib is None:
+                ib = index[b] = len(index)
+            src.append(ia)
+            dst.append(ib)
         if not src:
             raise InputError(f"{path}: no edges found; expected lines 'src dst [weight]'")
         w = np.asarray(wts, dtype=np.float64) if want_w else None
         return cls._from_index_arrays(np.asarray(src), np.asarray(dst), w, list(index), directed)
+
+    # ------------------------------------------------------------------ heterogeneous graphs
+    @classmethod
+    def from_typed_arrays(cls, src_type, src, rel, dst_type, dst, weight=None, *, directed: bool = False,
+                          nodes: dict | None = None) -> "Graph":
+        """Heterogeneous graph from parallel arrays: edge ``i`` joins node ``src[i]`` of type
+        ``src_type[i]`` to node ``dst[i]`` of type ``dst_type[i]`` by relation ``rel[i]``.
+
+        Node ids become ``"type:id"`` (ids of different types may coincide, e.g. ``0`` in
+        PyG), in order of first appearance; types and relations are named in order of first
+        appearance. An undirected graph stores each edge in both rows with the same relation.
+        The same pair joined by two relations keeps both entries. ``nodes`` (optional,
+        ``{type: ids}``) adds nodes, isolated ones included, before the edges' ones.
+        """
+        cols = [np.asarray(a).reshape(-1) for a in (src_type, src, rel, dst_type, dst)]
+        m = len(cols[0])
+        if any(len(c) != m for c in cols):
+            raise InputError(f"src_type, src, rel, dst_type and dst must have equal lengths; got {[len(c) for c in cols]}")
+        w = None if weight is None else _check_weights(weight, m)
+        index: dict[str, int] = {}
+        types: dict[str, int] = {}
+        node_type: list[int] = []
+
+        def node(t, k) -> int:
+            key = f"{t}:{k}"
+            i = index.get(key)
+            if i is None:
+                i = index[key] = len(index)
+                node_type.append(types.setdefault(str(t), len(types)))
+            return i
+
+        for t, ids in (nodes or {}).items():
+            for k in ids:
+                node(t, k)
+        rels: dict[str, int] = {}
+        st, s_, r_, dt, d_ = (c.tolist() for c in cols)
+        s_rows = np.fromiter((node(a, b) for a, b in zip(st, s_)), dtype=np.int64, count=m)
+        d_rows = np.fromiter((node(a, b) for a, b in zip(dt, d_)), dtype=np.int64, count=m)
+        r_ids = np.fromiter((rels.setdefault(str(x), len(rels)) for x in r_), dtype=np.int64, count=m)
+        if not index:
+            raise InputError("the graph has no nodes; give at least one edge")
+        return cls._from_typed_index(s_rows, d_rows, r_ids, w, list(index), np.asarray(node_type), list(types),
+                                     list(rels), directed)
+
+    @classmethod
+    def _from_typed_index(cls, src, dst, rel, weight, nodes, node_types, type_names, relation_names,
+                          directed) -> "Graph":
+        n, r = len(nodes), max(len(relation_names), 1)
+        if not directed:
+            off = src != dst
+            src, dst = np.concatenate([src, dst[off]]), np.concatenate([dst, src[off]])
+            rel = np.concatenate([rel, rel[off]])
+            if weight is not None:
+                weight = np.concatenate([weight, weight[off]])
+        key = (src * n + dst) * r + rel
+        uniq, inverse = np.unique(key, return_inverse=True)
+        weights = None
+        if weight is not None:
+            weights = np.bincount(inverse.ravel(), weights=weight, minlength=len(uniq))
+        pair = uniq // r
+        rows, cols = pair // max(n, 1), pair % max(n, 1)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+        return cls(indptr, cols, weights, nodes, directed, node_types=node_types, type_names=type_names,
+                   edge_types=uniq % r, relation_names=relation_names)
+
+    @classmethod
+    def from_typed_edgelist(cls, path, directed: bool = False, weighted: bool | None = None) -> "Graph":
+        """Read a heterogeneous graph: lines ``src_type src relation dst_type dst [weight]``
+        (whitespace, tab or comma separated; ``#`` comments; ``.gz`` allowed), e.g.
+        ``user u1 bought item i7``. Node ids become ``"type:id"``; see :meth:`from_typed_arrays`.
+
+        Raises ParseError ("path:line: problem") for a line with the wrong number of fields or a
+        bad weight, InputError for a file without edges.
+        """
+        cols: list[list[str]] = [[], [], [], [], []]
+        wts: list[float] = []
+        want_w = weighted
+        for lineno, line in _edge_lines(path, "a typed edge-list file"):
+            fields = _fields(line)
+            if not fields:
+                continue
+            nf = len(fields)
+            if nf not in (5, 6):
+                raise ParseError(path, lineno, f"expected 'src_type src relation dst_type dst [weight]' "
+                                               f"(5 or 6 fields), got {nf}: {line.strip()[:80]!r}")
+            if want_w is None:
+                want_w = nf == 6
+            if want_w:
+                if nf != 6:
+                    raise ParseError(path, lineno, "this edge has no weight but earlier ones have; give every "
+                                                   "edge a weight, or pass weighted=False")
+                wts.append(_weight(path, lineno, fields[5]))
+            for c, f in zip(cols, fields):
+                c.append(f)
+        if not cols[0]:
+            raise InputError(f"{path}: no edges found; expected lines 'src_type src relation dst_type dst [weight]'")
+        return cls.from_typed_arrays(*cols, weight=np.asarray(wts) if want_w else None, directed=directed)
+
+    @classmethod
+    def from_hetero(cls, data, directed: bool = False) -> "Graph":
+        """Heterogeneous graph from a torch_geometric ``HeteroData``: node ``i`` of type ``t``
+        becomes ``"t:i"`` (every node of every type, isolated ones included), each edge type
+        ``(src_type, relation, dst_type)`` a relation. ``directed=False`` (default) stores each
+        edge both ways; a HeteroData that already holds reverse relations then has both."""
+        try:
+            edge_types = list(data.edge_types)
+            node_types = list(data.node_types)
+        except AttributeError:
+            raise InputError(f"from_hetero expects a torch_geometric HeteroData; got {type(data).__name__}") from None
+        nodes = {t: range(int(data[t].num_nodes or 0)) for t in node_types}
+        cols: list[list[np.ndarray]] = [[], [], [], [], []]
+        for (s, r, d) in edge_types:
+            ei = data[(s, r, d)].edge_index.detach().cpu().numpy().astype(np.int64)
+            m = ei.shape[1]
+            if m and (ei[0].max() >= len(nodes.get(s, ())) or ei[1].max() >= len(nodes.get(d, ()))):
+                raise InputError(f"edge type {(s, r, d)} holds node ids beyond the number of {s!r}/{d!r} nodes")
+            for c, v in zip(cols, (np.full(m, s, dtype=object), ei[0], np.full(m, f"{s}__{r}__{d}", dtype=object),
+                                   np.full(m, d, dtype=object), ei[1])):
+                c.append(v)
+        if not cols[0] or not sum(len(x) for x in cols[0]):
+            raise InputError("the HeteroData has no edges")
+        return cls.from_typed_arrays(*(np.concatenate(c) for c in cols), directed=directed, nodes=nodes)
 
     @classmethod
     def from_networkx(cls, graph, weight: str | None = "weight") -> "Graph":
@@ -354,10 +495,63 @@ class Graph:
         mod = type(data).__module__ or ""
         if mod.startswith("networkx"):
             return cls.from_networkx(data)
+        if type(data).__name__ == "HeteroData":
+            return cls.from_hetero(data)
         if mod.startswith("torch_geometric") or hasattr(data, "edge_index"):
             return cls.from_pyg(data)
         raise InputError(f"expected an ek.Graph, a networkx graph, a torch_geometric Data or an edge-list path; "
                          f"got {type(data).__name__}")
+
+
+MAX_LINE_BYTES = 1 << 20   # an edge line is a few dozen bytes; a longer line is not an edge list
+
+
+def _edge_lines(path, what: str):
+    """``(line number, text)`` of a plain or ``.gz`` UTF-8 edge-list file, reading at most
+    MAX_LINE_BYTES per line: a file without line breaks (a 1 GB single line, /dev/zero) gives a
+    ParseError naming the file and line instead of filling memory."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{path}: no such file")
+    if p.is_dir():
+        raise InputError(f"{path}: is a directory, expected {what}")
+    opener = gzip.open if p.suffix == ".gz" else open
+    lineno = 0
+    try:
+        with opener(p, "rb") as fh:
+            while True:
+                raw = fh.readline(MAX_LINE_BYTES + 1)
+                if not raw:
+                    return
+                lineno += 1
+                if len(raw) > MAX_LINE_BYTES:
+                    raise ParseError(path, lineno, f"line longer than {MAX_LINE_BYTES:,} bytes: not {what} "
+                                                   "(expected short lines 'src dst [weight]')")
+                try:
+                    yield lineno, raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ParseError(path, lineno, "is not UTF-8 text") from None
+    except (OSError, EOFError) as exc:
+        raise ParseError(path, lineno + 1, f"cannot read the file ({type(exc).__name__}: {exc})") from None
+
+
+def _fields(line: str) -> list[str]:
+    """Whitespace/comma separated fields of a line, a field starting with ``#`` ending it."""
+    fields = line.replace(",", " ").split()
+    for k, f in enumerate(fields):
+        if f.startswith("#"):
+            return fields[:k]
+    return fields
+
+
+def _weight(path, lineno: int, text: str) -> float:
+    try:
+        w = float(text)
+    except ValueError:
+        raise ParseError(path, lineno, f"weight {text!r} is not a number") from None
+    if not (math.isfinite(w) and w > 0):
+        raise ParseError(path, lineno, f"weight {text!r} must be a finite number > 0")
+    return w
 
 
 def _check_weights(weight, n: int) -> np.ndarray:

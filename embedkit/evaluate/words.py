@@ -85,12 +85,15 @@ def _read_lines(path):
                 raise ParseError(path, no, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
-def similarity_report(emb, pairs_path=None) -> dict:
+def similarity_report(emb, pairs_path=None, *, oov: bool | None = None) -> dict:
     """Spearman correlation of cosine similarities with human scores, plus coverage.
 
     ``pairs_path``: lines ``word1 word2 score`` (tab or spaces; ``#`` starts a comment);
     default: gensim's bundled WordSim353. Returns ``{"spearman", "pairs", "covered",
-    "coverage", "oov_pairs"}``; ``spearman`` is NaN when fewer than two pairs are covered.
+    "coverage", "oov_pairs", "oov_answered"}``; ``spearman`` is NaN when fewer than two pairs
+    are covered. ``oov``: answer unknown words from the embeddings' subwords (FastText's
+    ``FastTextEmbeddings.vector``); None: whenever the embeddings can (``oov_answered`` counts
+    the pairs so included; ``oov_pairs`` lists those still skipped).
     Raises ParseError on a malformed line.
     """
     from scipy.stats import spearmanr
@@ -98,7 +101,20 @@ def similarity_report(emb, pairs_path=None) -> dict:
     path = Path(pairs_path) if pairs_path is not None else bundled_eval_path("wordsim353")
     table = _lookup(emb)
     unit = unit_rows(emb.vectors)
-    human, model, total, oov = [], [], 0, []
+    can = callable(getattr(emb, "has_vector", None)) and callable(getattr(emb, "vector", None))
+    if oov and not can:
+        raise InputError("oov=True needs embeddings that answer unknown words (FastTextEmbeddings)")
+    use_oov = can if oov is None else bool(oov)
+    answered = 0
+
+    def unit_of(word, row):
+        if row is not None:
+            return unit[row]
+        v = np.asarray(emb.vector(word), dtype=np.float64)
+        n = float(np.linalg.norm(v))
+        return v / n if n > 0 else v
+
+    human, model, total, skipped = [], [], 0, []
     for no, line in _read_lines(path):
         if not line or line.startswith("#"):
             continue
@@ -115,16 +131,19 @@ def similarity_report(emb, pairs_path=None) -> dict:
         total += 1
         ia, ib = table.get(a.lower()), table.get(b.lower())
         if ia is None or ib is None:
-            oov.append((a, b))
-            continue
+            if not (use_oov and (ia is not None or emb.has_vector(a.lower()))
+                    and (ib is not None or emb.has_vector(b.lower()))):
+                skipped.append((a, b))
+                continue
+            answered += 1
         human.append(score)
-        model.append(float(unit[ia] @ unit[ib]))
+        model.append(float(unit_of(a.lower(), ia) @ unit_of(b.lower(), ib)))
     if total == 0:
         raise InputError(f"{path}: holds no word pairs")
     covered = len(human)
     rho = float(spearmanr(human, model).statistic) if covered >= 2 else float("nan")
     return {"spearman": rho, "pairs": total, "covered": covered, "coverage": covered / total,
-            "oov_pairs": oov}
+            "oov_pairs": skipped, "oov_answered": answered}
 
 
 def word_similarity(emb, pairs_path=None) -> float:

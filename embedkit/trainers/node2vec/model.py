@@ -43,6 +43,17 @@ _CPU_WALKERS = 65_536       # walks advanced at once: big enough to amortise tor
 _CUDA_WALKERS = 1 << 20
 
 
+class _Mapped:
+    """A walk stream whose tokens (graph rows) are mapped to model rows by ``lut``."""
+
+    def __init__(self, stream, lut):
+        self.stream, self.lut = stream, lut
+
+    def __iter__(self):
+        for tokens, lengths in self.stream:
+            yield self.lut.index_select(0, tokens), lengths
+
+
 class Node2Vec(Trainer):
     """Node2vec: second-order biased random walks + skip-gram with negative sampling.
 
@@ -104,6 +115,10 @@ class Node2Vec(Trainer):
     The fitted model saves without pickle (``save`` / ``load``, ``to_store`` / ``from_store``):
     node keys, input vectors and output (negative-sampling) weights of the visited nodes, visit
     counts and skipped nodes; not the graph.
+
+    Growing graphs: ``partial_fit(grown_graph)`` keeps training a fitted or loaded model on
+    walks over the grown graph (new nodes added); ``embed_new_nodes(grown_graph)`` gives vectors
+    to the new nodes only, with every old vector frozen (both on the torch engine).
 
     Raises
     ------
@@ -221,6 +236,145 @@ class Node2Vec(Trainer):
                           f"{shown}{more} (see skipped_nodes_)", stacklevel=2)
         self.graph_ = graph
         return self.embeddings_
+
+    # ------------------------------------------------------------------ continued training, new nodes
+    def _tables(self):
+        """(input, output) tables over ``nodes_`` (zero rows for skipped nodes)."""
+        rows = np.zeros((len(self.nodes_), self.embeddings_.dim), dtype=np.float32)
+        out = np.zeros_like(rows)
+        visited = self.visit_counts_ > 0
+        rows[visited], out[visited] = self.embeddings_.vectors, self._output
+        return rows, out
+
+    def _grown(self, graph, dev, *, starts=None, walks_per_node=None, epochs, lr, frozen_old: bool,
+               show_progress, callback, desc):
+        """Train the engine on walks over ``graph`` with the model's nodes plus ``graph``'s new ones.
+
+        Returns (all node keys, model-row visit counts of these walks, input, output, losses,
+        the model rows of the new nodes). ``starts``: graph rows to start walks from (default:
+        every node with out-edges). ``frozen_old``: old rows do not move (only new rows learn).
+        """
+        import torch
+
+        from ..sgns.engine import cpu_threads, train_skipgram
+        from .walks import WalkSampler, WalkStream
+
+        old = list(self.nodes_)
+        index = {k: i for i, k in enumerate(old)}
+        skipped = set(self.skipped_nodes_)
+        new = [k for k in graph.nodes if k not in index]
+        keys = old + new
+        index.update({k: len(old) + i for i, k in enumerate(new)})
+        lut = torch.as_tensor(np.fromiter((index[k] for k in graph.nodes), dtype=np.int64, count=graph.num_nodes))
+        if starts is None:
+            starts = np.flatnonzero(graph.degrees() > 0)
+        wpn = self.walks_per_node if walks_per_node is None else walks_per_node
+        fresh_rows = [index[k] for k in new] + [index[k] for k in skipped if k in graph.node_index]
+        with cpu_threads(self.workers, dev):
+            steps = len(starts) * wpn * (self.walk_length - 1) * epochs
+            sampler = WalkSampler(graph, p=self.p, q=self.q, device=dev, expected_steps=steps)
+            batch = self.walk_batch_size or (_CUDA_WALKERS if dev.type == "cuda" else _CPU_WALKERS)
+            stream = WalkStream(sampler, np.asarray(starts, dtype=np.int64), walk_length=self.walk_length,
+                                walks_per_node=wpn, seed=self.seed + 7919 * (1 + len(self.loss_history_)),
+                                batch_walkers=batch)
+            lut = lut.to(dev)
+            mapped = _Mapped(stream, lut)
+            counts = np.zeros(len(keys), dtype=np.int64)
+            np.add.at(counts, lut.cpu().numpy(), stream.counts(graph.num_nodes))
+            if not counts.sum():
+                raise InputError("the walks visit no node: give edges that touch the nodes to embed")
+            w_in, w_out = self._tables()
+            gen = np.random.default_rng([self.seed, len(keys)])
+            w_in = np.concatenate([w_in, np.zeros((len(new), w_in.shape[1]), dtype=np.float32)])
+            w_out = np.concatenate([w_out, np.zeros((len(new), w_in.shape[1]), dtype=np.float32)])
+            w_in[fresh_rows] = (gen.random((len(fresh_rows), w_in.shape[1]), dtype=np.float32) * 2 - 1) / w_in.shape[1]
+            noise_counts = np.concatenate([self.visit_counts_, np.zeros(len(new), dtype=np.int64)]) + counts
+            trainable = None
+            if frozen_old:
+                learn = np.zeros(len(keys), dtype=bool)
+                learn[fresh_rows] = True
+                trainable = (learn, learn)
+            vectors, losses, output = train_skipgram(
+                mapped, noise_counts, mode="skipgram", dim=self.dim, window=self.window, negative=self.negative,
+                sample=self.sample, epochs=epochs, lr=lr, min_lr=min(self.min_lr, lr), seed=self.seed + len(keys),
+                device=dev, total_words=int(counts.sum()), show_progress=show_progress, callback=callback,
+                desc=desc, return_output=True, init=(w_in, w_out), trainable=trainable)
+        visits = np.concatenate([self.visit_counts_, np.zeros(len(new), dtype=np.int64)]) + counts
+        return keys, visits, vectors, output, losses, fresh_rows
+
+    def _resolve_update(self, graph, lr, epochs, owner):
+        from ..._validation import check_float, check_int
+        from ...data.graph import Graph
+
+        self._check_fitted()
+        params = self._validate_params(warn=False)
+        graph = Graph.coerce(graph)
+        if not (graph.degrees() > 0).any():
+            raise InputError("the graph has no edges: node2vec needs edges to walk on")
+        lr = self.lr / 4 if lr is None else check_float(owner, "lr", lr, 0.0, 10.0, low_open=True)
+        epochs = epochs if epochs is None else check_int(owner, "epochs", epochs, 1)
+        dev = resolve_device(self.device, owner)
+        self._warn_ignored(params, ignored_by("torch", dev))
+        return graph, lr, epochs, dev
+
+    def partial_fit(self, graph, *, lr: float | None = None, epochs: int | None = None,
+                    show_progress: bool = True, callback=None) -> Embeddings:
+        """Continue training a fitted (or loaded) model on walks over ``graph`` (the grown graph,
+        or only its new part); returns the new Embeddings.
+
+        Nodes of ``graph`` the model does not know are added (input vectors drawn as at the start
+        of a fit, output weights zero); every node's vector starts from where it is. The rate
+        decays from ``lr`` (default: the model's ``lr / 4``, which keeps old vectors from
+        drifting) to ``min_lr`` over ``epochs`` (default: the model's). Runs on the torch engine
+        (CPU or CUDA, whatever ``backend``) since gensim cannot continue from node rows.
+        ``loss_history_`` gains one entry per epoch; ``graph_`` becomes ``graph``.
+        """
+        graph, lr, epochs, dev = self._resolve_update(graph, lr, epochs, "Node2Vec.partial_fit")
+        self._check_callback(_OWNER, callback)
+        keys, visits, vectors, output, losses, _ = self._grown(
+            graph, dev, epochs=epochs or self.epochs, lr=lr, frozen_old=False, show_progress=show_progress,
+            callback=callback, desc="node2vec (update)")
+        self._set_fitted(keys, visits, vectors, output, self._loss_history() + list(losses), "torch")
+        self.graph_ = graph
+        return self.embeddings_
+
+    def embed_new_nodes(self, graph, *, walks_per_node: int | None = None, epochs: int | None = None,
+                        lr: float | None = None, show_progress: bool = False) -> Embeddings:
+        """Vectors for nodes added after training, without retraining the others.
+
+        ``graph``: the grown graph (or at least the new nodes' edges and their neighbours' edges).
+        Its nodes that the model has no vector for are the new ones: walks start from them only
+        (``walks_per_node`` each, default 4x the model's), and skip-gram runs over these walks for
+        ``epochs`` (default 5) with every old input and output vector frozen, so only the new rows
+        learn, against the old vectors of the nodes they walk past. The model gains the new nodes
+        (``embeddings_``, ``nodes_``, ``visit_counts_``); returns the Embeddings of the new nodes.
+        Raises InputError when ``graph`` holds no new node.
+        """
+        from ..._validation import check_int
+
+        graph, lr, epochs, dev = self._resolve_update(graph, self.lr if lr is None else lr, epochs,
+                                                      "Node2Vec.embed_new_nodes")
+        have = set(self.embeddings_.keys)
+        new_rows = np.fromiter((i for i, k in enumerate(graph.nodes) if k not in have), dtype=np.int64)
+        if not len(new_rows):
+            raise InputError("the graph holds no node the model lacks a vector for: nothing to embed "
+                             "(use partial_fit to keep training the old nodes)")
+        starts = new_rows[graph.degrees()[new_rows] > 0]
+        if not graph.directed:
+            lonely = len(new_rows) - len(starts)
+            if lonely:
+                log.warning("Node2Vec.embed_new_nodes: %d new node(s) without edges get no vector", lonely)
+        if not len(starts):
+            raise InputError("no new node has an edge: give the edges that join the new nodes to the graph")
+        wpn = 4 * self.walks_per_node if walks_per_node is None else check_int(
+            "Node2Vec.embed_new_nodes", "walks_per_node", walks_per_node, 1)
+        keys, visits, vectors, output, losses, fresh = self._grown(
+            graph, dev, starts=starts, walks_per_node=wpn, epochs=epochs or 5, lr=lr, frozen_old=True,
+            show_progress=show_progress, callback=None, desc="node2vec (new nodes)")
+        backend = self.backend_
+        self._set_fitted(keys, visits, vectors, output, self.loss_history_, backend)
+        fresh = [keys[i] for i in sorted(fresh) if visits[i] > 0]
+        return Embeddings(fresh, self.embeddings_[fresh] if fresh else np.zeros((0, self.dim), np.float32))
 
     def _set_fitted(self, nodes, counts, vectors, output, losses, backend) -> None:
         """Fitted attributes from all nodes (row order), visits per node and node-row vectors."""

@@ -12,7 +12,8 @@ their Compositionality", NIPS 2013) with the semantics of word2vec.c and gensim:
   (a noise word equal to the target is skipped, as in gensim);
 - plain SGD whose learning rate decays linearly from ``lr`` to ``min_lr`` over all epochs
   (word2vec's alpha / min_alpha);
-- init: input vectors uniform in ``[-0.5/dim, 0.5/dim)``, output vectors zero (word2vec.c);
+- init: input vectors uniform in ``[-1/dim, 1/dim)`` (gensim 4; word2vec.c draws half that
+  range), output vectors zero;
 - skip-gram: each (centre, context) pair predicts the centre from the context word's input
   vector; CBOW: the mean of the context input vectors predicts the centre and every context
   word receives the full error (word2vec.c, gensim ``cbow_mean=1``).
@@ -71,7 +72,11 @@ __all__ = ["train_skipgram", "evaluate_loss", "cpu_threads", "MAX_SENTENCE_LEN"]
 
 MAX_SENTENCE_LEN = 10_000   # longer sentences are cut into pieces of this size (as gensim does)
 _BATCH_WORDS = 1 << 14   # tokens per step; the same on CPU and CUDA: same algorithm, same vectors' quality
-_MIN_STEPS = 100         # small corpora: smaller steps, so that an epoch still makes this many updates
+_MIN_STEPS = 500         # small corpora: smaller steps, so that an epoch still makes this many updates
+# (small corpora: held-out loss against gensim's, benchmarks/sgns_quality_bench.py: 100 steps per
+# epoch and word2vec.c's init left +0.009 (skip-gram) / +0.017 (CBOW); 500 steps and gensim's init
+# about halve the skip-gram gap and close CBOW's)
+_CHECK_EVERY = 32         # steps between two checks that the loss is still finite (one host sync)
 _ROW_STEP = 0.7   # default max_row_step (see _apply): below 1, as both sides of a pair move at once
 
 
@@ -212,13 +217,14 @@ def _scores(u, x, noise, out):
     return s, sign, valid
 
 
-def _update_both(w_in, w_out, in_rows, x, u, targets, g, sig, valid, lr, tau, in_pick=None):
+def _update_both(w_in, w_out, in_rows, x, u, targets, g, sig, valid, lr, tau, in_pick=None, train=None):
     """Apply one step's updates to output rows (``targets``) and input rows (``in_rows``).
 
     ``x`` (E, D): the input-side vector of each example (skip-gram: the context word's
     vector; CBOW: the context mean); ``u`` (E, 1+K, D): its target rows; ``g`` the
     lr-scaled coefficients. ``in_pick`` maps each input-row occurrence to its example
-    (CBOW: several context words share one example); None means one-to-one.
+    (CBOW: several context words share one example); None means one-to-one. ``train``:
+    None, or ``(input mask, output mask)`` float tensors (1: the row learns, 0: frozen).
     """
     torch = _torch()
     dim = x.shape[1]
@@ -236,29 +242,56 @@ def _update_both(w_in, w_out, in_rows, x, u, targets, g, sig, valid, lr, tau, in
         proj = torch.bmm(uu, d.unsqueeze(2)).squeeze(2)
         return (cc * proj * proj).sum(1)
 
+    grad_in = grad_x if in_pick is None else grad_x.index_select(0, in_pick)
+    if train is not None:
+        grad_u = grad_u * train[1].index_select(0, flat).unsqueeze(1)
+        grad_in = grad_in * train[0].index_select(0, in_rows).unsqueeze(1)
     _apply(w_out, flat, grad_u, lr, tau, out_curv)
-    _apply(w_in, in_rows, grad_x if in_pick is None else grad_x.index_select(0, in_pick), lr, tau, in_curv)
+    _apply(w_in, in_rows, grad_in, lr, tau, in_curv)
 
 
-def _sg_step(w_in, w_out, inp, out, noise, lr, tau, update=True):
+def _bags(subwords, words):
+    """Input rows of each word's bag (the word's own row and its character n-gram buckets):
+    ``(rows, example of each row, bag sizes)`` for the CSR ``subwords = (ptr, idx)``."""
+    torch = _torch()
+    ptr, idx = subwords
+    start = ptr.index_select(0, words)
+    size = ptr.index_select(0, words + 1) - start
+    pick = torch.repeat_interleave(torch.arange(words.numel(), device=words.device), size)
+    first = torch.cumsum(size, 0) - size
+    offset = torch.arange(pick.numel(), device=words.device) - first.index_select(0, pick)
+    return idx.index_select(0, start.index_select(0, pick) + offset), pick, size
+
+
+def _sg_step(w_in, w_out, inp, out, noise, lr, tau, update=True, subwords=None, train=None):
     """One skip-gram step on pairs (input row ``inp`` predicts output row ``out``).
 
+    ``subwords``: None, or the CSR ``(ptr, idx)`` of each word's input rows (fastText: the
+    word's row and its hashed character n-grams); the input vector is then the mean of the
+    bag and every row of the bag receives the full error (fastText, gensim FastText).
     Returns the summed loss of the step (0-dim tensor) and the number of examples.
     """
     torch = _torch()
     targets = torch.cat([out.unsqueeze(1), noise], dim=1)               # (P, 1+K)
-    v = w_in.index_select(0, inp)                                       # (P, D)
+    pick = None
+    if subwords is None:
+        v = w_in.index_select(0, inp)                                   # (P, D)
+    else:
+        inp, pick, size = _bags(subwords, inp)
+        v = torch.zeros((out.numel(), w_in.shape[1]), device=w_in.device, dtype=w_in.dtype)
+        v.index_add_(0, pick, w_in.index_select(0, inp))
+        v /= size.unsqueeze(1).to(v.dtype)
     u = _rows(w_out, targets)                                           # (P, 1+K, D)
     s, sign, valid = _scores(u, v, noise, out)
     loss = -(torch.nn.functional.logsigmoid(sign * s) * valid).sum()
     if update:
         sig = torch.sigmoid(s)
         g = ((sign > 0).to(s.dtype) - sig) * valid * lr                 # (P, 1+K)
-        _update_both(w_in, w_out, inp, v, u, targets, g, sig, valid, lr, tau)
-    return loss, inp.numel()
+        _update_both(w_in, w_out, inp, v, u, targets, g, sig, valid, lr, tau, in_pick=pick, train=train)
+    return loss, out.numel()
 
 
-def _cbow_step(w_in, w_out, ids, centre_pos, context_pos, noise_fn, lr, tau, update=True):
+def _cbow_step(w_in, w_out, ids, centre_pos, context_pos, noise_fn, lr, tau, update=True, train=None):
     """One CBOW step: the mean of each centre's context input vectors predicts the centre.
 
     As in word2vec.c, every context word receives the full error of its example.
@@ -287,7 +320,7 @@ def _cbow_step(w_in, w_out, ids, centre_pos, context_pos, noise_fn, lr, tau, upd
     if update:
         sig = torch.sigmoid(s)
         g = ((sign > 0).to(s.dtype) - sig) * valid * lr
-        _update_both(w_in, w_out, ctx_ids, h, u, targets, g, sig, valid, lr, tau, in_pick=pair_row)
+        _update_both(w_in, w_out, ctx_ids, h, u, targets, g, sig, valid, lr, tau, in_pick=pair_row, train=train)
     return loss, m
 
 
@@ -369,16 +402,28 @@ def train_skipgram(
     desc: str = "skipgram",
     max_row_step: Optional[float] = None,
     return_output: bool = False,
+    init=None,
+    trainable=None,
+    subwords=None,
 ):
     """Train skip-gram or CBOW with negative sampling; return (input vectors, loss per epoch),
     and the output (negative-sampling) vectors third with ``return_output=True``.
 
     Parameters are those of word2vec (see the module docstring). ``batch_words``: tokens per
-    step, cut at sentence ends (default 16,384, or ``total_words / 100`` for small corpora so
-    that an epoch still makes about 100 steps). ``total_words``: tokens per epoch, for the
+    step, cut at sentence ends (default 16,384, or ``total_words / 500`` for small corpora so
+    that an epoch still makes about 500 steps). ``total_words``: tokens per epoch, for the
     learning-rate schedule and the progress bar (default ``counts.sum()``). ``max_row_step``
     (default 0.7): the Newton-step limit of frequent rows; ``float("inf")`` disables it.
     ``device``: "auto", "cpu", "cuda", "cuda:N" or a ``torch.device``.
+
+    Continued training and frozen rows: ``init=(input, output)`` starts from these float
+    arrays instead of the random/zero init (continued training; the output table has one row
+    per id of ``counts``); ``trainable=(input mask, output mask)`` (boolean arrays, one entry
+    per row; None for one side: all rows) freezes the rows whose entry is False (new nodes
+    embedded beside frozen old ones). ``subwords=(ptr, idx, input_rows)`` (fastText): word
+    ``i``'s input vector is the mean of the input rows ``idx[ptr[i]:ptr[i+1]]`` (its own row
+    and its character n-gram buckets) out of ``input_rows`` rows; skip-gram only. The input
+    table (all ``input_rows`` rows) is then what is returned first.
 
     Raises InputError on bad counts, token ids outside ``[0, len(counts))``, an epoch with
     no tokens, or a diverged run (non-finite loss: lower lr, batch_words or max_row_step).
@@ -405,9 +450,33 @@ def train_skipgram(
     if batch_words < 1:
         raise InputError(f"batch_words must be >= 1; got {batch_words}")
 
-    init_gen = torch.Generator().manual_seed(int(seed))
-    w_in = ((torch.rand((vocab_size, dim), generator=init_gen) - 0.5) / dim).to(dev)
-    w_out = torch.zeros((vocab_size, dim), device=dev)
+    sub = None
+    in_rows = vocab_size
+    if subwords is not None:
+        if mode != "skipgram":
+            raise InputError("subword (fastText) training on the torch engine is skip-gram only; use mode='skipgram'")
+        ptr, idx, in_rows = subwords
+        sub = (_as_long(ptr, dev), _as_long(idx, dev))
+        in_rows = int(in_rows)
+    if init is None:
+        init_gen = torch.Generator().manual_seed(int(seed))
+        w_in = ((torch.rand((in_rows, dim), generator=init_gen) * 2.0 - 1.0) / dim).to(dev)
+        w_out = torch.zeros((vocab_size, dim), device=dev)
+    else:
+        w_in = torch.as_tensor(np.array(init[0], dtype=np.float32)).to(dev)
+        w_out = torch.as_tensor(np.array(init[1], dtype=np.float32)).to(dev)
+        if w_in.shape != (in_rows, dim) or w_out.shape != (vocab_size, dim):
+            raise InputError(f"init holds input {tuple(w_in.shape)} and output {tuple(w_out.shape)} tables; "
+                             f"expected ({in_rows}, {dim}) and ({vocab_size}, {dim})")
+    train = None
+    if trainable is not None:
+        masks = []
+        for table, mask in zip((w_in, w_out), trainable):
+            m = torch.ones(table.shape[0]) if mask is None else torch.as_tensor(np.asarray(mask, dtype=np.float32))
+            if m.shape != (table.shape[0],):
+                raise InputError(f"a trainable mask has {m.shape[0]} entries for a table of {table.shape[0]} rows")
+            masks.append(m.to(dev))
+        train = tuple(masks)
     sampler = _Sampler(counts, sample, dev, seed + 1)
     noise = _Noise(sampler, negative)
 
@@ -421,6 +490,7 @@ def train_skipgram(
             examples = 0
             seen = 0
             last_post = time.monotonic()
+            steps = 0
             for tokens, lengths in batches:
                 tokens = _as_long(tokens, dev)
                 lengths = _as_long(lengths, dev)
@@ -438,11 +508,16 @@ def train_skipgram(
                         if centre.numel():
                             if mode == "skipgram":
                                 loss, n = _sg_step(w_in, w_out, ids[context], ids[centre],
-                                                   noise((centre.numel(), negative)), step_lr, tau)
+                                                   noise((centre.numel(), negative)), step_lr, tau,
+                                                   subwords=sub, train=train)
                             else:
-                                loss, n = _cbow_step(w_in, w_out, ids, centre, context, noise, step_lr, tau)
+                                loss, n = _cbow_step(w_in, w_out, ids, centre, context, noise, step_lr, tau,
+                                                     train=train)
                             loss_sum += loss
                             examples += n
+                            steps += 1
+                            if steps % _CHECK_EVERY == 0 and not bool(torch.isfinite(loss_sum)):
+                                _diverged(epoch, float(loss_sum.item()), done_all + seen, lr)
                     seen += raw
                     bar.update(raw)
                     if show_progress and time.monotonic() - last_post > 1.0 and examples:
@@ -451,10 +526,13 @@ def train_skipgram(
             done_all += seen
             if seen == 0:
                 raise InputError("the corpus yielded no tokens in this epoch: nothing to train on")
-            epoch_loss = float(loss_sum.item() / examples) if examples else float("nan")
-            if not math.isfinite(epoch_loss) and examples:
-                raise InputError(f"training diverged in epoch {epoch} (loss {epoch_loss}); "
-                                 "lower lr, batch_words or max_row_step")
+            if examples == 0:
+                raise InputError(f"epoch {epoch} formed no training example: no sentence (walk) holds two words "
+                                 "within reach of each other after subsampling; give sentences of several words "
+                                 "(lower min_count, or sample=0 for a tiny corpus)")
+            epoch_loss = float(loss_sum.item() / examples)
+            if not math.isfinite(epoch_loss):
+                _diverged(epoch, epoch_loss, done_all, lr)
             losses.append(epoch_loss)
             bar.set_postfix(epoch=epoch, loss=f"{epoch_loss:.4f}")
             log.info("%s epoch %d/%d: loss %.4f over %d examples", desc, epoch, epochs, epoch_loss, examples)
@@ -466,6 +544,13 @@ def train_skipgram(
     if return_output:
         return vectors, losses, w_out.cpu().numpy().astype(np.float32, copy=False)
     return vectors, losses
+
+
+def _diverged(epoch: int, loss: float, words: int, lr: float):
+    """Stop a run whose loss is no longer finite (nothing is returned, so nothing is saved)."""
+    raise InputError(f"training diverged in epoch {epoch}: the loss became {loss} after {words:,} words, "
+                     f"so the vectors are no longer finite; the learning rate lr={lr:g} is too high for this data "
+                     "(lower lr, or batch_words / max_row_step)")
 
 
 def _check_block(tokens, lengths, vocab_size: int) -> None:

@@ -65,10 +65,12 @@ def _locate_decode_error(path: Path) -> None:
 
 
 def _loss_sample(corpus, key_to_index):
+    """The first sentences (about _LOSS_SAMPLE_TOKENS tokens) with two or more in-vocabulary
+    words, encoded; empty when no sentence of the corpus has two (it forms no example)."""
     ids, lengths, n = [], [], 0
     for sentence in corpus:
         enc = [key_to_index[w] for w in sentence if w in key_to_index]
-        if enc:
+        if len(enc) >= 2:
             ids.extend(enc)
             lengths.append(len(enc))
             n += len(enc)
@@ -163,6 +165,10 @@ def train(model, source: dict, *, epochs: int, lr_schedule: str, loss_of, units_
         def on_epoch_end(self, m):
             self.epoch += 1
             loss = float(loss_of(m))
+            if not np.isfinite(loss):   # stop here: a run whose loss is not finite must not be saved
+                raise InputError(f"training diverged in epoch {self.epoch}: the loss became {loss}, so the vectors "
+                                 f"are no longer finite; the learning rate lr={model.alpha:g} is too high for this "
+                                 "data (lower lr)")
             losses.append(loss)
             bar.update(units_per_epoch)
             bar.set_postfix(epoch=self.epoch, loss=f"{loss:.4f}")
@@ -220,10 +226,11 @@ def fit_corpus(corpus, *, mode: str, dim: int, window: int, negative: int, min_c
         keys = list(model.wv.index_to_key)
         counts = np.array([model.wv.get_vecattr(k, "count") for k in keys], dtype=np.int64)
         sample_ids, sample_lengths = _loss_sample(corpus, model.wv.key_to_index)
+        if not len(sample_ids):
+            raise InputError("the corpus forms no training example: no sentence holds two in-vocabulary words "
+                             f"(min_count={min_count}); give sentences of several words, one sentence per line")
 
         def loss_of(m):
-            if not len(sample_ids):
-                return float("nan")
             return evaluate_loss(m.wv.vectors, m.syn1neg, sample_ids, sample_lengths, counts, mode=mode,
                                  window=window, negative=negative, sample=sample, seed=seed)
 
@@ -237,6 +244,45 @@ def fit_corpus(corpus, *, mode: str, dim: int, window: int, negative: int, min_c
     finally:
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def continue_corpus(corpus, keys, counts, vectors, output, *, mode: str, window: int, negative: int,
+                    min_count: int, sample: float, epochs: int, lr: float, min_lr: float, seed: int,
+                    workers: int | None, batch_words: int | None, show_progress: bool = True,
+                    callback=None) -> dict:
+    """Continued training on gensim: a gensim model rebuilt from a saved vocabulary (keys, counts)
+    and its input/output tables, grown with ``build_vocab(update=True)`` on ``corpus`` and trained
+    with the rate decaying from ``lr`` to ``min_lr``. Returns what :func:`fit_corpus` returns."""
+    from .engine import evaluate_loss
+
+    vectors = np.asarray(vectors, dtype=np.float32)
+    model = build_model(sg=mode == "skipgram", dim=vectors.shape[1], window=window, negative=negative,
+                        min_count=min_count, sample=sample, epochs=epochs, lr=lr, min_lr=min_lr, seed=seed,
+                        workers=workers, batch_words=batch_words)
+    model.build_vocab_from_freq({k: int(c) for k, c in zip(keys, counts)})
+    rows = np.fromiter((model.wv.key_to_index[k] for k in keys), dtype=np.int64, count=len(keys))
+    model.wv.vectors[rows] = vectors
+    model.syn1neg[rows] = np.asarray(output, dtype=np.float32)
+    source = dict(corpus_iterable=corpus)
+    model.build_vocab(update=True, **source)
+    if model.corpus_total_words == 0:
+        raise InputError("the corpus is empty: it holds no tokens (one sentence per line, tokens separated by spaces)")
+    all_keys = list(model.wv.index_to_key)
+    all_counts = np.array([model.wv.get_vecattr(k, "count") for k in all_keys], dtype=np.int64)
+    sample_ids, sample_lengths = _loss_sample(corpus, model.wv.key_to_index)
+    if not len(sample_ids):
+        raise InputError("the corpus forms no training example: no sentence holds two in-vocabulary words "
+                         f"(min_count={min_count}); give sentences of several words, one sentence per line")
+
+    def loss_of(m):
+        return evaluate_loss(m.wv.vectors, m.syn1neg, sample_ids, sample_lengths, all_counts, mode=mode,
+                             window=window, negative=negative, sample=sample, seed=seed)
+
+    losses, seconds = train(model, source, epochs=epochs, lr_schedule="gensim", loss_of=loss_of,
+                            units_per_epoch=model.corpus_total_words, desc=f"word2vec {mode} (gensim, update)",
+                            unit="word", show_progress=show_progress, callback=callback)
+    return dict(keys=all_keys, vectors=model.wv.vectors, output=model.syn1neg, counts=all_counts, losses=losses,
+                seconds=seconds, words=model.corpus_total_words * epochs)
 
 
 def fit_walks(stream, num_nodes: int, *, dim: int, window: int, negative: int, sample: float, epochs: int,

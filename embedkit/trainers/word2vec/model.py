@@ -129,8 +129,13 @@ class Word2Vec(Trainer):
     ``workers`` (another thread count may change the last bits); gensim does with ``workers=1``
     (its threads otherwise race); torch on CUDA agrees only to rounding (atomic additions).
 
+    Continued training: ``partial_fit(more_sentences)`` on a fitted or loaded model grows the
+    vocabulary and keeps training from the current vectors (learning rate from ``lr / 4``).
+
     Raises InputError on bad parameters, an empty corpus, no word reaching ``min_count``, a
-    missing file, a one-pass generator; ParseError (file:line) on non-UTF-8 input.
+    corpus that forms no (centre, context) pair, a diverged run (non-finite loss: nothing is
+    fitted, so nothing can be saved), a missing file, a one-pass generator; ParseError
+    (file:line) on non-UTF-8 input.
     """
 
     _parameter_constraints = {
@@ -242,6 +247,97 @@ class Word2Vec(Trainer):
             seconds = time.perf_counter() - start
         return dict(keys=words, vectors=vectors, output=output, counts=counts, losses=losses, seconds=seconds,
                     words=total * self.epochs)
+
+    # ------------------------------------------------------------------ continued training
+    def partial_fit(self, corpus, *, lr: float | None = None, epochs: int | None = None,
+                    show_progress: bool = True, callback=None) -> Embeddings:
+        """Continue training a fitted (or loaded) model on more sentences; returns the new Embeddings.
+
+        The vocabulary grows: words of ``corpus`` reaching ``min_count`` in it that the model
+        does not know are appended after the old ones (input vectors drawn as at the start of a
+        fit, output weights zero, as gensim's ``build_vocab(update=True)`` does) and the counts
+        of known words add up (they drive subsampling and the noise distribution). Old vectors
+        start from where they are; the learning rate decays linearly from ``lr`` (default: the
+        model's ``lr / 4``) to ``min_lr`` over ``epochs`` (default: the model's ``epochs``).
+        A lower start than a fresh fit keeps the old vectors from drifting away while the new
+        words settle (benchmarks/RESULTS.md: old-data quality before and after an update).
+
+        Backends as for ``fit``: gensim on CPU (its ``build_vocab(update=True)``), the torch
+        engine on CUDA or with ``backend="torch"``. ``loss_history_`` gains one entry per epoch.
+        """
+        from ..._validation import check_float, check_int
+        from ...data.corpus import as_corpus
+
+        self._check_fitted()
+        params = self._validate_params(warn=False)
+        self._check_callback("Word2Vec", callback)
+        lr = self.lr / 4 if lr is None else check_float("Word2Vec.partial_fit", "lr", lr, 0.0, 10.0, low_open=True)
+        epochs = self.epochs if epochs is None else check_int("Word2Vec.partial_fit", "epochs", epochs, 1)
+        min_lr = min(self.min_lr, lr)
+        corpus = as_corpus(corpus, "Word2Vec.partial_fit")
+        backend, dev = self._resolve_backend()
+        self._warn_ignored(params, self._ignored(backend, dev, False))
+        keys = list(self.embeddings_.keys)
+        if backend == "gensim":
+            from ..sgns.gensim_backend import continue_corpus
+
+            res = continue_corpus(corpus, keys, self.vocab_counts_, self.embeddings_.vectors, self._output,
+                                  mode=self.mode, window=self.window, negative=self.negative,
+                                  min_count=self.min_count, sample=self.sample, epochs=epochs, lr=lr,
+                                  min_lr=min_lr, seed=self.seed, workers=self.workers,
+                                  batch_words=self.batch_words, show_progress=show_progress, callback=callback)
+        else:
+            res = self._continue_torch(corpus, keys, dev, lr, min_lr, epochs, show_progress, callback)
+        log.info("Word2Vec.partial_fit: %d new words (vocabulary %d -> %d)", len(res["keys"]) - len(keys),
+                 len(keys), len(res["keys"]))
+        self.backend_ = backend
+        self.vocab_counts_ = np.asarray(res["counts"], dtype=np.int64)
+        self.loss_history_ = self._loss_history() + [float(x) for x in res["losses"]]
+        self.train_seconds_ = res["seconds"]
+        self.words_per_second_ = res["words"] / res["seconds"] if res["seconds"] > 0 else float("nan")
+        self._output = np.asarray(res["output"], dtype=np.float32)
+        self.embeddings_ = Embeddings(res["keys"], res["vectors"], meta={"trainer": "Word2Vec", "backend": backend})
+        return self.embeddings_
+
+    def _continue_torch(self, corpus, keys, dev, lr, min_lr, epochs, show_progress, callback) -> dict:
+        import torch
+
+        from ..sgns.engine import cpu_threads, train_skipgram
+
+        counter: Counter = Counter()
+        for sentence in corpus:
+            counter.update(sentence)
+        if not counter:
+            raise InputError("the corpus is empty: it holds no tokens (one sentence per line, tokens separated by spaces)")
+        index = {w: i for i, w in enumerate(keys)}
+        new = [w for w, c in sorted(counter.items(), key=lambda kv: -kv[1]) if c >= self.min_count and w not in index]
+        all_keys = keys + new
+        index.update({w: len(keys) + i for i, w in enumerate(new)})
+        counts = np.concatenate([self.vocab_counts_, np.zeros(len(new), dtype=np.int64)])
+        for w, c in counter.items():
+            i = index.get(w)
+            if i is not None:
+                counts[i] += c
+        blocks = encode_corpus(corpus, index)
+        total = int(sum(b[0].size for b in blocks))
+        if total == 0:
+            raise InputError("none of the corpus's words is in the vocabulary or reaches min_count; nothing to train on")
+        gen = np.random.default_rng([self.seed, len(keys)])
+        fresh = ((gen.random((len(new), self.dim), dtype=np.float32) * 2 - 1) / self.dim).astype(np.float32)
+        w_in = np.concatenate([self.embeddings_.vectors, fresh])
+        w_out = np.concatenate([self._output, np.zeros_like(fresh)])
+        with cpu_threads(self.workers, dev):
+            start = time.perf_counter()
+            vectors, losses, output = train_skipgram(
+                blocks, counts, mode=self.mode, dim=self.dim, window=self.window, negative=self.negative,
+                sample=self.sample, epochs=epochs, lr=lr, min_lr=min_lr, seed=self.seed + len(self.loss_history_),
+                device=dev, batch_words=self.batch_words, total_words=total, show_progress=show_progress,
+                callback=callback, desc=f"word2vec {self.mode} (update)", return_output=True, init=(w_in, w_out))
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            seconds = time.perf_counter() - start
+        return dict(keys=all_keys, vectors=vectors, output=output, counts=counts, losses=losses, seconds=seconds,
+                    words=total * epochs)
 
     # ------------------------------------------------------------------ model persistence
     def _state_arrays(self) -> dict:
