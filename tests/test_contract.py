@@ -55,6 +55,10 @@ CASES = {
                                               workers=1), _corpus, 5, 0.9),
     "word2vec-cbow": (lambda s: ek.Word2Vec(mode="cbow", dim=16, min_count=1, sample=0.0, epochs=5, window=3, seed=s,
                                             backend="torch", device="cpu"), _corpus, 5, 0.9),
+    "fasttext-torch": (lambda s: ek.FastText(dim=16, min_count=1, sample=0.0, epochs=5, window=3, bucket=1000, seed=s,
+                                             backend="torch", device="cpu"), _corpus, 5, 0.9),
+    "fasttext-gensim": (lambda s: ek.FastText(dim=16, min_count=1, sample=0.0, epochs=5, window=3, bucket=1000, seed=s,
+                                              backend="gensim", workers=1), _corpus, 5, 0.9),
     "node2vec-torch": (lambda s: ek.Node2Vec(dim=16, walk_length=10, walks_per_node=10, window=3, p=0.5, q=2.0,
                                              epochs=2, seed=s, device="cpu", backend="torch"), _graph, 2, 0.9),
     "node2vec-gensim": (lambda s: ek.Node2Vec(dim=16, walk_length=10, walks_per_node=10, window=3, p=0.5, q=2.0,
@@ -63,6 +67,7 @@ CASES = {
     "mf-als": (lambda s: ek.MatrixFactorization(method="als", dim=4, epochs=5, seed=s, device="cpu"), _board, 5, 0.9),
     "mf-bpr": (lambda s: ek.MatrixFactorization(method="bpr", dim=4, epochs=20, seed=s, device="cpu"),
                _board, 20, 0.9),
+    "hybrid-bpr": (lambda s: ek.HybridMF(dim=4, epochs=20, seed=s, device="cpu"), _board, 20, 0.9),
     "mf-explicit-sgd": (lambda s: ek.MatrixFactorization(feedback="explicit", method="sgd", dim=4, epochs=30,
                                                          lr=0.02, seed=s, device="cpu"), _ratings, 30, 0.8),
     "mf-explicit-als": (lambda s: ek.MatrixFactorization(feedback="explicit", method="als", dim=4, epochs=5,
@@ -75,7 +80,8 @@ CASES = {
                                      device="cpu"), _blobs, 20, 0.9),
 }
 
-CLASSES = [ek.Word2Vec, ek.Node2Vec, ek.MatrixFactorization, ek.SiameseEncoder, ek.AutoEncoder]
+CLASSES = [ek.Word2Vec, ek.FastText, ek.Node2Vec, ek.MetaPath2Vec, ek.MatrixFactorization, ek.HybridMF, ek.SiameseEncoder,
+           ek.AutoEncoder]
 
 # a parameter the given settings ignore, set to a non-default value: it must warn once
 IGNORED = {

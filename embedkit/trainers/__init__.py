@@ -1,10 +1,13 @@
-"""The five trainer families, one folder each, all keeping the contract of :mod:`.base`:
+"""The trainer families, one folder each, all keeping the contract of :mod:`.base`:
 
-    sgns/       skip-gram with negative sampling: embedkit's torch engine and the gensim adapter
-    word2vec/   Word2Vec (skip-gram, CBOW) on sgns
-    node2vec/   Node2Vec: p/q-biased walks on sgns
-    mf/         MatrixFactorization: ALS, BPR, SGD, the store layout and the recommender
-    encoders/   SiameseEncoder and AutoEncoder over feature tables, with their losses
+    sgns/          skip-gram with negative sampling: embedkit's torch engine and the gensim adapter
+    word2vec/      Word2Vec (skip-gram, CBOW) on sgns
+    fasttext/      FastText: subword (character n-gram) vectors, FastTextEmbeddings
+    node2vec/      Node2Vec: p/q-biased walks on sgns
+    metapath2vec/  MetaPath2Vec: metapath-constrained walks on typed graphs, on sgns
+    mf/            MatrixFactorization (ALS, BPR, SGD), HybridMF (side features), Popularity, ItemKNN,
+                   the store layout and the recommender
+    encoders/      SiameseEncoder, AutoEncoder, KNNEstimator over feature tables, with their losses
 """
 
 from .base import IgnoredParameterWarning, Trainer, load_from_store
@@ -18,6 +21,8 @@ TRAINERS = {
     "MatrixFactorization": "embedkit.trainers.mf",
     "SiameseEncoder": "embedkit.trainers.encoders",
     "AutoEncoder": "embedkit.trainers.encoders",
+    "FastText": "embedkit.trainers.fasttext",
+    "MetaPath2Vec": "embedkit.trainers.metapath2vec",
     "HybridMF": "embedkit.trainers.mf",
     "ItemKNN": "embedkit.trainers.mf",
     "Popularity": "embedkit.trainers.mf",
