@@ -228,7 +228,7 @@ def epoch_time(args, out):
     print("| model | batch | s/epoch | rows/s | final loss |")
     print("|---|---|---|---|---|")
     for name, model, labelled in [
-        ("SiameseEncoder contrastive (labels)", ek.SiameseEncoder(epochs=2, batch_size=1024, device=args.device), True),
+        ("SiameseEncoder() labels (loss auto = InfoNCE)", ek.SiameseEncoder(epochs=2, batch_size=1024, device=args.device), True),
         ("SiameseEncoder self-supervised contrastive", ek.SiameseEncoder(epochs=2, batch_size=1024,
                                                                          device=args.device), False),
         ("SiameseEncoder self-supervised predictive", ek.SiameseEncoder(self_supervised="predictive", epochs=2,
