@@ -303,7 +303,7 @@ def bench_cv(args):
 
 
 def bench_baselines(args):
-    from embedkit.evaluate.compare import compare
+    from embedkit.evaluate import compare
     from embedkit.trainers.mf import ItemKNN, Popularity
 
     inter = implicit_data(1000, 1700, 55, groups=20)
@@ -357,7 +357,7 @@ def hybrid_data(n_users=2000, n_items=1500, genres=15, per_user=20, cold_fractio
 
 def bench_hybrid(args):
     from embedkit.data.interactions import Interactions
-    from embedkit.evaluate.compare import compare
+    from embedkit.evaluate import compare
     from embedkit.trainers.mf import Features, HybridMF, Popularity
 
     inter, is_cold, items, users, cold_keys = hybrid_data()

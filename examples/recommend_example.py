@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 import embedkit as ek
-from embedkit.evaluate.compare import compare, grid_search
+from embedkit.evaluate import compare, grid_search
 from embedkit.trainers.mf import Features, HybridMF, ItemKNN, Popularity
 
 GENRES = ("scifi", "drama", "comedy")
