@@ -89,7 +89,7 @@ IGNORED = {
     "Word2Vec": lambda: ek.Word2Vec(dim=8, min_count=1, sample=0.0, epochs=1, backend="gensim", workers=1,
                                     batch_words=1000),
     "MatrixFactorization": lambda: ek.MatrixFactorization(method="als", dim=4, epochs=2, lr=0.1, device="cpu"),
-    "SiameseEncoder": lambda: ek.SiameseEncoder(dim=4, hidden=(8,), epochs=1, temperature=0.5, device="cpu"),
+    "SiameseEncoder": lambda: ek.SiameseEncoder(dim=4, hidden=(8,), epochs=1, margin=0.5, device="cpu"),
     "AutoEncoder": lambda: ek.AutoEncoder(dim=3, hidden=(8,), epochs=1, noise=0.5, device="cpu"),
 }
 

@@ -39,9 +39,14 @@ def test_pyod_api_scores_threshold_and_labels(tmp_path):
     assert np.mean(model.decision_scores_ > model.threshold_) == pytest.approx(0.05, abs=0.01)
     test = np.vstack([X[250:], out[10:]])
     truth = np.r_[np.zeros(50), np.ones(5)]
-    for method in ("combined", "reconstruction", "knn"):
+    for method in ("ensemble", "combined", "reconstruction", "knn", "input_knn"):
         assert anomaly_auc(model.anomaly_scores(test, method=method), truth) > 0.9, method
-    np.testing.assert_allclose(model.decision_function(test), model.anomaly_scores(test, method="combined"))
+    assert model.score == "ensemble"  # the default: latent and input-space k-NN, robust-scaled and averaged
+    np.testing.assert_allclose(model.decision_function(test), model.anomaly_scores(test, method="ensemble"))
+    mr, sr, mk, sk, mi, si = model._score_stats
+    expected = 0.5 * ((model.anomaly_scores(test, method="knn") - mk) / sk
+                      + (model.anomaly_scores(test, method="input_knn") - mi) / si)
+    np.testing.assert_allclose(model.decision_function(test), expected, rtol=1e-4, atol=1e-4)
     assert (model.predict(test) == (model.decision_function(test) > model.threshold_)).all()
     assert model.predict(test, threshold=1e9).sum() == 0
     with pytest.raises(InputError, match="threshold"):
@@ -49,6 +54,20 @@ def test_pyod_api_scores_threshold_and_labels(tmp_path):
     back = ek.AutoEncoder.load(model.save(tmp_path / "ae"))
     np.testing.assert_allclose(back.decision_function(test), model.decision_function(test), rtol=1e-4, atol=1e-5)
     assert back.threshold_ == pytest.approx(model.threshold_) and (back.labels_ == model.labels_).all()
+    np.testing.assert_allclose(back.anomaly_scores(test, method="input_knn"), model.anomaly_scores(test, method="input_knn"),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_input_knn_score_is_the_scaled_row_distance():
+    X, out = clusters_with_outliers()
+    model = ek.AutoEncoder(score="input_knn", n_neighbors=3, **{**FAST, "epochs": 2})
+    model.fit(X, show_progress=False)
+    Z, Q = ((a - model.scaler_.mean) / model.scaler_.scale for a in (X, out))
+    d = np.sqrt(((Q[:, None, :] - Z[None]) ** 2).sum(-1))
+    np.testing.assert_allclose(model.decision_function(out), np.sort(d, axis=1)[:, :3].mean(1), rtol=1e-3, atol=1e-3)
+    own = np.sqrt(((Z[:, None, :] - Z[None]) ** 2).sum(-1))
+    np.fill_diagonal(own, np.inf)  # training rows' scores leave their own row out
+    np.testing.assert_allclose(model.decision_scores_, np.sort(own, axis=1)[:, :3].mean(1), rtol=1e-3, atol=1e-3)
 
 
 def test_score_choice_and_validation_split():
@@ -231,3 +250,16 @@ def test_cli_anomaly_file(tmp_path, capsys):
     lines = scores.read_text().splitlines()
     assert lines[0] == "key,score,anomaly" and len(lines) == 85
     assert sum(int(line.rsplit(",", 1)[1]) for line in lines[1:]) == pytest.approx(4, abs=1)
+
+
+def test_model_saved_before_the_input_knn_score_still_loads():
+    X, out = clusters_with_outliers()
+    model = ek.AutoEncoder(score="combined", **{**FAST, "epochs": 2})
+    model.fit(X, show_progress=False)
+    arrays = dict(model.to_arrays())
+    del arrays["train_rows"]  # what the first format of this model held: 4 score statistics, no scaled rows
+    arrays["score_stats"] = arrays["score_stats"][:4]
+    old = ek.AutoEncoder.from_arrays(arrays)
+    np.testing.assert_allclose(old.decision_function(out), model.decision_function(out), rtol=1e-4, atol=1e-5)
+    with pytest.raises(InputError, match="scaled training rows"):
+        old.anomaly_scores(out, method="ensemble")

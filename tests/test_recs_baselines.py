@@ -10,7 +10,7 @@ import pytest
 
 import embedkit as ek
 from embedkit.errors import InputError, MissingKeyError, NotFittedError
-from embedkit.evaluate.compare import compare, cross_validate, folds, grid_search
+from embedkit.evaluate import compare, cross_validate, folds, grid_search
 from embedkit.evaluate.ranking import rmse
 from embedkit.trainers.mf.baselines import ItemKNN, Popularity, bm25_weight
 

@@ -12,7 +12,7 @@ import pytest
 
 import embedkit as ek
 from embedkit.errors import InputError
-from embedkit.evaluate.compare import compare, cross_validate, grid_search
+from embedkit.evaluate import compare, cross_validate, grid_search
 from embedkit.trainers.mf import Features, HybridMF, ItemKNN, Popularity
 
 

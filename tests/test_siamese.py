@@ -118,6 +118,9 @@ def test_save_load_round_trip(tmp_path):
     assert loaded.embeddings_.keys == model.embeddings_.keys
     np.testing.assert_array_equal(loaded.embeddings_.vectors, model.embeddings_.vectors)
     assert ek.SiameseEncoder.load(path, device="cpu", hidden=(32,)).margin_ == 0.2
+    auto = ek.SiameseEncoder(**{**FAST, "epochs": 2})
+    auto.fit(X, y, show_progress=False)
+    assert ek.SiameseEncoder.load(auto.save(tmp_path / "auto")).loss_ == "infonce"  # the resolved loss is saved
     with np.load(path, allow_pickle=False) as data:  # plain arrays, readable without pickle
         assert "__config__" in data.files
     with pytest.raises(StoreError, match="AutoEncoder"):
@@ -244,7 +247,7 @@ def test_nothing_fitted_before_fit_and_after_a_failed_fit():
     with pytest.raises(NotFittedError):
         model.save("never.npz")
     model.fit(X, y, show_progress=False)
-    assert model.n_features_ == 6 and model.margin_ == 1.0
+    assert model.n_features_ == 6 and model.loss_ == "infonce" and model.margin_ is None  # loss='auto' + labels
     with pytest.raises(InputError, match="single class"):
         model.fit(X, np.zeros(len(X)), show_progress=False)
     assert not hasattr(model, "model_") and not hasattr(model, "embeddings_")
@@ -253,8 +256,10 @@ def test_nothing_fitted_before_fit_and_after_a_failed_fit():
 def test_pairs_batch_size_minimum():
     X, y = noisy_blobs(n_per=6, n_classes=2)
     pairs = [(0, 1, 1), (6, 7, 1), (0, 6, 0), (2, 3, 1)]
-    emb = ek.SiameseEncoder(**{**FAST, "epochs": 2, "batch_size": 1}).fit(X, pairs=pairs, show_progress=False)
+    model = ek.SiameseEncoder(**{**FAST, "epochs": 2, "batch_size": 1})
+    emb = model.fit(X, pairs=pairs, show_progress=False)
     assert np.isfinite(emb.vectors).all()
+    assert model.loss_ == "contrastive" and model.margin_ == 1.0  # loss='auto' with pairs: the dissimilar ones count
     with pytest.raises(InputError, match=r"batch_size >= 2 \(got 1\)"):
         ek.SiameseEncoder(**{**FAST, "loss": "infonce", "batch_size": 1}).fit(X, pairs=pairs, show_progress=False)
 

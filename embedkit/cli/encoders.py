@@ -51,8 +51,8 @@ def register(groups) -> None:
     src.add_argument("--labels", default=None, help="file with one class label per feature row (text or .npy)")
     src.add_argument("--label-column", default=None, help="CSV column (name or 0-based position) holding the class")
     src.add_argument("--pairs", default=None, help="CSV/whitespace file of 'i j similar' rows (0/1 similar)")
-    p.add_argument("--loss", default="contrastive", choices=["contrastive", "triplet", "infonce"],
-                   help="training loss (default: contrastive)")
+    p.add_argument("--loss", default="auto", choices=["auto", "contrastive", "triplet", "infonce"],
+                   help="training loss (default: auto = InfoNCE with labels, contrastive with pairs)")
     p.add_argument("--margin", type=float, default=None, help="margin (default: 1.0 contrastive, 0.2 triplet)")
     p.add_argument("--temperature", type=float, default=0.1, help="InfoNCE temperature (default: 0.1)")
     p.add_argument("--miner", default="random", choices=["random", "hard", "semihard"],
@@ -76,8 +76,9 @@ def register(groups) -> None:
                    help="autoencoder variant (default: undercomplete; linear = the PCA-equivalent baseline)")
     p.add_argument("--dim", type=int, default=16, help="code size, at most half the features (default: 16)")
     p.add_argument("--loss", default="mse", choices=["mse", "bce"], help="reconstruction loss (default: mse)")
-    p.add_argument("--score", default="combined", choices=["combined", "reconstruction", "knn"],
-                   help="anomaly score (default: combined = reconstruction error + latent k-NN distance)")
+    p.add_argument("--score", default="ensemble", choices=["ensemble", "combined", "reconstruction", "knn", "input_knn"],
+                   help="anomaly score (default: ensemble = latent + input-space k-NN distance; combined = "
+                        "reconstruction error + latent k-NN)")
     p.add_argument("--n-neighbors", type=int, default=10, help="neighbours of the latent k-NN score (default: 10)")
     p.add_argument("--contamination", type=float, default=0.1,
                    help="expected share of anomalies; sets the threshold for the 0/1 labels (default: 0.1)")

@@ -259,7 +259,7 @@ def parse_filter(text):
 
 
 def cmd_tune(args) -> int:
-    from ..evaluate.compare import grid_search
+    from ..evaluate.selection import grid_search
     from ..trainers.mf import MatrixFactorization
 
     check_k(args.k)

@@ -5,7 +5,7 @@ node_classification, link_prediction    (graphs)
 ranking_metrics, rmse                   (ranking)
 precision_at_1, map_at_r, knn_accuracy, anomaly_auc   (encoders)
 average_precision, anomaly_report       (anomaly)
-compare, cross_validate, grid_search    (compare: recommenders side by side, model selection)
+compare, cross_validate, grid_search    (selection: recommenders side by side, model selection)
 index_recall                            (index)
 """
 
@@ -20,7 +20,7 @@ _LAZY = {
     "ranking_metrics": "ranking", "rmse": "ranking", "topk_metrics": "ranking",
     "precision_at_1": "encoders", "map_at_r": "encoders", "knn_accuracy": "encoders", "anomaly_auc": "encoders",
     "average_precision": "anomaly", "anomaly_report": "anomaly",
-    "compare": "compare", "cross_validate": "compare", "grid_search": "compare",
+    "compare": "selection", "cross_validate": "selection", "grid_search": "selection", "folds": "selection",
     "index_recall": "index",
 }
 

@@ -2,9 +2,11 @@
 rows, with any torch modules as encoder/decoder, and a PyOD-style anomaly detector.
 
 The latent code (the mean for the VAE) is the embedding. Anomaly scores (``decision_function``)
-combine the reconstruction error with the mean distance to the ``n_neighbors`` nearest training
-codes in the latent space (searched through :class:`embedkit.VectorIndex`); each part is put on
-the scale of its training scores (median / IQR) before the two are averaged.
+are by default an ensemble of two k-NN detectors: the mean distance to the ``n_neighbors`` nearest
+training rows in the latent space and in the (standardised) input space, both searched through
+:class:`embedkit.VectorIndex`; each part is put on the scale of its training scores (median / IQR)
+before the two are averaged. ``score="combined"`` averages reconstruction error and latent k-NN
+distance instead.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ log = logging.getLogger(__name__)
 __all__ = ["AutoEncoder", "VARIANTS", "SCORES"]
 
 VARIANTS = ("undercomplete", "denoising", "sparse", "vae", "linear")
-SCORES = ("combined", "reconstruction", "knn")
+SCORES = ("ensemble", "combined", "reconstruction", "knn", "input_knn")
 _MIN_VALIDATION = 16  # rows: below this many held-out rows there is no validation split
 
 
@@ -93,9 +95,16 @@ class AutoEncoder(_nn.TableModel):
         Weight of the L1 penalty on the code for ``sparse``.
     beta : float, default 1.0
         Weight of the KL term for ``vae``.
-    score : {"combined", "reconstruction", "knn"}, default "combined"
-        What ``decision_function`` returns: reconstruction error, mean latent distance to the
-        ``n_neighbors`` nearest training rows, or the mean of both after robust scaling.
+    score : {"ensemble", "combined", "reconstruction", "knn", "input_knn"}, default "ensemble"
+        What ``decision_function`` returns: ``"reconstruction"`` error; ``"knn"``, the mean latent
+        distance to the ``n_neighbors`` nearest training rows; ``"input_knn"``, the same distance
+        between the scaled input rows (the model keeps its scaled training rows for it);
+        ``"combined"``, reconstruction and latent k-NN averaged after robust scaling (each by the
+        median and IQR of its training scores); ``"ensemble"``, latent and input k-NN averaged
+        the same way. The default follows ADBench (Han et al., NeurIPS 2022), where k-NN distance
+        on standardised inputs is among the strongest unsupervised detectors and ensembles of
+        diverse detectors are the most robust; it was chosen on 6 of the 18 ADBench sets
+        (benchmarks/RESULTS.md).
     n_neighbors : int, default 10
         Neighbours of the latent k-NN score.
     contamination : float, default 0.1
@@ -147,10 +156,10 @@ class AutoEncoder(_nn.TableModel):
         "device": DEVICE,
     }
     _fitted_names = (*_nn.TableModel._fitted_names, "decoder_", "dim_", "threshold_", "decision_scores_",
-                     "labels_", "best_epoch_", "_train_scores", "_score_stats")
+                     "labels_", "best_epoch_", "_train_scores", "_score_stats", "_train_rows")
 
     def __init__(self, variant="undercomplete", dim=16, hidden=(128, 64), encoder=None, decoder=None, loss="mse",
-                 noise=0.3, sparsity=1e-3, beta=1.0, score="combined", n_neighbors=10, contamination=0.1,
+                 noise=0.3, sparsity=1e-3, beta=1.0, score="ensemble", n_neighbors=10, contamination=0.1,
                  validation_fraction=0.1, epochs=50, batch_size=128, lr=1e-3, standardize=True, seed=0,
                  device="auto"):
         self.variant = variant
@@ -336,10 +345,12 @@ class AutoEncoder(_nn.TableModel):
         out = _nn.apply_in_batches(codes_and_errors, table)
         self.embeddings_ = Embeddings(names, np.ascontiguousarray(out[:, :-1]))
         self._train_scores = np.ascontiguousarray(out[:, -1])
-        knn = _anomaly.knn_distances(self.embeddings_.vectors, self.embeddings_.vectors, self.n_neighbors,
-                                     exclude_self=True) if n > 1 else np.zeros(n)
-        self._score_stats = np.array([*_anomaly.robust_scale(self._train_scores), *_anomaly.robust_scale(knn)])
-        self.decision_scores_ = self._combine(self._train_scores, knn).astype(np.float32)
+        self._train_rows = np.ascontiguousarray(table.detach().cpu().numpy(), dtype=np.float32)  # scaled rows
+        knn, inp = ((_anomaly.knn_distances(ref, ref, self.n_neighbors, exclude_self=True) if n > 1 else np.zeros(n))
+                    for ref in (self.embeddings_.vectors, self._train_rows))
+        self._score_stats = np.array([*_anomaly.robust_scale(self._train_scores), *_anomaly.robust_scale(knn),
+                                      *_anomaly.robust_scale(inp)])
+        self.decision_scores_ = self._combine(self._train_scores, knn, inp).astype(np.float32)
         self.threshold_ = _anomaly.threshold_from(self.decision_scores_, self.contamination)
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
         return self.embeddings_
@@ -359,13 +370,15 @@ class AutoEncoder(_nn.TableModel):
                              f"(2, {self.dim_}); it must return (batch, {table.shape[1]}) rows "
                              "(end it with nn.Flatten() for images)")
 
-    def _combine(self, recon: np.ndarray, knn: np.ndarray) -> np.ndarray:
-        if self.score == "reconstruction":
-            return np.asarray(recon, dtype=np.float64)
-        if self.score == "knn":
-            return np.asarray(knn, dtype=np.float64)
-        mr, sr, mk, sk = (float(v) for v in self._score_stats)
-        return 0.5 * ((recon - mr) / sr + (knn - mk) / sk)
+    def _combine(self, recon: np.ndarray, knn: np.ndarray, inp: np.ndarray | None, score: str | None = None) -> np.ndarray:
+        score = score or self.score
+        raw = {"reconstruction": recon, "knn": knn, "input_knn": inp}
+        if score in raw:
+            return np.asarray(raw[score], dtype=np.float64)
+        mr, sr, mk, sk, mi, si = (float(v) for v in self._score_stats)
+        if score == "combined":
+            return 0.5 * ((recon - mr) / sr + (knn - mk) / sk)
+        return 0.5 * ((knn - mk) / sk + (inp - mi) / si)
 
     # ------------------------------------------------------------------ the model as arrays
     def _state_config(self) -> dict:
@@ -375,7 +388,7 @@ class AutoEncoder(_nn.TableModel):
     def _state_arrays(self) -> dict:
         arrays = super()._state_arrays()
         for name, attr in (("train_scores", "_train_scores"), ("decision_scores", "decision_scores_"),
-                           ("score_stats", "_score_stats")):
+                           ("score_stats", "_score_stats"), ("train_rows", "_train_rows")):
             if attr in self.__dict__:
                 arrays[name] = getattr(self, attr)
         return arrays
@@ -387,8 +400,12 @@ class AutoEncoder(_nn.TableModel):
         self.best_epoch_ = int(config.get("best_epoch", len(self.loss_history_)))
         if "train_scores" in arrays:
             self._train_scores = np.asarray(arrays["train_scores"], dtype=np.float32)
+        if "train_rows" in arrays:
+            self._train_rows = np.asarray(arrays["train_rows"], dtype=np.float32)
         if "score_stats" in arrays and "decision_scores" in arrays:
-            self._score_stats = np.asarray(arrays["score_stats"], dtype=np.float64)
+            stats = np.asarray(arrays["score_stats"], dtype=np.float64)
+            # files written before the input k-NN score kept 4 statistics (no input-space scale)
+            self._score_stats = np.concatenate([stats, [np.nan, np.nan]])[:6] if len(stats) < 6 else stats
             self.decision_scores_ = np.asarray(arrays["decision_scores"], dtype=np.float32)
             self.threshold_ = float(config.get("threshold", _anomaly.threshold_from(self.decision_scores_,
                                                                                     self.contamination)))
@@ -436,10 +453,12 @@ class AutoEncoder(_nn.TableModel):
 
         ``method``: ``"reconstruction"`` (mean reconstruction error over the scaled features),
         ``"knn"`` (mean latent distance to the ``n_neighbors`` nearest training rows),
-        ``"combined"`` (both on the scale of their training scores, averaged) or ``"elbo"``
-        (VAE only: the negative ELBO with the latent mean as the sample, up to a constant).
+        ``"input_knn"`` (the same between the scaled input rows), ``"combined"`` (reconstruction
+        and latent k-NN on the scale of their training scores, averaged), ``"ensemble"`` (latent
+        and input k-NN, scaled the same way, averaged) or ``"elbo"`` (VAE only: the negative ELBO
+        with the latent mean as the sample, up to a constant).
         """
-        check_choice("AutoEncoder.anomaly_scores", "method", method, ("reconstruction", "elbo", "knn", "combined"))
+        check_choice("AutoEncoder.anomaly_scores", "method", method, (*SCORES, "elbo"))
         if method == "elbo" and self.variant != "vae":
             raise InputError(f"method='elbo' needs variant='vae'; this AutoEncoder is {self.variant!r} "
                              "(use method='reconstruction')")
@@ -453,14 +472,18 @@ class AutoEncoder(_nn.TableModel):
                              "needs; use method='reconstruction' or refit")
         out = _nn.apply_in_batches(lambda t: torch.cat([self._embed(t), self._scores(t, "reconstruction")[:, None]], 1),
                                    table)
+        inp = None
+        if method in ("input_knn", "ensemble"):
+            if "_train_rows" not in self.__dict__ or not np.isfinite(self._score_stats).all():
+                raise InputError(f"this AutoEncoder was saved without its scaled training rows, which method={method!r} "
+                                 "needs; use method='combined' or 'reconstruction', or refit")
+            inp = _anomaly.knn_distances(self._train_rows, table.detach().cpu().numpy(), self.n_neighbors)
+            if method == "input_knn":
+                return inp.astype(np.float32)
         knn = _anomaly.knn_distances(self.embeddings_.vectors, out[:, :-1], self.n_neighbors)
         if method == "knn":
             return knn.astype(np.float32)
-        saved, self.score = self.score, "combined"
-        try:
-            return self._combine(out[:, -1], knn).astype(np.float32)
-        finally:
-            self.score = saved
+        return self._combine(out[:, -1], knn, inp, method).astype(np.float32)
 
     def _scores(self, t: torch.Tensor, method: str) -> torch.Tensor:
         mean, logvar = self._moments(t)

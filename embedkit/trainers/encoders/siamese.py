@@ -39,7 +39,11 @@ class SiameseEncoder(_nn.TableModel):
     ----------
     dim : int, default 32
         Size of the embedding.
-    loss : {"contrastive", "triplet", "infonce"}, default "contrastive"
+    loss : {"auto", "contrastive", "triplet", "infonce"}, default "auto"
+        "auto": InfoNCE with class labels ``y`` (rows of the anchor's class are left out of the
+        denominator; softmax losses keep more of the feature space than margin losses and
+        retrieve unseen classes better, see benchmarks/RESULTS.md), the contrastive loss with
+        explicit ``pairs`` (it is the one that uses the dissimilar pairs). The loss used is ``loss_``.
     margin : float or None, default None
         Margin of the contrastive (default 1.0) or triplet (default 0.2) loss; unused by InfoNCE.
     temperature : float, default 0.1
@@ -114,7 +118,7 @@ class SiameseEncoder(_nn.TableModel):
     _module_params = ("encoder",)
     _parameter_constraints = {
         "dim": DIM,
-        "loss": [Options(*LOSSES)],
+        "loss": [Options("auto", *LOSSES)],
         "margin": [Interval(float, 0.0, None, closed="neither"), NoneOk()],
         "temperature": [Interval(float, 0.0, None, closed="neither")],
         "hidden": [IntTuple(1, "an int or a tuple of ints >= 1 (layer widths, e.g. (256, 128))")],
@@ -135,7 +139,7 @@ class SiameseEncoder(_nn.TableModel):
         "device": DEVICE,
     }
 
-    def __init__(self, dim=32, loss="contrastive", margin=None, temperature=0.1, hidden=(256, 128), encoder=None,
+    def __init__(self, dim=32, loss="auto", margin=None, temperature=0.1, hidden=(256, 128), encoder=None,
                  epochs=20, batch_size=256, lr=1e-3, miner="random", normalize=True, standardize=True,
                  weight_decay=0.0, input_share="auto", self_supervised="contrastive", corruption=0.6, ema=0.99,
                  image_shape=None, seed=0, device="auto"):
@@ -161,13 +165,23 @@ class SiameseEncoder(_nn.TableModel):
         self.device = device
 
     # ------------------------------------------------------------------ checks
+    def _resolved_loss(self, labelled: bool | None = None) -> str:
+        """The loss in use: ``loss_`` once fitted; "auto" is InfoNCE with labels, contrastive with pairs."""
+        if self.loss != "auto":
+            return self.loss
+        if labelled is None:
+            return self.__dict__.get("loss_", "contrastive")
+        return "infonce" if labelled else "contrastive"
+
     def _ignored_params(self) -> dict:
         ignored = {}
-        if self.loss == "infonce":
-            ignored["margin"] = "with loss='infonce' (used by 'contrastive' and 'triplet')"
-            ignored["miner"] = "with loss='infonce' (InfoNCE uses every other row of the batch as a negative)"
+        loss = self._resolved_loss()
+        how = f"loss={self.loss!r}" + (f" ({loss} here)" if self.loss == "auto" else "")
+        if loss == "infonce":
+            ignored["margin"] = f"with {how} (used by 'contrastive' and 'triplet')"
+            ignored["miner"] = f"with {how} (InfoNCE uses every other row of the batch as a negative)"
         else:
-            ignored["temperature"] = f"with loss={self.loss!r} (used by 'infonce')"
+            ignored["temperature"] = f"with {how} (used by 'infonce')"
         if self.encoder is not None:
             ignored["hidden"] = "when a custom encoder module is given (it replaces the MLP)"
             if self.input_share != 0:
@@ -177,7 +191,7 @@ class SiameseEncoder(_nn.TableModel):
         return ignored
 
     def _margin(self) -> float | None:
-        return _DEFAULT_MARGIN[self.loss] if self.margin is None else float(self.margin)
+        return _DEFAULT_MARGIN[self._resolved_loss()] if self.margin is None else float(self.margin)
 
     @property
     def margin_(self) -> float | None:
@@ -186,7 +200,7 @@ class SiameseEncoder(_nn.TableModel):
         return self._margin()
 
     # ------------------------------------------------------------------ model
-    _fitted_names = (*_nn.TableModel._fitted_names, "skip_dims_", "skip_", "input_share_", "skip_space_")
+    _fitted_names = (*_nn.TableModel._fitted_names, "skip_dims_", "skip_", "input_share_", "skip_space_", "loss_")
 
     def _skip_dims(self, n_features: int, n_rows: int | None = None) -> int:
         if self.encoder is not None or self.input_share == 0:
@@ -234,12 +248,14 @@ class SiameseEncoder(_nn.TableModel):
     def _state_config(self) -> dict:
         return {**super()._state_config(), "skip_dims": int(self.__dict__.get("skip_dims_", 0)),
                 "input_share": float(self.__dict__.get("input_share_", 0.0)),
-                "skip_space": self.__dict__.get("skip_space_", "scaled")}
+                "skip_space": self.__dict__.get("skip_space_", "scaled"), "loss": self._resolved_loss()}
 
     def _load_state(self, arrays: dict, config: dict) -> None:
         self.skip_dims_ = int(config.get("skip_dims", 0))
         self.input_share_ = float(config.get("input_share", 0.0))
         self.skip_space_ = str(config.get("skip_space", "scaled"))
+        # files written before loss="auto" existed used the loss given as a parameter
+        self.loss_ = str(config.get("loss", self.loss if self.loss != "auto" else "contrastive"))
         super()._load_state(arrays, config)
 
     # ------------------------------------------------------------------ fit
@@ -252,7 +268,7 @@ class SiameseEncoder(_nn.TableModel):
         a pandas index, else "0".."n-1"). ``callback(epoch, loss)`` runs after each epoch
         (epochs count from 1). Raises InputError for bad parameters or inputs.
         """
-        self._validate_params()
+        self._validate_params(warn=False)  # what is ignored depends on the loss "auto" resolves to (in _fit)
         self._check_callback("SiameseEncoder", callback)
         if y is not None and pairs is not None:
             raise InputError("SiameseEncoder.fit needs at most one of y (a class label per row) or "
@@ -311,8 +327,12 @@ class SiameseEncoder(_nn.TableModel):
         return best
 
     def _fit(self, X, y, pairs, keys, show_progress, callback) -> Embeddings:
+        loss = self._resolved_loss(labelled=pairs is None)
+        self.__dict__["loss_"] = loss  # for _ignored_params; _start_fit forgets it, it is set again below
+        self._warn_ignored(self.get_params(), self._ignored_params(), stacklevel=4)
         share, space = self._choose_share(X, y)
         arr, names, table = self._start_fit(X, keys)
+        self.loss_ = loss
         n = arr.shape[0]
         gen = _nn.make_generator(self.seed, self.device_)
         self.skip_dims_ = self._skip_dims(self.n_features_, n)
@@ -339,7 +359,7 @@ class SiameseEncoder(_nn.TableModel):
             if y is not None:
                 step_source = _LabelBatches(as_labels(y, n), self.batch_size, self.device_, gen)
             else:
-                step_source = _PairBatches(as_pairs(pairs, n), n, self.batch_size, self.loss, self.miner,
+                step_source = _PairBatches(as_pairs(pairs, n), n, self.batch_size, self.loss_, self.miner,
                                            self.device_, gen)
             opt = torch.optim.Adam(self.model_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
@@ -367,7 +387,7 @@ class SiameseEncoder(_nn.TableModel):
         kind = batch[0]
         if kind == "labels":
             _, anchors, partners, labels = batch
-            if self.loss == "infonce":
+            if self.loss_ == "infonce":
                 return info_nce_loss(self._learned(table[anchors]), self._learned(table[partners]),
                                      self.temperature, labels=labels)
             z = self._learned(table[torch.cat([anchors, partners])])
@@ -380,15 +400,15 @@ class SiameseEncoder(_nn.TableModel):
                 a, p, q = mine_triplets(pairwise_distances(z.detach()), lab, self.miner, gen)
             if len(a) == 0:
                 return None
-            if self.loss == "triplet":
+            if self.loss_ == "triplet":
                 return triplet_margin_loss(z[a], z[p], z[q], self._margin())
             ones = torch.ones(len(a), device=z.device)
             return contrastive_loss(z[torch.cat([a, a])], z[torch.cat([p, q])], torch.cat([ones, 0 * ones]),
                                     self._margin())
         _, i, j, extra = batch
-        if self.loss == "contrastive":
+        if self.loss_ == "contrastive":
             return contrastive_loss(self._learned(table[i]), self._learned(table[j]), extra, self._margin())
-        if self.loss == "triplet":
+        if self.loss_ == "triplet":
             return triplet_margin_loss(self._learned(table[i]), self._learned(table[j]), self._learned(table[extra]),
                                        self._margin())
         return info_nce_loss(self._learned(table[i]), self._learned(table[j]), self.temperature)

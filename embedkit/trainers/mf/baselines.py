@@ -1,7 +1,7 @@
 """Baseline recommenders with MatrixFactorization's ``recommend`` API: what a model has to beat.
 
     from embedkit.trainers.mf import ItemKNN, Popularity
-    from embedkit.evaluate.compare import compare
+    from embedkit.evaluate import compare
     pop, knn = Popularity(), ItemKNN(similarity="bm25")   # most-interacted items; item-item neighbours
     pop.fit(train); knn.fit(train)                        # fit returns the item Embeddings
     knn.recommend("alice", k=10, filter={"$key": {"$nin": ["item-3"]}})
