@@ -168,7 +168,7 @@ def test_cli_train_autoencoder_and_query(tmp_path, capsys):
                "--hidden", "16", "--epochs", "30", "--device", "cpu", "--no-progress", "--store", store, "--top", "1"])
     out = capsys.readouterr().out
     assert rc == 0 and "saved 61 vectors of dim 2" in out
-    assert "highest anomaly scores (combined): r60" in out  # the planted anomaly
+    assert "highest anomaly scores (ensemble): r60" in out  # the planted anomaly
     assert main(["query", "ae", "r0", "-k", "2", "--store", store]) == 0
     s = ek.Store(store)
     model = ek.AutoEncoder.from_arrays(s.load_extra("ae", "model"), device="cpu")

@@ -32,7 +32,7 @@ def register(groups) -> None:
     train.add_argument("--method", default="als", choices=["als", "bpr", "sgd"],
                        help="als or bpr for implicit, als or sgd for explicit (default: als)")
     add_train_options(train, epochs=15, dim=64)
-    train.set_defaults(metric="ip")
+    _metric_ip_only(train)
     train.add_argument("--reg", type=float, default=None, help="L2 regularisation (default: per method)")
     train.add_argument("--confidence", type=float, default=None,
                        help="implicit ALS confidence weight: c = 1 + confidence*value (default: 1)")
@@ -77,7 +77,7 @@ def register(groups) -> None:
     tm.add_argument("--tune-metric", default=None, choices=["recall", "ndcg", "map", "coverage", "rmse"],
                     help="what to maximise (rmse: minimise); default ndcg, rmse for explicit feedback")
     add_train_options(tm, epochs=15, dim=64)
-    tm.set_defaults(metric="ip")
+    _metric_ip_only(tm)
     tm.add_argument("--json", action="store_true", help="print the result as JSON")
     tm.set_defaults(func=cmd_tune)
 
@@ -117,6 +117,23 @@ def register(groups) -> None:
     ev.set_defaults(func=cmd_eval)
 
 
+def _metric_ip_only(parser) -> None:
+    """MF indexes are inner-product: --metric (added by add_train_options) says so in its help and
+    defaults to ip; another value is refused by cmd_train/cmd_tune with the reason."""
+    for action in parser._actions:
+        if "--metric" in action.option_strings:
+            action.default = "ip"
+            action.help = ("index metric: ip, the only one MF accepts (recommendations rank by inner product; "
+                           "a HybridMF saves cosine); default: ip")
+    parser.set_defaults(metric="ip")
+
+
+def _check_metric(args) -> None:
+    if args.metric != "ip":
+        raise InputError("MF indexes use --metric ip (recommendations are inner products; similar items use "
+                         "cosine on the stored item vectors); drop --metric")
+
+
 def _add_column_options(p) -> None:
     p.add_argument("--user", default="user", help="user column name or 0-based position (default: user)")
     p.add_argument("--item", default="item", help="item column name or 0-based position (default: item)")
@@ -140,9 +157,7 @@ def read_interactions(args, path):
 def cmd_train(args) -> int:
     from ..trainers.mf import MatrixFactorization
 
-    if args.metric != "ip":
-        raise InputError("MF indexes use --metric ip (recommendations are inner products; similar items use "
-                         "cosine on the stored item vectors); drop --metric")
+    _check_metric(args)
     if args.feedback == "explicit" and args.value is None:
         raise InputError("--feedback explicit needs the rating column: --value COLUMN")
     refuse_existing(get_store(args), args.name, args.force)
@@ -157,8 +172,9 @@ def cmd_train(args) -> int:
     model.fit(inter, show_progress=not args.no_progress)
     path = save_trained(args, model, metric="ip")
     loss = model.loss_history_[-1] if model.loss_history_ else float("nan")
+    capped = " (the default 64, capped for this catalogue; --dim to choose)" if model.dim_ != args.dim else ""
     out(f"trained {args.feedback} {args.method} on {inter.n_users} users x {inter.n_items} items "
-        f"({inter.nnz} interactions), dim {args.dim}, final loss {loss:.5g}")
+        f"({inter.nnz} interactions), dim {model.dim_}{capped}, final loss {loss:.5g}")
     out(f"saved to {path}  (try: embedkit recommend {args.name} {inter.user_keys[0]} -k 5)")
     return 0
 
@@ -202,6 +218,9 @@ def cmd_recommend(args) -> int:
     check_k(args.k)
     flt = parse_filter(args.filter)
     model = load_recommender(args.name, get_store(args))
+    for user in args.users:
+        if not model.has_user(user):
+            raise unknown_user(args.name, user, model)
     recs = model.recommend_batch(args.users, k=args.k, exclude_seen=not args.include_seen, filter=flt)
     if args.json:
         out(json.dumps({u: [[i, s] for i, s in r] for u, r in zip(args.users, recs)}))
@@ -211,6 +230,27 @@ def cmd_recommend(args) -> int:
         for item, score in items:
             out(f"  {item}\t{score:.4f}")
     return 0
+
+
+def unknown_user(name: str, user: str, model):
+    """The CLI's MissingKeyError for a user the saved model does not know: a close match, a few
+    users it knows, and how a new user gets recommendations from the shell."""
+    from difflib import get_close_matches
+
+    from ..errors import MissingKeyError
+    from ..trainers.mf import HybridMF
+
+    keys = list(model._user_keys)
+    close = get_close_matches(user, keys[:50_000], n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+    if isinstance(model, HybridMF):
+        how = (f"a new user with features: 'embedkit cold-start {name} --users USERS.csv'; with interactions: add "
+               f"them to the training CSV and rerun 'embedkit train mf ... --name {name} --force'")
+    else:
+        how = (f"a new user: add their interactions to the training CSV and rerun 'embedkit train mf ... --name {name} "
+               "--force' (or, in Python, model.fold_in(user, items) without retraining)")
+    return MissingKeyError(f"unknown user {user!r} in index {name!r} ({len(keys)} users: {shown}); {hint}{how}")
 
 
 def cmd_cold_start(args) -> int:
@@ -263,6 +303,7 @@ def cmd_tune(args) -> int:
     from ..trainers.mf import MatrixFactorization
 
     check_k(args.k)
+    _check_metric(args)
     if args.feedback == "explicit" and args.value is None:
         raise InputError("--feedback explicit needs the rating column: --value COLUMN")
     try:

@@ -35,7 +35,8 @@ def read_columns(path: Path, cols: dict, delimiter: str | None, header: bool | N
     if not first.strip():
         raise ParseError(path, 1, "file is empty or starts with a blank line; expected a header or a row")
     sep = delimiter if delimiter is not None else _sniff(first)
-    has_header, positions = _resolve_columns(path, _split(first, sep), cols, header)
+    has_header, positions = _resolve_columns(path, _split(first, sep), cols, header,
+                                             sample=lambda: _sample_rows(path, sep))
     try:
         df = pd.read_csv(path, sep=sep if sep is not None else r"\s+", header=None, dtype=str,
                          skiprows=1 if has_header else 0, keep_default_na=False, skip_blank_lines=False,
@@ -57,7 +58,9 @@ def read_columns(path: Path, cols: dict, delimiter: str | None, header: bool | N
         if missing.any():
             raise ParseError(path, int(np.argmax(missing)) + offset, f"missing {name} id")
     rows = np.flatnonzero(keep)
-    return {k: v[rows] for k, v in data.items()}, rows + offset
+    data = {k: v[rows] for k, v in data.items()}
+    _refuse_numeric_table(path, data, positions)
+    return data, rows + offset
 
 
 def _check_lines(path: Path) -> None:
@@ -88,8 +91,61 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def _resolve_columns(path, first, cols, header):
-    """Return (has_header, {role: position}) for the requested user/item/value/timestamp columns."""
+# whole header fields (lower case, without spaces, '_', '-', '.') that name a column of an interactions
+# or feature table; "<word>id" counts too (userId, item_id)
+_HEADER_WORDS = frozenset(
+    "user item customer client buyer member visitor account person product movie film book song track artist "
+    "article page video sku session query doc document rating ratings score count counts qty quantity amount "
+    "value weight price timestamp time date datetime ts event action label name id key".split())
+
+
+def _sample_rows(path: Path, sep, n: int = 20) -> list[list[str]]:
+    """Up to ``n`` non-blank lines after the first, split like it (for header detection)."""
+    rows = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        fh.readline()
+        for line in fh:
+            if line.strip():
+                rows.append(_split(line, sep))
+                if len(rows) >= n:
+                    break
+    return rows
+
+
+def _looks_like_header(first: list[str], sample: list[list[str]]) -> bool:
+    """Whether a first line that lacks the default column names is a header all the same: a field
+    that is text above a column of numbers (``customer,product,qty`` over ``c1,p9,3``; feature
+    names over numbers), or every field a usual column name (``customer,product``)."""
+    for pos, field in enumerate(first):
+        col = [row[pos] for row in sample if pos < len(row)]
+        if col and not _is_number(field) and all(_is_number(v) for v in col):
+            return True
+
+    def named(field):
+        norm = re.sub(r"[\s_.\-]", "", field.lower())
+        return norm in _HEADER_WORDS or (norm.endswith("id") and norm[:-2] in _HEADER_WORDS)
+
+    return bool(first) and all(named(f) for f in first)
+
+
+def _refuse_numeric_table(path, data: dict, positions: dict) -> None:
+    """A user and an item column of numbers with fractions are not ids: a feature or vector table."""
+    import pandas as pd
+
+    cols = {}
+    for role in ("user", "item"):
+        vals = pd.to_numeric(pd.Series(data[role][:1000]), errors="coerce").to_numpy(dtype=np.float64)
+        if not len(vals) or np.isnan(vals).any() or (vals == np.round(vals)).all():
+            return
+        cols[role] = vals[np.flatnonzero(vals != np.round(vals))[0]]
+    raise InputError(f"{path}: the user column {positions['user']} and the item column {positions['item']} hold "
+                     f"numbers with fractions ({cols['user']:g}, {cols['item']:g}): this looks like a table of "
+                     "features or vectors, not interactions (one 'user,item[,value]' per line)")
+
+
+def _resolve_columns(path, first, cols, header, sample=lambda: []):
+    """Return (has_header, {role: position}) for the requested user/item/value/timestamp columns.
+    ``sample()`` gives some rows after the first, for header detection."""
     wanted = {k: v for k, v in cols.items() if v is not None}
     for role, col in wanted.items():
         if isinstance(col, bool) or not isinstance(col, (str, int)):
@@ -105,6 +161,20 @@ def _resolve_columns(path, first, cols, header):
                     missing = [v for v in by_name.values() if v not in first]
                     raise ParseError(path, 1, f"no column named {missing[0]!r} in the header {first}; "
                                               "name an existing column or give 0-based positions")
+                rows = sample()
+                if _looks_like_header(first, rows):
+                    cells = [v for row in rows for v in row]
+                    if cells and all(_is_number(v) for v in cells) and any(not float(v).is_integer() for v in cells):
+                        raise ParseError(path, 1, f"the header ({', '.join(first)}) is over columns of numbers with "
+                                                  "fractions: this looks like a table of features or vectors, not "
+                                                  "interactions; give a file with a user and an item column "
+                                                  "(user,item[,value]), named by user=/item= (CLI: --user/--item)")
+                    guess = [f for f in first if not _is_number(f)][:2] or first[:2]
+                    hint = f"user={guess[0]!r}, item={guess[-1]!r}" if len(guess) > 1 else "user=..., item=..."
+                    raise ParseError(path, 1, f"the first line is a header ({', '.join(first)}) without the default "
+                                              f"columns 'user' and 'item'; name the columns to use: {hint} "
+                                              f"(CLI: --user {guess[0]} --item {guess[-1]}), or header=False "
+                                              "if that line is data")
         else:
             probes = [wanted[r] for r in ("value", "timestamp") if r in wanted]
             # with positions only, a header shows as text where numbers are expected

@@ -45,6 +45,17 @@ _DEFAULTS = {
 }
 
 
+_DEFAULT_DIM = 64
+
+
+def default_dim_cap(n_users: int, n_items: int) -> int:
+    """The most dimensions the default ``dim`` gives on ``n_users x n_items`` interactions:
+    ``max(4, min(n_users, n_items) // 8)``. On planted catalogues of 36, 47 and 200 items,
+    dim 64 scored recall@10 0.45 / 0.46 / 0.52 against 0.86 / 0.86 / 0.68 with the cap
+    (benchmarks/RESULTS.md, "MF default dim")."""
+    return max(4, min(int(n_users), int(n_items)) // 8)
+
+
 class MatrixFactorization(Trainer):
     """Matrix factorisation of a user x item matrix into ``dim``-dimensional vectors.
 
@@ -54,6 +65,9 @@ class MatrixFactorization(Trainer):
         implicit: counts/clicks (methods "als", "bpr"); explicit: ratings (methods "als", "sgd").
     method : {"als", "bpr", "sgd"}, default "als"
     dim : int in [1, 10000], default 64
+        On a small catalogue the default is capped at ``max(4, min(n_users, n_items) // 8)``
+        (logged; 64 dimensions on 47 items overfit: recall@10 0.46 against 0.86); an explicit
+        dim other than 64 is kept. The dimension trained is the fitted attribute ``dim_``.
     reg : float >= 0 or None, default None
         L2 regularisation. None: 0.01 (implicit ALS, BPR), 0.1 (explicit ALS, scaled by each
         row's count: weighted-lambda), 0.02 (explicit SGD).
@@ -100,7 +114,7 @@ class MatrixFactorization(Trainer):
     }
     _param_aliases = {"alpha": "confidence"}
 
-    def __init__(self, feedback: str = "implicit", method: str = "als", dim: int = 64, reg: float | None = None,
+    def __init__(self, feedback: str = "implicit", method: str = "als", dim: int = _DEFAULT_DIM, reg: float | None = None,
                  confidence: float = 1.0, epochs: int = 15, lr: float | None = None, batch_size: int | None = None,
                  cg_steps: int = 3, backend: str = "torch", seed: int = 0, device: str = "auto", *,
                  alpha: float | None = None):
@@ -181,6 +195,7 @@ class MatrixFactorization(Trainer):
         if params["feedback"] == "implicit" and (interactions.values < 0).any():
             raise InputError("implicit feedback needs values >= 0 (counts, clicks); use feedback='explicit' "
                              "for signed ratings")
+        params["dim"] = self._fit_dim(params["dim"], interactions.n_users, interactions.n_items)
         state = train_factors(params, interactions.matrix, show_progress, callback)
         self.params_ = params
         self.loss_history_ = state.pop("loss_history")
@@ -188,6 +203,24 @@ class MatrixFactorization(Trainer):
         if params["feedback"] == "explicit":  # predict() clips to it, as Surprise clips to its rating scale
             self._rating_range = (float(interactions.values.min()), float(interactions.values.max()))
         return self.embeddings_
+
+    def _fit_dim(self, dim: int, n_users: int, n_items: int) -> int:
+        """The dimension fit trains with (``dim_``): the default ``dim`` capped at
+        ``default_dim_cap(n_users, n_items)`` on a small catalogue, with a log line; an explicit
+        ``dim`` is kept, with a warning when it exceeds ``min(n_users, n_items)``."""
+        small = min(n_users, n_items)
+        if dim == _DEFAULT_DIM:
+            cap = default_dim_cap(n_users, n_items)
+            if cap < dim:
+                log.info("dim %d instead of the default %d: %d users x %d items is a small catalogue (the default is "
+                         "capped at max(4, min(n_users, n_items) // 8)); pass another dim, e.g. dim=%d, to choose it",
+                         cap, dim, n_users, n_items, min(2 * cap, dim - 1))
+                return cap
+        elif dim > small:
+            log.warning("dim=%d exceeds min(n_users, n_items) = %d of these interactions: the vectors overfit and scores "
+                        "shrink towards 0; try dim=%d (what the default gives here)", dim, small,
+                        default_dim_cap(n_users, n_items))
+        return dim
 
     def _set_state(self, user_keys, item_keys, seen, user_factors, item_factors,
                    user_bias=None, item_bias=None, global_mean=0.0):
@@ -202,6 +235,7 @@ class MatrixFactorization(Trainer):
         self._user_bias = None if user_bias is None else np.asarray(user_bias, dtype=np.float32)
         self._item_bias = None if item_bias is None else np.asarray(item_bias, dtype=np.float32)
         self.global_mean_ = float(global_mean)
+        self.dim_ = int(self._item_factors.shape[1])  # the dimension trained (the default dim is capped: _fit_dim)
         self.item_embeddings_ = Embeddings(self._item_keys, self._item_factors)
         self.embeddings_ = self.item_embeddings_
         self._user_emb = None  # built on first access (fold-in appends users)
