@@ -293,3 +293,109 @@ def test_filter_box_applies_to_recommendations(server, page):
     recs = page.eval_on_selector_all("#recommendations tbody td.key", "tds => tds.map(td => td.innerText.trim())")
     assert recs == [k for k, _ in mf.recommend("user03", k=5, filter=flt)] and not set(top[:2]) & set(recs)
     page.fill("#filter-input", "")
+
+
+def test_map_shows_points_labels_on_hover_and_the_querys_neighbours(server, page):
+    choose(page, server.url, "words")
+    page.wait_for_function("document.querySelectorAll('#map circle.pt').length === 10")
+    axes = page.eval_on_selector_all("#map text.axis", "els => els.map(e => e.textContent)")
+    assert len(axes) == 2 and all("% of variance" in a for a in axes)
+    assert "all 10 items" in page.inner_text("#map-info")
+    # points are spread over the map, not piled up: fruits and animals lie apart on PC1
+    xs = dict(page.eval_on_selector_all("#map circle.pt", "cs => cs.map(c => [c.dataset.key, +c.getAttribute('cx')])"))
+    fruit, animal = [np.mean([xs[k] for k in group]) for group in (FRUITS, ANIMALS)]
+    assert abs(fruit - animal) > 200  # of a 640-wide map
+    # hovering a point shows its key beside it
+    page.hover("#map circle.pt[data-key='tiger']")
+    page.wait_for_selector("#map-label", state="visible")
+    assert page.inner_text("#map-label") == "tiger"
+    assert page.eval_on_selector("#map circle.pt[data-key='tiger'] title", "t => t.textContent") == "tiger"
+    # a query rings its key and fills its neighbours, all labelled on the map
+    page.fill("#key-input", "apple")
+    page.select_option("#k-select", "5")
+    page.click("#key-go")
+    page.wait_for_selector("#map circle.pt.query")
+    page.wait_for_function("document.querySelectorAll('#map circle.pt.hit').length === 5")
+    query = page.eval_on_selector_all("#map circle.pt.query", "cs => cs.map(c => c.dataset.key)")
+    hits = page.eval_on_selector_all("#map circle.pt.hit", "cs => cs.map(c => c.dataset.key)")
+    shown = [k for k, _ in table_rows(page, "neighbors")]
+    assert query == ["apple"] and sorted(hits) == sorted(shown)
+    labels = page.eval_on_selector_all("#map text.lbl", "ts => ts.map(t => t.textContent)")
+    assert sorted(labels) == sorted(shown + ["apple"])
+    fill = page.eval_on_selector("#map circle.pt.hit", "c => getComputedStyle(c).fill")
+    plain = page.eval_on_selector("#map circle.pt:not(.hit):not(.query)", "c => getComputedStyle(c).fill")
+    assert fill != plain  # the neighbours stand out
+    # clicking a point asks for its neighbours
+    page.click("#map circle.pt[data-key='tiger']", force=True)
+    page.wait_for_function("document.getElementById('message').textContent.includes('neighbours of “tiger')")
+    page.wait_for_function("document.querySelector('#map circle.pt.query') && "
+                           "document.querySelector('#map circle.pt.query').dataset.key === 'tiger'")
+    # an error clears the marks
+    page.fill("#key-input", "unicorn")
+    page.click("#key-go")
+    page.wait_for_selector("#message.error")
+    page.wait_for_function("document.querySelectorAll('#map circle.pt.hit, #map circle.pt.query').length === 0")
+
+
+def test_score_bars_are_on_an_absolute_scale(server, page):
+    choose(page, server.url, "words")
+    page.select_option("#k-select", "10")
+    page.fill("#key-input", "apple")
+    page.click("#key-go")
+    page.wait_for_selector("#neighbors tbody tr")
+    rows = page.eval_on_selector_all(
+        "#neighbors tbody tr",
+        "trs => trs.map(tr => [+tr.querySelector('.value').textContent, parseFloat(tr.querySelector('.bar').style.width)])")
+    for score, width in rows:  # cosine similarity: the bar is |similarity| of the full track
+        assert width == pytest.approx(100 * min(abs(score), 1), abs=0.1)
+    assert rows[-1][1] < 30  # the animals are far from apple: short bars, not rescaled to the top result
+
+
+def test_history_is_cleared_when_a_recommendation_fails(server, page):
+    choose(page, server.url, "shop")
+    page.wait_for_selector("#recommend-panel", state="visible")
+    page.fill("#filter-input", "")
+    page.fill("#user-input", "user03")
+    page.click("#user-go")
+    page.wait_for_selector("#history li")
+    page.fill("#user-input", "nobody")
+    page.click("#user-go")
+    page.wait_for_selector("#message.error")
+    assert "nobody" in page.inner_text("#message")
+    assert page.eval_on_selector_all("#history li", "els => els.length") == 0 and page.is_hidden("#recommendations")
+
+
+def test_favicon_is_served_locally(server, page):
+    page.goto(server.url + "/")
+    href = page.eval_on_selector("link[rel=icon]", "l => l.href")
+    assert href.startswith(server.url)
+    r = httpx.get(href)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg") and b"<svg" in r.content
+
+
+@pytest.mark.parametrize("index", ["catalog", "shop"])
+def test_phone_width_layout_has_no_horizontal_overflow(server, page, index, tmp_path):
+    context = page.context.browser.new_context(viewport={"width": 375, "height": 800}, device_scale_factor=2)
+    phone = context.new_page()
+    phone.set_default_timeout(15000)
+    try:
+        choose(phone, server.url, index)
+        phone.wait_for_selector("#map circle.pt")
+        if index == "catalog":
+            phone.fill("#filter-input", json.dumps({"colour": "red"}))
+            phone.fill("#key-input", "item-03")
+            phone.click("#key-go")
+            phone.wait_for_selector("#neighbors tbody tr")
+        else:
+            phone.fill("#user-input", "user03")
+            phone.click("#user-go")
+            phone.wait_for_selector("#recommendations tbody tr")
+        width = phone.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], f"the page is {width[0]} px wide in a {width[1]} px viewport"
+        boxes = phone.eval_on_selector_all("section, table.results:not([hidden]), #map",
+                                           "els => els.map(e => e.getBoundingClientRect().right)")
+        assert max(boxes) <= 375
+        if os.environ.get("EMBEDKIT_SCREENSHOTS"):
+            phone.screenshot(path=os.path.join(os.environ["EMBEDKIT_SCREENSHOTS"], f"phone-{index}.png"), full_page=True)
+    finally:
+        context.close()

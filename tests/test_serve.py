@@ -506,3 +506,18 @@ def test_openapi_is_30_for_the_bundled_swagger_ui_and_nothing_loads_from_a_cdn(s
         assert "cdn" not in docs.lower() and "https://" not in docs
         r = c.get("/redoc", follow_redirects=False)
         assert r.status_code in (302, 307) and r.headers["location"] == "/docs"
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(store_root, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["--store", str(store_root), "serve", "--port", str(port)]) != 0
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.count("\n") == 0 and f"port {port} on 127.0.0.1 is already in use" in err and "--port" in err
+    assert "Traceback" not in err and "serving" not in captured.out  # refused before announcing anything

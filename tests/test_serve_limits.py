@@ -379,6 +379,9 @@ def test_cli_server_options_reach_uvicorn(store_root, monkeypatch):
 
     seen = {}
     monkeypatch.setattr(uvicorn.Server, "run", lambda self: seen.__setitem__("config", self.config))
+    # nothing is bound here (uvicorn's run is replaced): skip the busy-port check, which would refuse
+    # 10.1.2.3 (not this machine's) and port 8000 when something else holds it
+    monkeypatch.setattr("embedkit.cli.serve.check_port_free", lambda host, port: None)
     monkeypatch.delenv("EMBEDKIT_TOKEN", raising=False)
     assert main(["--store", str(store_root), "serve", "--allow-host", "embed.example.org", "--max-connections", "50",
                  "--header-timeout", "2", "--max-results", "500"]) == 0

@@ -58,6 +58,33 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def check_port_free(host: str, port: int) -> None:
+    """InputError (one line) when ``host:port`` cannot be bound: in use, or an address not of
+    this machine. Binds the way uvicorn does (SO_REUSEADDR), then lets go at once."""
+    import errno
+    import socket
+
+    if port == 0:
+        return
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as exc:
+        raise InputError(f"--host {host!r} is not an address of this machine ({exc.strerror}); "
+                         "give e.g. 127.0.0.1 or 0.0.0.0") from None
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise InputError(f"port {port} on {host} is already in use (another 'embedkit serve'?); stop that "
+                                 "server or choose another port with --port N") from None
+            if exc.errno == errno.EACCES:
+                raise InputError(f"no permission to bind port {port} on {host}; ports below 1024 need root: "
+                                 "choose another with --port N") from None
+            raise InputError(f"cannot bind {host}:{port} ({exc.strerror}); check --host and --port") from None
+
+
 def cmd_serve(args) -> int:
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port must be in the range [0, 65535]; got {args.port}")
@@ -88,6 +115,7 @@ def cmd_serve(args) -> int:
         if args.host not in ("0.0.0.0", "::", "") and not _is_loopback(args.host):
             hosts.append(args.host)
     store = get_store(args)
+    check_port_free(args.host, args.port)
     from ..serve import create_app
 
     app = create_app(store.root, names=args.names or None, token=token,

@@ -30,11 +30,24 @@ from .._arrays import as_keys, as_vectors
 from ..errors import InputError, MissingKeyError, StoreError
 from ..store import Store, check_name
 from ..store import journal as J
-from ..trainers.mf import MatrixFactorization
+from ..trainers.mf import MatrixFactorization, load_recommender
 from ..trainers.mf.recommend import recommend_users
 from ..trainers.mf.store import is_mf, read_model
 
 log = logging.getLogger(__name__)
+
+
+# Trainers whose store entries the service recommends from through load_recommender (their own
+# ranking, as saved: writes to the index through the service do not change it). MatrixFactorization
+# entries keep their own path: recommend_users over the index the service holds (writes count).
+MODEL_RECOMMENDERS = ("HybridMF", "ItemKNN", "Popularity")
+
+
+def recommender_kind(manifest: dict) -> str | None:
+    """"mf" for a MatrixFactorization entry, "model" for the other recommenders, else None."""
+    if is_mf(manifest):
+        return "mf"
+    return "model" if (manifest.get("meta") or {}).get("trainer") in MODEL_RECOMMENDERS else None
 
 
 class Conflict(StoreError):
@@ -79,13 +92,15 @@ class Entry:
     index: object
     manifest: dict
     journal: J.Journal
-    model: object | None  # the MatrixFactorization saved with an MF index: its users get recommendations
+    model: object | None  # the recommender saved with the index (MF, HybridMF, ItemKNN, Popularity) or None
     stamp: tuple | None
+    kind: str | None = None  # recommender_kind(manifest): "mf", "model" or None
     lock: threading.Lock = field(default_factory=threading.Lock)
     version: int = 0
     _keys_cache: tuple = (None, None, None)
     _users_cache: tuple = (None, None)
     compact_pending: bool = False
+    map_cache: dict = field(default_factory=dict)  # the page's 2-D map (serve/_map.py), per version
 
     def complete(self, prefix: str, limit: int) -> list[str]:
         """Keys starting with ``prefix`` (case-insensitive), sorted; cached between writes."""
@@ -95,25 +110,60 @@ class Entry:
         self._keys_cache = (self.version, *cache)
         return out
 
-    # ------------------------------------------------------------------ recommendations (MF indexes)
+    # ------------------------------------------------------------------ recommendations
+    def _user_keys(self) -> list[str]:
+        if self.kind == "mf" or hasattr(self.model, "user_embeddings_"):
+            return self.model.user_embeddings_.keys
+        return self.model._user_keys  # Popularity / ItemKNN keep their users' keys with the seen matrix
+
     @property
     def n_users(self) -> int:
-        return len(self.model.user_embeddings_) if self.model is not None else 0
+        return len(self._user_keys()) if self.model is not None else 0
 
     def complete_users(self, prefix: str, limit: int) -> list[str]:
         """Users starting with ``prefix`` (case-insensitive), sorted."""
-        out, self._users_cache = _complete(self._users_cache, lambda: self.model.user_embeddings_.keys,
-                                           prefix, limit)
+        out, self._users_cache = _complete(self._users_cache, self._user_keys, prefix, limit)
         return out
 
     def history(self, user: str) -> list[tuple[str, float]]:
         """The user's training interactions as (item, value), strongest first."""
-        return self.model.history(user)
+        if self.kind == "mf":
+            return self.model.history(user)
+        m = self.model
+        codes = m.seen_items(user)  # MissingKeyError for an unknown user
+        u = m._user_index[user]
+        values = m._seen.data[m._seen.indptr[u]:m._seen.indptr[u + 1]]
+        order = np.argsort(-np.asarray(values, dtype=np.float64), kind="stable")
+        return [(m._item_keys[int(codes[i])], float(values[i])) for i in order]
 
-    def recommend(self, user: str, k: int, exclude_seen: bool = True) -> list[tuple[str, float]]:
-        """Top-``k`` items of the index this service holds for ``user`` (the model's own ranking,
-        so items upserted or removed through the service count at once)."""
-        return recommend_users(self.model, [user], k=k, exclude_seen=exclude_seen, index=self.index)[0]
+    def recommend(self, user: str, k: int, exclude_seen: bool = True, filter=None) -> list[tuple[str, float]]:
+        """Top-``k`` items for ``user``, exact among the items ``filter`` allows. MF: the model's
+        own ranking over the index this service holds (items upserted or removed through the
+        service count at once). HybridMF / ItemKNN / Popularity: the model's ``recommend_batch``
+        (its items as saved, cold-start items included)."""
+        if self.kind == "mf":
+            return recommend_users(self.model, [user], k=k, exclude_seen=exclude_seen, index=self.index,
+                                   filter=filter)[0]
+        return self.model.recommend_batch([user], k=k, exclude_seen=exclude_seen, filter=filter)[0]
+
+    def item_payload(self, key: str) -> dict:
+        """The payload of a recommended item: the index's, else (HybridMF's item features) the model's."""
+        if key in self.index and self.index.payload_fields:
+            return self.index.payload(key)
+        rows = getattr(self.model, "_payload", None) if self.kind == "model" else None
+        code = self.model._item_index.get(key) if rows is not None else None
+        return dict(rows[code]) if code is not None else {}
+
+    def model_payload_fields(self) -> dict:
+        """Payload fields of the model's items (HybridMF item features) when the index has none."""
+        rows = getattr(self.model, "_payload", None) if self.kind == "model" else None
+        out: dict = {}
+        for row in rows or ():
+            for f, v in row.items():
+                if f not in out and v is not None:
+                    out[f] = ("bool" if isinstance(v, bool) else "int" if isinstance(v, int) else
+                              "float" if isinstance(v, float) else "strlist" if isinstance(v, list) else "str")
+        return out
 
 
 class Registry:
@@ -198,9 +248,15 @@ class Registry:
         index, entries, intact = self.store.load_journalled(name)
         if entries:
             log.info("index %r: loaded with %d journalled writes", name, len(entries))
-        model = read_model(MatrixFactorization, name, self.store, manifest=manifest) if is_mf(manifest) else None
+        kind = recommender_kind(manifest)
+        if kind == "mf":
+            model = read_model(MatrixFactorization, name, self.store, manifest=manifest)
+        elif kind == "model":
+            model = load_recommender(name, self.store)
+        else:
+            model = None
         entry = Entry(name=name, path=path, index=index, manifest=manifest,
-                      journal=J.Journal(path, intact, len(entries)), model=model, stamp=stamp,
+                      journal=J.Journal(path, intact, len(entries)), model=model, stamp=stamp, kind=kind,
                       version=(old.version + 1) if old else 0)
         if entries:
             self._schedule_compaction(entry)

@@ -34,10 +34,9 @@ from .. import __version__
 from .._validation import check_int
 from ..errors import InputError, MissingKeyError, StoreError
 from ..store import Store, check_name
-from ..trainers.mf.recommend import recommend_users
-from ..trainers.mf.store import is_mf
 from ._limits import LOOPBACK_HOSTS, Guard, TooMuchWork, WorkLimits, check_allowed_hosts
-from ._registry import Conflict, Registry
+from ._map import MAX_MAP, index_map
+from ._registry import Conflict, Registry, recommender_kind
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -413,7 +412,7 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         meta = m.get("meta") or {}
         out = {"name": name, "count": len(entry.index) if entry else m["count"], "dim": m["dim"],
                "metric": m["metric"], "kind": m["kind"], "trainer": meta.get("trainer"),
-               "recommender": is_mf(m), "created": m.get("created")}
+               "recommender": recommender_kind(m) is not None, "created": m.get("created")}
         return out
 
     # ---------------------------------------------------------------- pages
@@ -446,7 +445,8 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         m = entry.manifest
         info.update(meta=m.get("meta") or {}, knobs=m.get("knobs") or {}, extras=m.get("extras") or [],
                     score=score_kind(entry.index), journal_entries=entry.journal.entries,
-                    users=entry.n_users, payload_fields=payload_fields(entry.index))
+                    users=entry.n_users,
+                    payload_fields=payload_fields(entry.index) or (entry.model_payload_fields() if entry.model else {}))
         return info
 
     @app.get("/indexes/{name}/keys", tags=["read"], summary="Keys starting with a prefix (autocomplete)")
@@ -454,6 +454,26 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
                       limit: int = Query(20, ge=1, le=MAX_K)):
         entry = entry_of(name)
         return {"index": name, "prefix": prefix, "keys": entry.complete(prefix, limit)}
+
+    @app.get("/indexes/{name}/map", tags=["read"], summary="2-D map of the index: PCA of a fixed sample")
+    def map_of(name: str, n: int = Query(1000, ge=2, le=MAX_MAP, description="items in the sample"),
+               include: Optional[str] = Query(None, max_length=1 << 16,
+                                              description='keys to place on the map even when not sampled, as a '
+                                                          'JSON list, e.g. ["apple", "pear"]')):
+        entry = entry_of(name)
+        keys = []
+        if include is not None:
+            try:
+                keys = json.loads(include)
+            except ValueError as exc:
+                raise InputError(f"query parameter 'include': not valid JSON ({exc}); give a list of keys") from None
+            if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+                raise InputError("query parameter 'include' must be a JSON list of keys, e.g. [\"apple\"]")
+            if len(keys) > MAX_K + 1:
+                raise InputError(f"query parameter 'include' holds {len(keys)} keys; give at most {MAX_K + 1}")
+        # the version is read first: a map computed during a write is cached under the old version
+        out = index_map(entry.index, entry.map_cache, entry.version, n, keys)
+        return {"index": name, "n": n, **out}
 
     @app.get("/indexes/{name}/items/{key:ek_key}", tags=["read"], summary="The stored vector of a key")
     def get_item(name: str, key: str):
@@ -524,7 +544,8 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         entry = entry_of(name)
         if entry.model is None:
             raise InputError(f"index {name!r} holds no user vectors: recommendations need an index written by "
-                             "'embedkit train mf'")
+                             "'embedkit train mf' (MatrixFactorization, HybridMF) or a Popularity / ItemKNN "
+                             "model's to_store")
         return entry
 
     @app.get("/indexes/{name}/users", tags=["recommend"], summary="Users starting with a prefix (autocomplete)")
@@ -533,7 +554,8 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         entry = recommender_of(name)
         return {"index": name, "prefix": prefix, "users": entry.complete_users(prefix, limit)}
 
-    @app.get("/indexes/{name}/recommend", tags=["recommend"], summary="Top items for a user of an MF index")
+    @app.get("/indexes/{name}/recommend", tags=["recommend"],
+             summary="Top items for a user (MatrixFactorization, HybridMF, ItemKNN or Popularity index)")
     def recommend(name: str, user: str = Query(..., min_length=1, max_length=MAX_KEY_LEN),
                   k: int = Query(10, ge=1, le=MAX_K), exclude_seen: bool = True,
                   filter: Optional[str] = Query(None, max_length=1 << 16,
@@ -541,19 +563,15 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
                   include_payload: bool = False):
         entry = recommender_of(name)
         flt = check_filter(filter, "query parameter 'filter'")
-        if flt is None:
-            recs = entry.recommend(user, k, exclude_seen=exclude_seen)
-        elif "filter" in inspect.signature(entry.recommend).parameters:
+        with limits.admit(1, k):
             recs = entry.recommend(user, k, exclude_seen=exclude_seen, filter=flt)
-        else:  # the model's own ranking over the index this service holds, as Entry.recommend does
-            recs = recommend_users(entry.model, [user], k=k, exclude_seen=exclude_seen, index=entry.index, filter=flt)[0]
         rows = [{"key": key, "score": s} for key, s in recs]
         if include_payload:
-            index, fields = entry.index, payload_fields(entry.index)
             for row in rows:
-                row["payload"] = index.payload(row["key"]) if fields and row["key"] in index else {}
-        return {"index": name, "user": user, "exclude_seen": exclude_seen,
-                "filter": flt, "history": [{"key": key, "value": v} for key, v in entry.history(user)],
+                row["payload"] = entry.item_payload(row["key"])
+        return {"index": name, "user": user, "trainer": (entry.manifest.get("meta") or {}).get("trainer"),
+                "exclude_seen": exclude_seen, "filter": flt,
+                "history": [{"key": key, "value": v} for key, v in entry.history(user)],
                 "recommendations": rows}
 
     # ---------------------------------------------------------------- writes
