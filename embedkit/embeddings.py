@@ -16,6 +16,74 @@ from .errors import InputError, MissingKeyError, ParseError, StoreError
 __all__ = ["Embeddings"]
 
 _FORMAT = "embedkit.embeddings/1"
+_SUGGEST_LIMIT = 3_000  # difflib over more keys than this is too slow for an error message (~0.1 s a 1,000)
+
+
+def close_matches(word: str, candidates, n: int = 3) -> list[str]:
+    """Up to ``n`` candidates close to ``word``: the same text up to case and surrounding spaces
+    first, then difflib's (as Python's own "did you mean") among the candidates within 2
+    characters of its length; when more than 3,000 of those remain, among those sharing its
+    first 1, 2, ... characters (a typo past the start is found in a large vocabulary too)."""
+    if not isinstance(word, str):
+        return []
+    size, folded = len(word), word.strip().casefold()
+    near = [c for c in candidates if isinstance(c, str) and abs(len(c) - size) <= 2]
+    same = [c for c in near if c != word and c.strip().casefold() == folded][:n]
+    prefix = 0
+    while len(near) > _SUGGEST_LIMIT and prefix < size:
+        prefix += 1
+        start = folded[:prefix]
+        near = [c for c in near if c.casefold().startswith(start)]
+    from difflib import get_close_matches
+
+    return (same + [c for c in get_close_matches(word, near, n=n) if c not in same])[:n]
+
+
+class _MissingKeyText:
+    """The message of a missing key, worked out when it is read: the "did you mean" search
+    costs nothing for code that catches the KeyError (a gensim-style loop over unknown words)."""
+
+    __slots__ = ("key", "where", "count", "candidates", "prefix")
+
+    def __init__(self, key, where: str, count: int, candidates, prefix: str = ""):
+        self.key, self.where, self.count, self.candidates, self.prefix = key, where, count, candidates, prefix
+
+    def __str__(self) -> str:
+        return (self.prefix + ": " if self.prefix else "") + self._text()
+
+    def _keys(self) -> list:
+        try:
+            return self.candidates()
+        except Exception:  # a suggestion never turns into another error
+            return []
+
+    def _text(self) -> str:
+        key = self.key
+        if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+            text = str(key)
+            if text in self._keys():
+                return f"key {text} is an int but keys are strings: use {text!r}"
+            return f"key {text} is an int but keys are strings (and {text!r} is not in {self.where} either)"
+        if isinstance(key, bytes):
+            return f"key {key!r} is bytes but keys are strings: pass key.decode()"
+        if not isinstance(key, str):
+            return f"key {key!r} is a {type(key).__name__} but keys are strings: pass str(key)"
+        close = close_matches(key, self._keys())
+        hint = "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
+        return f"key {key!r} is not in {self.where} ({self.count} keys){hint}"
+
+    def __repr__(self) -> str:
+        return repr(str(self))
+
+    def __reduce__(self):  # pickled (to another process) as the plain message
+        return (str, (str(self),))
+
+
+def missing_key_error(key, where: str, count: int, candidates, prefix: str = "") -> MissingKeyError:
+    """MissingKeyError for ``key``: one line, with close matches among ``candidates()`` (a
+    callable returning the keys; only called when the message is read) or, for an int key, the
+    rule that keys are strings (``use '0'`` when that string is a key)."""
+    return MissingKeyError(_MissingKeyText(key, where, count, candidates, prefix))
 
 
 class Embeddings:
@@ -76,14 +144,14 @@ class Embeddings:
         try:
             return self._key_to_index[key]
         except KeyError:
-            raise MissingKeyError(f"key {key!r} is not in these embeddings ({len(self)} keys)") from None
+            raise missing_key_error(key, "these embeddings", len(self), lambda: self._keys) from None
 
     def __getitem__(self, key):
         if isinstance(key, str):
             return self._vectors[self.index_of(key)]
-        if isinstance(key, Iterable):
+        if isinstance(key, Iterable) and not isinstance(key, bytes):
             return self._vectors[[self.index_of(k) for k in key]]
-        raise MissingKeyError(f"key {key!r} is not in these embeddings (keys are strings)")
+        return self._vectors[self.index_of(key)]  # not a key: one line naming the rule
 
     # ------------------------------------------------------------ similarities
     def _unit_vectors(self) -> np.ndarray:
@@ -133,7 +201,7 @@ class Embeddings:
         if query is None:
             raise InputError("most_similar: give a key, a vector, or positive=/negative= examples")
         unit = self._unit_vectors()
-        if isinstance(query, str):
+        if isinstance(query, (str, bytes)) or not isinstance(query, Iterable):  # a key (an int says keys are strings)
             i = self.index_of(query)
             q, exclude = unit[i:i + 1], np.array([[i]], dtype=np.int64)
         else:
@@ -164,7 +232,7 @@ class Embeddings:
         unit = self._unit_vectors()
         vecs, rows = [], []
         for j, item in enumerate(items):
-            if isinstance(item, str):
+            if isinstance(item, (str, bytes)) or not isinstance(item, Iterable):
                 i = self.index_of(item)
                 rows.append(i)
                 vecs.append(unit[i])

@@ -87,6 +87,8 @@ def test_weighted_flag(tmp_path):
     ("a b 1\nc d -2\n", 2, "> 0"),
     ("a b 1\nc d nan\n", 2, "> 0"),
     ("a b 1\n\n\nc d\n", 4, "no weight but line 1 has one"),
+    ("alice bob\ncarol x y\n", 2, "3 fields but line 1 has 2"),     # a stray field is not dropped silently
+    ("# header\nalice bob\ncarol dave 2\n", 3, "give every edge a weight or none"),
 ])
 def test_bad_lines_report_line_number(tmp_path, text, line, fragment):
     p = _write(tmp_path, text)
@@ -187,3 +189,16 @@ def test_a_file_without_line_breaks_is_a_one_line_error_not_a_memory_hog(tmp_pat
 def test_dev_zero_is_refused_after_one_bounded_read():
     with pytest.raises(ParseError, match="/dev/zero:1: line longer than"):
         ek.Graph.from_edgelist("/dev/zero")
+
+
+def test_a_stray_third_field_is_ignored_only_when_asked(tmp_path):
+    p = _write(tmp_path, "alice bob\ncarol x y\n")
+    g = ek.Graph.from_edgelist(p, weighted=False)
+    assert not g.weighted and g.num_edges == 2
+
+
+def test_a_stray_sixth_field_in_a_typed_edge_list_is_refused(tmp_path):
+    p = _write(tmp_path, "user u1 bought item i1\nuser u2 bought item i2 x\n")
+    with pytest.raises(ParseError, match=r":2: this line has 6 fields but line 1 has 5"):
+        ek.Graph.from_typed_edgelist(p)
+    assert not ek.Graph.from_typed_edgelist(p, weighted=False).weighted

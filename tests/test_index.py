@@ -107,7 +107,7 @@ def test_factory_string_and_bad_kind():
     x = clustered(300, 8)
     idx.add([str(i) for i in range(300)], x)
     assert len(idx.search(x[0], k=5).keys[0]) == 5
-    with pytest.raises(ValueError, match="not a valid FAISS factory string"):
+    with pytest.raises(ValueError, match="nor a FAISS factory string that builds for dim=8"):
         VectorIndex(8, kind="NotAnIndex")
 
 

@@ -306,3 +306,22 @@ def test_cuda_fit_two_cliques_and_same_seed(p, q):
     a = [t.cpu() for t, _ in ek.Node2Vec(**params).walk_stream(g).epoch(0)]
     b = [t.cpu() for t, _ in ek.Node2Vec(**params).walk_stream(g).epoch(0)]
     assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("source", ["networkx", "pyg"])
+def test_integer_node_ids_become_string_keys_with_a_one_line_hint(source):
+    """networkx graphs with int nodes and PyG graphs are keyed "0", "1", ...; an int lookup says so."""
+    from embedkit.errors import MissingKeyError
+
+    g, _ = two_cliques()
+    if source == "pyg":
+        edges = torch.tensor(list(g.edges()), dtype=torch.long).T
+        g = torch.cat([edges, edges.flip(0)], dim=1)
+    emb = ek.Node2Vec(dim=8, walks_per_node=2, walk_length=10, epochs=1, workers=1).fit(g, show_progress=False)
+    assert emb["0"].shape == (8,)
+    assert emb.most_similar("0", k=3)
+    for lookup in (lambda: emb[0], lambda: emb.most_similar(0)):
+        with pytest.raises(MissingKeyError) as info:
+            lookup()
+        msg = str(info.value)
+        assert "\n" not in msg and "'0'" in msg and "string" in msg

@@ -55,17 +55,7 @@ def require_entry(store, name: str) -> None:
     check_name(name)
     if store.exists(name):
         return
-    root = store.root.resolve()
-    if not store.root.is_dir():
-        raise InputError(f"no index named {name!r}: the store folder {root} does not exist (pass --store DIR or "
-                         "set EMBEDKIT_STORE to the folder your indexes are in)")
-    have = store.names()
-    from difflib import get_close_matches
-
-    close = get_close_matches(name, have, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    listed = ", ".join(have[:20]) + (", ..." if len(have) > 20 else "") if have else "none"
-    raise InputError(f"no index named {name!r} in the store {root} (indexes: {listed}){hint}")
+    raise InputError(store.missing_message(name))
 
 
 def _format_of(args) -> str:

@@ -17,7 +17,8 @@ def register(groups) -> None:
     build.add_argument("vectors", metavar="VECTORS", help="word2vec .txt/.vec, word2vec .bin, or .npz (keys, vectors)")
     build.add_argument("--name", required=True, help="name of the index in the store")
     build.add_argument("--metric", default="cosine", choices=list(METRICS))
-    build.add_argument("--kind", default="auto", help="flat|hnsw|ivf|ivfpq|auto or a FAISS factory string")
+    build.add_argument("--kind", default="auto", type=kind_argument,
+                       help="flat|hnsw|ivf|ivfpq|auto or a FAISS factory string (default: auto)")
     build.add_argument("--binary", action="store_true", help="the word2vec file is binary (default: by extension .bin)")
     build.add_argument("--force", action="store_true", help="replace an existing index of that name")
     build.add_argument("--payload", metavar="FILE",
@@ -57,6 +58,18 @@ def register(groups) -> None:
     info.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
     add_store_option(info)
     info.set_defaults(func=cmd_info)
+
+
+def kind_argument(text: str) -> str:
+    """argparse ``type=`` of ``--kind``: a typo ("hnws") is a usage error before any file is read."""
+    import argparse
+
+    from ..index._factory import check_kind
+
+    try:
+        return check_kind(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def load_vectors_file(path: str, binary: bool = False):
@@ -168,7 +181,11 @@ def cmd_query(args) -> int:
         flt = compile_filter(args.filter)
     missing = [k for k in args.keys + (args.minus or []) if k not in index]
     if missing:
-        raise InputError(f"key {missing[0]!r} is not in index {args.name!r} ({len(index)} items)")
+        from ..embeddings import close_matches
+
+        close = close_matches(missing[0], index.keys)
+        hint = "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
+        raise InputError(f"key {missing[0]!r} is not in index {args.name!r} ({len(index)} items){hint}")
     if args.minus is not None or args.mul:
         res = index.search_examples(positive=args.keys, negative=args.minus or [], k=args.k, filter=flt,
                                     method="mul" if args.mul else "add")
@@ -190,16 +207,16 @@ def cmd_query(args) -> int:
 
 def cmd_list(args) -> int:
     store = get_store(args)
-    names = store.names()
-    if not names:
-        out(f"no indexes in {store.root}")
+    entries = store.entries()  # one damaged index is listed with its reason, never fails the list
+    if not entries:
+        where = "" if store.root.is_dir() else " (the folder does not exist)"
+        out(f"no indexes in {store.root.resolve()}{where}")
         return 0
     out(f"{'NAME':<24} {'COUNT':>9} {'DIM':>5} {'METRIC':<7} {'KIND':<8} TRAINER")
-    for name in names:
-        try:
-            m = store.info(name)
-        except Exception as exc:  # one damaged entry must not hide the others
-            out(f"{name:<24} damaged: {exc}")
+    for entry in entries:
+        name, m = entry["name"], entry["manifest"]
+        if entry["damaged"]:
+            out(f"{name:<24} damaged: {entry['error']}")
             continue
         trainer = (m.get("meta") or {}).get("trainer") or "-"
         out(f"{name:<24} {m['count']:>9} {m['dim']:>5} {m['metric']:<7} {m['kind']:<8} {trainer}")

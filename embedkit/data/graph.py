@@ -239,7 +239,9 @@ class Graph:
 
         Blank lines and lines whose first field starts with ``#`` are skipped; a field starting
         with ``#`` starts a trailing comment. ``weighted=None`` takes weights when the first edge
-        line has three fields; ``weighted=False`` ignores a third field; ``weighted=True`` requires it.
+        line has three fields (a later line with three fields is then refused: a weight or a stray
+        field, it is not silently dropped); ``weighted=False`` ignores a third field; ``weighted=True``
+        requires it.
 
         Raises ParseError ("path:line: problem") for a line with the wrong number of fields, a
         weight that is not a positive number, or a missing weight; InputError for a file without edges.
@@ -267,6 +269,10 @@ class Graph:
                     raise ParseError(path, lineno, f"this edge has no weight but {where}; give every edge "
                                                    "a weight, or pass weighted=False")
                 wts.append(_weight(path, lineno, fields[2]))
+            elif nf == 3 and weighted is None:
+                raise ParseError(path, lineno, f"this line has 3 fields but line {first_w_line} has 2, so the file "
+                                               f"was read as unweighted: {line.strip()[:80]!r}; give every edge "
+                                               "a weight or none (weighted=False ignores a third field)")
             a, b = fields[0], fields[1]
             ia = index.get(a)
             if ia is None:
@@ -358,6 +364,7 @@ class Graph:
         cols: list[list[str]] = [[], [], [], [], []]
         wts: list[float] = []
         want_w = weighted
+        first_w_line = None
         for lineno, line in _edge_lines(path, "a typed edge-list file"):
             fields = _fields(line)
             if not fields:
@@ -368,11 +375,16 @@ class Graph:
                                                f"(5 or 6 fields), got {nf}: {line.strip()[:80]!r}")
             if want_w is None:
                 want_w = nf == 6
+                first_w_line = lineno
             if want_w:
                 if nf != 6:
                     raise ParseError(path, lineno, "this edge has no weight but earlier ones have; give every "
                                                    "edge a weight, or pass weighted=False")
                 wts.append(_weight(path, lineno, fields[5]))
+            elif nf == 6 and weighted is None:
+                raise ParseError(path, lineno, f"this line has 6 fields but line {first_w_line} has 5, so the file "
+                                               f"was read as unweighted: {line.strip()[:80]!r}; give every edge "
+                                               "a weight or none (weighted=False ignores a sixth field)")
             for c, f in zip(cols, fields):
                 c.append(f)
         if not cols[0]:
@@ -497,10 +509,11 @@ class Graph:
             return cls.from_networkx(data)
         if type(data).__name__ == "HeteroData":
             return cls.from_hetero(data)
-        if mod.startswith("torch_geometric") or hasattr(data, "edge_index"):
+        if mod.startswith("torch_geometric") or hasattr(data, "edge_index") or \
+                (mod.startswith("torch") and type(data).__name__ == "Tensor"):   # an edge_index tensor (2, E)
             return cls.from_pyg(data)
-        raise InputError(f"expected an ek.Graph, a networkx graph, a torch_geometric Data or an edge-list path; "
-                         f"got {type(data).__name__}")
+        raise InputError(f"expected an ek.Graph, a networkx graph, a torch_geometric Data, an edge_index tensor or an "
+                         f"edge-list path; got {type(data).__name__}")
 
 
 MAX_LINE_BYTES = 1 << 20   # an edge line is a few dozen bytes; a longer line is not an edge list

@@ -7,6 +7,7 @@ Guidelines followed (FAISS wiki, "Guidelines to choose an index"): exact search 
 from __future__ import annotations
 
 import math
+import re
 
 from ..errors import InputError
 
@@ -95,8 +96,7 @@ def build(kind: str, factory: str, dim: int, metric: str, knobs: dict):
     try:
         base = faiss.index_factory(dim, factory, faiss_metric(metric))
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "invalid"
-        raise InputError(f"kind={factory!r} is not a valid FAISS factory string for dim={dim} ({first})") from None
+        raise InputError(bad_kind_message(factory, dim, str(exc))) from None
     hnsw = _find_hnsw(base)
     if hnsw is not None:
         hnsw.hnsw.efConstruction = int(knobs["ef_construction"])
@@ -125,6 +125,45 @@ def build(kind: str, factory: str, dim: int, metric: str, knobs: dict):
     # IndexIDMap2: its search runs an OpenMP loop over the k labels of every query (milliseconds
     # per single query when the cores are busy) and its rev_map costs memory per item.
     return base, False
+
+
+def bad_kind_message(kind: str, dim: int | None, faiss_error: str) -> str:
+    """One line for a kind that is neither ours nor a factory string FAISS can build: the kinds,
+    FAISS's reason without its C++ location, and the closest kind ("hnws" -> did you mean 'hnsw'?)."""
+    from difflib import get_close_matches
+
+    lines = faiss_error.strip().splitlines()
+    reason = lines[-1].strip() if lines else "invalid"
+    m = re.match(r"^Error in .*? at \S+:\d+: (.*)$", reason)
+    if m:
+        reason = m.group(1).strip()
+    reason = re.sub(r"^Error: '.*?' failed: ", "", reason)
+    reason = " ".join(reason.split())[:200] or "invalid"
+    close = get_close_matches(kind.lower(), KINDS, n=1) if kind.isalpha() else []
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    what = "a FAISS factory string" + (f" that builds for dim={dim}" if dim is not None else "")
+    return f"kind={kind!r} is not one of {', '.join(KINDS)}, nor {what} (FAISS: {reason}){hint}"
+
+
+def check_kind(kind: str) -> str:
+    """``kind`` if it is one of ours or a factory string FAISS can parse, else InputError (the
+    message of :func:`bad_kind_message`). For checking a command-line ``--kind`` before any work:
+    whether a factory string builds for the data's dim is known only at :class:`VectorIndex`."""
+    if not isinstance(kind, str) or not kind:
+        raise InputError(f"kind must be one of {', '.join(KINDS)} or a FAISS factory string; got {kind!r}")
+    if kind.lower() in KINDS:
+        return kind.lower()  # (no FAISS import for the usual kinds: the CLI checks its default too)
+    import faiss
+
+    try:
+        faiss.index_factory(_PROBE_DIM, kind)
+    except RuntimeError as exc:
+        if "could not parse" in str(exc):
+            raise InputError(bad_kind_message(kind, None, str(exc))) from None
+    return kind
+
+
+_PROBE_DIM = 720  # divisible by most sub-quantizer counts and PCA sizes, so only parse errors show
 
 
 def takes_ids(index) -> bool:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError, MissingKeyError
+from ..embeddings import missing_key_error
+from ..errors import InputError
 from . import _factory as F
 from ._keymap import KeyMap
 from ._payload import Columns
@@ -190,8 +191,16 @@ class Storage:
     def id_of(self, key) -> int:
         i = self.key_to_id.get(key)
         if i is None:
-            raise MissingKeyError(f"key {key!r} is not in the index ({len(self.key_to_id)} items)")
+            raise self.missing(key)
         return i
+
+    def missing(self, key, what: str = ""):
+        """MissingKeyError for ``key``: close matches among the live keys (worked out only when
+        the message is read), or the rule that keys are strings for an int."""
+        return missing_key_error(key, "the index", len(self.key_to_id), self.live_keys, prefix=what)
+
+    def live_keys(self) -> list:
+        return self.id_key[self.live_ids()].tolist()
 
     def for_faiss(self, vecs: np.ndarray, keys=None) -> np.ndarray:
         """Vectors as FAISS stores them: unit length for cosine (zero vectors refused), else as given."""

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from .._arrays import as_keys, as_vectors
 from .._knn import METRICS
 from .._validation import check_choice, check_float, check_int
-from ..errors import InputError, MissingKeyError
+from ..errors import InputError
 from . import _factory as F
 from ._filter import compile_filter
 from ._payload import as_payload_rows
@@ -233,8 +233,7 @@ class VectorIndex:
 
     def remove(self, keys: Sequence[str], missing_ok: bool = False) -> int:
         """Remove items by key; returns how many were removed. Unknown keys raise KeyError."""
-        if isinstance(keys, str):
-            keys = [keys]
+        keys = _lookup_keys(keys)
         keys = list(keys)
         with self._lock.write():
             st = self._storage
@@ -243,7 +242,7 @@ class VectorIndex:
                 i = st.key_to_id.get(k)
                 if i is None:
                     if not missing_ok:
-                        raise MissingKeyError(f"remove: key {k!r} is not in the index")
+                        raise st.missing(k, "remove")
                     continue
                 ids.append(i)
             ids = sorted(set(ids))
@@ -267,8 +266,7 @@ class VectorIndex:
     # ------------------------------------------------------------ reading
     def get_vectors(self, keys: Sequence[str]) -> np.ndarray:
         """The stored vectors (as given, before any normalisation) of these keys."""
-        if isinstance(keys, str):
-            keys = [keys]
+        keys = _lookup_keys(keys)
         with self._lock.read():
             st = self._storage
             ids = [st.id_of(k) for k in keys]
@@ -321,7 +319,7 @@ class VectorIndex:
         :meth:`search`."""
         k = check_int("search_keys", "k", k, 1, None) if not (isinstance(k, int) and k >= 1) else k
         flt = None if filter is None else compile_filter(filter)
-        if isinstance(keys, str):
+        if _one_key(keys):
             with self._lock.read():  # one key: no list, no fancy-index copy, no general norm
                 st = self._storage
                 i = st.id_of(keys)
@@ -377,7 +375,7 @@ class VectorIndex:
             items = [items]
         vecs, ids = [], []
         for j, item in enumerate(list(items)):
-            if isinstance(item, str):
+            if _one_key(item):  # a key (an int says keys are strings)
                 i = st.id_of(item)
                 ids.append(i)
                 vecs.append(st.given(np.array([i]))[0])
@@ -458,3 +456,16 @@ class VectorIndex:
         from ._persist import load_extra
 
         return load_extra(path, name)
+
+
+def _lookup_keys(keys) -> list:
+    """The keys of a lookup (remove, get_vectors): one key (a str, or an int that then gets the
+    one-line "keys are strings" error) or an iterable of them."""
+    if _one_key(keys):
+        return [keys]
+    return list(keys)
+
+
+def _one_key(x) -> bool:
+    """A str, or a scalar that is no vector or list (an int key: refused with the string rule)."""
+    return isinstance(x, (str, bytes)) or not isinstance(x, Iterable)

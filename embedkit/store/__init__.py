@@ -110,17 +110,31 @@ class Store:
         p = self.path(name)
         with name_lock(p, timeout=lock_timeout):
             if not overwrite and self.exists(name):
-                raise InputError(f"an index named {name!r} already exists in {self.root}; pass overwrite=True to "
-                                 "replace it")
+                raise InputError(f"an index named {name!r} already exists in the store {self.root.resolve()}; pass "
+                                 "overwrite=True to replace it")
             index.save(p, meta=meta, extras=extras)
         return p
 
     def _require(self, name: str) -> Path:
         p = self.path(name)
         if not self.exists(name):
-            have = ", ".join(self.names()) or "none"
-            raise StoreError(f"no index named {name!r} in {self.root} (indexes: {have})")
+            raise StoreError(self.missing_message(name))
         return p
+
+    def missing_message(self, name: str) -> str:
+        """One line for a name that is not in the store: the store's absolute path, whether that
+        folder exists, the names it holds and the closest ones (difflib)."""
+        from difflib import get_close_matches
+
+        root = self.root.resolve()
+        if not self.root.is_dir():
+            return (f"no index named {name!r}: the store folder {root} does not exist (pass the folder your indexes "
+                    "are in as Store(root) / --store DIR, or set EMBEDKIT_STORE)")
+        have = self.names()
+        close = get_close_matches(name, have, n=3) if isinstance(name, str) else []
+        hint = "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
+        listed = ", ".join(have[:20]) + (f", ... ({len(have)} in all)" if len(have) > 20 else "") if have else "none"
+        return f"no index named {name!r} in the store {root} (indexes: {listed}){hint}"
 
     def load(self, name: str, mmap: bool = False) -> VectorIndex:
         """Load ``name``, with any writes the HTTP service journalled since its last full save."""

@@ -137,7 +137,7 @@ class FastText(Trainer):
 
         from ..._device import cpu_count
         from ..sgns.engine import evaluate_loss
-        from ..sgns.gensim_backend import _loss_sample, train
+        from ..sgns.gensim_backend import _loss_sample, build_vocab, train
 
         params = dict(vector_size=self.dim, window=self.window, negative=self.negative, hs=0,
                       min_count=self.min_count, sample=self.sample, epochs=self.epochs, alpha=self.lr,
@@ -148,7 +148,7 @@ class FastText(Trainer):
             params["batch_words"] = self.batch_words
         model = GensimFastText(**params)
         source = dict(corpus_iterable=corpus)
-        model.build_vocab(**source)
+        build_vocab(model, source, desc=f"fasttext {self.mode} (gensim)", show_progress=show_progress)
         if model.corpus_total_words == 0:
             raise InputError("the corpus is empty: it holds no tokens (one sentence per line, tokens separated by spaces)")
         if len(model.wv) == 0:
@@ -189,10 +189,10 @@ class FastText(Trainer):
         import torch
 
         from ..sgns.engine import cpu_threads, train_skipgram
-        from ..word2vec.model import build_vocab, encode_corpus
+        from ..word2vec.model import vocab_and_blocks
 
-        words, counts, _ = build_vocab(corpus, self.min_count, self.max_vocab)
-        blocks = encode_corpus(corpus, {w: i for i, w in enumerate(words)})
+        words, counts, blocks = vocab_and_blocks(corpus, self.min_count, self.max_vocab, "fasttext skipgram",
+                                                 show_progress)
         total = int(sum(b[0].size for b in blocks))
         ptr, idx = self.subword_table(words)
         buckets = self.bucket if self.max_n >= self.min_n else 0

@@ -153,7 +153,11 @@ class MetaPath2Vec(Trainer):
             stream = self.walk_stream(graph, dev)
             if stream.walks_per_epoch == 0:
                 raise InputError("no node of a metapath's first type has an edge: nothing to walk from")
-            counts = stream.counts()
+            from ..sgns.progress import bar
+
+            with bar("metapath2vec: walks (visit counts)", total=stream.walks_per_epoch, unit="walk",
+                     show_progress=show_progress) as pb:
+                counts = stream.counts(on_batch=pb.update)
             if int(counts.sum()) <= stream.walks_per_epoch:
                 raise InputError("the walks never get past their start node: no node of a metapath's first type "
                                  "has a neighbour of the next type; check the metapaths against the graph's types")

@@ -185,9 +185,12 @@ class MetaPathStream:
         self.epochs_started += 1
         return self.epoch(e)
 
-    def counts(self) -> np.ndarray:
-        """Visits per node in epoch 0's walks (the walks the first epoch trains on)."""
+    def counts(self, on_batch=None) -> np.ndarray:
+        """Visits per node in epoch 0's walks (the walks the first epoch trains on); ``on_batch(walks)``
+        runs after each batch (progress)."""
         total = torch.zeros(self.walker.num_nodes, dtype=torch.int64, device=self.walker.device)
-        for tokens, _ in self.epoch(0):
+        for tokens, lengths in self.epoch(0):
             total += torch.bincount(tokens, minlength=self.walker.num_nodes)
+            if on_batch is not None:
+                on_batch(len(lengths))
         return total.cpu().numpy()

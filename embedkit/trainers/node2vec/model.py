@@ -213,7 +213,11 @@ class Node2Vec(Trainer):
             stream = self._walk_stream(graph, dev)
             log.info("node2vec: %d walks per epoch, backend %s, device %s", stream.walks_per_epoch, backend, dev)
             if backend == "torch":
-                counts = stream.counts(graph.num_nodes)      # visits in epoch 0 (the walks it trains on)
+                from ..sgns.progress import bar
+
+                with bar("node2vec: walks (visit counts)", total=stream.walks_per_epoch, unit="walk",
+                         show_progress=show_progress) as pb:
+                    counts = stream.counts(graph.num_nodes, on_batch=pb.update)  # visits in epoch 0 (trained on)
                 vectors, losses, output = train_skipgram(
                     stream, counts, mode="skipgram", dim=self.dim, window=self.window, negative=self.negative,
                     sample=self.sample, epochs=self.epochs, lr=self.lr, min_lr=self.min_lr, seed=self.seed,
@@ -280,7 +284,11 @@ class Node2Vec(Trainer):
             lut = lut.to(dev)
             mapped = _Mapped(stream, lut)
             counts = np.zeros(len(keys), dtype=np.int64)
-            np.add.at(counts, lut.cpu().numpy(), stream.counts(graph.num_nodes))
+            from ..sgns.progress import bar
+
+            with bar(f"{desc}: walks (visit counts)", total=stream.walks_per_epoch, unit="walk",
+                     show_progress=show_progress) as pb:
+                np.add.at(counts, lut.cpu().numpy(), stream.counts(graph.num_nodes, on_batch=pb.update))
             if not counts.sum():
                 raise InputError("the walks visit no node: give edges that touch the nodes to embed")
             w_in, w_out = self._tables()

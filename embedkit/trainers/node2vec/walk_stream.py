@@ -90,11 +90,65 @@ class WalkStream:
                 first = (tok, lens)
         return total, first
 
-    def counts(self, num_nodes: int) -> np.ndarray:
-        """Visits per node over epoch 0's walks (the same walks the first epoch trains on)."""
+    def write_parts(self, directory, num_nodes: int, e: int = 0, *, part_words: int, on_batch=None):
+        """Write epoch ``e``'s walks as text files of about ``part_words`` steps each (whole walks,
+        one per line, the gensim ``corpus_file`` format) into ``directory``, batch by batch.
+
+        Returns ``(counts, first, parts)``: visits per node, the first batch ``(tokens, lengths)``
+        and the parts as ``(path, steps, walks)`` in order. ``on_batch(walks)`` runs after each batch.
+        """
+        from pathlib import Path
+
+        part_words = max(1, int(part_words))
+        total = np.zeros(num_nodes, dtype=np.int64)
+        first = None
+        parts: list[tuple[str, int, int]] = []
+        state = {"fh": None, "words": 0, "lines": 0}
+
+        def close():
+            if state["fh"] is not None:
+                state["fh"].close()
+                parts.append((state["path"], state["words"], state["lines"]))
+                state.update(fh=None, words=0, lines=0)
+
+        try:
+            for tokens, lengths in self.epoch(e):
+                tok, lens = tokens.cpu().numpy(), lengths.cpu().numpy().astype(np.int64)
+                total += np.bincount(tok, minlength=num_nodes)
+                if first is None:
+                    first = (tok, lens)
+                ends = np.cumsum(lens)
+                lo = 0
+                while lo < len(lens):
+                    if state["fh"] is None:
+                        state["path"] = str(Path(directory) / f"walks-{len(parts):05d}.txt")
+                        state["fh"] = open(state["path"], "wb")
+                    base = int(ends[lo - 1]) if lo else 0
+                    hi = int(np.searchsorted(ends, base + part_words - state["words"], side="right"))
+                    hi = max(hi, lo + 1)
+                    top = int(ends[hi - 1])
+                    state["fh"].write(encode_lines(tok[base:top], lens[lo:hi]))
+                    state["words"] += top - base
+                    state["lines"] += int((lens[lo:hi] > 0).sum())
+                    if state["words"] >= part_words:
+                        close()
+                    lo = hi
+                if on_batch is not None:
+                    on_batch(len(lens))
+            close()
+        finally:
+            if state["fh"] is not None:
+                state["fh"].close()
+        return total, first, parts
+
+    def counts(self, num_nodes: int, on_batch=None) -> np.ndarray:
+        """Visits per node over epoch 0's walks (the same walks the first epoch trains on);
+        ``on_batch(walks)`` runs after each batch (progress)."""
         total = torch.zeros(num_nodes, dtype=torch.int64, device=self.sampler.device)
-        for tokens, _ in self.epoch(0):
+        for tokens, lengths in self.epoch(0):
             total += torch.bincount(tokens, minlength=num_nodes)
+            if on_batch is not None:
+                on_batch(len(lengths))
         return total.cpu().numpy()
 
 

@@ -481,7 +481,7 @@ def train_skipgram(
     noise = _Noise(sampler, negative)
 
     losses: list[float] = []
-    bar = tqdm(total=epochs * total_words, unit="word", unit_scale=True, desc=desc,
+    bar = tqdm(total=epochs * total_words, unit="word", unit_scale=True, desc=f"{desc}: training",
                disable=not show_progress, dynamic_ncols=True)
     done_all = 0
     try:

@@ -38,21 +38,33 @@ log = logging.getLogger(__name__)
 _LOSS_SAMPLE_TOKENS = 2_000   # Word2Vec: corpus tokens the epoch loss is evaluated on
 _LOSS_SAMPLE_STEPS = 5000     # Node2Vec: walk steps the epoch loss is evaluated on
 LR_SCHEDULES = ("gensim", "exact")
+_REPORT_DELAY = 0.5             # seconds between gensim's progress reports (iterator mode)
+_PART_WORDS = 2_000_000         # Node2Vec: walk steps per train call (the bar moves after each)
+_MAX_PARTS = 50
 
 
 def _needs_copy(paths) -> bool:
     return len(paths) != 1 or paths[0].name.lower().endswith((".gz", ".bz2"))
 
 
-def _merge_to_temp(paths, directory: str) -> Path:
-    """Decompress/concatenate ``paths`` into one UTF-8 file, checking every line on the way."""
+def _merge_to_temp(paths, directory: str, desc: str = "word2vec", show_progress: bool = False) -> Path:
+    """Decompress/concatenate ``paths`` into one UTF-8 file, checking every line on the way
+    (under a "<desc>: reading corpus" bar, in lines)."""
     from ...data.corpus import open_text_lines
+    from .progress import bar
 
     target = Path(directory) / "corpus.txt"
-    with open(target, "w", encoding="utf-8") as out:
+    with open(target, "w", encoding="utf-8") as out, \
+            bar(f"{desc}: reading corpus", unit="line", show_progress=show_progress) as pbar:
         for p in paths:
+            n = 0
             for _, text in open_text_lines(p):
                 out.write(text if text.endswith("\n") else text + "\n")
+                n += 1
+                if n == 10_000:
+                    pbar.update(n)
+                    n = 0
+            pbar.update(n)
     return target
 
 
@@ -92,7 +104,7 @@ def gensim_alpha_per_thread() -> bool:
     return (major, minor) < (4, 5)
 
 
-def train_corpus_file(model, corpus_file: str, epochs: int, callbacks) -> None:
+def train_corpus_file(model, corpus_file, epochs: int, callbacks, *, on_part=None, on_epoch=None) -> None:
     """``model.train(corpus_file=...)`` for ``epochs`` epochs with the learning rate decaying
     linearly from ``model.alpha`` to ``model.min_alpha`` whatever the number of workers.
 
@@ -104,21 +116,55 @@ def train_corpus_file(model, corpus_file: str, epochs: int, callbacks) -> None:
     ``train`` call asking for the range A -> A - W (A - B); the 1/W of it each thread walks
     through is the wanted A -> B. With one worker this is gensim's own schedule.
 
+    ``corpus_file``: one path, or a list of parts ``(path, words, lines)`` that together make
+    one epoch (Node2Vec cuts its walks so that the progress bar moves within an epoch: gensim's
+    corpus_file mode reports nothing before a ``train`` call ends); each part is then one
+    ``train`` call over its share of the epoch's rate range. ``on_part(words)`` runs after each
+    part, ``on_epoch(model)`` after each epoch (``callbacks`` then fire once per part).
+
     Used by Node2Vec (1 epoch by default, where the effect is largest). Word2Vec keeps gensim's
     schedule: over 5 epochs the higher average rate of the per-thread decay scored 0.017 higher
     on WS353 (3 seeds, 2 workers) and Word2Vec's gensim backend is benchmarked for parity.
     """
+    if isinstance(corpus_file, (str, Path)):
+        parts = [(str(corpus_file), int(model.corpus_total_words), int(model.corpus_count))]
+    else:
+        parts = [(str(p), int(w), int(n)) for p, w, n in corpus_file]
     a0, a1 = float(model.alpha), float(model.min_alpha)
     threads = max(1, int(model.workers)) if gensim_alpha_per_thread() else 1
+    total = max(1, sum(w for _, w, _ in parts))
     for e in range(epochs):
-        start = a0 - (a0 - a1) * e / epochs
-        end = a0 - (a0 - a1) * (e + 1) / epochs
-        asked = start - threads * (start - end)
-        # gensim reads a falsy end_alpha as "keep the previous one": never pass exactly 0
-        model.train(corpus_file=corpus_file, total_examples=model.corpus_count,
-                    total_words=model.corpus_total_words, epochs=1, start_alpha=start,
-                    end_alpha=asked if asked != 0.0 else -1e-12, callbacks=callbacks)
+        done = 0
+        for path, words, lines in parts:
+            start = a0 - (a0 - a1) * (e + done / total) / epochs
+            done += words
+            end = a0 - (a0 - a1) * (e + done / total) / epochs
+            asked = start - threads * (start - end)
+            # gensim reads a falsy end_alpha as "keep the previous one": never pass exactly 0
+            model.train(corpus_file=path, total_examples=lines, total_words=words, epochs=1, start_alpha=start,
+                        end_alpha=asked if asked != 0.0 else -1e-12, callbacks=callbacks)
+            if on_part is not None:
+                on_part(words)
+        if on_epoch is not None:
+            on_epoch(model)
     model.alpha, model.min_alpha = a0, a1
+
+
+def build_vocab(model, source: dict, *, desc: str, show_progress: bool = True, **kw) -> None:
+    """``model.build_vocab(**source)`` under a labelled "vocabulary" bar that follows gensim's
+    scan (sentences read, words in the postfix)."""
+    from .progress import advance_to, bar, gensim_log_progress
+
+    with bar(f"{desc}: vocabulary", unit="sentence", show_progress=show_progress) as pbar:
+        def on_progress(msg, args):
+            if msg.startswith("PROGRESS: at sentence #") and len(args) >= 3:
+                advance_to(pbar, int(args[0]))
+                pbar.set_postfix(words=f"{int(args[1]):,}", types=f"{int(args[2]):,}", refresh=False)
+
+        with gensim_log_progress(on_progress, show_progress):
+            model.build_vocab(**source, **kw)
+        advance_to(pbar, int(model.corpus_count or 0))
+        pbar.set_postfix(words=f"{int(model.corpus_total_words or 0):,}", types=f"{len(model.wv):,}")
 
 
 def build_model(*, sg: bool, dim: int, window: int, negative: int, min_count: int, sample: float, epochs: int,
@@ -141,50 +187,60 @@ def train(model, source: dict, *, epochs: int, lr_schedule: str, loss_of, units_
     """Train ``model`` (vocabulary built) on ``source`` (``corpus_file=`` or ``corpus_iterable=``).
 
     ``lr_schedule``: "gensim" (one ``train`` call, gensim's own decay) or "exact" (one call per
-    epoch through :func:`train_corpus_file`; corpus_file only). ``loss_of(model)`` evaluates the
-    loss after each epoch. Returns (loss per epoch, training seconds).
+    epoch through :func:`train_corpus_file`; corpus_file only, which may be a list of parts
+    ``(path, words, lines)``: one call per part). ``loss_of(model)`` evaluates the loss after
+    each epoch. The "<desc>: training" bar moves within epochs: after each part (exact), or with
+    gensim's progress log (iterator mode, about once a second); gensim's corpus_file mode in one
+    call reports only at epoch ends. Returns (loss per epoch, training seconds).
     """
     from gensim.models.callbacks import CallbackAny2Vec
-    from tqdm.auto import tqdm
+
+    from .progress import advance_to, bar, gensim_log_progress
 
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}; got {lr_schedule!r}")
     if lr_schedule == "exact" and "corpus_file" not in source:
         raise ValueError("lr_schedule='exact' needs a corpus_file source")
     losses: list[float] = []
-    bar = tqdm(total=epochs * units_per_epoch, unit=unit, unit_scale=True, desc=desc,
-               disable=not show_progress, dynamic_ncols=True)
+    pbar = bar(f"{desc}: training", total=epochs * units_per_epoch, unit=unit, show_progress=show_progress)
+
+    def epoch_end(m):
+        epoch = len(losses) + 1
+        loss = float(loss_of(m))
+        if not np.isfinite(loss):   # stop here: a run whose loss is not finite must not be saved
+            raise InputError(f"training diverged in epoch {epoch}: the loss became {loss}, so the vectors "
+                             f"are no longer finite; the learning rate lr={model.alpha:g} is too high for this "
+                             "data (lower lr)")
+        losses.append(loss)
+        advance_to(pbar, epoch * units_per_epoch)
+        pbar.set_postfix(epoch=epoch, loss=f"{loss:.4f}")
+        log.info("%s epoch %d: sampled loss %.4f", desc, epoch, loss)
+        if callback is not None:
+            callback(epoch, loss)
 
     class _EpochEnd(CallbackAny2Vec):
-        """Loss, progress and the user's callback after every epoch (epochs counted from 1); one
-        instance serves all the train calls of a run."""
-
-        def __init__(self):
-            self.epoch = 0
+        """Loss, progress and the user's callback after every epoch (epochs counted from 1)."""
 
         def on_epoch_end(self, m):
-            self.epoch += 1
-            loss = float(loss_of(m))
-            if not np.isfinite(loss):   # stop here: a run whose loss is not finite must not be saved
-                raise InputError(f"training diverged in epoch {self.epoch}: the loss became {loss}, so the vectors "
-                                 f"are no longer finite; the learning rate lr={model.alpha:g} is too high for this "
-                                 "data (lower lr)")
-            losses.append(loss)
-            bar.update(units_per_epoch)
-            bar.set_postfix(epoch=self.epoch, loss=f"{loss:.4f}")
-            log.info("%s epoch %d: sampled loss %.4f", desc, self.epoch, loss)
-            if callback is not None:
-                callback(self.epoch, loss)
+            epoch_end(m)
+
+    def on_progress(msg, args):
+        """gensim's "EPOCH n - PROGRESS: at x% examples|words" (n counts from 0 in each call)."""
+        if msg.startswith("EPOCH") and len(args) >= 3:
+            advance_to(pbar, (len(losses) + float(args[1]) / 100.0) * units_per_epoch)
+            pbar.set_postfix(epoch=len(losses) + 1, **({"loss": f"{losses[-1]:.4f}"} if losses else {}),
+                             refresh=False)
 
     start = time.perf_counter()
     try:
         if lr_schedule == "exact":
-            train_corpus_file(model, source["corpus_file"], epochs, [_EpochEnd()])
+            train_corpus_file(model, source["corpus_file"], epochs, (), on_part=pbar.update, on_epoch=epoch_end)
         else:
-            model.train(**source, total_examples=model.corpus_count, total_words=model.corpus_total_words,
-                        epochs=epochs, callbacks=[_EpochEnd()])
+            with gensim_log_progress(on_progress, show_progress):
+                model.train(**source, total_examples=model.corpus_count, total_words=model.corpus_total_words,
+                            epochs=epochs, callbacks=[_EpochEnd()], report_delay=_REPORT_DELAY)
     finally:
-        bar.close()
+        pbar.close()
     return losses, time.perf_counter() - start
 
 
@@ -207,13 +263,13 @@ def fit_corpus(corpus, *, mode: str, dim: int, window: int, negative: int, min_c
             paths = corpus.paths
             if _needs_copy(paths):
                 tmpdir = tempfile.mkdtemp(prefix="embedkit-w2v-")
-                source = dict(corpus_file=str(_merge_to_temp(paths, tmpdir)))
+                source = dict(corpus_file=str(_merge_to_temp(paths, tmpdir, f"word2vec {mode} (gensim)", show_progress)))
             else:
                 source = dict(corpus_file=str(paths[0]))
         else:
             source = dict(corpus_iterable=corpus)
         try:
-            model.build_vocab(**source)
+            build_vocab(model, source, desc=f"word2vec {mode} (gensim)", show_progress=show_progress)
         except UnicodeDecodeError:
             if "corpus_file" in source:
                 _locate_decode_error(Path(source["corpus_file"]))
@@ -264,7 +320,7 @@ def continue_corpus(corpus, keys, counts, vectors, output, *, mode: str, window:
     model.wv.vectors[rows] = vectors
     model.syn1neg[rows] = np.asarray(output, dtype=np.float32)
     source = dict(corpus_iterable=corpus)
-    model.build_vocab(update=True, **source)
+    build_vocab(model, source, desc=f"word2vec {mode} (gensim, update)", show_progress=show_progress, update=True)
     if model.corpus_total_words == 0:
         raise InputError("the corpus is empty: it holds no tokens (one sentence per line, tokens separated by spaces)")
     all_keys = list(model.wv.index_to_key)
@@ -307,12 +363,18 @@ def fit_walks(stream, num_nodes: int, *, dim: int, window: int, negative: int, s
         w_in[rows], w_out[rows] = m.wv.vectors, m.syn1neg
         return w_in, w_out
 
+    from .progress import bar
+
     with tempfile.TemporaryDirectory(prefix="embedkit-node2vec-") as tmp:
-        path = Path(tmp) / "walks.txt"
         t0 = time.perf_counter()
-        with open(path, "wb") as fh:
-            counts, (tokens, lengths) = stream.write_text(fh, num_nodes, 0)
-        log.info("node2vec: walks written for gensim in %.1fs", time.perf_counter() - t0)
+        walks = stream.walks_per_epoch
+        steps = walks * walk_length   # an upper bound (walks stop early at dead ends): only sizes the parts
+        part_words = max(_PART_WORDS, -(-steps // _MAX_PARTS))
+        with bar("node2vec (gensim): walks", total=walks, unit="walk", show_progress=show_progress) as pbar:
+            counts, (tokens, lengths), parts = stream.write_parts(tmp, num_nodes, 0, part_words=part_words,
+                                                                  on_batch=pbar.update)
+        log.info("node2vec: %d walks written for gensim in %.1fs (%d part(s))", walks, time.perf_counter() - t0,
+                 len(parts))
         take = int(min(len(lengths), max(1, _LOSS_SAMPLE_STEPS // walk_length)))
         sample_tokens, sample_lengths = tokens[: int(lengths[:take].sum())], lengths[:take]
 
@@ -321,9 +383,25 @@ def fit_walks(stream, num_nodes: int, *, dim: int, window: int, negative: int, s
             return evaluate_loss(w_in, w_out, sample_tokens, sample_lengths, counts, window=m.window,
                                  negative=m.negative, sample=m.sample, seed=0)
 
-        model.build_vocab(corpus_file=str(path))
-        losses, seconds = train(model, dict(corpus_file=str(path)), epochs=epochs, lr_schedule="exact",
+        build_vocab(model, dict(corpus_iterable=_PartLines([p for p, _, _ in parts])), desc="node2vec (gensim)",
+                    show_progress=show_progress)
+        losses, seconds = train(model, dict(corpus_file=parts), epochs=epochs, lr_schedule="exact",
                                 loss_of=loss_of, units_per_epoch=int(counts.sum()), desc="node2vec (gensim)",
                                 unit="step", show_progress=show_progress, callback=callback)
     vectors, output = in_rows(model)
     return dict(vectors=vectors, output=output, counts=counts, losses=losses, seconds=seconds)
+
+
+class _PartLines:
+    """The sentences of several corpus files in order, as gensim's corpus_file mode reads one
+    (``LineSentence``): the vocabulary scan over walk parts gives the vocabulary (and its order)
+    that one file holding them all gives."""
+
+    def __init__(self, paths):
+        self.paths = list(paths)
+
+    def __iter__(self):
+        from gensim.models.word2vec import LineSentence
+
+        for path in self.paths:
+            yield from LineSentence(path)

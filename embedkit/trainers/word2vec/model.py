@@ -28,18 +28,34 @@ from ..sgns import choose_backend, ignored_by
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Word2Vec", "build_vocab", "encode_corpus"]
+__all__ = ["Word2Vec", "build_vocab", "encode_corpus", "vocab_and_blocks"]
 
 _BLOCK_TOKENS = 1 << 22   # tokens per block handed to the torch engine
 
 
-def build_vocab(corpus, min_count: int, max_vocab: int | None = None):
+def _counted(corpus, progress):
+    """The sentences of ``corpus``, advancing the ``progress`` bar (if any) every 10,000 sentences."""
+    if progress is None:
+        yield from corpus
+        return
+    n = 0
+    for sentence in corpus:
+        yield sentence
+        n += 1
+        if n == 10_000:
+            progress.update(n)
+            n = 0
+    progress.update(n)
+
+
+def build_vocab(corpus, min_count: int, max_vocab: int | None = None, *, progress=None):
     """Count tokens; return (words ordered by count desc then first appearance, counts, total tokens).
 
-    Raises InputError when the corpus is empty or no word reaches ``min_count``.
+    ``progress``: a tqdm bar advanced by sentences read. Raises InputError when the corpus is
+    empty or no word reaches ``min_count``.
     """
     counter: Counter = Counter()
-    for sentence in corpus:
+    for sentence in _counted(corpus, progress):
         counter.update(sentence)
     total = sum(counter.values())
     if total == 0:
@@ -56,8 +72,9 @@ def build_vocab(corpus, min_count: int, max_vocab: int | None = None):
     return words, counts, total
 
 
-def encode_corpus(corpus, key_to_index: dict, block_tokens: int = _BLOCK_TOKENS):
-    """Encode sentences to vocabulary ids (unknown words dropped) in blocks of about ``block_tokens``.
+def encode_corpus(corpus, key_to_index: dict, block_tokens: int = _BLOCK_TOKENS, *, progress=None):
+    """Encode sentences to vocabulary ids (unknown words dropped) in blocks of about ``block_tokens``
+    (``progress``: a tqdm bar advanced by sentences read).
 
     Returns a list of ``(ids int32, lengths int64)`` blocks, each ids array holding the
     sentences concatenated, ready for :func:`~embedkit.trainers.sgns.engine.train_skipgram`.
@@ -79,7 +96,7 @@ def encode_corpus(corpus, key_to_index: dict, block_tokens: int = _BLOCK_TOKENS)
         if raw.size:
             blocks.append((raw.astype(np.int32), lengths[nonzero]))
 
-    for sentence in corpus:
+    for sentence in _counted(corpus, progress):
         buf.append(sentence)
         lens.append(len(sentence))
         size += len(sentence)
@@ -88,6 +105,19 @@ def encode_corpus(corpus, key_to_index: dict, block_tokens: int = _BLOCK_TOKENS)
             buf, lens, size = [], [], 0
     flush()
     return blocks
+
+
+def vocab_and_blocks(corpus, min_count: int, max_vocab: int | None, desc: str, show_progress: bool = True):
+    """:func:`build_vocab` then :func:`encode_corpus`, under "<desc>: vocabulary" and "<desc>: encoding"
+    bars (sentences; the encoding bar knows its total). Returns (words, counts, blocks)."""
+    from ..sgns.progress import bar
+
+    with bar(f"{desc}: vocabulary", unit="sentence", show_progress=show_progress) as pb:
+        words, counts, _ = build_vocab(corpus, min_count, max_vocab, progress=pb)
+        sentences = pb.n
+    with bar(f"{desc}: encoding", total=sentences or None, unit="sentence", show_progress=show_progress) as pb:
+        blocks = encode_corpus(corpus, {w: i for i, w in enumerate(words)}, progress=pb)
+    return words, counts, blocks
 
 
 class Word2Vec(Trainer):
@@ -232,8 +262,8 @@ class Word2Vec(Trainer):
 
         from ..sgns.engine import cpu_threads, train_skipgram
 
-        words, counts, _ = build_vocab(corpus, self.min_count, self.max_vocab)
-        blocks = encode_corpus(corpus, {w: i for i, w in enumerate(words)})
+        words, counts, blocks = vocab_and_blocks(corpus, self.min_count, self.max_vocab, f"word2vec {self.mode}",
+                                                 show_progress)
         total = int(sum(b[0].size for b in blocks))
         with cpu_threads(self.workers, dev):    # on CPU: `workers` torch threads, restored after
             start = time.perf_counter()
@@ -303,10 +333,12 @@ class Word2Vec(Trainer):
         import torch
 
         from ..sgns.engine import cpu_threads, train_skipgram
+        from ..sgns.progress import bar
 
         counter: Counter = Counter()
-        for sentence in corpus:
-            counter.update(sentence)
+        with bar(f"word2vec {self.mode} (update): vocabulary", unit="sentence", show_progress=show_progress) as pb:
+            for sentence in _counted(corpus, pb):
+                counter.update(sentence)
         if not counter:
             raise InputError("the corpus is empty: it holds no tokens (one sentence per line, tokens separated by spaces)")
         index = {w: i for i, w in enumerate(keys)}
@@ -318,7 +350,8 @@ class Word2Vec(Trainer):
             i = index.get(w)
             if i is not None:
                 counts[i] += c
-        blocks = encode_corpus(corpus, index)
+        with bar(f"word2vec {self.mode} (update): encoding", unit="sentence", show_progress=show_progress) as pb:
+            blocks = encode_corpus(corpus, index, progress=pb)
         total = int(sum(b[0].size for b in blocks))
         if total == 0:
             raise InputError("none of the corpus's words is in the vocabulary or reaches min_count; nothing to train on")
