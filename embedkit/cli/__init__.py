@@ -80,10 +80,14 @@ def main(argv=None) -> int:
             parser.print_help(sys.stderr)
         return 2
     try:
-        return int(func(args) or 0)
+        code = int(func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in Python's final flush
+        return code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
     except (EmbedkitError, ValueError, KeyError, OSError, ImportError) as exc:
         if os.environ.get("EMBEDKIT_DEBUG"):
             raise
@@ -91,6 +95,17 @@ def main(argv=None) -> int:
         msg = " ".join(msg.split()) or type(exc).__name__
         print(f"error: {msg}", file=sys.stderr)
         return 1
+
+
+def _closed_pipe() -> int:
+    """The reader of stdout went away (``embedkit query ... | head -1``): stop quietly, as Unix
+    tools do. stdout is pointed at /dev/null so that Python's final flush does not report it again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no file descriptor behind stdout (captured, embedded)
+        pass
+    return 141  # 128 + SIGPIPE: what a shell reports for a writer its reader left
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,7 +28,7 @@ def add_train_options(parser: argparse.ArgumentParser, *, epochs: int | None = N
     parser.add_argument("--name", required=True, help="name of the index to write under the store")
     parser.add_argument("--metric", default="cosine", choices=list(METRICS),
                         help="index metric (default: cosine)")
-    parser.add_argument("--kind", default="auto",
+    parser.add_argument("--kind", default="auto", type=kind_argument,
                         help="index kind: flat|hnsw|ivf|ivfpq|auto or a FAISS factory string (default: auto)")
     if dim is not None:
         parser.add_argument("--dim", type=int, default=dim, help=f"vector dimension (default: {dim})")
@@ -39,6 +39,16 @@ def add_train_options(parser: argparse.ArgumentParser, *, epochs: int | None = N
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--force", action="store_true", help="replace an existing index of that name")
     add_store_option(parser)
+
+
+def kind_argument(text: str) -> str:
+    """argparse ``type=`` of ``--kind``: a typo ("hnws") is a usage error before any data is read or trained."""
+    from ..index._factory import check_kind
+
+    try:
+        return check_kind(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def save_trained(args, trainer, *, meta=None, metric=None, kind=None):
@@ -79,7 +89,8 @@ def out(text: str = "") -> None:
 def refuse_existing(store, name: str, force: bool) -> None:
     """Training or building never replaces an index silently: --force says so."""
     if store.exists(name) and not force:
-        raise InputError(f"an index named {name!r} already exists in {store.root}; pass --force to replace it")
+        raise InputError(f"an index named {name!r} already exists in the store {store.root.resolve()}; pass --force "
+                         "to replace it")
 
 
 def check_k(k: int) -> int:
