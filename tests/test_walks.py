@@ -264,6 +264,7 @@ def test_walk_parts_hold_the_walks_of_one_file(tmp_path, part_words):
     """write_parts (Node2Vec's gensim input, cut so that progress moves within an epoch) writes the
     same lines as write_text, whole walks only, about part_words steps per part."""
     import io
+    from pathlib import Path
 
     g = _graph()
     stream = WalkStream(WalkSampler(g, p=0.5, q=2.0), np.arange(g.num_nodes), walk_length=5, walks_per_node=3,
@@ -273,11 +274,11 @@ def test_walk_parts_hold_the_walks_of_one_file(tmp_path, part_words):
     seen = []
     counts2, first2, parts = stream.write_parts(tmp_path, g.num_nodes, 0, part_words=part_words,
                                                 on_batch=seen.append)
-    assert b"".join(open(p, "rb").read() for p, _, _ in parts) == whole.getvalue()
+    assert b"".join(Path(p).read_bytes() for p, _, _ in parts) == whole.getvalue()
     assert np.array_equal(counts, counts2) and np.array_equal(first[0], first2[0])
     assert sum(seen) == stream.walks_per_epoch and len(seen) > 1          # progress per batch
     for path, words, lines in parts:
-        text = open(path, "rb").read().decode()
+        text = Path(path).read_text()
         assert text.endswith("\n") and text.count("\n") == lines
         assert len(text.split()) == words
     assert all(w >= part_words for _, w, _ in parts[:-1])                # only the last part is short

@@ -39,7 +39,8 @@ _LOSS_SAMPLE_TOKENS = 2_000   # Word2Vec: corpus tokens the epoch loss is evalua
 _LOSS_SAMPLE_STEPS = 5000     # Node2Vec: walk steps the epoch loss is evaluated on
 LR_SCHEDULES = ("gensim", "exact")
 _REPORT_DELAY = 0.5             # seconds between gensim's progress reports (iterator mode)
-_PART_WORDS = 2_000_000         # Node2Vec: walk steps per train call (the bar moves after each)
+_VOCAB_REPORT_EVERY = 1000      # sentences between gensim's vocabulary-scan reports (lines of up to 10,000 words)
+_PART_WORDS = 500_000           # Node2Vec: walk steps per train call (the bar moves after each)
 _MAX_PARTS = 50
 
 
@@ -162,7 +163,7 @@ def build_vocab(model, source: dict, *, desc: str, show_progress: bool = True, *
                 pbar.set_postfix(words=f"{int(args[1]):,}", types=f"{int(args[2]):,}", refresh=False)
 
         with gensim_log_progress(on_progress, show_progress):
-            model.build_vocab(**source, **kw)
+            model.build_vocab(**source, progress_per=_VOCAB_REPORT_EVERY, **kw)
         advance_to(pbar, int(model.corpus_count or 0))
         pbar.set_postfix(words=f"{int(model.corpus_total_words or 0):,}", types=f"{len(model.wv):,}")
 
