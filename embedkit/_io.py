@@ -117,6 +117,40 @@ def lock_path(path) -> Path:
     return path.parent / f".{path.name}.lock"
 
 
+def wait_for_writer(path, timeout: float = 30.0) -> bool:
+    """Wait (at most ``timeout`` seconds) until no writer of saved directory ``path`` holds its lock;
+    True if one was waited for. A reader that finds ``path`` in the middle of a swap calls this
+    instead of guessing how long a save takes. Returns at once when this thread itself holds the
+    lock (a writer looking at its own directory) or when there is no lock file."""
+    import fcntl
+
+    key = os.path.abspath(lock_path(path))
+    with _held_guard:
+        held = _held.get(key)
+    if held is not None and held.depth and held.rlock._is_owned():  # our own save: never wait on ourselves
+        return False
+    try:
+        fd = os.open(lock_path(path), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return True
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+                continue
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return True
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def name_lock(path, timeout: float | None = 600.0, what: str = "save"):
     """Hold the exclusive writer lock of saved directory ``path`` (see the module doc).

@@ -54,7 +54,7 @@ import numpy as np
 
 from .._io import fsync_dir as _fsync_dir
 from .._io import fsync_file as _fsync_file
-from .._io import name_lock
+from .._io import name_lock, wait_for_writer
 from .._version import __version__
 from ..errors import InputError, StoreError
 
@@ -124,6 +124,11 @@ def recover(path) -> None:
                 shutil.rmtree(p, ignore_errors=True)
 
 
+def writer_at_work(path: Path) -> bool:
+    """Whether a save of ``path`` is under way (its temporary or aside copy exists)."""
+    return bool(_aside_copies(path) or _leftovers(path, _TMP))
+
+
 def _readable_dir(path: Path) -> Path:
     """The copy a reader reads: ``path`` itself, or the newest complete aside copy when a save is
     between its two renames (or crashed there). Renames nothing. While a writer of ``path`` is
@@ -141,10 +146,11 @@ def _readable_dir(path: Path) -> Path:
                 continue
         if asides:
             return max(asides)[1]
-        if not _aside_copies(path) and not _leftovers(path, _TMP):
+        if not writer_at_work(path):
             break  # no writer at work: the index is really not there
-        time.sleep(delay)
-        delay *= 2
+        if not wait_for_writer(path):  # a writer is swapping copies: wait for it to finish
+            time.sleep(delay)
+            delay *= 2
     return path
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from .._io import name_lock
 from ..errors import InputError, StoreError
 from ..index import VectorIndex, read_manifest
-from ..index._persist import _readable_dir, delete_index, read_consistent
+from ..index._persist import _readable_dir, delete_index, read_consistent, writer_at_work
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _LEFTOVER = re.compile(r"^\.(.+)\.old-[0-9a-f]{8}$")
@@ -66,8 +66,19 @@ class Store:
             yield
 
     def exists(self, name: str) -> bool:
-        """Whether a complete copy of ``name`` exists (read-only: renames nothing)."""
-        return (_readable_dir(self.path(name)) / "manifest.json").exists()
+        """Whether a complete copy of ``name`` exists (read-only: renames nothing).
+
+        A copy found a moment ago can be swapped out before its manifest is read (a save renames
+        the old copy aside, then deletes it): while a writer is at work the name is looked up
+        again instead of being reported missing."""
+        path = self.path(name)
+        for _ in range(8):
+            found = _readable_dir(path)
+            if (found / "manifest.json").exists():
+                return True
+            if not writer_at_work(path):  # no save between its renames: the answer stands
+                return (path / "manifest.json").exists()
+        return (path / "manifest.json").exists()
 
     def names(self) -> list[str]:
         """Names of the saved indexes (damaged ones included: see :meth:`entries`)."""
