@@ -148,9 +148,9 @@ def _label_rows(keys: list[str], label_keys, top: int) -> tuple[list[int], list[
     asked = list(dict.fromkeys(str(k) for k in label_keys))
     missing = [k for k in asked if k not in row]
     if missing:
-        from difflib import get_close_matches
+        from .embeddings import close_matches
 
-        close = get_close_matches(missing[0], keys[:50_000], n=1)
+        close = close_matches(missing[0], keys, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise InputError(f"label_keys: {len(missing)} of {len(asked)} keys are not in the index, e.g. "
                          f"{missing[0]!r}{hint}; give keys of the index")

@@ -111,7 +111,7 @@ def test_encode_decode_exact():
 def _mutations():
     def logical(fn):
         def apply(arrays, n):
-            from embedkit.index import _payload as P
+            from embedkit.index import _payload_disk as P
 
             parts = P._unpack_parts(arrays, n)
             fn(parts)

@@ -235,13 +235,12 @@ def cmd_recommend(args) -> int:
 def unknown_user(name: str, user: str, model):
     """The CLI's MissingKeyError for a user the saved model does not know: a close match, a few
     users it knows, and how a new user gets recommendations from the shell."""
-    from difflib import get_close_matches
-
+    from ..embeddings import close_matches
     from ..errors import MissingKeyError
     from ..trainers.mf import HybridMF
 
     keys = list(model._user_keys)
-    close = get_close_matches(user, keys[:50_000], n=1)
+    close = close_matches(user, keys, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
     if isinstance(model, HybridMF):

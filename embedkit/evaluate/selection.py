@@ -2,10 +2,10 @@
 a small grid search.
 
     table = compare({"popularity": pop, "item-knn": knn, "als": als}, test, k=10)
-    print(table)                          # recall, NDCG, MAP, coverage (and RMSE with ratings)
+    str(table)                            # recall, NDCG, MAP, coverage (and RMSE with ratings)
     cv = cross_validate(ek.MatrixFactorization(dim=32), inter, folds=5)   # mean and sd per metric
     best = grid_search(ek.MatrixFactorization(), {"dim": [32, 64], "reg": [0.01, 0.1]}, inter)
-    best.params, best.score, print(best)  # the winner and every setting's scores
+    best.params, best.score, str(best)    # the winner and every setting's scores
 
 Metrics are those of :mod:`embedkit.evaluate.ranking` (recall divides by min(k, n_test); seen
 items excluded). coverage@k = distinct items in anyone's top-k / items in the catalogue

@@ -126,15 +126,9 @@ class Entry:
         return out
 
     def history(self, user: str) -> list[tuple[str, float]]:
-        """The user's training interactions as (item, value), strongest first."""
-        if self.kind == "mf":
-            return self.model.history(user)
-        m = self.model
-        codes = m.seen_items(user)  # MissingKeyError for an unknown user
-        u = m._user_index[user]
-        values = m._seen.data[m._seen.indptr[u]:m._seen.indptr[u + 1]]
-        order = np.argsort(-np.asarray(values, dtype=np.float64), kind="stable")
-        return [(m._item_keys[int(codes[i])], float(values[i])) for i in order]
+        """The user's training interactions as (item, value), strongest first (MissingKeyError
+        for an unknown user)."""
+        return self.model.history(user)
 
     def recommend(self, user: str, k: int, exclude_seen: bool = True, filter=None) -> list[tuple[str, float]]:
         """Top-``k`` items for ``user``, exact among the items ``filter`` allows. MF: the model's

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
@@ -34,9 +33,12 @@ from .. import __version__
 from .._validation import check_int
 from ..errors import InputError, MissingKeyError, StoreError
 from ..store import Store, check_name
+from ._docs import install_docs as _install_docs
+from ._errors import error as _error
+from ._errors import install_error_handlers as _install_error_handlers
 from ._limits import LOOPBACK_HOSTS, Guard, TooMuchWork, WorkLimits, check_allowed_hosts
 from ._map import MAX_MAP, index_map
-from ._registry import Conflict, Registry, recommender_kind
+from ._registry import Registry, recommender_kind
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -147,139 +149,6 @@ class RemoveBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     keys: list[str] = Field(min_length=1, max_length=MAX_BATCH)
     missing_ok: bool = False
-
-
-def openapi_30(node):
-    """FastAPI's OpenAPI 3.1 schema rewritten as OpenAPI 3.0.3, which the bundled Swagger UI
-    (3.x/4.x; 3.1 needs 5.x) renders: ``anyOf [X, {"type": "null"}]`` becomes X with
-    ``nullable: true``, ``const`` an ``enum``, numeric ``exclusiveMinimum/Maximum`` the 3.0 form."""
-    if isinstance(node, list):
-        return [openapi_30(x) for x in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: openapi_30(v) for k, v in node.items()}
-    if out.get("openapi", "").startswith("3.1"):
-        out["openapi"] = "3.0.3"
-    for key in ("anyOf", "oneOf"):
-        options = out.get(key)
-        null = ({"type": "null"}, {"nullable": True})  # (the options were rewritten already)
-        if isinstance(options, list) and any(x in null for x in options):
-            rest = [x for x in options if x not in null]
-            del out[key]
-            if len(rest) == 1 and "$ref" in rest[0]:
-                out["allOf"] = rest
-            elif len(rest) == 1:
-                out.update({k: v for k, v in rest[0].items() if k not in out})
-            else:
-                out[key] = rest
-            out["nullable"] = True
-    if out.get("type") == "null":
-        out.pop("type")
-        out["nullable"] = True
-    if "const" in out and isinstance(out.get("const"), (str, int, float, bool)):
-        out["enum"] = [out.pop("const")]
-    for bound, strict in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
-        if isinstance(out.get(strict), (int, float)) and not isinstance(out.get(strict), bool):
-            out[bound] = out.pop(strict)
-            out[strict] = True
-    if isinstance(out.get("examples"), list) and "example" not in out and "type" in out:
-        examples = out.pop("examples")
-        if examples:
-            out["example"] = examples[0]
-    return out
-
-
-def _install_docs(app: FastAPI) -> None:
-    """Swagger UI at /docs from files shipped in the swagger-ui-bundle package: works offline.
-    The schema at /openapi.json is OpenAPI 3.0.3 (see :func:`openapi_30`); /redoc, which
-    FastAPI would load from a CDN, leads to /docs."""
-    from fastapi.openapi.docs import get_swagger_ui_html
-    from fastapi.responses import RedirectResponse
-    from swagger_ui_bundle import swagger_ui_path
-
-    generate = app.openapi
-
-    def openapi():
-        if app.openapi_schema is None:
-            schema = openapi_30(generate())
-            schemas = schema.get("components", {}).get("schemas", {})
-            if "HTTPValidationError" in schemas:  # what the service sends on every error instead
-                schemas["HTTPValidationError"] = {
-                    "title": "Error", "type": "object", "required": ["error"],
-                    "properties": {"error": {"type": "string", "title": "Error", "description": "one line"}}}
-                schemas.pop("ValidationError", None)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi
-    app.mount("/docs-static", StaticFiles(directory=swagger_ui_path), name="docs-static")
-
-    @app.get("/docs", include_in_schema=False)
-    def docs():
-        return get_swagger_ui_html(openapi_url=app.openapi_url, title="embedkit API",
-                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
-                                   swagger_css_url="/docs-static/swagger-ui.css",
-                                   swagger_favicon_url="/docs-static/favicon-32x32.png")
-
-    @app.get("/redoc", include_in_schema=False)
-    def redoc():
-        return RedirectResponse("/docs")
-
-
-def _error(status: int, message: str, headers=None) -> JSONResponse:
-    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status, headers=headers)
-
-
-def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
-    errors = exc.errors()
-    first = errors[0] if errors else {}
-    if first.get("type") == "json_invalid":
-        ctx = first.get("ctx") or {}
-        return 400, f"malformed JSON body: {ctx.get('error', first.get('msg', 'cannot parse'))}"
-    loc = [str(x) for x in first.get("loc", ())]
-    where = ""
-    if loc and loc[0] in ("query", "path"):
-        where = f"{loc[0]} parameter '{'.'.join(loc[1:])}'"
-    elif loc and loc[0] == "body":
-        where = f"body field '{'.'.join(loc[1:])}'" if len(loc) > 1 else "body"
-    msg = first.get("msg", "invalid request")
-    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return 422, f"{where}: {msg}{more}" if where else f"{msg}{more}"
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(HTTPException)
-    async def http_error(request, exc: HTTPException):
-        if exc.status_code in (404, 405) and exc.detail in ("Not Found", "Method Not Allowed"):
-            return _error(exc.status_code, f"no such endpoint: {request.method} {request.url.path} "
-                                           "(the endpoints are listed at /docs)", getattr(exc, "headers", None))
-        return _error(exc.status_code, exc.detail, getattr(exc, "headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request, exc: RequestValidationError):
-        return _error(*_validation_message(exc))
-
-    @app.exception_handler(MissingKeyError)
-    async def missing(request, exc):
-        return _error(404, str(exc))
-
-    @app.exception_handler(InputError)
-    async def bad_input(request, exc):
-        return _error(422, str(exc))
-
-    @app.exception_handler(Conflict)
-    async def conflict(request, exc):
-        return _error(409, str(exc))
-
-    @app.exception_handler(StoreError)
-    async def store_error(request, exc):
-        log.error("store error: %s", exc)
-        return _error(500, f"store error: {exc}")
-
-    @app.exception_handler(Exception)
-    async def internal(request, exc):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error(500, f"internal error: {type(exc).__name__}: {exc}")
 
 
 def create_app(store_root=None, names=None, token: str | None = None, *, max_body_bytes: int = 8 << 20,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..._knn import unit_rows
 from ..._validation import check_int
 
 
@@ -50,3 +51,11 @@ def top_k(scores: np.ndarray, keys, k: int, exclude: list, allowed: np.ndarray |
         add = 0.0 if shift is None else float(shift[row])
         out.append([(keys[int(i)], float(s[i] + add)) for i in order[:kk]])
     return out
+
+
+def similar_rows(vecs: np.ndarray, i: int, keys, k: int, allowed) -> list[tuple[str, float]]:
+    """The ``k`` rows of ``vecs`` closest to row ``i`` by cosine (row ``i`` itself excluded),
+    among the ``allowed`` ones (a bool mask or None), as (key, score) pairs: what every
+    recommender's ``similar_items`` answers with a filter."""
+    unit = unit_rows(vecs)
+    return top_k(unit[i:i + 1] @ unit.T, keys, k, [[i]], allowed)[0]

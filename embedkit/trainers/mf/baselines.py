@@ -6,7 +6,7 @@
     pop.fit(train); knn.fit(train)                        # fit returns the item Embeddings
     knn.recommend("alice", k=10, filter={"$key": {"$nin": ["item-3"]}})
     knn.similar_users("alice", k=5)                       # cosine of the users' interaction rows
-    print(compare({"pop": pop, "knn": knn, "als": als}, test))
+    table = compare({"pop": pop, "knn": knn, "als": als}, test)   # str(table): one row per model
 
 Popularity ranks items by how many users interacted with them. ItemKNN is the item-based
 collaborative filter of Sarwar et al. (WWW 2001) as implicit's ``CosineRecommender`` /
@@ -30,7 +30,7 @@ from ..._validation import SEED, Bool, Interval, Options, check_int
 from ...embeddings import Embeddings
 from ...errors import InputError, MissingKeyError
 from ..base import Trainer
-from ._topk import allowed_mask, top_k
+from ._topk import allowed_mask, similar_rows, top_k
 
 __all__ = ["ItemKNN", "Popularity", "as_interactions"]
 
@@ -89,6 +89,15 @@ class _Recommender(Trainer):
         u = int(self._user_codes([user])[0])
         return self._seen.indices[self._seen.indptr[u]:self._seen.indptr[u + 1]]
 
+    def history(self, user) -> list[tuple[str, float]]:
+        """The user's training interactions as (item, value), strongest first (as
+        :meth:`MatrixFactorization.history`)."""
+        u = int(self._user_codes([user])[0])
+        lo, hi = self._seen.indptr[u], self._seen.indptr[u + 1]
+        codes, values = self._seen.indices[lo:hi], self._seen.data[lo:hi]
+        order = np.argsort(-np.asarray(values, dtype=np.float64), kind="stable")
+        return [(self._item_keys[int(codes[i])], float(values[i])) for i in order]
+
     def set_item_payload(self, payload) -> None:
         """Item payloads for payload filters: a dict {item: {field: value}} or one dict per item
         in the order of ``embeddings_.keys`` (None clears them)."""
@@ -123,11 +132,8 @@ class _Recommender(Trainer):
         self._check_fitted()
         if item not in self._item_index:
             raise MissingKeyError(f"unknown item {item!r}; items come from the training interactions")
-        vecs = self.embeddings_.vectors
-        unit = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-        i = self._item_index[item]
-        return top_k(unit[i:i + 1] @ unit.T, self._item_keys, k, [[i]],
-                     allowed_mask(filter, self._item_keys, self._payload))[0]
+        return similar_rows(self.embeddings_.vectors, self._item_index[item], self._item_keys, k,
+                            allowed_mask(filter, self._item_keys, self._payload))
 
     def similar_users(self, user, k: int = 10) -> list[tuple[str, float]]:
         """The ``k`` users whose interaction rows (the training values) are closest to ``user``'s
@@ -166,7 +172,8 @@ def _payload_rows(payload, keys):
     if payload is None:
         return None
     if isinstance(payload, dict):
-        unknown = [k for k in payload if k not in set(keys)]
+        known = set(keys)
+        unknown = [k for k in payload if k not in known]
         if unknown:
             raise InputError(f"item payload names {len(unknown)} unknown items, e.g. {unknown[0]!r}; "
                              "give payloads for the model's items")

@@ -233,14 +233,17 @@ class HybridMF(_Recommender):
         I, B = self._I.copy(), self._bias.copy()
         pay = list(self._payload) if self._payload is not None else [{} for _ in self._item_keys]
         item_keys = list(self._item_keys)
+        new = []  # rows of the new items, appended in one copy after the loop
         for n, key in enumerate(keys):
             code = self._item_index.get(key)
             if code is None:
                 item_keys.append(key)
-                I, B = np.vstack([I, vecs[n:n + 1]]), np.append(B, bias[n])
+                new.append(n)
                 pay.append(payload[n])
             else:
                 I[code], B[code], pay[code] = vecs[n], bias[n], payload[n]
+        if new:
+            I, B = np.vstack([I, vecs[new]]), np.concatenate([B, bias[new]])
         seen = self._seen.copy()
         seen.resize((seen.shape[0], len(item_keys)))
         self._set_base(self._user_keys, item_keys, seen)
@@ -261,13 +264,16 @@ class HybridMF(_Recommender):
         U = self._U.copy()
         user_keys = list(self._user_keys)
         seen = self._seen.tolil()
+        new = []
         for n, key in enumerate(keys):
             code = self._user_index.get(key)
             if code is None:
                 user_keys.append(key)
-                U = np.vstack([U, vecs[n:n + 1]])
+                new.append(n)
             else:
                 U[code] = vecs[n]
+        if new:
+            U = np.vstack([U, vecs[new]])
         seen.resize((len(user_keys), seen.shape[1]))
         self._set_base(user_keys, self._item_keys, seen.tocsr())
         self._set_vectors(U, self._I, self._bias)
