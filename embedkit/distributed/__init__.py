@@ -1,0 +1,271 @@
+"""Training past one process on ``torch.distributed`` (launched by ``torchrun``, Ray Train, Slurm...).
+
+World size 1 is the normal single-process code path: every helper here is then a no-op that
+returns its input, and no process group is created. Under ``torchrun`` (the environment holds
+``WORLD_SIZE`` > 1, ``RANK``, ``MASTER_ADDR``/``MASTER_PORT``), :func:`setup` joins the process
+group the first time a trainer's ``fit`` asks for it: ``gloo`` for CPU tensors, and
+``cpu:gloo,cuda:nccl`` when the fit runs on CUDA.
+
+Trainers use:
+
+* :func:`setup` at the start of ``fit`` (returns the :class:`World`),
+* :func:`shard` to take this rank's part of the data,
+* :func:`all_reduce_mean_` / :func:`all_reduce_sum_` / :func:`all_gather_rows` /
+  :func:`broadcast_` to exchange tensors; each call is counted in :func:`comm_stats`
+  (bytes this rank sent into collectives, calls, seconds spent in them),
+* :func:`is_main` to decide who writes: rank 0 alone writes a store or file.
+
+``EMBEDKIT_DIST_TIMEOUT`` (seconds, default 600) bounds how long a collective waits for a rank
+that died, so a failed rank stops the others instead of hanging them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "World", "world", "setup", "is_distributed", "is_main", "shard", "shard_slice",
+    "all_reduce_mean_", "all_reduce_sum_", "all_gather_rows", "broadcast_", "barrier",
+    "comm_stats", "reset_comm_stats", "DistributedError",
+]
+
+
+class DistributedError(InputError):
+    """A distributed run that cannot go on (bad environment, a collective that failed or timed out)."""
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place in the job: ``rank`` in ``0..size-1``; ``size`` 1 means no process group."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+_STATS = {"bytes": 0, "calls": 0, "seconds": 0.0}
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    if raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise DistributedError(f"environment variable {name} must be a whole number; got {raw!r}") from None
+
+
+def _env_world() -> World:
+    size = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local = _env_int("LOCAL_RANK", rank)
+    if size < 1 or not 0 <= rank < size:
+        raise DistributedError(f"RANK={rank} and WORLD_SIZE={size} do not fit: need 0 <= RANK < WORLD_SIZE")
+    return World(rank, size, local)
+
+
+def _dist():
+    import torch.distributed as dist
+
+    return dist if dist.is_available() else None
+
+
+def is_distributed() -> bool:
+    """True when a process group with more than one rank is initialised."""
+    dist = _dist()
+    return bool(dist and dist.is_initialized() and dist.get_world_size() > 1)
+
+
+def world() -> World:
+    """The current :class:`World`: the process group's when one is initialised, else the environment's
+    (``WORLD_SIZE``/``RANK`` as torchrun sets them), else rank 0 of 1. Creates nothing."""
+    dist = _dist() if "torch" in __import__("sys").modules else None
+    if dist is not None and dist.is_initialized():
+        return World(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", dist.get_rank()))
+    return _env_world()
+
+
+def is_main() -> bool:
+    """True on rank 0 (and always in a single process): the one process that writes."""
+    return world().main
+
+
+def setup(device=None) -> World:
+    """Join the process group when launched by torchrun with ``WORLD_SIZE`` > 1; returns the World.
+
+    A no-op when the group exists already (the caller's own ``init_process_group`` is respected) or
+    when the world size is 1. ``device`` is the fit's torch device: CUDA adds the NCCL backend and
+    pins this process to ``cuda:LOCAL_RANK``."""
+    env = _env_world()
+    dist = _dist()
+    if dist is not None and dist.is_initialized():
+        return world()
+    if env.size == 1:
+        return env
+    if dist is None:
+        raise DistributedError("WORLD_SIZE > 1 but this torch build has no torch.distributed; "
+                               "run one process or install a torch build with distributed support")
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        if not os.environ.get(name):
+            raise DistributedError(f"WORLD_SIZE={env.size} but {name} is not set; launch with torchrun "
+                                   "(or 'embedkit train ... --nproc N'), which sets it")
+    from datetime import timedelta
+
+    backend = "gloo"
+    dev_type = getattr(device, "type", str(device) if device is not None else "cpu")
+    if dev_type.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available() and dist.is_nccl_available():
+            backend = "cpu:gloo,cuda:nccl"
+            torch.cuda.set_device(env.local_rank % torch.cuda.device_count())
+    timeout = timedelta(seconds=_env_int("EMBEDKIT_DIST_TIMEOUT", 600))
+    dist.init_process_group(backend=backend, rank=env.rank, world_size=env.size, timeout=timeout)
+    log.info("joined the process group: rank %d of %d (%s)", env.rank, env.size, backend)
+    return env
+
+
+def shard_slice(n: int, w: World | None = None) -> slice:
+    """The contiguous part ``[start, stop)`` of ``n`` items that this rank owns (sizes differ by at most one)."""
+    w = w or world()
+    base, extra = divmod(n, w.size)
+    start = w.rank * base + min(w.rank, extra)
+    return slice(start, start + base + (1 if w.rank < extra else 0))
+
+
+def shard(items, w: World | None = None):
+    """This rank's contiguous part of a sequence or array (the whole of it in a single process)."""
+    w = w or world()
+    if w.size == 1:
+        return items
+    return items[shard_slice(len(items), w)]
+
+
+def _count(tensor, seconds: float) -> None:
+    _STATS["bytes"] += int(tensor.numel()) * int(tensor.element_size())
+    _STATS["calls"] += 1
+    _STATS["seconds"] += seconds
+
+
+def _collective(fn, tensor, *args, **kwargs):
+    dist = _dist()
+    t0 = time.perf_counter()
+    try:
+        result = fn(tensor, *args, **kwargs)
+    except RuntimeError as exc:  # a peer died or timed out: one line, not gloo's trace
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DistributedError(f"rank {dist.get_rank()}: a collective failed ({first}); another rank has "
+                               "probably stopped: see its message") from None
+    _count(tensor, time.perf_counter() - t0)
+    return result
+
+
+def all_reduce_sum_(tensor):
+    """Sum ``tensor`` over the ranks, in place; returns it (unchanged in a single process)."""
+    if not is_distributed():
+        return tensor
+    dist = _dist()
+    _collective(dist.all_reduce, tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_reduce_mean_(tensor):
+    """Average ``tensor`` over the ranks, in place; returns it. Integer tensors are summed then floor-divided."""
+    if not is_distributed():
+        return tensor
+    all_reduce_sum_(tensor)
+    size = _dist().get_world_size()
+    if tensor.is_floating_point():
+        tensor.div_(size)
+    else:
+        tensor.floor_divide_(size)
+    return tensor
+
+
+def broadcast_(tensor, src: int = 0):
+    """Overwrite ``tensor`` on every rank with rank ``src``'s; returns it."""
+    if not is_distributed():
+        return tensor
+    dist = _dist()
+    _collective(dist.broadcast, tensor, src=src)
+    return tensor
+
+
+def all_gather_rows(tensor):
+    """Concatenate, in rank order, each rank's ``tensor`` along dim 0 (row counts may differ); returns a new
+    tensor on every rank (``tensor`` itself in a single process)."""
+    if not is_distributed():
+        return tensor
+    import torch
+
+    dist = _dist()
+    size = dist.get_world_size()
+    n = torch.tensor([tensor.shape[0]], dtype=torch.int64, device=tensor.device)
+    counts = [torch.zeros_like(n) for _ in range(size)]
+    dist.all_gather(counts, n)
+    counts = [int(c.item()) for c in counts]
+    top = max(counts)
+    padded = tensor
+    if tensor.shape[0] < top:
+        pad = torch.zeros((top - tensor.shape[0], *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
+        padded = torch.cat([tensor, pad])
+    out = [torch.empty_like(padded) for _ in range(size)]
+    t0 = time.perf_counter()
+    try:
+        dist.all_gather(out, padded.contiguous())
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DistributedError(f"rank {dist.get_rank()}: a collective failed ({first}); another rank has "
+                               "probably stopped: see its message") from None
+    _count(padded, time.perf_counter() - t0)
+    return torch.cat([o[:c] for o, c in zip(out, counts)])
+
+
+def barrier() -> None:
+    """Wait for every rank (nothing in a single process)."""
+    if is_distributed():
+        _dist().barrier()
+
+
+def comm_stats() -> dict:
+    """What this process sent into collectives since the last reset: ``bytes``, ``calls``, ``seconds``."""
+    return dict(_STATS)
+
+
+def reset_comm_stats() -> None:
+    _STATS.update(bytes=0, calls=0, seconds=0.0)
+
+
+def same_on_all_ranks(values: np.ndarray, what: str) -> None:
+    """Raise on every rank if a small array (e.g. a vocabulary hash or row count) differs between ranks:
+    the ranks were given different data, and averaging would mix unrelated rows."""
+    if not is_distributed():
+        return
+    import torch
+
+    t = torch.as_tensor(np.asarray(values, dtype=np.float64)).reshape(-1)
+    lo, hi = t.clone(), t.clone()
+    dist = _dist()
+    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    if not torch.equal(lo, hi):
+        raise DistributedError(f"the ranks disagree on {what}: every rank must read the same input "
+                               "(the same file, the same options)")
