@@ -2,6 +2,11 @@
 
 Each area adds its verbs from its own module through ``register(groups)``; ``main`` turns
 every user-facing error into one line on stderr and a non-zero exit status.
+
+Verbs that take the training options (``--nproc``) run distributed (see
+:mod:`embedkit.distributed.cli`): ``--nproc N`` starts N local ranks of the same command line,
+and under torchrun the process group is joined before the verb runs; ranks other than 0 print
+nothing on stdout and prefix their error line with ``rank R:``.
 """
 
 from __future__ import annotations
@@ -79,12 +84,19 @@ def main(argv=None) -> int:
         else:
             parser.print_help(sys.stderr)
         return 2
+    job = None
     try:
+        if hasattr(args, "nproc"):  # a training verb: --nproc N, or a rank of a torchrun job
+            from ..distributed import cli as dist_cli
+
+            if dist_cli.wants_launch(args):
+                return dist_cli.run_local(argv, args.nproc)
+            job = dist_cli.enter_job(args)
         code = int(func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not in Python's final flush
         return code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        _report("error: interrupted", exc)
         return 130
     except BrokenPipeError:
         return _closed_pipe()
@@ -93,8 +105,22 @@ def main(argv=None) -> int:
             raise
         msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         msg = " ".join(msg.split()) or type(exc).__name__
-        print(f"error: {msg}", file=sys.stderr)
+        _report(f"error: {msg}", exc)
         return 1
+    finally:
+        if job is not None:
+            job.close()
+
+
+def _report(line: str, exc: BaseException) -> None:
+    """One error line on stderr; in a distributed job, ``rank R:`` in front on ranks other than 0, and
+    written where the launcher that started this rank reads it (see :mod:`embedkit.distributed.cli`)."""
+    if "embedkit.distributed" not in sys.modules and "WORLD_SIZE" not in os.environ:
+        print(line, file=sys.stderr)
+        return
+    from ..distributed import cli as dist_cli
+
+    dist_cli.report_error(dist_cli.error_line(line[len("error: "):]), exc)
 
 
 def _closed_pipe() -> int:

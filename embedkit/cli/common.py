@@ -38,7 +38,27 @@ def add_train_options(parser: argparse.ArgumentParser, *, epochs: int | None = N
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda (default: auto)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--force", action="store_true", help="replace an existing index of that name")
+    parser.add_argument("--nproc", type=nproc_argument, default=1, metavar="N",
+                        help="train as N local processes (torch.distributed over gloo, or NCCL with one per GPU); "
+                             "for several machines use torchrun (see docs/distributed.md) (default: 1)")
     add_store_option(parser)
+
+
+def nproc_argument(text: str) -> int:
+    """argparse ``type=`` of ``--nproc``: a whole number from 1 to four per CPU core."""
+    from .._device import cpu_count
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--nproc takes a whole number of processes; got {text!r}") from None
+    top = 4 * cpu_count()
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--nproc must be >= 1; got {n}")
+    if n > top:
+        raise argparse.ArgumentTypeError(f"--nproc {n} is more than 4 processes per CPU core here ({top}); "
+                                         "for more ranks use several machines with torchrun (see docs/distributed.md)")
+    return n
 
 
 def kind_argument(text: str) -> str:
@@ -54,7 +74,17 @@ def kind_argument(text: str) -> str:
 def save_trained(args, trainer, *, meta=None, metric=None, kind=None):
     """Write a fitted trainer into the store as ``args.name`` with :meth:`Trainer.to_store`
     (its vectors indexed, the model beside them, a manifest with trainer, parameters and loss
-    history); refuses to replace an index unless --force. Returns the directory."""
+    history); refuses to replace an index unless --force. Returns the directory.
+
+    In a distributed job rank 0 alone writes (the others wait for it and get None), see
+    :func:`embedkit.distributed.main_writes`."""
+    from ..distributed import main_writes
+
+    return main_writes(_save_trained, args, trainer, meta=meta, metric=metric, kind=kind,
+                       what=f"the store entry {args.name!r}")
+
+
+def _save_trained(args, trainer, *, meta, metric, kind):
     store = get_store(args)
     refuse_existing(store, args.name, getattr(args, "force", False))
     return trainer.to_store(args.name, store, metric=metric or getattr(args, "metric", None),
@@ -82,8 +112,13 @@ def renamed_option(args, new: str, old: str, default=None):
 
 
 def out(text: str = "") -> None:
-    """Print a line of command output (the CLI's stdout; the library itself never prints)."""
-    sys.stdout.write(text + "\n")
+    """Print a line of command output (the CLI's stdout; the library itself never prints).
+
+    In a distributed job only rank 0 prints: N ranks would repeat every line."""
+    from ..distributed import is_main
+
+    if is_main():
+        sys.stdout.write(text + "\n")
 
 
 def refuse_existing(store, name: str, force: bool) -> None:

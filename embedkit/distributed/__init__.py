@@ -15,6 +15,11 @@ Trainers use:
   (bytes this rank sent into collectives, calls, seconds spent in them),
 * :func:`is_main` to decide who writes: rank 0 alone writes a store or file.
 
+Writes go through :func:`main_writes` (``Trainer.save``/``to_store`` and the CLI use it): every
+rank first checks that all the others are still there, rank 0 alone writes, then tells the
+others whether the write worked, so a script that saves then loads on every rank sees the file,
+and a failed write raises the same one-line error on every rank.
+
 ``EMBEDKIT_DIST_TIMEOUT`` (seconds, default 600) bounds how long a collective waits for a rank
 that died, so a failed rank stops the others instead of hanging them.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -35,12 +41,18 @@ log = logging.getLogger(__name__)
 __all__ = [
     "World", "world", "setup", "is_distributed", "is_main", "shard", "shard_slice",
     "all_reduce_mean_", "all_reduce_sum_", "all_gather_rows", "broadcast_", "barrier",
-    "comm_stats", "reset_comm_stats", "DistributedError",
+    "comm_stats", "reset_comm_stats", "DistributedError", "PeerError", "main_writes", "teardown",
+    "same_on_all_ranks",
 ]
 
 
 class DistributedError(InputError):
     """A distributed run that cannot go on (bad environment, a collective that failed or timed out)."""
+
+
+class PeerError(DistributedError):
+    """Raised on a rank because another rank failed first (a peer died mid-collective, or rank 0's write
+    failed): the cause is that rank's own message. Launchers report the first rank whose error is not this."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,8 @@ class World:
 
 
 _STATS = {"bytes": 0, "calls": 0, "seconds": 0.0}
+_STATE = {"owned": False, "writing": False}  # a group setup() created; inside main_writes on rank 0
+_MESSAGE_BYTES = 480  # the failure message rank 0 broadcasts after a failed write
 
 
 def _env_int(name: str, default: int) -> int:
@@ -89,7 +103,10 @@ def _dist():
 
 
 def is_distributed() -> bool:
-    """True when a process group with more than one rank is initialised."""
+    """True when a process group with more than one rank is initialised (never imports torch: without
+    torch loaded there is no group)."""
+    if "torch" not in sys.modules:
+        return False
     dist = _dist()
     return bool(dist and dist.is_initialized() and dist.get_world_size() > 1)
 
@@ -97,7 +114,7 @@ def is_distributed() -> bool:
 def world() -> World:
     """The current :class:`World`: the process group's when one is initialised, else the environment's
     (``WORLD_SIZE``/``RANK`` as torchrun sets them), else rank 0 of 1. Creates nothing."""
-    dist = _dist() if "torch" in __import__("sys").modules else None
+    dist = _dist() if "torch" in sys.modules else None
     if dist is not None and dist.is_initialized():
         return World(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", dist.get_rank()))
     return _env_world()
@@ -136,11 +153,38 @@ def setup(device=None) -> World:
 
         if torch.cuda.is_available() and dist.is_nccl_available():
             backend = "cpu:gloo,cuda:nccl"
-            torch.cuda.set_device(env.local_rank % torch.cuda.device_count())
-    timeout = timedelta(seconds=_env_int("EMBEDKIT_DIST_TIMEOUT", 600))
-    dist.init_process_group(backend=backend, rank=env.rank, world_size=env.size, timeout=timeout)
+            gpus = torch.cuda.device_count()
+            local = _env_int("LOCAL_WORLD_SIZE", 0)
+            if local > gpus or env.local_rank >= gpus:
+                raise DistributedError(f"{max(local, env.local_rank + 1)} processes on this machine but {gpus} "
+                                       f"CUDA device(s): NCCL needs one process per GPU; start {gpus} per machine "
+                                       "(--nproc / --nproc-per-node) or train on the CPU (--device cpu)")
+            torch.cuda.set_device(env.local_rank)
+    seconds = _env_int("EMBEDKIT_DIST_TIMEOUT", 600)
+    if seconds < 1:
+        raise DistributedError(f"EMBEDKIT_DIST_TIMEOUT must be >= 1 second; got {seconds}")
+    try:
+        dist.init_process_group(backend=backend, rank=env.rank, world_size=env.size,
+                                timeout=timedelta(seconds=seconds))
+    except (RuntimeError, ValueError) as exc:  # DistNetworkError, DistStoreError... are RuntimeErrors
+        raise DistributedError(f"rank {env.rank} could not join the process group at "
+                               f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} ({_first_line(exc)})") from None
+    _STATE["owned"] = True
     log.info("joined the process group: rank %d of %d (%s)", env.rank, env.size, backend)
     return env
+
+
+def teardown() -> None:
+    """Leave the process group that :func:`setup` created (a group the caller made is left alone)."""
+    if not _STATE["owned"]:
+        return
+    _STATE["owned"] = False
+    dist = _dist()
+    if dist is not None and dist.is_initialized():
+        try:
+            dist.destroy_process_group()
+        except Exception as exc:  # leaving must never turn a finished job into a failure
+            log.debug("destroy_process_group: %s", exc)
 
 
 def shard_slice(n: int, w: World | None = None) -> slice:
@@ -165,16 +209,22 @@ def _count(tensor, seconds: float) -> None:
     _STATS["seconds"] += seconds
 
 
-def _collective(fn, tensor, *args, **kwargs):
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def _collective(fn, tensor, *args, sent=None, **kwargs):
+    """``fn(tensor, *args, **kwargs)``, timed and counted (``sent``: the tensor this rank sends, when
+    ``tensor`` is an output list); a failure is one line (PeerError)."""
     dist = _dist()
     t0 = time.perf_counter()
     try:
         result = fn(tensor, *args, **kwargs)
     except RuntimeError as exc:  # a peer died or timed out: one line, not gloo's trace
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DistributedError(f"rank {dist.get_rank()}: a collective failed ({first}); another rank has "
-                               "probably stopped: see its message") from None
-    _count(tensor, time.perf_counter() - t0)
+        raise PeerError(f"rank {dist.get_rank()}: a collective failed ({_first_line(exc)}); another rank has "
+                        "probably stopped: see its message") from None
+    _count(tensor if sent is None else sent, time.perf_counter() - t0)
     return result
 
 
@@ -220,29 +270,28 @@ def all_gather_rows(tensor):
     size = dist.get_world_size()
     n = torch.tensor([tensor.shape[0]], dtype=torch.int64, device=tensor.device)
     counts = [torch.zeros_like(n) for _ in range(size)]
-    dist.all_gather(counts, n)
+    _collective(dist.all_gather, counts, n, sent=n)
     counts = [int(c.item()) for c in counts]
     top = max(counts)
     padded = tensor
     if tensor.shape[0] < top:
         pad = torch.zeros((top - tensor.shape[0], *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
         padded = torch.cat([tensor, pad])
+    padded = padded.contiguous()
     out = [torch.empty_like(padded) for _ in range(size)]
-    t0 = time.perf_counter()
-    try:
-        dist.all_gather(out, padded.contiguous())
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DistributedError(f"rank {dist.get_rank()}: a collective failed ({first}); another rank has "
-                               "probably stopped: see its message") from None
-    _count(padded, time.perf_counter() - t0)
+    _collective(dist.all_gather, out, padded, sent=padded)
     return torch.cat([o[:c] for o, c in zip(out, counts)])
 
 
 def barrier() -> None:
-    """Wait for every rank (nothing in a single process)."""
+    """Wait for every rank (nothing in a single process); a rank that died makes it raise PeerError."""
     if is_distributed():
-        _dist().barrier()
+        dist = _dist()
+        try:
+            dist.barrier()
+        except RuntimeError as exc:
+            raise PeerError(f"rank {dist.get_rank()}: waiting for the other ranks failed ({_first_line(exc)}); "
+                            "another rank has probably stopped: see its message") from None
 
 
 def comm_stats() -> dict:
@@ -261,11 +310,78 @@ def same_on_all_ranks(values: np.ndarray, what: str) -> None:
         return
     import torch
 
-    t = torch.as_tensor(np.asarray(values, dtype=np.float64)).reshape(-1)
+    t = torch.as_tensor(np.asarray(values, dtype=np.float64)).reshape(-1).to(_control_device())
     lo, hi = t.clone(), t.clone()
     dist = _dist()
-    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
-    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    _collective(dist.all_reduce, lo, op=dist.ReduceOp.MIN)
+    _collective(dist.all_reduce, hi, op=dist.ReduceOp.MAX)
     if not torch.equal(lo, hi):
         raise DistributedError(f"the ranks disagree on {what}: every rank must read the same input "
                                "(the same file, the same options)")
+
+
+def _control_device():
+    """Where small control tensors live: the CPU unless the group is NCCL alone (a caller's own group)."""
+    import torch
+
+    backend = str(_dist().get_backend())
+    if "gloo" in backend or "mpi" in backend or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def main_writes(fn, *args, what: str = "the result", **kwargs):
+    """Run ``fn(*args, **kwargs)`` on rank 0 alone and return its result there (None on the other ranks).
+
+    In a single process it simply calls ``fn``. Under a process group, every rank first checks that all
+    the others reached this point (a rank that failed earlier stops the job before anything is
+    written), rank 0 writes, then broadcasts whether it worked: the other ranks return only after the
+    write is complete (a script may load what was saved on every rank), and a failed write raises, on
+    every rank, one line naming rank 0's error (rank 0 raises its own). Calls nested inside ``fn`` run
+    directly. Other ranks wait up to ``EMBEDKIT_DIST_TIMEOUT`` seconds for rank 0's write. ``fn`` runs on
+    rank 0 alone, so it must not call a collective (compute what every rank takes part in before)."""
+    w = world()
+    if w.size == 1 or _STATE["writing"]:
+        return fn(*args, **kwargs)
+    if not is_distributed():  # WORLD_SIZE > 1 but no group: nobody to wait for, rank 0 writes alone
+        if w.rank != 0:
+            log.debug("rank %d writes nothing (%s is rank 0's to write)", w.rank, what)
+            return None
+        return fn(*args, **kwargs)
+    import torch
+
+    dist = _dist()
+    dev = _control_device()
+    ready = torch.ones(1, dtype=torch.int32, device=dev)
+    _collective(dist.all_reduce, ready, op=dist.ReduceOp.MIN)  # every rank alive and here
+    result, error = None, None
+    if w.rank == 0:
+        _STATE["writing"] = True
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:  # told to the others below, then raised here
+            error = exc
+        finally:
+            _STATE["writing"] = False
+    status = torch.zeros(_MESSAGE_BYTES + 1, dtype=torch.uint8)
+    if error is not None:
+        text = " ".join(str(error).split()) or type(error).__name__
+        raw = text.encode("utf-8")[:_MESSAGE_BYTES]
+        status[0] = 1
+        status[1:1 + len(raw)] = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+    status = status.to(dev)
+    try:
+        _collective(dist.broadcast, status, src=0)
+    except PeerError:
+        if error is not None:
+            raise error from None
+        raise
+    if error is not None:
+        raise error
+    if w.rank != 0:
+        status = status.cpu()
+        if int(status[0]):
+            text = bytes(status[1:].numpy().tobytes()).rstrip(b"\0").decode("utf-8", "replace")
+            raise PeerError(f"rank 0 could not write {what}: {text}")
+        log.debug("rank %d: %s written by rank 0", w.rank, what)
+    return result

@@ -26,6 +26,11 @@ Every ``fit`` a subclass defines runs under the CPU thread policy of :mod:`embed
 (wrapped once, in ``__init_subclass__``): torch runs on one thread when ``_work_per_step``
 says the model is small, and the previous count is restored afterwards. Importing this module
 sets ``OMP_WAIT_POLICY=PASSIVE`` when it is unset and torch is not loaded yet.
+
+Distributed (see :mod:`embedkit.distributed`): a ``fit`` that ends inside a process group of
+N > 1 ranks records ``world_size_ = N`` (a single-process fit sets nothing new), and
+``to_store`` writes it in the manifest's meta as ``world_size``. ``save``/``to_store`` write on
+rank 0 alone and return None on the other ranks, which wait until rank 0's write is complete.
 """
 
 from __future__ import annotations
@@ -105,7 +110,14 @@ def _with_thread_policy(fit):
         except Exception:  # an estimate must never stop a fit; fit itself reports bad input
             work = None
         with fit_threads(work, type(self).__name__):
-            return fit(self, *args, **kwargs)
+            result = fit(self, *args, **kwargs)
+        from ..distributed import is_distributed
+
+        if is_distributed():  # fitted by a process group: say so in the fitted state and the manifest
+            import torch.distributed as dist
+
+            self.world_size_ = int(dist.get_world_size())
+        return result
 
     fit_under_thread_policy._embedkit_thread_policy = True
     return fit_under_thread_policy
@@ -353,11 +365,17 @@ class Trainer:
 
         :meth:`load` takes the same argument back.
         """
+        from ..distributed import main_writes
+
         if _is_store_name(path):
-            return self._save_to_store(path, store, overwrite=overwrite, kind=kind)
+            return main_writes(self._save_to_store, path, store, overwrite=overwrite, kind=kind,
+                               what=f"the store entry {path!r}")
         if store is not None:
             raise InputError(f"save({str(path)!r}, store): a store entry takes a name (letters, digits, '_', '-', "
                              f"'.'), not a file path; drop the store to write the file {str(path)!r}")
+        return main_writes(self._save_file, path, what=f"the file {str(path)!r}")
+
+    def _save_file(self, path) -> Path:
         from .._io import atomic_write_bytes
 
         path = Path(path)
@@ -411,6 +429,10 @@ class Trainer:
         emb = self.embeddings_
         return emb.keys, emb.vectors, "cosine"
 
+    def _index_payload(self):
+        """Payload rows of the index ``to_store`` writes (one per key, in order), or None."""
+        return None
+
     def _store_extras(self) -> dict:
         """Extras saved beside the index (name -> {array name: array}); the model by default."""
         return {"model": self.to_arrays()}
@@ -418,22 +440,40 @@ class Trainer:
     def _store_meta(self) -> dict:
         return {}
 
+    def _manifest_meta(self, meta: dict | None = None) -> dict:
+        """The manifest meta ``to_store`` writes: trainer, parameters, loss history, ``_store_meta()``,
+        ``world_size`` after a distributed fit, then the caller's ``meta``."""
+        info = {"trainer": type(self).__name__, "params": self.json_params(), "loss_history": self._loss_history(),
+                **self._store_meta()}
+        if int(self.__dict__.get("world_size_", 1)) > 1:
+            info["world_size"] = int(self.world_size_)
+        return {**info, **(meta or {})}
+
     def to_store(self, name: str, store=None, *, metric: str | None = None, kind: str = "flat",
                  overwrite: bool = False, meta: dict | None = None, show_progress: bool = False) -> Path:
         """Write the fitted result into a :class:`~embedkit.Store` as ``name``: an index of its
         vectors, the model as the extra ``model``, and a manifest whose meta names the trainer,
-        its parameters and its loss history. Returns the directory.
+        its parameters and its loss history (and ``world_size`` after a distributed fit). Returns
+        the directory; under a process group, rank 0 alone writes and the other ranks return None.
         """
-        from ..index import VectorIndex
+        from ..distributed import main_writes
 
         self._check_fitted()
+        return main_writes(self._write_store, name, store, metric=metric, kind=kind, overwrite=overwrite, meta=meta,
+                           show_progress=show_progress, what=f"the store entry {name!r}")
+
+    def _write_store(self, name, store, *, metric, kind, overwrite, meta, show_progress) -> Path:
+        from ..index import VectorIndex
+
         store = _as_store(store)
         keys, vectors, default_metric = self._index_content()
         index = VectorIndex(vectors.shape[1], metric=metric or default_metric, kind=kind)
-        index.add(keys, vectors, show_progress=show_progress)
-        info = {"trainer": type(self).__name__, "params": self.json_params(), "loss_history": self._loss_history(),
-                **self._store_meta(), **(meta or {})}
-        return store.save(name, index, meta=info, extras=self._store_extras(), overwrite=overwrite)
+        payload = self._index_payload()
+        if payload is None:
+            index.add(keys, vectors, show_progress=show_progress)
+        else:
+            index.add(keys, vectors, payload=payload, show_progress=show_progress)
+        return store.save(name, index, meta=self._manifest_meta(meta), extras=self._store_extras(), overwrite=overwrite)
 
     @classmethod
     def from_store(cls, name: str, store=None, **params):
