@@ -1,4 +1,4 @@
-"""CLI verbs over saved indexes: index build, index tune, query, list, info."""
+"""CLI verbs over saved indexes: index build, index tune, index push (to Milvus), query, list, info."""
 
 from __future__ import annotations
 
@@ -35,6 +35,21 @@ def register(groups) -> None:
     tune.add_argument("--json", action="store_true", help="print the report as JSON")
     add_store_option(tune)
     tune.set_defaults(func=cmd_index_tune)
+
+    push = index.add_parser("push", help="copy a stored index (vectors, keys, payloads) into Milvus",
+                            description="Copy a stored index into a Milvus collection (created when missing). "
+                                        "Idempotent: pushing again upserts every item and removes the collection's "
+                                        "items that the stored index no longer has.")
+    push.add_argument("name", metavar="NAME")
+    push.add_argument("--to", required=True, metavar="URI",
+                      help="a local file ending in .db (embedded milvus-lite) or http://host:19530 (a Milvus server)")
+    push.add_argument("--collection", default=None,
+                      help="Milvus collection (default: NAME with characters other than letters, digits and '_' as '_')")
+    push.add_argument("--kind", default="auto", choices=["auto", "flat", "ivf", "hnsw", "ivfpq"],
+                      help="Milvus index: auto = FLAT on milvus-lite, HNSW on a server (default: auto)")
+    push.add_argument("--batch", type=int, default=5000, help="items per request (default: 5000)")
+    add_store_option(push)
+    push.set_defaults(func=cmd_index_push)
 
     query = groups.top.add_parser("query", help="nearest neighbours of stored keys")
     query.add_argument("name", metavar="NAME")
@@ -169,6 +184,19 @@ def cmd_index_tune(args) -> int:
         f"(target {args.recall} {verdict}; was {report['previous']})")
     out(f"  tried {tried}")
     return 0 if report["reached"] else 1
+
+
+def cmd_index_push(args) -> int:
+    from ..index._milvus_push import push
+
+    if args.batch < 1:
+        raise InputError(f"--batch must be >= 1; got {args.batch}")
+    index = get_store(args).load(args.name)
+    report = push(index, args.to, collection=args.collection, name=args.name, kind=args.kind, batch=args.batch,
+                  show_progress=True)
+    out(f"pushed {report['pushed']} items of {args.name!r} to collection {report['collection']!r} at {args.to} "
+        f"({report['removed']} stale items removed; {report['count']} items there now)")
+    return 0
 
 
 def cmd_query(args) -> int:

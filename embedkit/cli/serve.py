@@ -45,6 +45,11 @@ def register(groups) -> None:
                         "parallel, and one query split over threads is slower on a busy machine)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn log level (default: info)")
+    p.add_argument("--backend", default="faiss", choices=["faiss", "milvus"],
+                   help="faiss: the store's indexes (default); milvus: the indexes in Milvus at --uri "
+                        "(copied there with 'embedkit index push')")
+    p.add_argument("--uri", default=None,
+                   help="with --backend milvus: a local .db file (embedded milvus-lite) or http://host:19530")
     add_store_option(p)
     p.set_defaults(func=cmd_serve)
 
@@ -114,11 +119,14 @@ def cmd_serve(args) -> int:
         hosts = list(LOOPBACK_HOSTS)
         if args.host not in ("0.0.0.0", "::", "") and not _is_loopback(args.host):
             hosts.append(args.host)
+    if (args.backend == "milvus") != (args.uri is not None):
+        raise InputError("--backend milvus needs --uri URI (a .db file or http://host:19530), and --uri needs "
+                         "--backend milvus")
     store = get_store(args)
     check_port_free(args.host, args.port)
     from ..serve import create_app
 
-    app = create_app(store.root, names=args.names or None, token=token,
+    app = create_app(store.root, names=args.names or None, token=token, backend=args.backend, uri=args.uri,
                      max_body_bytes=int(args.max_body_mb * (1 << 20)), compact_every=args.compact_every,
                      faiss_threads=args.faiss_threads, allowed_hosts=hosts, body_timeout=3 * args.header_timeout,
                      limits=WorkLimits(max_results=args.max_results, max_heavy=args.max_heavy))
@@ -126,9 +134,9 @@ def cmd_serve(args) -> int:
                            head_timeout=args.header_timeout, log_level=args.log_level)
     import uvicorn
 
-    names = args.names or store.names()
+    names = args.names or app.state.registry.names()
     shown = "[" + args.host + "]" if ":" in args.host else args.host
-    out(f"serving {len(names)} index(es) from {store.root}: {', '.join(names) or 'none yet'}")
+    out(f"serving {len(names)} index(es) from {app.state.store.root}: {', '.join(names) or 'none yet'}")
     out(f"page: http://{shown}:{args.port}/   API docs: http://{shown}:{args.port}/docs")
     out("writes: " + ("enabled (Authorization: Bearer <token>)" if token else "disabled (no --token / $EMBEDKIT_TOKEN)"))
     if not _is_loopback(args.host):

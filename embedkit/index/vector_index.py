@@ -56,13 +56,29 @@ class VectorIndex:
     Items may carry a payload (a dict of str/int/float/bool/list-of-str values, see
     :meth:`add`), and every search takes a ``filter`` over it (see
     :mod:`embedkit.index._filter`): ``{"category": "shoes", "price": {"$lt": 50}}``.
+
+    ``backend="milvus"`` with ``uri=`` (a local ``.db`` file: embedded milvus-lite; or
+    ``http://host:19530``) and ``collection=`` returns the same API over a Milvus collection
+    (:class:`embedkit.index._milvus.MilvusIndex`, see docs/milvus.md).
     """
+
+    def __new__(cls, *args, backend: str = "faiss", **kwargs):
+        if backend == "milvus" and cls is VectorIndex:  # the same API over a Milvus collection (index/_milvus.py)
+            from ._milvus import MilvusIndex
+
+            return MilvusIndex(*args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, dim: int, metric: str = "cosine", kind: str = "flat", *, hnsw_m: int = 32,
                  ef_construction: int = 80, ef_search: int = 64, nlist: int | None = None,
                  nprobe: int | None = None, pq_m: int | None = None, refine: int = 4,
-                 rebuild_fraction: float = 0.3, exact_vectors: bool = True):
+                 rebuild_fraction: float = 0.3, exact_vectors: bool = True, backend: str = "faiss",
+                 uri=None, collection: str | None = None):
         owner = "VectorIndex"
+        check_choice(owner, "backend", backend, ("faiss", "milvus"))
+        if uri is not None or collection is not None:
+            raise InputError("uri= and collection= belong to backend='milvus'; the FAISS index lives in memory "
+                             "(save it with save(path))")
         self._dim = check_int(owner, "dim", dim, 1, 65536)
         self._metric = check_choice(owner, "metric", metric, METRICS)
         if not isinstance(kind, str) or not kind:

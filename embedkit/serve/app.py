@@ -154,7 +154,7 @@ class RemoveBody(BaseModel):
 def create_app(store_root=None, names=None, token: str | None = None, *, max_body_bytes: int = 8 << 20,
                compact_every: int = 1000, compact_bytes: int = 64 << 20, faiss_threads: int | None = 1,
                allowed_hosts=LOOPBACK_HOSTS, limits: WorkLimits | None = None,
-               body_timeout: float | None = 30.0) -> FastAPI:
+               body_timeout: float | None = 30.0, backend: str = "faiss", uri=None) -> FastAPI:
     """The FastAPI application serving the indexes of a store.
 
     Parameters
@@ -176,6 +176,9 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         (413 / 429 beyond them); None: ``WorkLimits()``.
     body_timeout : float or None, default 30
         Seconds a request's body may take to arrive (408 after that); None: no limit.
+    backend, uri : "faiss" (default: the store's indexes) or "milvus" with ``uri`` (a local
+        ``.db`` file or ``http://host:19530``): serve the embedkit indexes in Milvus instead
+        (``store_root`` is then unused; see docs/milvus.md).
     compact_every, compact_bytes : int
         Fold an index's journal into a full save after this many writes or journal bytes.
     faiss_threads : int or None, default 1
@@ -197,12 +200,20 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
         raise InputError(f"limits must be a WorkLimits; got {type(limits).__name__}")
     if body_timeout is not None and not (isinstance(body_timeout, (int, float)) and 0 < body_timeout <= 3600):
         raise InputError(f"body_timeout must be a number of seconds in (0, 3600] or None; got {body_timeout!r}")
-    store = Store(store_root)
-    for name in names or []:
-        if not store.exists(name):  # (exists() checks the name first)
-            have = ", ".join(store.names()) or "none"
-            raise MissingKeyError(f"no index named {name!r} in {store.root} (indexes: {have})")
-    registry = Registry(store, names, compact_every=compact_every, compact_bytes=compact_bytes)
+    if backend not in ("faiss", "milvus") or (backend == "milvus") != (uri is not None):
+        raise InputError(f"backend must be 'faiss' (the store's indexes) or 'milvus' with uri= (a Milvus file or "
+                         f"server); got backend={backend!r}, uri={uri!r}")
+    if backend == "milvus":  # the indexes of a Milvus uri (serve/_milvus_registry.py)
+        from ._milvus_registry import milvus_app_parts
+
+        store, registry = milvus_app_parts(uri, names)
+    else:
+        store = Store(store_root)
+        for name in names or []:
+            if not store.exists(name):  # (exists() checks the name first)
+                have = ", ".join(store.names()) or "none"
+                raise MissingKeyError(f"no index named {name!r} in {store.root} (indexes: {have})")
+        registry = Registry(store, names, compact_every=compact_every, compact_bytes=compact_bytes)
 
     @asynccontextmanager
     async def lifespan(app):
