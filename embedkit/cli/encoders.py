@@ -170,7 +170,10 @@ def _train_autoencoder(args) -> int:
     out(f"{int(model.labels_.sum())} of {len(scores)} rows above the threshold {model.threshold_:.4g} "
         f"(contamination {args.contamination})")
     if args.anomaly:
-        _write_scores(args.anomaly, table.keys, scores, model.labels_)
+        from ..distributed import main_writes
+
+        # a distributed run: every rank holds the same scores, rank 0 alone writes (one process: just writes)
+        main_writes(_write_scores, args.anomaly, table.keys, scores, model.labels_, what=f"the file {args.anomaly!r}")
         out(f"wrote {len(scores)} anomaly scores to {args.anomaly}")
     return 0
 

@@ -22,6 +22,8 @@ from ...data.features import as_matrix, row_keys
 from ...embeddings import Embeddings
 from ...errors import InputError, NotFittedError, StoreError
 from ..base import _CONFIG, MODEL_FORMAT, Trainer
+from . import _dist
+from ._dist import broadcast_modules, no_loss, rank_mean, rank_part, rank_sum, shared_randperm  # noqa: F401 (for the models)
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,15 @@ def seeded(seed: int, device: torch.device):
 
 
 def minibatches(n: int, batch_size: int, gen: torch.Generator, device: torch.device):
-    """Index tensors covering a random permutation of range(n) in chunks of ``batch_size``."""
+    """Index tensors covering a random permutation of range(n) in chunks of ``batch_size``.
+
+    Under a process group: rank 0's permutation, and this rank's part of each chunk
+    (:func:`~embedkit.trainers.encoders._dist.rank_part`), the same number of chunks on every rank."""
+    if _dist.rank_size()[1] > 1:
+        perm = shared_randperm(n, gen, device)
+        for start in range(0, n, batch_size):
+            yield rank_part(perm[start:start + batch_size])
+        return
     perm = torch.randperm(n, generator=gen, device=device)
     for start in range(0, n, batch_size):
         yield perm[start:start + batch_size]
@@ -105,13 +115,35 @@ def run_epochs(owner: str, epochs: int, one_epoch, show_progress: bool, callback
     ``callback(epoch, loss)`` (epochs count from 1, as everywhere in embedkit).
 
     Raises InputError when the loss stops being finite (the usual cure is a lower learning rate).
+
+    Under a process group (see :mod:`._dist`): gradients are averaged over the ranks before each
+    optimiser step taken inside ``one_epoch``, the epoch loss is the mean over the ranks (the same
+    history on every rank), only rank 0 shows the bar, and ``comm_bytes_`` is set on the model.
     """
     from tqdm.auto import tqdm
 
+    from ... import distributed as ek_dist
+
+    grads = _dist.GradAverage()
+    bar = tqdm(range(1, epochs + 1), desc=owner, unit="epoch", disable=not show_progress or not ek_dist.is_main(),
+               leave=False)
+    try:
+        with grads:
+            return _epochs(owner, bar, one_epoch, callback, grads)
+    finally:  # also when a callback stops training early by raising
+        bar.close()
+        _dist.record_comm(owner, grads)
+
+
+def _epochs(owner: str, bar, one_epoch, callback, grads) -> list[float]:
     history: list[float] = []
-    bar = tqdm(range(1, epochs + 1), desc=owner, unit="epoch", disable=not show_progress, leave=False)
     for epoch in bar:
-        loss = float(one_epoch(epoch))
+        grads.active = True
+        try:
+            loss = float(one_epoch(epoch))
+        finally:
+            grads.active = False
+        loss = rank_mean(loss)
         if not math.isfinite(loss):
             bar.close()
             raise InputError(f"{owner}: the loss became {loss} in epoch {epoch}; lower 'lr' "
@@ -225,7 +257,7 @@ class TableModel(Trainer):
 
     def _forget_fit(self) -> None:
         """Drop every fitted attribute (a fit that fails leaves an unfitted model, not half of one)."""
-        for name in type(self)._fitted_names:
+        for name in (*type(self)._fitted_names, *_dist.COMM_ATTRS):
             self.__dict__.pop(name, None)
 
     def _start_fit(self, X, keys):
@@ -235,6 +267,7 @@ class TableModel(Trainer):
         arr = as_matrix(X)
         names = row_keys(keys, arr.shape[0], X)
         device = resolve_device(self.device, type(self).__name__)
+        _dist.begin_fit(self, device)  # joins the process group under torchrun; a no-op in one process
         scaler = self._fit_scaler(arr)
         self.device_, self.scaler_, self.n_features_ = device, scaler, arr.shape[1]
         return arr, names, to_table(scaler.transform(arr), device)
