@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from sklearn.decomposition import PCA
 from torch import nn
 
 import embedkit as ek
@@ -224,6 +225,7 @@ def test_invalid_parameter_message_names_owner_parameter_range_and_value():
     (dict(loss="infonce", margin=0.5), "margin"), (dict(loss="infonce", miner="hard"), "miner"),
     (dict(loss="triplet", temperature=0.5), "temperature"),
     (dict(encoder=nn.Linear(6, 4), hidden=(8,)), "hidden"),
+    (dict(early_stopping=False), "early_stopping"),  # FAST's MLP: only the PCA-started linear map uses it
 ])
 def test_ignored_parameters_warn_once(kwargs, ignored):
     X, y = noisy_blobs(n_per=5)
@@ -352,3 +354,103 @@ def test_demo_trains_saves_and_reports(tmp_path, capsys):
     assert len(model.embeddings_) == 1198 and model.embeddings_.dim == 16
     raw, learned = [float(x) for x in text.split("raw pixels ")[1].split("\n")[0].split(", Siamese vectors ")]
     assert learned > 0.95 and raw > 0.95
+
+
+# ---------------------------------------------------------------- the default: a linear map started at PCA
+def shared_subspace(n_classes=10, n_per=40, d=24, k=4, seed=0):
+    """Every class apart in one shared 4-d subspace; 20 nuisance dimensions of larger variance, rotated.
+
+    Raw features and PCA are dominated by the nuisance, so neither retrieves the classes; what is
+    learned on some classes (the shared subspace) carries over to classes never seen in fit.
+    """
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1.5, (n_classes, k))
+    y = np.repeat(np.arange(n_classes), n_per)
+    signal = centres[y] + rng.normal(0, 0.4, (len(y), k))
+    nuisance = rng.normal(0, 1.0, (len(y), d - k)) * np.linspace(3.0, 1.0, d - k)
+    rotation = np.linalg.qr(rng.normal(size=(d, d)))[0]
+    return (np.hstack([signal, nuisance]) @ rotation.T).astype(np.float32), y
+
+
+DEFAULT_FAST = dict(dim=8, epochs=15, batch_size=64, lr=0.01, device="cpu")  # defaults otherwise
+
+
+def test_default_beats_raw_and_pca_on_unseen_classes():
+    X, y = shared_subspace()
+    seen, unseen = y < 7, y >= 7
+    model = ek.SiameseEncoder(**DEFAULT_FAST)
+    model.fit(X[seen], y[seen], show_progress=False)
+    assert model.hidden_ == () and model.pca_start_ and model.loss_ == "infonce" and model.input_share_ == 0.0
+    curve = model.validation_curve_  # mean MAP@R of the probes' unseen classes, from epoch 0 (the PCA)
+    assert len(curve) == 16 and 0 < model.epochs_ <= 15 and len(model.loss_history_) == model.epochs_
+    assert model.epochs_ == int(np.argmax(curve)) and curve[model.epochs_] > curve[0] + 0.3
+    V, u = model.encode(X[unseen]), y[unseen]
+    pca = PCA(8, random_state=0).fit(X[seen]).transform(X[unseen])
+    assert map_at_r(V, u) > max(map_at_r(X[unseen], u), map_at_r(pca, u)) + 0.3
+    assert precision_at_1(V, u) >= precision_at_1(X[unseen], u) - 0.02
+
+
+def test_default_starts_at_pca():
+    # a vanishing learning rate leaves the start: the vectors are the PCA's (same cosine geometry)
+    X, y = shared_subspace(n_per=15)
+    model = ek.SiameseEncoder(dim=6, epochs=1, lr=1e-12, early_stopping=False, device="cpu")
+    model.fit(X, y, show_progress=False)
+    assert model.epochs_ == 1 and len(model.loss_history_) == 1 and model.validation_curve_ == []
+    Z = X - X.mean(0) if model.skip_space_ == "raw" else (X - X.mean(0)) / X.std(0)
+    P = PCA(6, random_state=0).fit_transform(Z)
+    P /= np.linalg.norm(P, axis=1, keepdims=True)
+    V = model.encode(X)
+    np.testing.assert_allclose(V @ V.T, P @ P.T, atol=1e-4)
+
+
+def test_early_stopping_keeps_the_pca_when_training_cannot_help():
+    # far-apart clusters: the PCA already retrieves every held-out class perfectly, so 0 epochs are chosen
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(8), 12)
+    X = (rng.normal(0, 10, (8, 6))[y] + rng.normal(0, 0.05, (96, 6))).astype(np.float32)
+    model = ek.SiameseEncoder(dim=6, epochs=3, batch_size=32, device="cpu")
+    model.fit(X, y, show_progress=False)
+    assert model.validation_curve_[0] == 1.0 and model.epochs_ == 0 and model.loss_history_ == []
+    assert precision_at_1(model.encode(X), y) == 1.0
+
+
+def test_default_modes_and_fallbacks():
+    X, y = noisy_blobs(n_per=10)  # 3 classes: too few for class folds, so no early stopping
+    model = ek.SiameseEncoder(dim=4, epochs=3, device="cpu")
+    model.fit(X, y, show_progress=False)
+    assert model.pca_start_ and model.epochs_ == 3 and model.validation_curve_ == [] and model.skip_space_ == "scaled"
+    ssl = ek.SiameseEncoder(dim=4, epochs=1, device="cpu")
+    ssl.fit(X, show_progress=False)  # self-supervised: the MLP beside a PCA skip path, as before
+    assert ssl.hidden_ == (256, 128) and not ssl.pca_start_ and ssl.skip_dims_ == 2
+    pairs = [(0, 1, 1), (10, 11, 1), (0, 10, 0)]
+    paired = ek.SiameseEncoder(dim=4, epochs=1, device="cpu")
+    paired.fit(X, pairs=pairs, show_progress=False)
+    assert paired.hidden_ == (256, 128) and not paired.pca_start_
+
+
+def test_default_same_seed_and_save_load_round_trip(tmp_path):
+    X, y = shared_subspace(n_per=15)
+    model = ek.SiameseEncoder(**{**DEFAULT_FAST, "epochs": 3})
+    emb = model.fit(X, y, show_progress=False)
+    again = ek.SiameseEncoder(**{**DEFAULT_FAST, "epochs": 3}).fit(X, y, show_progress=False)
+    np.testing.assert_array_equal(emb.vectors, again.vectors)
+    back = ek.SiameseEncoder.load(model.save(tmp_path / "default"))
+    np.testing.assert_allclose(back.encode(X), model.encode(X), atol=1e-6)
+    assert back.get_params() == model.get_params() and back.hidden_ == () and back.pca_start_
+    assert back.epochs_ == model.epochs_ and back.validation_curve_ == pytest.approx(model.validation_curve_)
+
+
+def test_reads_a_model_saved_before_the_pca_start(tmp_path):
+    # the previous version's files: no 'hidden' / 'pca_start' / 'epochs' in the state, no 'early_stopping' param
+    X, y = noisy_blobs(n_per=10)
+    model = ek.SiameseEncoder(**{**FAST, "input_share": 0.5})  # an MLP beside a PCA skip path
+    model.fit(X, y, show_progress=False)
+    arrays = model.to_arrays()
+    config = json.loads(str(arrays["__config__"]))
+    for key in ("hidden", "pca_start", "epochs", "validation_curve"):
+        del config["state"][key]
+    del config["params"]["early_stopping"]
+    arrays["__config__"] = np.array(json.dumps(config))
+    old = ek.SiameseEncoder.from_arrays(arrays)
+    np.testing.assert_allclose(old.encode(X), model.encode(X), atol=1e-6)
+    assert old.hidden_ == (32,) and not old.pca_start_ and old.skip_dims_ == 2 and old.epochs_ == 15

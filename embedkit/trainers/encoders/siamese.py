@@ -48,15 +48,19 @@ class SiameseEncoder(_nn.TableModel):
         Margin of the contrastive (default 1.0) or triplet (default 0.2) loss; unused by InfoNCE.
     temperature : float, default 0.1
         Softmax temperature of InfoNCE; unused by the other losses.
-    hidden : tuple of int, default (256, 128)
-        Hidden layer widths of the default MLP encoder (ReLU between layers).
+    hidden : tuple of int or "auto", default "auto"
+        Hidden layer widths of the built-in encoder (ReLU between layers; () = one linear map).
+        "auto": () with class labels ``y`` (a linear map started at PCA, see ``input_share``; it
+        transfers to unseen classes better than an MLP, see benchmarks/RESULTS.md), (256, 128)
+        with ``pairs`` or self-supervised. The widths used are ``hidden_``.
     encoder : torch.nn.Module or None, default None
         Any module mapping (batch, n_features) float32 rows to (batch, dim); replaces the MLP.
         It is copied in fit, so the module passed in keeps its initial weights; those weights
         (pre-trained or freshly initialised) are the starting point, so ``seed`` does not set
         them: call ``torch.manual_seed`` before building the module for a reproducible run.
     epochs : int, default 20
-        Passes over the rows (label mode: every row is an anchor once) or over the pairs.
+        Passes over the rows (label mode: every row is an anchor once) or over the pairs; with
+        ``early_stopping`` the most tried. The number trained is ``epochs_``.
     batch_size : int, default 256
         Rows per step (label mode: half anchors, half their sampled positives; at least 4) or
         pairs per step (InfoNCE: at least 2, the other pairs of the batch are the negatives).
@@ -75,18 +79,25 @@ class SiameseEncoder(_nn.TableModel):
     weight_decay : float, default 0.0
         Adam weight decay (L2 penalty).
     input_share : float or "auto", default "auto"
-        Weight (0..1) of what the input already knows (a skip path): part of the embedding is the
-        input's top principal components (learned in fit on the scaled rows, then fixed; stored
-        with the model), the rest is the trained encoder (at least 2 coordinates). With
-        ``normalize`` each part is unit-length and cosine similarity is
-        ``w * cos(PCA part) + (1 - w) * cos(learned part)``. A float w uses ``round(w * dim)``
-        PCA coordinates. "auto": ``dim // 2`` PCA coordinates, and with class labels of at least
-        4 classes w (among 0, 0.25, 0.5, 0.75, 0.9) and the space of the PCA (the scaled rows or
-        the input's own units, ``skip_space_``) are chosen by MAP@R on classes held out of a
-        first training run (a third of the classes; the model is then retrained on all rows),
-        else w = 0.5 on the scaled rows. A metric loss alone keeps only the directions that separate the training
-        classes, which loses classes never seen in fit. 0 turns the skip path off; unused with a
-        custom ``encoder``. The weight used is ``input_share_``.
+        How the model keeps what the input knows. "auto" with a linear encoder (``hidden_ == ()``,
+        the default with labels): the linear map starts at the input's top ``dim`` principal axes
+        (before training the embedding is PCA) of the scaled rows or the rows in their own units
+        (``skip_space_``), whichever retrieves held-out classes better (class-disjoint
+        cross-validation as ``early_stopping``; scaled below 4 classes). Otherwise, the weight w
+        (0..1) of a skip path: part of the embedding is the input's top principal components (fixed
+        in fit, saved), the rest the trained encoder (at least 2 coordinates); with ``normalize``
+        cosine is ``w * cos(PCA part) + (1 - w) * cos(learned part)``. A float w uses ``round(w * dim)``
+        PCA coordinates; "auto" (with an MLP): ``dim // 2``, w (0, 0.25, 0.5, 0.75, 0.9) and the
+        PCA's space chosen by MAP@R on a third of the classes held out of a first run (else 0.5,
+        scaled). A metric loss alone keeps only the directions that separate the training classes,
+        which loses classes never seen in fit. 0 turns the skip path and the PCA start off;
+        unused with a custom ``encoder``. Used: ``input_share_`` (0 with the PCA start, ``pca_start_``).
+    early_stopping : bool, default True
+        With labels of at least 4 classes and the PCA-started linear encoder (the default), the
+        epochs (0 to ``epochs``; 0 keeps the PCA) are chosen by class-disjoint cross-validation:
+        3 folds of classes (2 below 6 classes), a probe run per fold trains on the others and
+        scores MAP@R of the fold's unseen classes after every epoch; the model then trains on all
+        rows for the best mean (``validation_curve_`` from epoch 0; a fit takes up to 3x longer).
     self_supervised : {"contrastive", "predictive"}, default "contrastive"
         Training without labels or pairs (``fit(X)``): "contrastive" = InfoNCE between two
         corrupted views of each row (SCARF, Bahri et al., ICLR 2022: a random ``corruption``
@@ -111,8 +122,7 @@ class SiameseEncoder(_nn.TableModel):
         Bad parameter values (in fit), bad inputs (NaN, wrong shapes, label counts), or a custom
         encoder that does not map (batch, n_features) to (batch, dim).
 
-    Warns IgnoredParameterWarning (once, in fit) for a non-default ``margin`` with InfoNCE,
-    ``temperature`` without it, ``miner`` with InfoNCE, and ``hidden`` with a custom ``encoder``.
+    Warns IgnoredParameterWarning (once, in fit) for a non-default parameter the settings do not use.
     """
 
     _module_params = ("encoder",)
@@ -121,7 +131,7 @@ class SiameseEncoder(_nn.TableModel):
         "loss": [Options("auto", *LOSSES)],
         "margin": [Interval(float, 0.0, None, closed="neither"), NoneOk()],
         "temperature": [Interval(float, 0.0, None, closed="neither")],
-        "hidden": [IntTuple(1, "an int or a tuple of ints >= 1 (layer widths, e.g. (256, 128))")],
+        "hidden": [IntTuple(1, "an int or a tuple of ints >= 1 (layer widths, e.g. (256, 128))"), Options("auto")],
         "encoder": [InstanceOf("torch.nn.Module"), NoneOk()],
         "epochs": EPOCHS,
         "batch_size": BATCH_SIZE,
@@ -131,6 +141,7 @@ class SiameseEncoder(_nn.TableModel):
         "standardize": [Bool()],
         "weight_decay": [Interval(float, 0.0, None)],
         "input_share": [Interval(float, 0.0, 1.0, closed="left"), Options("auto")],
+        "early_stopping": [Bool()],
         "self_supervised": [Options(*SELF_SUPERVISED)],
         "corruption": [Interval(float, 0.0, 1.0, closed="right")],
         "ema": [Interval(float, 0.0, 1.0, closed="left")],
@@ -139,10 +150,10 @@ class SiameseEncoder(_nn.TableModel):
         "device": DEVICE,
     }
 
-    def __init__(self, dim=32, loss="auto", margin=None, temperature=0.1, hidden=(256, 128), encoder=None,
+    def __init__(self, dim=32, loss="auto", margin=None, temperature=0.1, hidden="auto", encoder=None,
                  epochs=20, batch_size=256, lr=1e-3, miner="random", normalize=True, standardize=True,
-                 weight_decay=0.0, input_share="auto", self_supervised="contrastive", corruption=0.6, ema=0.99,
-                 image_shape=None, seed=0, device="auto"):
+                 weight_decay=0.0, input_share="auto", early_stopping=True, self_supervised="contrastive",
+                 corruption=0.6, ema=0.99, image_shape=None, seed=0, device="auto"):
         self.dim = dim
         self.loss = loss
         self.margin = margin
@@ -157,6 +168,7 @@ class SiameseEncoder(_nn.TableModel):
         self.standardize = standardize
         self.weight_decay = weight_decay
         self.input_share = input_share
+        self.early_stopping = early_stopping
         self.self_supervised = self_supervised
         self.corruption = corruption
         self.ema = ema
@@ -169,9 +181,7 @@ class SiameseEncoder(_nn.TableModel):
         """The loss in use: ``loss_`` once fitted; "auto" is InfoNCE with labels, contrastive with pairs."""
         if self.loss != "auto":
             return self.loss
-        if labelled is None:
-            return self.__dict__.get("loss_", "contrastive")
-        return "infonce" if labelled else "contrastive"
+        return self.__dict__.get("loss_", "contrastive") if labelled is None else "infonce" if labelled else "contrastive"
 
     def _ignored_params(self) -> dict:
         ignored = {}
@@ -186,6 +196,8 @@ class SiameseEncoder(_nn.TableModel):
             ignored["hidden"] = "when a custom encoder module is given (it replaces the MLP)"
             if self.input_share != 0:
                 ignored["input_share"] = "when a custom encoder module is given (its output is the embedding)"
+        if self.encoder is not None or not self.__dict__.get("pca_start_", True):
+            ignored["early_stopping"] = "unless the encoder is the linear map started at PCA (hidden=(), input_share='auto')"
         if self.self_supervised != "predictive":
             ignored["ema"] = "unless self_supervised='predictive' (the target encoder's momentum)"
         return ignored
@@ -200,10 +212,22 @@ class SiameseEncoder(_nn.TableModel):
         return self._margin()
 
     # ------------------------------------------------------------------ model
-    _fitted_names = (*_nn.TableModel._fitted_names, "skip_dims_", "skip_", "input_share_", "skip_space_", "loss_")
+    _fitted_names = (*_nn.TableModel._fitted_names, "skip_dims_", "skip_", "input_share_", "skip_space_", "loss_",
+                     "hidden_", "pca_start_", "epochs_", "validation_curve_")
+
+    def _hidden(self, labelled: bool) -> tuple[int, ...]:
+        """The hidden widths in use: ``hidden``, or for "auto" () with labels and (256, 128) otherwise."""
+        if self.hidden == "auto":
+            return () if labelled else (256, 128)
+        return _nn.hidden_widths(self.hidden)
+
+    def _work_per_step(self, args: tuple, kwargs: dict) -> int | None:  # the base's estimate, hidden="auto" resolved
+        model = copy.copy(self)
+        model.hidden = self._hidden(labelled=(args[1] if len(args) > 1 else kwargs.get("y")) is not None)
+        return super(SiameseEncoder, model)._work_per_step(args, kwargs)
 
     def _skip_dims(self, n_features: int, n_rows: int | None = None) -> int:
-        if self.encoder is not None or self.input_share == 0:
+        if self.encoder is not None or self.input_share == 0 or self.__dict__.get("pca_start_"):
             return 0
         share = 0.5 if self.input_share == "auto" else float(self.input_share)
         k = min(int(round(share * self.dim)), self.dim - 2, n_features)  # >= 2 learned coordinates
@@ -213,8 +237,10 @@ class SiameseEncoder(_nn.TableModel):
         k = self.__dict__.get("skip_dims_", 0)
         if self.encoder is not None:
             self.model_ = copy.deepcopy(self.encoder)
+        elif self.__dict__.get("pca_start_"):  # a linear map without bias, started at the principal axes
+            self.model_ = nn.Sequential(nn.Linear(n_features, self.dim, bias=False))
         else:
-            self.model_ = _nn.mlp([n_features, *_nn.hidden_widths(self.hidden), self.dim - k])
+            self.model_ = _nn.mlp([n_features, *self.__dict__.get("hidden_", self._hidden(False)), self.dim - k])
         if k:
             self.skip_ = nn.Linear(n_features, k, bias=False).requires_grad_(False)
 
@@ -248,7 +274,9 @@ class SiameseEncoder(_nn.TableModel):
     def _state_config(self) -> dict:
         return {**super()._state_config(), "skip_dims": int(self.__dict__.get("skip_dims_", 0)),
                 "input_share": float(self.__dict__.get("input_share_", 0.0)),
-                "skip_space": self.__dict__.get("skip_space_", "scaled"), "loss": self._resolved_loss()}
+                "skip_space": self.__dict__.get("skip_space_", "scaled"), "loss": self._resolved_loss(),
+                "hidden": list(self.hidden_), "pca_start": bool(self.pca_start_), "epochs": int(self.epochs_),
+                "validation_curve": [float(v) for v in self.validation_curve_]}
 
     def _load_state(self, arrays: dict, config: dict) -> None:
         self.skip_dims_ = int(config.get("skip_dims", 0))
@@ -256,6 +284,11 @@ class SiameseEncoder(_nn.TableModel):
         self.skip_space_ = str(config.get("skip_space", "scaled"))
         # files written before loss="auto" existed used the loss given as a parameter
         self.loss_ = str(config.get("loss", self.loss if self.loss != "auto" else "contrastive"))
+        # files written before hidden="auto" and the PCA start: the hidden widths given as a parameter
+        self.hidden_ = tuple(config["hidden"]) if "hidden" in config else self._hidden(False)
+        self.pca_start_ = bool(config.get("pca_start", False))
+        self.epochs_ = int(config.get("epochs", len(self.__dict__.get("loss_history_", ())) or self.epochs))
+        self.validation_curve_ = [float(v) for v in config.get("validation_curve", [])]
         super()._load_state(arrays, config)
 
     # ------------------------------------------------------------------ fit
@@ -303,36 +336,72 @@ class SiameseEncoder(_nn.TableModel):
         if not k:
             return 0.5, "scaled"
         learned = probe.encode(arr[val])[:, k:] * math.sqrt(2.0)  # unit rows (the probe weighs them sqrt(0.5))
-        fit_rows = torch.as_tensor(arr[~val], dtype=torch.float64)
-        spaces = {"scaled": (fit_rows - torch.as_tensor(probe.scaler_.mean, dtype=torch.float64))
-                  / torch.as_tensor(probe.scaler_.scale, dtype=torch.float64), "raw": fit_rows}
         best, best_map = (0.5, "scaled"), -1.0
-        for space, rows in spaces.items():
-            axes = _principal_axes(rows, k).double().numpy()
-            centre = rows.mean(dim=0).numpy()
-            held_rows = arr[val].astype(np.float64)
-            if space == "scaled":
-                held_rows = (held_rows - probe.scaler_.mean) / probe.scaler_.scale
-            p = (held_rows - centre) @ axes.T
+        for space in ("scaled", "raw") if self.standardize else ("scaled",):  # the same without standardize
+            p = self._pca_rows(arr[~val], arr[val], space, k)
             p /= np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
             for w in (0.0, 0.25, 0.5, 0.75, 0.9):
                 score = map_at_r(np.hstack([math.sqrt(w) * p, math.sqrt(1 - w) * learned]).astype(np.float32),
                                  lab[val])
                 if score > best_map + 1e-9:
                     best, best_map = (w, space), score
-            if not self.standardize:
-                break  # the two spaces are the same
         log.info("SiameseEncoder: input_share='auto' chose %.2f on %s rows (MAP@R %.3f on %d held-out classes)",
                  best[0], best[1], best_map, len(held))
         return best
 
+    def _plan(self, X, y) -> tuple[str, int, list]:
+        """The PCA start's space and the epochs to train, by class-disjoint cross-validation (see the class doc)."""
+        from ...evaluate.encoders import map_at_r
+
+        if self.__dict__.get("_preset_space") is not None:  # a probe run of _plan: its space is given
+            return self._preset_space, self.epochs, []
+        arr, lab = as_matrix(X), as_labels(y, len(X)) if y is not None else np.zeros(0)
+        classes = np.unique(lab)
+        k = min(3, len(classes) // 2)  # folds of at least 2 classes
+        if k < 2:  # no labels or too few classes
+            return "scaled", self.epochs, []
+        folds = [np.isin(lab, part) for part in np.array_split(np.random.default_rng(self.seed).permutation(classes), k)]
+        spaces, curves = ("scaled", "raw") if self.standardize else ("scaled",), []
+        try:
+            start = {s: [map_at_r(self._pca_rows(arr[~v], arr[v], s), lab[v]) for v in folds] for s in spaces}
+        except InputError:  # a fold without two rows of one class
+            return "scaled", self.epochs, []
+        space = max(spaces, key=lambda s: np.mean(start[s]))
+        if not self.early_stopping:
+            return space, self.epochs, []
+        for v, first in zip(folds, start[space]):
+            probe = SiameseEncoder(**{**self.get_params(), "early_stopping": False})
+            probe._preset_space, curve = space, [first]
+            with warnings.catch_warnings():  # the model itself has warned about ignored parameters
+                warnings.simplefilter("ignore", IgnoredParameterWarning)
+                probe.fit(arr[~v], lab[~v], show_progress=False, callback=lambda e, loss, p=probe, v=v, c=curve:
+                          c.append(map_at_r(p.encode(arr[v]), lab[v])))
+            curves.append(curve)
+        mean, epochs = np.mean(curves, axis=0), int(np.argmax(np.mean(curves, axis=0)))
+        log.info("SiameseEncoder: early stopping chose %d epochs, %s rows (MAP@R %.3f; %.3f at 0)", epochs, space,
+                 mean[epochs], mean[0])
+        return space, epochs, [float(m) for m in mean]
+
+    def _pca_rows(self, fit_rows: np.ndarray, rows: np.ndarray, space: str, k: int | None = None) -> np.ndarray:
+        """``rows`` through the top ``k`` (default dim) principal axes of ``fit_rows`` (a probe's epoch 0)."""
+        scaler = _nn.Standardizer.fit(fit_rows, self.standardize)
+        t = torch.as_tensor(scaler.transform(fit_rows), dtype=torch.float64)
+        axes = _pca_start(t, scaler.scale, space, k or self.dim)
+        return (scaler.transform(rows).astype(np.float64) @ axes.double().numpy().T).astype(np.float32)
+
     def _fit(self, X, y, pairs, keys, show_progress, callback) -> Embeddings:
         loss = self._resolved_loss(labelled=pairs is None)
-        self.__dict__["loss_"] = loss  # for _ignored_params; _start_fit forgets it, it is set again below
+        hidden = self._hidden(labelled=y is not None)
+        pca_start = self.encoder is None and hidden == () and self.input_share == "auto"
+        self.__dict__.update(loss_=loss, pca_start_=pca_start)  # for _ignored_params; _start_fit forgets them
         self._warn_ignored(self.get_params(), self._ignored_params(), stacklevel=4)
-        share, space = self._choose_share(X, y)
+        if pca_start:
+            (space, epochs, curve), share = self._plan(X, y), 0.0
+        else:
+            (share, space), epochs, curve = self._choose_share(X, y), self.epochs, []
         arr, names, table = self._start_fit(X, keys)
-        self.loss_ = loss
+        self.loss_, self.hidden_, self.pca_start_, self.epochs_, self.validation_curve_ = (
+            loss, hidden, pca_start, epochs, curve)
         n = arr.shape[0]
         gen = _nn.make_generator(self.seed, self.device_)
         self.skip_dims_ = self._skip_dims(self.n_features_, n)
@@ -344,13 +413,16 @@ class SiameseEncoder(_nn.TableModel):
                 m.to(self.device_)
             if self.skip_dims_:
                 self._init_skip(table, space)
+            if pca_start:
+                with torch.no_grad():
+                    self.model_[0].weight.copy_(_pca_start(table, self.scaler_.scale, space, self.dim))
             if self.encoder is not None:
                 _nn.check_encoder_output("SiameseEncoder", self.model_, table, self.dim)
             if y is None and pairs is None:
                 from .selfsup import SelfSupervised
 
                 trainer = SelfSupervised(self, table, gen)
-                history = _nn.run_epochs("SiameseEncoder", self.epochs, trainer.one_epoch, show_progress, callback)
+                history = _nn.run_epochs("SiameseEncoder", self.epochs_, trainer.one_epoch, show_progress, callback)
                 trainer.finish()
                 self.model_.eval()
                 self.loss_history_ = history
@@ -377,7 +449,7 @@ class SiameseEncoder(_nn.TableModel):
                     count += 1
                 return float(total) / max(count, 1)
 
-            history = _nn.run_epochs("SiameseEncoder", self.epochs, one_epoch, show_progress, callback)
+            history = _nn.run_epochs("SiameseEncoder", self.epochs_, one_epoch, show_progress, callback)
         self.model_.eval()
         self.loss_history_ = history
         self.embeddings_ = Embeddings(names, _nn.apply_in_batches(self._embed, table))
@@ -419,6 +491,17 @@ def _principal_axes(x: torch.Tensor, k: int) -> torch.Tensor:
     x = x - x.mean(dim=0, keepdim=True)
     _, vecs = torch.linalg.eigh(x.T @ x)
     return vecs[:, -k:].flip(1).T.float()
+
+
+def _pca_start(table: torch.Tensor, scale, space: str, dim: int) -> torch.Tensor:
+    """The linear map's start (dim, d) on scaled rows: their top principal axes (or, "raw", those of the rows in
+    their own units), scaled to a mean squared output norm of 1 (cosines unchanged). Rows past d are 0."""
+    t = table.double()
+    s = torch.as_tensor(scale, dtype=torch.float64, device=t.device) if space == "raw" else 1.0
+    k = min(dim, t.shape[1])
+    axes = _principal_axes(t * s, k).double() * s
+    axes = axes / (t @ axes.T).pow(2).sum(dim=1).mean().sqrt().clamp_min(1e-12)
+    return torch.cat([axes, axes.new_zeros(dim - k, t.shape[1])]).float()
 
 
 class _LabelBatches:
