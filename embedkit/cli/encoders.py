@@ -18,8 +18,10 @@ from ..errors import ParseError
 from .common import add_train_options, existing_file, get_store, out, save_trained
 
 
-def _hidden(text: str) -> tuple[int, ...]:
-    """'256,128' -> (256, 128); '' -> () (a single linear layer)."""
+def _hidden(text: str) -> tuple[int, ...] | str:
+    """'256,128' -> (256, 128); '' -> () (a single linear layer); 'auto' -> 'auto' (the model's choice)."""
+    if text.strip() == "auto":
+        return "auto"
     try:
         widths = tuple(int(x) for x in text.replace(" ", "").split(",") if x)
     except ValueError:
@@ -27,6 +29,16 @@ def _hidden(text: str) -> tuple[int, ...]:
     if any(w < 1 for w in widths):
         raise argparse.ArgumentTypeError(f"layer widths must be >= 1; got {text!r}")
     return widths
+
+
+def _share(text: str) -> float | str:
+    """'auto' or a float in [0, 1) (the model checks the range)."""
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number like 0.5; got {text!r}") from None
 
 
 def _add_table_options(p: argparse.ArgumentParser, hidden: str, batch_size: int) -> None:
@@ -46,7 +58,7 @@ def register(groups) -> None:
         description="Train a Siamese encoder on a feature table and index the training rows' vectors. "
                     "Labels come from --labels FILE (one per line or .npy), --label-column COL (CSV), "
                     "a 'y' array in an .npz, or --pairs FILE (lines 'i,j,similar' with row numbers or keys).")
-    _add_table_options(p, "256,128", 256)
+    _add_table_options(p, "auto", 256)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--labels", default=None, help="file with one class label per feature row (text or .npy)")
     src.add_argument("--label-column", default=None, help="CSV column (name or 0-based position) holding the class")
@@ -57,8 +69,11 @@ def register(groups) -> None:
     p.add_argument("--temperature", type=float, default=0.1, help="InfoNCE temperature (default: 0.1)")
     p.add_argument("--miner", default="random", choices=["random", "hard", "semihard"],
                    help="in-batch mining of positives/negatives (default: random)")
-    p.add_argument("--input-share", type=float, default=0.75,
-                   help="share of the embedding kept as the input's principal components (default: 0.75)")
+    p.add_argument("--input-share", type=_share, default="auto",
+                   help="auto (default: with labels a linear map started at PCA; else a PCA skip path beside the "
+                        "MLP) or the share of the embedding kept as the input's principal components")
+    p.add_argument("--no-early-stopping", action="store_true",
+                   help="train all --epochs (default: the epochs are chosen by cross-validation over the classes)")
     p.add_argument("--self-supervised", default="contrastive", choices=["contrastive", "predictive"],
                    help="objective when no labels or pairs are given (default: contrastive, SCARF views)")
     add_train_options(p, epochs=20, dim=32)
@@ -140,12 +155,14 @@ def _train_siamese(args) -> int:
     model = SiameseEncoder(dim=args.dim, loss=args.loss, margin=args.margin, temperature=args.temperature,
                            hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            miner=args.miner, standardize=not args.no_standardize, input_share=args.input_share,
-                           self_supervised=args.self_supervised, seed=args.seed, device=args.device)
+                           early_stopping=not args.no_early_stopping, self_supervised=args.self_supervised,
+                           seed=args.seed, device=args.device)
     emb = model.fit(table.X, y=y, pairs=pairs, keys=table.keys, show_progress=not args.no_progress)
     path = save_trained(args, model, meta=_meta(args, table))
     how = args.loss if (y is not None or pairs is not None) else f"self-supervised {args.self_supervised}"
-    out(f"trained SiameseEncoder ({how}) on {len(emb)} rows x {table.X.shape[1]} features; "
-        f"final loss {model.loss_history_[-1]:.4f}")
+    last = (f"final loss {model.loss_history_[-1]:.4f}" if model.loss_history_
+            else "0 epochs chosen: the PCA start is kept")
+    out(f"trained SiameseEncoder ({how}) on {len(emb)} rows x {table.X.shape[1]} features; {last}")
     out(f"saved {len(emb)} vectors of dim {emb.dim} as {args.name!r} in {path}")
     return 0
 
