@@ -43,6 +43,9 @@ def register(groups) -> None:
     train.add_argument("--backend", default="torch", choices=["torch", "implicit", "numba"],
                        help="torch (CPU/CUDA), the optional 'implicit' package on CPU, or compiled numba kernels "
                             "for bpr/sgd on CPU (default: torch)")
+    train.add_argument("--sync-every", type=float, default=0.1, metavar="FRACTION",
+                       help="distributed bpr/sgd and HybridMF (torchrun, --nproc): sum the ranks' item-table changes every this "
+                            "fraction of an epoch, in (0, 1]; ALS exchanges its blocks every half-step (default: 0.1)")
     side = train.add_argument_group(
         "side features (cold start)", "Give --item-features and/or --user-features to train a HybridMF (LightFM-style: "
         "an item's vector is its id embedding plus its features' embeddings; implicit feedback). The id column of a "
@@ -166,7 +169,7 @@ def cmd_train(args) -> int:
     model = MatrixFactorization(feedback=args.feedback, method=args.method, dim=args.dim, reg=args.reg,
                                 confidence=renamed_option(args, "confidence", "alpha", default=1.0), epochs=args.epochs,
                                 lr=args.lr, batch_size=args.batch_size, cg_steps=args.cg_steps, backend=args.backend,
-                                seed=args.seed, device=args.device)
+                                seed=args.seed, device=args.device, sync_every=args.sync_every)
     model.check_params()  # a bad option fails before the CSV is read
     inter = read_interactions(args, args.interactions)
     model.fit(inter, show_progress=not args.no_progress)
@@ -187,7 +190,7 @@ def _train_hybrid(args) -> int:
                          "drop --feedback explicit")
     kw = {"reg": args.reg} if args.reg is not None else {}
     model = HybridMF(dim=args.dim, loss=args.loss, epochs=args.epochs, lr=0.05 if args.lr is None else args.lr,
-                     seed=args.seed, device=args.device, **kw)
+                     seed=args.seed, device=args.device, sync_every=args.sync_every, **kw)
     model.check_params()
     feats = {}
     for who in ("item", "user"):

@@ -1,7 +1,7 @@
 """Matrix factorisation: the model (``model.py``), its solvers (``als.py`` for ALS, ``bpr.py`` for
 BPR, ``sgd.py`` for explicit SGD, ``implicit_backend.py``), the training loop and fold-in
-(``fit.py``), the saved layout with its one writer and reader (``store.py``) and the one
-recommender (``recommend.py``). Beside it, with the same ``recommend`` API: the baselines
+(``fit.py``; under torch.distributed ``distributed.py``), the saved layout with its one writer
+and reader (``store.py``) and the one recommender (``recommend.py``). Beside it, with the same ``recommend`` API: the baselines
 (``baselines.py``: Popularity, ItemKNN) and the side-feature hybrid for cold start
 (``hybrid.py``: HybridMF, with ``features.py``: Features)."""
 

@@ -32,17 +32,18 @@ def _is_pos(indptr, indices, u, j):
     return lo < indptr[u + 1] and indices[lo] == j
 
 @njit(parallel=True, fastmath=True, cache=True)
-def bpr_epoch(U, V, indptr, indices, rows, lr, reg, seed, n_threads):
+def bpr_epoch(U, V, indptr, indices, rows, lr, reg, seed, n_threads, n_samples):
+    """``n_samples`` SGD steps (an epoch: ``len(indices)``) on pairs drawn from the CSR (indptr, indices)."""
     n = len(indices)
     d1 = U.shape[1]
-    chunk = (n + n_threads - 1) // n_threads
+    chunk = (n_samples + n_threads - 1) // n_threads
     losses = np.zeros(n_threads)
     one = np.float32(1.0)
     for t in prange(n_threads):
         st = np.empty(1, np.uint64)
         st[0] = np.uint64(seed) * np.uint64(6364136223846793005) + np.uint64(2 * t + 1)
         loss = 0.0
-        for _ in range(t * chunk, min(n, (t + 1) * chunk)):
+        for _ in range(t * chunk, min(n_samples, (t + 1) * chunk)):
             p = _below(st, n)
             u, i = rows[p], indices[p]
             j = indices[_below(st, n)]  # by popularity: the item of a random pair
@@ -71,7 +72,7 @@ def bpr_epoch(U, V, indptr, indices, rows, lr, reg, seed, n_threads):
             vi[last] = a + lr * (z - reg * a)
             vj[last] = b + lr * (-z - reg * b)
         losses[t] = loss
-    return losses.sum() / max(n, 1)
+    return losses.sum() / max(n_samples, 1)
 
 
 @njit(parallel=True, fastmath=True, cache=True)

@@ -15,7 +15,15 @@ log = logging.getLogger(__name__)
 
 def train_factors(params: dict, csr, show_progress: bool, callback) -> dict:
     """Fit factors on a users x items CSR matrix. Returns numpy factors, biases and loss history.
-    ``callback(epoch, loss)`` after every epoch, epochs counted from 1."""
+    ``callback(epoch, loss)`` after every epoch, epochs counted from 1. Under torch.distributed
+    (world size > 1) the ranks train together (:mod:`.distributed`); the state then also holds
+    ``comm``, what this rank sent into collectives."""
+    from ...distributed import world
+
+    if world().size > 1:
+        from .distributed import train_distributed
+
+        return train_distributed(params, csr, show_progress, callback)
     if params["backend"] == "implicit":
         from .implicit_backend import train_implicit
 

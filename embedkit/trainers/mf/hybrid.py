@@ -60,16 +60,22 @@ class HybridMF(_Recommender):
     batch_size : int, default 256
     seed : int, default 0
     device : {"auto", "cpu", "cuda", "cuda:N"}, default "auto"
+    sync_every : float in (0, 1], default 0.1
+        Under torch.distributed (torchrun, ``--nproc N``) each rank trains on the pairs of its
+        block of users and the ranks sum their changes to the tables every ``sync_every`` of an
+        epoch (see :mod:`embedkit.trainers.mf.distributed`); unused in a single process.
     """
 
     _parameter_constraints = {
         "dim": DIM, "loss": [Options("bpr", "warp")], "epochs": EPOCHS, "lr": LR,
         "reg": [Interval(float, 0.0, None)], "n_negatives": [Interval(int, 1, 1000)],
         "batch_size": BATCH_SIZE, "seed": SEED, "device": DEVICE,
+        "sync_every": [Interval(float, 0.0, 1.0, closed="right")],
     }
 
     def __init__(self, dim: int = 32, loss: str = "bpr", epochs: int = 30, lr: float = 0.05, reg: float = 1e-5,
-                 n_negatives: int = 10, batch_size: int = 256, seed: int = 0, device: str = "auto"):
+                 n_negatives: int = 10, batch_size: int = 256, seed: int = 0, device: str = "auto", *,
+                 sync_every: float = 0.1):
         self.dim = dim
         self.loss = loss
         self.epochs = epochs
@@ -79,6 +85,7 @@ class HybridMF(_Recommender):
         self.batch_size = batch_size
         self.seed = seed
         self.device = device
+        self.sync_every = sync_every
 
     def _ignored_params(self) -> dict:
         return {"n_negatives": "with loss='bpr' (one negative per positive)"} if self.loss == "bpr" else {}
@@ -118,10 +125,13 @@ class HybridMF(_Recommender):
         coo = inter.matrix.tocoo()
         pos_u = torch.as_tensor(coo.row.astype(np.int64), device=device)
         pos_i = torch.as_tensor(coo.col.astype(np.int64), device=device)
+        dist = _Distributed(self, device, [EI, EU, BI])  # world size 1: does nothing
+        pos_u, pos_i = dist.shard(pos_u), dist.shard(pos_i)
         n = len(pos_u)
         n_neg = int(self.n_negatives) if self.loss == "warp" else 1
         reg, bs = float(self.reg), int(self.batch_size)
         dgen = gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(int(self.seed))
+        dgen = dist.generator(gen, dgen, device)
         from tqdm.auto import tqdm
 
         history = []
@@ -130,6 +140,7 @@ class HybridMF(_Recommender):
             order = torch.randperm(n, generator=dgen, device=device)
             total = 0.0
             for start in range(0, n, bs):
+                dist.maybe_sync(start)
                 pick = order[start:start + bs]
                 u, i = pos_u[pick], pos_i[pick]
                 j = torch.randint(0, n_items, (len(pick), n_neg), generator=dgen, device=device)
@@ -159,7 +170,7 @@ class HybridMF(_Recommender):
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(pick)
-            value = total / max(n, 1)
+            value = dist.epoch_end(total, n)
             if not np.isfinite(value):
                 raise InputError(f"HybridMF training diverged (epoch {epoch} loss {value}); nothing was kept: "
                                  f"lower lr (now {self.lr}) or raise reg (now {self.reg})")
@@ -176,6 +187,7 @@ class HybridMF(_Recommender):
         self._item_feat_emb, self._item_feat_bias = ei[n_items:].astype(np.float32), bi[n_items:].astype(np.float32)
         self._user_feat_emb = eu[n_users:].astype(np.float32)
         self.loss_history_ = history
+        dist.record(self)
         self._set_vectors(user_vecs, item_vecs, item_bias)
         self._payload = item_payload if item_features is not None else None
         return self.embeddings_
@@ -374,3 +386,75 @@ def _bag(table, csr, rows):
     return torch.nn.functional.embedding_bag(indices[pos], table, offsets, mode="sum", sparse=True,
                                              per_sample_weights=data[pos])
 
+
+class _Distributed:
+    """HybridMF's part in a torch.distributed fit (a no-op in a single process): each rank trains on
+    the pairs of its block of users and the ranks sum their table changes every ``sync_every`` of an
+    epoch, as BPR does in :mod:`.distributed` (Hogwild with a delay)."""
+
+    def __init__(self, model, device, tables):
+        from ... import distributed as ek_dist
+
+        self.ek = ek_dist
+        self.w = ek_dist.setup(device) if ek_dist.world().size > 1 else ek_dist.world()
+        self.active = self.w.size > 1
+        if self.active:
+            from .distributed import _ItemSync
+
+            self.start = ek_dist.comm_stats()
+            self.sync = _ItemSync(tables)
+            self.every = float(model.sync_every)
+
+    def shard(self, t):
+        """This rank's part of the pairs (in CSR order: a contiguous part is a block of users)."""
+        t = t[self.ek.shard_slice(len(t), self.w)] if self.active else t
+        self.n = len(t)
+        return t
+
+    def generator(self, gen, dgen, device):
+        if not self.active:
+            return dgen
+        from .distributed import _rank_generator
+
+        return _rank_generator(gen, self.w, device)
+
+    def maybe_sync(self, start: int) -> None:
+        """Before the batch starting at ``start``: the syncs whose part of the epoch has been trained."""
+        if not self.active:
+            return
+        if start == 0:
+            from .distributed import _segments
+
+            self.bounds, self.done = _segments(self.n, self.every), 0
+        while self.done + 1 < len(self.bounds) - 1 and start >= self.bounds[self.done + 1]:
+            self._sync()
+
+    def _sync(self) -> None:
+        import torch
+
+        with torch.no_grad():
+            self.sync()
+        self.done += 1
+
+    def epoch_end(self, total: float, n: int) -> float:
+        """The rest of the epoch's syncs (every rank makes the same number) and the loss over all pairs."""
+        if not self.active:
+            return total / max(n, 1)
+        import torch
+
+        if n == 0:  # no batch ran: no part started
+            from .distributed import _segments
+
+            self.bounds, self.done = _segments(0, self.every), 0
+        while self.done < len(self.bounds) - 1:
+            self._sync()
+        t = torch.tensor([total, float(n)], dtype=torch.float64)
+        self.ek.all_reduce_sum_(t)
+        return float(t[0]) / max(float(t[1]), 1.0)
+
+    def record(self, model) -> None:
+        model.__dict__.pop("comm_bytes_", None), model.__dict__.pop("comm_seconds_", None)
+        if self.active:  # what this rank sent into collectives during the fit
+            end = self.ek.comm_stats()
+            model.comm_bytes_ = end["bytes"] - self.start["bytes"]
+            model.comm_seconds_ = end["seconds"] - self.start["seconds"]

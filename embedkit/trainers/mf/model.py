@@ -92,6 +92,11 @@ class MatrixFactorization(PredictFoldIn, Trainer):
         numba; see :mod:`embedkit.trainers.mf.numba_backend`): implicit's and Surprise's speed.
     seed : int, default 0
     device : {"auto", "cpu", "cuda", "cuda:N"}, default "auto"
+    sync_every : float in (0, 1], default 0.1
+        Under torch.distributed (torchrun, ``embedkit train mf --nproc N``), BPR and explicit
+        SGD sum the ranks' item-table changes every ``sync_every`` of an epoch; ALS exchanges
+        its solved blocks every half-step and ignores it. Unused in a single process. The
+        bytes one rank sent into collectives during a distributed fit are ``comm_bytes_``.
 
     Every parameter is checked by ``fit``; one that the chosen method ignores (``lr`` with ALS,
     ``cg_steps`` with BPR...) warns once (IgnoredParameterWarning) when set.
@@ -112,13 +117,14 @@ class MatrixFactorization(PredictFoldIn, Trainer):
         "backend": [Options("torch", "implicit", "numba")],
         "seed": SEED,
         "device": DEVICE,
+        "sync_every": [Interval(float, 0.0, 1.0, closed="right")],
     }
     _param_aliases = {"alpha": "confidence"}
 
     def __init__(self, feedback: str = "implicit", method: str = "als", dim: int = _DEFAULT_DIM, reg: float | None = None,
                  confidence: float = 1.0, epochs: int = 15, lr: float | None = None, batch_size: int | None = None,
                  cg_steps: int = 3, backend: str = "torch", seed: int = 0, device: str = "auto", *,
-                 alpha: float | None = None):
+                 sync_every: float = 0.1, alpha: float | None = None):
         self.feedback = feedback
         self.method = method
         self.dim = dim
@@ -131,6 +137,7 @@ class MatrixFactorization(PredictFoldIn, Trainer):
         self.backend = backend
         self.seed = seed
         self.device = device
+        self.sync_every = sync_every
         self._take_aliases(alpha=alpha)
 
     # ---------------------------------------------------------------- params
@@ -140,6 +147,7 @@ class MatrixFactorization(PredictFoldIn, Trainer):
         out = {}
         if self.method == "als":
             out["lr"] = out["batch_size"] = "with method='als' (used by 'bpr' and 'sgd')"
+            out["sync_every"] = "with method='als' (distributed ALS exchanges its solved blocks every half-step)"
         else:
             out["cg_steps"] = f"with method={self.method!r} (used by ALS only)"
         if self.feedback == "explicit":
@@ -169,7 +177,8 @@ class MatrixFactorization(PredictFoldIn, Trainer):
                              "use backend='torch' (or 'implicit') for ALS")
         defaults = _DEFAULTS[(feedback, method)]
         p = dict(params, dim=int(params["dim"]), epochs=int(params["epochs"]), cg_steps=int(params["cg_steps"]),
-                 seed=int(params["seed"]), confidence=float(params["confidence"]))
+                 seed=int(params["seed"]), confidence=float(params["confidence"]),
+                 sync_every=float(params.get("sync_every", 0.1)))
         p["reg"] = defaults["reg"] if params["reg"] is None else float(params["reg"])
         lr, bs = defaults["lr"], defaults["batch_size"]
         p["lr"] = lr if params["lr"] is None or lr is None else float(params["lr"])
@@ -200,6 +209,10 @@ class MatrixFactorization(PredictFoldIn, Trainer):
         state = train_factors(params, interactions.matrix, show_progress, callback)
         self.params_ = params
         self.loss_history_ = state.pop("loss_history")
+        comm = state.pop("comm", None)  # distributed fits: what this rank sent into collectives
+        self.__dict__.pop("comm_bytes_", None), self.__dict__.pop("comm_seconds_", None)
+        if comm is not None:
+            self.comm_bytes_, self.comm_seconds_ = int(comm["bytes"]), float(comm["seconds"])
         self._set_state(interactions.user_keys, interactions.item_keys, interactions.matrix, **state)
         if params["feedback"] == "explicit":  # predict() clips to it, as Surprise clips to its rating scale
             self._rating_range = (float(interactions.values.min()), float(interactions.values.max()))
@@ -498,19 +511,11 @@ class MatrixFactorization(PredictFoldIn, Trainer):
         if metric not in (None, "ip"):
             raise InputError(f"an MF index must use metric 'ip' (recommendations are inner products); got "
                              f"{metric!r}: drop the metric")
-        if self.item_payload_ is None:
-            return super().to_store(name, store, metric="ip", kind=kind, overwrite=overwrite, meta=meta,
-                                    show_progress=show_progress)
-        from ...index import VectorIndex
-        from ..base import _as_store
+        return super().to_store(name, store, metric="ip", kind=kind, overwrite=overwrite, meta=meta,
+                                show_progress=show_progress)
 
-        store = _as_store(store)
-        keys, vectors, _ = self._index_content()
-        index = VectorIndex(vectors.shape[1], metric="ip", kind=kind)
-        index.add(keys, vectors, payload=self.item_payload_, show_progress=show_progress)
-        info = {"trainer": type(self).__name__, "params": self.json_params(), "loss_history": self._loss_history(),
-                **self._store_meta(), **(meta or {})}
-        return store.save(name, index, meta=info, extras=self._store_extras(), overwrite=overwrite)
+    def _index_payload(self):
+        return self.item_payload_
 
     def save(self, path=None, store=None, *, kind: str = "flat", overwrite: bool = False, name=None):
         """Save the fitted model by the rule every trainer keeps (:meth:`Trainer.save`): a plain

@@ -70,7 +70,7 @@ def bpr(params, csr, gen):
     def epoch():
         epoch_no[0] += 1
         return bpr_epoch(U, V, indptr, indices, rows, np.float32(params["lr"]), np.float32(params["reg"]),
-                         np.uint64(seeds[epoch_no[0]]), threads)
+                         np.uint64(seeds[epoch_no[0]]), threads, len(indices))
 
     return epoch, lambda: {"user_factors": U[:, :-1].copy(), "item_factors": V[:, :-1].copy(),
                            "item_bias": V[:, -1].copy()}
