@@ -180,3 +180,36 @@ def test_cli_train_autoencoder_and_query(tmp_path, capsys):
     rc = main(["train", "autoencoder", str(csv), "--name", "bad", "--device", "cpu", "--store", store])
     err = capsys.readouterr().err
     assert rc == 1 and f"{csv}:3:" in err and len(err.strip().splitlines()) == 1
+
+
+
+def test_early_stopping_ends_training_when_the_validation_loss_stalls(tmp_path):
+    X, _ = low_rank(n=200)
+    seen = []
+    model = ek.AutoEncoder(dim=2, hidden=(16,), epochs=300, patience=2, batch_size=64, lr=0.05, device="cpu")
+    model.fit(X, show_progress=False, callback=lambda e, loss: seen.append(e))
+    # stops 2 epochs after the best validation epoch, long before 300; the callback saw every epoch run
+    ran = len(model.loss_history_)
+    assert ran < 300 and ran - model.best_epoch_ == 2 and seen == list(range(1, ran + 1))
+    back = ek.AutoEncoder.load(model.save(tmp_path / "ae.npz"))
+    assert back.get_params()["patience"] == 2 and back.best_epoch_ == model.best_epoch_
+    assert back.loss_history_ == model.loss_history_
+    # without patience every epoch runs (today's behaviour), and the best validation epoch's weights are kept
+    plain = ek.AutoEncoder(dim=2, hidden=(16,), epochs=12, batch_size=64, lr=0.05, device="cpu")
+    plain.fit(X, show_progress=False)
+    assert len(plain.loss_history_) == 12
+    # no validation split (under 16 held-out rows): patience has nothing to watch, so every epoch runs
+    small = ek.AutoEncoder(dim=2, hidden=(16,), epochs=15, patience=1, batch_size=64, device="cpu")
+    small.fit(X[:100], show_progress=False)
+    assert len(small.loss_history_) == 15
+    with pytest.raises(ValueError, match="'patience' parameter"):
+        ek.AutoEncoder(patience=0, epochs=1, device="cpu").fit(X, show_progress=False)
+
+def test_default_autoencoder_flags_planted_anomalies():
+    X, odd = low_rank(n=400, seed=3)
+    train = np.vstack([X[:300], odd[:6]])  # a few anomalies in the training rows too (as in ADBench)
+    model = ek.AutoEncoder(device="cpu")  # every default: score="ensemble" (latent + input-space k-NN), 50 epochs
+    model.fit(train, show_progress=False)
+    test, labels = np.vstack([X[300:], odd[6:]]), np.r_[np.zeros(100), np.ones(14)]
+    assert anomaly_auc(model.decision_function(test), labels) > 0.97
+    assert model.predict(test)[100:].mean() > 0.8 and model.predict(test)[:100].mean() < 0.2
