@@ -338,8 +338,8 @@ class AutoEncoder(_nn.TableModel):
                 if val is not None:
                     for m in self._saved_modules().values():
                         m.eval()
-                    v = float(_nn.apply_in_batches(lambda t: self._row_error(self.decoder_(self._embed(t)), t),
-                                                   val).mean())
+                    v = _nn.rank_mean(float(_nn.apply_in_batches(lambda t: self._row_error(self.decoder_(self._embed(t)), t),
+                                                                 val).mean()))  # equal on every rank: the same best epoch
                     if v < best["loss"]:
                         best.update(loss=v, epoch=epoch, state=copy.deepcopy(
                             {k: m.state_dict() for k, m in self._saved_modules().items()}))
