@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from .common import add_store_option, add_train_options, existing_file, get_store, out, refuse_existing, save_trained
+from .word2vec import add_sync_option
 
 DEMO_NAME = "demo-graph"
 
@@ -39,6 +40,7 @@ def register(groups) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="CPU threads: walks and training on CPU (gensim's threads too); ignored on CUDA "
                         "(default: all cores)")
+    add_sync_option(p)
     p.set_defaults(func=_train)
 
     p.add_argument("--update", metavar="NAME", default=None,
@@ -62,6 +64,7 @@ def register(groups) -> None:
     m.add_argument("--lr", type=float, default=0.025, help="initial learning rate (default: 0.025)")
     m.add_argument("--directed", action="store_true", help="read the edges as directed (default: undirected)")
     m.add_argument("--workers", type=int, default=None, help="CPU threads (default: all cores)")
+    add_sync_option(m)
     m.set_defaults(func=_train_metapath2vec)
 
     e = groups.eval.add_parser(
@@ -108,7 +111,8 @@ def _train_metapath2vec(args) -> int:
     metapaths = [[t.strip() for t in m.split(",") if t.strip()] for m in args.metapath]
     trainer = MetaPath2Vec(metapaths=metapaths, dim=args.dim, walk_length=args.walk_length,
                            walks_per_node=args.walks_per_node, window=args.window, epochs=args.epochs,
-                           negative=args.negative, lr=args.lr, seed=args.seed, device=args.device, workers=args.workers)
+                           negative=args.negative, lr=args.lr, seed=args.seed, device=args.device, workers=args.workers,
+                           sync_every=args.sync_every)
     trainer.check_params()
     graph = Graph.from_typed_edgelist(path, directed=args.directed)
     emb = trainer.fit(graph, show_progress=not args.no_progress)
@@ -131,7 +135,7 @@ def _train(args) -> int:
     trainer = Node2Vec(dim=args.dim, walk_length=args.walk_length, walks_per_node=args.walks_per_node,
                        window=args.window, p=args.p, q=args.q, epochs=args.epochs, negative=args.negative,
                        sample=args.sample, lr=args.lr, min_lr=args.min_lr, seed=args.seed, device=args.device,
-                       backend=args.backend, workers=args.workers)
+                       backend=args.backend, workers=args.workers, sync_every=args.sync_every)
     trainer.check_params()  # fail on bad parameters before reading the graph
     graph = Graph.from_edgelist(path, directed=args.directed, weighted=args.weighted)
     emb = trainer.fit(graph, show_progress=not args.no_progress)

@@ -23,6 +23,14 @@ from .common import (
 )
 
 DEMO_NAME = "demo-words"
+SYNC_EVERY = 0.25   # the trainers' default sync_every
+
+
+def add_sync_option(parser) -> None:
+    """``--sync-every F`` of the skip-gram family's train verbs (used with --nproc / torchrun)."""
+    parser.add_argument("--sync-every", type=float, default=SYNC_EVERY, metavar="F",
+                        help="with --nproc N or under torchrun: average the ranks' vectors every F of an epoch, "
+                             f"0 < F <= 1 (default: {SYNC_EVERY}); ignored in one process")
 DEMO_WORDS = ("government", "police", "Australia", "fire", "company")
 
 
@@ -50,6 +58,7 @@ def register(groups) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="CPU threads: gensim's, or torch's on CPU; ignored on CUDA (default: all cores)")
     p.add_argument("--batch-words", type=int, default=None, help="tokens per torch step")
+    add_sync_option(p)
     p.add_argument("--update", metavar="NAME", default=None,
                    help="continue training the model saved as NAME on FILE (vocabulary grows; other training "
                         "options are those of NAME except --epochs; --lr defaults to its lr / 4)")
@@ -73,6 +82,7 @@ def register(groups) -> None:
     f.add_argument("--backend", default="auto", choices=["auto", "gensim", "torch"],
                    help="auto: torch on CUDA, else gensim (default: auto)")
     f.add_argument("--workers", type=int, default=None, help="CPU threads (default: all cores)")
+    add_sync_option(f)
     f.set_defaults(func=_train_fasttext)
 
     e = groups.eval.add_parser(
@@ -96,7 +106,8 @@ def _trainer_from_args(args):
                     lr=renamed_option(args, "lr", "alpha", 0.025),
                     min_lr=renamed_option(args, "min_lr", "min_alpha", 0.0001),
                     max_vocab=args.max_vocab, seed=args.seed, backend=args.backend,
-                    device=args.device, workers=args.workers, batch_words=args.batch_words)
+                    device=args.device, workers=args.workers, batch_words=args.batch_words,
+                    sync_every=args.sync_every)
 
 
 def _update(args) -> int:
@@ -128,7 +139,7 @@ def _train_fasttext(args) -> int:
     trainer = FastText(mode=args.mode, dim=args.dim, window=args.window, negative=args.negative,
                        min_count=args.min_count, sample=args.sample, epochs=args.epochs, lr=args.lr,
                        min_n=args.min_n, max_n=args.max_n, bucket=args.bucket, seed=args.seed, backend=args.backend,
-                       device=args.device, workers=args.workers)
+                       device=args.device, workers=args.workers, sync_every=args.sync_every)
     trainer.check_params()
     emb = trainer.fit(Corpus.from_files(paths), show_progress=not args.no_progress)
     path = save_trained(args, trainer, meta={"backend": trainer.backend_, "corpus": [str(p) for p in paths]})

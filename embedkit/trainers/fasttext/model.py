@@ -18,7 +18,7 @@ import numpy as np
 from ..._validation import DEVICE, DIM, EPOCHS, LR, MIN_LR, NEGATIVE, SEED, WINDOW, WORKERS, Interval, NoneOk, Options
 from ...errors import InputError
 from ..base import Trainer
-from ..sgns import choose_backend, ignored_by
+from ..sgns import choose_backend, ignored_by, single_process
 from .embeddings import FastTextEmbeddings, ngram_hashes
 
 __all__ = ["FastText"]
@@ -32,7 +32,7 @@ class FastText(Trainer):
 
     Parameters: those of :class:`~embedkit.Word2Vec` (``mode``, ``dim``, ``window``,
     ``negative``, ``min_count``, ``sample``, ``epochs``, ``lr``, ``min_lr``, ``max_vocab``,
-    ``seed``, ``backend``, ``device``, ``workers``, ``batch_words``) plus
+    ``seed``, ``backend``, ``device``, ``workers``, ``batch_words``, ``sync_every``) plus
 
     min_n, max_n : int, default 3, 6     character n-gram lengths (``max_n < min_n``: no n-grams,
         plain word2vec)
@@ -44,6 +44,11 @@ class FastText(Trainer):
     Fitted: ``embeddings_``, ``loss_history_``, ``backend_``, ``vocab_counts_``,
     ``train_seconds_``, ``words_per_second_``. Saves without pickle (n-gram matrix included),
     also through the store (the model extra).
+
+    Distributed (torchrun, ``--nproc N``; both backends) as Word2Vec: the vocabulary from the
+    whole corpus on every rank, every N-th sentence per rank, the word rows, the n-gram buckets
+    and the output weights averaged every ``sync_every`` of an epoch (each average sends the
+    whole bucket matrix: lower ``bucket`` for many syncs); ``comm_bytes_`` etc. as Word2Vec.
     """
 
     _parameter_constraints = {
@@ -65,13 +70,14 @@ class FastText(Trainer):
         "device": DEVICE,
         "workers": WORKERS,
         "batch_words": [Interval(int, 100, None), NoneOk()],
+        "sync_every": [Interval(float, 0.0, 1.0, closed="right")],
     }
 
     def __init__(self, mode: str = "skipgram", dim: int = 100, window: int = 5, negative: int = 5,
                  min_count: int = 5, sample: float = 1e-3, epochs: int = 5, lr: float = 0.025,
                  min_lr: float = 0.0001, min_n: int = 3, max_n: int = 6, bucket: int = 2_000_000,
                  max_vocab: int | None = None, seed: int = 0, backend: str = "auto", device: str = "auto",
-                 workers: int | None = None, batch_words: int | None = None):
+                 workers: int | None = None, batch_words: int | None = None, sync_every: float = 0.25):
         self.mode = mode
         self.dim = dim
         self.window = window
@@ -90,27 +96,34 @@ class FastText(Trainer):
         self.device = device
         self.workers = workers
         self.batch_words = batch_words
+        self.sync_every = sync_every
 
     def _ignored_params(self) -> dict:
         try:
-            return ignored_by(*choose_backend(self.backend, self.device, _OWNER))
+            return {**ignored_by(*choose_backend(self.backend, self.device, _OWNER)), **single_process()}
         except InputError:
             return {}
 
     def fit(self, corpus, *, show_progress: bool = True, callback=None) -> FastTextEmbeddings:
         """Train on ``corpus`` (path, list of paths, ek.Corpus or list of token lists)."""
+        from ... import distributed as ek_dist
         from ...data.corpus import as_corpus
+        from ..sgns.distributed import comm_mark, record_comm
 
         params = self._validate_params(warn=False)
         self._check_callback(_OWNER, callback)
         corpus = as_corpus(corpus, "FastText.fit")
         backend, dev = choose_backend(self.backend, self.device, _OWNER)
-        self._warn_ignored(params, ignored_by(backend, dev))
+        ek_dist.setup(dev)    # joins the process group under torchrun; nothing in one process
+        self._warn_ignored(params, {**ignored_by(backend, dev), **single_process()})
+        show_progress = show_progress and ek_dist.is_main()
+        mark = comm_mark()
         if backend == "torch" and self.mode != "skipgram":
             raise InputError("FastText: the torch backend trains skip-gram only; use mode='skipgram' or "
                              "backend='gensim' for CBOW")
         res = self._fit_gensim(corpus, show_progress, callback) if backend == "gensim" else \
             self._fit_torch(corpus, dev, show_progress, callback)
+        record_comm(self, mark, res.get("sync"))
         self.backend_ = backend
         self.vocab_counts_ = np.asarray(res["counts"], dtype=np.int64)
         self.loss_history_ = [float(x) for x in res["losses"]]
@@ -164,14 +177,26 @@ class FastText(Trainer):
             return evaluate_loss(m.wv.vectors, m.syn1neg, ids, lengths, counts, mode=self.mode, window=self.window,
                                  negative=self.negative, sample=self.sample, seed=self.seed)
 
-        losses, seconds = train(model, source, epochs=self.epochs, lr_schedule="gensim", loss_of=loss_of,
-                                units_per_epoch=model.corpus_total_words, desc=f"fasttext {self.mode} (gensim)",
-                                show_progress=show_progress, callback=callback)
+        from ... import distributed as ek_dist
+
+        sync, words = None, model.corpus_total_words
+        if ek_dist.is_distributed():
+            from ..sgns.dist_gensim import train_sharded
+
+            losses, seconds, words, sync = train_sharded(
+                model, corpus, tables=lambda m: (m.wv.vectors_vocab, m.wv.vectors_ngrams, m.syn1neg),
+                after=lambda m: m.wv.adjust_vectors(), sync_every=self.sync_every, epochs=self.epochs,
+                loss_of=loss_of, desc=f"fasttext {self.mode} (gensim)", seed=self.seed,
+                show_progress=show_progress, callback=callback)
+        else:
+            losses, seconds = train(model, source, epochs=self.epochs, lr_schedule="gensim", loss_of=loss_of,
+                                    units_per_epoch=model.corpus_total_words, desc=f"fasttext {self.mode} (gensim)",
+                                    show_progress=show_progress, callback=callback)
         ngrams = model.wv.vectors_ngrams
         if self.max_n < self.min_n:
             ngrams = np.zeros((0, self.dim), dtype=np.float32)
         return dict(keys=keys, counts=counts, word_rows=model.wv.vectors_vocab, ngrams=ngrams,
-                    output=model.syn1neg, losses=losses, seconds=seconds, words=model.corpus_total_words * self.epochs)
+                    output=model.syn1neg, losses=losses, seconds=seconds, words=words * self.epochs, sync=sync)
 
     def subword_table(self, keys):
         """CSR ``(ptr, idx)`` of each word's input rows: its own row, then ``len(keys) + h`` for
@@ -188,6 +213,7 @@ class FastText(Trainer):
     def _fit_torch(self, corpus, dev, show_progress, callback) -> dict:
         import torch
 
+        from ..sgns.distributed import sync_for
         from ..sgns.engine import cpu_threads, train_skipgram
         from ..word2vec.model import vocab_and_blocks
 
@@ -196,6 +222,7 @@ class FastText(Trainer):
         total = int(sum(b[0].size for b in blocks))
         ptr, idx = self.subword_table(words)
         buckets = self.bucket if self.max_n >= self.min_n else 0
+        sync = sync_for(self.sync_every)
         with cpu_threads(self.workers, dev):
             start = time.perf_counter()
             table, losses, output = train_skipgram(
@@ -203,12 +230,12 @@ class FastText(Trainer):
                 sample=self.sample, epochs=self.epochs, lr=self.lr, min_lr=self.min_lr, seed=self.seed,
                 device=dev, batch_words=self.batch_words, total_words=total, show_progress=show_progress,
                 callback=callback, desc="fasttext skipgram", return_output=True,
-                subwords=(ptr, idx, len(words) + buckets))
+                subwords=(ptr, idx, len(words) + buckets), sync=sync)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             seconds = time.perf_counter() - start
         return dict(keys=words, counts=counts, word_rows=table[:len(words)], ngrams=table[len(words):],
-                    output=output, losses=losses, seconds=seconds, words=total * self.epochs)
+                    output=output, losses=losses, seconds=seconds, words=total * self.epochs, sync=sync)
 
     # ------------------------------------------------------------------ persistence
     def _state_arrays(self) -> dict:

@@ -83,12 +83,17 @@ class MetaPath2Vec(Trainer):
     seed : int, default 0                  same seed and device -> same walks; CPU: same vectors
     device : str, default "auto"           walks and training: "auto", "cpu", "cuda", "cuda:N"
     workers : int or None, default None    torch CPU threads (None: all cores)
+    sync_every : float, default 0.25       distributed fits (torchrun, ``--nproc``): the fraction of an
+        epoch between two averages of the ranks' replicas, in (0, 1]; ignored in one process
 
     ``fit(graph)`` takes an ek.Graph with node types (``Graph.from_typed_edgelist``,
     ``from_typed_arrays``, ``from_hetero``) or a PyG ``HeteroData``; returns Embeddings keyed
     ``"type:id"`` for every node the walks visit (others are listed in ``skipped_nodes_``).
     Fitted: ``embeddings_``, ``loss_history_``, ``nodes_``, ``visit_counts_``, ``skipped_nodes_``,
     ``node_types_`` (the type of every node of ``nodes_``). Saves without pickle like Node2Vec.
+
+    Distributed as Node2Vec: each rank walks from every N-th start node of each metapath, visit
+    counts are summed, the replicas averaged every ``sync_every`` of an epoch and at its end.
     """
 
     _parameter_constraints = {
@@ -105,12 +110,14 @@ class MetaPath2Vec(Trainer):
         "seed": SEED,
         "device": DEVICE,
         "workers": WORKERS,
+        "sync_every": [Interval(float, 0.0, 1.0, closed="right")],
     }
     _module_params = ("metapaths",)   # saved in the model's state (nested lists), not with the plain params
 
     def __init__(self, metapaths=None, dim: int = 128, walk_length: int = 50, walks_per_node: int = 10,
                  window: int = 5, epochs: int = 1, negative: int = 5, sample: float = 0.0, lr: float = 0.025,
-                 min_lr: float = 0.0001, seed: int = 0, device="auto", workers: int | None = None):
+                 min_lr: float = 0.0001, seed: int = 0, device="auto", workers: int | None = None,
+                 sync_every: float = 0.25):
         self.metapaths = metapaths
         self.dim = dim
         self.walk_length = walk_length
@@ -124,9 +131,17 @@ class MetaPath2Vec(Trainer):
         self.seed = seed
         self.device = device
         self.workers = workers
+        self.sync_every = sync_every
+
+    def _ignored_params(self) -> dict:
+        from ..sgns import single_process
+
+        return single_process()
 
     def walk_stream(self, graph, device=None):
         """The (tokens, lengths) batch stream fit() trains on (node rows of ``graph``)."""
+        from ...distributed import world
+        from ..sgns.distributed import rank_seed
         from .walks import MetaPathStream, MetaPathWalker, parse_metapath
 
         graph = _typed(graph)
@@ -137,36 +152,51 @@ class MetaPath2Vec(Trainer):
         steps = [parse_metapath(mp, graph) for mp in self.metapaths]
         dev = resolve_device(self.device if device is None else device, _OWNER)
         walker = MetaPathWalker(graph, dev)
-        return MetaPathStream(walker, steps, walk_length=self.walk_length, walks_per_node=self.walks_per_node,
-                              seed=self.seed, batch_walkers=(1 << 20) if dev.type == "cuda" else 65536)
+        w = world()    # a process group: every world-size-th start node, a seed of the rank's own
+        stream = MetaPathStream(walker, steps, walk_length=self.walk_length, walks_per_node=self.walks_per_node,
+                                seed=rank_seed(self.seed, w.rank),
+                                batch_walkers=(1 << 20) if dev.type == "cuda" else 65536)
+        stream.starts = [s[w.rank::w.size] for s in stream.starts]
+        return stream
 
     def fit(self, graph, *, show_progress: bool = True, callback=None) -> Embeddings:
         """Learn one vector per node of the typed ``graph`` (ek.Graph with node types, PyG HeteroData,
         or the path of a typed edge list ``src_type src relation dst_type dst [weight]``)."""
+        from ... import distributed as ek_dist
+        from ..sgns.distributed import check_shards, comm_mark, record_comm, sum_counts, sync_for
         from ..sgns.engine import cpu_threads, train_skipgram
 
         self._validate_params()
         self._check_callback(_OWNER, callback)
         graph = _typed(graph)
         dev = resolve_device(self.device, _OWNER)
+        ek_dist.setup(dev)    # joins the process group under torchrun; nothing in one process
+        show_progress = show_progress and ek_dist.is_main()
+        mark = comm_mark()
         with cpu_threads(self.workers, dev):
             stream = self.walk_stream(graph, dev)
-            if stream.walks_per_epoch == 0:
+            walks = sum_counts(np.array([stream.walks_per_epoch], dtype=np.int64))[0]   # every rank's
+            if walks == 0:
                 raise InputError("no node of a metapath's first type has an edge: nothing to walk from")
             from ..sgns.progress import bar
 
             with bar("metapath2vec: walks (visit counts)", total=stream.walks_per_epoch, unit="walk",
                      show_progress=show_progress) as pb:
                 counts = stream.counts(on_batch=pb.update)
-            if int(counts.sum()) <= stream.walks_per_epoch:
+            local = int(counts.sum())
+            counts = sum_counts(counts)
+            if int(counts.sum()) <= walks:
                 raise InputError("the walks never get past their start node: no node of a metapath's first type "
                                  "has a neighbour of the next type; check the metapaths against the graph's types")
             log.info("metapath2vec: %d walks per epoch, device %s", stream.walks_per_epoch, dev)
+            check_shards(local, "walk steps")
+            sync = sync_for(self.sync_every)
             vectors, losses, output = train_skipgram(
                 stream, counts, mode="skipgram", dim=self.dim, window=self.window, negative=self.negative,
                 sample=self.sample, epochs=self.epochs, lr=self.lr, min_lr=self.min_lr, seed=self.seed,
-                device=dev, total_words=int(counts.sum()), show_progress=show_progress, callback=callback,
-                desc="metapath2vec", return_output=True)
+                device=dev, total_words=local, show_progress=show_progress, callback=callback,
+                desc="metapath2vec", return_output=True, sync=sync)
+        record_comm(self, mark, sync)
         types = [graph.type_names[int(t)] for t in graph.node_types]
         self._set_fitted(list(graph.nodes), types, counts, vectors, output, losses)
         self.graph_ = graph

@@ -32,7 +32,7 @@ from ..._validation import (
 from ...embeddings import Embeddings
 from ...errors import InputError
 from ..base import Trainer
-from ..sgns import choose_backend, ignored_by
+from ..sgns import choose_backend, ignored_by, single_process
 
 __all__ = ["Node2Vec"]
 
@@ -103,6 +103,9 @@ class Node2Vec(Trainer):
         on CPU and, with the torch backend on CPU, train (set during fit, restored after); with
         the gensim backend also gensim's threads. Ignored (with a warning) by the torch backend
         on CUDA. Exact gensim repeatability needs workers=1.
+    sync_every : float, default 0.25
+        Distributed fits only (torchrun, ``--nproc``): the fraction of an epoch between two
+        averages of the ranks' replicas, in (0, 1]; ignored in one process.
 
     Attributes (after fit)
     ----------------------
@@ -118,7 +121,15 @@ class Node2Vec(Trainer):
 
     Growing graphs: ``partial_fit(grown_graph)`` keeps training a fitted or loaded model on
     walks over the grown graph (new nodes added); ``embed_new_nodes(grown_graph)`` gives vectors
-    to the new nodes only, with every old vector frozen (both on the torch engine).
+    to the new nodes only, with every old vector frozen (both on the torch engine). Both run in
+    one process only (InputError under a process group).
+
+    Distributed (under ``torchrun`` or ``embedkit train node2vec --nproc N``; both backends):
+    every rank holds the whole graph and walks from every N-th start node (its own random
+    stream); visit counts are summed over the ranks, each replica trains at N x ``lr`` and they
+    are averaged (``all_reduce``) every ``sync_every`` of an epoch and at its end, so every rank
+    ends with the same vectors.
+    Also set then: ``comm_bytes_`` (bytes this rank sent), ``comm_seconds_``, ``comm_syncs_``.
 
     Raises
     ------
@@ -142,12 +153,14 @@ class Node2Vec(Trainer):
         "walk_batch_size": [Interval(int, 1, None), NoneOk()],
         "backend": [Options("auto", "torch", "gensim")],
         "workers": WORKERS,
+        "sync_every": [Interval(float, 0.0, 1.0, closed="right")],
     }
 
     def __init__(self, dim: int = 128, walk_length: int = 80, walks_per_node: int = 10, window: int = 10,
                  p: float = 1.0, q: float = 1.0, epochs: int = 1, negative: int = 5, sample: float = 0.0,
                  lr: float = 0.025, min_lr: float = 0.0001, seed: int = 0, device="auto",
-                 walk_batch_size: int | None = None, backend: str = "auto", workers: int | None = None):
+                 walk_batch_size: int | None = None, backend: str = "auto", workers: int | None = None,
+                 sync_every: float = 0.25):
         self.dim = dim
         self.walk_length = walk_length
         self.walks_per_node = walks_per_node
@@ -164,6 +177,7 @@ class Node2Vec(Trainer):
         self.walk_batch_size = walk_batch_size
         self.backend = backend
         self.workers = workers
+        self.sync_every = sync_every
 
     def _resolve_backend(self):
         """("gensim" | "torch", torch.device): auto is torch on CUDA, else gensim (CPU only)."""
@@ -171,7 +185,7 @@ class Node2Vec(Trainer):
 
     def _ignored_params(self) -> dict:
         try:
-            return ignored_by(*self._resolve_backend())
+            return {**ignored_by(*self._resolve_backend()), **single_process()}
         except InputError:
             return {}  # fit raises on the device
 
@@ -183,14 +197,19 @@ class Node2Vec(Trainer):
         return self._walk_stream(Graph.coerce(graph), resolve_device(self.device if device is None else device, _OWNER))
 
     def _walk_stream(self, graph, dev):
+        """Walks from every node with out-edges; under a process group from every world-size-th
+        of them, from rank ``r``'s ``r``-th on, with a seed of the rank's own."""
+        from ...distributed import world
+        from ..sgns.distributed import rank_seed
         from .walks import WalkSampler, WalkStream
 
-        starts = np.flatnonzero(graph.degrees() > 0)
+        w = world()
+        starts = np.flatnonzero(graph.degrees() > 0)[w.rank::w.size]
         steps = len(starts) * self.walks_per_node * (self.walk_length - 1) * self.epochs
         sampler = WalkSampler(graph, p=self.p, q=self.q, device=dev, expected_steps=steps)
         batch = self.walk_batch_size or (_CUDA_WALKERS if dev.type == "cuda" else _CPU_WALKERS)
         return WalkStream(sampler, starts, walk_length=self.walk_length, walks_per_node=self.walks_per_node,
-                          seed=self.seed, batch_walkers=batch)
+                          seed=rank_seed(self.seed, w.rank), batch_walkers=batch)
 
     def fit(self, graph, *, show_progress: bool = True, callback=None) -> Embeddings:
         """Learn one vector per node of ``graph``.
@@ -199,16 +218,21 @@ class Node2Vec(Trainer):
         edge list (read as undirected; build an ek.Graph for other options). Returns Embeddings
         keyed by node id (isolated nodes left out, with a warning; see ``skipped_nodes_``).
         """
+        from ... import distributed as ek_dist
         from ...data.graph import Graph
+        from ..sgns.distributed import check_shards, comm_mark, record_comm, sum_counts, sync_for
         from ..sgns.engine import cpu_threads, train_skipgram
 
         params = self._validate_params(warn=False)
         self._check_callback(_OWNER, callback)
         graph = Graph.coerce(graph)
         backend, dev = self._resolve_backend()     # gensim: walks on the CPU too (no copies off the GPU)
-        self._warn_ignored(params, ignored_by(backend, dev))
+        ek_dist.setup(dev)    # joins the process group under torchrun; nothing in one process
+        self._warn_ignored(params, {**ignored_by(backend, dev), **single_process()})
         if not (graph.degrees() > 0).any():
             raise InputError("the graph has no edges: node2vec needs edges to walk on")
+        show_progress = show_progress and ek_dist.is_main()
+        mark = comm_mark()
         with cpu_threads(self.workers, dev):    # on CPU: `workers` torch threads, restored after
             stream = self._walk_stream(graph, dev)
             log.info("node2vec: %d walks per epoch, backend %s, device %s", stream.walks_per_epoch, backend, dev)
@@ -218,19 +242,25 @@ class Node2Vec(Trainer):
                 with bar("node2vec: walks (visit counts)", total=stream.walks_per_epoch, unit="walk",
                          show_progress=show_progress) as pb:
                     counts = stream.counts(graph.num_nodes, on_batch=pb.update)  # visits in epoch 0 (trained on)
+                local = int(counts.sum())      # this rank's walk steps (all of them in one process)
+                check_shards(local, "walk steps")
+                counts = sum_counts(counts)    # distributed: every rank's visits
+                sync = sync_for(self.sync_every)
                 vectors, losses, output = train_skipgram(
                     stream, counts, mode="skipgram", dim=self.dim, window=self.window, negative=self.negative,
                     sample=self.sample, epochs=self.epochs, lr=self.lr, min_lr=self.min_lr, seed=self.seed,
-                    device=dev, total_words=int(counts.sum()), show_progress=show_progress,
-                    callback=callback, desc="node2vec", return_output=True)
+                    device=dev, total_words=local, show_progress=show_progress,
+                    callback=callback, desc="node2vec", return_output=True, sync=sync)
             else:
                 from ..sgns.gensim_backend import fit_walks
 
                 res = fit_walks(stream, graph.num_nodes, dim=self.dim, window=self.window, negative=self.negative,
                                 sample=self.sample, epochs=self.epochs, lr=self.lr, min_lr=self.min_lr,
                                 seed=self.seed, workers=self.workers, walk_length=self.walk_length,
-                                show_progress=show_progress, callback=callback)
+                                show_progress=show_progress, callback=callback, sync_every=self.sync_every)
                 vectors, output, counts, losses = res["vectors"], res["output"], res["counts"], res["losses"]
+                sync = res["sync"]
+        record_comm(self, mark, sync)
         self._set_fitted(list(graph.nodes), counts, vectors, output, losses, backend)
         if self.skipped_nodes_:
             n = len(self.skipped_nodes_)
@@ -313,8 +343,10 @@ class Node2Vec(Trainer):
     def _resolve_update(self, graph, lr, epochs, owner):
         from ..._validation import check_float, check_int
         from ...data.graph import Graph
+        from ..sgns.distributed import refuse
 
         self._check_fitted()
+        refuse(_OWNER, owner.split(".")[-1])
         params = self._validate_params(warn=False)
         graph = Graph.coerce(graph)
         if not (graph.degrees() > 0).any():

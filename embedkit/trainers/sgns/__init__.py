@@ -2,7 +2,9 @@
 
 ``engine``: embedkit's own torch trainer (CPU and CUDA); ``gensim_backend``: the one adapter
 to gensim's Word2Vec (CPU), used by both trainers. :func:`choose_backend` is the one rule
-both trainers pick their backend and device by.
+both trainers pick their backend and device by. Past one process (torchrun, ``--nproc``):
+``distributed`` (sharding, periodic averaging of the replicas, the engine's hook) and
+``dist_gensim`` (gensim trains each rank's shard between averages).
 """
 
 from __future__ import annotations
@@ -30,3 +32,12 @@ def choose_backend(backend: str, device, owner: str):
 def ignored_by(backend: str, dev) -> dict:
     """``{parameter: why}`` that the chosen backend and device ignore (``workers`` on CUDA)."""
     return {"workers": _WORKERS_ON_CUDA} if backend == "torch" and dev.type == "cuda" else {}
+
+
+def single_process() -> dict:
+    """``{"sync_every": why}`` in a single process (no averaging to space out), else nothing."""
+    from ...distributed import world
+
+    if world().size > 1:
+        return {}
+    return {"sync_every": "in a single process (it spaces out the averages of a distributed fit: torchrun, --nproc)"}

@@ -65,6 +65,7 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 
 from ...errors import InputError
+from .distributed import NO_SYNC
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,6 @@ _ROW_STEP = 0.7   # default max_row_step (see _apply): below 1, as both sides of
 
 def _torch():
     import torch
-
     return torch
 
 
@@ -337,9 +337,7 @@ class _Noise:
 
 def _as_long(x, device):
     torch = _torch()
-    if isinstance(x, torch.Tensor):
-        return x.to(device=device, dtype=torch.int64)
-    return torch.as_tensor(np.asarray(x), dtype=torch.int64, device=device)
+    return torch.as_tensor(x if isinstance(x, torch.Tensor) else np.asarray(x)).to(device=device, dtype=torch.int64)
 
 
 def _chunks(tokens, lengths, batch_words: int):
@@ -400,11 +398,8 @@ def train_skipgram(
     show_progress: bool = True,
     callback: Optional[Callable[[int, float], object]] = None,
     desc: str = "skipgram",
-    max_row_step: Optional[float] = None,
-    return_output: bool = False,
-    init=None,
-    trainable=None,
-    subwords=None,
+    max_row_step: Optional[float] = None, return_output: bool = False,
+    init=None, trainable=None, subwords=None, sync=None,
 ):
     """Train skip-gram or CBOW with negative sampling; return (input vectors, loss per epoch),
     and the output (negative-sampling) vectors third with ``return_output=True``.
@@ -423,7 +418,8 @@ def train_skipgram(
     embedded beside frozen old ones). ``subwords=(ptr, idx, input_rows)`` (fastText): word
     ``i``'s input vector is the mean of the input rows ``idx[ptr[i]:ptr[i+1]]`` (its own row
     and its character n-gram buckets) out of ``input_rows`` rows; skip-gram only. The input
-    table (all ``input_rows`` rows) is then what is returned first.
+    table (all ``input_rows`` rows) is then what is returned first. ``sync``: the hook of a distributed fit
+    (:mod:`embedkit.trainers.sgns.distributed`: averages over the ranks); None in one process.
 
     Raises InputError on bad counts, token ids outside ``[0, len(counts))``, an epoch with
     no tokens, or a diverged run (non-finite loss: lower lr, batch_words or max_row_step).
@@ -477,7 +473,9 @@ def train_skipgram(
                 raise InputError(f"a trainable mask has {m.shape[0]} entries for a table of {table.shape[0]} rows")
             masks.append(m.to(dev))
         train = tuple(masks)
-    sampler = _Sampler(counts, sample, dev, seed + 1)
+    sync = NO_SYNC if sync is None else sync
+    lr, min_lr = sync.start((w_in, w_out), lr, min_lr)   # distributed: rank 0's tables; N x the rates
+    sampler = _Sampler(counts, sample, dev, seed + 1 + sync.seed_offset)
     noise = _Noise(sampler, negative)
 
     losses: list[float] = []
@@ -519,11 +517,13 @@ def train_skipgram(
                             if steps % _CHECK_EVERY == 0 and not bool(torch.isfinite(loss_sum)):
                                 _diverged(epoch, float(loss_sum.item()), done_all + seen, lr)
                     seen += raw
+                    sync.step((w_in, w_out), seen / total_words)     # distributed: average every sync_every
                     bar.update(raw)
                     if show_progress and time.monotonic() - last_post > 1.0 and examples:
                         bar.set_postfix(epoch=epoch, loss=f"{loss_sum.item() / examples:.4f}")
                         last_post = time.monotonic()
             done_all += seen
+            loss_sum, examples, seen = sync.end_epoch((w_in, w_out), loss_sum, examples, seen)  # sums over ranks
             if seen == 0:
                 raise InputError("the corpus yielded no tokens in this epoch: nothing to train on")
             if examples == 0:

@@ -141,6 +141,10 @@ def train_corpus_file(model, corpus_file, epochs: int, callbacks, *, on_part=Non
             done += words
             end = a0 - (a0 - a1) * (e + done / total) / epochs
             asked = start - threads * (start - end)
+            if words == 0:      # a distributed rank's empty part: nothing to train, the averages still happen
+                if on_part is not None:
+                    on_part(0)
+                continue
             # gensim reads a falsy end_alpha as "keep the previous one": never pass exactly 0
             model.train(corpus_file=path, total_examples=lines, total_words=words, epochs=1, start_alpha=start,
                         end_alpha=asked if asked != 0.0 else -1e-12, callbacks=callbacks)
@@ -184,7 +188,7 @@ def build_model(*, sg: bool, dim: int, window: int, negative: int, min_count: in
 
 
 def train(model, source: dict, *, epochs: int, lr_schedule: str, loss_of, units_per_epoch: int, desc: str,
-          unit: str = "word", show_progress: bool = True, callback=None) -> tuple[list[float], float]:
+          unit: str = "word", show_progress: bool = True, callback=None, on_part=None) -> tuple[list[float], float]:
     """Train ``model`` (vocabulary built) on ``source`` (``corpus_file=`` or ``corpus_iterable=``).
 
     ``lr_schedule``: "gensim" (one ``train`` call, gensim's own decay) or "exact" (one call per
@@ -192,7 +196,8 @@ def train(model, source: dict, *, epochs: int, lr_schedule: str, loss_of, units_
     ``(path, words, lines)``: one call per part). ``loss_of(model)`` evaluates the loss after
     each epoch. The "<desc>: training" bar moves within epochs: after each part (exact), or with
     gensim's progress log (iterator mode, about once a second); gensim's corpus_file mode in one
-    call reports only at epoch ends. Returns (loss per epoch, training seconds).
+    call reports only at epoch ends. ``on_part(words)`` (exact only) runs after each part: a
+    distributed fit averages the ranks' tables there. Returns (loss per epoch, training seconds).
     """
     from gensim.models.callbacks import CallbackAny2Vec
 
@@ -235,7 +240,12 @@ def train(model, source: dict, *, epochs: int, lr_schedule: str, loss_of, units_
     start = time.perf_counter()
     try:
         if lr_schedule == "exact":
-            train_corpus_file(model, source["corpus_file"], epochs, (), on_part=pbar.update, on_epoch=epoch_end)
+            def part_done(words):
+                pbar.update(words)
+                if on_part is not None:
+                    on_part(words)
+
+            train_corpus_file(model, source["corpus_file"], epochs, (), on_part=part_done, on_epoch=epoch_end)
         else:
             with gensim_log_progress(on_progress, show_progress):
                 model.train(**source, total_examples=model.corpus_count, total_words=model.corpus_total_words,
@@ -247,12 +257,15 @@ def train(model, source: dict, *, epochs: int, lr_schedule: str, loss_of, units_
 
 def fit_corpus(corpus, *, mode: str, dim: int, window: int, negative: int, min_count: int, sample: float,
                epochs: int, lr: float, min_lr: float, seed: int, workers: int | None, max_vocab: int | None,
-               batch_words: int | None, show_progress: bool = True, callback=None) -> dict:
+               batch_words: int | None, show_progress: bool = True, callback=None, sync_every: float = 0.25) -> dict:
     """Word2Vec on gensim (its own learning-rate schedule, see :func:`train_corpus_file`).
 
     Returns a dict: keys (by frequency), vectors, output (negative-sampling weights), counts,
-    losses, seconds (training only), words (tokens trained on, all epochs).
+    losses, seconds (training only), words (tokens trained on, all epochs), sync (the averaging
+    hook of a distributed fit, else None). Under a process group the vocabulary comes from the
+    whole corpus and training from this rank's shard (:mod:`embedkit.trainers.sgns.dist_gensim`).
     """
+    from ... import distributed as ek_dist
     from .engine import evaluate_loss
 
     model = build_model(sg=mode == "skipgram", dim=dim, window=window, negative=negative, min_count=min_count,
@@ -291,13 +304,22 @@ def fit_corpus(corpus, *, mode: str, dim: int, window: int, negative: int, min_c
             return evaluate_loss(m.wv.vectors, m.syn1neg, sample_ids, sample_lengths, counts, mode=mode,
                                  window=window, negative=negative, sample=sample, seed=seed)
 
+        if ek_dist.is_distributed():
+            from .dist_gensim import train_sharded
+
+            losses, seconds, words, sync = train_sharded(
+                model, corpus, tables=lambda m: (m.wv.vectors, m.syn1neg), sync_every=sync_every, epochs=epochs,
+                loss_of=loss_of, desc=f"word2vec {mode} (gensim)", seed=seed, show_progress=show_progress,
+                callback=callback)
+            return dict(keys=keys, vectors=model.wv.vectors, output=model.syn1neg, counts=counts, losses=losses,
+                        seconds=seconds, words=words * epochs, sync=sync)
         # gensim's own schedule, on purpose (see train_corpus_file: Node2Vec corrects it, here
         # the correction cost 0.017 WS353 over 3 seeds, 5 epochs, 2 workers; parity with gensim wins)
         losses, seconds = train(model, source, epochs=epochs, lr_schedule="gensim", loss_of=loss_of,
                                 units_per_epoch=model.corpus_total_words, desc=f"word2vec {mode} (gensim)",
                                 unit="word", show_progress=show_progress, callback=callback)
         return dict(keys=keys, vectors=model.wv.vectors, output=model.syn1neg, counts=counts, losses=losses,
-                    seconds=seconds, words=model.corpus_total_words * epochs)
+                    seconds=seconds, words=model.corpus_total_words * epochs, sync=None)
     finally:
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
@@ -344,14 +366,20 @@ def continue_corpus(corpus, keys, counts, vectors, output, *, mode: str, window:
 
 def fit_walks(stream, num_nodes: int, *, dim: int, window: int, negative: int, sample: float, epochs: int,
               lr: float, min_lr: float, seed: int, workers: int | None, walk_length: int,
-              show_progress: bool = True, callback=None) -> dict:
+              show_progress: bool = True, callback=None, sync_every: float = 0.25) -> dict:
     """Node2Vec on gensim: skip-gram over epoch 0's walks (all epochs on the same walks, as
     PecanPy does), with the exact learning-rate schedule.
 
     Returns a dict: vectors and output weights in node-row order (zero rows for nodes no walk
-    visits), counts (visits per node), losses, seconds (training only).
+    visits), counts (visits per node), losses, seconds (training only), sync (the averaging hook
+    of a distributed fit, else None). Under a process group ``stream`` walks from this rank's
+    share of start nodes; the vocabulary (every visited node) comes from the visits summed over
+    the ranks, and the tables are averaged every ``sync_every`` of an epoch (:mod:`.dist_gensim`).
     """
+    from ... import distributed as ek_dist
     from .engine import evaluate_loss
+
+    dist = ek_dist.is_distributed()
 
     model = build_model(sg=True, dim=dim, window=window, negative=negative, min_count=1, sample=sample,
                         epochs=epochs, lr=lr, min_lr=min_lr, seed=seed, workers=workers)
@@ -371,6 +399,10 @@ def fit_walks(stream, num_nodes: int, *, dim: int, window: int, negative: int, s
         walks = stream.walks_per_epoch
         steps = walks * walk_length   # an upper bound (walks stop early at dead ends): only sizes the parts
         part_words = max(_PART_WORDS, -(-steps // _MAX_PARTS))
+        if dist:    # parts no longer than the stretch between two averages
+            from .distributed import syncs_per_epoch
+
+            part_words = max(1, min(part_words, -(-steps // syncs_per_epoch(sync_every))))
         with bar("node2vec (gensim): walks", total=walks, unit="walk", show_progress=show_progress) as pbar:
             counts, (tokens, lengths), parts = stream.write_parts(tmp, num_nodes, 0, part_words=part_words,
                                                                   on_batch=pbar.update)
@@ -379,18 +411,36 @@ def fit_walks(stream, num_nodes: int, *, dim: int, window: int, negative: int, s
         take = int(min(len(lengths), max(1, _LOSS_SAMPLE_STEPS // walk_length)))
         sample_tokens, sample_lengths = tokens[: int(lengths[:take].sum())], lengths[:take]
 
+        sync, local_steps = None, int(counts.sum())
+        if dist:
+            from .dist_gensim import GensimSync, mean_loss, reseed
+            from .distributed import check_shards, sum_counts
+
+            check_shards(local_steps, "walk steps")
+            counts = sum_counts(counts)
+
         def loss_of(m):
             w_in, w_out = in_rows(m)
             return evaluate_loss(w_in, w_out, sample_tokens, sample_lengths, counts, window=m.window,
                                  negative=m.negative, sample=m.sample, seed=0)
 
-        build_vocab(model, dict(corpus_iterable=_PartLines([p for p, _, _ in parts])), desc="node2vec (gensim)",
-                    show_progress=show_progress)
-        losses, seconds = train(model, dict(corpus_file=parts), epochs=epochs, lr_schedule="exact",
-                                loss_of=loss_of, units_per_epoch=int(counts.sum()), desc="node2vec (gensim)",
-                                unit="step", show_progress=show_progress, callback=callback)
+        if dist:    # the same vocabulary on every rank: every node any rank visits, in row order
+            model.build_vocab_from_freq({str(i): int(counts[i]) for i in np.flatnonzero(counts)})
+            reseed(model, seed)
+            sync = GensimSync(model, lambda m: (m.wv.vectors, m.syn1neg), local_steps, sync_every)
+            sync.start()
+            loss_of = mean_loss(loss_of)
+        else:
+            build_vocab(model, dict(corpus_iterable=_PartLines([p for p, _, _ in parts])), desc="node2vec (gensim)",
+                        show_progress=show_progress)
+        from .dist_gensim import replica_alpha
+
+        with replica_alpha(model):      # N ranks: N x the rates (nothing in one process)
+            losses, seconds = train(model, dict(corpus_file=parts), epochs=epochs, lr_schedule="exact",
+                                    loss_of=loss_of, units_per_epoch=local_steps, desc="node2vec (gensim)",
+                                    unit="step", show_progress=show_progress, callback=callback, on_part=sync)
     vectors, output = in_rows(model)
-    return dict(vectors=vectors, output=output, counts=counts, losses=losses, seconds=seconds)
+    return dict(vectors=vectors, output=output, counts=counts, losses=losses, seconds=seconds, sync=sync)
 
 
 class _PartLines:

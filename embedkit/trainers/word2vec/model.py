@@ -24,7 +24,7 @@ from ..._validation import DEVICE, DIM, EPOCHS, LR, MIN_LR, NEGATIVE, SEED, WIND
 from ...embeddings import Embeddings
 from ...errors import InputError
 from ..base import Trainer
-from ..sgns import choose_backend, ignored_by
+from ..sgns import choose_backend, ignored_by, single_process
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +109,20 @@ def encode_corpus(corpus, key_to_index: dict, block_tokens: int = _BLOCK_TOKENS,
 
 def vocab_and_blocks(corpus, min_count: int, max_vocab: int | None, desc: str, show_progress: bool = True):
     """:func:`build_vocab` then :func:`encode_corpus`, under "<desc>: vocabulary" and "<desc>: encoding"
-    bars (sentences; the encoding bar knows its total). Returns (words, counts, blocks)."""
+    bars (sentences; the encoding bar knows its total). Returns (words, counts, blocks).
+
+    Under a process group every rank counts the whole corpus (the same vocabulary and counts
+    everywhere, checked) and encodes only its shard: every world-size-th sentence."""
+    from ..sgns.distributed import check_shards, check_vocab, strided
     from ..sgns.progress import bar
 
     with bar(f"{desc}: vocabulary", unit="sentence", show_progress=show_progress) as pb:
         words, counts, _ = build_vocab(corpus, min_count, max_vocab, progress=pb)
         sentences = pb.n
+    check_vocab(words, desc.split()[0])
     with bar(f"{desc}: encoding", total=sentences or None, unit="sentence", show_progress=show_progress) as pb:
-        blocks = encode_corpus(corpus, {w: i for i, w in enumerate(words)}, progress=pb)
+        blocks = encode_corpus(strided(corpus), {w: i for i, w in enumerate(words)}, progress=pb)
+    check_shards(sum(b[0].size for b in blocks), "in-vocabulary tokens")
     return words, counts, blocks
 
 
@@ -143,6 +149,8 @@ class Word2Vec(Trainer):
         cores. Ignored (with a warning) by torch on CUDA. (Node2Vec's ``workers`` means the same.)
     batch_words : int or None, default None   tokens per torch step (None: 16,384); gensim: its
         job size for token lists in memory (ignored for files, which gensim reads without jobs)
+    sync_every : float, default 0.25   distributed fits only (torchrun, ``--nproc``): the fraction of
+        an epoch between two averages of the ranks' replicas, in (0, 1]; ignored in one process
 
     ``fit(corpus)`` returns :class:`~embedkit.Embeddings` ordered by word frequency and sets
     ``embeddings_``, ``loss_history_``, ``backend_`` (the backend used), ``vocab_counts_``
@@ -161,6 +169,14 @@ class Word2Vec(Trainer):
 
     Continued training: ``partial_fit(more_sentences)`` on a fitted or loaded model grows the
     vocabulary and keeps training from the current vectors (learning rate from ``lr / 4``).
+
+    Distributed (under ``torchrun`` or ``embedkit train word2vec --nproc N``; both backends):
+    every rank builds the vocabulary from the whole corpus, trains its replica on every N-th
+    sentence at N x ``lr`` (averaging divides each update by N) and the replicas are averaged
+    (``all_reduce``) every ``sync_every`` of an epoch and at its end, so every rank ends with the
+    same vectors; ``loss_history_`` is the job's loss.
+    Also set then: ``comm_bytes_`` (bytes this rank sent), ``comm_seconds_``, ``comm_syncs_``.
+    ``partial_fit`` runs in one process only (InputError under a process group).
 
     Raises InputError on bad parameters, an empty corpus, no word reaching ``min_count``, a
     corpus that forms no (centre, context) pair, a diverged run (non-finite loss: nothing is
@@ -184,6 +200,7 @@ class Word2Vec(Trainer):
         "device": DEVICE,
         "workers": WORKERS,
         "batch_words": [Interval(int, 100, None), NoneOk()],
+        "sync_every": [Interval(float, 0.0, 1.0, closed="right")],
     }
     _param_aliases = {"alpha": "lr", "min_alpha": "min_lr"}
 
@@ -191,7 +208,8 @@ class Word2Vec(Trainer):
                  min_count: int = 5, sample: float = 1e-3, epochs: int = 5, lr: float = 0.025,
                  min_lr: float = 0.0001, max_vocab: int | None = None, seed: int = 0,
                  backend: str = "auto", device: str = "auto", workers: int | None = None,
-                 batch_words: int | None = None, *, alpha: float | None = None, min_alpha: float | None = None):
+                 batch_words: int | None = None, sync_every: float = 0.25, *, alpha: float | None = None,
+                 min_alpha: float | None = None):
         self.mode = mode
         self.dim = dim
         self.window = window
@@ -207,6 +225,7 @@ class Word2Vec(Trainer):
         self.device = device
         self.workers = workers
         self.batch_words = batch_words
+        self.sync_every = sync_every
         self._take_aliases(alpha=alpha, min_alpha=min_alpha)
 
     # ------------------------------------------------------------------ checks
@@ -217,6 +236,7 @@ class Word2Vec(Trainer):
     @staticmethod
     def _ignored(backend: str, dev, files: bool) -> dict:
         out = ignored_by(backend, dev)
+        out.update(single_process())
         if backend == "gensim" and files:
             out["batch_words"] = ("by the gensim backend on files (gensim's corpus_file mode reads them without "
                                   "jobs; used by the torch backend and by gensim on token lists)")
@@ -232,22 +252,29 @@ class Word2Vec(Trainer):
     # ------------------------------------------------------------------ fit
     def fit(self, corpus, *, show_progress: bool = True, callback=None) -> Embeddings:
         """Train on ``corpus`` (path, list of paths, ek.Corpus or list of token lists); return Embeddings."""
+        from ... import distributed as ek_dist
         from ...data.corpus import as_corpus
+        from ..sgns.distributed import comm_mark, record_comm
 
         params = self._validate_params(warn=False)
         self._check_callback("Word2Vec", callback)
         corpus = as_corpus(corpus, "Word2Vec.fit")
         backend, dev = self._resolve_backend()
+        ek_dist.setup(dev)    # joins the process group under torchrun; nothing in one process
         self._warn_ignored(params, self._ignored(backend, dev, corpus.is_files))
+        show_progress = show_progress and ek_dist.is_main()
+        mark = comm_mark()
         if backend == "gensim":
             from ..sgns.gensim_backend import fit_corpus
 
             res = fit_corpus(corpus, mode=self.mode, dim=self.dim, window=self.window, negative=self.negative,
                              min_count=self.min_count, sample=self.sample, epochs=self.epochs, lr=self.lr,
                              min_lr=self.min_lr, seed=self.seed, workers=self.workers, max_vocab=self.max_vocab,
-                             batch_words=self.batch_words, show_progress=show_progress, callback=callback)
+                             batch_words=self.batch_words, show_progress=show_progress, callback=callback,
+                             sync_every=self.sync_every)
         else:
             res = self._fit_torch(corpus, dev, show_progress, callback)
+        record_comm(self, mark, res.get("sync"))
         self.backend_ = backend
         self.vocab_counts_ = res["counts"]
         self.loss_history_ = [float(x) for x in res["losses"]]
@@ -260,23 +287,26 @@ class Word2Vec(Trainer):
     def _fit_torch(self, corpus, dev, show_progress, callback) -> dict:
         import torch
 
+        from ..sgns.distributed import sync_for
         from ..sgns.engine import cpu_threads, train_skipgram
 
         words, counts, blocks = vocab_and_blocks(corpus, self.min_count, self.max_vocab, f"word2vec {self.mode}",
                                                  show_progress)
-        total = int(sum(b[0].size for b in blocks))
+        total = int(sum(b[0].size for b in blocks))    # this rank's tokens (all of them in one process)
+        sync = sync_for(self.sync_every)
         with cpu_threads(self.workers, dev):    # on CPU: `workers` torch threads, restored after
             start = time.perf_counter()
             vectors, losses, output = train_skipgram(
                 blocks, counts, mode=self.mode, dim=self.dim, window=self.window, negative=self.negative,
                 sample=self.sample, epochs=self.epochs, lr=self.lr, min_lr=self.min_lr,
                 seed=self.seed, device=dev, batch_words=self.batch_words, total_words=total,
-                show_progress=show_progress, callback=callback, desc=f"word2vec {self.mode}", return_output=True)
+                show_progress=show_progress, callback=callback, desc=f"word2vec {self.mode}", return_output=True,
+                sync=sync)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             seconds = time.perf_counter() - start
         return dict(keys=words, vectors=vectors, output=output, counts=counts, losses=losses, seconds=seconds,
-                    words=total * self.epochs)
+                    words=total * self.epochs, sync=sync)
 
     # ------------------------------------------------------------------ continued training
     def partial_fit(self, corpus, *, lr: float | None = None, epochs: int | None = None,
@@ -297,8 +327,10 @@ class Word2Vec(Trainer):
         """
         from ..._validation import check_float, check_int
         from ...data.corpus import as_corpus
+        from ..sgns.distributed import refuse
 
         self._check_fitted()
+        refuse("Word2Vec", "partial_fit")
         params = self._validate_params(warn=False)
         self._check_callback("Word2Vec", callback)
         lr = self.lr / 4 if lr is None else check_float("Word2Vec.partial_fit", "lr", lr, 0.0, 10.0, low_open=True)
