@@ -3,7 +3,10 @@ with the FAISS backend on the same data: the API, results, every filter operator
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -16,6 +19,7 @@ import embedkit as ek  # noqa: E402
 from embedkit.cli import main  # noqa: E402
 from embedkit.errors import InputError, MissingKeyError, StoreError  # noqa: E402
 from embedkit.index._milvus import MilvusIndex  # noqa: E402
+from embedkit.index._milvus_client import open_clients, release  # noqa: E402
 from embedkit.store import Store  # noqa: E402
 
 DIM = 16
@@ -24,8 +28,12 @@ COLOURS = ["red", "green", "blue", "Red"]
 
 @pytest.fixture(scope="module")
 def uri(tmp_path_factory):
-    """One embedded engine (one .db file) for the module; every test uses its own collection."""
-    return str(tmp_path_factory.mktemp("milvus") / "test.db")
+    """One embedded engine (one .db file) for the module; every test uses its own collection. Closed
+    at the end (the indexes the tests leave open are released here)."""
+    path = str(tmp_path_factory.mktemp("milvus") / "test.db")
+    yield path
+    while path in open_clients():
+        release(path)
 
 
 def payload_of(i: int) -> dict:
@@ -279,30 +287,137 @@ def test_push_and_serve(uri, tmp_path, capsys, monkeypatch):
     mil = TestClient(create_app(backend="milvus", uri=uri, token=token), base_url="http://127.0.0.1")
     ref = TestClient(create_app(root, token=token), base_url="http://127.0.0.1")
     names = [x["name"] for x in mil.get("/indexes").json()["indexes"]]
-    assert "shop_v1" in names and "half" in names
-    info = mil.get("/indexes/shop_v1").json()
+    # served under the store's name (the FAISS service's URLs); 'half' (a second copy of shop-v1) by its collection
+    assert "shop-v1" in names and "half" in names and "shop_v1" not in names
+    info = mil.get("/indexes/shop-v1").json()
     assert info["count"] == 55 and info["payload_fields"]["tags"] == "strlist"
     flt = json.dumps({"colour": {"$in": ["red", "blue"]}, "qty": {"$lt": 8}})
-    a = mil.get("/indexes/shop_v1/neighbors", params={"key": keys[7], "k": 5, "filter": flt, "include_payload": True})
+    a = mil.get("/indexes/shop-v1/neighbors", params={"key": keys[7], "k": 5, "filter": flt, "include_payload": True})
     b = ref.get("/indexes/shop-v1/neighbors", params={"key": keys[7], "k": 5, "filter": flt, "include_payload": True})
     assert a.status_code == 200, a.text
     assert [r["key"] for r in a.json()["neighbors"]] == [r["key"] for r in b.json()["neighbors"]]
     assert [r["payload"] for r in a.json()["neighbors"]] == [r["payload"] for r in b.json()["neighbors"]]
     body = {"vector": X[9].tolist(), "k": 4, "filter": {"sale": True}}
-    a, b = mil.post("/indexes/shop_v1/search", json=body), ref.post("/indexes/shop-v1/search", json=body)
+    a, b = mil.post("/indexes/shop-v1/search", json=body), ref.post("/indexes/shop-v1/search", json=body)
     assert [r["key"] for r in a.json()["neighbors"]] == [r["key"] for r in b.json()["neighbors"]]
-    assert mil.get(f"/indexes/shop_v1/items/{keys[9]}").json()["vector"] == pytest.approx(X[9].tolist())
-    assert mil.get("/indexes/shop_v1/keys", params={"prefix": "item-01"}).json()["keys"][:2] == ["item-010", "item-011"]
-    assert len(mil.get("/indexes/shop_v1/map", params={"n": 20}).json()["points"]) == 20
+    assert mil.get(f"/indexes/shop-v1/items/{keys[9]}").json()["vector"] == pytest.approx(X[9].tolist())
+    assert mil.get("/indexes/shop-v1/keys", params={"prefix": "item-01"}).json()["keys"][:2] == ["item-010", "item-011"]
+    assert len(mil.get("/indexes/shop-v1/map", params={"n": 20}).json()["points"]) == 20
     auth = {"Authorization": f"Bearer {token}"}
-    r = mil.post("/indexes/shop_v1/items", headers=auth,
+    r = mil.post("/indexes/shop-v1/items", headers=auth,
                  json={"items": [{"key": "new-item", "vector": X[0].tolist(), "payload": {"colour": "red"}}]})
     assert r.status_code == 200, r.text
     assert "new-item" in m and m.payload("new-item") == {"colour": "red"}
-    r = mil.post("/indexes/shop_v1/remove", headers=auth, json={"keys": ["new-item"]})
+    r = mil.post("/indexes/shop-v1/remove", headers=auth, json={"keys": ["new-item"]})
     assert r.status_code == 200 and r.json()["removed"] == 1 and "new-item" not in m
-    r = mil.post("/indexes/shop_v1/examples", json={"positive": [keys[8]], "method": "mul"})
+    r = mil.post("/indexes/shop-v1/examples", json={"positive": [keys[8]], "method": "mul"})
     assert r.status_code == 422 and "not available with backend='milvus'" in r.json()["error"]
     assert mil.get("/indexes/nothing").status_code == 404
     with pytest.raises(MissingKeyError, match="index push"):
         create_app(backend="milvus", uri=uri, names=["absent"])
+
+
+def test_push_refuses_a_collection_of_another_index(uri, tmp_path, capsys):
+    # 'shop-items' and 'shop.items' both map to collection 'shop_items': the second push must not replace the first
+    root = tmp_path / "store"
+    keys, X, P = data(30)
+    a, b = ek.VectorIndex(DIM), ek.VectorIndex(DIM)
+    a.add(keys[:20], X[:20], payload=[{"size": i} for i in range(20)])
+    b.add(keys[10:], X[10:])
+    Store(root).save("shop-items", a)
+    Store(root).save("shop.items", b)
+    assert run(["--store", str(root), "index", "push", "shop-items", "--to", uri], capsys)[0] == 0
+    code, out, err = run(["--store", str(root), "index", "push", "shop.items", "--to", uri], capsys)
+    assert code != 0 and err == (f"error: collection 'shop_items' at {uri} holds the index 'shop-items'; 'shop.items' "
+                                 "maps to the same collection name: give --collection NAME\n"), err
+    m = MilvusIndex.open(uri, "shop_items")
+    assert sorted(m.keys) == keys[:20] and m.meta["source_index"] == "shop-items"  # nothing written
+    code, out, err = run(["--store", str(root), "index", "push", "shop.items", "--to", uri, "--collection", "shop_items2"],
+                         capsys)
+    assert code == 0 and len(MilvusIndex.open(uri, "shop_items2")) == 20, err
+    # a push mirrors the whole index: a payload field that changed type takes the new type
+    a = ek.VectorIndex(DIM)
+    a.add(keys[:20], X[:20], payload=[{"size": "SML"[i % 3]} for i in range(20)])
+    Store(root).save("shop-items", a, overwrite=True)
+    code, out, err = run(["--store", str(root), "index", "push", "shop-items", "--to", uri], capsys)
+    assert code == 0, err
+    m = MilvusIndex.open(uri, "shop_items")
+    assert m.payload_fields == {"size": "str"} and m.payload(keys[4]) == {"size": "M"}
+    assert sorted(m.search(X[0], k=30, filter={"size": "M"}).keys[0]) == [keys[i] for i in range(1, 20, 3)]
+    names = ek.index._milvus_client.served_names(uri)
+    assert names["shop-items"] == "shop_items" and names["shop.items"] == "shop_items2"
+
+
+PUSH_FAST = """
+import sys
+from embedkit.cli import main
+from embedkit.index import _milvus, _milvus_client
+real = _milvus_client.client
+_milvus.client = _milvus_client.client = lambda uri, timeout=30.0: real(uri, 1.0)  # give up after 1 s, not 30
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_unreachable_server_one_line(tmp_path):
+    # pymilvus logs its own ERROR lines to stderr; embedkit's one-line error must be all the user sees
+    idx = ek.VectorIndex(4)
+    idx.add(["a"], np.ones((1, 4)))
+    Store(tmp_path / "store").save("x", idx)
+    (tmp_path / "push.py").write_text(PUSH_FAST)
+    r = subprocess.run([sys.executable, str(tmp_path / "push.py"), "--store", str(tmp_path / "store"), "index", "push",
+                        "x", "--to", "http://127.0.0.1:1"], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "EMBEDKIT_NUM_THREADS": "1"})
+    assert r.returncode != 0 and r.stdout == "", r.stdout
+    assert r.stderr.startswith("error: cannot open Milvus at http://127.0.0.1:1 ") and r.stderr.count("\n") == 1, r.stderr
+
+
+HOLDER = """
+import sys
+import numpy as np
+import embedkit as ek
+idx = ek.VectorIndex(4, backend="milvus", uri=sys.argv[1], collection="held")
+idx.add(["a"], np.ones((1, 4)))
+print("ready", flush=True)
+sys.stdin.read()
+idx.add(["b"], np.full((1, 4), 2.0))
+idx.close()
+"""
+
+
+def test_a_held_file_stays_refused_and_close_frees_it(tmp_path):
+    # milvus-lite deletes its lock after a refused open, so a second try used to open the file a live process holds
+    db = str(tmp_path / "held.db")
+    (tmp_path / "holder.py").write_text(HOLDER)
+    env = {**os.environ, "EMBEDKIT_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, str(tmp_path / "holder.py"), db], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True, env=env)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        for _ in range(2):
+            with pytest.raises(StoreError, match="is held by another process") as err:
+                ek.VectorIndex(4, backend="milvus", uri=db, collection="held")
+            assert "\n" not in str(err.value)
+        assert db not in open_clients()
+    finally:
+        p.stdin.close()
+        assert p.wait(timeout=60) == 0
+    with MilvusIndex.open(db, "held") as idx:  # the holder's writes are all there
+        assert sorted(idx.keys) == ["a", "b"]
+        assert open_clients()[db] == 1
+    assert db not in open_clients()  # the last user closed it: engine stopped, file unlocked
+    with open(db + ".embedkit.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with pytest.raises(InputError, match="was closed"):
+        len(idx)
+    idx.close()  # closing twice is fine
+
+
+def test_close_counts_users(uri):
+    before = open_clients()[uri]
+    with ek.VectorIndex(DIM, backend="milvus", uri=uri, collection="closing") as idx:
+        idx.add(["a"], np.ones((1, DIM)))
+        again = MilvusIndex.open(uri, "closing")
+        assert open_clients()[uri] == before + 2
+    assert open_clients()[uri] == before + 1 and len(again) == 1  # another user keeps the client open
+    again.close()
+    assert open_clients()[uri] == before

@@ -35,6 +35,7 @@ from ._milvus_client import (  # noqa: F401
     MAX_LISTED_KEYS,
     META,
     _call,
+    _Closed,
     _json_ready,
     _lookup_keys,
     _pq_m,
@@ -46,9 +47,10 @@ from ._milvus_client import (  # noqa: F401
     describe,
     is_server,
     list_indexes,
+    payload_rows,
+    release,
 )
 from ._milvus_filter import check_text, key_list, literal, to_expression
-from ._payload import Column, Columns, _fast_kind, _kind_of, as_payload_rows
 from ._search import SearchResult
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ _INDEX_TYPE = {"flat": "FLAT", "ivf": "IVF_FLAT", "hnsw": "HNSW", "ivfpq": "IVF_
 LITE_KINDS = ("flat", "ivf")
 _BATCH_BYTES = 8 << 20     # rows per insert request: about this many bytes of vectors
 _LOOKUP = 1000             # keys per lookup expression
+
 class MilvusIndex:
     """A VectorIndex whose items live in a Milvus collection (see the module doc); build it
     with ``VectorIndex(dim, metric, kind, backend="milvus", uri=..., collection=...)``."""
@@ -100,8 +103,14 @@ class MilvusIndex:
         self._kind = kind
         self._knobs = knobs
         self._lock = threading.RLock()
-        self._c = client(self.uri, timeout)
-        info = _info if _info is not None else self._read_info()
+        self._c = client(self.uri, timeout)  # one user of the shared client until close()
+        try:
+            self._setup(_info if _info is not None else self._read_info())
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, info) -> None:
         if info is None:
             self._kinds: dict = {}
             self.meta: dict = {}
@@ -111,7 +120,7 @@ class MilvusIndex:
                 raise InputError(f"collection {self.collection!r} at {self.uri} holds an index of dim={info['dim']}, "
                                  f"metric={info['metric']!r}, not dim={self._dim}, metric={self._metric!r}; open it "
                                  "with MilvusIndex.open(uri, collection), or give another collection=")
-            self._kind = info.get("kind", kind)
+            self._kind = info.get("kind", self._kind)
             self._knobs.update(info.get("knobs") or {})
             self._kinds = dict(info.get("payload_kinds") or {})
             self.meta = dict(info.get("meta") or {})
@@ -124,12 +133,28 @@ class MilvusIndex:
         probe = cls.__new__(cls)
         probe.uri, probe.collection, probe.timeout = uri, cls._check_collection(collection), timeout
         probe._c = client(uri, timeout)
-        info = probe._read_info()
-        if info is None:
-            have = ", ".join(list_indexes(uri)) or "none"
-            raise MissingKeyError(f"no embedkit index in collection {collection!r} at {uri} (indexes: {have})")
-        return cls(int(info["dim"]), info["metric"], info.get("kind", "flat"), uri=uri, collection=collection,
-                   timeout=timeout, _info=info)
+        try:
+            info = probe._read_info()
+            if info is None:
+                have = ", ".join(list_indexes(uri)) or "none"
+                raise MissingKeyError(f"no embedkit index in collection {collection!r} at {uri} (indexes: {have})")
+            return cls(int(info["dim"]), info["metric"], info.get("kind", "flat"), uri=uri, collection=collection,
+                       timeout=timeout, _info=info)
+        finally:
+            release(uri)
+
+    def close(self) -> None:
+        """Stop using Milvus: the last open index of a uri in this process closes its client (a local
+        file: stops the embedded engine and unlocks the file). Idempotent; the index refuses calls after."""
+        c, self._c = getattr(self, "_c", None), _Closed(self)
+        if c is not None and not isinstance(c, _Closed):
+            release(self.uri)
+
+    def __enter__(self) -> "MilvusIndex":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @staticmethod
     def _check_collection(name) -> str:
@@ -307,23 +332,7 @@ class MilvusIndex:
 
     def _payload_rows(self, payload, keys, what) -> tuple[list | None, dict]:
         """Checked payload dicts (or None) and the field kinds once they are written."""
-        rows = as_payload_rows(payload, len(keys), what=f"payload given to {what}()")
-        if rows is None:
-            return None, self._kinds
-        table = Columns(0)
-        for f, k in self._kinds.items():
-            table.cols[f] = Column(k, 0)
-        rows = table.check_rows(rows, keys)
-        kinds = dict(self._kinds)
-        for i, d in enumerate(rows):
-            for f, v in d.items():
-                if v is None:
-                    continue
-                check_text(f, "payload field name")
-                k = _fast_kind(v) or _kind_of(v, f, f"of key {keys[i]!r}")
-                have = kinds.get(f)
-                kinds[f] = k if have is None else ("float" if have != k else have)
-        return [_json_ready(d) for d in rows], kinds
+        return payload_rows(self._kinds, payload, keys, what)
 
     def _existing(self, keys) -> dict:
         """{key: row} of the keys present (row: payload only)."""

@@ -7,14 +7,19 @@ and writes go straight to Milvus, which makes them durable itself: there is no j
 nothing to compact. What Milvus cannot do is refused with one line: 3CosMul examples, and the
 key listing behind autocomplete and the map page for collections over a million items.
 Recommendations (which need the trainer's model from a store) are not served from Milvus.
+
+Each collection is served under the name of the store index it was pushed from (``embedkit index
+push`` records it: ``shop-v1`` in collection ``shop_v1`` is ``/indexes/shop-v1``, the FAISS
+service's URL), else under its collection name (see ``_milvus_client.served_names``).
 """
 
 from __future__ import annotations
 
 import threading
 
-from ..errors import MissingKeyError
-from ..index._milvus import MilvusIndex, check_uri, describe, list_indexes
+from ..errors import InputError, MissingKeyError
+from ..index._milvus import MilvusIndex, check_uri, client, describe, release
+from ..index._milvus_client import served_names
 from ..store import check_name
 from ._registry import Entry, Registry, check_vectors
 
@@ -37,16 +42,34 @@ class MilvusCatalog:
     def __init__(self, uri):
         self.uri = check_uri(uri)
         self.root = self.uri
+        client(self.uri)  # the service keeps the client (a local file: its engine) until close()
+        self._open = True
+
+    def collections(self) -> dict:
+        """{served name: collection}."""
+        return served_names(self.uri, _valid_name)
 
     def names(self) -> list[str]:
-        return list_indexes(self.uri)
+        return list(self.collections())
+
+    def collection(self, name: str) -> str:
+        have = self.collections()
+        if name not in have:
+            raise MissingKeyError(f"no index named {name!r} at {self.uri} (indexes: {', '.join(have) or 'none'})")
+        return have[name]
 
     def exists(self, name: str) -> bool:
         check_name(name)
         return name in self.names()
 
     def info(self, name: str) -> dict:
-        return describe(MilvusIndex.open(self.uri, name))
+        with MilvusIndex.open(self.uri, self.collection(name)) as index:
+            return describe(index)
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            release(self.uri)
 
     def entries(self) -> list[dict]:
         out = []
@@ -56,6 +79,14 @@ class MilvusCatalog:
             except Exception as exc:  # one broken collection is listed with its reason
                 out.append({"name": name, "damaged": True, "error": str(exc), "manifest": None})
         return out
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        check_name(name)
+    except InputError:
+        return False
+    return True
 
 
 class MilvusRegistry(Registry):
@@ -76,10 +107,7 @@ class MilvusRegistry(Registry):
         with self._guard:
             entry = self._entries.get(name)
             if entry is None:
-                if name not in self.store.names():
-                    have = ", ".join(self.names()) or "none"
-                    raise MissingKeyError(f"no index named {name!r} at {self.store.uri} (indexes: {have})")
-                index = MilvusIndex.open(self.store.uri, name)
+                index = MilvusIndex.open(self.store.uri, self.store.collection(name))
                 entry = Entry(name=name, path=None, index=index, manifest=describe(index), journal=_NoJournal(),
                               model=None, stamp=None, kind=None)
                 self._entries[name] = entry
@@ -115,15 +143,23 @@ class MilvusRegistry(Registry):
 
     def close(self) -> None:
         self._closed = True
+        for entry in list(self._entries.values()):
+            entry.index.close()
+        self._entries.clear()
+        self.store.close()
 
 
 def milvus_app_parts(uri, names):
     """(catalog, registry) for ``create_app(backend="milvus")``; refuses names not at the uri."""
     catalog = MilvusCatalog(uri)
-    have = catalog.names()
-    for name in names or []:
-        check_name(name)
-        if name not in have:
-            raise MissingKeyError(f"no index named {name!r} at {catalog.uri} (indexes: {', '.join(have) or 'none'}); "
-                                  "copy one there with 'embedkit index push NAME --to URI'")
+    try:
+        have = catalog.names()
+        for name in names or []:
+            check_name(name)
+            if name not in have:
+                raise MissingKeyError(f"no index named {name!r} at {catalog.uri} (indexes: {', '.join(have) or 'none'}); "
+                                      "copy one there with 'embedkit index push NAME --to URI'")
+    except BaseException:
+        catalog.close()
+        raise
     return catalog, MilvusRegistry(catalog, names)
