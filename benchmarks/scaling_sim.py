@@ -64,6 +64,12 @@ for _k, _v in MEASURED_COMPUTE.items():
     DEFAULTS[_k] = (_v, DEFAULTS[_k][1])
 
 NODES = (1, 2, 4, 8, 16, 32, 64)
+# The skip-gram tables model time and bytes, not quality: every one of N ranks trains its replica at
+# N x lr (and N x min_lr) so that the average of N replicas moves as far per example as one process
+# (committed with the distributed skip-gram family; 2-8 ranks stayed within 0.03 of one process's
+# quality, or above it, on small planted data: dist_bench.py compare, docs/scaling.md).
+LR_NOTE = ("quality not modelled: each of N ranks trains at N x lr (checked at 2-8 ranks on small data only; at "
+           "many ranks N x lr may be too high: pass a lower lr and watch the loss)")
 GB = 1e9
 
 
@@ -152,7 +158,8 @@ def word2vec_rows(a, c, gbit) -> tuple[list[str], list[list], list[str]]:
     notes = [f"corpus {a.tokens:.3g} tokens, vocabulary {a.vocab:.3g}, dim {a.dim}, window {a.window}, negative "
              f"{a.negative}; engine {a.engine} at {rate1:,.0f} words/s per core (scaled from the measured run), "
              f"{a.cores} cores x efficiency {a.efficiency}",
-             f"sync_every {a.sync_every}: {syncs} all_reduce of both tables ({_gb(table)} GB) per epoch"]
+             f"sync_every {a.sync_every}: {syncs} all_reduce of both tables ({_gb(table)} GB) per epoch",
+             LR_NOTE]
     return head, rows, notes
 
 
@@ -182,7 +189,8 @@ def node2vec_rows(a, c, gbit):
              f"x {a.walk_length} nodes per node -> {tokens:.3g} tokens per epoch; dim {a.n2v_dim}, window {a.n2v_window}",
              f"walks {walk1:,.0f} steps/s and training ({a.engine}) {train1:,.0f} tokens/s per core; every rank holds the whole "
              f"graph ({_gb(graph)} GB CSR) and both tables ({_gb(table)} GB)",
-             f"sync_every {a.sync_every}: {syncs} all_reduce of both tables per epoch"]
+             f"sync_every {a.sync_every}: {syncs} all_reduce of both tables per epoch",
+             LR_NOTE]
     return head, rows, notes
 
 
@@ -213,7 +221,7 @@ def als_rows(a, c, gbit):
              f"tables ({_gb(factors)} GB) and 1/N of the interactions; per epoch one all_gather of the user factors and "
              "one of the item factors",
              f"BPR: {bpr1:,.0f} samples/s per core (one sample per interaction per epoch); sync_every {a.bpr_sync_every}: "
-             f"{bpr_syncs} all_reduce of the item table ({_gb(bpr_table)} GB) per epoch"]
+             f"{bpr_syncs} all_reduce (sum of the ranks' changes) of the item table ({_gb(bpr_table)} GB) per epoch"]
     return head, rows, notes
 
 

@@ -94,6 +94,7 @@ def test_cli_prints_every_case(sim, capsys):
     for title in ("(a) Word2Vec", "(b) Node2Vec", "(c) 1B interactions", "(d) 1B vectors in Milvus"):
         assert title in out
     assert out.count("| nodes |") == 6                                  # 3 training cases x 2 networks
+    assert out.count("each of N ranks trains at N x lr") == 4           # skip-gram cases say what the lr does
     assert sim.main(["--show-constants"]) == 0
     assert "measured" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="--sync-every must be in"):
