@@ -45,6 +45,13 @@ DATA = textwrap.dedent('''
         train = seen & (rng.random((nu, ni)) < 0.8)
         ratings = sp.csr_matrix(np.where(train, full, 0).astype(np.float32))
         return imp, np.array(held), ratings, full, seen & ~train
+
+    def tiny():
+        """One user and three items; three users and one item."""
+        return {"1user": sp.csr_matrix(np.array([[1.0, 2.0, 0.0]], np.float32)),
+                "1item": sp.csr_matrix(np.array([[1.0], [0.0], [3.0]], np.float32))}
+
+    TINY = {"ials": dict(method="als"), "eals": dict(feedback="explicit", method="als")}
 ''')
 
 CONFIGS = {
@@ -85,6 +92,12 @@ SCRIPT = DATA + textwrap.dedent('''
             arrays["ub"] = m._user_bias
         np.savez(f"{out}/{name}_rank{rank}.npz", **arrays)   # a test script: every rank writes its own file
         comm[name] = m.comm_bytes_
+    for name, mat in tiny().items():  # fewer users (items) than ranks: rank 1's block is empty
+        for method, kw in TINY.items():
+            m = MatrixFactorization(dim=2, epochs=3, device="cpu", **kw)
+            m.fit(mat, show_progress=False)
+            np.savez(f"{out}/tiny_{name}_{method}_rank{rank}.npz", u=m._user_factors, i=m._item_factors,
+                     loss=np.array(m.loss_history_))
     h = HybridMF(device="cpu", **hybrid)
     h.fit(imp, show_progress=False)
     np.savez(f"{out}/hybrid_rank{rank}.npz", u=h._U, i=h._I, ib=h._bias)
@@ -185,6 +198,22 @@ def _as_model(arrays, ref):
     m._user_factors, m._item_factors = arrays["u"], arrays["i"]
     m._item_bias, m._user_bias, m.global_mean_ = arrays.get("ib"), arrays.get("ub"), ref.global_mean_
     return m
+
+
+@pytest.mark.parametrize("name", ["1user", "1item"])
+def test_als_with_an_empty_block_on_a_rank_equals_one_process(two_ranks, name):
+    # 1 user (or 1 item) on 2 ranks: rank 1 solves an empty block of rows, and the fit is one process's
+    ns: dict = {}
+    exec(DATA, ns)
+    mat = ns["tiny"]()[name]
+    for method, kw in ns["TINY"].items():
+        one = MatrixFactorization(dim=2, epochs=3, device="cpu", **kw)
+        one.fit(mat, show_progress=False)
+        for rank in (0, 1):
+            got = np.load(two_ranks[2] / f"tiny_{name}_{method}_rank{rank}.npz")
+            np.testing.assert_allclose(got["loss"], one.loss_history_, rtol=1e-5, err_msg=method)
+            np.testing.assert_allclose(got["u"], one._user_factors, rtol=1e-4, atol=1e-6, err_msg=method)
+            np.testing.assert_allclose(got["i"], one._item_factors, rtol=1e-4, atol=1e-6, err_msg=method)
 
 
 def test_every_rank_ends_with_the_same_model(two_ranks):

@@ -114,8 +114,8 @@ def test_error_lines_name_the_rank(monkeypatch, tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------------------------- 2 processes
-_SCRIPT = '''
-import json, os, sys
+_TINY = '''
+import json, os, sys, time
 import numpy as np
 import torch
 import embedkit as ek
@@ -140,7 +140,9 @@ class Tiny(Trainer):
 
     def _load_state(self, arrays, config):
         self.embeddings_ = ek.Embeddings([str(k) for k in arrays["keys"]], arrays["vectors"])
+'''
 
+_SCRIPT = _TINY + '''
 
 w = d.setup()
 r = w.rank
@@ -164,7 +166,7 @@ res["to_store"] = None if model.to_store("t", store) is None else "path"
 back = Tiny.from_store("t", store)  # every rank reads what rank 0 wrote: the write finished before to_store returned
 res["loaded"] = back.embeddings_.vectors.tolist() == model.embeddings_.vectors.tolist()
 res["meta_world_size"] = store.info("t")["meta"].get("world_size")
-res["save_file"] = None if model.save(os.path.join(out, f"file-r{r}.npz")) is None else "path"
+res["save_file"] = None if model.save(os.path.join(out, "file.npz")) is None else "path"  # every rank: one path
 try:
     model.save("t", store)  # exists and no overwrite: rank 0's write fails, every rank hears it
 except ek.errors.InputError as exc:
@@ -199,10 +201,113 @@ def test_collectives_and_rank0_writes_across_two_ranks(tmp_path, job_env, monkey
     assert r1["stats"]["bytes"] == r0["stats"]["bytes"]
     assert (r0["to_store"], r1["to_store"]) == ("path", None)
     assert (r0["save_file"], r1["save_file"]) == ("path", None)
-    assert (tmp_path / "file-r0.npz").is_file() and not (tmp_path / "file-r1.npz").exists()
+    assert (tmp_path / "file.npz").is_file()
     assert r0["failed_write"][0] == "InputError" and "already exists" in r0["failed_write"][1]
     assert r1["failed_write"][0] == "PeerError"
     assert r1["failed_write"][1] == "rank 0 could not write the store entry 't': " + r0["failed_write"][1]
+
+
+# rank 0 alone saves (the torchrun idiom), then every rank saves while rank 0's write takes longer than
+# EMBEDKIT_DIST_TIMEOUT (2 s): neither needs a collective, so neither times out
+_RANK0_SCRIPT = _TINY + '''
+os.environ["EMBEDKIT_DIST_TIMEOUT"] = "2"  # set after the imports: the ranks reach setup() together
+w = d.setup()
+r = w.rank
+model = Tiny()
+model.fit(["a", "b", "c"])
+store = ek.Store(os.path.join(out, "store"))
+res = {}
+if r == 0:
+    res["idiom"] = [str(model.save(os.path.join(out, "idiom.npz"))), str(model.to_store("idiom", store))]
+plain = Tiny._save_file
+
+
+def slow(self, path):
+    time.sleep(5)
+    return plain(self, path)
+
+
+Tiny._save_file = slow
+res["slow"] = model.save(os.path.join(out, "slow.npz")) is not None
+res["slow_loaded"] = Tiny.load(os.path.join(out, "slow.npz")).embeddings_.vectors.tolist() == \
+    model.embeddings_.vectors.tolist()  # rank 1 returned after the write was complete
+res["after"] = d.all_reduce_sum_(torch.ones(1)).tolist()  # the group is still there
+with open(os.path.join(out, f"rank{r}.json"), "w") as fh:
+    json.dump(res, fh)
+'''
+
+
+def test_rank0_alone_saves_and_a_slow_write_outlasts_the_collective_timeout(tmp_path, job_env):
+    script = tmp_path / "job.py"
+    script.write_text(_RANK0_SCRIPT)
+    result = launch([sys.executable, str(script), str(tmp_path)], 2, timeout=120)
+    assert result.returncode == 0, result.message
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["idiom"] == [str(tmp_path / "idiom.npz"), str(tmp_path / "store" / "idiom")] and "idiom" not in r1
+    assert (tmp_path / "idiom.npz").is_file() and ek_dist_store_names(tmp_path / "store") == ["idiom"]
+    assert (r0["slow"], r1["slow"]) == (True, False)
+    assert r0["slow_loaded"] and r1["slow_loaded"]
+    assert r0["after"] == r1["after"] == [2.0]
+
+
+def ek_dist_store_names(path: Path) -> list[str]:
+    import embedkit as ek
+
+    return ek.Store(str(path)).names()
+
+
+class _Plain:
+    """A fitted trainer without a process group (its fit never calls setup)."""
+
+    @staticmethod
+    def make():
+        import numpy as np
+
+        import embedkit as ek
+        from embedkit.trainers.base import Trainer
+
+        class Plain(Trainer):
+            def fit(self, keys):
+                self.embeddings_ = ek.Embeddings(keys, np.eye(len(keys), dtype=np.float32))
+                return self.embeddings_
+
+            def _state_arrays(self):
+                return {"vectors": self.embeddings_.vectors, "keys": np.array(self.embeddings_.keys)}
+
+            def _load_state(self, arrays, config):
+                self.embeddings_ = ek.Embeddings([str(k) for k in arrays["keys"]], arrays["vectors"])
+
+        return Plain
+
+
+def test_a_refit_in_one_process_forgets_the_distributed_world_size(tmp_path):
+    import embedkit as ek
+
+    model = _Plain.make()()
+    model.fit(["a", "b"])
+    model.world_size_ = 2  # as a distributed fit leaves it
+    model.fit(["a", "b", "c"])  # refit in one process
+    assert not hasattr(model, "world_size_")
+    model.to_store("again", ek.Store(str(tmp_path)))
+    assert "world_size" not in ek.Store(str(tmp_path)).info("again")["meta"]
+
+
+def test_a_process_that_only_names_a_rank_in_its_env_works_as_one_process(tmp_path, monkeypatch, capsys):
+    """WORLD_SIZE=2 RANK=1 but no process group (a command started from a torchrun rank): it prints and writes."""
+    import embedkit as ek
+    from embedkit.cli import main
+
+    for k, v in dict(WORLD_SIZE="2", RANK="1", LOCAL_RANK="1", EMBEDKIT_ERROR_FILE=str(tmp_path / "err.json")).items():
+        monkeypatch.setenv(k, v)
+    model = _Plain.make()()
+    model.fit(["a", "b"])
+    assert model.save(str(tmp_path / "m.npz")) == tmp_path / "m.npz" and (tmp_path / "m.npz").is_file()
+    assert model.to_store("e", ek.Store(str(tmp_path / "store"))) is not None
+    assert main(["--store", str(tmp_path / "store"), "list"]) == 0
+    assert "e" in capsys.readouterr().out.split()
+    assert main(["--store", str(tmp_path / "store"), "query", "nope", "a"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "rank 1" not in err and not (tmp_path / "err.json").exists()
 
 
 def _entry(store: Path, name: str):

@@ -96,7 +96,7 @@ def main(argv=None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, not in Python's final flush
         return code
     except KeyboardInterrupt as exc:
-        _report("error: interrupted", exc)
+        _report("error: interrupted", exc, _in_job(args))
         return 130
     except BrokenPipeError:
         return _closed_pipe()
@@ -105,17 +105,29 @@ def main(argv=None) -> int:
             raise
         msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         msg = " ".join(msg.split()) or type(exc).__name__
-        _report(f"error: {msg}", exc)
+        _report(f"error: {msg}", exc, _in_job(args))
         return 1
     finally:
         if job is not None:
             job.close()
 
 
-def _report(line: str, exc: BaseException) -> None:
-    """One error line on stderr; in a distributed job, ``rank R:`` in front on ranks other than 0, and
-    written where the launcher that started this rank reads it (see :mod:`embedkit.distributed.cli`)."""
-    if "embedkit.distributed" not in sys.modules and "WORLD_SIZE" not in os.environ:
+def _in_job(args) -> bool:
+    """A training verb (it takes --nproc) run as a rank of a distributed job, or a process group joined."""
+    if hasattr(args, "nproc") and os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
+        return True
+    if "embedkit.distributed" in sys.modules:
+        from ..distributed import is_distributed
+
+        return is_distributed()
+    return False
+
+
+def _report(line: str, exc: BaseException, in_job: bool = False) -> None:
+    """One error line on stderr; in a distributed job (``in_job``: a training verb under ``WORLD_SIZE`` > 1),
+    ``rank R:`` in front on ranks other than 0, and written where the launcher that started this rank reads
+    it (see :mod:`embedkit.distributed.cli`). Other verbs, even run from a rank, report as one process."""
+    if not in_job:
         print(line, file=sys.stderr)
         return
     from ..distributed import cli as dist_cli

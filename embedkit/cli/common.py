@@ -114,10 +114,12 @@ def renamed_option(args, new: str, old: str, default=None):
 def out(text: str = "") -> None:
     """Print a line of command output (the CLI's stdout; the library itself never prints).
 
-    In a distributed job only rank 0 prints: N ranks would repeat every line."""
-    from ..distributed import is_main
+    In a distributed job (a process group is initialised) only rank 0 prints: N ranks would repeat
+    every line. A process whose environment merely names a rank (a command started from a torchrun
+    rank) prints as a single process does."""
+    from ..distributed import is_distributed, world
 
-    if is_main():
+    if not is_distributed() or world().rank == 0:
         sys.stdout.write(text + "\n")
 
 

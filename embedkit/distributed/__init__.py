@@ -15,10 +15,12 @@ Trainers use:
   (bytes this rank sent into collectives, calls, seconds spent in them),
 * :func:`is_main` to decide who writes: rank 0 alone writes a store or file.
 
-Writes go through :func:`main_writes` (``Trainer.save``/``to_store`` and the CLI use it): every
-rank first checks that all the others are still there, rank 0 alone writes, then tells the
-others whether the write worked, so a script that saves then loads on every rank sees the file,
-and a failed write raises the same one-line error on every rank.
+Writes go through :func:`main_writes` (``Trainer.save``/``to_store`` and the CLI use it): rank 0
+alone writes, without waiting for any other rank (``if dist.get_rank() == 0: model.save(...)``
+works), then publishes the outcome in the group's key-value store; other ranks making the same call
+wait for it, so a script that saves then loads on every rank sees the file, and a failed write
+raises the same one-line error on every rank. Without an initialised process group every process
+writes as a single process does, whatever ``RANK`` its environment holds.
 
 ``EMBEDKIT_DIST_TIMEOUT`` (seconds, default 600) bounds how long a collective waits for a rank
 that died, so a failed rank stops the others instead of hanging them.
@@ -73,8 +75,11 @@ class World:
 
 
 _STATS = {"bytes": 0, "calls": 0, "seconds": 0.0}
-_STATE = {"owned": False, "writing": False}  # a group setup() created; inside main_writes on rank 0
-_MESSAGE_BYTES = 480  # the failure message rank 0 broadcasts after a failed write
+# owned: a group setup() created; writing: inside main_writes on rank 0; published: rank 0 published a write's
+# outcome; atexit: _leave registered; left: _leave ran
+_STATE = {"owned": False, "writing": False, "published": False, "atexit": False, "left": False}
+_RANK0_LEFT = "embedkit/rank0_left"  # set by rank 0 as it leaves: a rank still waiting for a write stops
+_WRITES: dict[str, int] = {}  # how many times this rank called main_writes for each ``what``
 
 
 def _env_int(name: str, default: int) -> int:
@@ -134,6 +139,8 @@ def setup(device=None) -> World:
     env = _env_world()
     dist = _dist()
     if dist is not None and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            _at_exit()
         return world()
     if env.size == 1:
         return env
@@ -170,6 +177,8 @@ def setup(device=None) -> World:
         raise DistributedError(f"rank {env.rank} could not join the process group at "
                                f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} ({_first_line(exc)})") from None
     _STATE["owned"] = True
+    _STATE["left"] = False
+    _at_exit()
     log.info("joined the process group: rank %d of %d (%s)", env.rank, env.size, backend)
     return env
 
@@ -179,6 +188,7 @@ def teardown() -> None:
     if not _STATE["owned"]:
         return
     _STATE["owned"] = False
+    _leave()
     dist = _dist()
     if dist is not None and dist.is_initialized():
         try:
@@ -330,58 +340,121 @@ def _control_device():
     return torch.device("cuda", torch.cuda.current_device())
 
 
+def _store():
+    """The process group's key-value store (c10d's, hosted by rank 0 or by torchrun's agent)."""
+    from torch.distributed import distributed_c10d
+
+    return distributed_c10d._get_default_store()
+
+
+def _write_key(what: str) -> str:
+    """``what``'s key for its next write on this rank: ``what`` and how many times this rank wrote it before."""
+    n = _WRITES.get(what, 0)
+    _WRITES[what] = n + 1
+    return f"embedkit/main_writes/{n}/{what}"
+
+
 def main_writes(fn, *args, what: str = "the result", **kwargs):
     """Run ``fn(*args, **kwargs)`` on rank 0 alone and return its result there (None on the other ranks).
 
-    In a single process it simply calls ``fn``. Under a process group, every rank first checks that all
-    the others reached this point (a rank that failed earlier stops the job before anything is
-    written), rank 0 writes, then broadcasts whether it worked: the other ranks return only after the
-    write is complete (a script may load what was saved on every rank), and a failed write raises, on
-    every rank, one line naming rank 0's error (rank 0 raises its own). Calls nested inside ``fn`` run
-    directly. Other ranks wait up to ``EMBEDKIT_DIST_TIMEOUT`` seconds for rank 0's write. ``fn`` runs on
-    rank 0 alone, so it must not call a collective (compute what every rank takes part in before)."""
-    w = world()
-    if w.size == 1 or _STATE["writing"]:
-        return fn(*args, **kwargs)
-    if not is_distributed():  # WORLD_SIZE > 1 but no group: nobody to wait for, rank 0 writes alone
-        if w.rank != 0:
-            log.debug("rank %d writes nothing (%s is rank 0's to write)", w.rank, what)
-            return None
-        return fn(*args, **kwargs)
-    import torch
+    In a single process, and in any process without an initialised process group (even one whose
+    environment names a rank: a command started from a torchrun rank), it simply calls ``fn``.
+    Under a process group rank 0 needs no other rank: it writes, then publishes the outcome (done,
+    or its error message) in the group's key-value store, so the usual torchrun idiom
+    ``if dist.get_rank() == 0: model.save(...)`` works. Rank 0 raises its own error when the write
+    fails. The other ranks, if they make the same call, wait for that outcome (up to
+    ``EMBEDKIT_WRITE_TIMEOUT`` seconds, default 24 h, not the collectives' ``EMBEDKIT_DIST_TIMEOUT``:
+    a long write does not stop the job), return None once the write is complete (a script may load
+    what was saved on every rank), or raise :class:`PeerError` naming rank 0's error. Calls nested
+    inside ``fn`` run directly; ``fn`` runs on rank 0 alone, so it must not call a collective.
 
+    The outcome is keyed by ``what`` (the entry name or file path) and how many times this rank
+    saved that ``what`` before, so a rank-0-only save of one name followed by an every-rank save of
+    another stays in step. Caveat: the same ``what`` saved first by rank 0 alone and later by every
+    rank is out of step (the other ranks would read the first save's outcome and not wait for the
+    second); save it by every rank each time or by rank 0 alone each time."""
+    if _STATE["writing"] or not is_distributed():
+        return fn(*args, **kwargs)
     dist = _dist()
-    dev = _control_device()
-    ready = torch.ones(1, dtype=torch.int32, device=dev)
-    _collective(dist.all_reduce, ready, op=dist.ReduceOp.MIN)  # every rank alive and here
-    result, error = None, None
-    if w.rank == 0:
+    rank, size = dist.get_rank(), dist.get_world_size()
+    key = _write_key(what)
+    _at_exit()
+    if rank == 0:
+        result, error = None, None
         _STATE["writing"] = True
         try:
             result = fn(*args, **kwargs)
-        except Exception as exc:  # told to the others below, then raised here
+        except Exception as exc:  # published below, then raised here
             error = exc
         finally:
             _STATE["writing"] = False
-    status = torch.zeros(_MESSAGE_BYTES + 1, dtype=torch.uint8)
-    if error is not None:
-        text = " ".join(str(error).split()) or type(error).__name__
-        raw = text.encode("utf-8")[:_MESSAGE_BYTES]
-        status[0] = 1
-        status[1:1 + len(raw)] = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
-    status = status.to(dev)
-    try:
-        _collective(dist.broadcast, status, src=0)
-    except PeerError:
+        text = "" if error is None else (" ".join(str(error).split()) or type(error).__name__)
+        try:
+            _store().set(key, "ok" if error is None else "error:" + text)
+            _STATE["published"] = True
+        except Exception as exc:  # the write itself is done (or its error raised below); only the others miss it
+            log.warning("rank 0 could not tell the other ranks how writing %s went: %s", what, _first_line(exc))
         if error is not None:
-            raise error from None
+            raise error
+        return result
+    seconds = _env_int("EMBEDKIT_WRITE_TIMEOUT", 86400)
+    if seconds < 1:
+        raise DistributedError(f"EMBEDKIT_WRITE_TIMEOUT must be >= 1 second; got {seconds}")
+    deadline, pause = time.monotonic() + seconds, 0.01
+    try:
+        store = _store()
+        # polled with check() (a blocking wait that times out logs a warning each time), to also notice rank 0
+        # leaving without writing this (a name that differs between the ranks)
+        while not store.check([key]):
+            if store.check([_RANK0_LEFT]) and not store.check([key]):
+                raise PeerError(f"rank 0 finished without writing {what}: every rank must save the same name "
+                                "or file (or rank 0 alone saves)")
+            if time.monotonic() >= deadline:
+                raise DistributedError(f"rank {rank}: rank 0 did not finish writing {what} within "
+                                       f"EMBEDKIT_WRITE_TIMEOUT={seconds} s; raise it for a longer write")
+            time.sleep(pause)
+            pause = min(0.5, pause * 2)
+        outcome = store.get(key).decode("utf-8", "replace")
+    except DistributedError:
         raise
-    if error is not None:
-        raise error
-    if w.rank != 0:
-        status = status.cpu()
-        if int(status[0]):
-            text = bytes(status[1:].numpy().tobytes()).rstrip(b"\0").decode("utf-8", "replace")
-            raise PeerError(f"rank 0 could not write {what}: {text}")
-        log.debug("rank %d: %s written by rank 0", w.rank, what)
-    return result
+    except Exception as exc:  # a closed connection (rank 0 stopped)
+        raise PeerError(f"rank {rank}: waiting for rank 0 to write {what} failed ({_first_line(exc)}); rank 0 has "
+                        "probably stopped: see its message") from None
+    if outcome.startswith("error:"):
+        raise PeerError(f"rank 0 could not write {what}: {outcome[len('error:'):]}")
+    log.debug("rank %d of %d: %s written by rank 0", rank, size, what)
+    return None
+
+
+def _at_exit() -> None:
+    """Register, once, :func:`_leave` to run at exit."""
+    if not _STATE["atexit"]:
+        _STATE["atexit"] = True
+        import atexit
+
+        atexit.register(_leave)
+
+
+def _leave() -> None:
+    """Before a rank leaves the group: tell the others it has left; rank 0, when it published a write's
+    outcome, waits (up to ``EMBEDKIT_DIST_TIMEOUT``) until every other rank has left, because its store
+    (unless torchrun's agent holds it) goes away with it while another rank may still read the outcome."""
+    if _STATE["left"] or not is_distributed():
+        return
+    _STATE["left"] = True
+    dist = _dist()
+    try:
+        store = _store()
+        count = store.add("embedkit/left", 1)
+        if dist.get_rank() != 0:
+            return
+        store.set(_RANK0_LEFT, "1")
+        if not _STATE["published"]:
+            return
+        size = dist.get_world_size()
+        deadline = time.monotonic() + _env_int("EMBEDKIT_DIST_TIMEOUT", 600)
+        while count < size and time.monotonic() < deadline:
+            time.sleep(0.05)
+            count = store.add("embedkit/left", 0)
+    except Exception as exc:  # leaving never fails a finished job
+        log.debug("leaving the group: %s", _first_line(exc))

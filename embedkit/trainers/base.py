@@ -28,9 +28,11 @@ says the model is small, and the previous count is restored afterwards. Importin
 sets ``OMP_WAIT_POLICY=PASSIVE`` when it is unset and torch is not loaded yet.
 
 Distributed (see :mod:`embedkit.distributed`): a ``fit`` that ends inside a process group of
-N > 1 ranks records ``world_size_ = N`` (a single-process fit sets nothing new), and
-``to_store`` writes it in the manifest's meta as ``world_size``. ``save``/``to_store`` write on
-rank 0 alone and return None on the other ranks, which wait until rank 0's write is complete.
+N > 1 ranks records ``world_size_ = N`` (a single-process fit removes it: a refit is not the
+earlier distributed fit), and ``to_store`` writes it in the manifest's meta as ``world_size``.
+``save``/``to_store`` write on rank 0 alone (without waiting for the others, so a save called by
+rank 0 alone works) and return None on the other ranks that call them too, once rank 0's write is
+complete (see :func:`embedkit.distributed.main_writes`).
 """
 
 from __future__ import annotations
@@ -109,6 +111,7 @@ def _with_thread_policy(fit):
             work = self._work_per_step(args, kwargs)
         except Exception:  # an estimate must never stop a fit; fit itself reports bad input
             work = None
+        self.__dict__.pop("world_size_", None)  # a refit in one process is not the earlier distributed fit
         with fit_threads(work, type(self).__name__):
             result = fit(self, *args, **kwargs)
         from ..distributed import is_distributed

@@ -63,8 +63,11 @@ def cg_solve(X: torch.Tensor, Y: torch.Tensor, term: SparseTerm, r: torch.Tensor
     """Improve every row of X in place by ``steps`` conjugate-gradient steps.
 
     ``r`` is the starting residual b - A X (the callers fold b into the same sparse product);
-    lam is (n, 1): the ridge added to each row's diagonal.
+    lam is (n, 1): the ridge added to each row's diagonal. An empty block (no rows: a rank of a
+    distributed fit with fewer users or items than ranks) has nothing to solve.
     """
+    if X.shape[0] == 0:
+        return
     p = r.clone()
     rs_old = (r * r).sum(1, keepdim=True)
     tiny = torch.finfo(X.dtype).tiny
