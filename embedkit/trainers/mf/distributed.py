@@ -46,7 +46,7 @@ def train_distributed(params: dict, csr, show_progress: bool, callback) -> dict:
     (bytes and seconds this rank spent in collectives during the fit)."""
     import torch
 
-    from .fit import _cpu_workers, _progress, check_finite, diverged
+    from .fit import _cpu_workers, _progress, check_finite, run_epochs
 
     numba = params["backend"] == "numba"
     # numba's kernels run on the CPU whatever the device parameter says (it warns that it is ignored)
@@ -65,20 +65,10 @@ def train_distributed(params: dict, csr, show_progress: bool, callback) -> dict:
     run = {("implicit", "als"): _implicit_als, ("implicit", "bpr"): _bpr,
            ("explicit", "als"): _explicit_als, ("explicit", "sgd"): _explicit_sgd}[(params["feedback"], params["method"])]
     us = ek_dist.shard_slice(csr.shape[0], w)
-    history = []
     with _cpu_workers(device, int(csr.indptr[us.stop] - csr.indptr[us.start])) as pool, \
             _progress(params, show_progress and w.main) as bar:
         epoch_fn, finish = run(params, csr, device, gen, pool, w, numba)
-        for epoch in range(1, params["epochs"] + 1):
-            loss = float(epoch_fn())
-            if not np.isfinite(loss):  # the loss is summed over the ranks: every rank stops together
-                raise diverged(params, f"epoch {epoch} loss is {loss}")
-            history.append(loss)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.5g}")
-            log.info("epoch %d/%d loss %.6g", epoch, params["epochs"], loss)
-            if callback is not None:
-                callback(epoch, loss)
+        history = run_epochs(params, epoch_fn, bar, callback)  # the loss is summed over the ranks
         state = finish()
     out = {k: (v.detach().cpu().numpy().astype(np.float32) if isinstance(v, torch.Tensor) else v)
            for k, v in state.items()}

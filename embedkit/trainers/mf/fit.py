@@ -40,19 +40,9 @@ def train_factors(params: dict, csr, show_progress: bool, callback) -> dict:
         return _train_numba(params, csr, gen, show_progress, callback)
     run = {("implicit", "als"): _implicit_als, ("implicit", "bpr"): _bpr,
            ("explicit", "als"): _explicit_als, ("explicit", "sgd"): _explicit_sgd}
-    history = []
     with _cpu_workers(device, csr.nnz) as pool, _progress(params, show_progress) as bar:
         epoch_fn, finish = run[(params["feedback"], params["method"])](params, csr, device, gen, pool)
-        for epoch in range(1, params["epochs"] + 1):
-            loss = float(epoch_fn())
-            if not np.isfinite(loss):
-                raise diverged(params, f"epoch {epoch} loss is {loss}")
-            history.append(loss)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.5g}")
-            log.info("epoch %d/%d loss %.6g", epoch, params["epochs"], loss)
-            if callback is not None:
-                callback(epoch, loss)
+        history = run_epochs(params, epoch_fn, bar, callback)
     out = {k: (v.detach().cpu().numpy().astype(np.float32) if isinstance(v, torch.Tensor) else v)
            for k, v in finish().items()}
     check_finite(params, out)
@@ -66,22 +56,30 @@ def _train_numba(params, csr, gen, show_progress, callback) -> dict:
 
     make = numba_backend.bpr if params["method"] == "bpr" else numba_backend.sgd
     epoch_fn, finish = make(params, csr, gen)
-    history = []
     with _progress(params, show_progress) as bar:
-        for epoch in range(1, params["epochs"] + 1):
-            loss = float(epoch_fn())
-            if not np.isfinite(loss):
-                raise diverged(params, f"epoch {epoch} loss is {loss}")
-            history.append(loss)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.5g}")
-            log.info("epoch %d/%d loss %.6g", epoch, params["epochs"], loss)
-            if callback is not None:
-                callback(epoch, loss)
+        history = run_epochs(params, epoch_fn, bar, callback)
     out = {k: (np.asarray(v, dtype=np.float32) if isinstance(v, np.ndarray) else v) for k, v in finish().items()}
     check_finite(params, out)
     out["loss_history"] = history
     return out
+
+
+def run_epochs(params: dict, epoch_fn, bar, callback) -> list[float]:
+    """Call ``epoch_fn() -> loss`` for every epoch: stop on a loss that is not finite (under
+    torch.distributed the loss is summed over the ranks, so every rank stops together), advance the
+    bar, log, call ``callback(epoch, loss)``. Returns the loss history."""
+    history = []
+    for epoch in range(1, params["epochs"] + 1):
+        loss = float(epoch_fn())
+        if not np.isfinite(loss):
+            raise diverged(params, f"epoch {epoch} loss is {loss}")
+        history.append(loss)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.5g}")
+        log.info("epoch %d/%d loss %.6g", epoch, params["epochs"], loss)
+        if callback is not None:
+            callback(epoch, loss)
+    return history
 
 
 def diverged(params: dict, what: str):
