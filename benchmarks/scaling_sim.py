@@ -48,7 +48,7 @@ DEFAULTS: dict[str, tuple[float, str]] = {
     "als_s_per_nnz_dim": (None, "measured: implicit ALS (torch, CG 3 steps), seconds per epoch per (nonzero x factor), "
                                 "dim 64"),
     "bpr_samples_per_s": (None, "measured: BPR (torch), dim 64, 1 thread"),
-    "milvus_insert_rows_per_s": (1106.0, "measured (helper 'milvus', benchmarks/milvus_bench.py): milvus-lite 2.5.1, "
+    "milvus_insert_rows_per_s": (1106.0, "measured (benchmarks/milvus_bench.py): milvus-lite 2.5.1, "
                                          "VectorIndex(backend='milvus').add in batches of 10,000, dim 64, 100k rows"),
 }
 # filled from the run recorded in docs/scaling.md (dist_bench.py compute, rates per CPU second)
