@@ -164,15 +164,17 @@ def test_cli_train_autoencoder_and_query(tmp_path, capsys):
     path = tmp_path / "rows.npz"
     np.savez(path, X=data, keys=np.array([f"r{i}" for i in range(len(data))]))
     store = str(tmp_path / "store")
-    rc = main(["train", "autoencoder", str(path), "--name", "ae", "--variant", "denoising", "--dim", "2",
-               "--hidden", "16", "--epochs", "30", "--device", "cpu", "--no-progress", "--store", store, "--top", "1"])
+    with pytest.warns(IgnoredParameterWarning, match="'patience' parameter .3. is ignored: early stopping is off"):
+        rc = main(["train", "autoencoder", str(path), "--name", "ae", "--variant", "denoising", "--dim", "2",
+                   "--hidden", "16", "--epochs", "30", "--device", "cpu", "--no-progress", "--store", store, "--top", "1",
+                   "--patience", "3"])  # 61 rows: a validation split of 6 rows is too small to watch
     out = capsys.readouterr().out
     assert rc == 0 and "saved 61 vectors of dim 2" in out
     assert "highest anomaly scores (ensemble): r60" in out  # the planted anomaly
     assert main(["query", "ae", "r0", "-k", "2", "--store", store]) == 0
     s = ek.Store(store)
     model = ek.AutoEncoder.from_arrays(s.load_extra("ae", "model"), device="cpu")
-    assert model.variant == "denoising"
+    assert model.variant == "denoising" and model.patience == 3
     np.testing.assert_allclose(model.anomaly_scores(data), s.load_extra("ae", "anomaly_scores")["scores"], rtol=1e-4)
     # a NaN in a CSV: one line naming file and line, exit status 1
     csv = tmp_path / "bad.csv"
@@ -200,7 +202,9 @@ def test_early_stopping_ends_training_when_the_validation_loss_stalls(tmp_path):
     assert len(plain.loss_history_) == 12
     # no validation split (under 16 held-out rows): patience has nothing to watch, so every epoch runs
     small = ek.AutoEncoder(dim=2, hidden=(16,), epochs=15, patience=1, batch_size=64, device="cpu")
-    small.fit(X[:100], show_progress=False)
+    with pytest.warns(IgnoredParameterWarning, match=r"'patience' parameter \(1\) is ignored: early stopping is off.* "
+                      r"holds 10 \(at least 16 needed"):
+        small.fit(X[:100], show_progress=False)
     assert len(small.loss_history_) == 15
     with pytest.raises(ValueError, match="'patience' parameter"):
         ek.AutoEncoder(patience=0, epochs=1, device="cpu").fit(X, show_progress=False)
@@ -213,3 +217,15 @@ def test_default_autoencoder_flags_planted_anomalies():
     test, labels = np.vstack([X[300:], odd[6:]]), np.r_[np.zeros(100), np.ones(14)]
     assert anomaly_auc(model.decision_function(test), labels) > 0.97
     assert model.predict(test)[100:].mean() > 0.8 and model.predict(test)[:100].mean() < 0.2
+
+
+def test_patience_without_a_validation_split_is_named_as_ignored():
+    X, _ = low_rank(n=60)
+    model = ek.AutoEncoder(**{**FAST, "epochs": 3, "patience": 1, "validation_fraction": 0.0})
+    with pytest.warns(IgnoredParameterWarning, match=r"'patience' parameter \(1\) is ignored with validation_fraction=0"):
+        model.fit(X, show_progress=False)
+    assert len(model.loss_history_) == 3
+    with warnings.catch_warnings():  # patience with a split, or no patience without one: silent
+        warnings.simplefilter("error", IgnoredParameterWarning)
+        ek.AutoEncoder(**{**FAST, "epochs": 1, "validation_fraction": 0.0}).fit(X, show_progress=False)
+        ek.AutoEncoder(**{**FAST, "epochs": 1, "patience": 1, "validation_fraction": 0.4}).fit(X, show_progress=False)

@@ -100,6 +100,29 @@ SCRIPT = textwrap.dedent('''
         res["ae_vectors"] = ms["ae"].embeddings_.vectors
         res["ae_best"] = ms["ae"].best_epoch_
         res["sia_unseen"] = ms["sia"].encode(x_s[~seen])
+        rank = ek_dist.world().rank  # each rank given other rows / labels: every rank must raise one clear error
+        for name, fit in (
+                ("ae_rows", lambda: AutoEncoder(dim=2, hidden=(8,), epochs=1, device="cpu").fit(
+                    x_ae[:400] if rank == 0 else x_ae[300:600], show_progress=False)),
+                ("sia_labels", lambda: SiameseEncoder(dim=4, hidden=(8,), epochs=1, input_share=0, device="cpu").fit(
+                    x_s[:100], (y[:100] + rank) % 12, show_progress=False))):
+            try:
+                fit()
+                res[name + "_error"] = ""
+            except ek_dist.DistributedError as err:
+                res[name + "_error"] = str(err)
+        import logging
+
+        seen_logs = []
+        handler = logging.Handler()
+        handler.emit = lambda record: seen_logs.append(record.getMessage())
+        logging.getLogger("embedkit.trainers.encoders").addHandler(handler)
+        try:  # InfoNCE, 2 anchors a step over 2 ranks: parts of 1 row, no negatives; warned once at fit start
+            SiameseEncoder(dim=4, hidden=(8,), epochs=1, batch_size=4, input_share=0, device="cpu").fit(
+                x_s[::15], y[::15], show_progress=False)
+        finally:
+            logging.getLogger("embedkit.trainers.encoders").removeHandler(handler)
+        res["small_part_warnings"] = sum("holds 1 row, which has no InfoNCE negatives" in m for m in seen_logs)
         if ek_dist.is_main():
             np.savez(out, **res)
 
@@ -171,6 +194,18 @@ def test_siamese_unseen_classes_within_tolerance_of_one_process(runs):
     # measured: MAP@R 0.722 with 2 ranks, 0.715 in one process (InfoNCE sees half the in-batch negatives per rank)
     assert m1 > 0.5
     assert m2 >= m1 - 0.05, (m2, m1)
+
+
+def test_ranks_given_different_data_all_raise_one_clear_error(runs):
+    two, one = runs  # without the check, gloo aborted the process in C++ (a size mismatch in the all_reduce)
+    assert str(two["ae_rows_error"]).startswith("the ranks disagree on the feature table X: every rank must read")
+    assert str(two["sia_labels_error"]).startswith("the ranks disagree on the labels y")
+    assert str(one["ae_rows_error"]) == "" and str(one["sia_labels_error"]) == ""  # one process: nothing to compare
+
+
+def test_infonce_parts_of_one_row_warn_at_fit_start(runs):
+    two, one = runs
+    assert int(two["small_part_warnings"]) == 1 and int(one["small_part_warnings"]) == 0
 
 
 def test_cli_train_autoencoder_on_two_ranks(tmp_path):

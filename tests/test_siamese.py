@@ -454,3 +454,41 @@ def test_reads_a_model_saved_before_the_pca_start(tmp_path):
     old = ek.SiameseEncoder.from_arrays(arrays)
     np.testing.assert_allclose(old.encode(X), model.encode(X), atol=1e-6)
     assert old.hidden_ == (32,) and not old.pca_start_ and old.skip_dims_ == 2 and old.epochs_ == 15
+
+
+def test_early_stopping_folds_skip_single_row_classes_and_fallbacks_warn(caplog):
+    # 4 classes of 12 rows and 3 classes of one row: the folds hold the 4 classes, the single rows train
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 12)
+    X = (rng.normal(0, 3, (4, 6))[y] + rng.normal(size=(48, 6))).astype(np.float32)
+    Xs = np.vstack([X, X[:3] + 0.5]).astype(np.float32)
+    ys = np.concatenate([y.astype(str), ["a", "b", "c"]])
+    model = ek.SiameseEncoder(dim=4, epochs=2, batch_size=32, device="cpu")
+    with caplog.at_level("WARNING", logger="embedkit.trainers.encoders.siamese"):
+        model.fit(Xs, ys, show_progress=False)
+    assert len(model.validation_curve_) == 3 and model.epochs_ <= 2 and not caplog.records
+    # 2 classes of several rows and 4 single rows: no class folds, and the fallback is logged with its reason
+    Xs = np.vstack([X[:24], X[:4] + 0.5]).astype(np.float32)
+    ys = np.concatenate([y[:24].astype(str), ["a", "b", "c", "d"]])
+    model = ek.SiameseEncoder(dim=4, epochs=2, batch_size=32, device="cpu")
+    with caplog.at_level("WARNING", logger="embedkit.trainers.encoders.siamese"):
+        model.fit(Xs, ys, show_progress=False)
+    assert model.validation_curve_ == [] and model.epochs_ == 2
+    assert any("only 2 classes have 2 rows or more" in r.getMessage() and "early stopping is off" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_bad_keys_and_labels_fail_before_the_cross_validation_probes(monkeypatch):
+    X, y = noisy_blobs(n_per=10)
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("the cross-validation probes ran before the inputs were checked")
+
+    monkeypatch.setattr(ek.SiameseEncoder, "_plan", no_probe)
+    monkeypatch.setattr(ek.SiameseEncoder, "_choose_share", no_probe)
+    with pytest.raises(InputError, match="keys"):
+        ek.SiameseEncoder(device="cpu").fit(X, y, keys=["a", "b"], show_progress=False)
+    with pytest.raises(InputError, match="y"):
+        ek.SiameseEncoder(device="cpu").fit(X, y[:5], show_progress=False)
+    with pytest.raises(InputError, match="device"):
+        ek.SiameseEncoder(device="tpu").fit(X, y, show_progress=False)

@@ -102,6 +102,9 @@ def register(groups) -> None:
     p.add_argument("--noise", type=float, default=0.3, help="denoising: Gaussian noise std (default: 0.3)")
     p.add_argument("--sparsity", type=float, default=1e-3, help="sparse: L1 weight on the code (default: 0.001)")
     p.add_argument("--beta", type=float, default=1.0, help="vae: weight of the KL term (default: 1.0)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="stop when the loss on the 10%% validation split has not improved for this many epochs "
+                        "(default: run every epoch; the best epoch's weights are kept either way)")
     p.add_argument("--top", type=int, default=5, help="how many most anomalous rows to print (default: 5)")
     add_train_options(p, epochs=50)
     p.set_defaults(func=_train_autoencoder)
@@ -172,9 +175,10 @@ def _train_autoencoder(args) -> int:
 
     table = _read_table(args)
     model = AutoEncoder(variant=args.variant, dim=args.dim, hidden=args.hidden, loss=args.loss, noise=args.noise,
-                        sparsity=args.sparsity, beta=args.beta, score=args.score, n_neighbors=args.n_neighbors,
-                        contamination=args.contamination, epochs=args.epochs, batch_size=args.batch_size,
-                        lr=args.lr, standardize=not args.no_standardize, seed=args.seed, device=args.device)
+                        sparsity=args.sparsity, beta=args.beta, patience=args.patience, score=args.score,
+                        n_neighbors=args.n_neighbors, contamination=args.contamination, epochs=args.epochs,
+                        batch_size=args.batch_size, lr=args.lr, standardize=not args.no_standardize, seed=args.seed,
+                        device=args.device)
     emb = model.fit(table.X, keys=table.keys, show_progress=not args.no_progress)
     path = save_trained(args, model, meta=_meta(args, table))  # with the extra "anomaly_scores"
     out(f"trained AutoEncoder ({args.variant}) on {len(emb)} rows x {table.X.shape[1]} features; "

@@ -20,7 +20,12 @@ so world size 1 is exactly the one-process code path. Under a process group of N
   (:func:`rank_mean`), so the loss history and the best-epoch choice are the same on every rank.
 
 For a loss that is a mean over rows and a batch split evenly (B a multiple of N) the averaged
-gradient is the one-process gradient of the whole batch, up to the order of float additions.
+gradient is the one-process gradient of the whole batch, up to the order of float additions. Losses
+that compare rows within a batch do not have that property: InfoNCE's negatives, and the triplet and
+contrastive miners' candidates, are the other rows of the RANK's part of the batch (``ceil(B / N)``
+rows), not of the whole batch, as in DDP without a gather of the embeddings. N ranks with batch B
+train like one process with batch B / N and N times fewer steps per epoch; a part of one row has no
+negatives, so its InfoNCE gradient is zero.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from ... import distributed as ek_dist
 log = logging.getLogger(__name__)
 
 __all__ = ["rank_size", "rank_part", "shared_randperm", "broadcast_modules", "rank_mean", "rank_sum",
-           "no_loss", "GradAverage", "begin_fit", "record_comm"]
+           "no_loss", "GradAverage", "begin_fit", "record_comm", "warn_small_parts"]
 
 COMM_ATTRS = ("comm_bytes_", "comm_seconds_")  # set by a distributed fit only
 _LOCAL = threading.local()  # the model whose fit runs in this thread, and the counters when it began
@@ -49,6 +54,16 @@ def rank_size() -> tuple[int, int]:
         return 0, 1
     w = ek_dist.world()
     return w.rank, w.size
+
+
+def warn_small_parts(owner: str, batch_rows: int) -> None:
+    """At the start of an InfoNCE fit: warn (rank 0) when a rank's part of a batch of ``batch_rows`` rows has
+    a single row, which has no negatives (its gradient is zero). Nothing in one process."""
+    rank, size = rank_size()
+    if size > 1 and rank == 0 and -(-batch_rows // size) < 2:
+        log.warning("%s: each rank's part of a batch (%d rows over %d ranks) holds 1 row, which has no InfoNCE "
+                    "negatives: its gradient is zero and the model does not train; raise batch_size", owner,
+                    batch_rows, size)
 
 
 def rank_part(idx: torch.Tensor) -> torch.Tensor:

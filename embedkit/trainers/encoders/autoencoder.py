@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ from ..._validation import (
 )
 from ...data.features import as_matrix
 from ...embeddings import Embeddings
-from ...errors import InputError
+from ...errors import IgnoredParameterWarning, InputError
 from . import _anomaly
 from . import base as _nn
 
@@ -204,6 +205,8 @@ class AutoEncoder(_nn.TableModel):
             ignored["hidden"] = "when custom encoder/decoder modules are given (they replace the MLPs)"
         elif self.variant == "linear":
             ignored["hidden"] = "with variant='linear' (one linear layer each way)"
+        if not self.validation_fraction:
+            ignored["patience"] = "with validation_fraction=0 (early stopping needs a validation split)"
         return ignored
 
     # ------------------------------------------------------------------ model
@@ -321,6 +324,11 @@ class AutoEncoder(_nn.TableModel):
                 val, train = table[order[:n_val]], table[order[n_val:]]
             else:
                 val, train = None, table
+                if self.patience is not None and self.validation_fraction:
+                    warnings.warn(f"AutoEncoder: the 'patience' parameter ({self.patience!r}) is ignored: early stopping "
+                                  f"is off, since validation_fraction={self.validation_fraction!r} of {n} rows holds "
+                                  f"{n_val} (at least {_MIN_VALIDATION} needed; raise validation_fraction or give "
+                                  "more rows)", IgnoredParameterWarning, stacklevel=3)
             opt = torch.optim.Adam(params, lr=self.lr)
             best = {"loss": math.inf, "epoch": 0, "state": None}
             patience = int(self.patience) if self.patience is not None and val is not None else None

@@ -12,11 +12,13 @@ import contextlib
 import json
 import logging
 import math
+import zlib
 
 import numpy as np
 import torch
 from torch import nn
 
+from ... import distributed as ek_dist
 from ..._device import resolve_device
 from ...data.features import as_matrix, row_keys
 from ...embeddings import Embeddings
@@ -226,6 +228,20 @@ def upgrade_v1(arrays: dict) -> dict:
     return {**arrays, _CONFIG: np.array(json.dumps(new))}
 
 
+def same_input(values: np.ndarray, what: str) -> None:
+    """Distributed: raise the same one-line error on every rank if ``values`` (the feature table, labels
+    or pairs) differ between ranks (shape and CRC-32 compared), before any collective of a different size
+    can abort in the backend. Nothing happens in one process."""
+    if not ek_dist.is_distributed():
+        return
+    values = np.asarray(values)
+    if values.dtype == object or values.dtype.kind in "US":  # labels: their text, not object pointers
+        data = "\x1f".join(map(str, values.reshape(-1).tolist())).encode()
+    else:
+        data = np.ascontiguousarray(values).tobytes()
+    ek_dist.same_on_all_ranks(np.array([*values.shape, zlib.crc32(data)], np.float64), what)
+
+
 # --------------------------------------------------------------------------- shared trainer base
 _FITTED = ("model_", "scaler_", "n_features_", "device_", "embeddings_", "loss_history_")
 
@@ -268,6 +284,7 @@ class TableModel(Trainer):
         names = row_keys(keys, arr.shape[0], X)
         device = resolve_device(self.device, type(self).__name__)
         _dist.begin_fit(self, device)  # joins the process group under torchrun; a no-op in one process
+        same_input(arr, "the feature table X")
         scaler = self._fit_scaler(arr)
         self.device_, self.scaler_, self.n_features_ = device, scaler, arr.shape[1]
         return arr, names, to_table(scaler.transform(arr), device)

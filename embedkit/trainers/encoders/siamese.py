@@ -12,8 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ... import distributed as ek_dist
+from ..._device import resolve_device
 from ..._validation import BATCH_SIZE, DEVICE, DIM, EPOCHS, LR, SEED, Bool, InstanceOf, Interval, IntTuple, NoneOk, Options
-from ...data.features import as_labels, as_matrix, as_pairs
+from ...data.features import as_labels, as_matrix, as_pairs, row_keys
 from ...embeddings import Embeddings
 from ...errors import IgnoredParameterWarning, InputError
 from . import base as _nn
@@ -357,15 +359,19 @@ class SiameseEncoder(_nn.TableModel):
         if self.__dict__.get("_preset_space") is not None:  # a probe run of _plan: its space is given
             return self._preset_space, self.epochs, []
         arr, lab = as_matrix(X), as_labels(y, len(X)) if y is not None else np.zeros(0)
-        classes = np.unique(lab)
+        classes, counts = np.unique(lab, return_counts=True)
+        classes = classes[counts >= 2]  # the folds hold classes of 2 rows or more; single rows always train
         k = min(3, len(classes) // 2)  # folds of at least 2 classes
         if k < 2:  # no labels or too few classes
+            if y is not None and len(counts) >= 4:
+                _fallback(f"only {len(classes)} classes have 2 rows or more (4 needed)")
             return "scaled", self.epochs, []
         folds = [np.isin(lab, part) for part in np.array_split(np.random.default_rng(self.seed).permutation(classes), k)]
         spaces, curves = ("scaled", "raw") if self.standardize else ("scaled",), []
         try:
             start = {s: [map_at_r(self._pca_rows(arr[~v], arr[v], s), lab[v]) for v in folds] for s in spaces}
-        except InputError:  # a fold without two rows of one class
+        except InputError as err:  # e.g. too few training rows left beside a fold
+            _fallback(str(err))
             return "scaled", self.epochs, []
         space = max(spaces, key=lambda s: np.mean(start[s]))
         if not self.early_stopping:
@@ -390,7 +396,23 @@ class SiameseEncoder(_nn.TableModel):
         axes = _pca_start(t, scaler.scale, space, k or self.dim)
         return (scaler.transform(rows).astype(np.float64) @ axes.double().numpy().T).astype(np.float32)
 
+    def _check_inputs(self, X, y, pairs, keys) -> None:
+        """Bad rows, keys, labels, pairs or device fail here, before the cross-validation probes; distributed,
+        every rank must hold the same rows, labels and pairs (one clear error on every rank otherwise)."""
+        arr = as_matrix(X)
+        row_keys(keys, arr.shape[0], X)
+        lab = as_labels(y, arr.shape[0]) if y is not None else None
+        prs = as_pairs(pairs, arr.shape[0]) if pairs is not None else None
+        ek_dist.setup(resolve_device(self.device, "SiameseEncoder"))  # joins the group under torchrun, else no-op
+        _nn.same_input(arr, "the feature table X")
+        if lab is not None:
+            _nn.same_input(lab, "the labels y")
+        if prs is not None:
+            _nn.same_input(prs, "the pairs")
+
     def _fit(self, X, y, pairs, keys, show_progress, callback) -> Embeddings:
+        if self.__dict__.get("_preset_space") is None:  # a probe's inputs were checked by the fit that made it
+            self._check_inputs(X, y, pairs, keys)
         loss = self._resolved_loss(labelled=pairs is None)
         hidden = self._hidden(labelled=y is not None)
         pca_start = self.encoder is None and hidden == () and self.input_share == "auto"
@@ -404,6 +426,8 @@ class SiameseEncoder(_nn.TableModel):
         self.loss_, self.hidden_, self.pca_start_, self.epochs_, self.validation_curve_ = (
             loss, hidden, pca_start, epochs, curve)
         n = arr.shape[0]
+        if loss == "infonce" if y is not None or pairs is not None else self.self_supervised == "contrastive":
+            _nn._dist.warn_small_parts("SiameseEncoder", self.batch_size // 2 if y is not None else min(self.batch_size, n))
         gen = _nn.make_generator(self.seed, self.device_)
         self.skip_dims_ = self._skip_dims(self.n_features_, n)
         self.input_share_ = share if self.skip_dims_ else 0.0
@@ -486,6 +510,11 @@ class SiameseEncoder(_nn.TableModel):
             return triplet_margin_loss(self._learned(table[i]), self._learned(table[j]), self._learned(table[extra]),
                                        self._margin())
         return info_nce_loss(self._learned(table[i]), self._learned(table[j]), self.temperature)
+
+
+def _fallback(why: str) -> None:
+    log.warning("SiameseEncoder: no class-disjoint cross-validation (%s): the PCA start uses the scaled rows "
+                "and early stopping is off (all epochs train)", why)
 
 
 def _principal_axes(x: torch.Tensor, k: int) -> torch.Tensor:
