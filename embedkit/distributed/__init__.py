@@ -427,12 +427,20 @@ def main_writes(fn, *args, what: str = "the result", **kwargs):
 
 
 def _at_exit() -> None:
-    """Register, once, :func:`_leave` to run at exit."""
+    """Register, once, :func:`_on_exit` to run at exit."""
     if not _STATE["atexit"]:
         _STATE["atexit"] = True
         import atexit
 
-        atexit.register(_leave)
+        atexit.register(_on_exit)
+
+
+def _on_exit() -> None:
+    """At exit: leave the group :func:`setup` created (:func:`teardown`), or only say so for the caller's group."""
+    if _STATE["owned"]:
+        teardown()
+    else:
+        _leave()
 
 
 def _leave() -> None:

@@ -20,7 +20,7 @@ import sys
 import time
 import warnings
 
-from . import DistributedError, PeerError, _env_int, _env_world, setup, teardown, world
+from . import DistributedError, PeerError, _env_int, _env_world, setup, world
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ def run_local(argv: list[str], nproc: int, *, cmd: list[str] | None = None, time
 
 
 class Job:
-    """This rank's place in a distributed CLI run; :meth:`close` undoes what :func:`enter_job` did."""
+    """This rank's place in a distributed CLI run; :meth:`close` undoes the quieting of :func:`enter_job` (the
+    process group itself is left at exit)."""
 
     def __init__(self, rank: int):
         self.rank = rank
@@ -107,7 +108,8 @@ class Job:
         if self._level is not None:
             logging.getLogger().setLevel(self._level)
             self._level = None
-        teardown()
+        # the process group stays until the process exits (see distributed._on_exit): verbs run one after
+        # another in one process (main() called from a script) share it instead of re-joining on the same port
 
 
 def _device_for(args, env):
