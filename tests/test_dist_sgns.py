@@ -104,6 +104,34 @@ if tag == "dist":   # a rank given another corpus: every rank stops with one lin
         report["mismatch"] = "no error"
     except ek.errors.InputError as exc:
         report["mismatch"] = str(exc)
+
+    def fails(fit):
+        try:
+            fit()
+            return "no error"
+        except ek.errors.InputError as exc:
+            return str(exc)
+
+    small = dict(dim=4, walk_length=5, walks_per_node=2, window=2, device="cpu", workers=1)
+    lone = ek.Graph.from_arrays(["a"], ["b"], directed=True)     # one start node: rank 1 gets none
+    report["no_starts"] = fails(lambda: ek.Node2Vec(backend="gensim", **small).fit(lone, show_progress=False))
+    other = ek.Graph.from_arrays(src[: len(src) - rank], dst[: len(dst) - rank], nodes=graph.nodes)  # rank 1: an edge less
+    report["other_graph"] = fails(lambda: ek.Node2Vec(backend="torch", **small).fit(other, show_progress=False))
+    report["tiny_sync"] = {}                # sync_every far below one batch: one average per batch (part) at most
+    for be in ("torch", "gensim"):
+        m = ek.Word2Vec(window=3, backend=be, batch_words=100, **{**common, "sync_every": 1e-3})
+        m.fit(sents[:80], show_progress=False)  # 40 sentences of 10 words per rank: 4 batches, 40 parts
+        report["tiny_sync"][be] = m.comm_syncs_
+    from embedkit.trainers.sgns import dist_gensim
+    at, average = [], dist_gensim.GensimSync.average
+    dist_gensim.GensimSync.average = lambda self: (at.append(self.words / self.total), average(self))
+    drng = np.random.default_rng(1)        # directed, most walks stop at a dead end after a few steps
+    dead = ek.Graph.from_arrays([f"n{a}" for a in drng.integers(0, 300, 400)],
+                                [f"n{a}" for a in drng.integers(0, 600, 400)], directed=True)
+    ek.Node2Vec(dim=8, walk_length=40, walks_per_node=4, window=3, backend="gensim", device="cpu", workers=1,
+                sync_every=0.25).fit(dead, show_progress=False)
+    dist_gensim.GensimSync.average = average
+    report["dead_end_averages"] = at
     from embedkit.cli import main       # the CLI verbs run as ranks of the job (what --nproc N starts)
     corpus = f"{out}/corpus_rank{rank}.txt"
     with open(corpus, "w") as fh:
@@ -169,6 +197,29 @@ def test_ranks_with_different_corpora_stop_with_one_line(runs):
         assert "disagree on the word2vec vocabulary" in rep["mismatch"] and "\n" not in rep["mismatch"]
 
 
+def test_a_rank_without_start_nodes_stops_with_one_line_on_every_rank(runs):
+    _, r0, r1, _ = runs      # gensim backend: was a TypeError on rank 1 (no first batch) and a hang on rank 0
+    for rep in (r0, r1):
+        assert rep["no_starts"].startswith("rank(s) [1] got no walks to train on"), rep["no_starts"]
+
+
+def test_ranks_with_different_graphs_stop_with_one_line(runs):
+    _, r0, r1, _ = runs      # was: no check (training on different graphs, or gloo aborting in sum_counts)
+    for rep in (r0, r1):
+        assert "disagree on the graph (its nodes and edges)" in rep["other_graph"] and "\n" not in rep["other_graph"]
+
+
+def test_a_tiny_sync_every_averages_at_most_once_per_batch(runs):
+    _, r0, r1, _ = runs      # sync_every=1e-3 asked 1000 averages per epoch (was: 2000 back-to-back all_reduces)
+    assert r0["tiny_sync"] == r1["tiny_sync"] == {"torch": 2 * 4, "gensim": 2 * 40}
+
+
+def test_gensim_node2vec_averages_through_the_epoch_when_walks_stop_early(runs):
+    _, r0, r1, _ = runs      # parts sized from the real steps, not walks x walk_length (was: all 4 at the end)
+    for rep in (r0, r1):
+        assert rep["dead_end_averages"] == pytest.approx([0.25, 0.5, 0.75, 1.0], abs=0.1), rep["dead_end_averages"]
+
+
 def test_cli_train_verbs_run_as_ranks_and_rank_0_writes_the_store(runs):
     out, r0, r1, _ = runs
     assert r0["cli"] == [0, 0] and r1["cli"] == [0, 0]
@@ -182,8 +233,12 @@ def test_sync_every_is_a_parameter_that_one_process_ignores():
     m = ek.Word2Vec()
     assert m.get_params()["sync_every"] == 0.25 and ek.Node2Vec().sync_every == 0.25
     assert type(m)(**m.get_params()).sync_every == 0.25
-    with pytest.raises(InputError, match=r"'sync_every' parameter of Word2Vec.*\(0.0, 1.0\]"):
-        ek.Word2Vec(sync_every=0.0).check_params()
+    for bad in (0.0, 1e-4):                                # at most 1000 averages per epoch
+        with pytest.raises(InputError, match=r"'sync_every' parameter of Word2Vec.*\[0.001, 1.0\]") as exc:
+            ek.Word2Vec(sync_every=bad).check_params()
+        assert "\n" not in str(exc.value)
+    with pytest.warns(IgnoredParameterWarning):            # the lowest accepted (ignored in one process)
+        ek.Word2Vec(sync_every=1e-3).check_params()
     with pytest.raises(InputError, match="'sync_every' parameter of Node2Vec"):
         ek.Node2Vec(sync_every=1.5).check_params()
     with warnings.catch_warnings():
@@ -197,20 +252,90 @@ def test_sync_every_is_a_parameter_that_one_process_ignores():
 
 def test_averages_per_epoch_do_not_depend_on_the_shard(monkeypatch):
     """Every rank makes ceil(1 / sync_every) averages per epoch whatever its shard and step sizes, so the
-    ranks' collectives pair up."""
+    ranks' collectives pair up; a step past several marks averages once, the next steps catch up."""
     from embedkit.trainers.sgns import distributed as sd
 
-    for fractions in ([0.1, 0.2, 0.9, 1.0], [1.0], [0.6, 0.61, 0.62], []):   # uneven shards, big steps, none
+    for fractions, during in (([0.1, 0.2, 0.9, 1.0], 2), ([1.0], 1), ([0.6, 0.61, 0.62], 2), ([], 0),
+                              ([0.3, 0.55, 0.8, 1.0], 3)):   # uneven shards, big steps, none, even steps
         sync = sd.Sync(0.3, rank=1)                      # ceil(1 / 0.3) = 4 averages
         calls = []
         monkeypatch.setattr(sync, "_average", lambda tables: calls.append(1))
         for f in fractions:
+            before = len(calls)
             sync.step(None, f)
-        assert len(calls) == min(3, int(max(fractions, default=0) * 4 + 1e-9))   # the 4th waits for the epoch's end
+            assert len(calls) - before <= 1                # at most one average per step (was: one per mark)
+        assert len(calls) == during, fractions             # the 4th waits for the epoch's end
         monkeypatch.setattr("embedkit.distributed.all_reduce_sum_", lambda t: t)
         loss, examples, seen = sync.end_epoch(None, 2.0, 10, 40)
         assert len(calls) == 4 and sync.done == 0 and (loss, examples, seen) == (2.0, 10, 40)
     assert sd.syncs_per_epoch(1.0) == 1 and sd.syncs_per_epoch(0.25) == 4 and sd.syncs_per_epoch(0.3) == 4
+
+
+def test_averages_per_epoch_are_capped_at_the_fewest_steps_of_any_rank(monkeypatch):
+    from embedkit.trainers.sgns import distributed as sd
+    from embedkit.trainers.sgns.dist_gensim import GensimSync
+
+    monkeypatch.setattr("embedkit.distributed.is_distributed", lambda: True)
+    monkeypatch.setattr("embedkit.distributed.world", lambda: ek.distributed.World(1, 2))
+    monkeypatch.setattr("embedkit.distributed.all_reduce_sum_", lambda t: t.__setitem__(0, 5.0) or t)  # rank 0: 5
+    sync = sd.Sync(1e-3, rank=1)
+    assert sync.start((), 0.025, 1e-4, 7) == pytest.approx((0.05, 2e-4)) and sync.n == 5   # min(1000, 7, 5)
+    assert sd.Sync(0.5, rank=1).start((), 0.025, 1e-4, 7) and sd.agreed_syncs(2, 7) == 2
+    gsync = GensimSync(None, lambda m: (), 100, 1e-3)
+    gsync.start(40)
+    assert gsync.n == 5
+
+
+def test_gensim_averages_once_per_part_at_the_part_nearest_each_mark(monkeypatch):
+    from embedkit.trainers.sgns.dist_gensim import GensimSync
+
+    sync = GensimSync(None, None, 100, 0.25)
+    calls = []
+    monkeypatch.setattr(sync, "average", lambda: calls.append(sync.words))
+    for words in (24, 24, 24, 28):       # parts a little short of each quarter (whole sentences)
+        sync(words)
+    assert calls == [24, 48, 72, 100]    # was [48, 72, 100, 100]: two averages back to back at the end
+
+
+def test_resplit_cuts_walk_files_at_line_ends_by_real_words(tmp_path):
+    from embedkit.trainers.sgns.dist_gensim import resplit
+
+    lines = [" ".join(str(t) for t in range(k % 4 + 1)) for k in range(30)]   # 1..4 words a line
+    (tmp_path / "a.txt").write_text("\n".join(lines[:25]) + "\n")
+    (tmp_path / "b.txt").write_text("\n".join(lines[25:]) + "\n")
+    words = [len(x.split()) for x in lines]
+    parts = resplit([(str(tmp_path / "a.txt"), sum(words[:25]), 25), (str(tmp_path / "b.txt"), sum(words[25:]), 5)],
+                    10, str(tmp_path))
+    text = "".join(open(p).read() for p, _, _ in parts)
+    assert text.splitlines() == lines and not (tmp_path / "a.txt").exists()
+    assert [w for _, w, _ in parts] == [len(open(p).read().split()) for p, _, _ in parts]
+    assert sum(n for _, _, n in parts) == 30 and all(10 <= w <= 13 for _, w, _ in parts[:-1]), parts
+
+
+def test_divergence_reports_the_users_lr_not_the_replicas(monkeypatch, tmp_path):
+    from embedkit.trainers.sgns import distributed as sd
+    from embedkit.trainers.sgns import gensim_backend as gb
+    from embedkit.trainers.sgns.engine import train_skipgram
+
+    class Twice(type(sd.NO_SYNC)):          # a replica of 2 ranks: 2 x the rates, no collectives
+        def start(self, tables, lr, min_lr, steps=None):
+            return 2 * lr, 2 * min_lr
+
+    monkeypatch.setattr("embedkit.distributed.is_distributed", lambda: True)
+    monkeypatch.setattr("embedkit.distributed.world", lambda: ek.distributed.World(0, 2))
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 60, 30000)
+    with pytest.raises(InputError, match=r"lr=0\.5 \(2 x that per replica under 2 ranks\)"):
+        train_skipgram([(tokens, np.full(3000, 10))], np.bincount(tokens), dim=50, epochs=3, lr=0.5, sample=0.0,
+                       batch_words=200, show_progress=False, sync=Twice())
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(" ".join(f"w{t}" for t in tokens[i:i + 10]) for i in range(0, 300, 10)) + "\n")
+    model = gb.build_model(sg=True, dim=8, window=2, negative=2, min_count=1, sample=0.0, epochs=1, lr=0.05,
+                           min_lr=0.0002, seed=0, workers=1)     # a replica's rates: 2 x lr=0.025
+    model.build_vocab(corpus_file=str(corpus))
+    with pytest.raises(InputError, match=r"lr=0\.025 \(2 x that per replica under 2 ranks\)"):
+        gb.train(model, dict(corpus_file=str(corpus)), epochs=1, lr_schedule="exact", loss_of=lambda m: float("nan"),
+                 units_per_epoch=300, desc="t", show_progress=False)
 
 
 def test_continued_training_refuses_a_process_group(monkeypatch):

@@ -19,6 +19,7 @@ from ..._validation import DEVICE, DIM, EPOCHS, LR, MIN_LR, NEGATIVE, SEED, WIND
 from ...errors import InputError
 from ..base import Trainer
 from ..sgns import choose_backend, ignored_by, single_process
+from ..sgns.distributed import SYNC_EVERY_MIN
 from .embeddings import FastTextEmbeddings, ngram_hashes
 
 __all__ = ["FastText"]
@@ -70,7 +71,7 @@ class FastText(Trainer):
         "device": DEVICE,
         "workers": WORKERS,
         "batch_words": [Interval(int, 100, None), NoneOk()],
-        "sync_every": [Interval(float, 0.0, 1.0, closed="right")],
+        "sync_every": [Interval(float, SYNC_EVERY_MIN, 1.0, closed="both")],
     }
 
     def __init__(self, mode: str = "skipgram", dim: int = 100, window: int = 5, negative: int = 5,

@@ -19,6 +19,7 @@ from ..._validation import DEVICE, DIM, EPOCHS, LR, MIN_LR, NEGATIVE, SEED, WIND
 from ...embeddings import Embeddings
 from ...errors import InputError
 from ..base import Trainer
+from ..sgns.distributed import SYNC_EVERY_MIN
 
 __all__ = ["MetaPath2Vec"]
 
@@ -84,7 +85,7 @@ class MetaPath2Vec(Trainer):
     device : str, default "auto"           walks and training: "auto", "cpu", "cuda", "cuda:N"
     workers : int or None, default None    torch CPU threads (None: all cores)
     sync_every : float, default 0.25       distributed fits (torchrun, ``--nproc``): the fraction of an
-        epoch between two averages of the ranks' replicas, in (0, 1]; ignored in one process
+        epoch between two averages of the ranks' replicas, in [0.001, 1]; ignored in one process
 
     ``fit(graph)`` takes an ek.Graph with node types (``Graph.from_typed_edgelist``,
     ``from_typed_arrays``, ``from_hetero``) or a PyG ``HeteroData``; returns Embeddings keyed
@@ -110,7 +111,7 @@ class MetaPath2Vec(Trainer):
         "seed": SEED,
         "device": DEVICE,
         "workers": WORKERS,
-        "sync_every": [Interval(float, 0.0, 1.0, closed="right")],
+        "sync_every": [Interval(float, SYNC_EVERY_MIN, 1.0, closed="both")],
     }
     _module_params = ("metapaths",)   # saved in the model's state (nested lists), not with the plain params
 
@@ -163,7 +164,7 @@ class MetaPath2Vec(Trainer):
         """Learn one vector per node of the typed ``graph`` (ek.Graph with node types, PyG HeteroData,
         or the path of a typed edge list ``src_type src relation dst_type dst [weight]``)."""
         from ... import distributed as ek_dist
-        from ..sgns.distributed import check_shards, comm_mark, record_comm, sum_counts, sync_for
+        from ..sgns.distributed import check_graph, check_shards, comm_mark, record_comm, sum_counts, sync_for
         from ..sgns.engine import cpu_threads, train_skipgram
 
         self._validate_params()
@@ -171,6 +172,7 @@ class MetaPath2Vec(Trainer):
         graph = _typed(graph)
         dev = resolve_device(self.device, _OWNER)
         ek_dist.setup(dev)    # joins the process group under torchrun; nothing in one process
+        check_graph(graph)    # distributed: every rank must hold the same graph (one line on every rank)
         show_progress = show_progress and ek_dist.is_main()
         mark = comm_mark()
         with cpu_threads(self.workers, dev):
@@ -178,6 +180,7 @@ class MetaPath2Vec(Trainer):
             walks = sum_counts(np.array([stream.walks_per_epoch], dtype=np.int64))[0]   # every rank's
             if walks == 0:
                 raise InputError("no node of a metapath's first type has an edge: nothing to walk from")
+            check_shards(stream.walks_per_epoch, "walks")    # distributed: every rank has walks
             from ..sgns.progress import bar
 
             with bar("metapath2vec: walks (visit counts)", total=stream.walks_per_epoch, unit="walk",

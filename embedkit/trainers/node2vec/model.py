@@ -33,6 +33,7 @@ from ...embeddings import Embeddings
 from ...errors import InputError
 from ..base import Trainer
 from ..sgns import choose_backend, ignored_by, single_process
+from ..sgns.distributed import SYNC_EVERY_MIN
 
 __all__ = ["Node2Vec"]
 
@@ -105,7 +106,7 @@ class Node2Vec(Trainer):
         on CUDA. Exact gensim repeatability needs workers=1.
     sync_every : float, default 0.25
         Distributed fits only (torchrun, ``--nproc``): the fraction of an epoch between two
-        averages of the ranks' replicas, in (0, 1]; ignored in one process.
+        averages of the ranks' replicas, in [0.001, 1]; ignored in one process.
 
     Attributes (after fit)
     ----------------------
@@ -153,7 +154,7 @@ class Node2Vec(Trainer):
         "walk_batch_size": [Interval(int, 1, None), NoneOk()],
         "backend": [Options("auto", "torch", "gensim")],
         "workers": WORKERS,
-        "sync_every": [Interval(float, 0.0, 1.0, closed="right")],
+        "sync_every": [Interval(float, SYNC_EVERY_MIN, 1.0, closed="both")],
     }
 
     def __init__(self, dim: int = 128, walk_length: int = 80, walks_per_node: int = 10, window: int = 10,
@@ -220,7 +221,7 @@ class Node2Vec(Trainer):
         """
         from ... import distributed as ek_dist
         from ...data.graph import Graph
-        from ..sgns.distributed import check_shards, comm_mark, record_comm, sum_counts, sync_for
+        from ..sgns.distributed import check_graph, check_shards, comm_mark, record_comm, sum_counts, sync_for
         from ..sgns.engine import cpu_threads, train_skipgram
 
         params = self._validate_params(warn=False)
@@ -228,6 +229,7 @@ class Node2Vec(Trainer):
         graph = Graph.coerce(graph)
         backend, dev = self._resolve_backend()     # gensim: walks on the CPU too (no copies off the GPU)
         ek_dist.setup(dev)    # joins the process group under torchrun; nothing in one process
+        check_graph(graph)    # distributed: every rank must hold the same graph (one line on every rank)
         self._warn_ignored(params, {**ignored_by(backend, dev), **single_process()})
         if not (graph.degrees() > 0).any():
             raise InputError("the graph has no edges: node2vec needs edges to walk on")
@@ -236,6 +238,7 @@ class Node2Vec(Trainer):
         with cpu_threads(self.workers, dev):    # on CPU: `workers` torch threads, restored after
             stream = self._walk_stream(graph, dev)
             log.info("node2vec: %d walks per epoch, backend %s, device %s", stream.walks_per_epoch, backend, dev)
+            check_shards(stream.walks_per_epoch, "walks")    # distributed: every rank has walks
             if backend == "torch":
                 from ..sgns.progress import bar
 

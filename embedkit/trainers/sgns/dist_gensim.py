@@ -26,18 +26,21 @@ from pathlib import Path
 
 import numpy as np
 
-from .distributed import check_shards, check_vocab, rank_seed, replica_rates, strided, syncs_per_epoch
+from .distributed import agreed_syncs, check_shards, check_vocab, rank_seed, replica_rates, strided, syncs_per_epoch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GensimSync", "train_sharded", "reseed"]
+__all__ = ["GensimSync", "train_sharded", "reseed", "resplit"]
 
 
 class GensimSync:
     """``on_part(words)`` hook of :func:`~embedkit.trainers.sgns.gensim_backend.train_corpus_file`:
-    averages ``tables(model)`` over the ranks when this rank has trained each ``1/n`` of its epoch
-    (parts' words add up to the epoch's, so every rank makes exactly ``n`` averages per epoch, the
-    last at its end); ``after(model)`` runs after each average (FastText: recompose word vectors)."""
+    averages ``tables(model)`` over the ranks after the part that ends nearest each ``k/n`` of this
+    rank's epoch, at most once per part (a part past several marks averages once, the next parts
+    catch up), and at the epoch's end as many times as it takes to make ``n``: every rank makes
+    exactly ``n`` averages per epoch. ``start(steps)`` caps ``n`` at the fewest non-empty parts any
+    rank has (:func:`~embedkit.trainers.sgns.distributed.agreed_syncs`). ``after(model)`` runs after
+    each average (FastText: recompose word vectors)."""
 
     def __init__(self, model, tables, epoch_words: int, sync_every: float, after=None):
         self.model, self.tables, self.after = model, tables, after
@@ -54,10 +57,13 @@ class GensimSync:
 
         return [torch.from_numpy(a) for a in self.tables(self.model)]   # shares memory: averages land in place
 
-    def start(self) -> None:
-        """Every rank takes rank 0's tables (they are equal already when the vocabularies are)."""
+    def start(self, steps: int | None = None) -> None:
+        """Every rank takes rank 0's tables (they are equal already when the vocabularies are);
+        ``steps``: this rank's non-empty parts per epoch (caps the averages per epoch on every rank)."""
         from ... import distributed as ek_dist
 
+        if steps is not None:
+            self.n = agreed_syncs(self.n, steps)
         for t in self._tensors():
             ek_dist.broadcast_(t, 0)
         if self.after is not None:
@@ -78,11 +84,14 @@ class GensimSync:
 
     def __call__(self, words: int) -> None:
         self.words += int(words)
-        while self.done < self.n and self.words * self.n >= (self.done + 1) * self.total:
+        if self.words >= self.total:        # the epoch's end: make up the rest of the n averages
+            while self.done < self.n:
+                self.average()
+                self.done += 1
+            self.words, self.done = 0, 0
+        elif words and self.done < min(self.n - 1, int(self.words * self.n / self.total + 0.5)):
             self.average()
             self.done += 1
-        if self.done == self.n:
-            self.words, self.done = 0, 0
 
 
 @contextmanager
@@ -146,6 +155,53 @@ def write_shard(corpus, n_parts: int, expected: int, directory: str):
     return [(str(p), n, m) for p, n, m in zip(paths, words, lines)]
 
 
+def resplit(parts, part_words: int, directory: str):
+    """Cut the walk files ``parts`` [(path, words, lines)] anew, in order and at line ends, into files
+    of about ``part_words`` words each (Node2Vec sizes its parts before walking, from an upper bound
+    that dead ends can make far too high). The old files are removed. Returns the new parts."""
+    import os
+
+    out: list[tuple[str, int, int]] = []
+    state = {"fh": None, "words": 0, "lines": 0, "path": None}
+
+    def close():
+        if state["fh"] is not None:
+            state["fh"].close()
+            out.append((state["path"], state["words"], state["lines"]))
+            state.update(fh=None, words=0, lines=0)
+
+    try:
+        for path, words, _lines in parts:
+            data = Path(path).read_bytes()
+            arr = np.frombuffer(data, dtype=np.uint8)
+            ends = np.flatnonzero(arr == 10) + 1                     # byte offset past each line
+            starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+            spaces = np.concatenate([[0], np.cumsum(arr == 32)])
+            cum = np.cumsum(spaces[ends] - spaces[starts] + 1)      # words up to each line's end
+            if len(cum) and int(cum[-1]) != int(words):
+                raise ValueError(f"walk file {path} holds {int(cum[-1])} words, expected {words}")
+            lo = 0
+            while lo < len(cum):
+                if state["fh"] is None:
+                    state["path"] = str(Path(directory) / f"part-{len(out):05d}.txt")
+                    state["fh"] = open(state["path"], "wb")
+                base = int(cum[lo - 1]) if lo else 0
+                hi = int(np.searchsorted(cum, base + part_words - state["words"], side="left")) + 1
+                hi = min(max(hi, lo + 1), len(cum))
+                state["fh"].write(data[int(starts[lo]):int(ends[hi - 1])])
+                state["words"] += int(cum[hi - 1]) - base
+                state["lines"] += hi - lo
+                if state["words"] >= part_words:
+                    close()
+                lo = hi
+            os.remove(path)
+        close()
+    finally:
+        if state["fh"] is not None:
+            state["fh"].close()
+    return out
+
+
 def train_sharded(model, corpus, *, tables, after=None, sync_every: float, epochs: int, loss_of, desc: str,
                   seed: int, show_progress: bool = True, callback=None):
     """Train ``model`` (gensim Word2Vec or FastText, vocabulary built from the whole ``corpus``) on this
@@ -161,7 +217,7 @@ def train_sharded(model, corpus, *, tables, after=None, sync_every: float, epoch
         check_shards(words, "sentences")
         reseed(model, seed)
         sync = GensimSync(model, tables, words, sync_every, after)
-        sync.start()
+        sync.start(sum(1 for p in parts if p[1]))
         with replica_alpha(model):
             losses, seconds = train(model, dict(corpus_file=parts), epochs=epochs, lr_schedule="exact",
                                     loss_of=mean_loss(loss_of), units_per_epoch=words, desc=desc, unit="word",

@@ -35,9 +35,37 @@ from ...errors import InputError
 log = logging.getLogger(__name__)
 
 __all__ = ["Sync", "NO_SYNC", "replica_rates", "syncs_per_epoch", "sync_for", "strided", "check_vocab",
-           "check_shards", "sum_counts", "refuse", "rank_seed", "comm_mark", "record_comm", "SYNC_EVERY"]
+           "check_shards", "check_graph", "sum_counts", "refuse", "rank_seed", "comm_mark", "record_comm", "SYNC_EVERY",
+           "SYNC_EVERY_MIN", "agreed_syncs", "lr_text"]
 
 SYNC_EVERY = 0.25   # default fraction of an epoch between two averages (4 averages per epoch)
+SYNC_EVERY_MIN = 1e-3   # at most 1000 averages per epoch (each sends the whole tables)
+
+
+def lr_text(replica_lr: float) -> str:
+    """"lr=<the user's rate>" for an error message, given the rate a replica trains with (N x lr under
+    N ranks, see :func:`replica_rates`); says so under a process group."""
+    from ... import distributed as ek_dist
+
+    n = ek_dist.world().size if ek_dist.is_distributed() else 1
+    return f"lr={float(replica_lr) / n:g}" + (f" ({n} x that per replica under {n} ranks)" if n > 1 else "")
+
+
+def agreed_syncs(n: int, steps: int) -> int:
+    """``n`` capped at the fewest training steps (batches, parts) any rank makes in an epoch, so that
+    every rank averages the same number of times and at most once per step (a collective on every
+    rank; ``n`` in a single process)."""
+    import torch
+
+    from ... import distributed as ek_dist
+
+    if not ek_dist.is_distributed():
+        return n
+    w = ek_dist.world()
+    every = torch.zeros(w.size, dtype=torch.float64)
+    every[w.rank] = float(max(1, int(steps)))
+    ek_dist.all_reduce_sum_(every)
+    return max(1, min(int(n), int(every.min())))
 
 
 def replica_rates(lr: float, min_lr: float) -> tuple[float, float]:
@@ -74,7 +102,7 @@ class _NoSync:
     seed_offset = 0
     active = False
 
-    def start(self, tables, lr, min_lr):
+    def start(self, tables, lr, min_lr, steps=None):
         return lr, min_lr
 
     def step(self, tables, fraction: float):
@@ -91,10 +119,13 @@ class Sync:
     """Periodic averaging of the torch engine's tables over the ranks of the process group.
 
     ``step(tables, fraction)`` after each mini-batch (``fraction``: the share of this rank's
-    epoch done) averages the tables when it passes the next ``k / n`` mark (never the last one,
-    which ``end_epoch`` does, so every rank makes exactly ``n`` averages per epoch whatever the
-    size of its shard). ``end_epoch`` also sums the loss, the examples and the tokens of the epoch
-    over the ranks. ``syncs``, ``sync_bytes`` and ``sync_seconds`` count the averages.
+    epoch done) averages the tables once when it has passed the next ``k / n`` mark (at most one
+    average per batch: a batch that passes several marks averages once and the next batches catch
+    up; never the last mark, which ``end_epoch`` does, so every rank makes exactly ``n`` averages
+    per epoch whatever the size of its shard). ``start`` caps ``n`` at the fewest batches any rank
+    expects (:func:`agreed_syncs`), so a tiny ``sync_every`` does not repeat averages back to back.
+    ``end_epoch`` also sums the loss, the examples and the tokens of the epoch over the ranks.
+    ``syncs``, ``sync_bytes`` and ``sync_seconds`` count the averages.
     """
 
     active = True
@@ -107,10 +138,13 @@ class Sync:
         self.sync_bytes = 0
         self.sync_seconds = 0.0
 
-    def start(self, tables, lr, min_lr):
-        """Every rank takes rank 0's tables; returns the replica's learning rates (:func:`replica_rates`)."""
+    def start(self, tables, lr, min_lr, steps=None):
+        """Every rank takes rank 0's tables; returns the replica's learning rates (:func:`replica_rates`).
+        ``steps``: the batches this rank expects per epoch (caps the averages per epoch on every rank)."""
         from ... import distributed as ek_dist
 
+        if steps is not None:
+            self.n = agreed_syncs(self.n, steps)
         for t in tables:
             ek_dist.broadcast_(t, 0)
         return replica_rates(lr, min_lr)
@@ -127,7 +161,7 @@ class Sync:
         self.sync_seconds += after["seconds"] - before["seconds"]
 
     def step(self, tables, fraction: float):
-        while self.done < self.n - 1 and fraction >= (self.done + 1) / self.n:
+        if self.done < self.n - 1 and fraction >= (self.done + 1) / self.n:
             self._average(tables)
             self.done += 1
 
@@ -186,6 +220,20 @@ def check_vocab(words, owner: str) -> None:
     crc = zlib.crc32("\n".join(str(w) for w in words).encode("utf-8", "surrogatepass"))
     ek_dist.same_on_all_ranks(np.array([len(words), crc], dtype=np.float64),
                               f"the {owner} vocabulary (its size and words)")
+
+
+def check_graph(graph) -> None:
+    """Raise on every rank when the ranks were given different graphs (node and edge counts, a CRC of
+    the node ids and one of the edges), before any collective sized by the graph."""
+    from ... import distributed as ek_dist
+
+    if not ek_dist.is_distributed():
+        return
+    nodes = zlib.crc32("\n".join(str(k) for k in graph.nodes).encode("utf-8", "surrogatepass"))
+    edges = zlib.crc32(np.ascontiguousarray(graph.indices, dtype=np.int64).tobytes(),
+                       zlib.crc32(np.ascontiguousarray(graph.indptr, dtype=np.int64).tobytes()))
+    ek_dist.same_on_all_ranks(np.array([graph.num_nodes, len(graph.indices), nodes, edges], dtype=np.float64),
+                              "the graph (its nodes and edges)")
 
 
 def check_shards(n_local: int, what: str) -> None:

@@ -65,7 +65,7 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 
 from ...errors import InputError
-from .distributed import NO_SYNC
+from .distributed import NO_SYNC, lr_text
 
 log = logging.getLogger(__name__)
 
@@ -474,7 +474,7 @@ def train_skipgram(
             masks.append(m.to(dev))
         train = tuple(masks)
     sync = NO_SYNC if sync is None else sync
-    lr, min_lr = sync.start((w_in, w_out), lr, min_lr)   # distributed: rank 0's tables; N x the rates
+    lr, min_lr = sync.start((w_in, w_out), lr, min_lr, -(-total_words // batch_words))   # rank 0 tables; N x the rates
     sampler = _Sampler(counts, sample, dev, seed + 1 + sync.seed_offset)
     noise = _Noise(sampler, negative)
 
@@ -549,7 +549,7 @@ def train_skipgram(
 def _diverged(epoch: int, loss: float, words: int, lr: float):
     """Stop a run whose loss is no longer finite (nothing is returned, so nothing is saved)."""
     raise InputError(f"training diverged in epoch {epoch}: the loss became {loss} after {words:,} words, "
-                     f"so the vectors are no longer finite; the learning rate lr={lr:g} is too high for this data "
+                     f"so the vectors are no longer finite; the learning rate {lr_text(lr)} is too high for this data "
                      "(lower lr, or batch_words / max_row_step)")
 
 

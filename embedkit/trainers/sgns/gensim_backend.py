@@ -32,6 +32,7 @@ import numpy as np
 
 from ..._device import cpu_count
 from ...errors import InputError
+from .distributed import lr_text
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +209,7 @@ def train(model, source: dict, *, epochs: int, lr_schedule: str, loss_of, units_
     if lr_schedule == "exact" and "corpus_file" not in source:
         raise ValueError("lr_schedule='exact' needs a corpus_file source")
     losses: list[float] = []
+    rate = float(model.alpha)    # the rate asked for (gensim moves model.alpha while it trains)
     pbar = bar(f"{desc}: training", total=epochs * units_per_epoch, unit=unit, show_progress=show_progress)
 
     def epoch_end(m):
@@ -215,8 +217,8 @@ def train(model, source: dict, *, epochs: int, lr_schedule: str, loss_of, units_
         loss = float(loss_of(m))
         if not np.isfinite(loss):   # stop here: a run whose loss is not finite must not be saved
             raise InputError(f"training diverged in epoch {epoch}: the loss became {loss}, so the vectors "
-                             f"are no longer finite; the learning rate lr={model.alpha:g} is too high for this "
-                             "data (lower lr)")
+                             f"are no longer finite; the learning rate {lr_text(rate)} is too high for "
+                             "this data (lower lr)")
         losses.append(loss)
         advance_to(pbar, epoch * units_per_epoch)
         pbar.set_postfix(epoch=epoch, loss=f"{loss:.4f}")
@@ -404,8 +406,9 @@ def fit_walks(stream, num_nodes: int, *, dim: int, window: int, negative: int, s
 
             part_words = max(1, min(part_words, -(-steps // syncs_per_epoch(sync_every))))
         with bar("node2vec (gensim): walks", total=walks, unit="walk", show_progress=show_progress) as pbar:
-            counts, (tokens, lengths), parts = stream.write_parts(tmp, num_nodes, 0, part_words=part_words,
+            counts, first, parts = stream.write_parts(tmp, num_nodes, 0, part_words=part_words,
                                                                   on_batch=pbar.update)
+        tokens, lengths = first if first is not None else (np.zeros(0, np.int64), np.zeros(0, np.int64))
         log.info("node2vec: %d walks written for gensim in %.1fs (%d part(s))", walks, time.perf_counter() - t0,
                  len(parts))
         take = int(min(len(lengths), max(1, _LOSS_SAMPLE_STEPS // walk_length)))
@@ -413,11 +416,14 @@ def fit_walks(stream, num_nodes: int, *, dim: int, window: int, negative: int, s
 
         sync, local_steps = None, int(counts.sum())
         if dist:
-            from .dist_gensim import GensimSync, mean_loss, reseed
+            from .dist_gensim import GensimSync, mean_loss, reseed, resplit
             from .distributed import check_shards, sum_counts
 
             check_shards(local_steps, "walk steps")
             counts = sum_counts(counts)
+            # parts from the steps really walked (dead ends stop walks early): <= 1/n of the epoch each
+            real = max(_PART_WORDS, -(-local_steps // _MAX_PARTS))
+            parts = resplit(parts, max(1, min(real, -(-local_steps // syncs_per_epoch(sync_every)))), tmp)
 
         def loss_of(m):
             w_in, w_out = in_rows(m)
@@ -428,7 +434,7 @@ def fit_walks(stream, num_nodes: int, *, dim: int, window: int, negative: int, s
             model.build_vocab_from_freq({str(i): int(counts[i]) for i in np.flatnonzero(counts)})
             reseed(model, seed)
             sync = GensimSync(model, lambda m: (m.wv.vectors, m.syn1neg), local_steps, sync_every)
-            sync.start()
+            sync.start(sum(1 for p in parts if p[1]))
             loss_of = mean_loss(loss_of)
         else:
             build_vocab(model, dict(corpus_iterable=_PartLines([p for p, _, _ in parts])), desc="node2vec (gensim)",

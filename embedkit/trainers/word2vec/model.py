@@ -25,6 +25,7 @@ from ...embeddings import Embeddings
 from ...errors import InputError
 from ..base import Trainer
 from ..sgns import choose_backend, ignored_by, single_process
+from ..sgns.distributed import SYNC_EVERY_MIN
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ class Word2Vec(Trainer):
     batch_words : int or None, default None   tokens per torch step (None: 16,384); gensim: its
         job size for token lists in memory (ignored for files, which gensim reads without jobs)
     sync_every : float, default 0.25   distributed fits only (torchrun, ``--nproc``): the fraction of
-        an epoch between two averages of the ranks' replicas, in (0, 1]; ignored in one process
+        an epoch between two averages of the ranks' replicas, in [0.001, 1]; ignored in one process
 
     ``fit(corpus)`` returns :class:`~embedkit.Embeddings` ordered by word frequency and sets
     ``embeddings_``, ``loss_history_``, ``backend_`` (the backend used), ``vocab_counts_``
@@ -200,7 +201,7 @@ class Word2Vec(Trainer):
         "device": DEVICE,
         "workers": WORKERS,
         "batch_words": [Interval(int, 100, None), NoneOk()],
-        "sync_every": [Interval(float, 0.0, 1.0, closed="right")],
+        "sync_every": [Interval(float, SYNC_EVERY_MIN, 1.0, closed="both")],
     }
     _param_aliases = {"alpha": "lr", "min_alpha": "min_lr"}
 
