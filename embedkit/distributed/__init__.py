@@ -44,7 +44,7 @@ __all__ = [
     "World", "world", "setup", "is_distributed", "is_main", "shard", "shard_slice",
     "all_reduce_mean_", "all_reduce_sum_", "all_gather_rows", "broadcast_", "barrier",
     "comm_stats", "reset_comm_stats", "DistributedError", "PeerError", "main_writes", "teardown",
-    "same_on_all_ranks",
+    "same_on_all_ranks", "same_data_on_all_ranks", "sum_over_ranks", "mean_over_ranks",
 ]
 
 
@@ -328,6 +328,46 @@ def same_on_all_ranks(values: np.ndarray, what: str) -> None:
     if not torch.equal(lo, hi):
         raise DistributedError(f"the ranks disagree on {what}: every rank must read the same input "
                                "(the same file, the same options)")
+
+
+def sum_over_ranks(value):
+    """A number or numpy array summed over the ranks (float64, or int64 for integers); ``value`` itself in
+    a single process. Counted in :func:`comm_stats`."""
+    if not is_distributed():
+        return value
+    import torch
+
+    arr = np.asarray(value)
+    t = torch.as_tensor(np.ascontiguousarray(arr, dtype=np.int64 if arr.dtype.kind in "iub" else np.float64))
+    out = all_reduce_sum_(t.to(_control_device())).cpu().numpy()
+    return out if arr.ndim else out.item()
+
+
+def mean_over_ranks(value: float) -> float:
+    """A number averaged over the ranks; ``value`` itself in a single process."""
+    if not is_distributed():
+        return value
+    return float(sum_over_ranks(float(value))) / _dist().get_world_size()
+
+
+def same_data_on_all_ranks(what: str, *parts) -> None:
+    """Raise on every rank (:func:`same_on_all_ranks`) when ``parts`` differ between ranks: each part is an
+    array (its shape and a CRC-32 of its bytes) or a sequence of labels / keys (its length and a CRC-32 of
+    their text). Call it before any collective sized by the data, which would otherwise abort in the backend."""
+    if not is_distributed():
+        return
+    import zlib
+
+    summary = []
+    for part in parts:
+        arr = np.asarray(part) if isinstance(part, np.ndarray) else None
+        if arr is not None and arr.dtype != object and arr.dtype.kind not in "US":
+            data = np.ascontiguousarray(arr).tobytes()
+            summary += [*arr.shape, zlib.crc32(data)]
+        else:
+            items = [str(x) for x in (part.reshape(-1).tolist() if isinstance(part, np.ndarray) else part)]
+            summary += [len(items), zlib.crc32("\x1f".join(items).encode("utf-8", "surrogatepass"))]
+    same_on_all_ranks(np.array(summary, dtype=np.float64), what)
 
 
 def _control_device():

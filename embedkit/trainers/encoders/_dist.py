@@ -52,8 +52,9 @@ def rank_size() -> tuple[int, int]:
     """(rank, world size) of the process group; (0, 1) without one (a single process)."""
     if not ek_dist.is_distributed():
         return 0, 1
-    w = ek_dist.world()
-    return w.rank, w.size
+    import torch.distributed as dist  # called per batch and per step: no environment parsing here
+
+    return dist.get_rank(), dist.get_world_size()
 
 
 def warn_small_parts(owner: str, batch_rows: int) -> None:
@@ -109,20 +110,8 @@ def broadcast_modules(model) -> None:
             ek_dist.broadcast_(tensor.data, src=0)
 
 
-def rank_mean(value: float) -> float:
-    """The mean of ``value`` over the ranks (``value`` in a single process)."""
-    if not ek_dist.is_distributed():
-        return value
-    t = torch.tensor([float(value)], dtype=torch.float64)
-    return float(ek_dist.all_reduce_mean_(t).item())
-
-
-def rank_sum(value: float) -> float:
-    """The sum of ``value`` over the ranks (``value`` in a single process)."""
-    if not ek_dist.is_distributed():
-        return value
-    t = torch.tensor([float(value)], dtype=torch.float64)
-    return float(ek_dist.all_reduce_sum_(t).item())
+rank_mean = ek_dist.mean_over_ranks  # a number averaged over the ranks (itself in one process)
+rank_sum = ek_dist.sum_over_ranks    # a number summed over the ranks (itself in one process)
 
 
 def no_loss(loss, opt) -> bool:

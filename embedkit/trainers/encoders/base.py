@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import math
-import zlib
 
 import numpy as np
 import torch
@@ -102,14 +101,9 @@ def minibatches(n: int, batch_size: int, gen: torch.Generator, device: torch.dev
 
     Under a process group: rank 0's permutation, and this rank's part of each chunk
     (:func:`~embedkit.trainers.encoders._dist.rank_part`), the same number of chunks on every rank."""
-    if _dist.rank_size()[1] > 1:
-        perm = shared_randperm(n, gen, device)
-        for start in range(0, n, batch_size):
-            yield rank_part(perm[start:start + batch_size])
-        return
-    perm = torch.randperm(n, generator=gen, device=device)
+    perm = shared_randperm(n, gen, device)  # torch.randperm in a single process
     for start in range(0, n, batch_size):
-        yield perm[start:start + batch_size]
+        yield rank_part(perm[start:start + batch_size])  # the chunk itself in a single process
 
 
 def run_epochs(owner: str, epochs: int, one_epoch, show_progress: bool, callback):
@@ -230,16 +224,9 @@ def upgrade_v1(arrays: dict) -> dict:
 
 def same_input(values: np.ndarray, what: str) -> None:
     """Distributed: raise the same one-line error on every rank if ``values`` (the feature table, labels
-    or pairs) differ between ranks (shape and CRC-32 compared), before any collective of a different size
-    can abort in the backend. Nothing happens in one process."""
-    if not ek_dist.is_distributed():
-        return
-    values = np.asarray(values)
-    if values.dtype == object or values.dtype.kind in "US":  # labels: their text, not object pointers
-        data = "\x1f".join(map(str, values.reshape(-1).tolist())).encode()
-    else:
-        data = np.ascontiguousarray(values).tobytes()
-    ek_dist.same_on_all_ranks(np.array([*values.shape, zlib.crc32(data)], np.float64), what)
+    or pairs) differ between ranks, before any collective of a different size can abort in the backend
+    (:func:`embedkit.distributed.same_data_on_all_ranks`). Nothing happens in one process."""
+    ek_dist.same_data_on_all_ranks(what, np.asarray(values))
 
 
 # --------------------------------------------------------------------------- shared trainer base

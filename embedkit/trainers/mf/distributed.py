@@ -31,7 +31,6 @@ by sampling, not by quality (tests/test_dist_mf.py states the tolerance).
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 
@@ -80,14 +79,6 @@ def train_distributed(params: dict, csr, show_progress: bool, callback) -> dict:
     return out
 
 
-def _sum(value: float, device) -> float:
-    """``value`` summed over the ranks (float64)."""
-    import torch
-
-    t = torch.tensor([value], dtype=torch.float64, device=device)
-    return float(ek_dist.all_reduce_sum_(t)[0])
-
-
 def _parts(pool) -> int:
     return 1 if pool is None else pool.workers
 
@@ -115,7 +106,7 @@ def _implicit_als(params, csr, device, gen, pool, w, _numba):
         Y.copy_(ek_dist.all_gather_rows(Y[its]))
         f = implicit_half_step(X[us], Y, users, reg, steps, pool)
         X.copy_(ek_dist.all_gather_rows(X[us]))
-        return (_sum(f, device) + reg * float((Y * Y).sum())) / weight
+        return (ek_dist.sum_over_ranks(float(f)) + reg * float((Y * Y).sum())) / weight
 
     return epoch, lambda: {"user_factors": X, "item_factors": Y}
 
@@ -139,7 +130,7 @@ def _explicit_als(params, csr, device, gen, pool, w, _numba):
         Q.copy_(ek_dist.all_gather_rows(Q[its]))
         f = explicit_half_step(P[us], Q, users, mu, reg, steps, pool)
         P.copy_(ek_dist.all_gather_rows(P[us]))
-        return _sum(f, device) / max(csr.nnz, 1)
+        return ek_dist.sum_over_ranks(float(f)) / max(csr.nnz, 1)
 
     return epoch, lambda: {"user_factors": P[:, :-1], "item_factors": Q[:, :-1],
                            "user_bias": P[:, -1], "item_bias": Q[:, -1], "global_mean": mu}
@@ -162,7 +153,9 @@ class _ItemSync:
 
 def _segments(n: int, sync_every: float) -> np.ndarray:
     """Bounds of the ``ceil(1 / sync_every)`` parts of an epoch of ``n`` samples (the same count on every rank)."""
-    return np.linspace(0, n, math.ceil(1.0 / sync_every - 1e-9) + 1).round().astype(np.int64)
+    from ..sgns.distributed import syncs_per_epoch
+
+    return np.linspace(0, n, syncs_per_epoch(sync_every) + 1).round().astype(np.int64)
 
 
 def _rank_generator(gen, w, device):
@@ -212,7 +205,7 @@ def _bpr(params, csr, device, gen, pool, w, numba):
                 sub = _Part(data, data.users.index_select(0, part), data.items.index_select(0, part))
                 total += bpr_epoch(Ub, V, sub, params["lr"], params["reg"], params["batch_size"], dgen) * (hi - lo)
             sync()
-        return _sum(total, device) / max(csr.nnz, 1)
+        return ek_dist.sum_over_ranks(float(total)) / max(csr.nnz, 1)
 
     def finish():
         U.copy_(ek_dist.all_gather_rows(Ub))
@@ -258,7 +251,7 @@ def _explicit_sgd(params, csr, device, gen, pool, w, numba):
                                        ratings.index_select(0, part), mu, params["lr"], params["reg"],
                                        params["batch_size"], dgen) * (hi - lo)
             sync()
-        return _sum(total, device) / max(csr.nnz, 1)
+        return ek_dist.sum_over_ranks(float(total)) / max(csr.nnz, 1)
 
     def finish():
         P.copy_(ek_dist.all_gather_rows(Pb))

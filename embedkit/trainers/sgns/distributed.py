@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import math
-import zlib
 
 import numpy as np
 
@@ -100,7 +99,6 @@ class _NoSync:
     """The single-process hook: does nothing, changes nothing."""
 
     seed_offset = 0
-    active = False
 
     def start(self, tables, lr, min_lr, steps=None):
         return lr, min_lr
@@ -128,7 +126,6 @@ class Sync:
     ``syncs``, ``sync_bytes`` and ``sync_seconds`` count the averages.
     """
 
-    active = True
 
     def __init__(self, sync_every: float, rank: int):
         self.n = syncs_per_epoch(sync_every)
@@ -183,10 +180,9 @@ def sync_for(sync_every: float):
     """The engine hook of this process: :class:`Sync` under a process group of 2+ ranks, else NO_SYNC."""
     from ... import distributed as ek_dist
 
-    w = ek_dist.world()
     if not ek_dist.is_distributed():
         return NO_SYNC
-    return Sync(sync_every, w.rank)
+    return Sync(sync_every, ek_dist.world().rank)
 
 
 class _Strided:
@@ -215,25 +211,16 @@ def check_vocab(words, owner: str) -> None:
     """Raise on every rank when the ranks built different vocabularies (size and a CRC of the words)."""
     from ... import distributed as ek_dist
 
-    if not ek_dist.is_distributed():
-        return
-    crc = zlib.crc32("\n".join(str(w) for w in words).encode("utf-8", "surrogatepass"))
-    ek_dist.same_on_all_ranks(np.array([len(words), crc], dtype=np.float64),
-                              f"the {owner} vocabulary (its size and words)")
+    ek_dist.same_data_on_all_ranks(f"the {owner} vocabulary (its size and words)", words)
 
 
 def check_graph(graph) -> None:
-    """Raise on every rank when the ranks were given different graphs (node and edge counts, a CRC of
-    the node ids and one of the edges), before any collective sized by the graph."""
+    """Raise on every rank when the ranks were given different graphs (node ids and edges), before any
+    collective sized by the graph."""
     from ... import distributed as ek_dist
 
-    if not ek_dist.is_distributed():
-        return
-    nodes = zlib.crc32("\n".join(str(k) for k in graph.nodes).encode("utf-8", "surrogatepass"))
-    edges = zlib.crc32(np.ascontiguousarray(graph.indices, dtype=np.int64).tobytes(),
-                       zlib.crc32(np.ascontiguousarray(graph.indptr, dtype=np.int64).tobytes()))
-    ek_dist.same_on_all_ranks(np.array([graph.num_nodes, len(graph.indices), nodes, edges], dtype=np.float64),
-                              "the graph (its nodes and edges)")
+    ek_dist.same_data_on_all_ranks("the graph (its nodes and edges)", list(graph.nodes),
+                                   np.asarray(graph.indptr, dtype=np.int64), np.asarray(graph.indices, dtype=np.int64))
 
 
 def check_shards(n_local: int, what: str) -> None:
@@ -256,15 +243,9 @@ def check_shards(n_local: int, what: str) -> None:
 
 def sum_counts(counts: np.ndarray) -> np.ndarray:
     """``counts`` (int64) summed over the ranks (itself in a single process)."""
-    import torch
-
     from ... import distributed as ek_dist
 
-    if not ek_dist.is_distributed():
-        return counts
-    t = torch.as_tensor(np.ascontiguousarray(counts, dtype=np.int64))
-    ek_dist.all_reduce_sum_(t)
-    return t.numpy()
+    return ek_dist.sum_over_ranks(np.asarray(counts, dtype=np.int64))
 
 
 def refuse(owner: str, what: str) -> None:
