@@ -1,0 +1,198 @@
+"""Fresh held-out tabular anomaly-detection tasks, generated from data shipped with scikit-learn.
+
+The 18 ADBench sets in ``../shared/data/adbench`` have all been used while designing the encoders, so
+this module builds new tasks that nobody has scored yet. It only *generates* data: no detector, score or
+ROC-AUC is computed here (running ``python fresh_anomaly.py`` prints shapes and counts only), so the
+tasks stay unseen until a protocol for them is written.
+
+The anomaly types follow the "realistic synthetic" generator of ADBench (Han, Hu, Huang, Jiang, Zhao,
+"ADBench: Anomaly Detection Benchmark", NeurIPS 2022 Datasets and Benchmarks, section 3.2), which plants
+four kinds of anomaly into a real data set:
+
+Bases (real rows, no download):
+
+* ``diabetes``: ``load_diabetes().data`` (442 x 10)
+* ``iris``: ``load_iris().data`` (150 x 4)
+* ``digits``: ``load_digits().data`` (1797 x 64; constant pixel columns dropped, leaving 61)
+* ``breast``: the benign rows of ``load_breast_cancer()`` (sklearn target == 1; 357 x 30)
+* ``wine``: ``load_wine().data`` (178 x 13)
+
+Each base is preprocessed the same way: columns constant over its rows are dropped, then every column is
+standardised with the mean and (population) standard deviation of the base rows. All tasks live in that
+standardised space. With ``n`` the number of base rows, every task has ``n`` normal rows and
+``max(5, round(0.05 * n))`` anomalies. Four tasks per base, named ``<base>_<type>``:
+
+* ``local``: a ``GaussianMixture`` (``covariance_type='full'``, ``'diag'`` for digits, whose 61 pixel
+  columns make full covariances near-singular and slow; ``reg_covar=1e-3``; ``random_state=seed``) is fitted
+  to the standardised base rows with the number of components chosen by lowest BIC among 1..5. Normals are
+  ``n`` draws from that mixture; anomalies are draws from the same mixture with every covariance multiplied
+  by ``alpha = 5`` (ADBench's local anomalies).
+* ``cluster``: the same mixture; normals are ``n`` draws from it; anomalies are draws from the mixture with
+  every component mean multiplied by ``alpha = 5`` (in the standardised space), weights and covariances
+  unchanged (ADBench's clustered anomalies).
+* ``global``: normals are the real standardised base rows; anomalies are uniform in the per-feature box
+  ``[min - 0.1 * range, max + 0.1 * range]`` of the normals (ADBench's ``alpha = 1.1`` box).
+* ``dependency``: normals are the real standardised base rows; each anomaly column is drawn independently,
+  with replacement, from that column's values in the normal rows (marginals kept, dependence between
+  columns broken), then every value gets Gaussian jitter of standard deviation 0.05. This is a simpler
+  stand-in for ADBench's dependency anomalies (vine copula for normals, independent per-feature KDEs for
+  anomalies); like them it keeps the marginals and destroys the dependence structure. Unlike ADBench,
+  whose normals for local/cluster/global are all GMM draws, the ``global`` and ``dependency`` normals here
+  are the real rows.
+
+Mixture draws are made here (not with ``GaussianMixture.sample``): the component of each row is drawn with
+the mixture weights, then the row from that component's Gaussian (Cholesky factor of the full covariance,
+or square roots of the diagonal variances).
+
+One further task is added when ``sklearn.datasets.load_sample_images()`` works offline (it needs pillow):
+``patches_china_vs_flower``. Normals are the non-overlapping 6 x 6 RGB patches of ``china.jpg`` (108
+features, pixel values / 255, not standardised), subsampled without replacement to at most 1500 rows;
+anomalies are ``max(5, round(0.05 * n_normal))`` patches drawn without replacement from ``flower.jpg``.
+The task is skipped silently when the images cannot be loaded.
+
+Every task's rows are shuffled. Randomness comes from ``numpy.random.default_rng`` seeded with
+``[seed, base index, type index]``, plus ``random_state=seed`` for the mixture fits, so ``tasks(seed)`` is
+deterministic given ``seed``. ``X`` is float32 (n x d), ``y`` is int64 with 1 = anomaly.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from sklearn import datasets
+from sklearn.mixture import GaussianMixture
+
+ALPHA_LOCAL = 5.0
+ALPHA_CLUSTER = 5.0
+BOX_MARGIN = 0.1  # ADBench's alpha = 1.1 box: [min - 0.1 range, max + 0.1 range]
+JITTER = 0.05
+SHARE = 0.05
+MIN_ANOMALIES = 5
+MAX_COMPONENTS = 5
+MAX_PATCH_ROWS = 1500
+PATCH = 6
+TYPES = ("local", "cluster", "global", "dependency")
+
+# the mixture chosen for each base in the last tasks() call: base -> (n_components, covariance_type)
+LAST_GMM: dict[str, tuple[int, str]] = {}
+
+
+def _n_anomalies(n_normal: int) -> int:
+    return max(MIN_ANOMALIES, int(round(SHARE * n_normal)))
+
+
+def _bases() -> list[tuple[str, np.ndarray, str]]:
+    bc = datasets.load_breast_cancer()
+    return [
+        ("diabetes", datasets.load_diabetes().data, "full"),
+        ("iris", datasets.load_iris().data, "full"),
+        ("digits", datasets.load_digits().data, "diag"),
+        ("breast", bc.data[bc.target == 1], "full"),
+        ("wine", datasets.load_wine().data, "full"),
+    ]
+
+
+def _standardise(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    sd = X.std(axis=0)
+    X = X[:, sd > 0]
+    return (X - X.mean(axis=0)) / X.std(axis=0)
+
+
+def _fit_gmm(Z: np.ndarray, cov_type: str, seed: int) -> GaussianMixture:
+    best, best_bic = None, np.inf
+    for k in range(1, MAX_COMPONENTS + 1):
+        g = GaussianMixture(n_components=k, covariance_type=cov_type, reg_covar=1e-3, random_state=seed).fit(Z)
+        bic = g.bic(Z)
+        if bic < best_bic:
+            best, best_bic = g, bic
+    return best
+
+
+def _sample_mixture(weights, means, covs, cov_type: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    comp = rng.choice(len(weights), size=n, p=weights / weights.sum())
+    out = np.empty((n, means.shape[1]))
+    for c in range(len(weights)):
+        idx = np.flatnonzero(comp == c)
+        if len(idx) == 0:
+            continue
+        e = rng.standard_normal((len(idx), means.shape[1]))
+        if cov_type == "full":
+            out[idx] = means[c] + e @ np.linalg.cholesky(covs[c]).T
+        else:
+            out[idx] = means[c] + e * np.sqrt(covs[c])
+    return out
+
+
+def _make(normal: np.ndarray, anomalies: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    X = np.vstack([normal, anomalies]).astype(np.float32)
+    y = np.r_[np.zeros(len(normal), dtype=np.int64), np.ones(len(anomalies), dtype=np.int64)]
+    order = rng.permutation(len(X))
+    return X[order], y[order]
+
+
+def _patches(img: np.ndarray) -> np.ndarray:
+    h, w = (img.shape[0] // PATCH) * PATCH, (img.shape[1] // PATCH) * PATCH
+    a = img[:h, :w].reshape(h // PATCH, PATCH, w // PATCH, PATCH, 3).transpose(0, 2, 1, 3, 4)
+    return a.reshape(-1, PATCH * PATCH * 3).astype(np.float64) / 255.0
+
+
+def _patch_task(seed: int) -> tuple[str, np.ndarray, np.ndarray] | None:
+    try:
+        imgs = datasets.load_sample_images()
+        by_name = {str(f).replace("\\", "/").rsplit("/", 1)[-1]: im for f, im in zip(imgs.filenames, imgs.images)}
+        china, flower = _patches(by_name["china.jpg"]), _patches(by_name["flower.jpg"])
+    except Exception:
+        return None
+    rng = np.random.default_rng([seed, 99, 0])
+    normal = china[rng.choice(len(china), size=min(MAX_PATCH_ROWS, len(china)), replace=False)]
+    anomalies = flower[rng.choice(len(flower), size=_n_anomalies(len(normal)), replace=False)]
+    X, y = _make(normal, anomalies, rng)
+    return "patches_china_vs_flower", X, y
+
+
+def tasks(seed: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """All fresh tasks as (name, X float32 n x d, y int 0/1 with 1 = anomaly); deterministic given seed."""
+    out = []
+    LAST_GMM.clear()
+    for b, (base, raw, cov_type) in enumerate(_bases()):
+        Z = _standardise(raw)
+        n, m = len(Z), _n_anomalies(len(Z))
+        gmm = _fit_gmm(Z, cov_type, seed)
+        LAST_GMM[base] = (gmm.n_components, cov_type)
+        w, mu, cov = gmm.weights_, gmm.means_, gmm.covariances_
+        for t, kind in enumerate(TYPES):
+            rng = np.random.default_rng([seed, b, t])
+            if kind == "local":
+                normal = _sample_mixture(w, mu, cov, cov_type, n, rng)
+                anomalies = _sample_mixture(w, mu, cov * ALPHA_LOCAL, cov_type, m, rng)
+            elif kind == "cluster":
+                normal = _sample_mixture(w, mu, cov, cov_type, n, rng)
+                anomalies = _sample_mixture(w, mu * ALPHA_CLUSTER, cov, cov_type, m, rng)
+            elif kind == "global":
+                normal = Z
+                lo, hi = Z.min(axis=0), Z.max(axis=0)
+                span = hi - lo
+                anomalies = rng.uniform(lo - BOX_MARGIN * span, hi + BOX_MARGIN * span, size=(m, Z.shape[1]))
+            else:  # dependency
+                normal = Z
+                anomalies = np.column_stack([rng.choice(Z[:, j], size=m, replace=True) for j in range(Z.shape[1])])
+                anomalies = anomalies + JITTER * rng.standard_normal(anomalies.shape)
+            X, y = _make(normal, anomalies, rng)
+            out.append((f"{base}_{kind}", X, y))
+    patch = _patch_task(seed)
+    if patch is not None:
+        out.append(patch)
+    return out
+
+
+if __name__ == "__main__":
+    t0 = time.perf_counter()
+    all_tasks = tasks(0)
+    took = time.perf_counter() - t0
+    print(f"{'task':<26} {'n':>6} {'d':>4} {'anom':>5} {'share':>7}")
+    for name, X, y in all_tasks:
+        print(f"{name:<26} {len(X):>6} {X.shape[1]:>4} {int(y.sum()):>5} {y.mean():>7.4f}")
+    print("gmm (BIC over 1..5):", ", ".join(f"{b}={k} {c}" for b, (k, c) in LAST_GMM.items()))
+    print(f"{len(all_tasks)} tasks generated in {took:.1f}s")
