@@ -19,10 +19,20 @@ Sections (markdown tables on stdout; --json FILE also writes every figure):
      KNN and AutoEncoder (defaults) when pyod is installed. The default score was chosen on the design
      sets DESIGN_SETS (every third name in sorted() order); means are also given over them and over the
      other 12 (held out).
+     --anomaly-suite {adbench,fresh,both} (default adbench) picks the sets: "fresh" scores the same columns,
+     with the same split, subsampling rule and printing, on the 21 held-out tasks of
+     encoders_design/fresh_anomaly.py instead (5 scikit-learn bases x the local, cluster, global and
+     dependency anomaly types of ADBench's realistic synthetic generator, Han et al., "ADBench: Anomaly
+     Detection Benchmark", NeurIPS 2022, section 3.2; plus one china-vs-flower image-patch task). No
+     design/held-out split is printed for them (none of them was used in design); instead the means per
+     anomaly type (task-name suffix; the patches task alone). "both" runs ADBench, then the fresh tasks.
+     With --json, the fresh figures go under "anomaly_fresh" (ADBench's stay under "anomaly"), and a
+     fresh-only run writes to FILE with "_fresh" before the extension, so it does not overwrite an ADBench run.
   3. epoch time on a synthetic Gaussian mixture (--rows x 64 features, 20 classes).
 
     python benchmarks/encoders_bench.py --threads 1          # CPU, the full run (a few minutes)
     python benchmarks/encoders_bench.py --quick              # 1 seed, 4 anomaly sets (smoke run)
+    python benchmarks/encoders_bench.py --threads 1 --sections 2 --anomaly-suite fresh   # the fresh tasks
     python benchmarks/encoders_bench.py --device cuda --rows 1000000
 """
 
@@ -34,6 +44,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 import warnings
 
@@ -52,6 +63,10 @@ from embedkit.evaluate.anomaly import average_precision
 # the sets the AutoEncoder's default score was chosen on: every third ADBench name in sorted() string order
 DESIGN_SETS = ("12_fault", "22_magic.gamma", "2_annthyroid", "38_thyroid", "44_Wilt", "47_yeast")
 ADBENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "adbench")
+# fresh_anomaly.py (the generator of the fresh held-out tasks) lives here
+DESIGN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "encoders_design")
+# groups of the fresh tasks, by the suffix of the task name (the patches task is a group of its own)
+FRESH_TYPES = ("local", "cluster", "global", "dependency", "patches")
 
 
 def timed_fit(model, *args, **kwargs):
@@ -150,23 +165,57 @@ def steps_schedule(n: int, batch_size: int = 128, validation_fraction: float = 0
     return {"epochs": epochs, "patience": max(5, math.ceil(epochs / 10)) if n_val >= 16 else None}
 
 
-def anomalies(args, out):
+def _adbench_sets(args):
+    """(name, loader) per ADBench set, in numeric order; loader() -> (X float32, y int)."""
     files = sorted(glob.glob(os.path.join(args.adbench, "*.npz")), key=lambda p: int(os.path.basename(p).split("_")[0]))
-    if not files:
-        print(f"\n### 2. Anomalies: no ADBench sets under {args.adbench}; skipped")
+
+    def loader(path):
+        def load():
+            with np.load(path, allow_pickle=False) as data:
+                return data["X"].astype(np.float32), data["y"].astype(int)
+        return load
+    return [(os.path.basename(p)[:-4], loader(p)) for p in files]
+
+
+def _fresh_sets(args):
+    """(name, loader) per fresh task of encoders_design/fresh_anomaly.py (tasks(seed=0))."""
+    if DESIGN_DIR not in sys.path:
+        sys.path.append(DESIGN_DIR)
+    from fresh_anomaly import tasks
+
+    return [(name, lambda X=X, y=y: (X.astype(np.float32), y.astype(int))) for name, X, y in tasks(seed=0)]
+
+
+def fresh_type(name: str) -> str:
+    """The anomaly type of a fresh task, from its name: '<base>_<type>', or 'patches' for the image task."""
+    suffix = name.rsplit("_", 1)[-1]
+    if suffix in FRESH_TYPES:
+        return suffix
+    return "patches" if name.startswith("patches") else "other"
+
+
+def anomalies(args, out):
+    suites = ("adbench", "fresh") if args.anomaly_suite == "both" else (args.anomaly_suite,)
+    for suite in suites:
+        _anomaly_suite(args, out, suite)
+
+
+def _anomaly_suite(args, out, suite):
+    sets = _adbench_sets(args) if suite == "adbench" else _fresh_sets(args)
+    if not sets:
+        where = args.adbench if suite == "adbench" else os.path.join(DESIGN_DIR, "fresh_anomaly.py")
+        print(f"\n### 2. Anomalies: no {'ADBench sets' if suite == 'adbench' else 'fresh tasks'} under {where}; skipped")
         return
     if args.quick:
-        files = files[:4]
+        sets = sets[:4]
     pyod = _pyod_detectors()
     names = ["AutoEncoder() (ensemble)", "AE ~1000 steps + early stop", "AE combined (recon. + latent kNN)",
              "AE reconstruction only", "AE latent kNN only", "AE input kNN only", "AE variant='linear'", "IsolationForest",
              "PCA recon. (same dim)", *pyod]
     baselines = ["AE ~1000 steps + early stop", "IsolationForest", "PCA recon. (same dim)", *pyod]
     table, aps, secs = {}, {}, {n: [] for n in names}
-    for path in files:
-        name = os.path.basename(path)[:-4]
-        with np.load(path, allow_pickle=False) as data:
-            X, y = data["X"].astype(np.float32), data["y"].astype(int)
+    for name, load in sets:
+        X, y = load()
         if len(X) > args.max_rows:
             X, _, y, _ = train_test_split(X, y, train_size=args.max_rows, stratify=y, random_state=0)
         Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.4, stratify=y, random_state=0)
@@ -208,7 +257,9 @@ def anomalies(args, out):
         aps[name] = {n: average_precision(np.nan_to_num(s, nan=0.0), yte) for n, s in scores.items()}
         print(f"  {name}: n={len(X)} d={X.shape[1]} " + " ".join(f"{k}={v:.3f}" for k, v in table[name].items()),
               flush=True)
-    print(f"\n### 2. Anomalies: {len(table)} ADBench sets, 60/40 stratified split (seed 0), ROC-AUC on the 40% "
+    what = (f"{len(table)} ADBench sets" if suite == "adbench"
+            else f"{len(table)} fresh held-out tasks (encoders_design/fresh_anomaly.py, tasks(seed=0))")
+    print(f"\n### 2. Anomalies: {what}, 60/40 stratified split (seed 0), ROC-AUC on the 40% "
           f"(sets over {args.max_rows} rows subsampled to {args.max_rows})\n")
     print("| set | " + " | ".join(names) + " |")
     print("|---" * (len(names) + 1) + "|")
@@ -218,11 +269,17 @@ def anomalies(args, out):
     ap_means = {n: float(np.mean([row[n] for row in aps.values()])) for n in names}
     print("| **mean ROC-AUC** | " + " | ".join(f"**{means[n]:.3f}**" for n in names) + " |")
     split = {}
-    for label, keep in (("design sets", lambda s: s in DESIGN_SETS), ("held-out sets", lambda s: s not in DESIGN_SETS)):
+    if suite == "adbench":
+        groups = (("design sets", lambda s: s in DESIGN_SETS), ("held-out sets", lambda s: s not in DESIGN_SETS))
+    else:  # per anomaly type; "other" only if the generator grows a task of a new kind
+        groups = tuple((kind, lambda s, kind=kind: fresh_type(s) == kind) for kind in (*FRESH_TYPES, "other"))
+    for label, keep in groups:
         rows = [row for s, row in table.items() if keep(s)]
         if rows:
             split[label] = {n: float(np.mean([row[n] for row in rows])) for n in names}
-            print(f"| mean ROC-AUC, {len(rows)} {label} | " + " | ".join(f"{split[label][n]:.3f}" for n in names) + " |")
+            unit = "" if suite == "adbench" else (" task" if len(rows) == 1 else " tasks")
+            print(f"| mean ROC-AUC, {len(rows)} {label}{unit} | " + " | ".join(f"{split[label][n]:.3f}" for n in names)
+                  + " |")
     print("| mean average precision | " + " | ".join(f"{ap_means[n]:.3f}" for n in names) + " |")
     print("| fit s (mean per set) | " + " | ".join(f"{np.mean(secs[n]):.2f}" if secs[n] else "-" for n in names) + " |")
     ours = names[0]
@@ -231,8 +288,9 @@ def anomalies(args, out):
         wins = [s for s, row in table.items() if row[ours] > row[other]]
         losses = [s for s, row in table.items() if row[ours] < row[other]]
         print(f"- {ours} vs {other}: wins {len(wins)}, losses {len(losses)} ({', '.join(losses) or 'none'})")
-    out["anomaly"] = {"auc": table, "average_precision": aps, "mean_auc": means, "mean_ap": ap_means, "split_auc": split,
-                      "fit_seconds": {n: float(np.mean(v)) if v else None for n, v in secs.items()}}
+    key = "anomaly" if suite == "adbench" else "anomaly_fresh"
+    out[key] = {"auc": table, "average_precision": aps, "mean_auc": means, "mean_ap": ap_means, "split_auc": split,
+                "fit_seconds": {n: float(np.mean(v)) if v else None for n, v in secs.items()}}
 
 
 # --------------------------------------------------------------------------- 3. epoch time
@@ -274,7 +332,12 @@ def main():
     parser.add_argument("--sections", default="123", help="which sections to run (default: 123)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice; 1 is steadier on a shared machine)")
-    parser.add_argument("--json", default=None, help="also write all figures to this JSON file")
+    parser.add_argument("--anomaly-suite", choices=("adbench", "fresh", "both"), default="adbench",
+                        help="section 2's sets: the 18 ADBench sets, the 21 fresh held-out tasks of "
+                             "encoders_design/fresh_anomaly.py, or both (default: adbench)")
+    parser.add_argument("--json", default=None,
+                        help="also write all figures to this JSON file (with --anomaly-suite fresh: FILE with "
+                             "'_fresh' before the extension)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -292,8 +355,13 @@ def main():
             fn(args, out)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
     if args.json:
-        with open(args.json, "w") as fh:
+        path = args.json
+        if args.anomaly_suite == "fresh":  # keep a fresh-only run from overwriting an ADBench run's file
+            root, ext = os.path.splitext(path)
+            path = f"{root}_fresh{ext}"
+        with open(path, "w") as fh:
             json.dump(out, fh, indent=1)
+        print(f"figures written to {path}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Fresh held-out tabular anomaly-detection tasks, generated from data shipped with scikit-learn.
 
-The 18 ADBench sets in ``../shared/data/adbench`` have all been used while designing the encoders, so
-this module builds new tasks that nobody has scored yet. It only *generates* data: no detector, score or
-ROC-AUC is computed here (running ``python fresh_anomaly.py`` prints shapes and counts only), so the
-tasks stay unseen until a protocol for them is written.
+The 18 ADBench sets in ``../shared/data/adbench`` had all been used while designing the encoders, so
+this module was written (2026-11-30) to build tasks nobody had scored. They served as the held-out suite of
+the sixth AutoEncoder round (PROTOCOL.md, "ae14 round 6") and have been scored since, so they are now
+seen data too. This module only *generates* data (``python fresh_anomaly.py`` prints shapes and counts);
+``encoders_bench.py --anomaly-suite fresh`` scores them. ``tasks(seed)`` with a new seed draws new
+anomalies (and, for the mixture types, new normal rows) from the same five bases.
 
 The anomaly types follow the "realistic synthetic" generator of ADBench (Han, Hu, Huang, Jiang, Zhao,
 "ADBench: Anomaly Detection Benchmark", NeurIPS 2022 Datasets and Benchmarks, section 3.2), which plants
@@ -50,6 +52,12 @@ features, pixel values / 255, not standardised), subsampled without replacement 
 anomalies are ``max(5, round(0.05 * n_normal))`` patches drawn without replacement from ``flower.jpg``.
 The task is skipped silently when the images cannot be loaded.
 
+A second suite, ``tasks(seed, suite="statsmodels")`` (written for PROTOCOL.md's round 7, after this one had
+been scored), plants the same four types into six numeric tables shipped inside statsmodels: ``fair``
+(6366 x 9), ``randhie`` (20190 x 10), ``star98`` (303 x 22), ``anes96`` (944 x 11), ``modechoice`` (840 x 9)
+and ``macrodata`` (203 x 14), the first two subsampled to 1500 rows. It needs ``pip install statsmodels``
+(benchmarks only). ``python fresh_anomaly.py statsmodels`` prints its shapes.
+
 Every task's rows are shuffled. Randomness comes from ``numpy.random.default_rng`` seeded with
 ``[seed, base index, type index]``, plus ``random_state=seed`` for the mixture fits, so ``tasks(seed)`` is
 deterministic given ``seed``. ``X`` is float32 (n x d), ``y`` is int64 with 1 = anomaly.
@@ -91,6 +99,24 @@ def _bases() -> list[tuple[str, np.ndarray, str]]:
         ("breast", bc.data[bc.target == 1], "full"),
         ("wine", datasets.load_wine().data, "full"),
     ]
+
+
+STATSMODELS = ("fair", "randhie", "star98", "anes96", "modechoice", "macrodata")
+MAX_BASE_ROWS = 1500
+
+
+def _statsmodels_bases(seed: int) -> list[tuple[str, np.ndarray, str]]:
+    """The second suite's bases: numeric tables shipped inside statsmodels (``pip install statsmodels``;
+    benchmark-only, no download), every column kept; tables over 1500 rows subsampled to 1500 (seeded)."""
+    import statsmodels.api as sm
+
+    out = []
+    for b, name in enumerate(STATSMODELS):
+        X = getattr(sm.datasets, name).load_pandas().data.select_dtypes("number").to_numpy(dtype=np.float64)
+        if len(X) > MAX_BASE_ROWS:
+            X = X[np.random.default_rng([seed, 50 + b]).choice(len(X), size=MAX_BASE_ROWS, replace=False)]
+        out.append((name, X, "full"))
+    return out
 
 
 def _standardise(X: np.ndarray) -> np.ndarray:
@@ -152,11 +178,17 @@ def _patch_task(seed: int) -> tuple[str, np.ndarray, np.ndarray] | None:
     return "patches_china_vs_flower", X, y
 
 
-def tasks(seed: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """All fresh tasks as (name, X float32 n x d, y int 0/1 with 1 = anomaly); deterministic given seed."""
+def tasks(seed: int = 0, suite: str = "sklearn") -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """All fresh tasks as (name, X float32 n x d, y int 0/1 with 1 = anomaly); deterministic given seed.
+
+    ``suite="sklearn"``: the five scikit-learn bases and the image patches (21 tasks). ``suite="statsmodels"``:
+    six statsmodels tables (fair, randhie, star98, anes96, modechoice, macrodata) x the same four types (24
+    tasks), the held-out suite of PROTOCOL.md's round 7."""
+    if suite not in ("sklearn", "statsmodels"):
+        raise ValueError(f"suite must be 'sklearn' or 'statsmodels', got {suite!r}")
     out = []
     LAST_GMM.clear()
-    for b, (base, raw, cov_type) in enumerate(_bases()):
+    for b, (base, raw, cov_type) in enumerate(_bases() if suite == "sklearn" else _statsmodels_bases(seed)):
         Z = _standardise(raw)
         n, m = len(Z), _n_anomalies(len(Z))
         gmm = _fit_gmm(Z, cov_type, seed)
@@ -181,15 +213,17 @@ def tasks(seed: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
                 anomalies = anomalies + JITTER * rng.standard_normal(anomalies.shape)
             X, y = _make(normal, anomalies, rng)
             out.append((f"{base}_{kind}", X, y))
-    patch = _patch_task(seed)
+    patch = _patch_task(seed) if suite == "sklearn" else None
     if patch is not None:
         out.append(patch)
     return out
 
 
 if __name__ == "__main__":
+    import sys
+
     t0 = time.perf_counter()
-    all_tasks = tasks(0)
+    all_tasks = tasks(0, sys.argv[1] if len(sys.argv) > 1 else "sklearn")
     took = time.perf_counter() - t0
     print(f"{'task':<26} {'n':>6} {'d':>4} {'anom':>5} {'share':>7}")
     for name, X, y in all_tasks:
