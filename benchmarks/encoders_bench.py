@@ -20,11 +20,11 @@ Sections (markdown tables on stdout; --json FILE also writes every figure):
      sets DESIGN_SETS (every third name in sorted() order); means are also given over them and over the
      other 12 (held out).
      --anomaly-suite {adbench,fresh,both} (default adbench) picks the sets: "fresh" scores the same columns,
-     with the same split, subsampling rule and printing, on the 21 held-out tasks of
+     with the same split, subsampling rule and printing, on the 21 fresh scikit-learn-based tasks of
      encoders_design/fresh_anomaly.py instead (5 scikit-learn bases x the local, cluster, global and
      dependency anomaly types of ADBench's realistic synthetic generator, Han et al., "ADBench: Anomaly
-     Detection Benchmark", NeurIPS 2022, section 3.2; plus one china-vs-flower image-patch task). No
-     design/held-out split is printed for them (none of them was used in design); instead the means per
+     Detection Benchmark", NeurIPS 2022, section 3.2; plus one china-vs-flower image-patch task; held out in
+     PROTOCOL.md's round 6, seen since). No design/held-out split is printed for them; instead the means per
      anomaly type (task-name suffix; the patches task alone). "both" runs ADBench, then the fresh tasks.
      With --json, the fresh figures go under "anomaly_fresh" (ADBench's stay under "anomaly"), and a
      fresh-only run writes to FILE with "_fresh" before the extension, so it does not overwrite an ADBench run.
@@ -63,7 +63,7 @@ from embedkit.evaluate.anomaly import average_precision
 # the sets the AutoEncoder's default score was chosen on: every third ADBench name in sorted() string order
 DESIGN_SETS = ("12_fault", "22_magic.gamma", "2_annthyroid", "38_thyroid", "44_Wilt", "47_yeast")
 ADBENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "adbench")
-# fresh_anomaly.py (the generator of the fresh held-out tasks) lives here
+# fresh_anomaly.py (the generator of the fresh tasks) lives here
 DESIGN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "encoders_design")
 # groups of the fresh tasks, by the suffix of the task name (the patches task is a group of its own)
 FRESH_TYPES = ("local", "cluster", "global", "dependency", "patches")
@@ -258,7 +258,7 @@ def _anomaly_suite(args, out, suite):
         print(f"  {name}: n={len(X)} d={X.shape[1]} " + " ".join(f"{k}={v:.3f}" for k, v in table[name].items()),
               flush=True)
     what = (f"{len(table)} ADBench sets" if suite == "adbench"
-            else f"{len(table)} fresh held-out tasks (encoders_design/fresh_anomaly.py, tasks(seed=0))")
+            else f"{len(table)} fresh tasks (encoders_design/fresh_anomaly.py, tasks(seed=0))")
     print(f"\n### 2. Anomalies: {what}, 60/40 stratified split (seed 0), ROC-AUC on the 40% "
           f"(sets over {args.max_rows} rows subsampled to {args.max_rows})\n")
     print("| set | " + " | ".join(names) + " |")
@@ -333,7 +333,7 @@ def main():
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice; 1 is steadier on a shared machine)")
     parser.add_argument("--anomaly-suite", choices=("adbench", "fresh", "both"), default="adbench",
-                        help="section 2's sets: the 18 ADBench sets, the 21 fresh held-out tasks of "
+                        help="section 2's sets: the 18 ADBench sets, the 21 fresh scikit-learn-based tasks of "
                              "encoders_design/fresh_anomaly.py, or both (default: adbench)")
     parser.add_argument("--json", default=None,
                         help="also write all figures to this JSON file (with --anomaly-suite fresh: FILE with "

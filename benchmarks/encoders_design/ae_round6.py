@@ -91,6 +91,14 @@ def main():
     keys = [k for k in res[next(iter(res))][seeds[0]] if k != "fit_s"]
     means = {k: float(np.mean([r[k] for s in res.values() for r in s.values()])) for k in keys}
     print("MEAN", {k: round(v, 4) for k, v in means.items()})
+    per_set = {n: {k: float(np.mean([r[k] for r in s.values()])) for k in keys} for n, s in res.items()}
+    for kind in ("local", "cluster", "global", "dependency", "patches"):
+        names = [n for n in per_set if n.endswith(kind) or (kind == "patches" and n.startswith("patches"))]
+        if names:
+            print(f"mean, {kind} ({len(names)})", {k: round(float(np.mean([per_set[n][k] for n in names])), 3) for k in keys})
+    for c in ["A", "K20", "K20F", "KMAX"]:  # exact (unrounded) means per set, against IsolationForest
+        d = np.array([per_set[n][c] - per_set[n]["IsolationForest"] for n in per_set])
+        print(f"{c} vs IsolationForest: wins {int((d > 0).sum())}, losses {int((d < 0).sum())}, ties {int((d == 0).sum())}")
     with open(f"/tmp/ae14_round6_{which}.json", "w") as fh:
         json.dump(res, fh, indent=1)
 
