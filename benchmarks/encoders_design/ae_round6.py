@@ -49,6 +49,21 @@ def kth(ref, q, k, exclude_self=False):
     return dist[:, k] if exclude_self else dist[:, k - 1]
 
 
+def summarise(res, keys, candidates):
+    """Print the overall means, the means per anomaly type (task-name suffix) and each candidate's wins / losses /
+    ties against IsolationForest on the unrounded per-set means (over seeds). ``res``: set -> seed -> {key: AUC}."""
+    means = {k: float(np.mean([r[k] for s in res.values() for r in s.values()])) for k in keys}
+    print("MEAN", {k: round(v, 4) for k, v in means.items()})
+    per_set = {n: {k: float(np.mean([r[k] for r in s.values()])) for k in keys} for n, s in res.items()}
+    for kind in ("local", "cluster", "global", "dependency", "patches"):
+        names = [n for n in per_set if n.endswith(kind) or (kind == "patches" and n.startswith("patches"))]
+        if names:
+            print(f"mean, {kind} ({len(names)})", {k: round(float(np.mean([per_set[n][k] for n in names])), 3) for k in keys})
+    for c in candidates:
+        d = np.array([per_set[n][c] - per_set[n]["IsolationForest"] for n in per_set])
+        print(f"{c} vs IsolationForest: wins {int((d > 0).sum())}, losses {int((d < 0).sum())}, ties {int((d == 0).sum())}")
+
+
 def main():
     which = sys.argv[1]
     seeds = [int(s) for s in (sys.argv[2] if len(sys.argv) > 2 else "0,1,2").split(",")]
@@ -89,16 +104,7 @@ def main():
         mean = {k: float(np.mean([r[k] for r in res[name].values()])) for k in res[name][seeds[0]]}
         print(name, {k: round(v, 3) for k, v in mean.items()}, flush=True)
     keys = [k for k in res[next(iter(res))][seeds[0]] if k != "fit_s"]
-    means = {k: float(np.mean([r[k] for s in res.values() for r in s.values()])) for k in keys}
-    print("MEAN", {k: round(v, 4) for k, v in means.items()})
-    per_set = {n: {k: float(np.mean([r[k] for r in s.values()])) for k in keys} for n, s in res.items()}
-    for kind in ("local", "cluster", "global", "dependency", "patches"):
-        names = [n for n in per_set if n.endswith(kind) or (kind == "patches" and n.startswith("patches"))]
-        if names:
-            print(f"mean, {kind} ({len(names)})", {k: round(float(np.mean([per_set[n][k] for n in names])), 3) for k in keys})
-    for c in ["A", "K20", "K20F", "KMAX"]:  # exact (unrounded) means per set, against IsolationForest
-        d = np.array([per_set[n][c] - per_set[n]["IsolationForest"] for n in per_set])
-        print(f"{c} vs IsolationForest: wins {int((d > 0).sum())}, losses {int((d < 0).sum())}, ties {int((d == 0).sum())}")
+    summarise(res, keys, ["A", "K20", "K20F", "KMAX"])
     with open(f"/tmp/ae14_round6_{which}.json", "w") as fh:
         json.dump(res, fh, indent=1)
 

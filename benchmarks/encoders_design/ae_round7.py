@@ -19,7 +19,7 @@ from embedkit.evaluate import anomaly_auc
 from embedkit.trainers.encoders import _anomaly
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ae_round6 import design_sets, kth  # noqa: E402
+from ae_round6 import design_sets, kth, summarise  # noqa: E402
 from fresh_anomaly import tasks  # noqa: E402
 
 torch.set_num_threads(1)
@@ -60,17 +60,7 @@ def main():
             res[name][seed] = {k: anomaly_auc(v, yte) for k, v in cand.items()}
         mean = {k: float(np.mean([r[k] for r in res[name].values()])) for k in res[name][seeds[0]]}
         print(name, {k: round(v, 3) for k, v in mean.items()}, flush=True)
-    keys = list(res[next(iter(res))][seeds[0]])
-    means = {k: float(np.mean([r[k] for s in res.values() for r in s.values()])) for k in keys}
-    print("MEAN", {k: round(v, 4) for k, v in means.items()})
-    per_set = {n: {k: float(np.mean([r[k] for r in s.values()])) for k in keys} for n, s in res.items()}
-    for kind in ("local", "cluster", "global", "dependency", "patches"):
-        names = [n for n in per_set if n.endswith(kind) or (kind == "patches" and n.startswith("patches"))]
-        if names:
-            print(f"mean, {kind} ({len(names)})", {k: round(float(np.mean([per_set[n][k] for n in names])), 3) for k in keys})
-    for c in ["A", "MS", "MSI"]:  # exact (unrounded) means per set, against IsolationForest
-        d = np.array([per_set[n][c] - per_set[n]["IsolationForest"] for n in per_set])
-        print(f"{c} vs IsolationForest: wins {int((d > 0).sum())}, losses {int((d < 0).sum())}, ties {int((d == 0).sum())}")
+    summarise(res, list(res[next(iter(res))][seeds[0]]), ["A", "MS", "MSI"])
     with open(f"/tmp/ae14_round7_{which}.json", "w") as fh:
         json.dump(res, fh, indent=1)
 
