@@ -65,8 +65,6 @@ DESIGN_SETS = ("12_fault", "22_magic.gamma", "2_annthyroid", "38_thyroid", "44_W
 ADBENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "adbench")
 # fresh_anomaly.py (the generator of the fresh tasks) lives here
 DESIGN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "encoders_design")
-# groups of the fresh tasks, by the suffix of the task name (the patches task is a group of its own)
-FRESH_TYPES = ("local", "cluster", "global", "dependency", "patches")
 
 
 def timed_fit(model, *args, **kwargs):
@@ -177,21 +175,18 @@ def _adbench_sets(args):
     return [(os.path.basename(p)[:-4], loader(p)) for p in files]
 
 
-def _fresh_sets(args):
-    """(name, loader) per fresh task of encoders_design/fresh_anomaly.py (tasks(seed=0))."""
+def _fresh_module():
+    """encoders_design/fresh_anomaly.py, the generator of the fresh tasks."""
     if DESIGN_DIR not in sys.path:
         sys.path.append(DESIGN_DIR)
-    from fresh_anomaly import tasks
+    import fresh_anomaly
 
-    return [(name, lambda X=X, y=y: (X.astype(np.float32), y.astype(int))) for name, X, y in tasks(seed=0)]
+    return fresh_anomaly
 
 
-def fresh_type(name: str) -> str:
-    """The anomaly type of a fresh task, from its name: '<base>_<type>', or 'patches' for the image task."""
-    suffix = name.rsplit("_", 1)[-1]
-    if suffix in FRESH_TYPES:
-        return suffix
-    return "patches" if name.startswith("patches") else "other"
+def _fresh_sets(args):
+    """(name, loader) per fresh task of encoders_design/fresh_anomaly.py (tasks(seed=0))."""
+    return [(name, lambda X=X, y=y: (X.astype(np.float32), y.astype(int))) for name, X, y in _fresh_module().tasks(seed=0)]
 
 
 def anomalies(args, out):
@@ -272,7 +267,8 @@ def _anomaly_suite(args, out, suite):
     if suite == "adbench":
         groups = (("design sets", lambda s: s in DESIGN_SETS), ("held-out sets", lambda s: s not in DESIGN_SETS))
     else:  # per anomaly type; "other" only if the generator grows a task of a new kind
-        groups = tuple((kind, lambda s, kind=kind: fresh_type(s) == kind) for kind in (*FRESH_TYPES, "other"))
+        task_type = _fresh_module().task_type
+        groups = tuple((kind, lambda s, kind=kind: task_type(s) == kind) for kind in (*_fresh_module().TYPES, "patches", "other"))
     for label, keep in groups:
         rows = [row for s, row in table.items() if keep(s)]
         if rows:

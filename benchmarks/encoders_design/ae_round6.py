@@ -55,8 +55,10 @@ def summarise(res, keys, candidates):
     means = {k: float(np.mean([r[k] for s in res.values() for r in s.values()])) for k in keys}
     print("MEAN", {k: round(v, 4) for k, v in means.items()})
     per_set = {n: {k: float(np.mean([r[k] for r in s.values()])) for k in keys} for n, s in res.items()}
-    for kind in ("local", "cluster", "global", "dependency", "patches"):
-        names = [n for n in per_set if n.endswith(kind) or (kind == "patches" and n.startswith("patches"))]
+    from fresh_anomaly import TYPES, task_type
+
+    for kind in (*TYPES, "patches"):
+        names = [n for n in per_set if task_type(n) == kind]
         if names:
             print(f"mean, {kind} ({len(names)})", {k: round(float(np.mean([per_set[n][k] for n in names])), 3) for k in keys})
     for c in candidates:

@@ -86,6 +86,14 @@ TYPES = ("local", "cluster", "global", "dependency")
 LAST_GMM: dict[str, tuple[int, str]] = {}
 
 
+def task_type(name: str) -> str:
+    """The anomaly type of a task, from its name ``<base>_<type>``: one of TYPES, or "patches" for the image task."""
+    kind = name.rsplit("_", 1)[-1]
+    if kind in TYPES:
+        return kind
+    return "patches" if name.startswith("patches") else "other"
+
+
 def _n_anomalies(n_normal: int) -> int:
     return max(MIN_ANOMALIES, int(round(SHARE * n_normal)))
 

@@ -40,7 +40,6 @@ from ._milvus_client import (  # noqa: F401
     _lookup_keys,
     _pq_m,
     _pymilvus,
-    _spec,
     check_uri,
     client,
     collection_name,
@@ -50,7 +49,7 @@ from ._milvus_client import (  # noqa: F401
     payload_rows,
     release,
 )
-from ._milvus_filter import check_text, key_list, literal, to_expression
+from ._milvus_filter import _join, check_text, key_list, literal, to_expression
 from ._search import SearchResult
 
 log = logging.getLogger(__name__)
@@ -587,10 +586,8 @@ class MilvusIndex:
         if not np.any(q):
             raise InputError("search_examples: the examples cancel out (their mean is the zero vector)")
         expr = self._expr(filter)
-        if used:
-            spec = {"$key": {"$nin": sorted(set(used))}}
-            flt = spec if filter is None else {"$and": [filter if isinstance(filter, dict) else _spec(filter), spec]}
-            expr = self._expr(flt)
+        if used:  # the keys given are never returned: and the user's filter with "key not in [...]"
+            expr = _join([True if expr == "" else expr, self._expr({"$key": {"$nin": sorted(set(used))}})], "and")
         if expr is False:
             return SearchResult([[]], np.empty((1, 0), np.float32))
         return self._result(self._run(q, self._limit(k, 0), "" if expr is True else expr), k)

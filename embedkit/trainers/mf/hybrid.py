@@ -409,6 +409,10 @@ class _Distributed:
         """This rank's part of the pairs (in CSR order: a contiguous part is a block of users)."""
         t = t[self.ek.shard_slice(len(t), self.w)] if self.active else t
         self.n = len(t)
+        if self.active:  # the epoch's parts (the same count on every rank); done: the syncs made this epoch
+            from .distributed import _segments
+
+            self.bounds, self.done = _segments(self.n, self.every), 0
         return t
 
     def generator(self, gen, dgen, device):
@@ -422,10 +426,6 @@ class _Distributed:
         """Before the batch starting at ``start``: the syncs whose part of the epoch has been trained."""
         if not self.active:
             return
-        if start == 0:
-            from .distributed import _segments
-
-            self.bounds, self.done = _segments(self.n, self.every), 0
         while self.done + 1 < len(self.bounds) - 1 and start >= self.bounds[self.done + 1]:
             self._sync()
 
@@ -442,12 +442,9 @@ class _Distributed:
             return total / max(n, 1)
         import torch
 
-        if n == 0:  # no batch ran: no part started
-            from .distributed import _segments
-
-            self.bounds, self.done = _segments(0, self.every), 0
         while self.done < len(self.bounds) - 1:
             self._sync()
+        self.done = 0
         t = torch.tensor([total, float(n)], dtype=torch.float64)
         self.ek.all_reduce_sum_(t)
         return float(t[0]) / max(float(t[1]), 1.0)

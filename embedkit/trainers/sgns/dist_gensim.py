@@ -26,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .distributed import agreed_syncs, check_shards, check_vocab, rank_seed, replica_rates, strided, syncs_per_epoch
+from .distributed import Averager, check_shards, check_vocab, rank_seed, replica_rates, strided, syncs_per_epoch
 
 log = logging.getLogger(__name__)
 
 __all__ = ["GensimSync", "train_sharded", "reseed", "resplit"]
 
 
-class GensimSync:
+class GensimSync(Averager):
     """``on_part(words)`` hook of :func:`~embedkit.trainers.sgns.gensim_backend.train_corpus_file`:
     averages ``tables(model)`` over the ranks after the part that ends nearest each ``k/n`` of this
     rank's epoch, at most once per part (a part past several marks averages once, the next parts
@@ -43,14 +43,10 @@ class GensimSync:
     each average (FastText: recompose word vectors)."""
 
     def __init__(self, model, tables, epoch_words: int, sync_every: float, after=None):
+        super().__init__(sync_every)
         self.model, self.tables, self.after = model, tables, after
         self.total = max(1, int(epoch_words))
-        self.n = syncs_per_epoch(sync_every)
         self.words = 0
-        self.done = 0
-        self.syncs = 0
-        self.sync_bytes = 0
-        self.sync_seconds = 0.0
 
     def _tensors(self):
         import torch
@@ -60,27 +56,14 @@ class GensimSync:
     def start(self, steps: int | None = None) -> None:
         """Every rank takes rank 0's tables (they are equal already when the vocabularies are);
         ``steps``: this rank's non-empty parts per epoch (caps the averages per epoch on every rank)."""
-        from ... import distributed as ek_dist
-
-        if steps is not None:
-            self.n = agreed_syncs(self.n, steps)
-        for t in self._tensors():
-            ek_dist.broadcast_(t, 0)
+        self._begin(self._tensors(), steps)
         if self.after is not None:
             self.after(self.model)
 
     def average(self) -> None:
-        from ... import distributed as ek_dist
-
-        before = ek_dist.comm_stats()
-        for t in self._tensors():
-            ek_dist.all_reduce_mean_(t)
-        after = ek_dist.comm_stats()
+        self._average(self._tensors())
         if self.after is not None:
             self.after(self.model)
-        self.syncs += 1
-        self.sync_bytes += after["bytes"] - before["bytes"]
-        self.sync_seconds += after["seconds"] - before["seconds"]
 
     def __call__(self, words: int) -> None:
         self.words += int(words)

@@ -33,7 +33,7 @@ from ...errors import InputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Sync", "NO_SYNC", "replica_rates", "syncs_per_epoch", "sync_for", "strided", "check_vocab",
+__all__ = ["Averager", "Sync", "NO_SYNC", "replica_rates", "syncs_per_epoch", "sync_for", "strided", "check_vocab",
            "check_shards", "check_graph", "sum_counts", "refuse", "rank_seed", "comm_mark", "record_comm", "SYNC_EVERY",
            "SYNC_EVERY_MIN", "agreed_syncs", "lr_text"]
 
@@ -113,7 +113,40 @@ class _NoSync:
 NO_SYNC = _NoSync()
 
 
-class Sync:
+class Averager:
+    """What both skip-gram engines' hooks share: ``n`` averages per epoch (``ceil(1 / sync_every)``,
+    capped on every rank by :func:`agreed_syncs`), rank 0's tables broadcast at the start, and each
+    average counted (``syncs``, ``sync_bytes``, ``sync_seconds``)."""
+
+    def __init__(self, sync_every: float):
+        self.n = syncs_per_epoch(sync_every)
+        self.done = 0
+        self.syncs = 0
+        self.sync_bytes = 0
+        self.sync_seconds = 0.0
+
+    def _begin(self, tensors, steps) -> None:
+        """Every rank takes rank 0's ``tensors``; ``steps``: this rank's steps per epoch (caps ``n``)."""
+        from ... import distributed as ek_dist
+
+        if steps is not None:
+            self.n = agreed_syncs(self.n, steps)
+        for t in tensors:
+            ek_dist.broadcast_(t, 0)
+
+    def _average(self, tensors) -> None:
+        from ... import distributed as ek_dist
+
+        before = ek_dist.comm_stats()
+        for t in tensors:
+            ek_dist.all_reduce_mean_(t)
+        after = ek_dist.comm_stats()
+        self.syncs += 1
+        self.sync_bytes += after["bytes"] - before["bytes"]
+        self.sync_seconds += after["seconds"] - before["seconds"]
+
+
+class Sync(Averager):
     """Periodic averaging of the torch engine's tables over the ranks of the process group.
 
     ``step(tables, fraction)`` after each mini-batch (``fraction``: the share of this rank's
@@ -123,39 +156,17 @@ class Sync:
     per epoch whatever the size of its shard). ``start`` caps ``n`` at the fewest batches any rank
     expects (:func:`agreed_syncs`), so a tiny ``sync_every`` does not repeat averages back to back.
     ``end_epoch`` also sums the loss, the examples and the tokens of the epoch over the ranks.
-    ``syncs``, ``sync_bytes`` and ``sync_seconds`` count the averages.
     """
 
-
     def __init__(self, sync_every: float, rank: int):
-        self.n = syncs_per_epoch(sync_every)
+        super().__init__(sync_every)
         self.seed_offset = 0 if rank == 0 else 1_000_003 * rank
-        self.done = 0
-        self.syncs = 0
-        self.sync_bytes = 0
-        self.sync_seconds = 0.0
 
     def start(self, tables, lr, min_lr, steps=None):
         """Every rank takes rank 0's tables; returns the replica's learning rates (:func:`replica_rates`).
         ``steps``: the batches this rank expects per epoch (caps the averages per epoch on every rank)."""
-        from ... import distributed as ek_dist
-
-        if steps is not None:
-            self.n = agreed_syncs(self.n, steps)
-        for t in tables:
-            ek_dist.broadcast_(t, 0)
+        self._begin(tables, steps)
         return replica_rates(lr, min_lr)
-
-    def _average(self, tables):
-        from ... import distributed as ek_dist
-
-        before = ek_dist.comm_stats()
-        for t in tables:
-            ek_dist.all_reduce_mean_(t)
-        after = ek_dist.comm_stats()
-        self.syncs += 1
-        self.sync_bytes += after["bytes"] - before["bytes"]
-        self.sync_seconds += after["seconds"] - before["seconds"]
 
     def step(self, tables, fraction: float):
         if self.done < self.n - 1 and fraction >= (self.done + 1) / self.n:
