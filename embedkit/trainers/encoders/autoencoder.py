@@ -116,7 +116,7 @@ class AutoEncoder(_nn.TableModel):
         isolate rows whose columns disagree with each other. It is opt-in: it scores above the default on
         every suite measured and above a plain IsolationForest on the planted-anomaly suites, but not on the
         18 ADBench sets (0.738 against 0.741; benchmarks/RESULTS.md, round 8). For anomalies that break
-        the dependence between columns, ``"reconstruction"`` is the strongest single score measured.
+        the dependence between columns, ``"reconstruction"`` scored best of these options.
     n_neighbors : int, default 10
         Neighbours of the latent k-NN score.
     contamination : float, default 0.1
@@ -178,7 +178,7 @@ class AutoEncoder(_nn.TableModel):
     }
     _fitted_names = (*_nn.TableModel._fitted_names, "decoder_", "dim_", "threshold_", "decision_scores_",
                      "labels_", "best_epoch_", "_train_scores", "_score_stats", "_train_rows", "_train_residuals",
-                     "_hybrid")
+                     "_hybrid", "_forest_seed")
 
     def __init__(self, variant="undercomplete", dim=16, hidden=(128, 64), encoder=None, decoder=None, loss="mse",
                  noise=0.3, sparsity=1e-3, beta=1.0, score="ensemble", n_neighbors=10, contamination=0.1,
@@ -395,6 +395,7 @@ class AutoEncoder(_nn.TableModel):
                     for ref in (self.embeddings_.vectors, self._train_rows))
         self._score_stats = np.array([*_anomaly.robust_scale(self._train_scores), *_anomaly.robust_scale(knn),
                                       *_anomaly.robust_scale(inp)])
+        self._forest_seed = int(self.seed)  # saved: set_params(seed=...) or load(..., seed=...) keep these forests
         if self.score == "hybrid":
             tx, tr = self._hybrid_parts()["train"]
             self.decision_scores_ = self._hybrid_combine(tx, inp, tr).astype(np.float32)
@@ -438,8 +439,8 @@ class AutoEncoder(_nn.TableModel):
     def _hybrid_parts(self) -> dict:
         """The two isolation forests of ``score="hybrid"``, their training rows' scores and the robust scale
         (median, spread) of those scores. Built once per fitted or loaded model from the scaled training rows
-        and their residuals (both stored with the model), with ``random_state=seed``: the same forests after
-        ``load``, and no pickle."""
+        and their residuals (both stored with the model), with ``random_state`` = the seed of the fit (stored
+        too): the same forests after ``load``, and no pickle."""
         if "_hybrid" in self.__dict__:
             return self._hybrid
         if "_train_rows" not in self.__dict__ or not np.isfinite(self._score_stats).all():
@@ -452,8 +453,9 @@ class AutoEncoder(_nn.TableModel):
             self._train_residuals = np.ascontiguousarray(self._residuals(torch.as_tensor(rows, device=self.device_)),
                                                          dtype=np.float32)
         both = np.hstack([rows, self._train_residuals])
-        forest = IsolationForest(random_state=self.seed).fit(rows)
-        residual_forest = IsolationForest(random_state=self.seed).fit(both)
+        seed = int(self.__dict__.get("_forest_seed", self.seed))
+        forest = IsolationForest(random_state=seed).fit(rows)
+        residual_forest = IsolationForest(random_state=seed).fit(both)
         tx, tr = -forest.score_samples(rows), -residual_forest.score_samples(both)
         self._hybrid = {"forest": forest, "residual_forest": residual_forest, "train": (tx, tr),
                         "stats": (*_anomaly.robust_scale(tx), *_anomaly.robust_scale(tr))}
@@ -466,8 +468,11 @@ class AutoEncoder(_nn.TableModel):
 
     # ------------------------------------------------------------------ the model as arrays
     def _state_config(self) -> dict:
-        return {**super()._state_config(), "dim": int(self.dim_), "threshold": float(self.threshold_),
-                "best_epoch": int(self.best_epoch_)}
+        config = {**super()._state_config(), "dim": int(self.dim_), "threshold": float(self.threshold_),
+                  "best_epoch": int(self.best_epoch_)}
+        if "_forest_seed" in self.__dict__:
+            config["forest_seed"] = int(self._forest_seed)
+        return config
 
     def _state_arrays(self) -> dict:
         arrays = super()._state_arrays()
@@ -489,6 +494,8 @@ class AutoEncoder(_nn.TableModel):
             self._train_rows = np.asarray(arrays["train_rows"], dtype=np.float32)
         if "train_residuals" in arrays:
             self._train_residuals = np.asarray(arrays["train_residuals"], dtype=np.float32)
+        if "forest_seed" in config:  # absent in files written before score="hybrid": the model's seed is used
+            self._forest_seed = int(config["forest_seed"])
         if "score_stats" in arrays and "decision_scores" in arrays:
             stats = np.asarray(arrays["score_stats"], dtype=np.float64)
             # files written before the input k-NN score kept 4 statistics (no input-space scale)
