@@ -8,6 +8,8 @@ training rows in the latent space and in the (standardised) input space, both se
 before the two are averaged. ``score="combined"`` averages reconstruction error and latent k-NN
 distance instead; ``score="hybrid"`` averages an isolation forest on the inputs, the input k-NN distance and an
 isolation forest on the inputs beside the autoencoder's per-feature reconstruction residuals.
+The detector (scores, ``predict``, thresholds and their saved state) lives in ``ae_anomaly.py``; this
+module holds the model: variants, training, decoding and sampling.
 """
 
 from __future__ import annotations
@@ -35,22 +37,20 @@ from ..._validation import (
     IntTuple,
     NoneOk,
     Options,
-    check_choice,
     check_int,
     check_seed,
 )
 from ...data.features import as_matrix
 from ...embeddings import Embeddings
 from ...errors import IgnoredParameterWarning, InputError
-from . import _anomaly
 from . import base as _nn
+from .ae_anomaly import FITTED, SCORES, AnomalyDetector
 
 log = logging.getLogger(__name__)
 
 __all__ = ["AutoEncoder", "VARIANTS", "SCORES"]
 
 VARIANTS = ("undercomplete", "denoising", "sparse", "vae", "linear")
-SCORES = ("ensemble", "combined", "reconstruction", "knn", "input_knn", "hybrid")
 _MIN_VALIDATION = 16  # rows: below this many held-out rows there is no validation split
 
 
@@ -64,7 +64,7 @@ def code_size(dim: int, n_features: int) -> int:
     return max(1, min(int(dim), n_features // 2))
 
 
-class AutoEncoder(_nn.TableModel):
+class AutoEncoder(AnomalyDetector, _nn.TableModel):
     """An autoencoder whose bottleneck gives embeddings and whose reconstruction error and latent
     k-NN distance score anomalies (PyOD's conventions: ``decision_function``, ``predict``,
     ``threshold_``, ``decision_scores_``, ``labels_``, ``fit_predict``).
@@ -176,9 +176,7 @@ class AutoEncoder(_nn.TableModel):
         "seed": SEED,
         "device": DEVICE,
     }
-    _fitted_names = (*_nn.TableModel._fitted_names, "decoder_", "dim_", "threshold_", "decision_scores_",
-                     "labels_", "best_epoch_", "_train_scores", "_score_stats", "_train_rows", "_train_residuals",
-                     "_hybrid", "_forest_seed")
+    _fitted_names = (*_nn.TableModel._fitted_names, "decoder_", "dim_", "best_epoch_", *FITTED)
 
     def __init__(self, variant="undercomplete", dim=16, hidden=(128, 64), encoder=None, decoder=None, loss="mse",
                  noise=0.3, sparsity=1e-3, beta=1.0, score="ensemble", n_neighbors=10, contamination=0.1,
@@ -389,20 +387,7 @@ class AutoEncoder(_nn.TableModel):
 
         out = _nn.apply_in_batches(codes_and_errors, table)
         self.embeddings_ = Embeddings(names, np.ascontiguousarray(out[:, :-1]))
-        self._train_scores = np.ascontiguousarray(out[:, -1])
-        self._train_rows = np.ascontiguousarray(table.detach().cpu().numpy(), dtype=np.float32)  # scaled rows
-        knn, inp = ((_anomaly.knn_distances(ref, ref, self.n_neighbors, exclude_self=True) if n > 1 else np.zeros(n))
-                    for ref in (self.embeddings_.vectors, self._train_rows))
-        self._score_stats = np.array([*_anomaly.robust_scale(self._train_scores), *_anomaly.robust_scale(knn),
-                                      *_anomaly.robust_scale(inp)])
-        self._forest_seed = int(self.seed)  # saved: set_params(seed=...) or load(..., seed=...) keep these forests
-        if self.score == "hybrid":
-            tx, tr = self._hybrid_parts()["train"]
-            self.decision_scores_ = self._hybrid_combine(tx, inp, tr).astype(np.float32)
-        else:
-            self.decision_scores_ = self._combine(self._train_scores, knn, inp).astype(np.float32)
-        self.threshold_ = _anomaly.threshold_from(self.decision_scores_, self.contamination)
-        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+        self._fit_anomaly(table, out[:, -1])
         return self.embeddings_
 
     def _check_modules(self, table: torch.Tensor) -> None:
@@ -420,98 +405,23 @@ class AutoEncoder(_nn.TableModel):
                              f"(2, {self.dim_}); it must return (batch, {table.shape[1]}) rows "
                              "(end it with nn.Flatten() for images)")
 
-    def _combine(self, recon: np.ndarray, knn: np.ndarray, inp: np.ndarray | None, score: str | None = None) -> np.ndarray:
-        score = score or self.score
-        raw = {"reconstruction": recon, "knn": knn, "input_knn": inp}
-        if score in raw:
-            return np.asarray(raw[score], dtype=np.float64)
-        mr, sr, mk, sk, mi, si = (float(v) for v in self._score_stats)
-        if score == "combined":
-            return 0.5 * ((recon - mr) / sr + (knn - mk) / sk)
-        return 0.5 * ((knn - mk) / sk + (inp - mi) / si)
-
-    def _residuals(self, table: torch.Tensor) -> np.ndarray:
-        """Scaled rows minus their reconstructions (from the code, or the latent mean for the VAE), per feature."""
-        for m in self._saved_modules().values():
-            m.eval()
-        return _nn.apply_in_batches(lambda t: t - self._decode_t(self._moments(t)[0]), table)
-
-    def _hybrid_parts(self) -> dict:
-        """The two isolation forests of ``score="hybrid"``, their training rows' scores and the robust scale
-        (median, spread) of those scores. Built once per fitted or loaded model from the scaled training rows
-        and their residuals (both stored with the model), with ``random_state`` = the seed of the fit (stored
-        too): the same forests after ``load``, and no pickle."""
-        if "_hybrid" in self.__dict__:
-            return self._hybrid
-        if "_train_rows" not in self.__dict__ or not np.isfinite(self._score_stats).all():
-            raise InputError("this AutoEncoder was saved without its scaled training rows, which method='hybrid' "
-                             "needs; use method='combined' or 'reconstruction', or refit")
-        from sklearn.ensemble import IsolationForest
-
-        rows = self._train_rows
-        if "_train_residuals" not in self.__dict__:
-            self._train_residuals = np.ascontiguousarray(self._residuals(torch.as_tensor(rows, device=self.device_)),
-                                                         dtype=np.float32)
-        both = np.hstack([rows, self._train_residuals])
-        seed = int(self.__dict__.get("_forest_seed", self.seed))
-        forest = IsolationForest(random_state=seed).fit(rows)
-        residual_forest = IsolationForest(random_state=seed).fit(both)
-        tx, tr = -forest.score_samples(rows), -residual_forest.score_samples(both)
-        self._hybrid = {"forest": forest, "residual_forest": residual_forest, "train": (tx, tr),
-                        "stats": (*_anomaly.robust_scale(tx), *_anomaly.robust_scale(tr))}
-        return self._hybrid
-
-    def _hybrid_combine(self, tx: np.ndarray, inp: np.ndarray, tr: np.ndarray) -> np.ndarray:
-        mx, sx, mr, sr = self._hybrid["stats"]
-        mi, si = (float(v) for v in self._score_stats[4:6])
-        return ((tx - mx) / sx + (inp - mi) / si + (tr - mr) / sr) / 3.0
-
     # ------------------------------------------------------------------ the model as arrays
     def _state_config(self) -> dict:
-        config = {**super()._state_config(), "dim": int(self.dim_), "threshold": float(self.threshold_),
-                  "best_epoch": int(self.best_epoch_)}
-        if "_forest_seed" in self.__dict__:
-            config["forest_seed"] = int(self._forest_seed)
-        return config
+        return {**super()._state_config(), "dim": int(self.dim_), "best_epoch": int(self.best_epoch_),
+                **self._anomaly_config()}
 
     def _state_arrays(self) -> dict:
-        arrays = super()._state_arrays()
-        for name, attr in (("train_scores", "_train_scores"), ("decision_scores", "decision_scores_"),
-                           ("score_stats", "_score_stats"), ("train_rows", "_train_rows"),
-                           ("train_residuals", "_train_residuals")):
-            if attr in self.__dict__:
-                arrays[name] = getattr(self, attr)
-        return arrays
+        return {**super()._state_arrays(), **self._anomaly_arrays()}
 
     def _load_state(self, arrays: dict, config: dict) -> None:
         # files written before dim_ existed used ``dim`` as given
         self.dim_ = int(config.get("dim", self.dim))
         super()._load_state(arrays, config)
         self.best_epoch_ = int(config.get("best_epoch", len(self.loss_history_)))
-        if "train_scores" in arrays:
-            self._train_scores = np.asarray(arrays["train_scores"], dtype=np.float32)
-        if "train_rows" in arrays:
-            self._train_rows = np.asarray(arrays["train_rows"], dtype=np.float32)
-        if "train_residuals" in arrays:
-            self._train_residuals = np.asarray(arrays["train_residuals"], dtype=np.float32)
-        if "forest_seed" in config:  # absent in files written before score="hybrid": the model's seed is used
-            self._forest_seed = int(config["forest_seed"])
-        if "score_stats" in arrays and "decision_scores" in arrays:
-            stats = np.asarray(arrays["score_stats"], dtype=np.float64)
-            # files written before the input k-NN score kept 4 statistics (no input-space scale)
-            self._score_stats = np.concatenate([stats, [np.nan, np.nan]])[:6] if len(stats) < 6 else stats
-            self.decision_scores_ = np.asarray(arrays["decision_scores"], dtype=np.float32)
-            self.threshold_ = float(config.get("threshold", _anomaly.threshold_from(self.decision_scores_,
-                                                                                    self.contamination)))
-            self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+        self._load_anomaly(arrays, config)
 
     def _store_extras(self) -> dict:
-        extras = super()._store_extras()
-        if "decision_scores_" in self.__dict__ and "embeddings_" in self.__dict__:
-            extras["anomaly_scores"] = {"keys": np.array(self.embeddings_.keys, dtype=str),
-                                        "scores": self._train_scores.astype(np.float32),
-                                        "decision_scores": self.decision_scores_.astype(np.float32)}
-        return extras
+        return {**super()._store_extras(), **self._anomaly_extras()}
 
     # ------------------------------------------------------------------ use
     def decode(self, Z) -> np.ndarray:
@@ -541,80 +451,6 @@ class AutoEncoder(_nn.TableModel):
                                       np.asarray(b, dtype=np.float32).reshape(1, -1)]))
         t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
         return self.decode((1 - t) * ends[0] + t * ends[1])
-
-    def anomaly_scores(self, X, method: str = "reconstruction") -> np.ndarray:
-        """One score per row, higher = more anomalous.
-
-        ``method``: ``"reconstruction"`` (mean reconstruction error over the scaled features),
-        ``"knn"`` (mean latent distance to the ``n_neighbors`` nearest training rows),
-        ``"input_knn"`` (the same between the scaled input rows), ``"combined"`` (reconstruction
-        and latent k-NN on the scale of their training scores, averaged), ``"ensemble"`` (latent
-        and input k-NN, scaled the same way, averaged), ``"hybrid"`` (isolation forests on the inputs and
-        on the inputs beside their reconstruction residuals, and input k-NN, scaled the same way,
-        averaged) or ``"elbo"`` (VAE only: the negative ELBO
-        with the latent mean as the sample, up to a constant).
-        """
-        check_choice("AutoEncoder.anomaly_scores", "method", method, (*SCORES, "elbo"))
-        if method == "elbo" and self.variant != "vae":
-            raise InputError(f"method='elbo' needs variant='vae'; this AutoEncoder is {self.variant!r} "
-                             "(use method='reconstruction')")
-        table = self._prepare(X)
-        for m in self._saved_modules().values():
-            m.eval()
-        if method in ("reconstruction", "elbo"):
-            return _nn.apply_in_batches(lambda t: self._scores(t, method), table)
-        if "embeddings_" not in self.__dict__ or "_score_stats" not in self.__dict__:
-            raise InputError("this AutoEncoder was loaded without its training rows' codes, which the k-NN score "
-                             "needs; use method='reconstruction' or refit")
-        if method == "hybrid":
-            parts = self._hybrid_parts()
-            rows = table.detach().cpu().numpy()
-            inp = _anomaly.knn_distances(self._train_rows, rows, self.n_neighbors)
-            tx = -parts["forest"].score_samples(rows)
-            tr = -parts["residual_forest"].score_samples(np.hstack([rows, self._residuals(table)]))
-            return self._hybrid_combine(tx, inp, tr).astype(np.float32)
-        out = _nn.apply_in_batches(lambda t: torch.cat([self._embed(t), self._scores(t, "reconstruction")[:, None]], 1),
-                                   table)
-        inp = None
-        if method in ("input_knn", "ensemble"):
-            if "_train_rows" not in self.__dict__ or not np.isfinite(self._score_stats).all():
-                raise InputError(f"this AutoEncoder was saved without its scaled training rows, which method={method!r} "
-                                 "needs; use method='combined' or 'reconstruction', or refit")
-            inp = _anomaly.knn_distances(self._train_rows, table.detach().cpu().numpy(), self.n_neighbors)
-            if method == "input_knn":
-                return inp.astype(np.float32)
-        knn = _anomaly.knn_distances(self.embeddings_.vectors, out[:, :-1], self.n_neighbors)
-        if method == "knn":
-            return knn.astype(np.float32)
-        return self._combine(out[:, -1], knn, inp, method).astype(np.float32)
-
-    def _scores(self, t: torch.Tensor, method: str) -> torch.Tensor:
-        mean, logvar = self._moments(t)
-        out = self.decoder_(mean)
-        err = self._row_error(out, t)
-        if method == "reconstruction":
-            return err
-        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
-        return err * t.shape[1] * (1.0 if self.loss == "bce" else 0.5) + self.beta * kl
-
-    def decision_function(self, X) -> np.ndarray:
-        """Anomaly scores of rows ``X`` (higher = more anomalous), as chosen by ``score``."""
-        return self.anomaly_scores(X, method=self.score)
-
-    def predict(self, X, threshold=None) -> np.ndarray:
-        """1 for rows scored above ``threshold`` (default ``threshold_``, set by ``contamination``), else 0."""
-        self._check_fitted()
-        cut = _anomaly.check_threshold("AutoEncoder.predict", threshold)
-        if cut is None:
-            if "threshold_" not in self.__dict__:
-                raise InputError("this AutoEncoder was loaded without its training scores; pass threshold=")
-            cut = self.threshold_
-        return (self.decision_function(X) > cut).astype(np.int64)
-
-    def fit_predict(self, X, keys=None, *, show_progress=True, callback=None) -> np.ndarray:
-        """Fit on ``X`` and return its rows' labels (1 = anomaly), i.e. ``labels_``."""
-        self.fit(X, keys, show_progress=show_progress, callback=callback)
-        return self.labels_
 
     def sample(self, n: int, seed=None) -> np.ndarray:
         """Draw ``n`` new rows from a fitted VAE (prior samples through the decoder), in original units."""
