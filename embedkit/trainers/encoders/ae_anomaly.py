@@ -20,6 +20,10 @@ from . import _anomaly
 from . import base as _nn
 
 SCORES = ("ensemble", "combined", "reconstruction", "knn", "input_knn", "hybrid")
+# the parts each combined score averages, in this order, each put on the scale of its training scores
+PARTS = {"combined": ("reconstruction", "knn"), "ensemble": ("knn", "input_knn"),
+         "hybrid": ("forest", "input_knn", "residual_forest")}
+_STATS = ("reconstruction", "knn", "input_knn")  # the parts whose (median, spread) pairs _score_stats holds
 
 # what the detector keeps after fit: attribute -> array name in the saved model
 _SAVED = (("_train_scores", "train_scores"), ("decision_scores_", "decision_scores"), ("_score_stats", "score_stats"),
@@ -33,9 +37,10 @@ class AnomalyDetector:
     and the state behind them (``threshold_``, ``decision_scores_``, ``labels_``)."""
 
     # ------------------------------------------------------------------ fit
-    def _fit_anomaly(self, table: torch.Tensor, recon: np.ndarray) -> None:
+    def _fit_anomaly(self, table: torch.Tensor, recon: np.ndarray, residuals: np.ndarray | None) -> None:
         """Keep what the scores need from the fitted model's training rows (``table``, scaled, with their
-        reconstruction errors ``recon``) and set ``decision_scores_``, ``threshold_`` and ``labels_``."""
+        reconstruction errors ``recon`` and, for ``score="hybrid"``, their ``residuals``) and set
+        ``decision_scores_``, ``threshold_`` and ``labels_``."""
         n = len(table)
         self._train_scores = np.ascontiguousarray(recon)
         self._train_rows = np.ascontiguousarray(table.detach().cpu().numpy(), dtype=np.float32)  # scaled rows
@@ -44,11 +49,11 @@ class AnomalyDetector:
         self._score_stats = np.array([*_anomaly.robust_scale(self._train_scores), *_anomaly.robust_scale(knn),
                                       *_anomaly.robust_scale(inp)])
         self._forest_seed = int(self.seed)  # saved: set_params(seed=...) or load(..., seed=...) keep these forests
+        raw = {"reconstruction": self._train_scores, "knn": knn, "input_knn": inp}
         if self.score == "hybrid":
-            tx, tr = self._hybrid_parts()["train"]
-            self.decision_scores_ = self._hybrid_combine(tx, inp, tr).astype(np.float32)
-        else:
-            self.decision_scores_ = self._combine(self._train_scores, knn, inp).astype(np.float32)
+            self._train_residuals = np.ascontiguousarray(residuals, dtype=np.float32)
+            raw.update(self._build_forests())
+        self.decision_scores_ = self._combine(raw, self.score).astype(np.float32)
         self.threshold_ = _anomaly.threshold_from(self.decision_scores_, self.contamination)
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
 
@@ -110,25 +115,23 @@ class AnomalyDetector:
         if "embeddings_" not in self.__dict__ or "_score_stats" not in self.__dict__:
             raise InputError("this AutoEncoder was loaded without its training rows' codes, which the k-NN score "
                              "needs; use method='reconstruction' or refit")
-        if method == "hybrid":
+        need = PARTS.get(method, (method,))
+        rows = table.detach().cpu().numpy()
+        raw = {}
+        if "forest" in need:
             parts = self._hybrid_parts()
-            rows = table.detach().cpu().numpy()
-            inp = _anomaly.knn_distances(self._train_rows, rows, self.n_neighbors)
-            tx = -parts["forest"].score_samples(rows)
-            tr = -parts["residual_forest"].score_samples(np.hstack([rows, self._residuals(table)]))
-            return self._hybrid_combine(tx, inp, tr).astype(np.float32)
-        out = _nn.apply_in_batches(lambda t: torch.cat([self._embed(t), self._scores(t, "reconstruction")[:, None]], 1),
-                                   table)
-        inp = None
-        if method in ("input_knn", "ensemble"):
+            raw["forest"] = -parts["forest"].score_samples(rows)
+            raw["residual_forest"] = -parts["residual_forest"].score_samples(np.hstack([rows, self._residuals(table)]))
+        if "reconstruction" in need or "knn" in need:
+            out = _nn.apply_in_batches(lambda t: torch.cat([self._embed(t), self._scores(t, "reconstruction")[:, None]],
+                                                           1), table)
+            raw["reconstruction"] = out[:, -1]
+        if "input_knn" in need:
             self._need_train_rows(method)
-            inp = _anomaly.knn_distances(self._train_rows, table.detach().cpu().numpy(), self.n_neighbors)
-            if method == "input_knn":
-                return inp.astype(np.float32)
-        knn = _anomaly.knn_distances(self.embeddings_.vectors, out[:, :-1], self.n_neighbors)
-        if method == "knn":
-            return knn.astype(np.float32)
-        return self._combine(out[:, -1], knn, inp, method).astype(np.float32)
+            raw["input_knn"] = _anomaly.knn_distances(self._train_rows, rows, self.n_neighbors)
+        if "knn" in need:
+            raw["knn"] = _anomaly.knn_distances(self.embeddings_.vectors, out[:, :-1], self.n_neighbors)
+        return self._combine(raw, method).astype(np.float32)
 
     def _scores(self, t: torch.Tensor, method: str) -> torch.Tensor:
         mean, logvar = self._moments(t)
@@ -158,30 +161,41 @@ class AnomalyDetector:
         self.fit(X, keys, show_progress=show_progress, callback=callback)
         return self.labels_
 
-    def _combine(self, recon: np.ndarray, knn: np.ndarray, inp: np.ndarray | None, score: str | None = None) -> np.ndarray:
-        score = score or self.score
-        raw = {"reconstruction": recon, "knn": knn, "input_knn": inp}
-        if score in raw:
+    def _combine(self, raw: dict, score: str) -> np.ndarray:
+        """Score ``score`` from the raw parts in ``raw``: a part alone as it is, or the mean of ``PARTS[score]``,
+        each scaled by the median and spread of its training scores."""
+        if score not in PARTS:
             return np.asarray(raw[score], dtype=np.float64)
-        mr, sr, mk, sk, mi, si = (float(v) for v in self._score_stats)
-        if score == "combined":
-            return 0.5 * ((recon - mr) / sr + (knn - mk) / sk)
-        return 0.5 * ((knn - mk) / sk + (inp - mi) / si)
+        total = None
+        for part in PARTS[score]:
+            m, s = self._scale(part)
+            v = (raw[part] - m) / s
+            total = v if total is None else total + v
+        return total / len(PARTS[score])
+
+    def _scale(self, part: str) -> tuple[float, float]:
+        if part in _STATS:
+            i = 2 * _STATS.index(part)
+            return float(self._score_stats[i]), float(self._score_stats[i + 1])
+        return self._hybrid_parts()["stats"][part]
 
     def _residuals(self, table: torch.Tensor) -> np.ndarray:
-        """Scaled rows minus their reconstructions (from the code, or the latent mean for the VAE), per feature."""
-        for m in self._saved_modules().values():
-            m.eval()
+        """Scaled rows minus their reconstructions (from the code, or the latent mean for the VAE), per feature;
+        the modules are in eval mode (after fit, load, or anomaly_scores' own switch)."""
         return _nn.apply_in_batches(lambda t: t - self._decode_t(self._moments(t)[0]), table)
 
     def _hybrid_parts(self) -> dict:
-        """The two isolation forests of ``score="hybrid"``, their training rows' scores and the robust scale
-        (median, spread) of those scores. Built once per fitted or loaded model from the scaled training rows
-        and their residuals (both stored with the model), with ``random_state`` = the seed of the fit (stored
-        too): the same forests after ``load``, and no pickle."""
-        if "_hybrid" in self.__dict__:
-            return self._hybrid
-        self._need_train_rows("hybrid")
+        """The two isolation forests of ``score="hybrid"`` and the robust scale (median, spread) of their
+        training rows' scores, built once per fitted or loaded model (see ``_build_forests``)."""
+        if "_hybrid" not in self.__dict__:
+            self._need_train_rows("hybrid")
+            self._build_forests()
+        return self._hybrid
+
+    def _build_forests(self) -> dict:
+        """Fit the hybrid score's forests on the scaled training rows and their residuals (both stored with the
+        model; the residuals computed here when absent), with ``random_state`` = the seed of the fit (stored
+        too): the same forests after ``load``, and no pickle. Returns the training rows' forest scores."""
         from sklearn.ensemble import IsolationForest
 
         rows = self._train_rows
@@ -192,15 +206,10 @@ class AnomalyDetector:
         seed = int(self.__dict__.get("_forest_seed", self.seed))
         forest = IsolationForest(random_state=seed).fit(rows)
         residual_forest = IsolationForest(random_state=seed).fit(both)
-        tx, tr = -forest.score_samples(rows), -residual_forest.score_samples(both)
-        self._hybrid = {"forest": forest, "residual_forest": residual_forest, "train": (tx, tr),
-                        "stats": (*_anomaly.robust_scale(tx), *_anomaly.robust_scale(tr))}
-        return self._hybrid
-
-    def _hybrid_combine(self, tx: np.ndarray, inp: np.ndarray, tr: np.ndarray) -> np.ndarray:
-        mx, sx, mr, sr = self._hybrid["stats"]
-        mi, si = (float(v) for v in self._score_stats[4:6])
-        return ((tx - mx) / sx + (inp - mi) / si + (tr - mr) / sr) / 3.0
+        train = {"forest": -forest.score_samples(rows), "residual_forest": -residual_forest.score_samples(both)}
+        self._hybrid = {"forest": forest, "residual_forest": residual_forest,
+                        "stats": {k: _anomaly.robust_scale(v) for k, v in train.items()}}
+        return train
 
     def _need_train_rows(self, method: str) -> None:
         """The input-space scores need the scaled training rows (and their scale), which files written before

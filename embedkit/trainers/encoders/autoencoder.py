@@ -381,13 +381,18 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
         self.loss_history_ = history
         self.best_epoch_ = int(best["epoch"]) if best["state"] is not None else len(history)
 
-        def codes_and_errors(t):  # one pass: the codes, and the reconstruction error
+        hybrid = self.score == "hybrid"
+
+        def codes_and_errors(t):  # one pass: the codes, the reconstruction error (and the residuals, for "hybrid")
             code = self._embed(t)
-            return torch.cat([code, self._row_error(self.decoder_(code), t)[:, None]], dim=1)
+            out = self.decoder_(code)
+            parts = [code, self._row_error(out, t)[:, None]]
+            return torch.cat([*parts, t - self._output(out)] if hybrid else parts, dim=1)
 
         out = _nn.apply_in_batches(codes_and_errors, table)
-        self.embeddings_ = Embeddings(names, np.ascontiguousarray(out[:, :-1]))
-        self._fit_anomaly(table, out[:, -1])
+        d = self.dim_
+        self.embeddings_ = Embeddings(names, np.ascontiguousarray(out[:, :d]))
+        self._fit_anomaly(table, out[:, d], out[:, d + 1:] if hybrid else None)
         return self.embeddings_
 
     def _check_modules(self, table: torch.Tensor) -> None:
@@ -434,7 +439,10 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
         return self.scaler_.inverse(_nn.apply_in_batches(self._decode_t, z))
 
     def _decode_t(self, z: torch.Tensor) -> torch.Tensor:
-        out = self.decoder_(z)
+        return self._output(self.decoder_(z))
+
+    def _output(self, out: torch.Tensor) -> torch.Tensor:
+        """The decoder's output as rows: probabilities for ``loss="bce"`` (it returns logits), else as is."""
         return torch.sigmoid(out) if self.loss == "bce" else out
 
     def reconstruct(self, X) -> np.ndarray:
