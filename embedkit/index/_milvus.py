@@ -493,7 +493,7 @@ class MilvusIndex:
 
     def _expr(self, filter):
         if filter is None:
-            return ""
+            return True
         return to_expression(filter, self._kinds, server=self._server)
 
     def _limit(self, k: int, extra: int) -> int:
@@ -587,7 +587,7 @@ class MilvusIndex:
             raise InputError("search_examples: the examples cancel out (their mean is the zero vector)")
         expr = self._expr(filter)
         if used:  # the keys given are never returned: and the user's filter with "key not in [...]"
-            expr = _join([True if expr == "" else expr, self._expr({"$key": {"$nin": sorted(set(used))}})], "and")
+            expr = _join([expr, f"key not in {key_list(sorted(set(used)))}"], "and")
         if expr is False:
             return SearchResult([[]], np.empty((1, 0), np.float32))
         return self._result(self._run(q, self._limit(k, 0), "" if expr is True else expr), k)

@@ -238,12 +238,6 @@ def _call(fn, what: str, *args, **kwargs):
         raise StoreError(f"Milvus: {what} failed ({_reason(exc)})") from None
 
 
-def _spec(filter):
-    from ._filter import compile_filter
-
-    return compile_filter(filter).spec
-
-
 def _pq_m(dim: int) -> int:
     for m in (32, 16, 8, 4, 2, 1):
         if dim % m == 0 and m <= dim:

@@ -37,7 +37,7 @@ def push(index, uri, *, collection: str | None = None, name: str | None = None, 
         _check_owner(c, uri, collection, name, given)
         target = MilvusIndex(index.dim, index.metric, kind, uri=uri, collection=collection)
         try:
-            return _push(index, target, uri, collection, name, batch, show_progress)
+            return _push(index, target, keys, name, batch, show_progress)
         finally:
             target.close()
 
@@ -58,8 +58,9 @@ def _check_owner(c, uri: str, collection: str, name, given) -> None:
                      "it: give another --collection NAME")
 
 
-def _push(index, target, uri, collection, name, batch, show_progress) -> dict:
-    keys = index.keys
+def _push(index, target, keys, name, batch, show_progress) -> dict:
+    """Mirror ``index`` (its ``keys``, checked by push) into ``target``: see :func:`push`."""
+    uri, collection = target.uri, target.collection
     has_payload = bool(index.payload_fields)
     meta = {**(index.meta or {}), "source_index": name}
     bar = None

@@ -63,7 +63,10 @@ class MilvusCatalog:
         return name in self.names()
 
     def info(self, name: str) -> dict:
-        with MilvusIndex.open(self.uri, self.collection(name)) as index:
+        return self._describe(self.collection(name))
+
+    def _describe(self, collection: str) -> dict:
+        with MilvusIndex.open(self.uri, collection) as index:
             return describe(index)
 
     def close(self) -> None:
@@ -73,9 +76,9 @@ class MilvusCatalog:
 
     def entries(self) -> list[dict]:
         out = []
-        for name in self.names():
+        for name, collection in self.collections().items():  # the descriptions read once, not once per index
             try:
-                out.append({"name": name, "damaged": False, "error": None, "manifest": self.info(name)})
+                out.append({"name": name, "damaged": False, "error": None, "manifest": self._describe(collection)})
             except Exception as exc:  # one broken collection is listed with its reason
                 out.append({"name": name, "damaged": True, "error": str(exc), "manifest": None})
         return out
