@@ -28,10 +28,9 @@ import time
 import numpy as np
 import torch
 from sklearn.datasets import load_digits, make_classification
-from sklearn.decomposition import PCA
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from encoders_bench import fmt, synthetic_classes  # noqa: E402
+from encoders_bench import fmt, retrieval_baselines, synthetic_classes  # noqa: E402
 
 import embedkit as ek  # noqa: E402
 from embedkit.evaluate import map_at_r, precision_at_1  # noqa: E402
@@ -69,16 +68,6 @@ def all_tasks():
     }
 
 
-def baselines(X, tr):
-    mu, sd = X[tr].mean(0), X[tr].std(0)
-    sd[sd < 1e-8] = 1
-    Z = (X - mu) / sd
-    te = ~tr
-    return {"raw": X[te], "z-scored raw": Z[te],
-            "PCA 32 raw": PCA(DIM, random_state=0).fit(X[tr]).transform(X[te]),
-            "PCA 32 z-scored": PCA(DIM, random_state=0).fit(Z[tr]).transform(Z[te])}
-
-
 def run(args):
     tasks = {k: v for k, v in all_tasks().items()
              if args.tasks == "all" or v[3] == args.tasks or (args.tasks == "design4" and v[4] != "held out")}
@@ -86,7 +75,7 @@ def run(args):
     for task, (X, y, tr, _, role) in tasks.items():
         te = ~tr
         res = out.setdefault(task, {"role": role})
-        for name, v in baselines(X, tr).items():
+        for name, v in retrieval_baselines(X, tr, DIM).items():
             res[name] = {"map_at_r": [map_at_r(v, y[te])], "p_at_1": [precision_at_1(v, y[te])]}
         for name, cfg in MODELS.items():
             maps, p1s, secs, info = [], [], [], []

@@ -9,24 +9,11 @@ from embedkit.trainers.encoders.base import Standardizer
 
 def knn_multi_k(train: np.ndarray, queries: np.ndarray, ks=(5, 10, 20), exclude_self: bool = False) -> np.ndarray:
     """The mean over ``ks`` of the mean distance to the k nearest training rows (one search with max(ks))."""
-    from embedkit.index import VectorIndex
+    from embedkit.trainers.encoders._anomaly import neighbour_distances
 
     n = len(train)
     ks = [max(1, min(int(v), n - 1 if exclude_self else n)) for v in ks]
-    k = max(ks)
-    index = VectorIndex(train.shape[1], metric="l2", kind="flat")
-    keys = [str(i) for i in range(n)]
-    index.add(keys, np.ascontiguousarray(train, dtype=np.float32))
-    kk = min(n, k + 1) if exclude_self else k
-    res = index.search(np.ascontiguousarray(queries, dtype=np.float32), k=kk)
-    dist = np.asarray(res.scores, dtype=np.float64).reshape(len(queries), -1)
-    if exclude_self:
-        found = np.asarray(res.keys, dtype=object).reshape(len(queries), -1)
-        own = found == np.array(keys[:len(queries)], dtype=object)[:, None]
-        drop = np.where(own.any(axis=1), own.argmax(axis=1), kk - 1)
-        keep = np.ones_like(own, dtype=bool)
-        keep[np.arange(len(queries)), drop] = False
-        dist = dist[keep].reshape(len(queries), kk - 1)
+    dist = neighbour_distances(train, queries, max(ks), exclude_self)
     return np.mean([dist[:, :v].mean(axis=1) for v in ks], axis=0)
 
 

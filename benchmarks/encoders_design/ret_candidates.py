@@ -20,12 +20,12 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits, make_classification
-from sklearn.decomposition import PCA
+from sklearn.datasets import load_digits
 from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from encoders_bench import synthetic_classes  # noqa: E402
+from encoders_bench import retrieval_baselines, synthetic_classes  # noqa: E402
+from siamese_bench import mixed_table  # noqa: E402
 
 import embedkit as ek  # noqa: E402
 from embedkit.errors import IgnoredParameterWarning  # noqa: E402
@@ -36,13 +36,6 @@ from embedkit.trainers.encoders.siamese import _principal_axes  # noqa: E402
 
 DIM = 32
 W_GRID = (0.0, 0.25, 0.5, 0.75, 0.9)
-
-
-def mixed_table(seed: int):
-    """make_classification, 20 classes, features in mixed units (PROTOCOL.md, siamese14)."""
-    X, y = make_classification(n_samples=3000, n_features=40, n_informative=10, n_redundant=10, n_classes=20,
-                               n_clusters_per_class=1, shift=None, scale=None, random_state=seed)
-    return X.astype(np.float32), y
 
 
 def tasks(which: str):
@@ -295,16 +288,6 @@ CANDIDATES = {
 }
 
 
-def baselines(A, lab, tr):
-    te = ~tr
-    mu, sd = A[tr].mean(0), A[tr].std(0)
-    sd[sd < 1e-8] = 1
-    Z = (A - mu) / sd
-    return {"raw": A[te], "z-scored raw": Z[te],
-            "PCA 32 raw": PCA(DIM, random_state=0).fit(A[tr]).transform(A[te]),
-            "PCA 32 z-scored": PCA(DIM, random_state=0).fit(Z[tr]).transform(Z[te])}
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("which", choices=("design", "heldout", "design4", "heldout4"))
@@ -318,7 +301,7 @@ def main():
     for task, (A, lab, tr) in tasks(args.which).items():
         te = ~tr
         if not args.no_baselines:
-            for b, v in baselines(A, lab, tr).items():
+            for b, v in retrieval_baselines(A, tr, DIM).items():
                 res.setdefault(b, []).append((task, None, map_at_r(v, lab[te]), precision_at_1(v, lab[te]), 0.0, {}))
                 print(f"{task} | {b} | MAP@R {res[b][-1][2]:.3f} | P@1 {res[b][-1][3]:.3f}", flush=True)
         for name in args.candidates.split(","):

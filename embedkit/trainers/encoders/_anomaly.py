@@ -12,6 +12,12 @@ def knn_distances(train_codes: np.ndarray, queries: np.ndarray, k: int, exclude_
     """Mean Euclidean distance of each query to its ``k`` nearest training codes (exact FAISS
     search through :class:`embedkit.VectorIndex`). ``exclude_self``: the queries are the training
     rows themselves, in order; each row's own entry is left out."""
+    return neighbour_distances(train_codes, queries, k, exclude_self).mean(axis=1)
+
+
+def neighbour_distances(train_codes: np.ndarray, queries: np.ndarray, k: int, exclude_self: bool = False) -> np.ndarray:
+    """The Euclidean distances of each query to its ``k`` nearest training codes, nearest first: (queries,
+    k), with ``k`` capped by the number of training rows (less one with ``exclude_self``, as in knn_distances)."""
     from ...index import VectorIndex
 
     n = len(train_codes)
@@ -30,7 +36,7 @@ def knn_distances(train_codes: np.ndarray, queries: np.ndarray, k: int, exclude_
         keep = np.ones_like(own, dtype=bool)
         keep[np.arange(len(queries)), drop] = False
         dist = dist[keep].reshape(len(queries), kk - 1)
-    return dist[:, :k].mean(axis=1)
+    return dist[:, :k]
 
 
 def robust_scale(train_scores: np.ndarray) -> tuple[float, float]:
