@@ -263,15 +263,17 @@ class TableModel(Trainer):
         for name in (*type(self)._fitted_names, *_dist.COMM_ATTRS):
             self.__dict__.pop(name, None)
 
-    def _start_fit(self, X, keys):
+    def _start_fit(self, X, keys, checked: np.ndarray | None = None):
         """The fit preamble both encoders share: check the rows, choose the device, learn the
-        scaler; returns (rows as float32, row keys, standardised table on the device)."""
+        scaler; returns (rows as float32, row keys, standardised table on the device). ``checked``: the rows
+        as the caller already parsed and compared across ranks (not done again)."""
         self._forget_fit()
-        arr = as_matrix(X)
+        arr = as_matrix(X) if checked is None else checked
         names = row_keys(keys, arr.shape[0], X)
         device = resolve_device(self.device, type(self).__name__)
         _dist.begin_fit(self, device)  # joins the process group under torchrun; a no-op in one process
-        same_input(arr, "the feature table X")
+        if checked is None:
+            same_input(arr, "the feature table X")
         scaler = self._fit_scaler(arr)
         self.device_, self.scaler_, self.n_features_ = device, scaler, arr.shape[1]
         return arr, names, to_table(scaler.transform(arr), device)

@@ -396,9 +396,10 @@ class SiameseEncoder(_nn.TableModel):
         axes = _pca_start(t, scaler.scale, space, k or self.dim)
         return (scaler.transform(rows).astype(np.float64) @ axes.double().numpy().T).astype(np.float32)
 
-    def _check_inputs(self, X, y, pairs, keys) -> None:
+    def _check_inputs(self, X, y, pairs, keys) -> np.ndarray:
         """Bad rows, keys, labels, pairs or device fail here, before the cross-validation probes; distributed,
-        every rank must hold the same rows, labels and pairs (one clear error on every rank otherwise)."""
+        every rank must hold the same rows, labels and pairs (one clear error on every rank otherwise).
+        Returns the rows, checked, for _start_fit."""
         arr = as_matrix(X)
         row_keys(keys, arr.shape[0], X)
         lab = as_labels(y, arr.shape[0]) if y is not None else None
@@ -409,10 +410,12 @@ class SiameseEncoder(_nn.TableModel):
             _nn.same_input(lab, "the labels y")
         if prs is not None:
             _nn.same_input(prs, "the pairs")
+        return arr
 
     def _fit(self, X, y, pairs, keys, show_progress, callback) -> Embeddings:
-        if self.__dict__.get("_preset_space") is None:  # a probe's inputs were checked by the fit that made it
-            self._check_inputs(X, y, pairs, keys)
+        checked = None  # a probe's inputs were checked by the fit that made it
+        if self.__dict__.get("_preset_space") is None:
+            checked = self._check_inputs(X, y, pairs, keys)
         loss = self._resolved_loss(labelled=pairs is None)
         hidden = self._hidden(labelled=y is not None)
         pca_start = self.encoder is None and hidden == () and self.input_share == "auto"
@@ -422,7 +425,7 @@ class SiameseEncoder(_nn.TableModel):
             (space, epochs, curve), share = self._plan(X, y), 0.0
         else:
             (share, space), epochs, curve = self._choose_share(X, y), self.epochs, []
-        arr, names, table = self._start_fit(X, keys)
+        arr, names, table = self._start_fit(X, keys, checked)
         self.loss_, self.hidden_, self.pca_start_, self.epochs_, self.validation_curve_ = (
             loss, hidden, pca_start, epochs, curve)
         n = arr.shape[0]
