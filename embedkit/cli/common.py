@@ -44,6 +44,16 @@ def add_train_options(parser: argparse.ArgumentParser, *, epochs: int | None = N
     add_store_option(parser)
 
 
+def add_sync_option(parser: argparse.ArgumentParser) -> None:
+    """``--sync-every F`` of the skip-gram family's train verbs (used with --nproc / torchrun), defaulting to
+    the trainers' own default (importing it loads neither torch nor gensim)."""
+    from ..trainers.sgns.distributed import SYNC_EVERY
+
+    parser.add_argument("--sync-every", type=float, default=SYNC_EVERY, metavar="F",
+                        help="with --nproc N or under torchrun: average the ranks' vectors every F of an epoch, "
+                             f"0 < F <= 1 (default: {SYNC_EVERY}); ignored in one process")
+
+
 def nproc_argument(text: str) -> int:
     """argparse ``type=`` of ``--nproc``: a whole number from 1 to four per CPU core."""
     from .._device import cpu_count

@@ -7,8 +7,16 @@
 
 from __future__ import annotations
 
-from .common import add_store_option, add_train_options, existing_file, get_store, out, refuse_existing, save_trained
-from .word2vec import add_sync_option
+from .common import (
+    add_store_option,
+    add_sync_option,
+    add_train_options,
+    existing_file,
+    get_store,
+    out,
+    refuse_existing,
+    save_trained,
+)
 
 DEMO_NAME = "demo-graph"
 

@@ -13,6 +13,7 @@ from ..errors import InputError
 from .common import (
     add_renamed_option,
     add_store_option,
+    add_sync_option,
     add_train_options,
     existing_file,
     get_store,
@@ -23,14 +24,6 @@ from .common import (
 )
 
 DEMO_NAME = "demo-words"
-SYNC_EVERY = 0.25   # the trainers' default sync_every
-
-
-def add_sync_option(parser) -> None:
-    """``--sync-every F`` of the skip-gram family's train verbs (used with --nproc / torchrun)."""
-    parser.add_argument("--sync-every", type=float, default=SYNC_EVERY, metavar="F",
-                        help="with --nproc N or under torchrun: average the ranks' vectors every F of an epoch, "
-                             f"0 < F <= 1 (default: {SYNC_EVERY}); ignored in one process")
 DEMO_WORDS = ("government", "police", "Australia", "fire", "company")
 
 

@@ -13,7 +13,9 @@ Trainers use:
 * :func:`all_reduce_mean_` / :func:`all_reduce_sum_` / :func:`all_gather_rows` /
   :func:`broadcast_` to exchange tensors; each call is counted in :func:`comm_stats`
   (bytes this rank sent into collectives, calls, seconds spent in them),
-* :func:`is_main` to decide who writes: rank 0 alone writes a store or file.
+* :func:`is_main` to decide who writes: rank 0 alone writes a store or file,
+* :func:`comm_mark` / :func:`comm_since` / :func:`set_comm` (or :func:`record_comm`) to measure a fit's
+  traffic and set ``comm_bytes_`` / ``comm_seconds_`` on the model (distributed fits only).
 
 Writes go through :func:`main_writes` (``Trainer.save``/``to_store`` and the CLI use it): rank 0
 alone writes, without waiting for any other rank (``if dist.get_rank() == 0: model.save(...)``
@@ -44,8 +46,13 @@ __all__ = [
     "World", "world", "setup", "is_distributed", "is_main", "shard", "shard_slice",
     "all_reduce_mean_", "all_reduce_sum_", "all_gather_rows", "broadcast_", "barrier",
     "comm_stats", "reset_comm_stats", "DistributedError", "PeerError", "main_writes", "teardown",
-    "same_on_all_ranks", "same_data_on_all_ranks", "sum_over_ranks", "mean_over_ranks",
+    "same_on_all_ranks", "same_data_on_all_ranks", "sum_over_ranks", "mean_over_ranks", "per_rank",
+    "COMM_ATTRS", "comm_mark", "comm_since", "set_comm", "record_comm",
 ]
+
+# a model's figures of its last distributed fit (comm_syncs_: the skip-gram trainers' averages); a fit in one
+# process sets none of them and drops those of an earlier fit
+COMM_ATTRS = ("comm_bytes_", "comm_seconds_", "comm_syncs_")
 
 
 class DistributedError(InputError):
@@ -313,6 +320,35 @@ def reset_comm_stats() -> None:
     _STATS.update(bytes=0, calls=0, seconds=0.0)
 
 
+def comm_mark() -> dict:
+    """The collective counters now: where a fit's traffic starts (measured by :func:`comm_since`)."""
+    return comm_stats()
+
+
+def comm_since(mark: dict) -> dict:
+    """What this process sent into collectives since ``mark`` (:func:`comm_mark`): ``bytes`` (int) and
+    ``seconds`` (float)."""
+    now = comm_stats()
+    return {"bytes": int(now["bytes"] - mark["bytes"]), "seconds": float(now["seconds"] - mark["seconds"])}
+
+
+def set_comm(model, comm: dict | None) -> None:
+    """Drop ``model``'s figures of an earlier fit (:data:`COMM_ATTRS`), then, when ``comm`` is given (a
+    :func:`comm_since` of a distributed fit), set ``comm_bytes_`` and ``comm_seconds_`` from it."""
+    for name in COMM_ATTRS:
+        model.__dict__.pop(name, None)
+    if comm is not None:
+        model.comm_bytes_, model.comm_seconds_ = int(comm["bytes"]), float(comm["seconds"])
+
+
+def record_comm(model, mark: dict | None) -> dict | None:
+    """At the end of a fit: :func:`set_comm` with the traffic since ``mark`` under a process group (None
+    in a single process or without a mark, which only drops the old figures). Returns what it set."""
+    comm = comm_since(mark) if mark is not None and is_distributed() else None
+    set_comm(model, comm)
+    return comm
+
+
 def same_on_all_ranks(values: np.ndarray, what: str) -> None:
     """Raise on every rank if a small array (e.g. a vocabulary hash or row count) differs between ranks:
     the ranks were given different data, and averaging would mix unrelated rows."""
@@ -341,6 +377,20 @@ def sum_over_ranks(value):
     t = torch.as_tensor(np.ascontiguousarray(arr, dtype=np.int64 if arr.dtype.kind in "iub" else np.float64))
     out = all_reduce_sum_(t.to(_control_device())).cpu().numpy()
     return out if arr.ndim else out.item()
+
+
+def per_rank(value: float) -> np.ndarray:
+    """Every rank's number ``value``, in rank order (float64; one all_reduce of one number per rank, a CPU
+    tensor); ``[value]`` in a single process."""
+    if not is_distributed():
+        return np.array([float(value)])
+    import torch
+
+    w = world()
+    t = torch.zeros(w.size, dtype=torch.float64)
+    t[w.rank] = float(value)
+    all_reduce_sum_(t)
+    return t.numpy()
 
 
 def mean_over_ranks(value: float) -> float:

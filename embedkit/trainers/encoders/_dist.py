@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 __all__ = ["rank_size", "rank_part", "shared_randperm", "broadcast_modules", "rank_mean", "rank_sum",
            "no_loss", "GradAverage", "begin_fit", "record_comm", "warn_small_parts"]
 
-COMM_ATTRS = ("comm_bytes_", "comm_seconds_")  # set by a distributed fit only
+COMM_ATTRS = ek_dist.COMM_ATTRS  # set by a distributed fit only
 _LOCAL = threading.local()  # the model whose fit runs in this thread, and the counters when it began
 _SPLIT = 0x9E3779B97F4A7C15  # odd constant spreading the rank over the seed space
 
@@ -199,10 +199,9 @@ def begin_fit(model, device) -> None:
     """At the start of a fit: join the process group when launched by torchrun (``setup``), forget the
     previous fit's traffic figures, and remember the counters to measure this fit's."""
     ek_dist.setup(device)
-    for name in COMM_ATTRS:
-        model.__dict__.pop(name, None)
+    ek_dist.set_comm(model, None)
     _LOCAL.model = weakref.ref(model)
-    _LOCAL.before = ek_dist.comm_stats()
+    _LOCAL.before = ek_dist.comm_mark()
 
 
 def record_comm(owner: str, grads: GradAverage) -> None:
@@ -215,8 +214,6 @@ def record_comm(owner: str, grads: GradAverage) -> None:
     model = ref()
     if model is None:
         return
-    now, before = ek_dist.comm_stats(), _LOCAL.before
-    model.comm_bytes_ = int(now["bytes"] - before["bytes"])
-    model.comm_seconds_ = float(now["seconds"] - before["seconds"])
+    ek_dist.record_comm(model, _LOCAL.before)
     log.info("%s: %d averaged steps; %.2f MB sent (%.0f bytes per step), %.2fs in collectives", owner,
              grads.steps, model.comm_bytes_ / 1e6, model.comm_bytes_ / max(grads.steps, 1), model.comm_seconds_)

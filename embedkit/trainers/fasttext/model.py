@@ -19,7 +19,7 @@ from ..._validation import DEVICE, DIM, EPOCHS, LR, MIN_LR, NEGATIVE, SEED, WIND
 from ...errors import InputError
 from ..base import Trainer
 from ..sgns import choose_backend, ignored_by, single_process
-from ..sgns.distributed import SYNC_EVERY_MIN
+from ..sgns.distributed import SYNC_EVERY, SYNC_EVERY_MIN
 from .embeddings import FastTextEmbeddings, ngram_hashes
 
 __all__ = ["FastText"]
@@ -78,7 +78,7 @@ class FastText(Trainer):
                  min_count: int = 5, sample: float = 1e-3, epochs: int = 5, lr: float = 0.025,
                  min_lr: float = 0.0001, min_n: int = 3, max_n: int = 6, bucket: int = 2_000_000,
                  max_vocab: int | None = None, seed: int = 0, backend: str = "auto", device: str = "auto",
-                 workers: int | None = None, batch_words: int | None = None, sync_every: float = 0.25):
+                 workers: int | None = None, batch_words: int | None = None, sync_every: float = SYNC_EVERY):
         self.mode = mode
         self.dim = dim
         self.window = window
@@ -109,7 +109,7 @@ class FastText(Trainer):
         """Train on ``corpus`` (path, list of paths, ek.Corpus or list of token lists)."""
         from ... import distributed as ek_dist
         from ...data.corpus import as_corpus
-        from ..sgns.distributed import comm_mark, record_comm
+        from ..sgns.distributed import record_comm
 
         params = self._validate_params(warn=False)
         self._check_callback(_OWNER, callback)
@@ -118,7 +118,7 @@ class FastText(Trainer):
         ek_dist.setup(dev)    # joins the process group under torchrun; nothing in one process
         self._warn_ignored(params, {**ignored_by(backend, dev), **single_process()})
         show_progress = show_progress and ek_dist.is_main()
-        mark = comm_mark()
+        mark = ek_dist.comm_mark()
         if backend == "torch" and self.mode != "skipgram":
             raise InputError("FastText: the torch backend trains skip-gram only; use mode='skipgram' or "
                              "backend='gensim' for CBOW")

@@ -19,7 +19,7 @@ from ..._validation import DEVICE, DIM, EPOCHS, LR, MIN_LR, NEGATIVE, SEED, WIND
 from ...embeddings import Embeddings
 from ...errors import InputError
 from ..base import Trainer
-from ..sgns.distributed import SYNC_EVERY_MIN
+from ..sgns.distributed import SYNC_EVERY, SYNC_EVERY_MIN
 
 __all__ = ["MetaPath2Vec"]
 
@@ -118,7 +118,7 @@ class MetaPath2Vec(Trainer):
     def __init__(self, metapaths=None, dim: int = 128, walk_length: int = 50, walks_per_node: int = 10,
                  window: int = 5, epochs: int = 1, negative: int = 5, sample: float = 0.0, lr: float = 0.025,
                  min_lr: float = 0.0001, seed: int = 0, device="auto", workers: int | None = None,
-                 sync_every: float = 0.25):
+                 sync_every: float = SYNC_EVERY):
         self.metapaths = metapaths
         self.dim = dim
         self.walk_length = walk_length
@@ -164,7 +164,7 @@ class MetaPath2Vec(Trainer):
         """Learn one vector per node of the typed ``graph`` (ek.Graph with node types, PyG HeteroData,
         or the path of a typed edge list ``src_type src relation dst_type dst [weight]``)."""
         from ... import distributed as ek_dist
-        from ..sgns.distributed import check_graph, check_shards, comm_mark, record_comm, sum_counts, sync_for
+        from ..sgns.distributed import check_graph, check_shards, record_comm, sync_for
         from ..sgns.engine import cpu_threads, train_skipgram
 
         self._validate_params()
@@ -174,25 +174,26 @@ class MetaPath2Vec(Trainer):
         ek_dist.setup(dev)    # joins the process group under torchrun; nothing in one process
         check_graph(graph)    # distributed: every rank must hold the same graph (one line on every rank)
         show_progress = show_progress and ek_dist.is_main()
-        mark = comm_mark()
+        mark = ek_dist.comm_mark()
         with cpu_threads(self.workers, dev):
             stream = self.walk_stream(graph, dev)
-            walks = sum_counts(np.array([stream.walks_per_epoch], dtype=np.int64))[0]   # every rank's
+            every = ek_dist.per_rank(stream.walks_per_epoch)   # every rank's walks, in one collective
+            walks = int(every.sum())
             if walks == 0:
                 raise InputError("no node of a metapath's first type has an edge: nothing to walk from")
-            check_shards(stream.walks_per_epoch, "walks")    # distributed: every rank has walks
+            check_shards(stream.walks_per_epoch, "walks", every)    # distributed: every rank has walks
             from ..sgns.progress import bar
 
             with bar("metapath2vec: walks (visit counts)", total=stream.walks_per_epoch, unit="walk",
                      show_progress=show_progress) as pb:
                 counts = stream.counts(on_batch=pb.update)
             local = int(counts.sum())
-            counts = sum_counts(counts)
+            counts = ek_dist.sum_over_ranks(counts)
             if int(counts.sum()) <= walks:
                 raise InputError("the walks never get past their start node: no node of a metapath's first type "
                                  "has a neighbour of the next type; check the metapaths against the graph's types")
             log.info("metapath2vec: %d walks per epoch, device %s", stream.walks_per_epoch, dev)
-            check_shards(local, "walk steps")
+            check_shards(local, "walk steps")    # walks stuck at their start are dropped: walks > 0, steps 0
             sync = sync_for(self.sync_every)
             vectors, losses, output = train_skipgram(
                 stream, counts, mode="skipgram", dim=self.dim, window=self.window, negative=self.negative,

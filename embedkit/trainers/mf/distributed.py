@@ -59,7 +59,7 @@ def train_distributed(params: dict, csr, show_progress: bool, callback) -> dict:
     csr = csr.tocsr()
     ek_dist.same_on_all_ranks(np.array([csr.shape[0], csr.shape[1], csr.nnz, float(csr.data.sum())]),
                               "the interactions (users, items, pairs, sum of values)")
-    start = ek_dist.comm_stats()
+    start = ek_dist.comm_mark()
     gen = torch.Generator(device="cpu").manual_seed(params["seed"])  # the same start on every rank
     run = {("implicit", "als"): _implicit_als, ("implicit", "bpr"): _bpr,
            ("explicit", "als"): _explicit_als, ("explicit", "sgd"): _explicit_sgd}[(params["feedback"], params["method"])]
@@ -72,10 +72,8 @@ def train_distributed(params: dict, csr, show_progress: bool, callback) -> dict:
     out = {k: (v.detach().cpu().numpy().astype(np.float32) if isinstance(v, torch.Tensor) else v)
            for k, v in state.items()}
     check_finite(params, out)
-    end = ek_dist.comm_stats()
+    out["comm"] = ek_dist.comm_since(start)
     out["loss_history"] = history
-    out["comm"] = {"bytes": end["bytes"] - start["bytes"], "seconds": end["seconds"] - start["seconds"],
-                   "calls": end["calls"] - start["calls"]}
     return out
 
 

@@ -401,7 +401,7 @@ class _Distributed:
         if self.active:
             from .distributed import _ItemSync
 
-            self.start = ek_dist.comm_stats()
+            self.start = ek_dist.comm_mark()
             self.sync = _ItemSync(tables)
             self.every = float(model.sync_every)
 
@@ -440,18 +440,12 @@ class _Distributed:
         """The rest of the epoch's syncs (every rank makes the same number) and the loss over all pairs."""
         if not self.active:
             return total / max(n, 1)
-        import torch
-
         while self.done < len(self.bounds) - 1:
             self._sync()
         self.done = 0
-        t = torch.tensor([total, float(n)], dtype=torch.float64)
-        self.ek.all_reduce_sum_(t)
-        return float(t[0]) / max(float(t[1]), 1.0)
+        loss, pairs = self.ek.sum_over_ranks(np.array([total, float(n)], dtype=np.float64))
+        return float(loss) / max(float(pairs), 1.0)
 
     def record(self, model) -> None:
-        model.__dict__.pop("comm_bytes_", None), model.__dict__.pop("comm_seconds_", None)
-        if self.active:  # what this rank sent into collectives during the fit
-            end = self.ek.comm_stats()
-            model.comm_bytes_ = end["bytes"] - self.start["bytes"]
-            model.comm_seconds_ = end["seconds"] - self.start["seconds"]
+        """Drop the figures of an earlier fit; distributed: what this rank sent into collectives during the fit."""
+        self.ek.record_comm(model, self.start if self.active else None)

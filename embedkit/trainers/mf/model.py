@@ -190,6 +190,7 @@ class MatrixFactorization(PredictFoldIn, Trainer):
         """Train on ``interactions`` (an :class:`~embedkit.Interactions` or a scipy/numpy users x
         items matrix); returns the item Embeddings. ``callback(epoch, loss)`` fires after every
         epoch, epochs counted from 1."""
+        from ... import distributed as ek_dist
         from ...data.interactions import Interactions
 
         params = self._resolve(self._validate_params())
@@ -209,10 +210,8 @@ class MatrixFactorization(PredictFoldIn, Trainer):
         state = train_factors(params, interactions.matrix, show_progress, callback)
         self.params_ = params
         self.loss_history_ = state.pop("loss_history")
-        comm = state.pop("comm", None)  # distributed fits: what this rank sent into collectives
-        self.__dict__.pop("comm_bytes_", None), self.__dict__.pop("comm_seconds_", None)
-        if comm is not None:
-            self.comm_bytes_, self.comm_seconds_ = int(comm["bytes"]), float(comm["seconds"])
+        # distributed fits: what this rank sent into collectives (the figures of an earlier fit are dropped)
+        ek_dist.set_comm(self, state.pop("comm", None))
         self._set_state(interactions.user_keys, interactions.item_keys, interactions.matrix, **state)
         if params["feedback"] == "explicit":  # predict() clips to it, as Surprise clips to its rating scale
             self._rating_range = (float(interactions.values.min()), float(interactions.values.max()))

@@ -33,7 +33,7 @@ from ...embeddings import Embeddings
 from ...errors import InputError
 from ..base import Trainer
 from ..sgns import choose_backend, ignored_by, single_process
-from ..sgns.distributed import SYNC_EVERY_MIN
+from ..sgns.distributed import SYNC_EVERY, SYNC_EVERY_MIN
 
 __all__ = ["Node2Vec"]
 
@@ -161,7 +161,7 @@ class Node2Vec(Trainer):
                  p: float = 1.0, q: float = 1.0, epochs: int = 1, negative: int = 5, sample: float = 0.0,
                  lr: float = 0.025, min_lr: float = 0.0001, seed: int = 0, device="auto",
                  walk_batch_size: int | None = None, backend: str = "auto", workers: int | None = None,
-                 sync_every: float = 0.25):
+                 sync_every: float = SYNC_EVERY):
         self.dim = dim
         self.walk_length = walk_length
         self.walks_per_node = walks_per_node
@@ -221,7 +221,7 @@ class Node2Vec(Trainer):
         """
         from ... import distributed as ek_dist
         from ...data.graph import Graph
-        from ..sgns.distributed import check_graph, check_shards, comm_mark, record_comm, sum_counts, sync_for
+        from ..sgns.distributed import check_graph, check_shards, record_comm, sync_for
         from ..sgns.engine import cpu_threads, train_skipgram
 
         params = self._validate_params(warn=False)
@@ -234,7 +234,7 @@ class Node2Vec(Trainer):
         if not (graph.degrees() > 0).any():
             raise InputError("the graph has no edges: node2vec needs edges to walk on")
         show_progress = show_progress and ek_dist.is_main()
-        mark = comm_mark()
+        mark = ek_dist.comm_mark()
         with cpu_threads(self.workers, dev):    # on CPU: `workers` torch threads, restored after
             stream = self._walk_stream(graph, dev)
             log.info("node2vec: %d walks per epoch, backend %s, device %s", stream.walks_per_epoch, backend, dev)
@@ -246,8 +246,7 @@ class Node2Vec(Trainer):
                          show_progress=show_progress) as pb:
                     counts = stream.counts(graph.num_nodes, on_batch=pb.update)  # visits in epoch 0 (trained on)
                 local = int(counts.sum())      # this rank's walk steps (all of them in one process)
-                check_shards(local, "walk steps")
-                counts = sum_counts(counts)    # distributed: every rank's visits
+                counts = ek_dist.sum_over_ranks(counts)    # distributed: every rank's visits
                 sync = sync_for(self.sync_every)
                 vectors, losses, output = train_skipgram(
                     stream, counts, mode="skipgram", dim=self.dim, window=self.window, negative=self.negative,

@@ -30,7 +30,7 @@ from .distributed import Averager, check_shards, check_vocab, rank_seed, replica
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GensimSync", "train_sharded", "reseed", "resplit"]
+__all__ = ["GensimSync", "train_sharded", "train_parts", "reseed", "resplit"]
 
 
 class GensimSync(Averager):
@@ -39,8 +39,9 @@ class GensimSync(Averager):
     rank's epoch, at most once per part (a part past several marks averages once, the next parts
     catch up), and at the epoch's end as many times as it takes to make ``n``: every rank makes
     exactly ``n`` averages per epoch. ``start(steps)`` caps ``n`` at the fewest non-empty parts any
-    rank has (:func:`~embedkit.trainers.sgns.distributed.agreed_syncs`). ``after(model)`` runs after
-    each average (FastText: recompose word vectors)."""
+    rank has (:func:`~embedkit.trainers.sgns.distributed.agreed_syncs`). ``after(model)`` runs once
+    per epoch, after its last average (FastText: recompose word vectors; training reads only the
+    tables, so no reader needs them between the averages)."""
 
     def __init__(self, model, tables, epoch_words: int, sync_every: float, after=None):
         super().__init__(sync_every)
@@ -57,13 +58,9 @@ class GensimSync(Averager):
         """Every rank takes rank 0's tables (they are equal already when the vocabularies are);
         ``steps``: this rank's non-empty parts per epoch (caps the averages per epoch on every rank)."""
         self._begin(self._tensors(), steps)
-        if self.after is not None:
-            self.after(self.model)
 
     def average(self) -> None:
         self._average(self._tensors())
-        if self.after is not None:
-            self.after(self.model)
 
     def __call__(self, words: int) -> None:
         self.words += int(words)
@@ -72,6 +69,8 @@ class GensimSync(Averager):
                 self.average()
                 self.done += 1
             self.words, self.done = 0, 0
+            if self.after is not None:
+                self.after(self.model)
         elif words and self.done < min(self.n - 1, int(self.words * self.n / self.total + 0.5)):
             self.average()
             self.done += 1
@@ -99,19 +98,6 @@ def reseed(model, seed: int) -> None:
     rank = ek_dist.world().rank
     if rank:
         model.random = np.random.RandomState(rank_seed(seed, rank) % (2 ** 32))
-
-
-def mean_loss(loss_of):
-    """``loss_of`` averaged over the ranks (each evaluates it on its own sample)."""
-    import torch
-
-    from ... import distributed as ek_dist
-
-    def of(model):
-        t = torch.tensor([float(loss_of(model))], dtype=torch.float64)
-        return float(ek_dist.all_reduce_mean_(t)[0])
-
-    return of
 
 
 def write_shard(corpus, n_parts: int, expected: int, directory: str):
@@ -185,12 +171,40 @@ def resplit(parts, part_words: int, directory: str):
     return out
 
 
+def train_parts(model, parts, *, words: int, epochs: int, loss_of, desc: str, unit: str, show_progress: bool,
+                callback, seed: int, tables, sync_every: float, after=None):
+    """Train ``model`` (vocabulary built) on the corpus-file ``parts`` [(path, words, lines)] with the exact
+    schedule (``train(lr_schedule="exact")``, ``words`` per epoch) at the replica's rates (:func:`replica_alpha`,
+    the user's rates in a single process). Under a process group, first: this rank's own draws
+    (:func:`reseed`), rank 0's tables (:class:`GensimSync` ``start``), the loss averaged over the ranks; then
+    the tables averaged after the parts. Returns (losses, seconds, sync: None in a single process)."""
+    from ... import distributed as ek_dist
+    from .gensim_backend import train
+
+    sync = None
+    if ek_dist.is_distributed():
+        reseed(model, seed)
+        sync = GensimSync(model, tables, words, sync_every, after)
+        sync.start(sum(1 for p in parts if p[1]))
+        loss_of = _mean_over_ranks(loss_of)
+    with replica_alpha(model):
+        losses, seconds = train(model, dict(corpus_file=parts), epochs=epochs, lr_schedule="exact", loss_of=loss_of,
+                                units_per_epoch=words, desc=desc, unit=unit, show_progress=show_progress,
+                                callback=callback, on_part=sync)
+    return losses, seconds, sync
+
+
+def _mean_over_ranks(loss_of):
+    """``loss_of`` averaged over the ranks (each evaluates it on its own sample)."""
+    from ... import distributed as ek_dist
+
+    return lambda model: ek_dist.mean_over_ranks(float(loss_of(model)))
+
+
 def train_sharded(model, corpus, *, tables, after=None, sync_every: float, epochs: int, loss_of, desc: str,
                   seed: int, show_progress: bool = True, callback=None):
     """Train ``model`` (gensim Word2Vec or FastText, vocabulary built from the whole ``corpus``) on this
     rank's shard with periodic averaging. Returns (losses, seconds, this rank's words per epoch, sync)."""
-    from .gensim_backend import train
-
     check_vocab(model.wv.index_to_key, desc.split()[0])
     n = syncs_per_epoch(sync_every)
     tmp = tempfile.mkdtemp(prefix="embedkit-shard-")
@@ -198,13 +212,9 @@ def train_sharded(model, corpus, *, tables, after=None, sync_every: float, epoch
         parts = write_shard(corpus, n, int(model.corpus_count or 0), tmp)
         words = sum(p[1] for p in parts)
         check_shards(words, "sentences")
-        reseed(model, seed)
-        sync = GensimSync(model, tables, words, sync_every, after)
-        sync.start(sum(1 for p in parts if p[1]))
-        with replica_alpha(model):
-            losses, seconds = train(model, dict(corpus_file=parts), epochs=epochs, lr_schedule="exact",
-                                    loss_of=mean_loss(loss_of), units_per_epoch=words, desc=desc, unit="word",
-                                    show_progress=show_progress, callback=callback, on_part=sync)
+        losses, seconds, sync = train_parts(model, parts, words=words, epochs=epochs, loss_of=loss_of, desc=desc,
+                                            unit="word", show_progress=show_progress, callback=callback, seed=seed,
+                                            tables=tables, sync_every=sync_every, after=after)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("%s: rank's shard %d words in %d part(s), %d averages", desc, words, n, sync.syncs)

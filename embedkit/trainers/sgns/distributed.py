@@ -34,10 +34,12 @@ from ...errors import InputError
 log = logging.getLogger(__name__)
 
 __all__ = ["Averager", "Sync", "NO_SYNC", "replica_rates", "syncs_per_epoch", "sync_for", "strided", "check_vocab",
-           "check_shards", "check_graph", "sum_counts", "refuse", "rank_seed", "comm_mark", "record_comm", "SYNC_EVERY",
-           "SYNC_EVERY_MIN", "agreed_syncs", "lr_text"]
+           "check_shards", "check_graph", "refuse", "rank_seed", "record_comm", "SYNC_EVERY", "SYNC_EVERY_MIN",
+           "agreed_syncs", "lr_text"]
 
-SYNC_EVERY = 0.25   # default fraction of an epoch between two averages (4 averages per epoch)
+# the skip-gram trainers' (and their CLI verbs') default sync_every: the fraction of an epoch between two
+# averages (4 averages per epoch); this module imports neither torch nor gensim, so the CLI may import it
+SYNC_EVERY = 0.25
 SYNC_EVERY_MIN = 1e-3   # at most 1000 averages per epoch (each sends the whole tables)
 
 
@@ -54,17 +56,11 @@ def agreed_syncs(n: int, steps: int) -> int:
     """``n`` capped at the fewest training steps (batches, parts) any rank makes in an epoch, so that
     every rank averages the same number of times and at most once per step (a collective on every
     rank; ``n`` in a single process)."""
-    import torch
-
     from ... import distributed as ek_dist
 
     if not ek_dist.is_distributed():
         return n
-    w = ek_dist.world()
-    every = torch.zeros(w.size, dtype=torch.float64)
-    every[w.rank] = float(max(1, int(steps)))
-    ek_dist.all_reduce_sum_(every)
-    return max(1, min(int(n), int(every.min())))
+    return max(1, min(int(n), int(ek_dist.per_rank(max(1, int(steps))).min())))
 
 
 def replica_rates(lr: float, min_lr: float) -> tuple[float, float]:
@@ -174,17 +170,18 @@ class Sync(Averager):
             self.done += 1
 
     def end_epoch(self, tables, loss_sum, examples: int, seen: int):
-        import torch
-
         from ... import distributed as ek_dist
 
         while self.done < self.n:
             self._average(tables)
             self.done += 1
         self.done = 0
-        t = torch.tensor([float(loss_sum), float(examples), float(seen)], dtype=torch.float64)
-        ek_dist.all_reduce_sum_(t)
-        return t[0].to(loss_sum.device) if hasattr(loss_sum, "device") else float(t[0]), int(t[1]), int(t[2])
+        t = ek_dist.sum_over_ranks(np.array([float(loss_sum), float(examples), float(seen)], dtype=np.float64))
+        if hasattr(loss_sum, "device"):     # the engine's loss: a float64 tensor on its device
+            import torch
+
+            return torch.tensor(t[0], dtype=torch.float64, device=loss_sum.device), int(t[1]), int(t[2])
+        return float(t[0]), int(t[1]), int(t[2])
 
 
 def sync_for(sync_every: float):
@@ -234,29 +231,18 @@ def check_graph(graph) -> None:
                                    np.asarray(graph.indptr, dtype=np.int64), np.asarray(graph.indices, dtype=np.int64))
 
 
-def check_shards(n_local: int, what: str) -> None:
-    """Raise on every rank when some rank's shard holds nothing (``what``: 'sentences', 'walks')."""
-    import torch
-
+def check_shards(n_local: int, what: str, every=None) -> None:
+    """Raise on every rank when some rank's shard holds nothing (``what``: 'sentences', 'walks');
+    ``every``: the ranks' counts (:func:`~embedkit.distributed.per_rank`) when the caller has them already."""
     from ... import distributed as ek_dist
 
     if not ek_dist.is_distributed():
         return
-    w = ek_dist.world()
-    t = torch.zeros(w.size, dtype=torch.float64)
-    t[w.rank] = float(n_local)
-    ek_dist.all_reduce_sum_(t)
-    empty = [r for r in range(w.size) if t[r] <= 0]
+    every = ek_dist.per_rank(n_local) if every is None else every
+    empty = [r for r in range(len(every)) if every[r] <= 0]
     if empty:
-        raise InputError(f"rank(s) {empty} got no {what} to train on ({int(t.sum())} in all for {w.size} ranks): "
-                         "give more data or run fewer processes")
-
-
-def sum_counts(counts: np.ndarray) -> np.ndarray:
-    """``counts`` (int64) summed over the ranks (itself in a single process)."""
-    from ... import distributed as ek_dist
-
-    return ek_dist.sum_over_ranks(np.asarray(counts, dtype=np.int64))
+        raise InputError(f"rank(s) {empty} got no {what} to train on ({int(every.sum())} in all for {len(every)} "
+                         "ranks): give more data or run fewer processes")
 
 
 def refuse(owner: str, what: str) -> None:
@@ -268,24 +254,15 @@ def refuse(owner: str, what: str) -> None:
                          "run it without torchrun / --nproc, then save")
 
 
-def comm_mark() -> dict:
-    """The collective counters now (to measure a fit's traffic with :func:`record_comm`)."""
+def record_comm(model, mark: dict, sync=None) -> None:
+    """At the end of a fit: drop the figures of an earlier fit and, under a process group, set
+    ``model.comm_bytes_`` (bytes this rank sent into collectives since ``mark``, an
+    :func:`~embedkit.distributed.comm_mark`), ``comm_seconds_`` (time in them) and ``comm_syncs_``
+    (averages made); log bytes and seconds per average (:func:`~embedkit.distributed.record_comm`)."""
     from ... import distributed as ek_dist
 
-    return ek_dist.comm_stats()
-
-
-def record_comm(model, before: dict, sync=None) -> None:
-    """Under a process group: set ``model.comm_bytes_`` (bytes this rank sent into collectives since
-    ``before``), ``comm_seconds_`` (time in them) and ``comm_syncs_`` (averages made); log bytes and
-    seconds per average. Nothing in a single process (no fitted attribute is added)."""
-    from ... import distributed as ek_dist
-
-    if not ek_dist.is_distributed():
+    if ek_dist.record_comm(model, mark) is None:
         return
-    now = ek_dist.comm_stats()
-    model.comm_bytes_ = int(now["bytes"] - before["bytes"])
-    model.comm_seconds_ = float(now["seconds"] - before["seconds"])
     model.comm_syncs_ = int(getattr(sync, "syncs", 0))
     if model.comm_syncs_:
         log.info("%s: %d averages of %.1f MB each (%.3fs each); %.1f MB sent in all", type(model).__name__,

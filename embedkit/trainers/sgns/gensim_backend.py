@@ -45,6 +45,11 @@ _PART_WORDS = 500_000           # Node2Vec: walk steps per train call (the bar m
 _MAX_PARTS = 50
 
 
+def _part_words(steps: int) -> int:
+    """Node2Vec: walk steps per part for ``steps`` in an epoch (_PART_WORDS, or more: at most _MAX_PARTS parts)."""
+    return max(_PART_WORDS, -(-int(steps) // _MAX_PARTS))
+
+
 def _needs_copy(paths) -> bool:
     return len(paths) != 1 or paths[0].name.lower().endswith((".gz", ".bz2"))
 
@@ -259,7 +264,7 @@ def train(model, source: dict, *, epochs: int, lr_schedule: str, loss_of, units_
 
 def fit_corpus(corpus, *, mode: str, dim: int, window: int, negative: int, min_count: int, sample: float,
                epochs: int, lr: float, min_lr: float, seed: int, workers: int | None, max_vocab: int | None,
-               batch_words: int | None, show_progress: bool = True, callback=None, sync_every: float = 0.25) -> dict:
+               batch_words: int | None, sync_every: float, show_progress: bool = True, callback=None) -> dict:
     """Word2Vec on gensim (its own learning-rate schedule, see :func:`train_corpus_file`).
 
     Returns a dict: keys (by frequency), vectors, output (negative-sampling weights), counts,
@@ -368,7 +373,7 @@ def continue_corpus(corpus, keys, counts, vectors, output, *, mode: str, window:
 
 def fit_walks(stream, num_nodes: int, *, dim: int, window: int, negative: int, sample: float, epochs: int,
               lr: float, min_lr: float, seed: int, workers: int | None, walk_length: int,
-              show_progress: bool = True, callback=None, sync_every: float = 0.25) -> dict:
+              sync_every: float, show_progress: bool = True, callback=None) -> dict:
     """Node2Vec on gensim: skip-gram over epoch 0's walks (all epochs on the same walks, as
     PecanPy does), with the exact learning-rate schedule.
 
@@ -399,31 +404,25 @@ def fit_walks(stream, num_nodes: int, *, dim: int, window: int, negative: int, s
     with tempfile.TemporaryDirectory(prefix="embedkit-node2vec-") as tmp:
         t0 = time.perf_counter()
         walks = stream.walks_per_epoch
-        steps = walks * walk_length   # an upper bound (walks stop early at dead ends): only sizes the parts
-        part_words = max(_PART_WORDS, -(-steps // _MAX_PARTS))
-        if dist:    # parts no longer than the stretch between two averages
-            from .distributed import syncs_per_epoch
-
-            part_words = max(1, min(part_words, -(-steps // syncs_per_epoch(sync_every))))
+        # walks x walk_length: an upper bound (walks stop early at dead ends); only sizes the parts
         with bar("node2vec (gensim): walks", total=walks, unit="walk", show_progress=show_progress) as pbar:
-            counts, first, parts = stream.write_parts(tmp, num_nodes, 0, part_words=part_words,
-                                                                  on_batch=pbar.update)
+            counts, first, parts = stream.write_parts(tmp, num_nodes, 0, part_words=_part_words(walks * walk_length),
+                                                      on_batch=pbar.update)
         tokens, lengths = first if first is not None else (np.zeros(0, np.int64), np.zeros(0, np.int64))
         log.info("node2vec: %d walks written for gensim in %.1fs (%d part(s))", walks, time.perf_counter() - t0,
                  len(parts))
         take = int(min(len(lengths), max(1, _LOSS_SAMPLE_STEPS // walk_length)))
         sample_tokens, sample_lengths = tokens[: int(lengths[:take].sum())], lengths[:take]
 
-        sync, local_steps = None, int(counts.sum())
+        local_steps = int(counts.sum())   # >= this rank's walks (each holds its start node), > 0 (checked)
         if dist:
-            from .dist_gensim import GensimSync, mean_loss, reseed, resplit
-            from .distributed import check_shards, sum_counts
+            from .dist_gensim import resplit
+            from .distributed import syncs_per_epoch
 
-            check_shards(local_steps, "walk steps")
-            counts = sum_counts(counts)
+            counts = ek_dist.sum_over_ranks(counts)
             # parts from the steps really walked (dead ends stop walks early): <= 1/n of the epoch each
-            real = max(_PART_WORDS, -(-local_steps // _MAX_PARTS))
-            parts = resplit(parts, max(1, min(real, -(-local_steps // syncs_per_epoch(sync_every)))), tmp)
+            parts = resplit(parts, max(1, min(_part_words(local_steps), -(-local_steps // syncs_per_epoch(sync_every)))),
+                            tmp)
 
         def loss_of(m):
             w_in, w_out = in_rows(m)
@@ -432,19 +431,16 @@ def fit_walks(stream, num_nodes: int, *, dim: int, window: int, negative: int, s
 
         if dist:    # the same vocabulary on every rank: every node any rank visits, in row order
             model.build_vocab_from_freq({str(i): int(counts[i]) for i in np.flatnonzero(counts)})
-            reseed(model, seed)
-            sync = GensimSync(model, lambda m: (m.wv.vectors, m.syn1neg), local_steps, sync_every)
-            sync.start(sum(1 for p in parts if p[1]))
-            loss_of = mean_loss(loss_of)
         else:
             build_vocab(model, dict(corpus_iterable=_PartLines([p for p, _, _ in parts])), desc="node2vec (gensim)",
                         show_progress=show_progress)
-        from .dist_gensim import replica_alpha
+        from .dist_gensim import train_parts
 
-        with replica_alpha(model):      # N ranks: N x the rates (nothing in one process)
-            losses, seconds = train(model, dict(corpus_file=parts), epochs=epochs, lr_schedule="exact",
-                                    loss_of=loss_of, units_per_epoch=local_steps, desc="node2vec (gensim)",
-                                    unit="step", show_progress=show_progress, callback=callback, on_part=sync)
+        # N ranks: N x the rates, this rank's draws, the tables averaged after the parts (nothing in one process)
+        losses, seconds, sync = train_parts(model, parts, words=local_steps, epochs=epochs, loss_of=loss_of,
+                                            desc="node2vec (gensim)", unit="step", show_progress=show_progress,
+                                            callback=callback, seed=seed, tables=lambda m: (m.wv.vectors, m.syn1neg),
+                                            sync_every=sync_every)
     vectors, output = in_rows(model)
     return dict(vectors=vectors, output=output, counts=counts, losses=losses, seconds=seconds, sync=sync)
 

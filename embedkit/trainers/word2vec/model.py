@@ -25,7 +25,7 @@ from ...embeddings import Embeddings
 from ...errors import InputError
 from ..base import Trainer
 from ..sgns import choose_backend, ignored_by, single_process
-from ..sgns.distributed import SYNC_EVERY_MIN
+from ..sgns.distributed import SYNC_EVERY, SYNC_EVERY_MIN
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class Word2Vec(Trainer):
                  min_count: int = 5, sample: float = 1e-3, epochs: int = 5, lr: float = 0.025,
                  min_lr: float = 0.0001, max_vocab: int | None = None, seed: int = 0,
                  backend: str = "auto", device: str = "auto", workers: int | None = None,
-                 batch_words: int | None = None, sync_every: float = 0.25, *, alpha: float | None = None,
+                 batch_words: int | None = None, sync_every: float = SYNC_EVERY, *, alpha: float | None = None,
                  min_alpha: float | None = None):
         self.mode = mode
         self.dim = dim
@@ -255,7 +255,7 @@ class Word2Vec(Trainer):
         """Train on ``corpus`` (path, list of paths, ek.Corpus or list of token lists); return Embeddings."""
         from ... import distributed as ek_dist
         from ...data.corpus import as_corpus
-        from ..sgns.distributed import comm_mark, record_comm
+        from ..sgns.distributed import record_comm
 
         params = self._validate_params(warn=False)
         self._check_callback("Word2Vec", callback)
@@ -264,7 +264,7 @@ class Word2Vec(Trainer):
         ek_dist.setup(dev)    # joins the process group under torchrun; nothing in one process
         self._warn_ignored(params, self._ignored(backend, dev, corpus.is_files))
         show_progress = show_progress and ek_dist.is_main()
-        mark = comm_mark()
+        mark = ek_dist.comm_mark()
         if backend == "gensim":
             from ..sgns.gensim_backend import fit_corpus
 
