@@ -74,24 +74,27 @@ def terms(X, y, seed):
         ((pca.inverse_transform(pca.transform(P)) - P) ** 2).sum(1), lib
 
 
-def combine(t, keys):
-    """Mean of the robust-scaled test scores of ``keys`` (each scaled by its training scores' median and IQR)."""
-    vals = []
-    for k in keys:
+def combine(t, weights):
+    """Weighted mean of the robust-scaled test scores of the terms in ``weights`` ({term: weight}, or a sequence of
+    terms for equal weights), each scaled by its training scores' median and IQR."""
+    weights = dict.fromkeys(weights, 1.0) if not isinstance(weights, dict) else weights
+    total = 0.0
+    for k, w in weights.items():
         m, s = _anomaly.robust_scale(t[k][0])
-        vals.append((t[k][1] - m) / s)
-    return np.mean(vals, axis=0)
+        total = total + w * (t[k][1] - m) / s
+    return total / sum(weights.values())
 
 
-def main():
-    which = sys.argv[1]
-    seeds = [int(s) for s in (sys.argv[2] if len(sys.argv) > 2 else "0,1,2").split(",")]
+def run_suite(suite_tasks, columns, seeds, save):
+    """Score every task of ``suite_tasks`` for every AE seed: the ``columns`` ({name: terms or {term: weight}}),
+    A_lib and PCA reconstruction, printed per task. Saves the terms per seed to ``save.format(seed=seed)`` (an npz
+    with the keys ``name|term|tr`` / ``te`` and ``name|y``) and returns {task: {seed: {column: AUC}}}."""
     res, saved = {}, {s: {} for s in seeds}
-    for name, X, y in SUITES[which]():
+    for name, X, y in suite_tasks:
         res[name] = {}
         for seed in seeds:
             t, yte, pca, lib = terms(X, y, seed)
-            row = {c: anomaly_auc(combine(t, keys), yte) for c, keys in COLUMNS.items()}
+            row = {c: anomaly_auc(combine(t, keys), yte) for c, keys in columns.items()}
             row["A_lib"], row["PCA recon."] = anomaly_auc(lib, yte), anomaly_auc(pca, yte)
             res[name][seed] = row
             for k, (a, b) in t.items():
@@ -99,9 +102,24 @@ def main():
             saved[seed][f"{name}|y"] = yte
         mean = {k: float(np.mean([r[k] for r in res[name].values()])) for k in res[name][seeds[0]]}
         print(name, {k: round(v, 3) for k, v in mean.items()}, flush=True)
-    summarise(res, list(res[next(iter(res))][seeds[0]]), [c for c in COLUMNS if c != "IsolationForest"])
     for seed in seeds:
-        np.savez(f"/tmp/ae14_round8_terms_{which}_{seed}.npz", **saved[seed])
+        np.savez(save.format(seed=seed), **saved[seed])
+    return res
+
+
+def load_terms(path):
+    """The terms saved by ``run_suite``: {task: ({term: (training scores, test scores)}, test labels)}."""
+    d = np.load(path)
+    names = sorted({k.split("|")[0] for k in d.files})
+    found = sorted({k.split("|")[1] for k in d.files if k.count("|") == 2})
+    return {n: ({k: (d[f"{n}|{k}|tr"], d[f"{n}|{k}|te"]) for k in found}, d[f"{n}|y"]) for n in names}
+
+
+def main():
+    which = sys.argv[1]
+    seeds = [int(s) for s in (sys.argv[2] if len(sys.argv) > 2 else "0,1,2").split(",")]
+    res = run_suite(SUITES[which](), COLUMNS, seeds, f"/tmp/ae14_round8_terms_{which}_{{seed}}.npz")
+    summarise(res, list(res[next(iter(res))][seeds[0]]), [c for c in COLUMNS if c != "IsolationForest"])
     with open(f"/tmp/ae14_round8_{which}.json", "w") as fh:
         json.dump(res, fh, indent=1)
 
