@@ -17,6 +17,7 @@ with a one-line :class:`~embedkit.errors.ParseError` naming file and line, so a 
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import threading
@@ -24,7 +25,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ParseError, StoreError
+from .errors import InputError, ParseError, StoreError
 
 MAX_LINE_BYTES = 64 << 20
 """The longest input line the text loaders accept (64 MiB): a sentence, a CSV row or a vector."""
@@ -76,24 +77,114 @@ def _remove_stale_tmps(path: Path) -> None:
                 pass
 
 
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Replace ``path`` with ``data`` atomically and durably (file and directory fsync).
+def _fix_for(exc: OSError) -> str:
+    """What a user can do about a failed write, by its errno."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free some space or choose another disk"
+    if exc.errno == errno.EISDIR:
+        return "give a file path, not a directory"
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return "a part of the path is a file, not a directory; choose another path"
+    return "choose a writable directory"
 
-    The temporary file is ``.<name>.tmp-<pid>``; those of killed writers are removed here."""
+
+def write_error(path, exc: OSError, doing: str = "write") -> StoreError:
+    """A one-line StoreError (an OSError too) for a failed write of ``path``: the target, not a temporary
+    file, the reason and the fix; ``errno``, ``strerror`` and ``filename`` are those of ``exc`` and ``path``.
+    Raise it ``from exc``."""
+    if isinstance(exc, StoreError):
+        return exc
+    reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    err = StoreError(f"cannot {doing} {path}: {reason}; {_fix_for(exc)} (the previous file, if any, is unchanged)")
+    err.errno, err.strerror, err.filename = exc.errno, exc.strerror, str(path)
+    return err
+
+
+def _discard(tmp: Path) -> None:
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+
+
+def stage_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to the temporary file ``.<name>.tmp-<pid>`` beside ``path`` (parents created), fsynced,
+    and return it; :func:`commit_staged` then renames it over ``path``, :func:`discard_staged` drops it.
+    Nothing at ``path`` changes here. Raises StoreError naming ``path`` (the temporary file removed)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_tmps(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        if path.is_dir():  # said now, not by the rename after the whole write
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_tmps(path)
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+    except OSError as exc:
+        _discard(tmp)
+        raise write_error(path, exc) from exc
+    except BaseException:
+        _discard(tmp)
+        raise
+    return tmp
+
+
+def commit_staged(tmp, path) -> Path:
+    """Rename the staged ``tmp`` over ``path`` and fsync the directory; on failure ``tmp`` is removed,
+    ``path`` is left as it was and StoreError names ``path``."""
+    path = Path(path)
+    try:
         os.replace(tmp, path)
-        fsync_dir(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    except OSError as exc:
+        _discard(Path(tmp))
+        raise write_error(path, exc) from exc
+    except BaseException:
+        _discard(Path(tmp))
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def discard_staged(tmp) -> None:
+    """Drop a file :func:`stage_bytes` wrote that will not be committed."""
+    _discard(Path(tmp))
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Replace ``path`` with ``data`` atomically and durably (file and directory fsync).
+
+    The temporary file is ``.<name>.tmp-<pid>``; those of killed writers are removed here. A failure
+    raises a one-line :class:`~embedkit.errors.StoreError` (an OSError) naming ``path``, its reason and
+    the fix, chained from the original error; ``path`` keeps its previous bytes and the temporary file
+    is removed."""
+    path = Path(path)
+    return commit_staged(stage_bytes(path, data), path)
+
+
+def check_writable(path, label: str = "") -> Path:
+    """Refuse, before any work is done, a file path that :func:`atomic_write_bytes` could not write:
+    a directory, a path under a file, or a directory where no file can be created (probed by creating
+    and removing a file in the nearest existing directory; nothing else is created). Raises a one-line
+    InputError starting with ``label`` (e.g. ``"--anomaly"``) and the path."""
+    path = Path(path)
+    where = f"{label} {path}" if label else str(path)
+    if path.is_dir():
+        raise InputError(f"{where}: is a directory; give a file path such as {path / 'scores.csv'}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{where}: {parent} is a file, not a directory; choose another path")
+    probe = parent / f".{path.name}.check-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InputError(f"{where}: cannot create a file in {parent} ({reason}); choose a writable directory") from None
+    os.close(fd)
+    _discard(probe)
     return path
 
 

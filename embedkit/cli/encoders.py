@@ -11,6 +11,8 @@ autoencoder also stores its training rows' reconstruction errors as the extra "a
 from __future__ import annotations
 
 import argparse
+import warnings
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -39,6 +41,33 @@ def _share(text: str) -> float | str:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a number like 0.5; got {text!r}") from None
+
+
+def _top(text: str) -> int:
+    """``--top``: a whole number >= 0 (0 prints no rows)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of rows >= 0; got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 prints no rows); got {n}")
+    return n
+
+
+@contextmanager
+def _one_line_warnings():
+    """Warnings printed while the block runs read ``warning: MESSAGE`` on one line, not Python's two lines with
+    a source file, line number and code. Only the formatting changes (``warnings.formatwarning``): filters,
+    and the recording of ``warnings.catch_warnings(record=True)`` or ``pytest.warns``, stay as they are."""
+    def one_line(message, category, filename, lineno, line=None):
+        return f"warning: {' '.join(str(message).split())}\n"
+
+    saved = warnings.formatwarning
+    warnings.formatwarning = one_line
+    try:
+        yield
+    finally:
+        warnings.formatwarning = saved
 
 
 def _add_table_options(p: argparse.ArgumentParser, hidden: str, batch_size: int) -> None:
@@ -107,7 +136,7 @@ def register(groups) -> None:
     p.add_argument("--patience", type=int, default=None,
                    help="stop when the loss on the 10%% validation split has not improved for this many epochs "
                         "(default: run every epoch; the best epoch's weights are kept either way)")
-    p.add_argument("--top", type=int, default=5, help="how many most anomalous rows to print (default: 5)")
+    p.add_argument("--top", type=_top, default=5, help="how many most anomalous rows to print, 0 for none (default: 5)")
     add_train_options(p, epochs=50)
     p.set_defaults(func=_train_autoencoder)
 
@@ -162,8 +191,9 @@ def _train_siamese(args) -> int:
                            miner=args.miner, standardize=not args.no_standardize, input_share=args.input_share,
                            early_stopping=not args.no_early_stopping, self_supervised=args.self_supervised,
                            seed=args.seed, device=args.device)
-    emb = model.fit(table.X, y=y, pairs=pairs, keys=table.keys, show_progress=not args.no_progress)
-    path = save_trained(args, model, meta=_meta(args, table))
+    with _one_line_warnings():
+        emb = model.fit(table.X, y=y, pairs=pairs, keys=table.keys, show_progress=not args.no_progress)
+        path = save_trained(args, model, meta=_meta(args, table))
     how = args.loss if (y is not None or pairs is not None) else f"self-supervised {args.self_supervised}"
     last = (f"final loss {model.loss_history_[-1]:.4f}" if model.loss_history_
             else "0 epochs chosen: the PCA start is kept")
@@ -175,47 +205,75 @@ def _train_siamese(args) -> int:
 def _train_autoencoder(args) -> int:
     from ..trainers.encoders import AutoEncoder
 
+    if args.anomaly:  # before anything is read, trained or saved
+        from .._io import check_writable
+
+        check_writable(args.anomaly, "--anomaly")
     table = _read_table(args)
     model = AutoEncoder(variant=args.variant, dim=args.dim, hidden=args.hidden, loss=args.loss, noise=args.noise,
                         sparsity=args.sparsity, beta=args.beta, patience=args.patience, score=args.score,
                         n_neighbors=args.n_neighbors, contamination=args.contamination, epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, standardize=not args.no_standardize, seed=args.seed,
                         device=args.device)
-    emb = model.fit(table.X, keys=table.keys, show_progress=not args.no_progress)
-    path = save_trained(args, model, meta=_meta(args, table))  # with the extra "anomaly_scores"
+    with _one_line_warnings():
+        emb = model.fit(table.X, keys=table.keys, show_progress=not args.no_progress)
+        if args.anomaly:
+            from ..distributed import main_writes
+
+            # a distributed run: every rank holds the same model and scores, rank 0 alone writes (and the
+            # save_trained inside runs directly there); one process: just writes
+            path = main_writes(_save_with_scores, args, model, _meta(args, table), table.keys,
+                               what=f"the store entry {args.name!r}")
+        else:
+            path = save_trained(args, model, meta=_meta(args, table))  # with the extra "anomaly_scores"
     out(f"trained AutoEncoder ({args.variant}) on {len(emb)} rows x {table.X.shape[1]} features; "
         f"final loss {model.loss_history_[-1]:.4f}")
     out(f"saved {len(emb)} vectors of dim {emb.dim} as {args.name!r} in {path}")
     scores = model.decision_scores_
-    top = np.argsort(-scores, kind="stable")[:max(args.top, 0)]
+    top = np.argsort(-scores, kind="stable")[:args.top]
     if len(top):
         out(f"highest anomaly scores ({args.score}): " + ", ".join(f"{table.keys[i]} ({scores[i]:.3g})" for i in top))
     out(f"{int(model.labels_.sum())} of {len(scores)} rows above the threshold {model.threshold_:.4g} "
         f"(contamination {args.contamination})")
     if args.anomaly:
-        from ..distributed import main_writes
-
-        # a distributed run: every rank holds the same scores, rank 0 alone writes (one process: just writes)
-        main_writes(_write_scores, args.anomaly, table.keys, scores, model.labels_, what=f"the file {args.anomaly!r}")
         out(f"wrote {len(scores)} anomaly scores to {args.anomaly}")
     return 0
 
 
-def _write_scores(path, keys, scores, labels) -> None:
-    """CSV ``key,score,anomaly`` written atomically (a failed write leaves the previous file)."""
+def _save_with_scores(args, model, meta, keys):
+    """Save the store entry and write the --anomaly CSV so that a failure leaves both as they were.
+
+    Order: (1) the CSV is written in full and fsynced to a temporary file beside its target, which
+    changes nothing visible, so an unwritable path or a full disk fails here, before the entry is
+    touched; (2) the entry is saved (itself all or nothing); if that fails, the temporary file is
+    dropped and the old CSV stays; (3) only then is the temporary file renamed over the CSV, a rename
+    within one directory of a file already on disk, the one step that remains after the entry is
+    replaced. The other orders are worse: writing the CSV first and saving second leaves a new CSV
+    beside the old entry when the save fails, and saving first leaves a replaced entry when the CSV
+    cannot be written (what --anomaly /proc/x.csv did), with no way to put the old entry back."""
+    from .._io import commit_staged, discard_staged, stage_bytes
+
+    staged = stage_bytes(args.anomaly, _scores_csv(keys, model.decision_scores_, model.labels_))
+    try:
+        path = save_trained(args, model, meta=meta)  # with the extra "anomaly_scores"
+    except BaseException:
+        discard_staged(staged)
+        raise
+    commit_staged(staged, args.anomaly)
+    return path
+
+
+def _scores_csv(keys, scores, labels) -> bytes:
+    """CSV ``key,score,anomaly`` of every training row."""
     import csv
     import io
-
-    from .._io import atomic_write_bytes
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["key", "score", "anomaly"])
     for k, s, lab in zip(keys, scores, labels):
         writer.writerow([k, f"{float(s):.6g}", int(lab)])
-    from pathlib import Path
-
-    atomic_write_bytes(Path(path), buf.getvalue().encode())
+    return buf.getvalue().encode()
 
 
 def _meta(args, table) -> dict:
