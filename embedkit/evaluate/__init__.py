@@ -3,8 +3,8 @@
 word_similarity, word_analogy           (words)
 node_classification, link_prediction    (graphs)
 ranking_metrics, rmse                   (ranking)
-precision_at_1, map_at_r, knn_accuracy, anomaly_auc   (encoders)
-average_precision, anomaly_report       (anomaly)
+precision_at_1, map_at_r, knn_accuracy  (encoders)
+anomaly_auc, average_precision, anomaly_report   (anomaly: inputs checked, one-line errors)
 compare, cross_validate, grid_search    (selection: recommenders side by side, model selection)
 index_recall                            (index)
 """
@@ -18,7 +18,7 @@ _LAZY = {
     "similarity_report": "words", "analogy_report": "words",
     "node_classification": "graphs", "link_prediction": "graphs", "split_edges": "graphs", "read_labels": "graphs",
     "ranking_metrics": "ranking", "rmse": "ranking", "topk_metrics": "ranking",
-    "precision_at_1": "encoders", "map_at_r": "encoders", "knn_accuracy": "encoders", "anomaly_auc": "encoders",
+    "precision_at_1": "encoders", "map_at_r": "encoders", "knn_accuracy": "encoders", "anomaly_auc": "anomaly",
     "average_precision": "anomaly", "anomaly_report": "anomaly",
     "compare": "selection", "cross_validate": "selection", "grid_search": "selection", "folds": "selection",
     "index_recall": "index",

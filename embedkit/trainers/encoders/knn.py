@@ -8,6 +8,9 @@ weighted by similarity when ``weights="distance"``.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from ..._validation import check_choice, check_int
@@ -42,40 +45,56 @@ class KNNEstimator:
         self.metric = check_choice("KNNEstimator", "metric", metric, ("cosine", "l2", "ip"))
         self.weights = check_choice("KNNEstimator", "weights", weights, ("uniform", "distance"))
         self.kind = kind
-        if encoder is not None and not callable(getattr(encoder, "encode", None)):
-            raise InputError(f"KNNEstimator: encoder must have an encode(X) method (a fitted SiameseEncoder or "
-                             f"AutoEncoder) or be None; got {type(encoder).__name__}")
+        if encoder is not None and (isinstance(encoder, (str, bytes, type))
+                                    or not callable(getattr(encoder, "encode", None))):
+            got = f"the class {encoder.__name__} (pass a fitted instance)" if isinstance(encoder, type) \
+                else f"{type(encoder).__name__} {_shown(encoder)}"
+            raise InputError("The 'encoder' parameter of KNNEstimator must be None (use the rows as they are) or "
+                             "a fitted encoder with an encode(X) method, such as a fitted AutoEncoder or "
+                             f"SiameseEncoder. Got {got} instead.")
 
-    def _vectors(self, X) -> np.ndarray:
-        return self.encoder.encode(X) if self.encoder is not None else as_matrix(X)
+    def _vectors(self, X, n_features: int | None = None) -> np.ndarray:
+        if self.encoder is not None:
+            return self.encoder.encode(X)
+        return as_matrix(X, n_features=n_features)
 
     def fit(self, X, y) -> "KNNEstimator":
-        """Index the vectors of rows ``X`` with their targets ``y`` (one per row)."""
+        """Index the vectors of rows ``X`` with their targets ``y`` (one per row).
+
+        Raises InputError (one line) for a ``y`` that is not one finite number or string per row
+        (NaN, inf or None targets, numbers mixed with strings); a failed fit keeps the previous state.
+        """
         from ...index import VectorIndex
 
         V = np.ascontiguousarray(self._vectors(X), dtype=np.float32)
-        y = np.asarray(y).reshape(-1)
-        if len(y) != len(V):
-            raise InputError(f"KNNEstimator.fit: {len(V)} rows but {len(y)} targets in y; give one per row")
+        y = _targets(y, len(V), "KNNEstimator.fit")
         task = self.task
         if task == "auto":
             task = "regress" if y.dtype.kind == "f" and len(np.unique(y)) > 20 else "classify"
+        classes = None
         if task == "regress":
             if y.dtype.kind not in "biuf":
-                raise InputError("KNNEstimator.fit: task='regress' needs numeric targets y")
-            self.targets_ = y.astype(np.float64)
+                raise InputError("KNNEstimator.fit: task='regress' needs numeric targets y; got strings "
+                                 f"(e.g. {_shown(y[0])}); use task='classify' for class labels")
+            targets = y.astype(np.float64)
         else:
-            self.classes_, self.targets_ = np.unique(y, return_inverse=True)
-            self.targets_ = self.targets_.reshape(-1)
-        self.task_ = task
-        self.index_ = VectorIndex(V.shape[1], metric=self.metric, kind=self.kind)
-        self.index_.add([str(i) for i in range(len(V))], V)
+            classes, targets = np.unique(y, return_inverse=True)
+            targets = targets.reshape(-1)
+        index = VectorIndex(V.shape[1], metric=self.metric, kind=self.kind)
+        index.add([str(i) for i in range(len(V))], V)
+        # set the fitted state only once everything has succeeded
+        self.__dict__.pop("classes_", None)
+        if classes is not None:
+            self.classes_ = classes
+        self.targets_, self.task_, self.index_ = targets, task, index
+        self.n_features_in_ = int(V.shape[1]) if self.encoder is None else None
         return self
 
     def _neighbours(self, X):
         if "index_" not in self.__dict__:
             raise NotFittedError("this KNNEstimator is not fitted yet; call fit(X, y) first")
-        res = self.index_.search(np.ascontiguousarray(self._vectors(X), dtype=np.float32), k=self.k)
+        V = np.ascontiguousarray(self._vectors(X, self.n_features_in_), dtype=np.float32)
+        res = self.index_.search(V, k=self.k)
         rows = np.array([[int(k) for k in keys] for keys in res.keys], dtype=np.int64)
         scores = np.asarray(res.scores, dtype=np.float64).reshape(rows.shape)
         if self.weights == "uniform":
@@ -108,8 +127,64 @@ class KNNEstimator:
     def score(self, X, y) -> float:
         """Accuracy (classification) or R^2 (regression) on rows ``X`` with targets ``y``."""
         pred = self.predict(X)
-        y = np.asarray(y).reshape(-1)
+        y = _targets(y, len(pred), "KNNEstimator.score")
         if self.task_ == "regress":
+            if y.dtype.kind not in "biuf":
+                raise InputError("KNNEstimator.score: this estimator regresses, so y must hold numbers; "
+                                 f"got strings (e.g. {_shown(y[0])})")
             y = y.astype(np.float64)
             return float(1.0 - ((y - pred) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-300))
         return float((pred == y).mean())
+
+
+def _shown(value) -> str:
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _targets(y, n_rows: int, owner: str) -> np.ndarray:
+    """``y`` as a 1-D array of ``n_rows`` finite numbers or of strings, or a one-line InputError."""
+    need = f"{owner}: y must be a 1-D sequence of targets, one per row of X ({n_rows} rows)"
+    if hasattr(y, "to_numpy") and not isinstance(y, np.ndarray):  # pandas Series / one-column DataFrame
+        y = y.to_numpy()
+    if y is None or isinstance(y, (str, bytes)) or np.isscalar(y):
+        raise InputError(f"{need}; got {type(y).__name__} {_shown(y)}")
+    try:
+        arr = np.asarray(y)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{need}; {str(exc).splitlines()[0]}") from None
+    if arr.ndim == 2 and 1 in arr.shape:  # a column or row vector
+        arr = arr.reshape(-1)
+    if arr.ndim != 1:
+        raise InputError(f"{need}; got shape {arr.shape}")
+    if len(arr) != n_rows:
+        raise InputError(f"{owner}: X has {n_rows} rows but y has {len(arr)} targets; give one per row of X")
+    if arr.dtype.kind in "US" and not isinstance(y, np.ndarray):
+        # numpy turns a list mixing strings and numbers into strings: 1 would silently become "1"
+        arr = np.asarray(y, dtype=object).reshape(-1)
+    if arr.dtype.kind == "O":
+        kinds: dict[str, int] = {}
+        for i, v in enumerate(arr):
+            if v is None or (isinstance(v, numbers.Real) and not math.isfinite(v)):
+                raise InputError(f"{owner}: y[{i}] is {'missing (None)' if v is None else _shown(v)}; every row "
+                                 "needs a finite target (drop or impute those rows first)")
+            if isinstance(v, str):
+                kinds.setdefault("str", i)
+            elif isinstance(v, numbers.Number) and not isinstance(v, complex):
+                kinds.setdefault("number", i)
+            else:
+                raise InputError(f"{owner}: y[{i}] is {type(v).__name__} {_shown(v)}; targets must be numbers or "
+                                 "strings")
+            if len(kinds) > 1:
+                j = kinds["str" if kinds["number"] == i else "number"]
+                raise InputError(f"{owner}: y mixes numbers and strings (y[{j}] is {_shown(arr[j])}, y[{i}] is "
+                                 f"{_shown(v)}); targets must be all numbers or all strings, e.g. convert them "
+                                 "with str()")
+        arr = arr.astype(str) if set(kinds) == {"str"} else np.asarray(arr.tolist())  # numbers: numpy's own dtype
+    if arr.dtype.kind not in "biufUS":
+        raise InputError(f"{owner}: targets y must be numbers or strings; got dtype {arr.dtype}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        i = int(np.nonzero(~np.isfinite(arr))[0][0])
+        raise InputError(f"{owner}: y[{i}] is {'NaN' if math.isnan(arr[i]) else 'inf'}; every row needs a finite "
+                         "target (drop or impute those rows first)")
+    return arr
