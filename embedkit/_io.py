@@ -85,7 +85,25 @@ def _fix_for(exc: OSError) -> str:
         return "give a file path, not a directory"
     if exc.errno in (errno.ENOTDIR, errno.EEXIST):
         return "a part of the path is a file, not a directory; choose another path"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "choose a shorter file name"
+    if exc.errno == errno.EROFS:
+        return "the file system is read-only; choose another disk"
     return "choose a writable directory"
+
+
+_TYPED: dict[type, type] = {}
+
+
+def _store_error_like(exc: OSError) -> type:
+    """StoreError, or a subclass that is also ``exc``'s own OSError subclass (PermissionError,
+    FileNotFoundError...), so that code catching those around a save keeps catching it."""
+    kind = type(exc)
+    if kind is OSError or not issubclass(kind, OSError) or issubclass(kind, StoreError):
+        return StoreError
+    if kind not in _TYPED:
+        _TYPED[kind] = type("StoreError", (StoreError, kind), {"__module__": StoreError.__module__})
+    return _TYPED[kind]
 
 
 def write_error(path, exc: OSError, doing: str = "write") -> StoreError:
@@ -95,7 +113,8 @@ def write_error(path, exc: OSError, doing: str = "write") -> StoreError:
     if isinstance(exc, StoreError):
         return exc
     reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
-    err = StoreError(f"cannot {doing} {path}: {reason}; {_fix_for(exc)} (the previous file, if any, is unchanged)")
+    err = _store_error_like(exc)(f"cannot {doing} {path}: {reason}; {_fix_for(exc)} "
+                                 "(the previous file, if any, is unchanged)")
     err.errno, err.strerror, err.filename = exc.errno, exc.strerror, str(path)
     return err
 
@@ -168,23 +187,24 @@ def check_writable(path, label: str = "") -> Path:
     a directory, a path under a file, or a directory where no file can be created (probed by creating
     and removing a file in the nearest existing directory; nothing else is created). Raises a one-line
     InputError starting with ``label`` (e.g. ``"--anomaly"``) and the path."""
+    import tempfile
+
     path = Path(path)
     where = f"{label} {path}" if label else str(path)
-    if path.is_dir():
-        raise InputError(f"{where}: is a directory; give a file path such as {path / 'scores.csv'}")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise InputError(f"{where}: {parent} is a file, not a directory; choose another path")
-    probe = parent / f".{path.name}.check-{os.getpid()}"
     try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if path.is_dir():
+            raise InputError(f"{where}: is a directory; give a file path such as {path / 'scores.csv'}")
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise InputError(f"{where}: {parent} is a file, not a directory; choose another path")
+        fd, probe = tempfile.mkstemp(prefix=".embedkit-check-", dir=parent)  # a unique name, even across hosts
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise InputError(f"{where}: cannot create a file in {parent} ({reason}); choose a writable directory") from None
+        raise InputError(f"{where}: cannot create a file there ({reason}); {_fix_for(exc)}") from None
     os.close(fd)
-    _discard(probe)
+    _discard(Path(probe))
     return path
 
 

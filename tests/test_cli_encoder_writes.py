@@ -163,3 +163,19 @@ def test_ignored_patience_warning_is_one_line(table, tmp_path, capsys, monkeypat
     warned = [line for line in cap.err.splitlines() if line.strip()]
     assert len(warned) == 1 and warned[0].startswith("warning: AutoEncoder: the 'patience' parameter (3) is ignored")
     assert ".py:" not in cap.err and "highest anomaly scores" not in cap.out
+
+
+def test_a_failed_write_is_still_the_builtin_error_it_was(tmp_path):
+    """StoreError keeps the built-in OSError subclass of the cause, so `except FileNotFoundError` still works."""
+    from embedkit._io import atomic_write_bytes
+    from embedkit.errors import StoreError
+
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"x")
+    with pytest.raises(StoreError) as e:
+        atomic_write_bytes(blocker / "sub" / "m.npz", b"data")
+    assert isinstance(e.value, (FileExistsError, NotADirectoryError)) and "\n" not in str(e.value)
+    with pytest.raises(FileNotFoundError, match="cannot write /proc/"):
+        atomic_write_bytes("/proc/embedkit-test.npz", b"data")
+    with pytest.raises(StoreError, match="choose a shorter file name"):
+        atomic_write_bytes(tmp_path / ("a" * 300), b"data")

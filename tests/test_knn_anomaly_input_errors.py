@@ -42,7 +42,7 @@ def test_knn_rejects_none_targets_and_names_the_row():
 
 def test_knn_rejects_targets_mixing_strings_and_numbers():
     for y in (["a"] + [1] * 11, np.array(["a"] + [1] * 11, dtype=object)):
-        with pytest.raises(InputError, match="all numbers or all strings") as e:
+        with pytest.raises(InputError, match="all strings or all numbers") as e:
             KNNEstimator(None, k=1).fit(X, y)
         assert "y[0] is 'a', y[1] is 1" in one_line(e)
 
@@ -87,12 +87,33 @@ def test_knn_says_y_must_be_one_target_per_row(y, shown):
 
 
 # ------------------------------------------------------------------------------ anomaly metrics
-@pytest.mark.parametrize("threshold", [float("nan"), float("inf"), "0.5", "high", [0.5], True, np.array([0.5, 1.5]),
+@pytest.mark.parametrize("threshold", [float("nan"), "0.5", "high", [0.5], True, np.array([0.5, 1.5]),
                                        np.arange(20) * 0.1])
 def test_anomaly_report_rejects_bad_thresholds(threshold):
-    with pytest.raises(InputError, match="'threshold' parameter of anomaly_report must be None, a finite float") as e:
+    with pytest.raises(InputError, match="'threshold' parameter of anomaly_report must be None, a number") as e:
         anomaly_report(SCORES, LABELS, threshold=threshold)
     one_line(e)
+
+
+def test_anomaly_report_takes_any_kind_of_number_as_threshold():
+    from decimal import Decimal
+
+    import torch
+
+    flagged = anomaly_report(SCORES, LABELS, threshold=0.5)["flagged"]
+    for t in (torch.tensor(0.5), Decimal("0.5"), np.float32(0.5), np.array(0.5)):
+        assert anomaly_report(SCORES, LABELS, threshold=t)["flagged"] == flagged
+    assert anomaly_report(SCORES, LABELS, threshold=float("inf"))["flagged"] == 0  # a sweep's ends
+    assert anomaly_report(SCORES, LABELS, threshold=-float("inf"))["flagged"] == len(SCORES)
+
+
+def test_knn_takes_any_sortable_class_labels():
+    from decimal import Decimal
+
+    for y in ([b"a", b"b"] * 6, np.array([np.bool_(True), np.bool_(False)] * 6, dtype=object),
+              [Decimal(1), Decimal(2)] * 6, np.array(["2020-01-01", "2021-01-01"] * 6, dtype="datetime64[D]")):
+        knn = KNNEstimator(None, k=1, task="classify").fit(X, y)
+        assert list(knn.predict(X[:2])) == list(np.asarray(y)[:2])
 
 
 def test_anomaly_report_accepts_predicted_labels_as_threshold():

@@ -205,10 +205,12 @@ def _train_siamese(args) -> int:
 def _train_autoencoder(args) -> int:
     from ..trainers.encoders import AutoEncoder
 
-    if args.anomaly:  # before anything is read, trained or saved
+    if args.anomaly:  # before anything is read, trained or saved; only the process that will write checks
         from .._io import check_writable
+        from ..distributed import is_main
 
-        check_writable(args.anomaly, "--anomaly")
+        if is_main():  # (the rank comes from torchrun's environment before the group exists)
+            check_writable(args.anomaly, "--anomaly")
     table = _read_table(args)
     model = AutoEncoder(variant=args.variant, dim=args.dim, hidden=args.hidden, loss=args.loss, noise=args.noise,
                         sparsity=args.sparsity, beta=args.beta, patience=args.patience, score=args.score,
@@ -223,7 +225,7 @@ def _train_autoencoder(args) -> int:
             # a distributed run: every rank holds the same model and scores, rank 0 alone writes (and the
             # save_trained inside runs directly there); one process: just writes
             path = main_writes(_save_with_scores, args, model, _meta(args, table), table.keys,
-                               what=f"the store entry {args.name!r}")
+                               what=f"the store entry {args.name!r} and {args.anomaly}")
         else:
             path = save_trained(args, model, meta=_meta(args, table))  # with the extra "anomaly_scores"
     out(f"trained AutoEncoder ({args.variant}) on {len(emb)} rows x {table.X.shape[1]} features; "

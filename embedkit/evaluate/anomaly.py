@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from ..errors import InputError
-from .encoders import anomaly_auc as _anomaly_auc
 
 __all__ = ["anomaly_auc", "average_precision", "anomaly_report"]
 
@@ -60,6 +58,15 @@ def _checked(scores, labels, owner: str):
     return s, y
 
 
+def _auc(s: np.ndarray, y: np.ndarray) -> float:
+    """ROC-AUC of checked scores ``s`` against boolean labels ``y`` (Mann-Whitney U, ties count one half)."""
+    from scipy.stats import rankdata
+
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    ranks = rankdata(s)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
 def anomaly_auc(scores, labels) -> float:
     """ROC-AUC of anomaly ``scores`` (higher = more anomalous) against ``labels`` (1/True = anomaly).
 
@@ -68,7 +75,7 @@ def anomaly_auc(scores, labels) -> float:
     class is present.
     """
     s, y = _checked(scores, labels, "anomaly_auc")
-    return _anomaly_auc(s, y)
+    return _auc(s, y)
 
 
 def average_precision(scores, labels) -> float:
@@ -87,15 +94,19 @@ def average_precision(scores, labels) -> float:
 def _flags(threshold, s: np.ndarray) -> np.ndarray:
     """The rows flagged as anomalies: ``s > threshold`` for a number, or predicted 0/1 labels as given."""
     n = len(s)
-    need = (f"The 'threshold' parameter of anomaly_report must be None, a finite float (rows with a score above "
-            f"it are flagged) or predicted 0/1 labels (a 1-D array of {n}, one per score)")
-    if isinstance(threshold, np.ndarray) and threshold.ndim == 0:
-        threshold = threshold.item()
-    if isinstance(threshold, numbers.Real) and not isinstance(threshold, bool):
-        if not math.isfinite(threshold):
-            raise InputError(f"{need}. Got {_shown(threshold)} instead.")
-        return s > float(threshold)
-    if isinstance(threshold, (str, bytes, bool)) or _ndim(threshold) != 1:
+    need = (f"The 'threshold' parameter of anomaly_report must be None, a number (rows with a score above it are "
+            f"flagged; +-inf flags none or all) or predicted 0/1 labels (a 1-D array of {n}, one per score)")
+    if isinstance(threshold, (str, bytes, bool, np.bool_)):
+        raise InputError(f"{need}. Got {_shown(threshold)} instead.")
+    if _ndim(threshold) == 0:  # a number of any kind: float, numpy or 0-d torch scalar, Decimal, Fraction
+        try:
+            value = float(threshold)
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(f"{need}. Got {_shown(threshold)} instead.") from None
+        if math.isnan(value):
+            raise InputError(f"{need}. Got NaN instead.")
+        return s > value
+    if _ndim(threshold) != 1:
         raise InputError(f"{need}. Got {_shown(threshold)} instead.")
     pred = np.asarray(threshold)
     if len(pred) != n:
@@ -114,7 +125,7 @@ def anomaly_report(scores, labels, threshold=None) -> dict:
     """
     s, y = _checked(scores, labels, "anomaly_report")
     flag = _flags(threshold, s) if threshold is not None else None
-    out = {"roc_auc": _anomaly_auc(s, y), "average_precision": average_precision(s, y),
+    out = {"roc_auc": _auc(s, y), "average_precision": average_precision(s, y),
            "n": int(len(y)), "anomalies": int(y.sum())}
     if flag is not None:
         tp = int((flag & y).sum())

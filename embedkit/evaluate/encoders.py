@@ -113,27 +113,5 @@ def knn_accuracy(emb, labels, k: int = 5, metric: str = "cosine") -> float:
     return correct / len(lab)
 
 
-def anomaly_auc(scores, labels) -> float:
-    """ROC-AUC of anomaly ``scores`` (higher = more anomalous) against ``labels`` (1/True = anomaly).
-
-    Ties count one half (the Mann-Whitney U statistic). Raises InputError when lengths differ,
-    scores are not finite, labels are not binary, or only one class is present.
-    """
-    from scipy.stats import rankdata
-
-    s = np.asarray(scores, dtype=np.float64).reshape(-1) if np.ndim(scores) <= 1 else None
-    if s is None:
-        raise InputError(f"anomaly_auc: scores must be 1-D (one per row); got shape {np.shape(scores)}")
-    if not np.isfinite(s).all():
-        raise InputError(f"anomaly_auc: scores[{int(np.nonzero(~np.isfinite(s))[0][0])}] is NaN or inf")
-    y = np.asarray(labels).reshape(-1)
-    if len(y) != len(s):
-        raise InputError(f"anomaly_auc: {len(s)} scores but {len(y)} labels; give one label per score")
-    if y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all():
-        raise InputError("anomaly_auc: labels must be 0/1 or bool (1 = anomaly)")
-    y = y.astype(bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise InputError("anomaly_auc: labels hold a single class; ROC-AUC needs both normal (0) and anomalous (1) rows")
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+# anomaly_auc lives with the other anomaly metrics (inputs checked there); kept importable from here
+from .anomaly import anomaly_auc  # noqa: E402

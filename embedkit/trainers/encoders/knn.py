@@ -159,30 +159,29 @@ def _targets(y, n_rows: int, owner: str) -> np.ndarray:
         raise InputError(f"{need}; got shape {arr.shape}")
     if len(arr) != n_rows:
         raise InputError(f"{owner}: X has {n_rows} rows but y has {len(arr)} targets; give one per row of X")
-    if arr.dtype.kind in "US" and not isinstance(y, np.ndarray):
-        # numpy turns a list mixing strings and numbers into strings: 1 would silently become "1"
-        arr = np.asarray(y, dtype=object).reshape(-1)
-    if arr.dtype.kind == "O":
+    if arr.dtype.kind == "O" or (arr.dtype.kind in "US" and not isinstance(y, np.ndarray)):
+        # numpy turns a list mixing strings and numbers into strings (1 would silently become "1"): look at each
+        obj = np.empty(len(arr), dtype=object)
+        obj[:] = list(np.asarray(y, dtype=object).reshape(-1))
         kinds: dict[str, int] = {}
-        for i, v in enumerate(arr):
+        for i, v in enumerate(obj):
             if v is None or (isinstance(v, numbers.Real) and not math.isfinite(v)):
                 raise InputError(f"{owner}: y[{i}] is {'missing (None)' if v is None else _shown(v)}; every row "
                                  "needs a finite target (drop or impute those rows first)")
-            if isinstance(v, str):
-                kinds.setdefault("str", i)
-            elif isinstance(v, numbers.Number) and not isinstance(v, complex):
-                kinds.setdefault("number", i)
-            else:
-                raise InputError(f"{owner}: y[{i}] is {type(v).__name__} {_shown(v)}; targets must be numbers or "
-                                 "strings")
-            if len(kinds) > 1:
-                j = kinds["str" if kinds["number"] == i else "number"]
-                raise InputError(f"{owner}: y mixes numbers and strings (y[{j}] is {_shown(arr[j])}, y[{i}] is "
-                                 f"{_shown(v)}); targets must be all numbers or all strings, e.g. convert them "
+            kind = "text" if isinstance(v, (str, bytes)) else "number" if isinstance(v, (numbers.Number, np.bool_)) \
+                else "other"
+            kinds.setdefault(kind, i)
+            if "text" in kinds and len(kinds) > 1:
+                j = kinds["text"] if kind != "text" else min(k for t, k in kinds.items() if t != "text")
+                raise InputError(f"{owner}: y mixes strings and other values (y[{j}] is {_shown(obj[j])}, y[{i}] is "
+                                 f"{_shown(v)}); targets must be all strings or all numbers, e.g. convert them "
                                  "with str()")
-        arr = arr.astype(str) if set(kinds) == {"str"} else np.asarray(arr.tolist())  # numbers: numpy's own dtype
-    if arr.dtype.kind not in "biufUS":
-        raise InputError(f"{owner}: targets y must be numbers or strings; got dtype {arr.dtype}")
+        arr = np.asarray(obj.tolist()) if "other" not in kinds else obj  # numpy's own dtype where it has one
+        try:
+            np.unique(arr)
+        except TypeError:
+            raise InputError(f"{owner}: the targets in y cannot be compared with each other (e.g. y[0] is "
+                             f"{_shown(obj[0])}); give numbers or strings") from None
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         i = int(np.nonzero(~np.isfinite(arr))[0][0])
         raise InputError(f"{owner}: y[{i}] is {'NaN' if math.isnan(arr[i]) else 'inf'}; every row needs a finite "
