@@ -250,9 +250,15 @@ def test_nothing_fitted_before_fit_and_after_a_failed_fit():
         model.save("never.npz")
     model.fit(X, y, show_progress=False)
     assert model.n_features_ == 6 and model.loss_ == "infonce" and model.margin_ is None  # loss='auto' + labels
+    before = model.encode(X)
     with pytest.raises(InputError, match="single class"):
         model.fit(X, np.zeros(len(X)), show_progress=False)
-    assert not hasattr(model, "model_") and not hasattr(model, "embeddings_")
+    # a refit with bad labels fails before anything is forgotten: the previous fit is kept
+    np.testing.assert_array_equal(model.encode(X), before)
+    fresh = ek.SiameseEncoder(**{**FAST, "epochs": 1})
+    with pytest.raises(InputError, match="single class"):
+        fresh.fit(X, np.zeros(len(X)), show_progress=False)
+    assert not hasattr(fresh, "model_") and not hasattr(fresh, "embeddings_")
 
 
 def test_pairs_batch_size_minimum():

@@ -12,6 +12,21 @@ from ...errors import InputError
 from . import base as _nn
 
 
+def check_labels(labels: np.ndarray, batch_size: int):
+    """What label mode needs of ``y`` and ``batch_size`` (checked before a fit starts, so that a refit with bad
+    labels keeps the previous fit): (classes, codes, rows per class)."""
+    if batch_size < 4:
+        raise InputError(f"SiameseEncoder: with class labels y each step needs at least 4 rows (2 anchors "
+                         f"and a positive of each); set batch_size >= 4 (got {batch_size})")
+    classes, codes = label_codes(labels)
+    counts = np.bincount(codes, minlength=len(classes))
+    if len(classes) < 2:
+        raise InputError(f"y holds a single class ({classes[0]!r}); metric learning needs at least two classes")
+    if not (counts >= 2).any():
+        raise InputError("every class in y has a single row; give at least two rows of some class")
+    return classes, codes, counts
+
+
 class _LabelBatches:
     """Label mode: each step takes ``batch_size // 2`` anchors and one random same-class partner each.
 
@@ -20,16 +35,8 @@ class _LabelBatches:
     """
 
     def __init__(self, labels: np.ndarray, batch_size: int, device, gen):
-        if batch_size < 4:
-            raise InputError(f"SiameseEncoder: with class labels y each step needs at least 4 rows (2 anchors "
-                             f"and a positive of each); set batch_size >= 4 (got {batch_size})")
-        classes, codes = label_codes(labels)
-        counts = np.bincount(codes, minlength=len(classes))
-        if len(classes) < 2:
-            raise InputError(f"y holds a single class ({classes[0]!r}); metric learning needs at least two classes")
+        classes, codes, counts = check_labels(labels, batch_size)
         usable = np.nonzero(counts[codes] >= 2)[0]
-        if len(usable) == 0:
-            raise InputError("every class in y has a single row; give at least two rows of some class")
         order = np.argsort(codes, kind="stable")
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         rank = np.empty(len(codes), dtype=np.int64)
@@ -88,8 +95,8 @@ class _PairBatches:
 
     def epoch(self):
         perm = _nn.shared_randperm(len(self.pairs), self.gen, self.device)
-        for start in range(0, len(perm), self.batch_size):
-            p = self.pairs[_nn.rank_part(perm[start:start + self.batch_size])]
+        for start, stop in _nn.chunk_bounds(len(perm), self.batch_size, min_rows=2):  # no one-pair step
+            p = self.pairs[_nn.rank_part(perm[start:stop])]
             i, j = p[:, 0], p[:, 1]
             if self.loss == "contrastive":
                 yield ("pairs", i, j, p[:, 2].float())

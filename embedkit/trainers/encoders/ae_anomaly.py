@@ -28,6 +28,7 @@ _STATS = ("reconstruction", "knn", "input_knn")  # the parts whose (median, spre
 # what the detector keeps after fit: attribute -> array name in the saved model
 _SAVED = (("_train_scores", "train_scores"), ("decision_scores_", "decision_scores"), ("_score_stats", "score_stats"),
           ("_train_rows", "train_rows"), ("_train_residuals", "train_residuals"))
+_SCORING = ("score", "n_neighbors", "contamination")  # parameters the training rows' scores depend on
 FITTED = ("threshold_", "decision_scores_", "labels_", "_train_scores", "_score_stats", "_train_rows",
           "_train_residuals", "_hybrid", "_forest_seed")
 
@@ -41,25 +42,61 @@ class AnomalyDetector:
         """Keep what the scores need from the fitted model's training rows (``table``, scaled, with their
         reconstruction errors ``recon`` and, for ``score="hybrid"``, their ``residuals``) and set
         ``decision_scores_``, ``threshold_`` and ``labels_``."""
-        n = len(table)
         self._train_scores = np.ascontiguousarray(recon)
         self._train_rows = np.ascontiguousarray(table.detach().cpu().numpy(), dtype=np.float32)  # scaled rows
+        self._forest_seed = int(self.seed)  # saved: set_params(seed=...) or load(..., seed=...) keep these forests
+        if self.score == "hybrid":
+            self._train_residuals = np.ascontiguousarray(residuals, dtype=np.float32)
+        self._score_training_rows()
+
+    def _score_training_rows(self) -> None:
+        """``decision_scores_``, the robust scales, ``threshold_`` and ``labels_`` of the training rows for the
+        current ``score``, ``n_neighbors`` and ``contamination``, from the stored training state."""
+        n = len(self._train_rows)
         knn, inp = ((_anomaly.knn_distances(ref, ref, self.n_neighbors, exclude_self=True) if n > 1 else np.zeros(n))
                     for ref in (self.embeddings_.vectors, self._train_rows))
         self._score_stats = np.array([*_anomaly.robust_scale(self._train_scores), *_anomaly.robust_scale(knn),
                                       *_anomaly.robust_scale(inp)])
-        self._forest_seed = int(self.seed)  # saved: set_params(seed=...) or load(..., seed=...) keep these forests
         raw = {"reconstruction": self._train_scores, "knn": knn, "input_knn": inp}
         if self.score == "hybrid":
-            self._train_residuals = np.ascontiguousarray(residuals, dtype=np.float32)
             raw.update(self._build_forests())
         self.decision_scores_ = self._combine(raw, self.score).astype(np.float32)
+        self._set_threshold()
+
+    def _set_threshold(self) -> None:
         self.threshold_ = _anomaly.threshold_from(self.decision_scores_, self.contamination)
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
 
+    # ------------------------------------------------------------------ scoring parameters changed after fit
+    def set_params(self, **params):
+        """Set constructor parameters (checked now); returns self. On a fitted model, a new ``score``,
+        ``n_neighbors`` or ``contamination`` rescores the training rows from the stored training state:
+        ``decision_scores_``, ``threshold_`` and ``labels_`` are then what a fit with them would give (the
+        network is not retrained)."""
+        before = {k: getattr(self, k) for k in _SCORING}
+        super().set_params(**params)
+        self._rescore({k for k in _SCORING if getattr(self, k) != before[k]})
+        return self
+
+    def _after_load(self, changed: set) -> None:
+        super()._after_load(changed)
+        self._rescore(changed & set(_SCORING))
+
+    def _rescore(self, changed: set) -> None:
+        if not changed or "decision_scores_" not in self.__dict__:
+            return
+        if changed - {"contamination"}:
+            if all(k in self.__dict__ for k in ("_train_scores", "_train_rows", "embeddings_")):
+                self._score_training_rows()
+            else:  # a file written without the training rows: the saved scores belong to the old settings
+                for name in ("decision_scores_", "threshold_", "labels_"):
+                    self.__dict__.pop(name, None)
+            return
+        self._set_threshold()
+
     # ------------------------------------------------------------------ saved state
     def _anomaly_config(self) -> dict:
-        config = {"threshold": float(self.threshold_)}
+        config = {"threshold": float(self.threshold_)} if "threshold_" in self.__dict__ else {}
         if "_forest_seed" in self.__dict__:
             config["forest_seed"] = int(self._forest_seed)
         return config

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..._arrays import as_vectors
 from ..._validation import (
     BATCH_SIZE,
     DEVICE,
@@ -216,14 +217,17 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
         return ignored
 
     # ------------------------------------------------------------------ model
+    def _check_range(self, arr: np.ndarray) -> None:
+        if self.loss == "bce" and not self.standardize and (arr.min() < 0 or arr.max() > 1):
+            raise InputError("AutoEncoder: loss='bce' with standardize=False needs features in [0, 1]; got "
+                             f"values from {arr.min():.3g} to {arr.max():.3g} (set standardize=True to scale "
+                             "each column by its min and max)")
+
     def _fit_scaler(self, arr: np.ndarray) -> _nn.Standardizer:
         if self.loss != "bce":
             return super()._fit_scaler(arr)
         if not self.standardize:
-            if arr.min() < 0 or arr.max() > 1:
-                raise InputError("AutoEncoder: loss='bce' with standardize=False needs features in [0, 1]; got "
-                                 f"values from {arr.min():.3g} to {arr.max():.3g} (set standardize=True to scale "
-                                 "each column by its min and max)")
+            self._check_range(arr)
             return _nn.Standardizer(np.zeros(arr.shape[1]), np.ones(arr.shape[1]))
         lo, hi = arr.min(axis=0).astype(np.float64), arr.max(axis=0).astype(np.float64)
         span = hi - lo
@@ -284,14 +288,16 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
         Also sets the anomaly attributes: ``decision_scores_`` (the training rows' scores),
         ``threshold_`` and ``labels_`` (1 = anomaly). Keys default to a pandas index, else
         "0".."n-1". ``callback(epoch, loss)`` runs after each epoch (epochs count from 1).
-        Raises InputError for bad parameters or inputs.
+        Raises InputError for bad parameters or inputs; bad rows or keys leave a previous fit as it was.
         """
         self._validate_params()
         self._check_callback("AutoEncoder", callback)
         if (self.encoder is None) != (self.decoder is None):
             raise InputError("AutoEncoder: give both encoder= and decoder= modules, or neither (the MLPs)")
+        arr = self._check_rows(X, keys)  # before the previous fit is dropped
+        self._check_range(arr)
         try:
-            return self._fit(X, keys, show_progress, callback)
+            return self._fit(X, keys, show_progress, callback, arr)
         except BaseException:
             self._forget_fit()
             raise
@@ -310,8 +316,8 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
                 width = 2
         return max(1, width // 2) if self.variant == "vae" else width
 
-    def _fit(self, X, keys, show_progress, callback) -> Embeddings:
-        _, names, table = self._start_fit(X, keys)
+    def _fit(self, X, keys, show_progress, callback, checked) -> Embeddings:
+        _, names, table = self._start_fit(X, keys, checked)
         n = len(table)
         gen = _nn.make_generator(self.seed, self.device_)
         with _nn.seeded(self.seed, self.device_):
@@ -343,7 +349,7 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
                 for m in self._saved_modules().values():
                     m.train()
                 total = torch.zeros((), device=self.device_)  # summed on the device: no sync per step
-                for idx in _nn.minibatches(len(train), self.batch_size, gen, self.device_):
+                for idx in _nn.minibatches(len(train), self.batch_size, gen, self.device_, min_rows=2):
                     loss = self._train_loss(train[idx], gen)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -396,8 +402,7 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
         return self.embeddings_
 
     def _check_modules(self, table: torch.Tensor) -> None:
-        code = 2 * self.dim_ if self.variant == "vae" else self.dim_
-        _nn.check_encoder_output("AutoEncoder", self.model_, table, code)
+        _nn.check_encoder_output("AutoEncoder", self.model_, table, None, vae=self.variant == "vae")
         with torch.no_grad():
             z = torch.zeros((2, self.dim_), device=table.device)
             try:
@@ -405,6 +410,7 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
             except Exception as exc:
                 raise InputError(f"AutoEncoder: the decoder module fails on codes of shape (2, {self.dim_}) "
                                  f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+        _nn.check_module_output("AutoEncoder", "decoder", out, 2)
         if tuple(out.shape) != (2, table.shape[1]):
             raise InputError(f"AutoEncoder: the decoder returns shape {tuple(out.shape)} for codes of shape "
                              f"(2, {self.dim_}); it must return (batch, {table.shape[1]}) rows "
@@ -455,10 +461,18 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
         """``steps`` rows decoded along the straight line between the codes of rows ``a`` and ``b``
         (both ends included), in the original units: shape (steps, n_features)."""
         steps = check_int("AutoEncoder.interpolate", "steps", steps, 2)
-        ends = self.encode(np.vstack([np.asarray(a, dtype=np.float32).reshape(1, -1),
-                                      np.asarray(b, dtype=np.float32).reshape(1, -1)]))
+        self._check_fitted()
+        ends = self.encode(np.vstack([self._one_row(a, "a"), self._one_row(b, "b")]))
         t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
         return self.decode((1 - t) * ends[0] + t * ends[1])
+
+    def _one_row(self, row, what: str) -> np.ndarray:
+        """``row`` (n_features values, or one row of them) as a (1, n_features) array; InputError otherwise."""
+        arr = as_vectors(row, what=f"AutoEncoder.interpolate: {what}", allow_1d=True)
+        if arr.shape != (1, self.n_features_):
+            raise InputError(f"AutoEncoder.interpolate: {what} must be one row of {self.n_features_} features "
+                             f"(as in fit); got shape {np.shape(row)}")
+        return arr
 
     def sample(self, n: int, seed=None) -> np.ndarray:
         """Draw ``n`` new rows from a fitted VAE (prior samples through the decoder), in original units."""

@@ -12,13 +12,17 @@ import contextlib
 import json
 import logging
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from ... import distributed as ek_dist
+from ..._arrays import as_keys
 from ..._device import resolve_device
+from ..._validation import check_value
 from ...data.features import as_matrix, row_keys
 from ...embeddings import Embeddings
 from ...errors import InputError, NotFittedError, StoreError
@@ -96,14 +100,26 @@ def seeded(seed: int, device: torch.device):
         yield
 
 
-def minibatches(n: int, batch_size: int, gen: torch.Generator, device: torch.device):
-    """Index tensors covering a random permutation of range(n) in chunks of ``batch_size``.
+def chunk_bounds(n: int, batch_size: int, min_rows: int = 1) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the consecutive chunks of ``batch_size`` that cover range(n). With ``min_rows=2``
+    a last chunk of one row joins the chunk before it (a BatchNorm layer cannot train on one row); the
+    other chunks are unchanged, and ``batch_size=1`` keeps chunks of one row (as asked)."""
+    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min_rows <= batch_size:
+        _, stop = bounds.pop()
+        bounds[-1] = (bounds[-1][0], stop)
+    return bounds
+
+
+def minibatches(n: int, batch_size: int, gen: torch.Generator, device: torch.device, min_rows: int = 1):
+    """Index tensors covering a random permutation of range(n) in chunks of ``batch_size``
+    (``min_rows=2``: no last chunk of one row, see :func:`chunk_bounds`).
 
     Under a process group: rank 0's permutation, and this rank's part of each chunk
     (:func:`~embedkit.trainers.encoders._dist.rank_part`), the same number of chunks on every rank."""
     perm = shared_randperm(n, gen, device)  # torch.randperm in a single process
-    for start in range(0, n, batch_size):
-        yield rank_part(perm[start:start + batch_size])  # the chunk itself in a single process
+    for start, stop in chunk_bounds(n, batch_size, min_rows):
+        yield rank_part(perm[start:stop])  # the chunk itself in a single process
 
 
 def run_epochs(owner: str, epochs: int, one_epoch, show_progress: bool, callback):
@@ -137,6 +153,11 @@ def _epochs(owner: str, bar, one_epoch, callback, grads) -> list[float]:
         grads.active = True
         try:
             loss = float(one_epoch(epoch))
+        except ValueError as exc:  # torch's BatchNorm on a one-row step (batch_size=1, or one row in all)
+            if isinstance(exc, InputError) or "more than 1 value per channel" not in str(exc):
+                raise
+            raise InputError(f"{owner}: a BatchNorm layer of the module cannot train on steps of one row; set "
+                             "batch_size >= 2 and give at least 2 rows (or use nn.LayerNorm)") from None
         finally:
             grads.active = False
         loss = rank_mean(loss)
@@ -160,8 +181,10 @@ def apply_in_batches(fn, X: torch.Tensor, batch_size: int = 8192) -> np.ndarray:
     return torch.cat(parts).numpy()
 
 
-def check_encoder_output(owner: str, module: nn.Module, X: torch.Tensor, dim: int) -> None:
-    """Fail early, in one line, when a user-supplied encoder does not map (n, d) rows to (n, dim)."""
+def check_encoder_output(owner: str, module: nn.Module, X: torch.Tensor, dim: int | None, *, vae: bool = False) -> None:
+    """Fail early, in one line, when a user-supplied encoder does not map (n, d) rows to one (n, dim) tensor.
+    ``dim`` None: any width (the AutoEncoder takes the code size from the encoder); ``vae``: an even width
+    (the mean and log-variance of each code coordinate)."""
     try:
         with torch.no_grad():
             was = module.training
@@ -172,9 +195,26 @@ def check_encoder_output(owner: str, module: nn.Module, X: torch.Tensor, dim: in
         raise InputError(f"{owner}: the encoder module fails on input of shape {tuple(X[:2].shape)} "
                          f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); it must take (batch, "
                          f"{X.shape[1]}) rows, e.g. start with nn.Unflatten(1, (1, H, W)) for images") from None
-    if out.ndim != 2 or out.shape[1] != dim:
-        raise InputError(f"{owner}: the encoder returns shape {tuple(out.shape)} for 2 rows but dim={dim}; "
-                         f"end it with a layer of {dim} outputs or set dim={out.shape[-1]}")
+    check_module_output(owner, "encoder", out, len(X[:2]))
+    width = int(out.shape[1])
+    if vae and width % 2:
+        raise InputError(f"{owner}: with variant='vae' the encoder must return an even width, 2 * dim (the mean and "
+                         f"the log-variance of each code coordinate); it returns {width} columns: end it with a "
+                         f"layer of {width + 1} outputs")
+    if dim is not None and width != dim:
+        raise InputError(f"{owner}: the encoder returns {width} columns but dim={dim}; end it with a layer of "
+                         f"{dim} outputs or set dim={width}")
+
+
+def check_module_output(owner: str, what: str, out, rows: int) -> None:
+    """A custom module's output for ``rows`` rows must be one 2-D tensor of ``rows`` rows (one line otherwise)."""
+    if not isinstance(out, torch.Tensor):
+        raise InputError(f"{owner}: the {what} module returns a {type(out).__name__}, not one tensor; it must return "
+                         "one (rows, dim) tensor (e.g. wrap an nn.LSTM or nn.GRU in a module that returns its last "
+                         "hidden state, as in examples/recurrent_autoencoder_example.py)")
+    if out.ndim != 2 or out.shape[0] != rows:
+        raise InputError(f"{owner}: the {what} module returns shape {tuple(out.shape)} for {rows} rows; it must "
+                         "return a 2-D (rows, dim) tensor, one row per input row (e.g. end it with nn.Flatten())")
 
 
 # --------------------------------------------------------------------------- the model as arrays
@@ -263,10 +303,19 @@ class TableModel(Trainer):
         for name in (*type(self)._fitted_names, *_dist.COMM_ATTRS):
             self.__dict__.pop(name, None)
 
+    def _check_rows(self, X, keys) -> np.ndarray:
+        """Bad rows, keys or device fail here, before the previous fit is dropped (bad input on a refit keeps
+        the fitted model); distributed, every rank must hold the same rows. Returns the rows for _start_fit."""
+        arr = as_matrix(X)
+        as_keys(row_keys(keys, arr.shape[0], X))  # unique keys: the Embeddings of the fit need them
+        ek_dist.setup(resolve_device(self.device, type(self).__name__))  # joins the group under torchrun, else no-op
+        same_input(arr, "the feature table X")
+        return arr
+
     def _start_fit(self, X, keys, checked: np.ndarray | None = None):
-        """The fit preamble both encoders share: check the rows, choose the device, learn the
-        scaler; returns (rows as float32, row keys, standardised table on the device). ``checked``: the rows
-        as the caller already parsed and compared across ranks (not done again)."""
+        """The fit preamble both encoders share: drop the previous fit, check the rows, choose the device,
+        learn the scaler; returns (rows as float32, row keys, standardised table on the device). ``checked``:
+        the rows as the caller already parsed and compared across ranks (not done again)."""
         self._forget_fit()
         arr = as_matrix(X) if checked is None else checked
         names = row_keys(keys, arr.shape[0], X)
@@ -323,21 +372,98 @@ class TableModel(Trainer):
         if "keys" in arrays and "vectors" in arrays:
             self.embeddings_ = Embeddings(np.asarray(arrays["keys"]).tolist(), arrays["vectors"])
 
+    # -- parameters: checked when set and when overridden on load, as fit checks them
+    def set_params(self, **params):
+        """Set constructor parameters (checked now, like fit checks them: InputError naming the parameter and
+        its allowed values); returns self."""
+        self._check_overrides(params, self.get_params())
+        return super().set_params(**params)
+
+    @classmethod
+    def _check_overrides(cls, params: dict, current: dict, where: str = "") -> None:
+        """Unknown names and values outside ``_parameter_constraints`` (``current``: the other parameters)."""
+        known = cls._param_names()
+        unknown = [k for k in params if k not in known and k not in cls._param_aliases]
+        if unknown:
+            raise InputError(f"{where}{cls.__name__} has no parameter {unknown[0]!r}; "
+                             f"valid parameters: {', '.join(sorted(known))}")
+        merged = {**current, **params}
+        for name, value in params.items():
+            if name in cls._parameter_constraints:
+                check_value(cls.__name__, name, value, cls._parameter_constraints[name], merged)
+
+    def _after_load(self, changed: set) -> None:
+        """Called by from_arrays with the parameters given to load that differ from the saved ones."""
+
+    # -- reading and writing files
+    @classmethod
+    def _read_config(cls, arrays, source: str) -> dict:
+        damaged = StoreError(f"{source}: not a saved {cls.__name__}: its config is damaged (write the model again "
+                             f"with {cls.__name__}.save)")
+        try:
+            raw = json.loads(str(np.asarray(arrays[_CONFIG])))
+        except (KeyError, ValueError):
+            raw = {}  # the base class says what is missing
+        if not isinstance(raw, dict):
+            raise damaged
+        config = super()._read_config(arrays, source)
+        if not all(isinstance(config.get(k) or {}, dict) for k in ("params", "state")) or \
+                not isinstance(config.get("loss_history") or [], list):
+            raise damaged
+        return config
+
+    @classmethod
+    def load(cls, path, store=None, **params):
+        """Load what :meth:`save` wrote (a store entry by name, else an ``.npz`` file); ``params`` override
+        saved parameters (checked like fit checks them). Raises StoreError for a missing, damaged or foreign
+        file, InputError for a bad override."""
+        from ..base import _file_of, _is_store_name
+
+        file = _file_of(Path(path)) if store is None and isinstance(path, (str, os.PathLike)) \
+            and not _is_store_name(path) else None
+        if file is None:
+            return super().load(path, store, **params)
+        try:
+            with np.load(file, allow_pickle=False) as data:  # a .npy file gives an array: not a model either
+                arrays = {k: data[k] for k in data.files}
+        except Exception:
+            raise StoreError(f"{file}: not a saved {cls.__name__} (not an .npz model file, or a damaged one); "
+                             f"load the file that {cls.__name__}.save wrote") from None
+        return cls.from_arrays(arrays, source=str(file), **params)
+
+    def save(self, path, store=None, *, overwrite: bool = False, kind: str = "flat") -> Path:
+        from ..base import _is_store_name
+
+        if store is None and isinstance(path, (str, os.PathLike)) and not _is_store_name(path):
+            text = os.fspath(path)
+            p = Path(text)
+            if text.endswith(tuple(c for c in ("/", os.sep, os.altsep) if c)) or p.is_dir() \
+                    or p.with_name(p.name + ".npz").is_dir():
+                raise InputError(f"{type(self).__name__}.save: {text!r} is a directory; give a file name, "
+                                 f"e.g. {str(p / 'model.npz')!r}")
+        return super().save(path, store, overwrite=overwrite, kind=kind)
+
+    save.__doc__ = Trainer.save.__doc__
+
     @classmethod
     def from_arrays(cls, arrays, *, source: str = "arrays", **params):
         """Rebuild a fitted model from :meth:`to_arrays` output (also reads the first encoder
-        format). ``params`` override saved parameters; a model trained with a custom module
-        needs one of the same architecture (``encoder=module``); ``device=`` places it
-        (default: the device it was trained with)."""
+        format). ``params`` override saved parameters (checked like fit checks them); a model trained
+        with a custom module needs one of the same architecture (``encoder=module``); ``device=`` places
+        it (default: the device it was trained with)."""
         names = arrays.keys() if hasattr(arrays, "keys") else arrays.files
         arrays = upgrade_v1({k: arrays[k] for k in names})
         config = cls._read_config(arrays, source)
         state = config.get("state") or {}
+        saved = config.get("params") or {}
+        changed = {k for k, v in params.items() if k not in saved or saved[k] != v}  # for _after_load
+        known = cls._param_names()
+        cls._check_overrides(params, {**cls._defaults(), **{k: v for k, v in saved.items() if k in known}},
+                             f"{source}: ")
         missing = [m for m in state.get("modules_required", []) if params.get(m) is None]
         if missing:
             raise InputError(f"{source}: this {cls.__name__} was trained with a custom {missing[0]} module; "
                              f"pass one of the same architecture: {cls.__name__}.load(path, {missing[0]}=module)")
-        saved = config.get("params") or {}
         if isinstance(saved.get("hidden"), list):  # JSON has no tuples
             params.setdefault("hidden", tuple(saved["hidden"]))
         device = params.get("device", saved.get("device", "auto"))
@@ -348,7 +474,13 @@ class TableModel(Trainer):
                              f"available here; load it with device='cpu' or device='auto'") from None
         # the source travels to _load_state for its messages (the arrays are a private copy)
         arrays[_CONFIG] = np.array(json.dumps({**config, "state": {**state, "_source": source}}))
-        return super().from_arrays(arrays, source=source, **params)
+        try:
+            model = super().from_arrays(arrays, source=source, **params)
+        except (TypeError, AttributeError) as exc:  # a config value of the wrong type
+            raise StoreError(f"{source}: the saved {cls.__name__} is incomplete or damaged "
+                             f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+        model._after_load(changed)
+        return model
 
     # -- to implement
     def _build_modules(self, n_features: int) -> None:  # pragma: no cover - abstract

@@ -13,13 +13,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ... import distributed as ek_dist
+from ..._arrays import as_keys
 from ..._device import resolve_device
 from ..._validation import BATCH_SIZE, DEVICE, DIM, EPOCHS, LR, SEED, Bool, InstanceOf, Interval, IntTuple, NoneOk, Options
 from ...data.features import as_labels, as_matrix, as_pairs, row_keys
 from ...embeddings import Embeddings
 from ...errors import IgnoredParameterWarning, InputError
 from . import base as _nn
-from ._batches import _LabelBatches, _PairBatches
+from ._batches import _LabelBatches, _PairBatches, check_labels
 from .losses import MINERS, contrastive_loss, info_nce_loss, mine_triplets, pairwise_distances, triplet_margin_loss
 
 log = logging.getLogger(__name__)
@@ -302,15 +303,19 @@ class SiameseEncoder(_nn.TableModel):
 
         Returns the :class:`~embedkit.Embeddings` of the training rows, keyed by ``keys`` (default:
         a pandas index, else "0".."n-1"). ``callback(epoch, loss)`` runs after each epoch
-        (epochs count from 1). Raises InputError for bad parameters or inputs.
+        (epochs count from 1). Raises InputError for bad parameters or inputs; bad rows, keys, labels or
+        pairs leave a previous fit as it was.
         """
         self._validate_params(warn=False)  # what is ignored depends on the loss "auto" resolves to (in _fit)
         self._check_callback("SiameseEncoder", callback)
         if y is not None and pairs is not None:
             raise InputError("SiameseEncoder.fit needs at most one of y (a class label per row) or "
                              "pairs (rows (i, j, similar)); got both (give neither to train self-supervised)")
+        checked = None  # a probe's inputs were checked by the fit that made it
+        if self.__dict__.get("_preset_space") is None:
+            checked = self._check_inputs(X, y, pairs, keys)  # before the previous fit is dropped
         try:
-            return self._fit(X, y, pairs, keys, show_progress, callback)
+            return self._fit(X, y, pairs, keys, show_progress, callback, checked)
         except BaseException:
             self._forget_fit()
             raise
@@ -401,9 +406,16 @@ class SiameseEncoder(_nn.TableModel):
         every rank must hold the same rows, labels and pairs (one clear error on every rank otherwise).
         Returns the rows, checked, for _start_fit."""
         arr = as_matrix(X)
-        row_keys(keys, arr.shape[0], X)
+        as_keys(row_keys(keys, arr.shape[0], X))  # unique keys: the Embeddings of the fit need them
         lab = as_labels(y, arr.shape[0]) if y is not None else None
+        if lab is not None:
+            check_labels(lab, self.batch_size)
         prs = as_pairs(pairs, arr.shape[0]) if pairs is not None else None
+        if self.image_shape is not None:
+            shape = _nn.hidden_widths(self.image_shape)
+            if len(shape) not in (2, 3) or math.prod(shape) != arr.shape[1]:
+                raise InputError(f"SiameseEncoder: image_shape={shape} must be (H, W) or (C, H, W) with as many "
+                                 f"pixels as X has features ({arr.shape[1]}); fix image_shape or set it to None")
         ek_dist.setup(resolve_device(self.device, "SiameseEncoder"))  # joins the group under torchrun, else no-op
         _nn.same_input(arr, "the feature table X")
         if lab is not None:
@@ -412,10 +424,7 @@ class SiameseEncoder(_nn.TableModel):
             _nn.same_input(prs, "the pairs")
         return arr
 
-    def _fit(self, X, y, pairs, keys, show_progress, callback) -> Embeddings:
-        checked = None  # a probe's inputs were checked by the fit that made it
-        if self.__dict__.get("_preset_space") is None:
-            checked = self._check_inputs(X, y, pairs, keys)
+    def _fit(self, X, y, pairs, keys, show_progress, callback, checked) -> Embeddings:
         loss = self._resolved_loss(labelled=pairs is None)
         hidden = self._hidden(labelled=y is not None)
         pca_start = self.encoder is None and hidden == () and self.input_share == "auto"
