@@ -231,3 +231,37 @@ def test_save_to_a_directory_is_an_error(fitted_ae, tmp_path):
         one_line(err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # nothing written
     assert fitted_ae.save(folder / "model.npz").is_file()
+
+
+@pytest.mark.parametrize("loss, miner, pairs, match", [
+    ("contrastive", "hard", [(0, 1, 1), (2, 3, 0)], "miner='hard' needs class labels"),
+    ("triplet", "random", [(0, 1, 0), (2, 3, 0)], "needs at least one similar pair"),
+])
+def test_a_refit_with_pairs_it_cannot_use_keeps_the_fit(loss, miner, pairs, match):
+    X = rows()
+    model = ek.SiameseEncoder(**SIAM, loss=loss)
+    model.fit(X, pairs=[(0, 1, 1), (2, 3, 0), (4, 5, 1)], show_progress=False)
+    before = model.encode(X)
+    model.set_params(miner=miner)
+    with pytest.raises(InputError, match=match) as e:
+        model.fit(X, pairs=pairs, show_progress=False)
+    one_line(e)
+    np.testing.assert_array_equal(model.encode(X), before)
+
+
+def test_a_new_variant_or_loss_drops_the_fit_and_cannot_be_loaded_over(saved_ae):
+    from embedkit.errors import NotFittedError
+
+    model = ek.AutoEncoder(**AE)
+    model.fit(rows(), show_progress=False)
+    model.set_params(epochs=3)  # applies to the next fit; the fit stays
+    assert model.decision_function(rows(5)).shape == (5,)
+    model.set_params(variant="vae")  # the network was trained as undercomplete: its fit no longer applies
+    with pytest.raises(NotFittedError):
+        model.decision_function(rows(5))
+    model.fit(rows(), show_progress=False)
+    assert model.variant == "vae" and np.isfinite(model.decision_function(rows(5))).all()
+    for override in ({"variant": "vae"}, {"loss": "bce"}):
+        with pytest.raises(InputError, match="cannot override the saved") as e:
+            ek.AutoEncoder.load(saved_ae, **override)
+        one_line(e)

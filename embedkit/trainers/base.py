@@ -111,9 +111,14 @@ def _with_thread_policy(fit):
             work = self._work_per_step(args, kwargs)
         except Exception:  # an estimate must never stop a fit; fit itself reports bad input
             work = None
-        self.__dict__.pop("world_size_", None)  # a refit in one process is not the earlier distributed fit
-        with fit_threads(work, type(self).__name__):
-            result = fit(self, *args, **kwargs)
+        before = self.__dict__.pop("world_size_", None)  # a refit in one process is not the earlier distributed fit
+        try:
+            with fit_threads(work, type(self).__name__):
+                result = fit(self, *args, **kwargs)
+        except BaseException:
+            if before is not None and "embeddings_" in self.__dict__:  # bad input kept the earlier fit: and its size
+                self.world_size_ = before
+            raise
         from ..distributed import is_distributed
 
         if is_distributed():  # fitted by a process group: say so in the fitted state and the manifest

@@ -63,6 +63,19 @@ class _LabelBatches:
             yield ("labels", anchors, partners, c)
 
 
+def check_pairs(pairs: np.ndarray, loss: str, miner: str, batch_size: int) -> None:
+    """What pair mode needs of the pairs, the (resolved) loss, the miner and ``batch_size`` (checked before a fit
+    starts, so that a refit with bad pairs keeps the previous fit)."""
+    if miner != "random" and loss != "infonce":  # InfoNCE ignores the miner (warned in fit)
+        raise InputError(f"SiameseEncoder: miner={miner!r} needs class labels y; with explicit pairs use "
+                         "miner='random'")
+    if loss == "infonce" and batch_size < 2:
+        raise InputError("SiameseEncoder: loss='infonce' contrasts each pair with the other pairs of its "
+                         f"batch; set batch_size >= 2 (got {batch_size})")
+    if loss != "contrastive" and not (pairs[:, 2] == 1).any():
+        raise InputError(f"loss={loss!r} needs at least one similar pair (similar=1) in pairs")
+
+
 class _PairBatches:
     """Pair mode: explicit (i, j, similar) rows, shuffled each epoch.
 
@@ -72,16 +85,9 @@ class _PairBatches:
     """
 
     def __init__(self, pairs: np.ndarray, n_rows: int, batch_size: int, loss: str, miner: str, device, gen):
-        if miner != "random" and loss != "infonce":  # InfoNCE ignores the miner (warned in fit)
-            raise InputError(f"SiameseEncoder: miner={miner!r} needs class labels y; with explicit pairs use "
-                             "miner='random'")
-        if loss == "infonce" and batch_size < 2:
-            raise InputError("SiameseEncoder: loss='infonce' contrasts each pair with the other pairs of its "
-                             f"batch; set batch_size >= 2 (got {batch_size})")
+        check_pairs(pairs, loss, miner, batch_size)
         self.loss, self.n_rows, self.batch_size, self.device, self.gen = loss, n_rows, batch_size, device, gen
         similar = pairs[pairs[:, 2] == 1]
-        if loss != "contrastive" and len(similar) == 0:
-            raise InputError(f"loss={loss!r} needs at least one similar pair (similar=1) in pairs")
         use = pairs if loss == "contrastive" else similar
         self.pairs = torch.as_tensor(use, dtype=torch.int64, device=device)
         if loss == "triplet":

@@ -11,6 +11,8 @@ training rows, their residuals and the seed of the fit), so nothing is pickled.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
@@ -28,7 +30,9 @@ _STATS = ("reconstruction", "knn", "input_knn")  # the parts whose (median, spre
 # what the detector keeps after fit: attribute -> array name in the saved model
 _SAVED = (("_train_scores", "train_scores"), ("decision_scores_", "decision_scores"), ("_score_stats", "score_stats"),
           ("_train_rows", "train_rows"), ("_train_residuals", "train_residuals"))
+logger = logging.getLogger(__name__)
 _SCORING = ("score", "n_neighbors", "contamination")  # parameters the training rows' scores depend on
+_TRAINED_AS = ("variant", "loss")  # parameters a trained network's outputs depend on
 FITTED = ("threshold_", "decision_scores_", "labels_", "_train_scores", "_score_stats", "_train_rows",
           "_train_residuals", "_hybrid", "_forest_seed")
 
@@ -72,11 +76,24 @@ class AnomalyDetector:
         """Set constructor parameters (checked now); returns self. On a fitted model, a new ``score``,
         ``n_neighbors`` or ``contamination`` rescores the training rows from the stored training state:
         ``decision_scores_``, ``threshold_`` and ``labels_`` are then what a fit with them would give (the
-        network is not retrained)."""
+        network is not retrained). A new ``variant`` or ``loss`` drops the fit (the network was trained for
+        the old one): fit again. Other parameters apply to the next fit."""
+        retrain = [k for k in _TRAINED_AS if k in params and params[k] != getattr(self, k)]
         before = {k: getattr(self, k) for k in _SCORING}
         super().set_params(**params)
+        if retrain and self._is_fitted():  # the network was trained for the old value: its fit no longer applies
+            logger.info("AutoEncoder.set_params: %s changed, so the fitted model is dropped; fit again", retrain[0])
+            self._forget_fit()
+            return self
         self._rescore({k for k in _SCORING if getattr(self, k) != before[k]})
         return self
+
+    @classmethod
+    def _check_load_overrides(cls, params: dict, saved: dict, source: str) -> None:
+        for name in _TRAINED_AS:
+            if name in params and name in saved and params[name] != saved[name]:
+                raise InputError(f"{source}: {name}={params[name]!r} cannot override the saved {saved[name]!r} (the "
+                                 f"network was trained with it); load without {name}=, or fit a new AutoEncoder")
 
     def _after_load(self, changed: set) -> None:
         super()._after_load(changed)

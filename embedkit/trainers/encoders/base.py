@@ -307,9 +307,9 @@ class TableModel(Trainer):
         """Bad rows, keys or device fail here, before the previous fit is dropped (bad input on a refit keeps
         the fitted model); distributed, every rank must hold the same rows. Returns the rows for _start_fit."""
         arr = as_matrix(X)
-        as_keys(row_keys(keys, arr.shape[0], X))  # unique keys: the Embeddings of the fit need them
         ek_dist.setup(resolve_device(self.device, type(self).__name__))  # joins the group under torchrun, else no-op
         same_input(arr, "the feature table X")
+        as_keys(row_keys(keys, arr.shape[0], X))  # unique keys: the Embeddings of the fit need them
         return arr
 
     def _start_fit(self, X, keys, checked: np.ndarray | None = None):
@@ -392,6 +392,10 @@ class TableModel(Trainer):
             if name in cls._parameter_constraints:
                 check_value(cls.__name__, name, value, cls._parameter_constraints[name], merged)
 
+    @classmethod
+    def _check_load_overrides(cls, params: dict, saved: dict, source: str) -> None:
+        """Refuse overrides that the saved weights cannot honour (none here)."""
+
     def _after_load(self, changed: set) -> None:
         """Called by from_arrays with the parameters given to load that differ from the saved ones."""
 
@@ -460,6 +464,7 @@ class TableModel(Trainer):
         known = cls._param_names()
         cls._check_overrides(params, {**cls._defaults(), **{k: v for k, v in saved.items() if k in known}},
                              f"{source}: ")
+        cls._check_load_overrides(params, saved, source)
         missing = [m for m in state.get("modules_required", []) if params.get(m) is None]
         if missing:
             raise InputError(f"{source}: this {cls.__name__} was trained with a custom {missing[0]} module; "

@@ -20,7 +20,7 @@ from ...data.features import as_labels, as_matrix, as_pairs, row_keys
 from ...embeddings import Embeddings
 from ...errors import IgnoredParameterWarning, InputError
 from . import base as _nn
-from ._batches import _LabelBatches, _PairBatches, check_labels
+from ._batches import _LabelBatches, _PairBatches, check_labels, check_pairs
 from .losses import MINERS, contrastive_loss, info_nce_loss, mine_triplets, pairwise_distances, triplet_margin_loss
 
 log = logging.getLogger(__name__)
@@ -406,22 +406,25 @@ class SiameseEncoder(_nn.TableModel):
         every rank must hold the same rows, labels and pairs (one clear error on every rank otherwise).
         Returns the rows, checked, for _start_fit."""
         arr = as_matrix(X)
-        as_keys(row_keys(keys, arr.shape[0], X))  # unique keys: the Embeddings of the fit need them
         lab = as_labels(y, arr.shape[0]) if y is not None else None
-        if lab is not None:
-            check_labels(lab, self.batch_size)
         prs = as_pairs(pairs, arr.shape[0]) if pairs is not None else None
-        if self.image_shape is not None:
-            shape = _nn.hidden_widths(self.image_shape)
-            if len(shape) not in (2, 3) or math.prod(shape) != arr.shape[1]:
-                raise InputError(f"SiameseEncoder: image_shape={shape} must be (H, W) or (C, H, W) with as many "
-                                 f"pixels as X has features ({arr.shape[1]}); fix image_shape or set it to None")
         ek_dist.setup(resolve_device(self.device, "SiameseEncoder"))  # joins the group under torchrun, else no-op
         _nn.same_input(arr, "the feature table X")
         if lab is not None:
             _nn.same_input(lab, "the labels y")
         if prs is not None:
             _nn.same_input(prs, "the pairs")
+        # the checks below see the same data on every rank (compared above), so every rank raises alike
+        if lab is not None:
+            check_labels(lab, self.batch_size)
+        if prs is not None:
+            check_pairs(prs, self._resolved_loss(labelled=False), self.miner, self.batch_size)
+        if self.image_shape is not None:
+            shape = _nn.hidden_widths(self.image_shape)
+            if len(shape) not in (2, 3) or math.prod(shape) != arr.shape[1]:
+                raise InputError(f"SiameseEncoder: image_shape={shape} must be (H, W) or (C, H, W) with as many "
+                                 f"pixels as X has features ({arr.shape[1]}); fix image_shape or set it to None")
+        as_keys(row_keys(keys, arr.shape[0], X))  # unique keys: the Embeddings of the fit need them
         return arr
 
     def _fit(self, X, y, pairs, keys, show_progress, callback, checked) -> Embeddings:
