@@ -105,7 +105,11 @@ SCRIPT = textwrap.dedent('''
                 ("ae_rows", lambda: AutoEncoder(dim=2, hidden=(8,), epochs=1, device="cpu").fit(
                     x_ae[:400] if rank == 0 else x_ae[300:600], show_progress=False)),
                 ("sia_labels", lambda: SiameseEncoder(dim=4, hidden=(8,), epochs=1, input_share=0, device="cpu").fit(
-                    x_s[:100], (y[:100] + rank) % 12, show_progress=False))):
+                    x_s[:100], (y[:100] + rank) % 12, show_progress=False)),
+                # one rank's labels would fail a local check (a single class): the ranks compare first, so every
+                # rank raises the same error instead of one raising while the others wait in a collective
+                ("sia_one_class", lambda: SiameseEncoder(dim=4, hidden=(8,), epochs=1, input_share=0, device="cpu").fit(
+                    x_s[:100], y[:100] if rank == 0 else np.zeros(100, dtype=y.dtype), show_progress=False))):
             try:
                 fit()
                 res[name + "_error"] = ""
@@ -200,7 +204,9 @@ def test_ranks_given_different_data_all_raise_one_clear_error(runs):
     two, one = runs  # without the check, gloo aborted the process in C++ (a size mismatch in the all_reduce)
     assert str(two["ae_rows_error"]).startswith("the ranks disagree on the feature table X: every rank must read")
     assert str(two["sia_labels_error"]).startswith("the ranks disagree on the labels y")
+    assert str(two["sia_one_class_error"]).startswith("the ranks disagree on the labels y")
     assert str(one["ae_rows_error"]) == "" and str(one["sia_labels_error"]) == ""  # one process: nothing to compare
+    assert str(one["sia_one_class_error"]) == ""
 
 
 def test_infonce_parts_of_one_row_warn_at_fit_start(runs):
