@@ -62,8 +62,8 @@ class AnomalyDetector:
         self._score_stats = np.array([*_anomaly.robust_scale(self._train_scores), *_anomaly.robust_scale(knn),
                                       *_anomaly.robust_scale(inp)])
         raw = {"reconstruction": self._train_scores, "knn": knn, "input_knn": inp}
-        if self.score == "hybrid":
-            raw.update(self._build_forests())
+        if self.score == "hybrid":  # the forests depend on neither n_neighbors nor contamination: built once
+            raw.update(self._hybrid["train"] if "_hybrid" in self.__dict__ else self._build_forests())
         self.decision_scores_ = self._combine(raw, self.score).astype(np.float32)
         self._set_threshold()
 
@@ -261,7 +261,7 @@ class AnomalyDetector:
         forest = IsolationForest(random_state=seed).fit(rows)
         residual_forest = IsolationForest(random_state=seed).fit(both)
         train = {"forest": -forest.score_samples(rows), "residual_forest": -residual_forest.score_samples(both)}
-        self._hybrid = {"forest": forest, "residual_forest": residual_forest,
+        self._hybrid = {"forest": forest, "residual_forest": residual_forest, "train": train,
                         "stats": {k: _anomaly.robust_scale(v) for k, v in train.items()}}
         return train
 
