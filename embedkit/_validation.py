@@ -43,6 +43,12 @@ def _bound(b, params: dict):
     return b
 
 
+def shown(value, limit: int = 60) -> str:
+    """``repr`` of a value for a one-line message (numpy scalars as plain Python values), cut to ``limit``."""
+    text = repr(value.item() if hasattr(value, "item") and getattr(value, "ndim", None) == 0 else value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _fmt(x) -> str:
     if isinstance(x, float) and x.is_integer() and abs(x) >= 1e6:
         return f"{x:.0e}"

@@ -6,14 +6,10 @@ import math
 
 import numpy as np
 
+from .._validation import shown
 from ..errors import InputError
 
 __all__ = ["anomaly_auc", "average_precision", "anomaly_report"]
-
-
-def _shown(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _ndim(x) -> int:
@@ -27,7 +23,7 @@ def _scores(scores, owner: str) -> np.ndarray:
     """``scores`` as a 1-D float64 array of finite numbers, or a one-line InputError naming ``owner``."""
     need = f"{owner}: scores must be a 1-D sequence of numbers (one per row, higher = more anomalous)"
     if scores is None or isinstance(scores, (str, bytes)) or _ndim(scores) == 0:
-        raise InputError(f"{need}; got {type(scores).__name__} {_shown(scores)}")
+        raise InputError(f"{need}; got {type(scores).__name__} {shown(scores)}")
     try:
         s = np.asarray(scores, dtype=np.float64)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -46,7 +42,7 @@ def _checked(scores, labels, owner: str):
     s = _scores(scores, owner)
     if labels is None or isinstance(labels, (str, bytes)) or _ndim(labels) == 0:
         raise InputError(f"{owner}: labels must be a 1-D sequence of 0/1 or bool (1 = anomaly), one per score; "
-                         f"got {type(labels).__name__} {_shown(labels)}")
+                         f"got {type(labels).__name__} {shown(labels)}")
     y = np.asarray(labels).reshape(-1)
     if len(y) != len(s):
         raise InputError(f"{owner}: {len(s)} scores but {len(y)} labels; give one label per score")
@@ -97,17 +93,17 @@ def _flags(threshold, s: np.ndarray) -> np.ndarray:
     need = (f"The 'threshold' parameter of anomaly_report must be None, a number (rows with a score above it are "
             f"flagged; +-inf flags none or all) or predicted 0/1 labels (a 1-D array of {n}, one per score)")
     if isinstance(threshold, (str, bytes, bool, np.bool_)):
-        raise InputError(f"{need}. Got {_shown(threshold)} instead.")
+        raise InputError(f"{need}. Got {shown(threshold)} instead.")
     if _ndim(threshold) == 0:  # a number of any kind: float, numpy or 0-d torch scalar, Decimal, Fraction
         try:
             value = float(threshold)
         except (TypeError, ValueError, OverflowError):
-            raise InputError(f"{need}. Got {_shown(threshold)} instead.") from None
+            raise InputError(f"{need}. Got {shown(threshold)} instead.") from None
         if math.isnan(value):
             raise InputError(f"{need}. Got NaN instead.")
         return s > value
     if _ndim(threshold) != 1:
-        raise InputError(f"{need}. Got {_shown(threshold)} instead.")
+        raise InputError(f"{need}. Got {shown(threshold)} instead.")
     pred = np.asarray(threshold)
     if len(pred) != n:
         raise InputError(f"{need}; got {len(pred)} predicted labels for {n} scores.")

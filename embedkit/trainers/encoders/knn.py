@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from ..._validation import check_choice, check_int
+from ..._validation import check_choice, check_int, shown
 from ...data.features import as_matrix
 from ...errors import InputError, NotFittedError
 
@@ -48,7 +48,7 @@ class KNNEstimator:
         if encoder is not None and (isinstance(encoder, (str, bytes, type))
                                     or not callable(getattr(encoder, "encode", None))):
             got = f"the class {encoder.__name__} (pass a fitted instance)" if isinstance(encoder, type) \
-                else f"{type(encoder).__name__} {_shown(encoder)}"
+                else f"{type(encoder).__name__} {shown(encoder)}"
             raise InputError("The 'encoder' parameter of KNNEstimator must be None (use the rows as they are) or "
                              "a fitted encoder with an encode(X) method, such as a fitted AutoEncoder or "
                              f"SiameseEncoder. Got {got} instead.")
@@ -75,7 +75,7 @@ class KNNEstimator:
         if task == "regress":
             if y.dtype.kind not in "biuf":
                 raise InputError("KNNEstimator.fit: task='regress' needs numeric targets y; got strings "
-                                 f"(e.g. {_shown(y[0])}); use task='classify' for class labels")
+                                 f"(e.g. {shown(y[0])}); use task='classify' for class labels")
             targets = y.astype(np.float64)
         else:
             classes, targets = np.unique(y, return_inverse=True)
@@ -131,15 +131,10 @@ class KNNEstimator:
         if self.task_ == "regress":
             if y.dtype.kind not in "biuf":
                 raise InputError("KNNEstimator.score: this estimator regresses, so y must hold numbers; "
-                                 f"got strings (e.g. {_shown(y[0])})")
+                                 f"got strings (e.g. {shown(y[0])})")
             y = y.astype(np.float64)
             return float(1.0 - ((y - pred) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-300))
         return float((pred == y).mean())
-
-
-def _shown(value) -> str:
-    text = repr(value.item() if isinstance(value, np.generic) else value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _targets(y, n_rows: int, owner: str) -> np.ndarray:
@@ -148,7 +143,7 @@ def _targets(y, n_rows: int, owner: str) -> np.ndarray:
     if hasattr(y, "to_numpy") and not isinstance(y, np.ndarray):  # pandas Series / one-column DataFrame
         y = y.to_numpy()
     if y is None or isinstance(y, (str, bytes)) or np.isscalar(y):
-        raise InputError(f"{need}; got {type(y).__name__} {_shown(y)}")
+        raise InputError(f"{need}; got {type(y).__name__} {shown(y)}")
     try:
         arr = np.asarray(y)
     except (TypeError, ValueError) as exc:
@@ -166,22 +161,22 @@ def _targets(y, n_rows: int, owner: str) -> np.ndarray:
         kinds: dict[str, int] = {}
         for i, v in enumerate(obj):
             if v is None or (isinstance(v, numbers.Real) and not math.isfinite(v)):
-                raise InputError(f"{owner}: y[{i}] is {'missing (None)' if v is None else _shown(v)}; every row "
+                raise InputError(f"{owner}: y[{i}] is {'missing (None)' if v is None else shown(v)}; every row "
                                  "needs a finite target (drop or impute those rows first)")
             kind = "text" if isinstance(v, (str, bytes)) else "number" if isinstance(v, (numbers.Number, np.bool_)) \
                 else "other"
             kinds.setdefault(kind, i)
             if "text" in kinds and len(kinds) > 1:
                 j = kinds["text"] if kind != "text" else min(k for t, k in kinds.items() if t != "text")
-                raise InputError(f"{owner}: y mixes strings and other values (y[{j}] is {_shown(obj[j])}, y[{i}] is "
-                                 f"{_shown(v)}); targets must be all strings or all numbers, e.g. convert them "
+                raise InputError(f"{owner}: y mixes strings and other values (y[{j}] is {shown(obj[j])}, y[{i}] is "
+                                 f"{shown(v)}); targets must be all strings or all numbers, e.g. convert them "
                                  "with str()")
         arr = np.asarray(obj.tolist()) if "other" not in kinds else obj  # numpy's own dtype where it has one
         try:
             np.unique(arr)
         except TypeError:
             raise InputError(f"{owner}: the targets in y cannot be compared with each other (e.g. y[0] is "
-                             f"{_shown(obj[0])}); give numbers or strings") from None
+                             f"{shown(obj[0])}); give numbers or strings") from None
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         i = int(np.nonzero(~np.isfinite(arr))[0][0])
         raise InputError(f"{owner}: y[{i}] is {'NaN' if math.isnan(arr[i]) else 'inf'}; every row needs a finite "
