@@ -45,7 +45,11 @@ def _bound(b, params: dict):
 
 def shown(value, limit: int = 60) -> str:
     """``repr`` of a value for a one-line message (numpy scalars as plain Python values), cut to ``limit``."""
-    text = repr(value.item() if hasattr(value, "item") and getattr(value, "ndim", None) == 0 else value)
+    try:
+        text = repr(value.item() if hasattr(value, "item") and getattr(value, "ndim", None) == 0 else value)
+    except Exception:  # e.g. a tensor without data (meta device)
+        text = object.__repr__(value)
+    text = " ".join(text.split())  # arrays and modules print over several lines
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 

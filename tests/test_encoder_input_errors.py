@@ -256,7 +256,10 @@ def test_a_new_variant_or_loss_drops_the_fit_and_cannot_be_loaded_over(saved_ae)
     model.fit(rows(), show_progress=False)
     model.set_params(epochs=3)  # applies to the next fit; the fit stays
     assert model.decision_function(rows(5)).shape == (5,)
-    model.set_params(variant="vae")  # the network was trained as undercomplete: its fit no longer applies
+    model.world_size_ = 2  # as if fitted by a process group
+    with pytest.warns(UserWarning, match="fitted with variant='undercomplete', so its fit is dropped"):
+        model.set_params(variant="vae")  # the network was trained as undercomplete: its fit no longer applies
+    assert not hasattr(model, "world_size_")
     with pytest.raises(NotFittedError):
         model.decision_function(rows(5))
     model.fit(rows(), show_progress=False)
@@ -265,3 +268,47 @@ def test_a_new_variant_or_loss_drops_the_fit_and_cannot_be_loaded_over(saved_ae)
         with pytest.raises(InputError, match="cannot override the saved") as e:
             ek.AutoEncoder.load(saved_ae, **override)
         one_line(e)
+
+
+def test_a_failed_refit_keeps_the_world_size_of_the_fit_it_keeps():
+    model = ek.AutoEncoder(**AE)
+    model.fit(rows(), show_progress=False)
+    model.world_size_ = 2  # as if fitted by a process group
+    bad = rows()
+    bad[3, 1] = np.nan
+    with pytest.raises(InputError):
+        model.fit(bad, show_progress=False)
+    assert model.world_size_ == 2
+
+
+def test_a_fit_that_fails_after_replacing_the_model_does_not_inherit_the_world_size():
+    from embedkit.trainers.mf.baselines import Popularity
+
+    model = Popularity()
+    model.fit(np.array([[1.0, 0.0], [1.0, 1.0]]))
+    model.world_size_ = 2
+
+    def boom(*_):
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError):
+        model.fit(np.eye(3, 7), callback=boom)
+    assert len(model.embeddings_) == 7 and "world_size_" not in model.__dict__  # the new fit, not the old size
+
+
+def test_siamese_keeps_the_loss_it_was_trained_with(tmp_path):
+    X = rows()
+    model = ek.SiameseEncoder(**SIAM, loss="contrastive")
+    model.fit(X, pairs=[(0, 1, 1), (2, 3, 0), (4, 5, 1)], show_progress=False)
+    model.set_params(loss="triplet")  # applies to the next fit
+    assert model.loss_ == "contrastive" and model.margin_ == 1.0
+    again = ek.SiameseEncoder.load(model.save(tmp_path / "s.npz"))
+    assert again.loss_ == "contrastive"
+
+
+def test_one_line_values_in_messages():
+    from embedkit._validation import shown
+
+    assert "\n" not in shown(np.zeros((4, 4))) and "\n" not in shown(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))
+    assert shown(torch.tensor(0.5)) == "0.5" and shown(np.float32(2.0)) == "2.0" and len(shown("x" * 500)) == 60
+    assert shown(torch.empty(1, device="meta")[0]).startswith("<")

@@ -112,12 +112,13 @@ def _with_thread_policy(fit):
         except Exception:  # an estimate must never stop a fit; fit itself reports bad input
             work = None
         before = self.__dict__.pop("world_size_", None)  # a refit in one process is not the earlier distributed fit
+        fitted = self.__dict__.get("embeddings_")
         try:
             with fit_threads(work, type(self).__name__):
                 result = fit(self, *args, **kwargs)
         except BaseException:
-            if before is not None and "embeddings_" in self.__dict__:  # bad input kept the earlier fit: and its size
-                self.world_size_ = before
+            if before is not None and fitted is not None and self.__dict__.get("embeddings_") is fitted:
+                self.world_size_ = before  # the fit failed before replacing the earlier one: that one keeps its size
             raise
         from ..distributed import is_distributed
 

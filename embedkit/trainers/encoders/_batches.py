@@ -73,7 +73,8 @@ def check_pairs(pairs: np.ndarray, loss: str, miner: str, batch_size: int) -> No
         raise InputError("SiameseEncoder: loss='infonce' contrasts each pair with the other pairs of its "
                          f"batch; set batch_size >= 2 (got {batch_size})")
     if loss != "contrastive" and not (pairs[:, 2] == 1).any():
-        raise InputError(f"loss={loss!r} needs at least one similar pair (similar=1) in pairs")
+        raise InputError(f"SiameseEncoder: loss={loss!r} needs at least one similar pair (similar=1) in pairs; add "
+                         "one, or use loss='contrastive', which also learns from dissimilar pairs alone")
 
 
 class _PairBatches:

@@ -11,7 +11,7 @@ training rows, their residuals and the seed of the fit), so nothing is pickled.
 
 from __future__ import annotations
 
-import logging
+import warnings
 
 import numpy as np
 import torch
@@ -30,7 +30,6 @@ _STATS = ("reconstruction", "knn", "input_knn")  # the parts whose (median, spre
 # what the detector keeps after fit: attribute -> array name in the saved model
 _SAVED = (("_train_scores", "train_scores"), ("decision_scores_", "decision_scores"), ("_score_stats", "score_stats"),
           ("_train_rows", "train_rows"), ("_train_residuals", "train_residuals"))
-logger = logging.getLogger(__name__)
 _SCORING = ("score", "n_neighbors", "contamination")  # parameters the training rows' scores depend on
 _TRAINED_AS = ("variant", "loss")  # parameters a trained network's outputs depend on
 FITTED = ("threshold_", "decision_scores_", "labels_", "_train_scores", "_score_stats", "_train_rows",
@@ -79,10 +78,12 @@ class AnomalyDetector:
         network is not retrained). A new ``variant`` or ``loss`` drops the fit (the network was trained for
         the old one): fit again. Other parameters apply to the next fit."""
         retrain = [k for k in _TRAINED_AS if k in params and params[k] != getattr(self, k)]
+        before_trained = {k: getattr(self, k) for k in _TRAINED_AS}
         before = {k: getattr(self, k) for k in _SCORING}
         super().set_params(**params)
         if retrain and self._is_fitted():  # the network was trained for the old value: its fit no longer applies
-            logger.info("AutoEncoder.set_params: %s changed, so the fitted model is dropped; fit again", retrain[0])
+            warnings.warn(f"AutoEncoder.set_params: the model was fitted with {retrain[0]}={before_trained[retrain[0]]!r}, "
+                          f"so its fit is dropped; call fit again", UserWarning, stacklevel=2)
             self._forget_fit()
             return self
         self._rescore({k for k in _SCORING if getattr(self, k) != before[k]})
@@ -91,7 +92,7 @@ class AnomalyDetector:
     @classmethod
     def _check_load_overrides(cls, params: dict, saved: dict, source: str) -> None:
         for name in _TRAINED_AS:
-            if name in params and name in saved and params[name] != saved[name]:
+            if name in params and params[name] != saved.get(name, cls._defaults().get(name)):
                 raise InputError(f"{source}: {name}={params[name]!r} cannot override the saved {saved[name]!r} (the "
                                  f"network was trained with it); load without {name}=, or fit a new AutoEncoder")
 

@@ -300,7 +300,7 @@ class TableModel(Trainer):
 
     def _forget_fit(self) -> None:
         """Drop every fitted attribute (a fit that fails leaves an unfitted model, not half of one)."""
-        for name in (*type(self)._fitted_names, *_dist.COMM_ATTRS):
+        for name in (*type(self)._fitted_names, *_dist.COMM_ATTRS, "world_size_"):
             self.__dict__.pop(name, None)
 
     def _check_rows(self, X, keys) -> np.ndarray:

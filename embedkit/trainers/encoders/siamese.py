@@ -183,9 +183,11 @@ class SiameseEncoder(_nn.TableModel):
     # ------------------------------------------------------------------ checks
     def _resolved_loss(self, labelled: bool | None = None) -> str:
         """The loss in use: ``loss_`` once fitted; "auto" is InfoNCE with labels, contrastive with pairs."""
+        if labelled is None and "loss_" in self.__dict__:  # fitted: what it was trained with, whatever set_params did
+            return self.loss_
         if self.loss != "auto":
             return self.loss
-        return self.__dict__.get("loss_", "contrastive") if labelled is None else "infonce" if labelled else "contrastive"
+        return "contrastive" if labelled is None else "infonce" if labelled else "contrastive"
 
     def _ignored_params(self) -> dict:
         ignored = {}
