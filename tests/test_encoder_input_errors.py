@@ -312,3 +312,25 @@ def test_one_line_values_in_messages():
     assert "\n" not in shown(np.zeros((4, 4))) and "\n" not in shown(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))
     assert shown(torch.tensor(0.5)) == "0.5" and shown(np.float32(2.0)) == "2.0" and len(shown("x" * 500)) == 60
     assert shown(torch.empty(1, device="meta")[0]).startswith("<")
+
+
+def test_a_refit_with_custom_modules_that_cannot_run_keeps_the_fit():
+    X = rows()
+    model = ek.AutoEncoder(encoder=nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2)),
+                           decoder=nn.Sequential(nn.Linear(2, 6)), epochs=2, device="cpu")
+    model.fit(X, show_progress=False)
+    before = model.decision_function(X)
+    model.set_params(decoder=nn.Sequential(nn.Linear(2, 5)))  # rows of the wrong width
+    with pytest.raises(InputError, match="the decoder returns shape") as e:
+        model.fit(X, show_progress=False)
+    one_line(e)
+    np.testing.assert_array_equal(model.decision_function(X), before)
+    siamese = ek.SiameseEncoder(encoder=nn.Sequential(nn.Linear(6, 4)), dim=4, epochs=1, device="cpu")
+    y = np.arange(len(X)) % 3
+    siamese.fit(X, y, show_progress=False)
+    codes = siamese.encode(X)
+    siamese.set_params(encoder=nn.LSTM(6, 4))  # returns a tuple
+    with pytest.raises(InputError, match="not one tensor") as e:
+        siamese.fit(X, y, show_progress=False)
+    one_line(e)
+    np.testing.assert_array_equal(siamese.encode(X), codes)

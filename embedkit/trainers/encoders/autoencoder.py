@@ -296,6 +296,10 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
             raise InputError("AutoEncoder: give both encoder= and decoder= modules, or neither (the MLPs)")
         arr = self._check_rows(X, keys)  # before the previous fit is dropped
         self._check_range(arr)
+        if self.encoder is not None:  # custom modules that cannot run fail now, with the previous fit in place
+            rows = _nn.dry_run_rows(arr, self.device, "AutoEncoder")
+            self._check_modules(rows, copy.deepcopy(self.encoder).to(rows.device),
+                                copy.deepcopy(self.decoder).to(rows.device).eval())
         try:
             return self._fit(X, keys, show_progress, callback, arr)
         except BaseException:
@@ -401,19 +405,26 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
         self._fit_anomaly(table, out[:, d], out[:, d + 1:] if hybrid else None)
         return self.embeddings_
 
-    def _check_modules(self, table: torch.Tensor) -> None:
-        _nn.check_encoder_output("AutoEncoder", self.model_, table, None, vae=self.variant == "vae")
+    def _check_modules(self, table: torch.Tensor, encoder=None, decoder=None) -> None:
+        """The custom encoder and decoder (the fitted ones, or the copies given) map rows to one code tensor and
+        codes back to rows of the table's width (one-line InputError otherwise)."""
+        if encoder is None:  # the fitted modules, with the code size the fit resolved
+            encoder, decoder, dim = self.model_, self.decoder_, self.dim_
+        _nn.check_encoder_output("AutoEncoder", encoder, table, None, vae=self.variant == "vae")
         with torch.no_grad():
-            z = torch.zeros((2, self.dim_), device=table.device)
+            if decoder is not self.__dict__.get("decoder_"):  # copies tried before a fit: the code size they give
+                width = int(encoder.eval()(table[:2]).shape[1])
+                dim = max(1, width // 2) if self.variant == "vae" else width
+            z = torch.zeros((2, dim), device=table.device)
             try:
-                out = self.decoder_(z)
+                out = decoder(z)
             except Exception as exc:
-                raise InputError(f"AutoEncoder: the decoder module fails on codes of shape (2, {self.dim_}) "
+                raise InputError(f"AutoEncoder: the decoder module fails on codes of shape (2, {dim}) "
                                  f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
         _nn.check_module_output("AutoEncoder", "decoder", out, 2)
         if tuple(out.shape) != (2, table.shape[1]):
             raise InputError(f"AutoEncoder: the decoder returns shape {tuple(out.shape)} for codes of shape "
-                             f"(2, {self.dim_}); it must return (batch, {table.shape[1]}) rows "
+                             f"(2, {dim}); it must return (batch, {table.shape[1]}) rows "
                              "(end it with nn.Flatten() for images)")
 
     # ------------------------------------------------------------------ the model as arrays

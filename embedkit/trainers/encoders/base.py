@@ -206,6 +206,12 @@ def check_encoder_output(owner: str, module: nn.Module, X: torch.Tensor, dim: in
                          f"{dim} outputs or set dim={width}")
 
 
+def dry_run_rows(arr: np.ndarray, device, owner: str) -> torch.Tensor:
+    """Two rows of ``arr`` (float32, on the fit's device) to try custom modules on before a fit starts, so that a
+    module that cannot run fails while the previous fit is still in place."""
+    return torch.as_tensor(np.ascontiguousarray(arr[:2], dtype=np.float32), device=resolve_device(device, owner))
+
+
 def check_module_output(owner: str, what: str, out, rows: int) -> None:
     """A custom module's output for ``rows`` rows must be one 2-D tensor of ``rows`` rows (one line otherwise)."""
     if not isinstance(out, torch.Tensor):
