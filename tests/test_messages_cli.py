@@ -110,3 +110,24 @@ def test_train_kind_typo_is_refused_before_training(tmp_path, run, monkeypatch):
     edges.write_text("a b\nb c\n", encoding="utf-8")
     code, _, err = run("--store", tmp_path / "st", "train", "node2vec", edges, "--name", "g", "--kind", "hnws")
     assert code == 2 and err.count("\n") == 1 and "did you mean 'hnsw'?" in err
+
+
+def test_warnings_of_any_command_print_on_one_line(tmp_path, run, monkeypatch):
+    import warnings
+
+    from embedkit.errors import InputError
+
+    def warn_then_stop(*a, **k):
+        warnings.warn("Node2Vec: a warning\nover two lines", UserWarning, stacklevel=2)
+        raise InputError("stop here")
+
+    monkeypatch.setattr(ek.Node2Vec, "fit", warn_then_stop)
+    edges = tmp_path / "edges.txt"
+    edges.write_text("a b\nb c\n", encoding="utf-8")
+    with warnings.catch_warnings():  # pytest records warnings; print them as Python does outside pytest
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda m, c, f, n, file=None, line=None: sys.stderr.write(
+            warnings.formatwarning(m, c, f, n, line))
+        code, _, err = run("--store", tmp_path / "st", "train", "node2vec", edges, "--name", "g")
+    assert code != 0 and err.splitlines()[0] == "warning: Node2Vec: a warning over two lines", err
+    assert "UserWarning" not in err and ".py:" not in err

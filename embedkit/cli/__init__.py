@@ -16,6 +16,8 @@ import importlib
 import logging
 import os
 import sys
+import warnings
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 from .. import __version__
@@ -63,6 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _one_line_warnings():
+    """Warnings printed while a command runs read ``warning: MESSAGE`` on one line, not Python's two lines with
+    a source file, line number and code. Only the formatting changes (``warnings.formatwarning``): filters,
+    and the recording of ``warnings.catch_warnings(record=True)`` or ``pytest.warns``, stay as they are."""
+    def one_line(message, category, filename, lineno, line=None):
+        return f"warning: {' '.join(str(message).split())}\n"
+
+    saved = warnings.formatwarning
+    warnings.formatwarning = one_line
+    try:
+        yield
+    finally:
+        warnings.formatwarning = saved
+
+
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (0 on success)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -92,7 +110,8 @@ def main(argv=None) -> int:
             if dist_cli.wants_launch(args):
                 return dist_cli.run_local(argv, args.nproc)
             job = dist_cli.enter_job(args)
-        code = int(func(args) or 0)
+        with _one_line_warnings():
+            code = int(func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not in Python's final flush
         return code
     except KeyboardInterrupt as exc:

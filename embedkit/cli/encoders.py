@@ -11,8 +11,6 @@ autoencoder also stores its training rows' reconstruction errors as the extra "a
 from __future__ import annotations
 
 import argparse
-import warnings
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -52,22 +50,6 @@ def _top(text: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0 (0 prints no rows); got {n}")
     return n
-
-
-@contextmanager
-def _one_line_warnings():
-    """Warnings printed while the block runs read ``warning: MESSAGE`` on one line, not Python's two lines with
-    a source file, line number and code. Only the formatting changes (``warnings.formatwarning``): filters,
-    and the recording of ``warnings.catch_warnings(record=True)`` or ``pytest.warns``, stay as they are."""
-    def one_line(message, category, filename, lineno, line=None):
-        return f"warning: {' '.join(str(message).split())}\n"
-
-    saved = warnings.formatwarning
-    warnings.formatwarning = one_line
-    try:
-        yield
-    finally:
-        warnings.formatwarning = saved
 
 
 def _add_table_options(p: argparse.ArgumentParser, hidden: str, batch_size: int) -> None:
@@ -191,9 +173,8 @@ def _train_siamese(args) -> int:
                            miner=args.miner, standardize=not args.no_standardize, input_share=args.input_share,
                            early_stopping=not args.no_early_stopping, self_supervised=args.self_supervised,
                            seed=args.seed, device=args.device)
-    with _one_line_warnings():
-        emb = model.fit(table.X, y=y, pairs=pairs, keys=table.keys, show_progress=not args.no_progress)
-        path = save_trained(args, model, meta=_meta(args, table))
+    emb = model.fit(table.X, y=y, pairs=pairs, keys=table.keys, show_progress=not args.no_progress)
+    path = save_trained(args, model, meta=_meta(args, table))
     how = args.loss if (y is not None or pairs is not None) else f"self-supervised {args.self_supervised}"
     last = (f"final loss {model.loss_history_[-1]:.4f}" if model.loss_history_
             else "0 epochs chosen: the PCA start is kept")
@@ -217,17 +198,16 @@ def _train_autoencoder(args) -> int:
                         n_neighbors=args.n_neighbors, contamination=args.contamination, epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, standardize=not args.no_standardize, seed=args.seed,
                         device=args.device)
-    with _one_line_warnings():
-        emb = model.fit(table.X, keys=table.keys, show_progress=not args.no_progress)
-        if args.anomaly:
-            from ..distributed import main_writes
+    emb = model.fit(table.X, keys=table.keys, show_progress=not args.no_progress)
+    if args.anomaly:
+        from ..distributed import main_writes
 
-            # a distributed run: every rank holds the same model and scores, rank 0 alone writes (and the
-            # save_trained inside runs directly there); one process: just writes
-            path = main_writes(_save_with_scores, args, model, _meta(args, table), table.keys,
-                               what=f"the store entry {args.name!r} and {args.anomaly}")
-        else:
-            path = save_trained(args, model, meta=_meta(args, table))  # with the extra "anomaly_scores"
+        # a distributed run: every rank holds the same model and scores, rank 0 alone writes (and the
+        # save_trained inside runs directly there); one process: just writes
+        path = main_writes(_save_with_scores, args, model, _meta(args, table), table.keys,
+                           what=f"the store entry {args.name!r} and {args.anomaly}")
+    else:
+        path = save_trained(args, model, meta=_meta(args, table))  # with the extra "anomaly_scores"
     out(f"trained AutoEncoder ({args.variant}) on {len(emb)} rows x {table.X.shape[1]} features; "
         f"final loss {model.loss_history_[-1]:.4f}")
     out(f"saved {len(emb)} vectors of dim {emb.dim} as {args.name!r} in {path}")
