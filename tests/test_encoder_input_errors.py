@@ -334,3 +334,13 @@ def test_a_refit_with_custom_modules_that_cannot_run_keeps_the_fit():
         siamese.fit(X, y, show_progress=False)
     one_line(e)
     np.testing.assert_array_equal(siamese.encode(X), codes)
+
+
+def test_trying_custom_modules_leaves_the_callers_random_state_alone():
+    X = rows()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    ek.AutoEncoder(encoder=nn.Sequential(nn.LazyLinear(3)), decoder=nn.Sequential(nn.LazyLinear(6)), epochs=1,
+                   device="cpu").fit(X, show_progress=False)
+    assert torch.equal(torch.rand(3), expected)

@@ -131,3 +131,19 @@ def test_warnings_of_any_command_print_on_one_line(tmp_path, run, monkeypatch):
         code, _, err = run("--store", tmp_path / "st", "train", "node2vec", edges, "--name", "g")
     assert code != 0 and err.splitlines()[0] == "warning: Node2Vec: a warning over two lines", err
     assert "UserWarning" not in err and ".py:" not in err
+
+
+def test_the_warning_format_is_restored_and_kept_under_debug(tmp_path, run, monkeypatch):
+    import warnings
+
+    before = warnings.formatwarning
+    run("--store", tmp_path / "st", "list")
+    assert warnings.formatwarning is before
+    from embedkit.cli import _one_line_warnings
+
+    with _one_line_warnings():
+        assert warnings.formatwarning("x\ny", DeprecationWarning, "f.py", 1) == "warning: DeprecationWarning: x y\n"
+        assert warnings.formatwarning("x", UserWarning, "f.py", 1) == "warning: x\n"
+    monkeypatch.setenv("EMBEDKIT_DEBUG", "1")
+    with _one_line_warnings():
+        assert warnings.formatwarning is before

@@ -71,8 +71,13 @@ def _one_line_warnings():
     a source file, line number and code. Only the formatting changes (``warnings.formatwarning``): filters,
     and the recording of ``warnings.catch_warnings(record=True)`` or ``pytest.warns``, stay as they are."""
     def one_line(message, category, filename, lineno, line=None):
-        return f"warning: {' '.join(str(message).split())}\n"
+        plain = category is UserWarning or category.__module__.split(".")[0] == "embedkit"
+        kind = "" if plain else f"{category.__name__}: "  # e.g. a library's DeprecationWarning stays recognisable
+        return f"warning: {kind}{' '.join(str(message).split())}\n"
 
+    if os.environ.get("EMBEDKIT_DEBUG"):  # Python's own format, with the source line
+        yield
+        return
     saved = warnings.formatwarning
     warnings.formatwarning = one_line
     try:
@@ -102,6 +107,11 @@ def main(argv=None) -> int:
         else:
             parser.print_help(sys.stderr)
         return 2
+    with _one_line_warnings():
+        return _run(args, argv, func)
+
+
+def _run(args, argv, func) -> int:
     job = None
     try:
         if hasattr(args, "nproc"):  # a training verb: --nproc N, or a rank of a torchrun job
@@ -110,8 +120,7 @@ def main(argv=None) -> int:
             if dist_cli.wants_launch(args):
                 return dist_cli.run_local(argv, args.nproc)
             job = dist_cli.enter_job(args)
-        with _one_line_warnings():
-            code = int(func(args) or 0)
+        code = int(func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not in Python's final flush
         return code
     except KeyboardInterrupt as exc:

@@ -297,9 +297,10 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
         arr = self._check_rows(X, keys)  # before the previous fit is dropped
         self._check_range(arr)
         if self.encoder is not None:  # custom modules that cannot run fail now, with the previous fit in place
-            rows = _nn.dry_run_rows(arr, self.device, "AutoEncoder")
-            self._check_modules(rows, copy.deepcopy(self.encoder).to(rows.device),
-                                copy.deepcopy(self.decoder).to(rows.device).eval())
+            rows = _nn.dry_run_rows(arr, self._fit_scaler(arr), self.device, "AutoEncoder")
+            with _nn.seeded(self.seed, rows.device):  # a lazy module's first call draws its weights: not from the
+                self._check_modules(rows, copy.deepcopy(self.encoder).to(rows.device),  # caller's random state
+                                    copy.deepcopy(self.decoder).to(rows.device).eval())
         try:
             return self._fit(X, keys, show_progress, callback, arr)
         except BaseException:
@@ -408,13 +409,12 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
     def _check_modules(self, table: torch.Tensor, encoder=None, decoder=None) -> None:
         """The custom encoder and decoder (the fitted ones, or the copies given) map rows to one code tensor and
         codes back to rows of the table's width (one-line InputError otherwise)."""
-        if encoder is None:  # the fitted modules, with the code size the fit resolved
-            encoder, decoder, dim = self.model_, self.decoder_, self.dim_
-        _nn.check_encoder_output("AutoEncoder", encoder, table, None, vae=self.variant == "vae")
+        fitted = encoder is None
+        if fitted:  # the fitted modules, with the code size the fit resolved
+            encoder, decoder = self.model_, self.decoder_
+        width = _nn.check_encoder_output("AutoEncoder", encoder, table, None, vae=self.variant == "vae")
+        dim = self.dim_ if fitted else max(1, width // 2) if self.variant == "vae" else width
         with torch.no_grad():
-            if decoder is not self.__dict__.get("decoder_"):  # copies tried before a fit: the code size they give
-                width = int(encoder.eval()(table[:2]).shape[1])
-                dim = max(1, width // 2) if self.variant == "vae" else width
             z = torch.zeros((2, dim), device=table.device)
             try:
                 out = decoder(z)

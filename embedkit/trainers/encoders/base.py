@@ -181,10 +181,10 @@ def apply_in_batches(fn, X: torch.Tensor, batch_size: int = 8192) -> np.ndarray:
     return torch.cat(parts).numpy()
 
 
-def check_encoder_output(owner: str, module: nn.Module, X: torch.Tensor, dim: int | None, *, vae: bool = False) -> None:
-    """Fail early, in one line, when a user-supplied encoder does not map (n, d) rows to one (n, dim) tensor.
-    ``dim`` None: any width (the AutoEncoder takes the code size from the encoder); ``vae``: an even width
-    (the mean and log-variance of each code coordinate)."""
+def check_encoder_output(owner: str, module: nn.Module, X: torch.Tensor, dim: int | None, *, vae: bool = False) -> int:
+    """Fail early, in one line, when a user-supplied encoder does not map (n, d) rows to one (n, dim) tensor;
+    returns its width. ``dim`` None: any width (the AutoEncoder takes the code size from the encoder); ``vae``:
+    an even width (the mean and log-variance of each code coordinate)."""
     try:
         with torch.no_grad():
             was = module.training
@@ -204,12 +204,14 @@ def check_encoder_output(owner: str, module: nn.Module, X: torch.Tensor, dim: in
     if dim is not None and width != dim:
         raise InputError(f"{owner}: the encoder returns {width} columns but dim={dim}; end it with a layer of "
                          f"{dim} outputs or set dim={width}")
+    return width
 
 
-def dry_run_rows(arr: np.ndarray, device, owner: str) -> torch.Tensor:
-    """Two rows of ``arr`` (float32, on the fit's device) to try custom modules on before a fit starts, so that a
-    module that cannot run fails while the previous fit is still in place."""
-    return torch.as_tensor(np.ascontiguousarray(arr[:2], dtype=np.float32), device=resolve_device(device, owner))
+def dry_run_rows(arr: np.ndarray, scaler, device, owner: str) -> torch.Tensor:
+    """Two rows of ``arr``, scaled as the fit will scale them (float32, on the fit's device), to try custom modules
+    on before a fit starts, so that a module that cannot run fails while the previous fit is still in place."""
+    rows = scaler.transform(arr[:2]) if scaler is not None else arr[:2]
+    return torch.as_tensor(np.ascontiguousarray(rows, dtype=np.float32), device=resolve_device(device, owner))
 
 
 def check_module_output(owner: str, what: str, out, rows: int) -> None:

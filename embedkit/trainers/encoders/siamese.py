@@ -317,8 +317,10 @@ class SiameseEncoder(_nn.TableModel):
         if self.__dict__.get("_preset_space") is None:
             checked = self._check_inputs(X, y, pairs, keys)  # before the previous fit is dropped
             if self.encoder is not None:  # a custom module that cannot run fails now, with the previous fit in place
-                rows = _nn.dry_run_rows(checked, self.device, "SiameseEncoder")
-                _nn.check_encoder_output("SiameseEncoder", copy.deepcopy(self.encoder).to(rows.device), rows, self.dim)
+                rows = _nn.dry_run_rows(checked, self._fit_scaler(checked), self.device, "SiameseEncoder")
+                with _nn.seeded(self.seed, rows.device):  # a lazy module's first call: not the caller's random state
+                    _nn.check_encoder_output("SiameseEncoder", copy.deepcopy(self.encoder).to(rows.device), rows,
+                                             self.dim)
         try:
             return self._fit(X, y, pairs, keys, show_progress, callback, checked)
         except BaseException:
