@@ -109,12 +109,19 @@ SCRIPT = textwrap.dedent('''
                 # one rank's labels would fail a local check (a single class): the ranks compare first, so every
                 # rank raises the same error instead of one raising while the others wait in a collective
                 ("sia_one_class", lambda: SiameseEncoder(dim=4, hidden=(8,), epochs=1, input_share=0, device="cpu").fit(
-                    x_s[:100], y[:100] if rank == 0 else np.zeros(100, dtype=y.dtype), show_progress=False))):
+                    x_s[:100], y[:100] if rank == 0 else np.zeros(100, dtype=y.dtype), show_progress=False)),
+                # rank 1 alone is given labels of the wrong length: it raises its own error, rank 0 names rank 1
+                ("sia_short_y", lambda: SiameseEncoder(dim=4, hidden=(8,), epochs=1, input_share=0, device="cpu").fit(
+                    x_s[:100], y[:100] if rank == 0 else y[:99], show_progress=False)),
+                ("ae_keys", lambda: AutoEncoder(dim=2, hidden=(8,), epochs=1, device="cpu").fit(
+                    x_ae[:50], keys=[str(i) for i in range(50)] if rank == 0 else ["k"] * 50, show_progress=False))):
             try:
                 fit()
                 res[name + "_error"] = ""
             except ek_dist.DistributedError as err:
                 res[name + "_error"] = str(err)
+            except ValueError as err:  # this rank's own input error (an InputError)
+                res[name + "_error"] = "own: " + str(err)
         import logging
 
         seen_logs = []
@@ -207,6 +214,10 @@ def test_ranks_given_different_data_all_raise_one_clear_error(runs):
     assert str(two["sia_one_class_error"]).startswith("the ranks disagree on the labels y")
     assert str(one["ae_rows_error"]) == "" and str(one["sia_labels_error"]) == ""  # one process: nothing to compare
     assert str(one["sia_one_class_error"]) == ""
+    # input that fails on one rank only: that rank raises its own error, every other rank names it (none waits)
+    assert str(two["sia_short_y_error"]).startswith("rank 1 refused its rows, labels or pairs")
+    assert str(two["ae_keys_error"]).startswith("rank 1 refused its row keys")
+    assert str(one["sia_short_y_error"]) == "" and str(one["ae_keys_error"]) == ""
 
 
 def test_infonce_parts_of_one_row_warn_at_fit_start(runs):

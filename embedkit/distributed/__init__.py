@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "World", "world", "setup", "is_distributed", "is_main", "shard", "shard_slice",
     "all_reduce_mean_", "all_reduce_sum_", "all_gather_rows", "broadcast_", "barrier",
-    "comm_stats", "reset_comm_stats", "DistributedError", "PeerError", "main_writes", "teardown",
+    "comm_stats", "reset_comm_stats", "checked_on_all_ranks", "DistributedError", "PeerError", "main_writes", "teardown",
     "same_on_all_ranks", "same_data_on_all_ranks", "sum_over_ranks", "mean_over_ranks", "per_rank",
     "COMM_ATTRS", "comm_mark", "comm_since", "set_comm", "record_comm",
 ]
@@ -364,6 +364,27 @@ def same_on_all_ranks(values: np.ndarray, what: str) -> None:
     if not torch.equal(lo, hi):
         raise DistributedError(f"the ranks disagree on {what}: every rank must read the same input "
                                "(the same file, the same options)")
+
+
+def checked_on_all_ranks(check, what: str):
+    """``check()`` (input checks, no collectives inside) on every rank; when it raises on some ranks only, every
+    other rank raises a one-line DistributedError naming the first failing rank, instead of waiting for it in the
+    next collective. The failing ranks raise their own error. ``check()``'s result in a single process or when
+    no rank fails."""
+    if not is_distributed():
+        return check()
+    err, result = None, None
+    try:
+        result = check()
+    except Exception as exc:  # noqa: BLE001 - raised again below, after the ranks have agreed
+        err = exc
+    failed = np.nonzero(per_rank(1.0 if err is not None else 0.0))[0]
+    if err is not None:
+        raise err
+    if len(failed):
+        raise DistributedError(f"rank {int(failed[0])} refused {what} (its own error says why): every rank must read "
+                               "the same input (the same file, the same options)")
+    return result
 
 
 def sum_over_ranks(value):

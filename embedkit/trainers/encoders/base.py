@@ -314,10 +314,11 @@ class TableModel(Trainer):
     def _check_rows(self, X, keys) -> np.ndarray:
         """Bad rows, keys or device fail here, before the previous fit is dropped (bad input on a refit keeps
         the fitted model); distributed, every rank must hold the same rows. Returns the rows for _start_fit."""
-        arr = as_matrix(X)
         ek_dist.setup(resolve_device(self.device, type(self).__name__))  # joins the group under torchrun, else no-op
+        # a rank whose rows or keys fail raises its error; every other rank says which rank failed (none waits)
+        arr = ek_dist.checked_on_all_ranks(lambda: as_matrix(X), "its rows X")
         same_input(arr, "the feature table X")
-        as_keys(row_keys(keys, arr.shape[0], X))  # unique keys: the Embeddings of the fit need them
+        ek_dist.checked_on_all_ranks(lambda: as_keys(row_keys(keys, arr.shape[0], X)), "its row keys")
         return arr
 
     def _start_fit(self, X, keys, checked: np.ndarray | None = None):

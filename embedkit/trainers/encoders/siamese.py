@@ -412,26 +412,34 @@ class SiameseEncoder(_nn.TableModel):
         """Bad rows, keys, labels, pairs or device fail here, before the cross-validation probes; distributed,
         every rank must hold the same rows, labels and pairs (one clear error on every rank otherwise).
         Returns the rows, checked, for _start_fit."""
-        arr = as_matrix(X)
-        lab = as_labels(y, arr.shape[0]) if y is not None else None
-        prs = as_pairs(pairs, arr.shape[0]) if pairs is not None else None
         ek_dist.setup(resolve_device(self.device, "SiameseEncoder"))  # joins the group under torchrun, else no-op
+
+        def parsed():
+            arr = as_matrix(X)
+            return (arr, as_labels(y, arr.shape[0]) if y is not None else None,
+                    as_pairs(pairs, arr.shape[0]) if pairs is not None else None)
+
+        # a rank whose input fails raises its error; every other rank says which rank failed (none waits)
+        arr, lab, prs = ek_dist.checked_on_all_ranks(parsed, "its rows, labels or pairs")
         _nn.same_input(arr, "the feature table X")
         if lab is not None:
             _nn.same_input(lab, "the labels y")
         if prs is not None:
             _nn.same_input(prs, "the pairs")
-        # the checks below see the same data on every rank (compared above), so every rank raises alike
-        if lab is not None:
-            check_labels(lab, self.batch_size)
-        if prs is not None:
-            check_pairs(prs, self._resolved_loss(labelled=False), self.miner, self.batch_size)
-        if self.image_shape is not None:
-            shape = _nn.hidden_widths(self.image_shape)
-            if len(shape) not in (2, 3) or math.prod(shape) != arr.shape[1]:
-                raise InputError(f"SiameseEncoder: image_shape={shape} must be (H, W) or (C, H, W) with as many "
-                                 f"pixels as X has features ({arr.shape[1]}); fix image_shape or set it to None")
-        as_keys(row_keys(keys, arr.shape[0], X))  # unique keys: the Embeddings of the fit need them
+
+        def checked():  # the same data on every rank now (compared above), so these fail alike, except the keys
+            if lab is not None:
+                check_labels(lab, self.batch_size)
+            if prs is not None:
+                check_pairs(prs, self._resolved_loss(labelled=False), self.miner, self.batch_size)
+            if self.image_shape is not None:
+                shape = _nn.hidden_widths(self.image_shape)
+                if len(shape) not in (2, 3) or math.prod(shape) != arr.shape[1]:
+                    raise InputError(f"SiameseEncoder: image_shape={shape} must be (H, W) or (C, H, W) with as many "
+                                     f"pixels as X has features ({arr.shape[1]}); fix image_shape or set it to None")
+            as_keys(row_keys(keys, arr.shape[0], X))  # unique keys: the Embeddings of the fit need them
+
+        ek_dist.checked_on_all_ranks(checked, "its row keys")
         return arr
 
     def _fit(self, X, y, pairs, keys, show_progress, callback, checked) -> Embeddings:
