@@ -382,8 +382,8 @@ def checked_on_all_ranks(check, what: str):
     if err is not None:
         raise err
     if len(failed):
-        raise DistributedError(f"rank {int(failed[0])} refused {what} (its own error says why): every rank must read "
-                               "the same input (the same file, the same options)")
+        raise PeerError(f"rank {int(failed[0])} refused {what} (its own error says why): every rank must read "
+                        "the same input (the same file, the same options)")  # PeerError: the root cause is theirs
     return result
 
 
@@ -401,8 +401,8 @@ def sum_over_ranks(value):
 
 
 def per_rank(value: float) -> np.ndarray:
-    """Every rank's number ``value``, in rank order (float64; one all_reduce of one number per rank, a CPU
-    tensor); ``[value]`` in a single process."""
+    """Every rank's number ``value``, in rank order (float64; one all_reduce of one number per rank, on the
+    control device); ``[value]`` in a single process."""
     if not is_distributed():
         return np.array([float(value)])
     import torch
@@ -410,8 +410,7 @@ def per_rank(value: float) -> np.ndarray:
     w = world()
     t = torch.zeros(w.size, dtype=torch.float64)
     t[w.rank] = float(value)
-    all_reduce_sum_(t)
-    return t.numpy()
+    return all_reduce_sum_(t.to(_control_device())).cpu().numpy()  # CUDA when the group is NCCL alone
 
 
 def mean_over_ranks(value: float) -> float:
@@ -445,8 +444,11 @@ def _control_device():
     """Where small control tensors live: the CPU unless the group is NCCL alone (a caller's own group)."""
     import torch
 
-    backend = str(_dist().get_backend())
-    if "gloo" in backend or "mpi" in backend or not torch.cuda.is_available():
+    dist = _dist()
+    if not torch.cuda.is_available() or dist is None or not dist.is_initialized():
+        return torch.device("cpu")
+    backend = str(dist.get_backend())
+    if "gloo" in backend or "mpi" in backend:
         return torch.device("cpu")
     return torch.device("cuda", torch.cuda.current_device())
 

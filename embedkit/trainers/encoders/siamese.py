@@ -439,7 +439,7 @@ class SiameseEncoder(_nn.TableModel):
                                      f"pixels as X has features ({arr.shape[1]}); fix image_shape or set it to None")
             as_keys(row_keys(keys, arr.shape[0], X))  # unique keys: the Embeddings of the fit need them
 
-        ek_dist.checked_on_all_ranks(checked, "its row keys")
+        ek_dist.checked_on_all_ranks(checked, "its labels, pairs, options or row keys")
         return arr
 
     def _fit(self, X, y, pairs, keys, show_progress, callback, checked) -> Embeddings:
