@@ -119,11 +119,24 @@ def write_error(path, exc: OSError, doing: str = "write") -> StoreError:
     return err
 
 
-def _discard(tmp: Path) -> None:
+def discard_staged(tmp) -> None:
+    """Drop a file :func:`stage_bytes` wrote that will not be committed (a missing file is fine)."""
     try:
         os.unlink(tmp)
     except OSError:
         pass
+
+
+@contextmanager
+def _removed_on_failure(tmp, path: Path):
+    """On any failure inside the block: ``tmp`` removed; an OSError becomes a StoreError naming ``path``."""
+    try:
+        yield
+    except BaseException as exc:
+        discard_staged(tmp)
+        if isinstance(exc, OSError):
+            raise write_error(path, exc) from exc
+        raise
 
 
 def stage_bytes(path, data: bytes) -> Path:
@@ -132,7 +145,7 @@ def stage_bytes(path, data: bytes) -> Path:
     Nothing at ``path`` changes here. Raises StoreError naming ``path`` (the temporary file removed)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with _removed_on_failure(tmp, path):
         if path.is_dir():  # said now, not by the rename after the whole write
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,12 +154,6 @@ def stage_bytes(path, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-    except OSError as exc:
-        _discard(tmp)
-        raise write_error(path, exc) from exc
-    except BaseException:
-        _discard(tmp)
-        raise
     return tmp
 
 
@@ -154,21 +161,10 @@ def commit_staged(tmp, path) -> Path:
     """Rename the staged ``tmp`` over ``path`` and fsync the directory; on failure ``tmp`` is removed,
     ``path`` is left as it was and StoreError names ``path``."""
     path = Path(path)
-    try:
+    with _removed_on_failure(tmp, path):
         os.replace(tmp, path)
-    except OSError as exc:
-        _discard(Path(tmp))
-        raise write_error(path, exc) from exc
-    except BaseException:
-        _discard(Path(tmp))
-        raise
     fsync_dir(path.parent)
     return path
-
-
-def discard_staged(tmp) -> None:
-    """Drop a file :func:`stage_bytes` wrote that will not be committed."""
-    _discard(Path(tmp))
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
@@ -204,7 +200,7 @@ def check_writable(path, label: str = "") -> Path:
         reason = exc.strerror or type(exc).__name__
         raise InputError(f"{where}: cannot create a file there ({reason}); {_fix_for(exc)}") from None
     os.close(fd)
-    _discard(Path(probe))
+    discard_staged(probe)
     return path
 
 

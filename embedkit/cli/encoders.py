@@ -270,7 +270,8 @@ def demo(args) -> None:
     images against raw pixels; then an AutoEncoder trained on the 0s scores every digit."""
     from sklearn.datasets import load_digits
 
-    from ..evaluate.encoders import anomaly_auc, precision_at_1
+    from ..evaluate.anomaly import anomaly_auc
+    from ..evaluate.encoders import precision_at_1
     from ..trainers.encoders import AutoEncoder, SiameseEncoder
 
     X, y = load_digits(return_X_y=True)

@@ -405,12 +405,10 @@ def per_rank(value: float) -> np.ndarray:
     control device); ``[value]`` in a single process."""
     if not is_distributed():
         return np.array([float(value)])
-    import torch
-
     w = world()
-    t = torch.zeros(w.size, dtype=torch.float64)
-    t[w.rank] = float(value)
-    return all_reduce_sum_(t.to(_control_device())).cpu().numpy()  # CUDA when the group is NCCL alone
+    mine = np.zeros(w.size)
+    mine[w.rank] = float(value)
+    return sum_over_ranks(mine)
 
 
 def mean_over_ranks(value: float) -> float:

@@ -94,7 +94,8 @@ def _flags(threshold, s: np.ndarray) -> np.ndarray:
             f"flagged; +-inf flags none or all) or predicted 0/1 labels (a 1-D array of {n}, one per score)")
     if isinstance(threshold, (str, bytes, bool, np.bool_)):
         raise InputError(f"{need}. Got {shown(threshold)} instead.")
-    if _ndim(threshold) == 0:  # a number of any kind: float, numpy or 0-d torch scalar, Decimal, Fraction
+    nd = _ndim(threshold)
+    if nd == 0:  # a number of any kind: float, numpy or 0-d torch scalar, Decimal, Fraction
         try:
             value = float(threshold)
         except (TypeError, ValueError, OverflowError):
@@ -102,7 +103,7 @@ def _flags(threshold, s: np.ndarray) -> np.ndarray:
         if math.isnan(value):
             raise InputError(f"{need}. Got NaN instead.")
         return s > value
-    if _ndim(threshold) != 1:
+    if nd != 1:
         raise InputError(f"{need}. Got {shown(threshold)} instead.")
     pred = np.asarray(threshold)
     if len(pred) != n:

@@ -14,6 +14,7 @@ import numpy as np
 from .._knn import METRICS, knn_search, unit_rows
 from .._validation import check_choice, check_int
 from ..errors import InputError, MissingKeyError
+from .anomaly import anomaly_auc  # lives with the other anomaly metrics (inputs checked there); importable here too
 
 __all__ = ["precision_at_1", "map_at_r", "knn_accuracy", "anomaly_auc"]
 
@@ -112,6 +113,3 @@ def knn_accuracy(emb, labels, k: int = 5, metric: str = "cosine") -> float:
         correct += int((votes.argmax(axis=1) == codes[rows]).sum())
     return correct / len(lab)
 
-
-# anomaly_auc lives with the other anomaly metrics (inputs checked there); kept importable from here
-from .anomaly import anomaly_auc  # noqa: E402

@@ -505,7 +505,8 @@ class MilvusIndex:
                 raise InputError(f"k={k} is over Milvus's limit of {MAX_TOPK - extra} results per query")
         return max(want, 1)
 
-    def _run(self, queries: np.ndarray, limit: int, expr: str):
+    def _run(self, queries: np.ndarray, limit: int, expr):
+        expr = "" if expr is True else expr  # True: no filter
         out = []
         data = queries.astype(np.float32)
         for i in range(0, len(data), 1000):
@@ -542,7 +543,7 @@ class MilvusIndex:
         q = self._check_vectors(queries, None, "queries")
         if expr is False or not len(q):
             return SearchResult([[] for _ in range(len(q))], np.empty((len(q), 0), np.float32))
-        return self._result(self._run(q, self._limit(k, 0), "" if expr is True else expr), k)
+        return self._result(self._run(q, self._limit(k, 0), expr), k)
 
     def search_keys(self, keys: Sequence[str], k: int = 10, filter=None) -> SearchResult:
         """The k nearest neighbours of stored items, each item itself excluded."""
@@ -552,7 +553,7 @@ class MilvusIndex:
         vecs = self.get_vectors(keys)
         if expr is False or not len(keys):
             return SearchResult([[] for _ in keys], np.empty((len(keys), 0), np.float32))
-        return self._result(self._run(vecs, self._limit(k, 1), "" if expr is True else expr), k, exclude=keys)
+        return self._result(self._run(vecs, self._limit(k, 1), expr), k, exclude=keys)
 
     def search_examples(self, positive=(), negative=(), k: int = 10, filter=None, method: str = "add") -> SearchResult:
         """Items like the ``positive`` examples and unlike the ``negative`` ones (3CosAdd; keys given are
@@ -590,4 +591,4 @@ class MilvusIndex:
             expr = _join([expr, f"key not in {key_list(sorted(set(used)))}"], "and")
         if expr is False:
             return SearchResult([[]], np.empty((1, 0), np.float32))
-        return self._result(self._run(q, self._limit(k, 0), "" if expr is True else expr), k)
+        return self._result(self._run(q, self._limit(k, 0), expr), k)

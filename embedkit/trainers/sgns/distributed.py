@@ -133,13 +133,13 @@ class Averager:
     def _average(self, tensors) -> None:
         from ... import distributed as ek_dist
 
-        before = ek_dist.comm_stats()
+        mark = ek_dist.comm_mark()
         for t in tensors:
             ek_dist.all_reduce_mean_(t)
-        after = ek_dist.comm_stats()
+        sent = ek_dist.comm_since(mark)
         self.syncs += 1
-        self.sync_bytes += after["bytes"] - before["bytes"]
-        self.sync_seconds += after["seconds"] - before["seconds"]
+        self.sync_bytes += sent["bytes"]
+        self.sync_seconds += sent["seconds"]
 
 
 class Sync(Averager):
