@@ -85,8 +85,8 @@ class _PairBatches:
     all rows when it has none).
     """
 
-    def __init__(self, pairs: np.ndarray, n_rows: int, batch_size: int, loss: str, miner: str, device, gen):
-        check_pairs(pairs, loss, miner, batch_size)
+    def __init__(self, pairs: np.ndarray, n_rows: int, batch_size: int, loss: str, device, gen):
+        # (pairs, loss, miner and batch_size were checked before the fit: check_pairs in SiameseEncoder._check_inputs)
         self.loss, self.n_rows, self.batch_size, self.device, self.gen = loss, n_rows, batch_size, device, gen
         similar = pairs[pairs[:, 2] == 1]
         use = pairs if loss == "contrastive" else similar

@@ -66,8 +66,10 @@ class AnomalyDetector:
         self.decision_scores_ = self._combine(raw, self.score).astype(np.float32)
         self._set_threshold()
 
-    def _set_threshold(self) -> None:
-        self.threshold_ = _anomaly.threshold_from(self.decision_scores_, self.contamination)
+    def _set_threshold(self, threshold: float | None = None) -> None:
+        """``threshold_`` (given, or from ``contamination``) and the training rows' ``labels_``."""
+        self.threshold_ = _anomaly.threshold_from(self.decision_scores_, self.contamination) if threshold is None \
+            else float(threshold)
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
 
     # ------------------------------------------------------------------ scoring parameters changed after fit
@@ -123,9 +125,8 @@ class AnomalyDetector:
         return {name: getattr(self, attr) for attr, name in _SAVED if attr in self.__dict__}
 
     def _load_anomaly(self, arrays: dict, config: dict) -> None:
-        for attr, name in (("_train_scores", "train_scores"), ("_train_rows", "train_rows"),
-                           ("_train_residuals", "train_residuals")):
-            if name in arrays:
+        for attr, name in _SAVED:
+            if name in ("train_scores", "train_rows", "train_residuals") and name in arrays:
                 setattr(self, attr, np.asarray(arrays[name], dtype=np.float32))
         if "forest_seed" in config:  # absent in files written before score="hybrid": the model's seed is used
             self._forest_seed = int(config["forest_seed"])
@@ -134,9 +135,7 @@ class AnomalyDetector:
             # files written before the input k-NN score kept 4 statistics (no input-space scale)
             self._score_stats = np.concatenate([stats, [np.nan, np.nan]])[:6] if len(stats) < 6 else stats
             self.decision_scores_ = np.asarray(arrays["decision_scores"], dtype=np.float32)
-            self.threshold_ = float(config.get("threshold", _anomaly.threshold_from(self.decision_scores_,
-                                                                                    self.contamination)))
-            self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+            self._set_threshold(config.get("threshold"))
 
     def _anomaly_extras(self) -> dict:
         if "decision_scores_" in self.__dict__ and "embeddings_" in self.__dict__:

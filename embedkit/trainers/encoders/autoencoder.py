@@ -296,13 +296,15 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
             raise InputError("AutoEncoder: give both encoder= and decoder= modules, or neither (the MLPs)")
         arr = self._check_rows(X, keys)  # before the previous fit is dropped
         self._check_range(arr)
+        scaler = None
         if self.encoder is not None:  # custom modules that cannot run fail now, with the previous fit in place
-            rows = _nn.dry_run_rows(arr, self._fit_scaler(arr), self.device, "AutoEncoder")
+            scaler = self._fit_scaler(arr)  # (the fit's own scaler, learned once)
+            rows = _nn.dry_run_rows(arr, scaler, self.device, "AutoEncoder")
             with _nn.seeded(self.seed, rows.device):  # a lazy module's first call draws its weights: not from the
                 self._check_modules(rows, copy.deepcopy(self.encoder).to(rows.device),  # caller's random state
                                     copy.deepcopy(self.decoder).to(rows.device).eval())
         try:
-            return self._fit(X, keys, show_progress, callback, arr)
+            return self._fit(X, keys, show_progress, callback, arr, scaler)
         except BaseException:
             self._forget_fit()
             raise
@@ -321,8 +323,8 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
                 width = 2
         return max(1, width // 2) if self.variant == "vae" else width
 
-    def _fit(self, X, keys, show_progress, callback, checked) -> Embeddings:
-        _, names, table = self._start_fit(X, keys, checked)
+    def _fit(self, X, keys, show_progress, callback, checked, scaler=None) -> Embeddings:
+        _, names, table = self._start_fit(X, keys, checked, scaler)
         n = len(table)
         gen = _nn.make_generator(self.seed, self.device_)
         with _nn.seeded(self.seed, self.device_):

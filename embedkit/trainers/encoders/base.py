@@ -321,10 +321,11 @@ class TableModel(Trainer):
         ek_dist.checked_on_all_ranks(lambda: as_keys(row_keys(keys, arr.shape[0], X)), "its row keys")
         return arr
 
-    def _start_fit(self, X, keys, checked: np.ndarray | None = None):
+    def _start_fit(self, X, keys, checked: np.ndarray | None = None, scaler: Standardizer | None = None):
         """The fit preamble both encoders share: drop the previous fit, check the rows, choose the device,
         learn the scaler; returns (rows as float32, row keys, standardised table on the device). ``checked``:
-        the rows as the caller already parsed and compared across ranks (not done again)."""
+        the rows as the caller already parsed and compared across ranks (not done again); ``scaler``: the one
+        already learned from them (for trying custom modules), not learned again."""
         self._forget_fit()
         arr = as_matrix(X) if checked is None else checked
         names = row_keys(keys, arr.shape[0], X)
@@ -332,7 +333,7 @@ class TableModel(Trainer):
         _dist.begin_fit(self, device)  # joins the process group under torchrun; a no-op in one process
         if checked is None:
             same_input(arr, "the feature table X")
-        scaler = self._fit_scaler(arr)
+        scaler = self._fit_scaler(arr) if scaler is None else scaler
         self.device_, self.scaler_, self.n_features_ = device, scaler, arr.shape[1]
         return arr, names, to_table(scaler.transform(arr), device)
 

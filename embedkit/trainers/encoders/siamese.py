@@ -313,16 +313,17 @@ class SiameseEncoder(_nn.TableModel):
         if y is not None and pairs is not None:
             raise InputError("SiameseEncoder.fit needs at most one of y (a class label per row) or "
                              "pairs (rows (i, j, similar)); got both (give neither to train self-supervised)")
-        checked = None  # a probe's inputs were checked by the fit that made it
+        checked = scaler = None  # a probe's inputs were checked by the fit that made it
         if self.__dict__.get("_preset_space") is None:
             checked = self._check_inputs(X, y, pairs, keys)  # before the previous fit is dropped
             if self.encoder is not None:  # a custom module that cannot run fails now, with the previous fit in place
-                rows = _nn.dry_run_rows(checked, self._fit_scaler(checked), self.device, "SiameseEncoder")
+                scaler = self._fit_scaler(checked)  # (the fit's own scaler, learned once)
+                rows = _nn.dry_run_rows(checked, scaler, self.device, "SiameseEncoder")
                 with _nn.seeded(self.seed, rows.device):  # a lazy module's first call: not the caller's random state
                     _nn.check_encoder_output("SiameseEncoder", copy.deepcopy(self.encoder).to(rows.device), rows,
                                              self.dim)
         try:
-            return self._fit(X, y, pairs, keys, show_progress, callback, checked)
+            return self._fit(X, y, pairs, keys, show_progress, callback, checked, scaler)
         except BaseException:
             self._forget_fit()
             raise
@@ -442,7 +443,7 @@ class SiameseEncoder(_nn.TableModel):
         ek_dist.checked_on_all_ranks(checked, "its labels, pairs, options or row keys")
         return arr
 
-    def _fit(self, X, y, pairs, keys, show_progress, callback, checked) -> Embeddings:
+    def _fit(self, X, y, pairs, keys, show_progress, callback, checked, scaler=None) -> Embeddings:
         loss = self._resolved_loss(labelled=pairs is None)
         hidden = self._hidden(labelled=y is not None)
         pca_start = self.encoder is None and hidden == () and self.input_share == "auto"
@@ -452,7 +453,7 @@ class SiameseEncoder(_nn.TableModel):
             (space, epochs, curve), share = self._plan(X, y), 0.0
         else:
             (share, space), epochs, curve = self._choose_share(X, y), self.epochs, []
-        arr, names, table = self._start_fit(X, keys, checked)
+        arr, names, table = self._start_fit(X, keys, checked, scaler)
         self.loss_, self.hidden_, self.pca_start_, self.epochs_, self.validation_curve_ = (
             loss, hidden, pca_start, epochs, curve)
         n = arr.shape[0]
@@ -487,8 +488,8 @@ class SiameseEncoder(_nn.TableModel):
             if y is not None:
                 step_source = _LabelBatches(as_labels(y, n), self.batch_size, self.device_, gen)
             else:
-                step_source = _PairBatches(as_pairs(pairs, n), n, self.batch_size, self.loss_, self.miner,
-                                           self.device_, gen)
+                step_source = _PairBatches(as_pairs(pairs, n), n, self.batch_size, self.loss_, self.device_,
+                                           gen)
             opt = torch.optim.Adam(self.model_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
             def one_epoch(epoch):
