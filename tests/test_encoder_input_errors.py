@@ -71,6 +71,36 @@ def test_siamese_bad_refit_keeps_the_previous_fit(bad):
     assert len(model.embeddings_) == 60
 
 
+class _Stop(Exception):
+    pass
+
+
+def _stop_at_epoch_1(epoch, loss):
+    raise _Stop
+
+
+@pytest.mark.parametrize("make,fit", [
+    (lambda: ek.AutoEncoder(**AE), lambda m, X, y, **kw: m.fit(X, **kw)),
+    (lambda: ek.SiameseEncoder(**SIAM), lambda m, X, y, **kw: m.fit(X, y, **kw)),
+])
+def test_an_error_during_training_puts_the_previous_fit_back(make, fit):
+    X, y = rows(), np.repeat(np.arange(4), 15)
+    model = make()
+    fit(model, X, y, show_progress=False)
+    before = {k: v for k, v in vars(model).items()}
+    encoded = model.encode(X)
+    with pytest.raises(_Stop):  # the error itself reaches the caller, and the previous fit is back
+        fit(model, X[:40] * 3 + 1, y[:40], show_progress=False, callback=_stop_at_epoch_1)
+    assert set(vars(model)) == set(before) and all(vars(model)[k] is v for k, v in before.items())
+    np.testing.assert_array_equal(model.encode(X), encoded)
+    assert len(model.embeddings_) == 60
+    fresh = make()  # a first fit that fails leaves the model unfitted, not half fitted
+    with pytest.raises(_Stop):
+        fit(fresh, X, y, show_progress=False, callback=_stop_at_epoch_1)
+    with pytest.raises(ek.NotFittedError):
+        fresh.encode(X)
+
+
 # ---------------------------------------------------------------- 2. image_shape against the feature count
 def test_image_shape_must_match_the_feature_count():
     with pytest.raises(InputError, match=r"image_shape=\(4, 4\).*X has features \(6\)") as err:

@@ -243,8 +243,11 @@ def test_load_foreign_or_damaged_file_is_store_error(tmp_path):
     path = model.save(tmp_path / "m.npz")
     garbage = tmp_path / "g.npz"
     garbage.write_bytes(b"not a zip file")
-    with pytest.raises(ek.StoreError, match="cannot read"):
+    with pytest.raises(ek.StoreError, match="not a saved Word2Vec .not an .npz model file"):
         ek.Word2Vec.load(garbage)
+    np.save(tmp_path / "array.npy", np.arange(3))  # an array file, not a model: the same one line
+    with pytest.raises(ek.StoreError, match="load the file that Word2Vec.save wrote"):
+        ek.Word2Vec.load(tmp_path / "array.npy")
     with pytest.raises(ek.StoreError, match="holds a Word2Vec, not a Node2Vec"):
         ek.Node2Vec.load(path)
     arrays = dict(np.load(path))

@@ -335,8 +335,12 @@ class Trainer:
     def _read_config(cls, arrays, source: str) -> dict:
         try:
             config = json.loads(str(np.asarray(arrays[_CONFIG])))
-        except (KeyError, ValueError) as exc:
-            raise StoreError(f"{source}: not a saved embedkit model ({type(exc).__name__}: {exc})") from None
+        except KeyError:
+            raise StoreError(f"{source}: not a saved embedkit model (an .npz without the model's config); load "
+                             f"the file that {cls.__name__}.save wrote") from None
+        except ValueError as exc:
+            raise StoreError(f"{source}: not a saved embedkit model (its config is not JSON: {exc}); write the "
+                             f"model again with {cls.__name__}.save") from None
         if config.get("format") != MODEL_FORMAT:
             raise StoreError(f"{source}: format {config.get('format')!r} is not {MODEL_FORMAT!r}; "
                              "it was written by another embedkit version")
@@ -426,10 +430,11 @@ class Trainer:
         if not path.is_file():
             raise StoreError(f"{path}: no such file (looked in {path.resolve().parent})")
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with np.load(path, allow_pickle=False) as data:  # a .npy file gives an array: not a model either
                 arrays = {k: data[k] for k in data.files}
-        except Exception as exc:  # zip or format damage
-            raise StoreError(f"{path}: cannot read the saved model ({type(exc).__name__}: {exc})") from None
+        except Exception:  # zip or format damage, or not an .npz at all
+            raise StoreError(f"{path}: not a saved {cls.__name__} (not an .npz model file, or a damaged one); "
+                             f"load the file that {cls.__name__}.save wrote") from None
         return cls.from_arrays(arrays, source=str(path), **params)
 
     # ------------------------------------------------------------------ the store

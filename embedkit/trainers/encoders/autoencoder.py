@@ -288,7 +288,8 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
         Also sets the anomaly attributes: ``decision_scores_`` (the training rows' scores),
         ``threshold_`` and ``labels_`` (1 = anomaly). Keys default to a pandas index, else
         "0".."n-1". ``callback(epoch, loss)`` runs after each epoch (epochs count from 1).
-        Raises InputError for bad parameters or inputs; bad rows or keys leave a previous fit as it was.
+        Raises InputError for bad parameters or inputs; a fit that fails (bad input, an error or interrupt during
+        training) leaves a previous fit as it was.
         """
         self._validate_params()
         self._check_callback("AutoEncoder", callback)
@@ -303,11 +304,7 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
             with _nn.seeded(self.seed, rows.device):  # a lazy module's first call draws its weights: not from the
                 self._check_modules(rows, copy.deepcopy(self.encoder).to(rows.device),  # caller's random state
                                     copy.deepcopy(self.decoder).to(rows.device).eval())
-        try:
-            return self._fit(X, keys, show_progress, callback, arr, scaler)
-        except BaseException:
-            self._forget_fit()
-            raise
+        return self._train_keeping_fit(lambda: self._fit(X, keys, show_progress, callback, arr, scaler))
 
     def _resolve_dim(self, table: torch.Tensor) -> int:
         if self.encoder is None:

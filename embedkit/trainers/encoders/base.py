@@ -307,9 +307,22 @@ class TableModel(Trainer):
         return "model_" in self.__dict__
 
     def _forget_fit(self) -> None:
-        """Drop every fitted attribute (a fit that fails leaves an unfitted model, not half of one)."""
+        """Drop every fitted attribute (a new fit starts from nothing, not from half of the previous one)."""
         for name in (*type(self)._fitted_names, *_dist.COMM_ATTRS, "world_size_"):
             self.__dict__.pop(name, None)
+
+    def _train_keeping_fit(self, train):
+        """``train()``, the fit after its inputs were checked; if it raises anything (an error inside training,
+        a callback that raises, KeyboardInterrupt), the model is put back as it was before the fit: the
+        previous fit, unchanged, or unfitted. Safe because a fit replaces its fitted attributes (new modules,
+        scaler, vectors) and never changes the previous ones in place."""
+        before = dict(self.__dict__)
+        try:
+            return train()
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
 
     def _check_rows(self, X, keys) -> np.ndarray:
         """Bad rows, keys or device fail here, before the previous fit is dropped (bad input on a refit keeps
@@ -425,25 +438,6 @@ class TableModel(Trainer):
                 not isinstance(config.get("loss_history") or [], list):
             raise damaged
         return config
-
-    @classmethod
-    def load(cls, path, store=None, **params):
-        """Load what :meth:`save` wrote (a store entry by name, else an ``.npz`` file); ``params`` override
-        saved parameters (checked like fit checks them). Raises StoreError for a missing, damaged or foreign
-        file, InputError for a bad override."""
-        from ..base import _file_of, _is_store_name
-
-        file = _file_of(Path(path)) if store is None and isinstance(path, (str, os.PathLike)) \
-            and not _is_store_name(path) else None
-        if file is None:
-            return super().load(path, store, **params)
-        try:
-            with np.load(file, allow_pickle=False) as data:  # a .npy file gives an array: not a model either
-                arrays = {k: data[k] for k in data.files}
-        except Exception:
-            raise StoreError(f"{file}: not a saved {cls.__name__} (not an .npz model file, or a damaged one); "
-                             f"load the file that {cls.__name__}.save wrote") from None
-        return cls.from_arrays(arrays, source=str(file), **params)
 
     def save(self, path, store=None, *, overwrite: bool = False, kind: str = "flat") -> Path:
         from ..base import _is_store_name

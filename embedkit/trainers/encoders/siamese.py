@@ -305,8 +305,8 @@ class SiameseEncoder(_nn.TableModel):
 
         Returns the :class:`~embedkit.Embeddings` of the training rows, keyed by ``keys`` (default:
         a pandas index, else "0".."n-1"). ``callback(epoch, loss)`` runs after each epoch
-        (epochs count from 1). Raises InputError for bad parameters or inputs; bad rows, keys, labels or
-        pairs leave a previous fit as it was.
+        (epochs count from 1). Raises InputError for bad parameters or inputs; a fit that fails (bad rows, keys,
+        labels or pairs, an error or interrupt during training) leaves a previous fit as it was.
         """
         self._validate_params(warn=False)  # what is ignored depends on the loss "auto" resolves to (in _fit)
         self._check_callback("SiameseEncoder", callback)
@@ -322,11 +322,7 @@ class SiameseEncoder(_nn.TableModel):
                 with _nn.seeded(self.seed, rows.device):  # a lazy module's first call: not the caller's random state
                     _nn.check_encoder_output("SiameseEncoder", copy.deepcopy(self.encoder).to(rows.device), rows,
                                              self.dim)
-        try:
-            return self._fit(X, y, pairs, keys, show_progress, callback, checked, scaler)
-        except BaseException:
-            self._forget_fit()
-            raise
+        return self._train_keeping_fit(lambda: self._fit(X, y, pairs, keys, show_progress, callback, checked, scaler))
 
     def _choose_share(self, X, y) -> tuple[float, str]:
         """input_share="auto": the skip-path weight, and whether its PCA runs on the scaled rows or
