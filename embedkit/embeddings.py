@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from ._arrays import as_keys, as_vectors
+from ._files import BOM, NPY_MAGIC, ZIP_MAGIC, numpy_kind
 from ._io import atomic_write_bytes
 from ._knn import knn_search, unit_rows
 from .errors import InputError, MissingKeyError, ParseError, StoreError
@@ -316,10 +318,17 @@ class Embeddings:
 
     @classmethod
     def load(cls, path) -> "Embeddings":
-        """Load what :meth:`save` wrote."""
+        """Load what :meth:`save` wrote (an ``.npz`` of keys and vectors; never a pickle).
+
+        Raises StoreError (one line) for a missing file, a directory, or a file that is not such
+        an ``.npz`` (a ``.npy`` array, word2vec text, anything else), saying what to give instead.
+        """
         path = Path(path)
         if not path.exists():
             raise StoreError(f"{path}: no such file")
+        if path.is_dir():
+            raise StoreError(f"{path}: is a directory; give the .npz file written by Embeddings.save")
+        _refuse_non_npz(path)
         try:
             with np.load(path, allow_pickle=False) as data:
                 if "vectors" not in data or ("keys" not in data and "keys_utf8" not in data):
@@ -360,15 +369,23 @@ class Embeddings:
         path = Path(path)
         if not path.exists():
             raise InputError(f"{path}: no such file")
+        if path.is_dir():
+            raise InputError(f"{path}: is a directory; give a word2vec text or binary file")
         with open(path, "rb") as fh:
             header = fh.readline(_MAX_HEADER + 1)
+            _refuse_archive(path, header)
+            if header.startswith(BOM):  # written by an editor that marks UTF-8
+                header = header[len(BOM):]
             if len(header) > _MAX_HEADER or (header and not header.endswith(b"\n")):
                 raise ParseError(path, 1, f"expected a header line 'COUNT DIM', got {header[:60]!r}... "
                                  f"(no newline within {_MAX_HEADER} bytes); is this a word2vec file?")
             try:
                 n, dim = (int(x) for x in header.split())
             except ValueError:
-                raise ParseError(path, 1, f"expected a header 'COUNT DIM', got {header[:60]!r}") from None
+                shown = header[:60].decode("utf-8", "replace").rstrip()
+                raise ParseError(path, 1, f"expected a header 'COUNT DIM', got {shown!r}; give a word2vec "
+                                 "text or binary file (first line: the number of vectors and their dim, e.g. "
+                                 "'3000 100') or an .npz written by Embeddings.save") from None
             if n < 0 or dim < 1:
                 raise ParseError(path, 1, f"bad header counts n={n} dim={dim}")
             _check_header_claim(fh, path, n, dim, binary)
@@ -382,6 +399,33 @@ class Embeddings:
 
 
 _MAX_HEADER = 256
+_BINARY_HINT = "for the binary word2vec format pass binary=True (CLI: --binary, or a name ending in .bin)"
+def _refuse_non_npz(path: Path) -> None:
+    """StoreError for a file that is not an .npz (zip) archive, before numpy calls it pickled data."""
+    kind = numpy_kind(path)
+    if kind in ("npz", "unknown"):
+        return  # an archive, or a file np.load will say it cannot open
+    if kind == "npy":
+        raise StoreError(f"{path}: cannot read embeddings: a .npy array (vectors without keys), not an .npz archive; "
+                         "save keys and vectors together with ek.Embeddings(keys, vectors).save(path)")
+    fix = "give a file written by Embeddings.save / np.savez"
+    what = {"empty": "an empty file", "text": "a text file, not a zip file"}.get(kind, "not a zip file")
+    if kind == "text":
+        with open(path, "rb") as fh:
+            first = fh.readline(_MAX_HEADER)
+        if re.fullmatch(rb"(\xef\xbb\xbf)?\s*\d+\s+\d+\s*", first):
+            fix += "; this looks like word2vec text: read it with Embeddings.load_word2vec_format"
+    raise StoreError(f"{path}: cannot read embeddings: not an .npz archive ({what}); {fix}")
+
+
+def _refuse_archive(path: Path, head: bytes) -> None:
+    """ParseError for a NumPy file given where the word2vec format is read."""
+    if head.startswith(NPY_MAGIC):
+        raise ParseError(path, None, "a NumPy .npy array (vectors without keys), which is not accepted here; give "
+                         "an .npz of keys and vectors written by Embeddings.save, or a word2vec text or binary file")
+    if head.startswith(ZIP_MAGIC):
+        raise ParseError(path, None, "a zip (.npz) archive, not the word2vec format; read it with Embeddings.load "
+                         "(`embedkit index build` does for a name ending in .npz)")
 
 
 def _check_header_claim(fh, path, n, dim, binary) -> None:
@@ -430,7 +474,8 @@ def _read_w2v_text(fh, path, n, dim, keys, vectors):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ParseError(path, line_no, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+            raise ParseError(path, line_no, f"not valid UTF-8 ({exc.reason} at byte {exc.start}); convert the "
+                             f"file to UTF-8 (e.g. iconv -f latin1 -t utf-8), or {_BINARY_HINT}") from None
         parts = text.rstrip("\n\r").rstrip(" ").split(" ")
         if len(parts) != dim + 1:
             raise ParseError(path, line_no, f"expected a word and {dim} numbers, got {len(parts) - 1} numbers")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ._arrays import as_vectors
+from ._files import text_lines
 from ._io import atomic_write_bytes
 from ._knn import unit_rows
 from ._validation import check_choice, check_int, check_seed
@@ -39,20 +40,19 @@ def read_labels(path) -> dict[str, str]:
     """
     labels: dict[str, str] = {}
     p = Path(path)
-    with open(p, encoding="utf-8") as fh:
-        for n, raw in enumerate(fh, 1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if "\t" in line:
-                parts = line.split("\t", 1)
-            elif "," in line:
-                parts = line.split(",", 1)
-            else:
-                parts = line.split(None, 1)
-            if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
-                raise ParseError(p, n, f"expected 'KEY LABEL', got {line[:60]!r}")
-            labels[parts[0].strip()] = parts[1].strip()
+    for n, raw in text_lines(p, "a labels file of lines 'KEY LABEL'"):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "\t" in line:
+            parts = line.split("\t", 1)
+        elif "," in line:
+            parts = line.split(",", 1)
+        else:
+            parts = line.split(None, 1)
+        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+            raise ParseError(p, n, f"expected 'KEY LABEL', got {line[:60]!r}")
+        labels[parts[0].strip()] = parts[1].strip()
     if not labels:
         raise InputError(f"{p}: no labels found; write one 'KEY LABEL' per line")
     return labels

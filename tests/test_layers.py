@@ -15,7 +15,7 @@ PKG = Path(embedkit.__file__).parent
 # lowest first; a module's layer is that of the longest matching prefix
 LAYERS = [
     ["errors", "_version"],
-    ["_validation", "_device", "_io", "_arrays", "_knn", "distributed"],
+    ["_validation", "_device", "_io", "_files", "_arrays", "_knn", "distributed"],
     ["embeddings", "index"],
     ["data", "store"],
     ["evaluate", "plot"],

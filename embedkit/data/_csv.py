@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _io
+from .._files import check_delimiter, utf8_error
 from ..errors import InputError, ParseError
 
 _DELIMITERS = (",", "\t", ";", "|")
@@ -22,16 +23,22 @@ def read_columns(path: Path, cols: dict, delimiter: str | None, header: bool | N
     """Return ({role: stripped str array}, file line number of each row) for the requested roles
     (user, item and optionally value, timestamp). Blank lines are skipped; a row without a user
     or item id, with the wrong number of fields or longer than ``embedkit._io.MAX_LINE_BYTES``
-    (checked in one bounded-memory pass before parsing) raises ParseError naming its line."""
+    (checked in one bounded-memory pass before parsing) raises ParseError naming its line, as do
+    bytes that are not UTF-8; a UTF-8 byte-order mark is dropped. A ``delimiter`` that is not one
+    character raises InputError."""
     import pandas as pd
 
+    delimiter = check_delimiter(delimiter)
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a CSV file")
     _check_lines(path)
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        first = fh.readline()
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            first = fh.readline()
+    except UnicodeDecodeError:
+        raise utf8_error(path, _BINARY_FIX) from None
     if not first.strip():
         raise ParseError(path, 1, "file is empty or starts with a blank line; expected a header or a row")
     sep = delimiter if delimiter is not None else _sniff(first)
@@ -40,7 +47,12 @@ def read_columns(path: Path, cols: dict, delimiter: str | None, header: bool | N
     try:
         df = pd.read_csv(path, sep=sep if sep is not None else r"\s+", header=None, dtype=str,
                          skiprows=1 if has_header else 0, keep_default_na=False, skip_blank_lines=False,
-                         engine="c" if sep is not None else "python", quoting=csv.QUOTE_MINIMAL)
+                         engine="c" if sep is not None else "python", quoting=csv.QUOTE_MINIMAL,
+                         encoding="utf-8")  # pandas drops a byte-order mark itself
+    except UnicodeDecodeError:
+        raise utf8_error(path, _BINARY_FIX) from None
+    except pd.errors.EmptyDataError:
+        raise ParseError(path, None, _NO_ROWS) from None
     except pd.errors.ParserError as exc:
         m = re.search(r"line (\d+)", str(exc))
         line = int(m.group(1)) if m else None
@@ -58,9 +70,15 @@ def read_columns(path: Path, cols: dict, delimiter: str | None, header: bool | N
         if missing.any():
             raise ParseError(path, int(np.argmax(missing)) + offset, f"missing {name} id")
     rows = np.flatnonzero(keep)
+    if not len(rows):
+        raise ParseError(path, None, _NO_ROWS)
     data = {k: v[rows] for k, v in data.items()}
     _refuse_numeric_table(path, data, positions)
     return data, rows + offset
+
+
+_BINARY_FIX = "give a delimited text file with one 'user,item[,value]' per line"
+_NO_ROWS = "a header but no data rows; add one 'user,item[,value]' row per line below it"
 
 
 def _check_lines(path: Path) -> None:
@@ -102,13 +120,16 @@ _HEADER_WORDS = frozenset(
 def _sample_rows(path: Path, sep, n: int = 20) -> list[list[str]]:
     """Up to ``n`` non-blank lines after the first, split like it (for header detection)."""
     rows = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        fh.readline()
-        for line in fh:
-            if line.strip():
-                rows.append(_split(line, sep))
-                if len(rows) >= n:
-                    break
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            fh.readline()
+            for line in fh:
+                if line.strip():
+                    rows.append(_split(line, sep))
+                    if len(rows) >= n:
+                        break
+    except UnicodeDecodeError:
+        raise utf8_error(path, _BINARY_FIX) from None
     return rows
 
 

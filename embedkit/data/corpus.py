@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from .. import _io
+from .._files import decode_line
 from ..errors import InputError, ParseError
 
 __all__ = ["Corpus", "as_corpus", "open_text_lines"]
@@ -37,7 +38,8 @@ def _opener(path: Path):
 def open_text_lines(path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` of a plain/.gz/.bz2 UTF-8 file, line numbers from 1.
 
-    Raises ParseError naming file and line on bytes that are not UTF-8, on a line longer than
+    A UTF-8 byte-order mark at the start is dropped. Raises ParseError naming file and line on
+    bytes that are not UTF-8 (UTF-16 and binary files are named as such), on a line longer than
     ``embedkit._io.MAX_LINE_BYTES`` (64 MiB; memory stays bounded whatever the file holds, even
     ``/dev/zero``) or on a damaged compressed stream, InputError when the file is missing.
     """
@@ -50,15 +52,14 @@ def open_text_lines(path) -> Iterator[tuple[int, str]]:
     try:
         with _opener(path)(path, "rb") as fh:
             for no, raw in _io.bounded_lines(fh, path, _io.MAX_LINE_BYTES):
-                try:
-                    yield no, raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise ParseError(path, no, f"not valid UTF-8 ({exc.reason} at byte {exc.start}); "
-                                     "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+                yield no, decode_line(raw, path, no, _BINARY_FIX)
     except (OSError, EOFError, ValueError) as exc:
         if isinstance(exc, (InputError, ParseError)):
             raise
         raise ParseError(path, no + 1, f"cannot read the file ({type(exc).__name__}: {exc})") from None
+
+
+_BINARY_FIX = "give a text file with one sentence per line (a compressed one named .gz or .bz2)"
 
 
 class Corpus:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .._arrays import as_vectors
+from .._files import not_numpy, numpy_kind, utf8_error
 from ..errors import InputError, ParseError
 from ._csv import _check_lines, _is_number
 
@@ -160,32 +161,61 @@ def load_features(path, label_column=None, key_column=None) -> FeatureTable:
     return _load_csv(p, label_column, key_column)
 
 
+_NPY_FIX = {"npy": "save the feature rows with np.save(path, rows), or give an .npz or a CSV file",
+            "npz": "save the feature rows with np.savez(path, X=rows), or give a .npy or a CSV file"}
+
+
 def _load_numpy(p: Path, suffix: str) -> FeatureTable:
+    want = suffix[1:]
+    kind = numpy_kind(p)
+    if kind not in (want, "unknown"):
+        fix = f"rename it to .{kind}" if kind in ("npy", "npz") else _NPY_FIX[want]
+        if kind == "text":
+            fix += "; if it is CSV text, name it .csv"
+        raise not_numpy(p, want, kind, fix)
     try:
         data = np.load(p, allow_pickle=False)
+        labels = keys = None
+        if suffix == ".npy":
+            X, where = data, "holds"  # np.load gives the array itself
+        else:
+            with data:
+                feat, X, labels, keys = _npz_arrays(p, data)
+            where = f"{feat!r} is"
     except ValueError as exc:
+        if isinstance(exc, InputError):
+            raise
         raise ParseError(p, None, f"cannot read without pickle ({exc}); save plain numeric arrays") from None
     except Exception as exc:  # damaged file
         raise ParseError(p, None, f"not a readable {suffix} file ({type(exc).__name__}: {exc})") from None
-    labels = keys = None
-    if suffix == ".npy":
-        X = data
-    else:
-        with data:
-            names = list(data.files)
-            feat = next((n for n in ("X", "features") if n in names), None)
-            if feat is None:
-                if len(names) != 1:
-                    raise ParseError(p, None, f"expected an array named 'X' (or 'features'); found {names}")
-                feat = names[0]
-            X = data[feat]
-            lab = next((n for n in ("y", "labels") if n in names), None)
-            labels = data[lab] if lab else None
-            keys = data["keys"] if "keys" in names else None
+    if X.ndim != 2:
+        raise ParseError(p, None, f"{where} a {X.ndim}-D array of shape {X.shape}; a feature file holds a 2-D "
+                                  "array, one row per example and one column per feature (shape (n_rows, n_features))")
     X = as_matrix(X, what=str(p))  # messages start with the file name
     if labels is not None:
         labels = as_labels(labels, X.shape[0], what=f"{p} labels")
     return FeatureTable(X, labels, row_keys(keys, X.shape[0]), [str(i) for i in range(X.shape[1])])
+
+
+def _npz_arrays(p: Path, data):
+    """(name, X, labels or None, keys or None) of an open .npz: X is 'X', 'features' or a lone 2-D array."""
+    names = list(data.files)
+    feat = next((n for n in ("X", "features") if n in names), None)
+    if feat is None:
+        X = data[names[0]] if len(names) == 1 else None
+        if X is None or X.ndim != 2:
+            shapes = ", ".join(f"{n} {data[n].shape}" for n in names[:8]) or "none"
+            raise ParseError(p, None, f"has no 'X' array (arrays: {shapes}); save the feature rows, a 2-D array "
+                                      "(n_rows, n_features), as X=...: np.savez(path, X=rows) (optional: y=labels, "
+                                      "keys=keys; 'features' is read as X too)")
+        feat = names[0]
+    else:
+        X = data[feat]
+    lab = next((n for n in ("y", "labels") if n in names), None)
+    return feat, X, data[lab] if lab else None, data["keys"] if "keys" in names else None
+
+
+_CSV_BINARY_FIX = "give comma-separated text, or name a NumPy file .npy / .npz"
 
 
 def _column_position(spec, header: list[str] | None, width: int, p: Path, what: str) -> int:
@@ -205,10 +235,10 @@ def _column_position(spec, header: list[str] | None, width: int, p: Path, what: 
 def _load_csv(p: Path, label_column, key_column) -> FeatureTable:
     _check_lines(p)  # a line over the limit is refused before csv would hold it
     try:
-        with open(p, newline="", encoding="utf-8") as fh:
+        with open(p, newline="", encoding="utf-8-sig") as fh:
             rows = [(i + 1, r) for i, r in enumerate(csv.reader(fh)) if r and any(x.strip() for x in r)]
-    except UnicodeDecodeError as exc:
-        raise ParseError(p, None, f"not UTF-8 text ({exc.reason}); is it a binary file? use .npy/.npz for arrays") from None
+    except UnicodeDecodeError:
+        raise utf8_error(p, _CSV_BINARY_FIX) from None
     except csv.Error as exc:
         raise ParseError(p, None, f"not valid CSV ({exc})") from None
     if not rows:
@@ -265,6 +295,10 @@ def load_labels(path, n_rows: int | None = None) -> np.ndarray:
     if not p.exists():
         raise InputError(f"{path}: no such file")
     if p.suffix.lower() == ".npy":
+        kind = numpy_kind(p)
+        if kind not in ("npy", "unknown"):
+            raise not_numpy(p, "npy", kind, "save the labels with np.save(path, labels), or give a text file "
+                                            "with one label per line (not named .npy)")
         try:
             arr = np.load(p, allow_pickle=False)
         except Exception as exc:
@@ -273,9 +307,9 @@ def load_labels(path, n_rows: int | None = None) -> np.ndarray:
     else:
         _check_lines(p)
         try:
-            lines = p.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as exc:
-            raise ParseError(p, None, f"not UTF-8 text ({exc.reason})") from None
+            lines = p.read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError:
+            raise utf8_error(p, "give a text file with one label per line, or a .npy array") from None
         while lines and not lines[-1].strip():
             lines.pop()
         for i, line in enumerate(lines):

@@ -27,6 +27,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .._files import decode_line
 from ..errors import InputError, MissingKeyError, ParseError
 
 __all__ = ["Graph"]
@@ -540,10 +541,7 @@ def _edge_lines(path, what: str):
                 if len(raw) > MAX_LINE_BYTES:
                     raise ParseError(path, lineno, f"line longer than {MAX_LINE_BYTES:,} bytes: not {what} "
                                                    "(expected short lines 'src dst [weight]')")
-                try:
-                    yield lineno, raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise ParseError(path, lineno, "is not UTF-8 text") from None
+                yield lineno, decode_line(raw, path, lineno, "give a text edge list of lines 'src dst [weight]'")
     except (OSError, EOFError) as exc:
         raise ParseError(path, lineno + 1, f"cannot read the file ({type(exc).__name__}: {exc})") from None
 

@@ -78,13 +78,16 @@ class Interactions:
         if values is None:
             vals = np.ones(n, dtype=np.float32)
         else:
-            vals = np.asarray(values, dtype=np.float64)
+            vals = _as_floats(values, where)
             if vals.shape != (n,):
                 raise InputError(f"values has {vals.size} entries but there are {n} (user, item) pairs")
             vals = check_values(vals, allow_negative=allow_negative, where=where).astype(np.float32)
         ts = None
         if timestamps is not None:
-            ts = np.asarray(timestamps, dtype=np.float64)
+            try:
+                ts = np.asarray(timestamps, dtype=np.float64)
+            except (TypeError, ValueError):  # ISO dates, or a bad entry: named by its row
+                ts = _timestamps(np.asarray(timestamps, dtype=object).reshape(-1), where)
             if ts.shape != (n,):
                 raise InputError(f"timestamps has {ts.size} entries but there are {n} (user, item) pairs")
             bad = ~np.isfinite(ts)
@@ -119,8 +122,9 @@ class Interactions:
                     allow_negative: bool = False) -> "Interactions":
         """From parallel sequences of user ids, item ids (any type, turned into str) and values.
 
-        Raises InputError on mismatched lengths, NaN/inf values, or negative values (unless
-        ``allow_negative=True``).
+        Values are numbers (or strings of numbers); timestamps are numbers (e.g. Unix seconds) or
+        ISO dates. Raises InputError on mismatched lengths, a missing id (None or NaN), a value
+        that is not a number, NaN/inf values, or negative values (unless ``allow_negative=True``).
         """
         users = _as_id_array(users, "users")
         items = _as_id_array(items, "items")
@@ -185,11 +189,14 @@ class Interactions:
         ``header=None`` detects a header: the first line is one when it holds the named columns,
         or, with positions, when its value/timestamp field is not a number. A headerless file
         with the default names reads users from column 0 and items from column 1. The
-        delimiter (comma, tab, semicolon, pipe or whitespace) is detected when not given.
-        Timestamps may be numbers (e.g. Unix seconds) or ISO dates.
+        delimiter (comma, tab, semicolon, pipe or whitespace) is detected when not given; a given
+        one is one character (``"\\t"``, a backslash and t, is read as a tab). A UTF-8 byte-order
+        mark is ignored. Timestamps may be numbers (e.g. Unix seconds) or ISO dates.
 
-        Raises ParseError naming the file and line for a short row, a missing id, or a value
-        that is not a number, NaN or (unless ``allow_negative``) negative.
+        Raises ParseError naming the file and line for a short row, a missing id, bytes that are
+        not UTF-8, or a value that is not a number, NaN or (unless ``allow_negative``) negative;
+        ParseError naming the file for a header without data rows; InputError for a delimiter
+        that is not one character.
         """
         from ._csv import read_columns
 
@@ -346,12 +353,30 @@ def _as_id_array(ids, what: str) -> np.ndarray:
     arr = np.asarray(ids)
     if arr.ndim != 1:
         raise InputError(f"{what} must be 1-D; got shape {arr.shape}")
+    if arr.dtype.kind == "O" or (arr.dtype.kind == "U" and not isinstance(ids, np.ndarray)):
+        # None, NaN, NaT, pd.NA would turn into ids such as "None" and "nan" (numpy makes a float NaN
+        # among strings the string "nan": look at the sequence as given)
+        import pandas as pd
+
+        given = arr if arr.dtype.kind == "O" else np.asarray(ids, dtype=object)
+        na = np.asarray(pd.isna(given), dtype=bool)
+        if na.any():
+            _missing_id(what, given, na)
     if arr.dtype.kind == "f":
         if not np.isfinite(arr).all():
-            raise InputError(f"{what} holds NaN; every id must be present")
+            _missing_id(what, arr, ~np.isfinite(arr))
         if (arr == np.round(arr)).all():
             arr = arr.astype(np.int64)
     return arr.astype(str)
+
+
+def _missing_id(what: str, arr: np.ndarray, bad: np.ndarray):
+    r, n = int(np.argmax(bad)), int(bad.sum())
+    v = arr[r].item() if isinstance(arr[r], np.generic) else arr[r]
+    shown = "NaN" if isinstance(v, float) and v != v else repr(v)
+    more = f" ({n} rows in all)" if n > 1 else ""
+    raise InputError(f"{what} row {r} is {shown}, not an id{more}; every row needs an id: fill it in or "
+                     "drop that row")
 
 
 def _encode(ids, keys, what):
@@ -370,6 +395,24 @@ def _encode(ids, keys, what):
         return np.fromiter((index[x] for x in ids), dtype=np.int64, count=len(ids)), list(keys)
     except KeyError as exc:
         raise MissingKeyError(f"unknown {what} {exc.args[0]!r}") from None
+
+
+def _as_floats(values, where) -> np.ndarray:
+    """``values`` as float64; InputError naming the first row that is not a number."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        pass
+    flat = np.asarray(values, dtype=object)
+    if flat.ndim != 1:
+        raise InputError(f"values must be one number per (user, item) pair; got shape {flat.shape}")
+    for r, v in enumerate(flat.tolist()):
+        try:
+            float(v)
+        except (TypeError, ValueError):
+            raise InputError(f"{where(r)}: value {v!r} is not a number; give numbers (int, float, or strings "
+                             "such as '5' or '2.5'), or leave values out to count each pair once") from None
+    raise InputError("values must be numbers (int, float, or strings such as '5')")
 
 
 def _numeric(col, where) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from .._files import text_lines
 from .._knn import unit_rows
 from .._validation import check_float, check_seed
 from ..errors import InputError, ParseError
@@ -27,22 +28,18 @@ log = logging.getLogger(__name__)
 def read_labels(path) -> dict[str, list[str]]:
     """Read node labels: ``node<TAB or spaces>label [label ...]`` per line; a node may repeat
     (multi-label). ``#`` lines and blank lines are skipped. Raises ParseError naming the line."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{path}: no such file")
     out: dict[str, list[str]] = {}
-    with open(p, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            s = line.strip()
-            if not s or s.startswith("#"):
-                continue
-            fields = s.replace(",", " ").split()
-            if len(fields) < 2:
-                raise ParseError(path, lineno, f"expected 'node label [label ...]', got {s[:80]!r}")
-            have = out.setdefault(fields[0], [])
-            for label in fields[1:]:
-                if label not in have:
-                    have.append(label)
+    for lineno, line in text_lines(path, "a labels file of lines 'node label [label ...]'"):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        fields = s.replace(",", " ").split()
+        if len(fields) < 2:
+            raise ParseError(path, lineno, f"expected 'node label [label ...]', got {s[:80]!r}")
+        have = out.setdefault(fields[0], [])
+        for label in fields[1:]:
+            if label not in have:
+                have.append(label)
     if not out:
         raise InputError(f"{path}: no labels found; expected lines 'node label'")
     return out

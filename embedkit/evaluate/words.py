@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import text_lines
 from .._knn import knn_search, unit_rows
 from ..errors import InputError, ParseError
 
@@ -74,15 +75,8 @@ def _lookup(emb, restrict_vocab: int | None = None) -> dict[str, int]:
 
 
 def _read_lines(path):
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    with open(path, "rb") as fh:
-        for no, raw in enumerate(fh, 1):
-            try:
-                yield no, raw.decode("utf-8").strip()
-            except UnicodeDecodeError as exc:
-                raise ParseError(path, no, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    for no, line in text_lines(Path(path), "a text file of word pairs or analogy questions"):
+        yield no, line.strip()
 
 
 def similarity_report(emb, pairs_path=None, *, oov: bool | None = None) -> dict:
