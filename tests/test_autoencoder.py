@@ -69,8 +69,8 @@ def test_same_seed_same_vectors():
 
 def test_sparse_penalty_shrinks_code():
     X, _ = low_rank(n=200)
-    plain = ek.AutoEncoder(variant="sparse", sparsity=0.0, **{**FAST, "dim": 6}).fit(X, show_progress=False)
-    sparse = ek.AutoEncoder(variant="sparse", sparsity=1.0, **{**FAST, "dim": 6}).fit(X, show_progress=False)
+    plain = ek.AutoEncoder(variant="sparse", sparsity=0.0, **{**FAST, "dim": 5}).fit(X, show_progress=False)
+    sparse = ek.AutoEncoder(variant="sparse", sparsity=1.0, **{**FAST, "dim": 5}).fit(X, show_progress=False)
     assert np.abs(sparse.vectors).mean() < 0.5 * np.abs(plain.vectors).mean()
 
 

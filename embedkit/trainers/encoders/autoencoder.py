@@ -286,8 +286,9 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
         """Train on rows ``X`` (n, d); returns the codes of the training rows (latent means for the VAE).
 
         Also sets the anomaly attributes: ``decision_scores_`` (the training rows' scores),
-        ``threshold_`` and ``labels_`` (1 = anomaly). Keys default to a pandas index, else
-        "0".."n-1". ``callback(epoch, loss)`` runs after each epoch (epochs count from 1).
+        ``threshold_`` and ``labels_`` (1 = anomaly). ``keys``: strings, one per row (ints are refused:
+        pass ``[str(k) for k in keys]``); default a pandas index, else "0".."n-1". ``callback(epoch, loss)``
+        runs after each epoch (epochs count from 1).
         Raises InputError for bad parameters or inputs; a fit that fails (bad input, an error or interrupt during
         training) leaves a previous fit as it was.
         """
@@ -297,6 +298,7 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
             raise InputError("AutoEncoder: give both encoder= and decoder= modules, or neither (the MLPs)")
         arr = self._check_rows(X, keys)  # before the previous fit is dropped
         self._check_range(arr)
+        self._warn_capped_dim(arr.shape[1])
         scaler = None
         if self.encoder is not None:  # custom modules that cannot run fail now, with the previous fit in place
             scaler = self._fit_scaler(arr)  # (the fit's own scaler, learned once)
@@ -306,12 +308,18 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
                                     copy.deepcopy(self.decoder).to(rows.device).eval())
         return self._train_keeping_fit(lambda: self._fit(X, keys, show_progress, callback, arr, scaler))
 
+    def _warn_capped_dim(self, n_features: int) -> None:
+        """UserWarning (stacklevel 4: at the caller of the wrapped fit) when an explicit ``dim`` exceeds what the MLP
+        variants allow on ``n_features`` (the default ``dim`` is capped silently)."""
+        size = code_size(self.dim, n_features)
+        if self.encoder is None and size < self.dim and self.dim != self._defaults().get("dim"):
+            warnings.warn(f"AutoEncoder: dim={self.dim} is capped at {size}, half of the {n_features} features, so the "
+                          f"code stays a bottleneck (a wider code could copy the rows); pass dim={size} or less to "
+                          "choose the size yourself", UserWarning, stacklevel=4)
+
     def _resolve_dim(self, table: torch.Tensor) -> int:
         if self.encoder is None:
-            size = code_size(self.dim, table.shape[1])
-            if size < self.dim and self.dim != 16:
-                log.info("AutoEncoder: dim=%d capped at %d (half of %d features)", self.dim, size, table.shape[1])
-            return size
+            return code_size(self.dim, table.shape[1])  # capped: fit warned (_warn_capped_dim)
         with torch.no_grad():
             probe = copy.deepcopy(self.encoder).to(table.device).eval()
             try:
@@ -344,7 +352,7 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
                     warnings.warn(f"AutoEncoder: the 'patience' parameter ({self.patience!r}) is ignored: early stopping "
                                   f"is off, since validation_fraction={self.validation_fraction!r} of {n} rows holds "
                                   f"{n_val} (at least {_MIN_VALIDATION} needed; raise validation_fraction or give "
-                                  "more rows)", IgnoredParameterWarning, stacklevel=3)
+                                  "more rows)", IgnoredParameterWarning, stacklevel=6)  # at the caller of the wrapped fit
             opt = torch.optim.Adam(params, lr=self.lr)
             best = {"loss": math.inf, "epoch": 0, "state": None}
             patience = int(self.patience) if self.patience is not None and val is not None else None

@@ -270,6 +270,25 @@ def upgrade_v1(arrays: dict) -> dict:
     return {**arrays, _CONFIG: np.array(json.dumps(new))}
 
 
+def fit_keys(owner: str, keys, n_rows: int, X=None) -> list[str]:
+    """The row keys of a fit, checked: ``keys`` must be strings, as ``ek.Embeddings`` keys are (an int is never
+    converted silently: README, "Keys are strings, always"); without ``keys``, the pandas index of ``X`` or
+    "0".."n-1" (:func:`~embedkit.data.features.row_keys`). One-line InputError otherwise."""
+    if keys is not None and not isinstance(keys, (str, bytes)):
+        try:
+            keys = list(keys)
+        except TypeError:
+            raise InputError(f"{owner}.fit: keys must be a sequence of strings, one per row; "
+                             f"got {type(keys).__name__}") from None
+        for i, k in enumerate(keys):
+            if not isinstance(k, str):
+                fix = "k.decode()" if isinstance(k, bytes) else "str(k)"
+                raise InputError(f"{owner}.fit: keys must be strings, as ek.Embeddings keys are; key #{i} is "
+                                 f"{type(k).__name__} {k.item() if isinstance(k, np.generic) else k!r}: "
+                                 f"pass [{fix} for k in keys]")
+    return as_keys(row_keys(keys, n_rows, X))
+
+
 def same_input(values: np.ndarray, what: str) -> None:
     """Distributed: raise the same one-line error on every rank if ``values`` (the feature table, labels
     or pairs) differ between ranks, before any collective of a different size can abort in the backend
@@ -331,7 +350,7 @@ class TableModel(Trainer):
         # a rank whose rows or keys fail raises its error; every other rank says which rank failed (none waits)
         arr = ek_dist.checked_on_all_ranks(lambda: as_matrix(X), "its rows X")
         same_input(arr, "the feature table X")
-        ek_dist.checked_on_all_ranks(lambda: as_keys(row_keys(keys, arr.shape[0], X)), "its row keys")
+        ek_dist.checked_on_all_ranks(lambda: fit_keys(type(self).__name__, keys, arr.shape[0], X), "its row keys")
         return arr
 
     def _start_fit(self, X, keys, checked: np.ndarray | None = None, scaler: Standardizer | None = None):

@@ -13,10 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ... import distributed as ek_dist
-from ..._arrays import as_keys
 from ..._device import resolve_device
 from ..._validation import BATCH_SIZE, DEVICE, DIM, EPOCHS, LR, SEED, Bool, InstanceOf, Interval, IntTuple, NoneOk, Options
-from ...data.features import as_labels, as_matrix, as_pairs, row_keys
+from ...data.features import as_labels, as_matrix, as_pairs
 from ...embeddings import Embeddings
 from ...errors import IgnoredParameterWarning, InputError
 from . import base as _nn
@@ -303,8 +302,8 @@ class SiameseEncoder(_nn.TableModel):
         or neither: self-supervised (``self_supervised``: SCARF contrastive views or the predictive,
         I-JEPA-like objective).
 
-        Returns the :class:`~embedkit.Embeddings` of the training rows, keyed by ``keys`` (default:
-        a pandas index, else "0".."n-1"). ``callback(epoch, loss)`` runs after each epoch
+        Returns the :class:`~embedkit.Embeddings` of the training rows, keyed by ``keys`` (strings;
+        default: a pandas index, else "0".."n-1"). ``callback(epoch, loss)`` runs after each epoch
         (epochs count from 1). Raises InputError for bad parameters or inputs; a fit that fails (bad rows, keys,
         labels or pairs, an error or interrupt during training) leaves a previous fit as it was.
         """
@@ -434,7 +433,7 @@ class SiameseEncoder(_nn.TableModel):
                 if len(shape) not in (2, 3) or math.prod(shape) != arr.shape[1]:
                     raise InputError(f"SiameseEncoder: image_shape={shape} must be (H, W) or (C, H, W) with as many "
                                      f"pixels as X has features ({arr.shape[1]}); fix image_shape or set it to None")
-            as_keys(row_keys(keys, arr.shape[0], X))  # unique keys: the Embeddings of the fit need them
+            _nn.fit_keys("SiameseEncoder", keys, arr.shape[0], X)  # unique strings: the Embeddings of the fit need them
 
         ek_dist.checked_on_all_ranks(checked, "its labels, pairs, options or row keys")
         return arr
@@ -444,7 +443,9 @@ class SiameseEncoder(_nn.TableModel):
         hidden = self._hidden(labelled=y is not None)
         pca_start = self.encoder is None and hidden == () and self.input_share == "auto"
         self.__dict__.update(loss_=loss, pca_start_=pca_start)  # for _ignored_params; _start_fit forgets them
-        self._warn_ignored(self.get_params(), self._ignored_params(), stacklevel=4)
+        # stacklevel 7: _warn_ignored, _fit, the lambda, _train_keeping_fit, fit, its thread-policy wrapper, caller
+        self._warn_ignored(self.get_params(), {**self._ignored_params(), **_self_supervised_only(y, pairs)},
+                           stacklevel=7)
         if pca_start:
             (space, epochs, curve), share = self._plan(X, y), 0.0
         else:
@@ -560,3 +561,11 @@ def _pca_start(table: torch.Tensor, scale, space: str, dim: int) -> torch.Tensor
     axes = _principal_axes(t * s, k).double() * s
     axes = axes / (t @ axes.T).pow(2).sum(dim=1).mean().sqrt().clamp_min(1e-12)
     return torch.cat([axes, axes.new_zeros(dim - k, t.shape[1])]).float()
+
+
+def _self_supervised_only(y, pairs) -> dict:
+    """``{parameter: why}`` for the self-supervised options, which a fit given labels or pairs does not use."""
+    if y is None and pairs is None:
+        return {}
+    why = f"when fit is given {'labels y' if y is not None else 'pairs'} (used only by fit(X) without labels or pairs)"
+    return {name: why for name in ("self_supervised", "corruption", "ema", "image_shape")}

@@ -23,6 +23,8 @@ users (Johnson-Lindenstrauss: cosines kept to about +-0.1) so memory stays items
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -169,6 +171,8 @@ class _Recommender(Trainer):
 
 
 def _payload_rows(payload, keys):
+    """``payload`` (None, a dict {item: {field: value}} or one dict per item in key order) as a
+    list of one dict per key, or None; InputError (one line) for anything else."""
     if payload is None:
         return None
     if isinstance(payload, dict):
@@ -177,10 +181,21 @@ def _payload_rows(payload, keys):
         if unknown:
             raise InputError(f"item payload names {len(unknown)} unknown items, e.g. {unknown[0]!r}; "
                              "give payloads for the model's items")
+        for k, r in payload.items():
+            if r is not None and not isinstance(r, Mapping):
+                raise InputError(f"item payload of item {k!r} is {type(r).__name__}; give one dict "
+                                 "{field: value} per item")
         return [dict(payload.get(k) or {}) for k in keys]
+    if isinstance(payload, (str, bytes, Mapping)) or hasattr(payload, "itertuples") \
+            or not isinstance(payload, Iterable):
+        raise InputError(f"item payload must be a dict {{item: {{field: value}}}} or a list of one dict per item; "
+                         f"got {type(payload).__name__}")
     rows = list(payload)
     if len(rows) != len(keys):
         raise InputError(f"item payload has {len(rows)} rows for {len(keys)} items; give one dict per item")
+    for i, r in enumerate(rows):
+        if r is not None and not isinstance(r, Mapping):
+            raise InputError(f"item payload row {i} is {type(r).__name__}; give one dict per item")
     return [dict(r or {}) for r in rows]
 
 

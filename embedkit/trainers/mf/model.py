@@ -230,9 +230,14 @@ class MatrixFactorization(PredictFoldIn, Trainer):
                          cap, dim, n_users, n_items, min(2 * cap, dim - 1))
                 return cap
         elif dim > small:
-            log.warning("dim=%d exceeds min(n_users, n_items) = %d of these interactions: the vectors overfit and scores "
-                        "shrink towards 0; try dim=%d (what the default gives here)", dim, small,
-                        default_dim_cap(n_users, n_items))
+            cap = default_dim_cap(n_users, n_items)
+            if cap < dim and cap <= small:     # the suggestion must not exceed min(n_users, n_items) itself
+                log.warning("dim=%d exceeds min(n_users, n_items) = %d of these interactions: the vectors overfit and "
+                            "scores shrink towards 0; try dim=%d (what the default gives here)", dim, small, cap)
+            else:   # fewer than 4 users or items (the default's floor): no dim is useful
+                log.warning("dim=%d exceeds min(n_users, n_items) = %d of these interactions (%d user(s) x %d item(s)): "
+                            "they are too few for a useful factorisation at any dim; give interactions of more users "
+                            "and items (dim=%d needs at least %d of each)", dim, small, n_users, n_items, dim, dim)
         return dim
 
     def _set_state(self, user_keys, item_keys, seen, user_factors, item_factors,

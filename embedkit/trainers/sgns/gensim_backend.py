@@ -221,6 +221,8 @@ def train(model, source: dict, *, epochs: int, lr_schedule: str, loss_of, units_
         epoch = len(losses) + 1
         loss = float(loss_of(m))
         if not np.isfinite(loss):   # stop here: a run whose loss is not finite must not be saved
+            if _subsampled_away(m):
+                raise _no_example_left(m, f"epoch {epoch} formed no training example")
             raise InputError(f"training diverged in epoch {epoch}: the loss became {loss}, so the vectors "
                              f"are no longer finite; the learning rate {lr_text(rate)} is too high for "
                              "this data (lower lr)")
@@ -255,11 +257,40 @@ def train(model, source: dict, *, epochs: int, lr_schedule: str, loss_of, units_
             train_corpus_file(model, source["corpus_file"], epochs, (), on_part=part_done, on_epoch=epoch_end)
         else:
             with gensim_log_progress(on_progress, show_progress):
-                model.train(**source, total_examples=model.corpus_count, total_words=model.corpus_total_words,
-                            epochs=epochs, callbacks=[_EpochEnd()], report_delay=_REPORT_DELAY)
+                done = model.train(**source, total_examples=model.corpus_count, total_words=model.corpus_total_words,
+                                   epochs=epochs, callbacks=[_EpochEnd()], report_delay=_REPORT_DELAY)
+            if rate > 0 and _trained_nothing(model, done):
+                raise _no_example_left(model, f"training formed no example in {epochs} epoch(s)")
     finally:
         pbar.close()
     return losses, time.perf_counter() - start
+
+
+def _subsampled_away(model) -> bool:
+    """Whether a NaN epoch loss means "no example left after subsampling", not divergence: the
+    loss sample always holds pairs (see :func:`_loss_sample`), so with finite tables only the
+    subsampling of the loss evaluation (``sample`` > 0) can have left it without an example."""
+    if not float(getattr(model, "sample", 0) or 0) > 0:
+        return False
+    tables = (model.wv.vectors, getattr(model, "syn1neg", None))
+    return all(t is None or bool(np.isfinite(t).all()) for t in tables)
+
+
+def _trained_nothing(model, done) -> bool:
+    """Whether subsampling (``sample`` > 0) left gensim no word (``done``: what ``train`` returned,
+    (effective words, raw words)) or no pair in any epoch (a fresh model's output weights start at 0)."""
+    if not float(getattr(model, "sample", 0) or 0) > 0:
+        return False
+    out = getattr(model, "syn1neg", None)
+    return bool(isinstance(done, tuple) and done and done[0] == 0) or (out is not None and not np.any(out))
+
+
+def _no_example_left(model, what: str) -> InputError:
+    """The one-line error of a corpus too small for its subsampling (``sample``): the learning
+    rate is not the cause, so it is not blamed."""
+    return InputError(f"{what}: subsampling (sample={float(model.sample):g}) drops nearly every token of this "
+                      f"{int(model.corpus_total_words or 0):,}-token corpus of {len(model.wv):,} distinct words; "
+                      "set sample=0 (--sample 0) or give a larger corpus")
 
 
 def fit_corpus(corpus, *, mode: str, dim: int, window: int, negative: int, min_count: int, sample: float,
