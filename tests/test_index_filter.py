@@ -256,3 +256,28 @@ def test_cached_filter_mask_follows_writes_and_rebuilds(kind):
     assert sorted(idx.search(q, 100, filter=f).keys[0]) == sorted(keys[60:100:2] + ["k61"])
     idx.upsert(["k60"], q[None, :])           # same filter again, after an upsert (payload kept)
     assert idx.search(q, 1, filter=f).keys[0] == ["k60"]
+
+
+def test_deeply_nested_filter_text_is_one_line_not_a_recursion_error():
+    """Thousands of levels (json.loads would overflow the recursion limit) are refused before parsing,
+    with the same line for every caller of filter text; brackets inside strings do not count."""
+    from embedkit.index._filter import parse_filter_text
+
+    deep = '{"a":' * 2000 + "1" + "}" * 2000
+    for call in (lambda: ek.compile_filter(deep), lambda: parse_filter_text(deep, "--filter")):
+        with pytest.raises(ek.InputError) as info:
+            call()
+        msg = str(info.value)
+        assert "\n" not in msg and "nested more than 100 levels deep" in msg and "Recursion" not in msg
+    assert str(pytest.raises(ek.InputError, parse_filter_text, "[" * 5000, "--filter").value).startswith("--filter: ")
+    assert ek.compile_filter('{"a": "' + "{[" * 300 + '\\"}}"}').spec == {"a": "{[" * 300 + '"}}'}
+    # the deepest filters the language accepts still parse from text
+    chain = '{"$and": [' * 32 + '{"x": {"$not": {"$in": [1, 2]}}}' + "]}" * 32
+    ek.compile_filter(chain)
+    with pytest.raises(ek.InputError, match="nested deeper than 32 levels"):
+        ek.compile_filter('{"$and": [' * 33 + '{"x": 1}' + "]}" * 33)
+    not_chain = {"x": {"$gt": 1}}
+    for _ in range(200):  # a field's own $not inside $not...: bounded too (was unbounded recursion)
+        not_chain = {"x": {"$not": not_chain["x"]}}
+    with pytest.raises(ek.InputError, match=r"\$not nested more than 64 levels deep"):
+        ek.compile_filter(not_chain)

@@ -521,3 +521,19 @@ def test_serve_on_a_busy_port_says_so_in_one_line(store_root, capsys):
     err = captured.err.strip()
     assert err.count("\n") == 0 and f"port {port} on 127.0.0.1 is already in use" in err and "--port" in err
     assert "Traceback" not in err and "serving" not in captured.out  # refused before announcing anything
+
+
+def test_deeply_nested_filters_in_a_url_are_one_line_4xx(store_root, mf_store):
+    """A filter nested thousands of levels deep: before, GET answered 500 "internal error: RecursionError"
+    (a POST body already got 400); now the query string gets the one line of every other filter error."""
+    deep = '{"a":' * 2000 + "1" + "}" * 2000
+    with client(store_root) as c:
+        r = c.get("/indexes/toy/neighbors", params={"key": "a0", "filter": deep})
+        assert r.status_code == 422 and "nested more than 100 levels deep" in error_of(r)
+        assert error_of(r).startswith("query parameter 'filter': ")
+        r = c.get("/indexes/toy/map", params={"include": "[" * 3000 + "]" * 3000})
+        assert r.status_code == 422 and "list of keys" in error_of(r)
+    root, _, users, _ = mf_store
+    with client(root) as c:
+        r = c.get("/indexes/shop/recommend", params={"user": users[0], "filter": deep})
+        assert r.status_code == 422 and "nested more than 100 levels deep" in error_of(r)

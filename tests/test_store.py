@@ -189,3 +189,60 @@ def test_store_load_replays_the_service_journal(tmp_path):
         fh.write('{"op": "upsert", "keys": ["torn"')  # an append that never finished
     idx = store.load("ix")
     assert "new" in idx and "k0" not in idx and "torn" not in idx
+
+
+def test_store_save_names_the_store_folder_it_cannot_create(tmp_path, monkeypatch):
+    """A store under a read-only folder or under a file: one StoreError line naming the store folder and
+    the fix (was the raw "[Errno 30] Read-only file system: 'rodir/sub'" of the lock's mkdir)."""
+    import errno
+    from pathlib import Path
+
+    from embedkit.errors import StoreError
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(StoreError, match=r"afile is a file, not a folder; nothing was saved; pass a writable folder"):
+        Store(tmp_path / "afile" / "sub").save("x", small_index())
+    real = Path.mkdir
+
+    def read_only(self, *a, **k):
+        if str(self).startswith(str(tmp_path / "rodir")):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(StoreError) as info:
+        Store(tmp_path / "rodir" / "sub" / "store").save("x", small_index())
+    msg = str(info.value)
+    assert "\n" not in msg and "Errno" not in msg and f"cannot create the store folder {tmp_path / 'rodir'}" in msg
+    assert f"(Read-only file system: {tmp_path / 'rodir'}" in msg and "--store DIR" in msg
+
+
+def test_store_entries_check_files_and_show_unfinished_folders(tmp_path):
+    from embedkit.errors import StoreError
+
+    store = Store(tmp_path)
+    store.save("ok", small_index(), extras={"model": {"w": np.ones(3)}})
+    store.save("cut", small_index())
+    os.truncate(tmp_path / "cut" / "vectors.npy", 5)
+    store.save("half", small_index())
+    (tmp_path / "half" / "manifest.json").unlink()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("not an index")
+    entries = {e["name"]: e for e in store.entries()}
+    assert sorted(entries) == ["cut", "half", "ok"]
+    assert not entries["ok"]["damaged"] and entries["ok"]["manifest"]["count"] == 5
+    assert entries["cut"]["error"].startswith("vectors.npy is truncated or altered (5 bytes")
+    assert entries["half"]["error"].startswith("no manifest.json")
+    assert store.unfinished("half") and not store.unfinished("notes") and not store.unfinished("ok")
+    with pytest.raises(StoreError, match="is incomplete: its folder has no manifest.json"):
+        store.load("half")
+    store.delete("half")
+    assert not (tmp_path / "half").exists() and (tmp_path / "notes" / "todo.txt").exists()
+    with pytest.raises(StoreError, match="no index named 'notes'"):
+        store.delete("notes")
+    (tmp_path / "ok" / "extra.model.npz").unlink()
+    with pytest.raises(StoreError, match=r"index 'ok' in the store .*: its model file extra.model.npz is missing; "
+                                         "restore it from a backup or retrain"):
+        store.load_extra("ok", "model")
+    with pytest.raises(StoreError, match="has no extra 'users'"):
+        store.load_extra("ok", "users")

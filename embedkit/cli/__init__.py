@@ -43,6 +43,39 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise _UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
+    def parse_args(self, args=None, namespace=None):
+        """As argparse, but arguments no parser took are reported by the deepest sub-command given
+        (``embedkit train word2vec: unrecognized arguments: --dimm 8; did you mean --dim?``), whose
+        --help lists its options, instead of by ``embedkit``."""
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = _chosen_subparser(self, ns)
+            parser.error(f"unrecognized arguments: {' '.join(extras)}{_close_option(parser, extras)}")
+        return ns
+
+
+def _chosen_subparser(parser: argparse.ArgumentParser, ns) -> argparse.ArgumentParser:
+    """The parser of the most specific sub-command named on the command line (``parser`` if none)."""
+    while True:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = getattr(ns, sub.dest, None) if sub is not None and sub.dest != argparse.SUPPRESS else None
+        if not isinstance(chosen, str) or chosen not in sub.choices:
+            return parser
+        parser = sub.choices[chosen]
+
+
+def _close_option(parser: argparse.ArgumentParser, extras) -> str:
+    """``; did you mean --dim?`` for the first unknown option close to one of ``parser``'s (difflib)."""
+    from difflib import get_close_matches
+
+    known = [o for a in parser._actions if a.help != argparse.SUPPRESS for o in a.option_strings if o.startswith("--")]
+    for arg in extras:
+        if arg.startswith("--") and len(arg) > 2:
+            close = get_close_matches(arg.split("=", 1)[0], known, n=1)
+            if close:
+                return f"; did you mean {close[0]}?"
+    return ""
+
 
 class _UsageError(Exception):
     pass

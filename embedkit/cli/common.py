@@ -134,7 +134,9 @@ def out(text: str = "") -> None:
 
 
 def refuse_existing(store, name: str, force: bool) -> None:
-    """Training or building never replaces an index silently: --force says so."""
+    """Training or building never replaces an index silently: --force says so. Called before any work
+    is done, it also refuses a store where nothing could be saved (a file, a read-only folder)."""
+    store.check_writable()
     if store.exists(name) and not force:
         raise InputError(f"an index named {name!r} already exists in the store {store.root.resolve()}; pass --force "
                          "to replace it")
@@ -154,3 +156,31 @@ def existing_file(path: str) -> Path:
     if p.is_dir():
         raise InputError(f"{path}: is a directory, expected a file")
     return p
+
+
+def ignored_option(message: str) -> None:
+    """Say on one line (``warning: MESSAGE``, see :func:`embedkit.cli._one_line_warnings`) that an option
+    given on the command line has no effect here; the command goes on without it."""
+    import warnings
+
+    from ..errors import IgnoredParameterWarning
+
+    warnings.warn(message, IgnoredParameterWarning, stacklevel=2)
+
+
+def load_model(load, name: str, store):
+    """``load(name, store)`` (``Trainer.from_store``, a recommender loader): when it fails and the
+    manifest of ``name`` lists a model, a missing or damaged model file is reported as such (the
+    store's one line: restore it or retrain) instead of as an index without a model."""
+    from ..errors import StoreError
+
+    try:
+        return load(name, store)
+    except StoreError:
+        try:
+            listed = "model" in (store.info(name).get("extras") or [])
+        except StoreError:
+            listed = False
+        if listed:
+            store.load_extra(name, "model")  # raises the store's message when the file is missing or damaged
+        raise

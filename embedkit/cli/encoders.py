@@ -14,8 +14,8 @@ import argparse
 
 import numpy as np
 
-from ..errors import ParseError
-from .common import add_train_options, existing_file, get_store, out, save_trained
+from ..errors import InputError, ParseError
+from .common import add_train_options, existing_file, get_store, out, refuse_existing, save_trained
 
 
 def _hidden(text: str) -> tuple[int, ...] | str:
@@ -111,7 +111,8 @@ def register(groups) -> None:
     p.add_argument("--contamination", type=float, default=0.1,
                    help="expected share of anomalies; sets the threshold for the 0/1 labels (default: 0.1)")
     p.add_argument("--anomaly", metavar="FILE", default=None,
-                   help="write every training row's anomaly score and 0/1 label to FILE (CSV: key,score,anomaly)")
+                   help="write every training row's anomaly score and 0/1 label to FILE (CSV: key,score,anomaly); "
+                        "an existing FILE is replaced only with --force")
     p.add_argument("--noise", type=float, default=0.3, help="denoising: Gaussian noise std (default: 0.3)")
     p.add_argument("--sparsity", type=float, default=1e-3, help="sparse: L1 weight on the code (default: 0.001)")
     p.add_argument("--beta", type=float, default=1.0, help="vae: weight of the KL term (default: 1.0)")
@@ -160,6 +161,7 @@ def _train_siamese(args) -> int:
     from ..data.features import load_labels
     from ..trainers.encoders import SiameseEncoder
 
+    refuse_existing(get_store(args), args.name, args.force)  # before anything is read or trained
     table = _read_table(args)
     y = pairs = None
     if args.pairs:
@@ -186,12 +188,17 @@ def _train_siamese(args) -> int:
 def _train_autoencoder(args) -> int:
     from ..trainers.encoders import AutoEncoder
 
+    refuse_existing(get_store(args), args.name, args.force)  # before anything is read or trained
     if args.anomaly:  # before anything is read, trained or saved; only the process that will write checks
+        from pathlib import Path
+
         from .._io import check_writable
         from ..distributed import is_main
 
         if is_main():  # (the rank comes from torchrun's environment before the group exists)
             check_writable(args.anomaly, "--anomaly")
+            if Path(args.anomaly).exists() and not args.force:  # as 'export --out': never replaced silently
+                raise InputError(f"--anomaly {args.anomaly}: the file exists; pass --force to replace it")
     table = _read_table(args)
     model = AutoEncoder(variant=args.variant, dim=args.dim, hidden=args.hidden, loss=args.loss, noise=args.noise,
                         sparsity=args.sparsity, beta=args.beta, patience=args.patience, score=args.score,

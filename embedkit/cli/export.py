@@ -19,7 +19,7 @@ import io
 from pathlib import Path
 
 from ..errors import InputError
-from .common import add_store_option, get_store, out
+from .common import add_store_option, get_store, ignored_option, out
 
 FORMATS = ("word2vec", "npz", "csv", "model")
 _SUFFIX = {"word2vec": (".txt", ".vec", ".bin"), "npz": (".npz",), "csv": (".csv",), "model": (".npz",)}
@@ -42,7 +42,8 @@ def register(groups) -> None:
     p.set_defaults(func=cmd_export)
 
     rm = groups.top.add_parser("rm", help="delete saved indexes from the store",
-                               description="Delete saved indexes (vectors, model and journal) from the store.")
+                               description="Delete saved indexes (vectors, model and journal) from the store, or the "
+                                           "folder an unfinished save left (listed as damaged: no manifest.json).")
     rm.add_argument("names", metavar="NAME", nargs="+", help="index to delete (see 'embedkit list')")
     add_store_option(rm)
     rm.set_defaults(func=cmd_rm)
@@ -94,6 +95,8 @@ def cmd_export(args) -> int:
     from .._io import atomic_write_bytes
 
     fmt = _format_of(args)
+    if args.binary and fmt != "word2vec":
+        ignored_option(f"--binary applies to --format word2vec only; ignored for --format {fmt}")
     path = _check_out(Path(args.out), args.force)
     store = get_store(args)
     require_entry(store, args.name)
@@ -103,6 +106,8 @@ def cmd_export(args) -> int:
         try:
             arrays = store.load_extra(args.name, "model")
         except StoreError:
+            if "model" in (store.info(args.name).get("extras") or []):
+                raise  # the model file is missing or damaged: the store's line says so, and how to fix it
             raise InputError(f"index {args.name!r} holds vectors only, no trained model (it was built from a "
                              "vectors file); export its vectors with --format word2vec|npz|csv") from None
         trainer = (store.info(args.name).get("meta") or {}).get("trainer") or "the trainer"
@@ -113,6 +118,10 @@ def cmd_export(args) -> int:
         return 0
     emb = store.load(args.name).to_embeddings()
     if fmt == "word2vec":
+        bad = next((k for k in emb.keys if not k or any(c.isspace() for c in k)), None)
+        if bad is not None:
+            raise InputError(f"key {bad!r} of index {args.name!r} is empty or holds whitespace, which the word2vec "
+                             "format cannot store; export with --format npz (or --format csv) instead")
         emb.save_word2vec_format(path, binary=args.binary or path.suffix.lower() == ".bin")
     elif fmt == "npz":
         emb.save(path)
@@ -125,7 +134,8 @@ def cmd_export(args) -> int:
 def cmd_rm(args) -> int:
     store = get_store(args)
     for name in args.names:  # check them all first: nothing deleted when one name is wrong
-        require_entry(store, name)
+        if not store.unfinished(name):  # the folder of a save that never finished is removed too
+            require_entry(store, name)
     for name in dict.fromkeys(args.names):
         store.delete(name)
         out(f"removed {name!r} from the store {store.root.resolve()}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .._knn import METRICS
 from ..errors import InputError, ParseError
-from .common import add_store_option, check_k, existing_file, get_store, out, refuse_existing
+from .common import add_store_option, check_k, existing_file, get_store, ignored_option, out, refuse_existing
 
 
 def register(groups) -> None:
@@ -214,7 +214,11 @@ def cmd_query(args) -> int:
         close = close_matches(missing[0], index.keys)
         hint = "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
         raise InputError(f"key {missing[0]!r} is not in index {args.name!r} ({len(index)} items){hint}")
-    if args.minus is not None or args.mul:
+    if args.mul and args.minus is None:
+        ignored_option("--mul scores an analogy (3CosMul) and applies with --minus KEY only; ignored: each KEY is "
+                       "searched on its own")
+        args.mul = False
+    if args.minus is not None:
         res = index.search_examples(positive=args.keys, negative=args.minus or [], k=args.k, filter=flt,
                                     method="mul" if args.mul else "add")
         label = " ".join(args.keys) + (" - " + " ".join(args.minus) if args.minus else "")
@@ -235,6 +239,7 @@ def cmd_query(args) -> int:
 
 def cmd_list(args) -> int:
     store = get_store(args)
+    store.check_folder()  # a file given as --store: said as such, not as a missing folder
     entries = store.entries()  # one damaged index is listed with its reason, never fails the list
     if not entries:
         where = "" if store.root.is_dir() else " (the folder does not exist)"
@@ -252,12 +257,27 @@ def cmd_list(args) -> int:
 
 
 def cmd_info(args) -> int:
-    m = get_store(args).info(args.name)
+    from ..errors import StoreError
+
+    store = get_store(args)
+    m = store.info(args.name)
+    try:
+        store.check(args.name)  # the files the manifest lists: there, with their recorded sizes
+        damaged = None
+    except StoreError as exc:
+        damaged = " ".join(str(exc).split())
     if args.json:
-        out(json.dumps(m, indent=1))
-        return 0
+        out(json.dumps(m if damaged is None else {**m, "damaged": damaged}, indent=1))
+    else:
+        _print_info(args.name, m)
+    if damaged is not None:  # the manifest above, then the reason: one line, and a failing exit status
+        raise StoreError(damaged)
+    return 0
+
+
+def _print_info(name: str, m: dict) -> None:
     meta = m.get("meta") or {}
-    out(f"name:     {args.name}")
+    out(f"name:     {name}")
     out(f"count:    {m['count']}  dim: {m['dim']}  metric: {m['metric']}  kind: {m['kind']}")
     out(f"created:  {m['created']}  format: {m['format_version']}  embedkit {m['embedkit_version']}")
     out(f"knobs:    {json.dumps(m.get('knobs', {}))}")
@@ -268,4 +288,3 @@ def cmd_info(args) -> int:
         out(f"loss:     {' '.join(f'{x:.4g}' for x in losses)}")
     if m.get("extras"):
         out(f"extras:   {', '.join(m['extras'])}")
-    return 0

@@ -12,6 +12,8 @@ from .common import (
     check_k,
     existing_file,
     get_store,
+    ignored_option,
+    load_model,
     out,
     refuse_existing,
     renamed_option,
@@ -59,7 +61,8 @@ def register(groups) -> None:
                           help=f"multi-valued columns of --{who}-features, values separated by '|'")
         side.add_argument(f"--{who}-numeric", nargs="+", default=[], metavar="COL",
                           help=f"numeric columns of --{who}-features (standardised)")
-    side.add_argument("--loss", default="bpr", choices=["bpr", "warp"], help="HybridMF loss (default: bpr)")
+    side.add_argument("--loss", default=None, choices=["bpr", "warp"],
+                      help="HybridMF loss, with --item-features/--user-features (default: bpr)")
     train.set_defaults(func=cmd_train)
 
     tune_group = groups.top.add_parser("tune", help="choose parameters by cross-validation and save the winner")
@@ -163,6 +166,7 @@ def cmd_train(args) -> int:
     _check_metric(args)
     if args.feedback == "explicit" and args.value is None:
         raise InputError("--feedback explicit needs the rating column: --value COLUMN")
+    _warn_unused_side_options(args)
     refuse_existing(get_store(args), args.name, args.force)
     if args.item_features or args.user_features:
         return _train_hybrid(args)
@@ -182,6 +186,19 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _warn_unused_side_options(args) -> None:
+    """One warning line per side-feature option that has no effect: columns of a features file not given,
+    and --loss (HybridMF's) when no features file is given (plain MF has --method)."""
+    for who in ("item", "user"):
+        given = [f"--{who}-{k}" for k in ("categorical", "tags", "numeric") if getattr(args, f"{who}_{k}")]
+        if given and getattr(args, f"{who}_features") is None:
+            ignored_option(f"{' and '.join(given)} name{'s' if len(given) == 1 else ''} columns of --{who}-features "
+                           f"{who.upper()}S.csv, which is not given; ignored")
+    if args.loss is not None and not (args.item_features or args.user_features):
+        ignored_option(f"--loss {args.loss} is the HybridMF loss, used with --item-features/--user-features only; "
+                       "ignored (plain MF chooses its objective with --method)")
+
+
 def _train_hybrid(args) -> int:
     from ..trainers.mf import Features, HybridMF
 
@@ -189,7 +206,7 @@ def _train_hybrid(args) -> int:
         raise InputError("side features (--item-features/--user-features) train a HybridMF on implicit feedback; "
                          "drop --feedback explicit")
     kw = {"reg": args.reg} if args.reg is not None else {}
-    model = HybridMF(dim=args.dim, loss=args.loss, epochs=args.epochs, lr=0.05 if args.lr is None else args.lr,
+    model = HybridMF(dim=args.dim, loss=args.loss or "bpr", epochs=args.epochs, lr=0.05 if args.lr is None else args.lr,
                      seed=args.seed, device=args.device, sync_every=args.sync_every, **kw)
     model.check_params()
     feats = {}
@@ -204,7 +221,7 @@ def _train_hybrid(args) -> int:
     inter = read_interactions(args, args.interactions)
     model.fit(inter, show_progress=not args.no_progress, **feats)
     path = save_trained(args, model, metric="cosine")
-    out(f"trained HybridMF ({args.loss}) on {inter.n_users} users x {inter.n_items} items ({inter.nnz} interactions) "
+    out(f"trained HybridMF ({model.loss}) on {inter.n_users} users x {inter.n_items} items ({inter.nnz} interactions) "
         f"with {', '.join(k.replace('_', ' ') for k in feats)}, dim {args.dim}, final loss {model.loss_history_[-1]:.5g}")
     out(f"saved to {path}  (try: embedkit recommend {args.name} {inter.user_keys[0]} -k 5)")
     return 0
@@ -214,7 +231,7 @@ def load_recommender(name: str, store):
     """The recommender saved as ``name`` (see :func:`embedkit.trainers.mf.load_recommender`)."""
     from ..trainers.mf import load_recommender as load
 
-    return load(name, store)
+    return load_model(load, name, store)  # a missing or damaged model file is said as such
 
 
 def cmd_recommend(args) -> int:
@@ -290,11 +307,9 @@ def parse_filter(text):
     """The --filter JSON (None when not given); one-line InputError for bad JSON."""
     if text is None:
         return None
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise InputError(f"--filter: not valid JSON ({exc}); e.g. --filter '{{\"$key\": {{\"$nin\": [\"i1\"]}}}}'") \
-            from None
+    from ..index._filter import parse_filter_text
+
+    value = parse_filter_text(text, "--filter", hint="; e.g. --filter '{\"$key\": {\"$nin\": [\"i1\"]}}'")
     if not isinstance(value, dict):
         raise InputError(f"--filter must be a JSON object, e.g. '{{\"genre\": \"drama\"}}'; got {text!r}")
     return value

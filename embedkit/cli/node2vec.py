@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+from ..errors import InputError
 from .common import (
     add_store_option,
     add_sync_option,
     add_train_options,
     existing_file,
     get_store,
+    load_model,
     out,
     refuse_existing,
     save_trained,
@@ -95,7 +97,7 @@ def _update(args) -> int:
     path = existing_file(args.edges)
     store = get_store(args)
     refuse_existing(store, args.name, args.force)
-    trainer = Node2Vec.from_store(args.update, store)
+    trainer = load_model(Node2Vec.from_store, args.update, store)
     graph = Graph.from_edgelist(path, directed=args.directed, weighted=args.weighted)
     before = len(trainer.embeddings_)
     if args.new_nodes_only:
@@ -137,6 +139,9 @@ def _train(args) -> int:
 
     if args.update:
         return _update(args)
+    if args.new_nodes_only:  # it would train a new model from scratch instead: refused before any work
+        raise InputError("--new-nodes-only works with --update NAME (it embeds the nodes NAME lacks, old vectors "
+                         "frozen); add --update NAME, or drop --new-nodes-only to train a new model")
     path = existing_file(args.edges)
     store = get_store(args)
     refuse_existing(store, args.name, args.force)

@@ -45,6 +45,36 @@ def _label_keys(spec: str | None):
     return keys
 
 
+def read_labels(path: str) -> dict:
+    """The --labels file as :func:`embedkit.plot.read_labels` reads it ('KEY LABEL' per line), first
+    refusing with file:line what is no labels file: bytes that are not UTF-8 text (an .npy...), or a
+    key given two different labels (a corpus or an edge list passed by mistake)."""
+    from .. import plot
+    from ..errors import ParseError
+
+    p = existing_file(path)
+    seen: dict[str, tuple[str, int]] = {}
+    with open(p, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                raise ParseError(p, n, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                                       "--labels takes a text file of 'KEY LABEL' lines") from None
+            if not line or line.startswith("#"):
+                continue
+            sep = "\t" if "\t" in line else "," if "," in line else None
+            parts = [x.strip() for x in line.split(sep, 1)]
+            if len(parts) != 2 or not parts[0] or not parts[1]:
+                continue  # plot.read_labels names the line
+            key, label = parts
+            if key in seen and seen[key][0] != label:
+                raise ParseError(p, n, f"key {key!r} is labelled {label[:40]!r} here and {seen[key][0][:40]!r} on line "
+                                       f"{seen[key][1]}; give each key one label ('KEY LABEL' per line)")
+            seen.setdefault(key, (label, n))
+    return plot.read_labels(p)
+
+
 def cmd_plot(args) -> int:
     from .. import plot
     from ..errors import InputError
@@ -67,7 +97,7 @@ def cmd_plot(args) -> int:
         epochs = "1 epoch" if len(history) == 1 else f"{len(history)} epochs"
         out(f"wrote the loss of {epochs} to {path}")
         return 0
-    labels = plot.read_labels(existing_file(args.labels)) if args.labels else None
+    labels = read_labels(args.labels) if args.labels else None
     index = store.load(args.name)
     res = plot.plot_map(index.to_embeddings(), args.out, labels=labels, method=args.method,
                         title=args.title or args.name, max_points=args.max_points, seed=args.seed,

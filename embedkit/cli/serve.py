@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 
 from ..errors import InputError
@@ -93,8 +94,8 @@ def check_port_free(host: str, port: int) -> None:
 def cmd_serve(args) -> int:
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port must be in the range [0, 65535]; got {args.port}")
-    if args.max_body_mb <= 0:
-        raise InputError(f"--max-body-mb must be > 0; got {args.max_body_mb}")
+    if not math.isfinite(args.max_body_mb) or args.max_body_mb <= 0:  # nan and inf pass a plain "<= 0"
+        raise InputError(f"--max-body-mb must be a finite number > 0 (MiB); got {args.max_body_mb}")
     if args.compact_every < 1:
         raise InputError(f"--compact-every must be >= 1; got {args.compact_every}")
     if args.faiss_threads < 1:
@@ -103,8 +104,8 @@ def cmd_serve(args) -> int:
         raise InputError(f"--max-results and --max-heavy must be >= 1; got {args.max_results} and {args.max_heavy}")
     if args.max_connections is not None and args.max_connections < 1:
         raise InputError(f"--max-connections must be >= 1; got {args.max_connections}")
-    if not 0 < args.header_timeout <= 3600:
-        raise InputError(f"--header-timeout must be in (0, 3600] seconds; got {args.header_timeout}")
+    if not 0 < args.header_timeout <= 3600:  # false for nan too
+        raise InputError(f"--header-timeout must be a finite number of seconds in (0, 3600]; got {args.header_timeout}")
     token = args.token
     if token is None and "EMBEDKIT_TOKEN" in os.environ:
         token = os.environ["EMBEDKIT_TOKEN"]
@@ -123,6 +124,12 @@ def cmd_serve(args) -> int:
         raise InputError("--backend milvus needs --uri URI (a .db file or http://host:19530), and --uri needs "
                          "--backend milvus")
     store = get_store(args)
+    missing = ""
+    if args.backend == "faiss":
+        store.check_folder()  # a file given as --store is refused; a folder still to be made is said below
+        if not store.root.is_dir():
+            missing = (" (the store folder does not exist yet: indexes saved there later are served; check --store "
+                       "if you meant an existing store)")
     check_port_free(args.host, args.port)
     from ..serve import create_app
 
@@ -136,7 +143,7 @@ def cmd_serve(args) -> int:
 
     names = args.names or app.state.registry.names()
     shown = "[" + args.host + "]" if ":" in args.host else args.host
-    out(f"serving {len(names)} index(es) from {app.state.store.root}: {', '.join(names) or 'none yet'}")
+    out(f"serving {len(names)} index(es) from {app.state.store.root}: {', '.join(names) or 'none yet'}{missing}")
     out(f"page: http://{shown}:{args.port}/   API docs: http://{shown}:{args.port}/docs")
     out("writes: " + ("enabled (Authorization: Bearer <token>)" if token else "disabled (no --token / $EMBEDKIT_TOKEN)"))
     if not _is_loopback(args.host):

@@ -17,6 +17,7 @@ from .common import (
     add_train_options,
     existing_file,
     get_store,
+    load_model,
     out,
     refuse_existing,
     renamed_option,
@@ -70,7 +71,8 @@ def register(groups) -> None:
     f.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold, 0 disables (default: 1e-3)")
     f.add_argument("--lr", type=float, default=0.025, help="initial learning rate (default: 0.025)")
     f.add_argument("--min-n", type=int, default=3, help="shortest character n-gram (default: 3)")
-    f.add_argument("--max-n", type=int, default=6, help="longest character n-gram (default: 6)")
+    f.add_argument("--max-n", type=int, default=6,
+                   help="longest character n-gram, >= --min-n; 0: no n-grams (default: 6)")
     f.add_argument("--bucket", type=int, default=2_000_000, help="n-gram hash buckets (default: 2,000,000)")
     f.add_argument("--backend", default="auto", choices=["auto", "gensim", "torch"],
                    help="auto: torch on CUDA, else gensim (default: auto)")
@@ -110,7 +112,7 @@ def _update(args) -> int:
     paths = [existing_file(f) for f in args.files]
     store = get_store(args)
     refuse_existing(store, args.name, args.force)
-    trainer = Word2Vec.from_store(args.update, store)
+    trainer = load_model(Word2Vec.from_store, args.update, store)
     before = len(trainer.embeddings_)
     emb = trainer.partial_fit(Corpus.from_files(paths), lr=args.lr, epochs=args.epochs,
                               show_progress=not args.no_progress)
@@ -126,6 +128,9 @@ def _train_fasttext(args) -> int:
     from ..data.corpus import Corpus
     from ..trainers.fasttext import FastText
 
+    if args.min_n > args.max_n and args.max_n != 0:
+        raise InputError(f"--min-n {args.min_n} is greater than --max-n {args.max_n}: character n-grams need "
+                         "1 <= --min-n <= --max-n (default 3 and 6); --max-n 0 turns them off (plain word2vec)")
     paths = [existing_file(f) for f in args.files]
     store = get_store(args)
     refuse_existing(store, args.name, args.force)

@@ -28,19 +28,25 @@ from __future__ import annotations
 
 import json
 import numbers
+import re
 
 import numpy as np
 
 from ..errors import InputError
 from ._payload import Columns
 
-__all__ = ["Filter", "compile_filter", "filter_mask"]
+__all__ = ["Filter", "compile_filter", "filter_mask", "parse_filter_text"]
 
 _FIELD_OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin")
 _LOGIC_OPS = ("$and", "$or", "$not")
 _ORDER_OPS = ("$gt", "$gte", "$lt", "$lte")
 _MAX_DEPTH = 32
 _MAX_NODES = 10_000
+# JSON nesting a filter's text may have: an accepted filter needs at most about 2 levels per $and/$or level
+# (an object and a list) plus a few for a field's operators; deeper text is refused before it is parsed,
+# since json.loads recurses once per level and a few thousand levels overflow Python's recursion limit.
+_MAX_JSON_DEPTH = 2 * _MAX_DEPTH + 36
+_JSON_SYNTAX = re.compile(r'[\[\]{}"\\]')
 
 
 def _err(path: str, msg: str) -> InputError:
@@ -98,14 +104,58 @@ def compile_filter(spec) -> Filter:
     if isinstance(spec, Filter):
         return spec
     if isinstance(spec, str):
-        try:
-            spec = json.loads(spec)
-        except ValueError as exc:
-            raise InputError(f"filter: not valid JSON ({exc})") from None
+        spec = parse_filter_text(spec)
     if not isinstance(spec, dict):
         raise InputError(f"filter: must be a JSON object such as {{\"field\": value}}; got {type(spec).__name__}")
     count = [0]
     return Filter(spec, _compile(spec, "", 0, count))
+
+
+def parse_filter_text(text: str, where: str = "filter", hint: str = ""):
+    """The JSON value of a filter given as text (a command line's --filter, a URL's ``filter=``).
+
+    Every caller that parses filter text goes through here, so that each gets the same one-line
+    InputError, starting with ``where``: for text that is not JSON (``hint`` is appended, e.g. an
+    example), and for text nested more than ``_MAX_JSON_DEPTH`` levels deep, which is refused before
+    it is parsed (``json.loads`` would overflow Python's recursion limit on a few thousand levels)."""
+    depth = _json_depth(text, _MAX_JSON_DEPTH)
+    if depth > _MAX_JSON_DEPTH:
+        raise InputError(f"{where}: nested more than {_MAX_JSON_DEPTH} levels deep; a filter holds at most "
+                         f"{_MAX_DEPTH} levels of $and/$or/$not: flatten it (a long allow- or deny-list is one "
+                         "$in / $nin)")
+    try:
+        return json.loads(text)
+    except RecursionError:  # pragma: no cover - the depth check comes first
+        raise InputError(f"{where}: nested too deeply to parse; flatten it") from None
+    except ValueError as exc:
+        raise InputError(f"{where}: not valid JSON ({exc}){hint}") from None
+
+
+def _json_depth(text: str, stop: int) -> int:
+    """Deepest nesting of objects and lists in JSON ``text`` (brackets inside strings not counted),
+    in one linear pass over its brackets, quotes and backslashes; stops early once past ``stop``."""
+    depth = top = 0
+    in_string, skip = False, -1
+    for m in _JSON_SYNTAX.finditer(text):
+        c, i = m.group(), m.start()
+        if in_string:
+            if i == skip:  # the character after a backslash
+                continue
+            if c == "\\":
+                skip = i + 1
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            depth += 1
+            if depth > top:
+                top = depth
+                if top > stop:
+                    break
+        elif c in "]}":
+            depth -= 1
+    return top
 
 
 def _compile(spec, path: str, depth: int, count) -> tuple:
@@ -146,6 +196,9 @@ def _compile_field(field, value, path, depth, count) -> tuple:
             here = f"{path}.{op}"
             if op == "$not":
                 count[0] += 1
+                if depth + 1 > 2 * _MAX_DEPTH:  # a chain of $not (unbounded recursion before; JSON text is bounded)
+                    raise _err(here, f"$not nested more than {2 * _MAX_DEPTH} levels deep; simplify it (two $not "
+                                     "cancel out)")
                 if not isinstance(v, dict) or not v:
                     raise _err(here, "inside a field expects an operator object such as {\"$gt\": 3}")
                 inner = _compile_field(field, v, here, depth + 1, count)

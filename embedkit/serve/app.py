@@ -32,6 +32,7 @@ from starlette.routing import Match
 from .. import __version__
 from .._validation import check_int
 from ..errors import InputError, MissingKeyError, StoreError
+from ..index._filter import parse_filter_text
 from ..store import Store, check_name
 from ._docs import install_docs as _install_docs
 from ._errors import error as _error
@@ -87,11 +88,8 @@ def check_filter(spec, where: str = "filter"):
     MAX_FILTER_PARTS operators and fields. The index checks the rest (one-line errors)."""
     if spec is None:
         return None
-    if isinstance(spec, str):
-        try:
-            spec = json.loads(spec)
-        except ValueError as exc:
-            raise InputError(f"{where}: not valid JSON ({exc}); give an object such as {{\"colour\": \"red\"}}") from None
+    if isinstance(spec, str):  # one parser for every filter text: depth-checked before json.loads
+        spec = parse_filter_text(spec, where, hint='; give an object such as {"colour": "red"}')
     if not isinstance(spec, dict):
         raise InputError(f"{where}: must be a JSON object such as {{\"colour\": \"red\"}}; got {type(spec).__name__}")
     parts, stack = 0, [spec]
@@ -347,6 +345,9 @@ def create_app(store_root=None, names=None, token: str | None = None, *, max_bod
                 keys = json.loads(include)
             except ValueError as exc:
                 raise InputError(f"query parameter 'include': not valid JSON ({exc}); give a list of keys") from None
+            except RecursionError:  # thousands of nested lists: not a list of keys either
+                raise InputError("query parameter 'include' must be a JSON list of keys, e.g. [\"apple\"]; "
+                                 "got deeply nested lists") from None
             if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
                 raise InputError("query parameter 'include' must be a JSON list of keys, e.g. [\"apple\"]")
             if len(keys) > MAX_K + 1:

@@ -14,7 +14,10 @@ What is promised (see :mod:`embedkit.index._persist` for the on-disk format and
   one-line error, never a raw OSError.
 * Reading (:meth:`names`, :meth:`entries`, :meth:`exists`, :meth:`info`, :meth:`load`) never
   renames or deletes anything, and a read racing a save sees the old or the new copy.
-* One damaged index never hides the others: :meth:`entries` lists each with its problem.
+* One damaged index never hides the others: :meth:`entries` lists each with its problem: a
+  manifest that cannot be read, a file it lists that is missing or of another size (checked
+  cheaply, without reading the files), or a folder with index files but no manifest (a save that
+  never finished, or a manifest deleted by hand), which :meth:`delete` can remove.
 """
 
 from __future__ import annotations
@@ -27,10 +30,16 @@ from pathlib import Path
 from .._io import name_lock
 from ..errors import InputError, StoreError
 from ..index import VectorIndex, read_manifest
-from ..index._persist import _readable_dir, delete_index, read_consistent, writer_at_work
+from ..index._persist import _manifest_at, _readable_dir, delete_index, read_consistent, writer_at_work
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _LEFTOVER = re.compile(r"^\.(.+)\.old-[0-9a-f]{8}$")
+# the files a save or the service writes inside an index folder (see embedkit.index._persist)
+_INDEX_FILES = frozenset({"manifest.json", "index.faiss", "ids.npy", "vectors.npy", "tombstones.npy", "keys.json",
+                          "payload.npz", "journal.jsonl"})
+_EXTRA_FILE = re.compile(r"^extra\.[A-Za-z0-9_-]{1,64}\.npz$")
+_WHERE = "pass the folder your indexes are in as Store(root) / --store DIR, or set EMBEDKIT_STORE"
+_WRITABLE = "pass a writable folder as Store(root) / --store DIR, or set EMBEDKIT_STORE"
 
 
 def default_root() -> Path:
@@ -80,6 +89,35 @@ class Store:
                 return (path / "manifest.json").exists()
         return (path / "manifest.json").exists()
 
+    def check_folder(self) -> None:
+        """StoreError (one line) when the store path exists but is not a folder (a file given as --store)."""
+        if (self.root.exists() or self.root.is_symlink()) and not self.root.is_dir():
+            what = "a file" if self.root.is_file() else "not a folder"
+            raise StoreError(f"the store path {self.root.resolve()} is {what}, not a folder of indexes; {_WHERE}")
+
+    def check_writable(self) -> None:
+        """Refuse, before any work is done, a store where no index could be saved: its path, or the
+        nearest existing folder above a store folder still to be made, is a file, is on a read-only
+        file system or is not writable. Creates nothing; StoreError (one line) naming the folder."""
+        self.check_folder()
+        problem = _write_problem(self.root)
+        if problem:
+            raise StoreError(f"{problem}; {_WRITABLE}")
+
+    def _make_root(self) -> None:
+        """Create the store folder (and the folders above it) for a save, with a one-line StoreError
+        naming the store folder and the fix instead of a raw OSError."""
+        if self.root.is_dir():
+            return
+        self.check_folder()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            where = f": {os.path.abspath(exc.filename)}" if exc.filename else ""
+            problem = _write_problem(self.root) or (f"cannot create the store folder {self.root.resolve()} "
+                                                    f"({exc.strerror or type(exc).__name__}{where})")
+            raise StoreError(f"{problem}; nothing was saved; {_WRITABLE}") from None
+
     def names(self) -> list[str]:
         """Names of the saved indexes (damaged ones included: see :meth:`entries`)."""
         if not self.root.is_dir():
@@ -100,17 +138,66 @@ class Store:
 
     def entries(self) -> list[dict]:
         """Every saved index with its state, for listings that must not fail for all when one is
-        damaged: ``{"name", "damaged": bool, "error": one line or None, "manifest": dict or None}``.
-        Only the manifest is checked here (schema, readable); loading also checks every file."""
+        damaged: ``{"name", "damaged": bool, "error": one line or None, "manifest": dict or None}``,
+        sorted by name. Checked here, cheaply: the manifest (schema, readable) and that every file it
+        lists is there with the recorded size (:meth:`check`; loading also verifies the checksums).
+        A folder of index files without a manifest (:meth:`unfinished`) is listed as damaged too."""
         out = []
-        for name in self.names():
+        names = self.names()
+        for name in names:
             try:
-                out.append({"name": name, "damaged": False, "error": None, "manifest": self.info(name)})
+                out.append({"name": name, "damaged": False, "error": None, "manifest": self.check(name)})
             except StoreError as exc:
                 if not self.exists(name):  # deleted since names(): not listed
                     continue
-                out.append({"name": name, "damaged": True, "error": " ".join(str(exc).split()), "manifest": None})
-        return out
+                error = getattr(exc, "reason", None) or str(exc)  # beside its name: the reason alone
+                out.append({"name": name, "damaged": True, "error": " ".join(error.split()), "manifest": None})
+        for name in self._unfinished_names(set(names)):
+            out.append({"name": name, "damaged": True, "manifest": None,
+                        "error": "no manifest.json: its save never finished, or the manifest was deleted; remove the "
+                                 f"folder with 'embedkit rm {name}' (Store.delete) and save the index again"})
+        return sorted(out, key=lambda e: e["name"])
+
+    def check(self, name: str) -> dict:
+        """The manifest of ``name`` (as :meth:`info`) after a cheap check of the files it lists:
+        each must exist with the size the manifest records (nothing is read; :meth:`load` also
+        verifies the checksums). StoreError (one line) naming the first file at fault."""
+        path = self._require(name)
+
+        def read(d):
+            manifest = _manifest_at(d)
+            problem = _files_problem(d, manifest)
+            if problem:
+                reason = f"{problem}; restore it from a backup or rebuild it (train or build it again with --force)"
+                exc = StoreError(f"index {name!r} in the store {self.root.resolve()} is damaged: {reason}")
+                exc.reason = reason
+                raise exc
+            return manifest
+
+        return read_consistent(path, read)
+
+    def unfinished(self, name) -> bool:
+        """Whether ``<root>/<name>`` is a folder of index files without ``manifest.json``: a save
+        that never finished, or a manifest deleted by hand. Only a real folder (no link) inside the
+        store that holds nothing but the files a save writes counts; never while a save of ``name``
+        is at work. Such a folder is no index (:meth:`exists` is False), but :meth:`entries` lists it
+        as damaged and :meth:`delete` removes it."""
+        try:
+            path = self.path(name)
+            if path.is_symlink() or not path.is_dir() or (path / "manifest.json").exists() or writer_at_work(path):
+                return False
+            with os.scandir(path) as it:
+                return all(e.is_file(follow_symlinks=False) and (e.name in _INDEX_FILES or _EXTRA_FILE.fullmatch(e.name))
+                           for e in it)
+        except (InputError, OSError):
+            return False
+
+    def _unfinished_names(self, known: set) -> list[str]:
+        try:
+            listing = sorted(os.listdir(self.root)) if self.root.is_dir() else []
+        except OSError:
+            return []
+        return [n for n in listing if n not in known and _NAME.fullmatch(n) and ".." not in n and self.unfinished(n)]
 
     def save(self, name: str, index: VectorIndex, *, meta: dict | None = None, extras: dict | None = None,
              overwrite: bool = False, lock_timeout: float | None = 600.0) -> Path:
@@ -119,6 +206,7 @@ class Store:
         Holds the writer lock of ``name`` throughout: a concurrent save of the same name waits
         (``overwrite=True``) or, once the first has written it, is refused (``overwrite=False``)."""
         p = self.path(name)
+        self._make_root()
         with name_lock(p, timeout=lock_timeout):
             if not overwrite and self.exists(name):
                 raise InputError(f"an index named {name!r} already exists in the store {self.root.resolve()}; pass "
@@ -138,9 +226,13 @@ class Store:
         from difflib import get_close_matches
 
         root = self.root.resolve()
+        if self.root.exists() and not self.root.is_dir():
+            return f"no index named {name!r}: the store path {root} is a file, not a folder ({_WHERE})"
         if not self.root.is_dir():
-            return (f"no index named {name!r}: the store folder {root} does not exist (pass the folder your indexes "
-                    "are in as Store(root) / --store DIR, or set EMBEDKIT_STORE)")
+            return f"no index named {name!r}: the store folder {root} does not exist ({_WHERE})"
+        if self.unfinished(name):
+            return (f"index {name!r} in the store {root} is incomplete: its folder has no manifest.json (its save never "
+                    f"finished, or the manifest was deleted); remove it with 'embedkit rm {name}' and save it again")
         have = self.names()
         close = get_close_matches(name, have, n=3) if isinstance(name, str) else []
         hint = "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
@@ -175,9 +267,69 @@ class Store:
         return read_manifest(self._require(name))
 
     def load_extra(self, name: str, extra: str) -> dict:
-        return VectorIndex.load_extra(self._require(name), extra)
+        """The arrays of extra ``extra`` of ``name`` (checksum-verified). StoreError (one line):
+        when the manifest lists no such extra, or when it does and its file is missing or damaged
+        (then saying so: restore the file or retrain)."""
+        path = self._require(name)
+        try:
+            return VectorIndex.load_extra(path, extra)
+        except StoreError as exc:
+            raise self._extra_error(name, path, extra, exc) from None
+
+    def _extra_error(self, name: str, path, extra: str, exc: StoreError) -> StoreError:
+        try:
+            manifest = read_manifest(path)
+        except StoreError:
+            return exc
+        if extra not in (manifest.get("extras") or []):
+            return exc  # no such extra: the index holds none
+        fname = f"extra.{extra}.npz"
+        state = _files_problem(_readable_dir(path), {"files": {fname: (manifest.get("files") or {}).get(fname)}})
+        state = state[len(fname) + 1:] if state else f"is damaged ({' '.join(str(exc).split())})"
+        return StoreError(f"index {name!r} in the store {self.root.resolve()}: its {extra} file {fname} {state}; "
+                          f"restore it from a backup or retrain the index (train it again with --name {name} --force)")
 
     def delete(self, name: str) -> None:
-        """Delete ``name`` (under its writer lock; one atomic rename, then removal)."""
+        """Delete ``name`` (under its writer lock; one atomic rename, then removal), or the folder
+        ``name`` of a save that never finished (:meth:`unfinished`)."""
+        if not self.exists(name) and self.unfinished(name):
+            delete_index(self.path(name))
+            return
         p = self._require(name)
         delete_index(p)
+
+
+def _files_problem(path: Path, manifest: dict) -> str | None:
+    """What is wrong with the files ``manifest`` lists in ``path`` (missing, or not the recorded
+    size), from their directory entries alone; None when nothing is."""
+    for fname, info in (manifest.get("files") or {}).items():
+        try:
+            size = os.stat(path / fname).st_size
+        except FileNotFoundError:
+            return f"{fname} is missing"
+        except OSError as exc:
+            return f"{fname} cannot be read ({exc.strerror or type(exc).__name__})"
+        want = info.get("bytes") if isinstance(info, dict) else None
+        if isinstance(want, int) and size != want:
+            return f"{fname} is truncated or altered ({size} bytes, the manifest says {want})"
+    return None
+
+
+def _write_problem(root: Path) -> str | None:
+    """Why no index could be saved under store folder ``root`` (None: nothing found). Looks at
+    ``root`` or, when it is still to be made, at the nearest existing folder above it; creates nothing."""
+    root = Path(os.path.abspath(root))
+    folder = root
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    doing = f"cannot save into the store folder {root}" if folder == root else f"cannot create the store folder {root}"
+    if not folder.is_dir():
+        return f"{doing}: {folder} is a file, not a folder"
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"{doing}: {folder} is on a read-only file system"
+    except (OSError, AttributeError):
+        pass
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{doing}: no permission to write in {folder}"
+    return None

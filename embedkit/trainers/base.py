@@ -495,15 +495,15 @@ class Trainer:
         store = _as_store(store)
         if not store.exists(name):
             raise StoreError(_missing_entry(name, store, also_file=False))
-        meta = store.info(name).get("meta") or {}
+        info = store.info(name)
+        meta = info.get("meta") or {}
         if meta.get("trainer") != cls.__name__:
             raise StoreError(f"index {name!r} in {store.root.resolve()} was not written by {cls.__name__} "
                              f"(trainer: {meta.get('trainer', 'unknown')})")
-        try:
-            arrays = store.load_extra(name, "model")
-        except StoreError:
+        if "model" not in (info.get("extras") or []):
             raise StoreError(f"index {name!r} in {store.root.resolve()} holds vectors only, no {cls.__name__} model; "
-                             "save it with model.to_store(name)") from None
+                             "save it with model.to_store(name)")
+        arrays = store.load_extra(name, "model")  # a missing or damaged model file says so, with the fix
         return cls.from_arrays(arrays, source=f"{store.root}/{name}", **params)
 
 
