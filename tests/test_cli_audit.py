@@ -207,11 +207,13 @@ def test_mf_side_options_without_features_warn(tmp_path, run, monkeypatch, extra
     assert code == 1 and "reached training" in err
 
 
-def test_query_mul_without_minus_warns_and_searches_each_key(store, run):
-    _, plain, _ = run("--store", store.root, "query", "good", "w1", "w2")
-    with pytest.warns(IgnoredParameterWarning, match="--mul scores an analogy"):
-        code, out, err = run("--store", store.root, "query", "good", "w1", "w2", "--mul")
+def test_query_mul_of_one_key_without_minus_warns_and_several_keys_stay_one_query(store, run):
+    _, plain, _ = run("--store", store.root, "query", "good", "w1")
+    with pytest.warns(IgnoredParameterWarning, match="with one KEY it ranks like a plain search"):
+        code, out, err = run("--store", store.root, "query", "good", "w1", "--mul")
     assert code == 0 and out == plain, err
+    code, out, _ = run("--store", store.root, "query", "good", "w1", "w2", "--mul", "--json")  # one combined query
+    assert code == 0 and list(json.loads(out)) == ["w1 w2"]
     code, out, _ = run("--store", store.root, "query", "good", "w1", "--minus", "w2", "--mul")
     assert code == 0 and out.startswith("w1 - w2\n")
 
@@ -227,7 +229,7 @@ def test_the_warning_is_one_line_on_stderr(store):
     env.pop("EMBEDKIT_DEBUG", None)
     proc = subprocess.run([sys.executable, "-m", "embedkit", "query", "good", "w1", "--mul", "-k", "1"],
                           capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 0 and proc.stderr.startswith("warning: --mul scores an analogy"), proc.stderr
+    assert proc.returncode == 0 and proc.stderr.startswith("warning: --mul combines several KEYs"), proc.stderr
     assert proc.stderr.count("\n") == 1 and ".py:" not in proc.stderr
 
 
@@ -320,6 +322,24 @@ def test_rm_never_removes_a_folder_that_is_no_index(store, tmp_path, run):
         code, _, err = run("--store", store.root, "rm", name)
         assert code == 1 and err.count("\n") == 1
     assert (outside / "vectors.npy").exists()
+    # an empty folder, or one holding only some index-file names (the user's own files), is no index either
+    (store.root / "empty").mkdir()
+    lookalike = store.root / "lookalike"
+    lookalike.mkdir()
+    (lookalike / "vectors.npy").write_text("secret")
+    (lookalike / "keys.json").write_text("{}")
+    code, out, _ = run("--store", store.root, "list")
+    assert "empty" not in out and "lookalike" not in out
+    for name in ("empty", "lookalike"):
+        code, _, err = run("--store", store.root, "rm", name)
+        assert code == 1 and f"no index named {name!r}" in one_line(err)
+    assert (lookalike / "vectors.npy").read_text() == "secret" and (store.root / "empty").is_dir()
+
+
+def test_a_broken_link_given_as_the_store_is_said_to_be_one(tmp_path, corpus, run):
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    code, _, err = run("--store", tmp_path / "dangling", "train", "word2vec", corpus, "--name", "w", "--min-count", "1")
+    assert code == 1 and "is a broken symbolic link" in one_line(err) and "dangling" in err
 
 
 # ------------------------------------------------------------------ 10. the model file

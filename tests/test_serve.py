@@ -537,3 +537,10 @@ def test_deeply_nested_filters_in_a_url_are_one_line_4xx(store_root, mf_store):
     with client(root) as c:
         r = c.get("/indexes/shop/recommend", params={"user": users[0], "filter": deep})
         assert r.status_code == 422 and "nested more than 100 levels deep" in error_of(r)
+
+
+def test_a_body_nested_too_deeply_is_one_line_naming_the_fix(store_root):
+    deep = '{"a":' * 5000 + "1" + "}" * 5000
+    with client(store_root) as c:
+        r = c.post("/indexes/toy/search", content=deep, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and "could not be read as JSON" in error_of(r) and "/docs" in error_of(r)

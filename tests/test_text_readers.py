@@ -64,3 +64,32 @@ def test_word_pairs_file(tmp_path):
     with pytest.raises(ParseError) as err:
         ek.evaluate.similarity_report(emb, path)
     assert "pairs.txt:2" in one_line(err) and "iconv" in str(err.value)
+
+
+def test_a_pipe_as_a_corpus_is_read_once_and_trained_on(tmp_path):
+    import gc
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    text = "a b c d\nb c d e\n" * 50
+
+    def write():
+        with open(fifo, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    corpus = ek.Corpus.from_files(fifo)  # copied once: training reads a corpus several times
+    writer.join(timeout=10)
+    first, second = list(corpus), list(corpus)
+    assert first == second and len(first) == 100 and first[0] == ["a", "b", "c", "d"]
+    copy = corpus.paths[0]
+    assert copy.is_file() and copy != fifo
+    model = ek.Word2Vec(dim=4, epochs=1, min_count=1, sample=0, seed=0)
+    model.fit(corpus, show_progress=False)
+    assert len(model.embeddings_) == 5
+    del corpus
+    gc.collect()
+    assert not copy.parent.exists()  # the copy goes with the corpus

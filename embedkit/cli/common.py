@@ -166,21 +166,3 @@ def ignored_option(message: str) -> None:
     from ..errors import IgnoredParameterWarning
 
     warnings.warn(message, IgnoredParameterWarning, stacklevel=2)
-
-
-def load_model(load, name: str, store):
-    """``load(name, store)`` (``Trainer.from_store``, a recommender loader): when it fails and the
-    manifest of ``name`` lists a model, a missing or damaged model file is reported as such (the
-    store's one line: restore it or retrain) instead of as an index without a model."""
-    from ..errors import StoreError
-
-    try:
-        return load(name, store)
-    except StoreError:
-        try:
-            listed = "model" in (store.info(name).get("extras") or [])
-        except StoreError:
-            listed = False
-        if listed:
-            store.load_extra(name, "model")  # raises the store's message when the file is missing or damaged
-        raise

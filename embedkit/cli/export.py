@@ -43,7 +43,7 @@ def register(groups) -> None:
 
     rm = groups.top.add_parser("rm", help="delete saved indexes from the store",
                                description="Delete saved indexes (vectors, model and journal) from the store, or the "
-                                           "folder an unfinished save left (listed as damaged: no manifest.json).")
+                                           "folder of an index whose manifest.json was deleted (listed as damaged).")
     rm.add_argument("names", metavar="NAME", nargs="+", help="index to delete (see 'embedkit list')")
     add_store_option(rm)
     rm.set_defaults(func=cmd_rm)
@@ -134,7 +134,7 @@ def cmd_export(args) -> int:
 def cmd_rm(args) -> int:
     store = get_store(args)
     for name in args.names:  # check them all first: nothing deleted when one name is wrong
-        if not store.unfinished(name):  # the folder of a save that never finished is removed too
+        if not store.unfinished(name):  # an index folder whose manifest was deleted is removed too
             require_entry(store, name)
     for name in dict.fromkeys(args.names):
         store.delete(name)

@@ -57,7 +57,9 @@ def register(groups) -> None:
     query.add_argument("-k", type=int, default=10, help="neighbours per key (default: 10)")
     query.add_argument("--minus", metavar="KEY", nargs="+", default=None,
                        help="analogy: items like the KEYs and unlike these (king woman --minus man)")
-    query.add_argument("--mul", action="store_true", help="with --minus: score by 3CosMul instead of 3CosAdd")
+    query.add_argument("--mul", action="store_true",
+                       help="with --minus: score by 3CosMul instead of 3CosAdd; with several KEYs alone: one "
+                            "3CosMul query of them all")
     query.add_argument("--filter", metavar="JSON", default=None,
                        help='only items whose payload matches, e.g. \'{"category": "shoes", "price": {"$lt": 50}}\'')
     query.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -214,11 +216,11 @@ def cmd_query(args) -> int:
         close = close_matches(missing[0], index.keys)
         hint = "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
         raise InputError(f"key {missing[0]!r} is not in index {args.name!r} ({len(index)} items){hint}")
-    if args.mul and args.minus is None:
-        ignored_option("--mul scores an analogy (3CosMul) and applies with --minus KEY only; ignored: each KEY is "
-                       "searched on its own")
+    if args.mul and args.minus is None and len(args.keys) == 1:  # 3CosMul of one key ranks as a plain search
+        ignored_option("--mul combines several KEYs (3CosMul) or applies with --minus KEY; with one KEY it ranks "
+                       "like a plain search: ignored")
         args.mul = False
-    if args.minus is not None:
+    if args.minus is not None or args.mul:  # an analogy, or one 3CosMul query of several KEYs
         res = index.search_examples(positive=args.keys, negative=args.minus or [], k=args.k, filter=flt,
                                     method="mul" if args.mul else "add")
         label = " ".join(args.keys) + (" - " + " ".join(args.minus) if args.minus else "")

@@ -13,7 +13,6 @@ from .common import (
     existing_file,
     get_store,
     ignored_option,
-    load_model,
     out,
     refuse_existing,
     renamed_option,
@@ -231,7 +230,7 @@ def load_recommender(name: str, store):
     """The recommender saved as ``name`` (see :func:`embedkit.trainers.mf.load_recommender`)."""
     from ..trainers.mf import load_recommender as load
 
-    return load_model(load, name, store)  # a missing or damaged model file is said as such
+    return load(name, store)  # a missing or damaged model file is said as such by the store
 
 
 def cmd_recommend(args) -> int:

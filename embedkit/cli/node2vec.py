@@ -14,7 +14,6 @@ from .common import (
     add_train_options,
     existing_file,
     get_store,
-    load_model,
     out,
     refuse_existing,
     save_trained,
@@ -97,7 +96,7 @@ def _update(args) -> int:
     path = existing_file(args.edges)
     store = get_store(args)
     refuse_existing(store, args.name, args.force)
-    trainer = load_model(Node2Vec.from_store, args.update, store)
+    trainer = Node2Vec.from_store(args.update, store)
     graph = Graph.from_edgelist(path, directed=args.directed, weighted=args.weighted)
     before = len(trainer.embeddings_)
     if args.new_nodes_only:

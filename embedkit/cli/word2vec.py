@@ -17,7 +17,6 @@ from .common import (
     add_train_options,
     existing_file,
     get_store,
-    load_model,
     out,
     refuse_existing,
     renamed_option,
@@ -112,7 +111,7 @@ def _update(args) -> int:
     paths = [existing_file(f) for f in args.files]
     store = get_store(args)
     refuse_existing(store, args.name, args.force)
-    trainer = load_model(Word2Vec.from_store, args.update, store)
+    trainer = Word2Vec.from_store(args.update, store)
     before = len(trainer.embeddings_)
     emb = trainer.partial_fit(Corpus.from_files(paths), lr=args.lr, epochs=args.epochs,
                               show_progress=not args.no_progress)

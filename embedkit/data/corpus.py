@@ -12,6 +12,9 @@ from __future__ import annotations
 import bz2
 import gzip
 import os
+import shutil
+import tempfile
+import weakref
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -62,6 +65,18 @@ def open_text_lines(path) -> Iterator[tuple[int, str]]:
 _BINARY_FIX = "give a text file with one sentence per line (a compressed one named .gz or .bz2)"
 
 
+def _spool(source: Path, target: Path) -> Path:
+    """Copy the pipe or device ``source`` into the plain file ``target`` (a .gz or .bz2 name kept, so it
+    is still decompressed when read); one-line InputError when it cannot be read."""
+    target = target.with_name(target.name if source.name.lower().endswith((".gz", ".bz2")) else target.name + ".txt")
+    try:
+        with open(source, "rb") as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    except OSError as exc:
+        raise InputError(f"{source}: cannot read the corpus ({exc.strerror or exc}); give a text file") from None
+    return target
+
+
 class Corpus:
     """Sentences (lists of string tokens), re-iterable and streamed.
 
@@ -97,7 +112,20 @@ class Corpus:
                 raise InputError(f"{p}: no such file")
             if p.is_dir():
                 raise InputError(f"{p}: is a directory; give the text files inside it")
-        return cls(paths=paths)
+        if all(p.is_file() for p in paths):
+            return cls(paths=paths)
+        # a pipe (<(zcat c.gz), /dev/stdin) or another device can be read once only, and training reads the
+        # corpus several times: it is copied once into a temporary folder that lives as long as the corpus
+        folder = tempfile.mkdtemp(prefix="embedkit-corpus-")
+        try:
+            paths = [p if p.is_file() else _spool(p, Path(folder) / f"{i}-{p.name or 'input'}")
+                     for i, p in enumerate(paths)]
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        corpus = cls(paths=paths)
+        weakref.finalize(corpus, shutil.rmtree, folder, ignore_errors=True)
+        return corpus
 
     @classmethod
     def from_sentences(cls, sentences) -> "Corpus":

@@ -42,6 +42,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code in (404, 405) and exc.detail in ("Not Found", "Method Not Allowed"):
             return error(exc.status_code, f"no such endpoint: {request.method} {request.url.path} "
                                            "(the endpoints are listed at /docs)", getattr(exc, "headers", None))
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":  # FastAPI's words
+            return error(400, "the request body could not be read as JSON (nested too deeply, or not JSON); send "
+                              "one JSON object as the endpoint's schema at /docs says")
         return error(exc.status_code, exc.detail, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)

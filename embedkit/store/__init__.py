@@ -16,8 +16,8 @@ What is promised (see :mod:`embedkit.index._persist` for the on-disk format and
   renames or deletes anything, and a read racing a save sees the old or the new copy.
 * One damaged index never hides the others: :meth:`entries` lists each with its problem: a
   manifest that cannot be read, a file it lists that is missing or of another size (checked
-  cheaply, without reading the files), or a folder with index files but no manifest (a save that
-  never finished, or a manifest deleted by hand), which :meth:`delete` can remove.
+  cheaply, without reading the files), or an index folder whose manifest was deleted by hand
+  (:meth:`unfinished`), which :meth:`delete` can remove.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ _LEFTOVER = re.compile(r"^\.(.+)\.old-[0-9a-f]{8}$")
 # the files a save or the service writes inside an index folder (see embedkit.index._persist)
 _INDEX_FILES = frozenset({"manifest.json", "index.faiss", "ids.npy", "vectors.npy", "tombstones.npy", "keys.json",
                           "payload.npz", "journal.jsonl"})
+_SAVED_ALWAYS = frozenset({"ids.npy", "vectors.npy", "tombstones.npy", "keys.json"})  # in every saved index
 _EXTRA_FILE = re.compile(r"^extra\.[A-Za-z0-9_-]{1,64}\.npz$")
 _WHERE = "pass the folder your indexes are in as Store(root) / --store DIR, or set EMBEDKIT_STORE"
 _WRITABLE = "pass a writable folder as Store(root) / --store DIR, or set EMBEDKIT_STORE"
@@ -91,6 +92,9 @@ class Store:
 
     def check_folder(self) -> None:
         """StoreError (one line) when the store path exists but is not a folder (a file given as --store)."""
+        if self.root.is_symlink() and not self.root.exists():
+            raise StoreError(f"the store path {self.root.absolute()} is a broken symbolic link (to "
+                             f"{os.readlink(self.root)}); {_WHERE}")
         if (self.root.exists() or self.root.is_symlink()) and not self.root.is_dir():
             what = "a file" if self.root.is_file() else "not a folder"
             raise StoreError(f"the store path {self.root.resolve()} is {what}, not a folder of indexes; {_WHERE}")
@@ -154,8 +158,8 @@ class Store:
                 out.append({"name": name, "damaged": True, "error": " ".join(error.split()), "manifest": None})
         for name in self._unfinished_names(set(names)):
             out.append({"name": name, "damaged": True, "manifest": None,
-                        "error": "no manifest.json: its save never finished, or the manifest was deleted; remove the "
-                                 f"folder with 'embedkit rm {name}' (Store.delete) and save the index again"})
+                        "error": "no manifest.json (deleted by hand?): the folder holds index files but no "
+                                 f"manifest; remove it with 'embedkit rm {name}' (Store.delete) and save the index again"})
         return sorted(out, key=lambda e: e["name"])
 
     def check(self, name: str) -> dict:
@@ -177,18 +181,23 @@ class Store:
         return read_consistent(path, read)
 
     def unfinished(self, name) -> bool:
-        """Whether ``<root>/<name>`` is a folder of index files without ``manifest.json``: a save
-        that never finished, or a manifest deleted by hand. Only a real folder (no link) inside the
-        store that holds nothing but the files a save writes counts; never while a save of ``name``
-        is at work. Such a folder is no index (:meth:`exists` is False), but :meth:`entries` lists it
-        as damaged and :meth:`delete` removes it."""
+        """Whether ``<root>/<name>`` is an index folder whose ``manifest.json`` is gone (deleted by hand:
+        a save builds its folder under a temporary name and renames it whole, so a save never leaves one).
+        Only a real folder (no link) inside the store counts, holding every file each save writes
+        (:data:`_SAVED_ALWAYS`) and nothing but index files, and never while a save of ``name`` is at
+        work: a folder of the user's own files is never taken for one. Such a folder is no index
+        (:meth:`exists` is False), but :meth:`entries` lists it as damaged and :meth:`delete` removes it."""
         try:
             path = self.path(name)
-            if path.is_symlink() or not path.is_dir() or (path / "manifest.json").exists() or writer_at_work(path):
+            if path.is_symlink() or not path.is_dir() or (path / "manifest.json").exists():
                 return False
             with os.scandir(path) as it:
-                return all(e.is_file(follow_symlinks=False) and (e.name in _INDEX_FILES or _EXTRA_FILE.fullmatch(e.name))
-                           for e in it)
+                entries = [(e.name, e.is_file(follow_symlinks=False)) for e in it]
+            names = {n for n, _ in entries}
+            if not _SAVED_ALWAYS <= names or not all(f and (n in _INDEX_FILES or _EXTRA_FILE.fullmatch(n))
+                                                     for n, f in entries):
+                return False
+            return not writer_at_work(path)  # last: it lists the whole store folder
         except (InputError, OSError):
             return False
 
@@ -231,8 +240,8 @@ class Store:
         if not self.root.is_dir():
             return f"no index named {name!r}: the store folder {root} does not exist ({_WHERE})"
         if self.unfinished(name):
-            return (f"index {name!r} in the store {root} is incomplete: its folder has no manifest.json (its save never "
-                    f"finished, or the manifest was deleted); remove it with 'embedkit rm {name}' and save it again")
+            return (f"index {name!r} in the store {root} is incomplete: its folder has no manifest.json (deleted by "
+                    f"hand?); remove it with 'embedkit rm {name}' and save it again")
         have = self.names()
         close = get_close_matches(name, have, n=3) if isinstance(name, str) else []
         hint = "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
@@ -291,10 +300,11 @@ class Store:
 
     def delete(self, name: str) -> None:
         """Delete ``name`` (under its writer lock; one atomic rename, then removal), or the folder
-        ``name`` of a save that never finished (:meth:`unfinished`)."""
-        if not self.exists(name) and self.unfinished(name):
-            delete_index(self.path(name))
-            return
+        ``name`` of an index whose manifest was deleted (:meth:`unfinished`)."""
+        with self.lock(name, what="delete"):  # a save of the same name cannot finish between the check and the delete
+            if not self.exists(name) and self.unfinished(name):
+                delete_index(self.path(name))
+                return
         p = self._require(name)
         delete_index(p)
 
