@@ -33,14 +33,18 @@ UNLABELLED = "(no label)"
 OTHER = "(other labels)"
 
 
-def read_labels(path) -> dict[str, str]:
+def read_labels(path, *, strict: bool = False) -> dict[str, str]:
     """``KEY LABEL`` per line (tab, comma or whitespace between them); '#' starts a comment line.
 
-    Raises ParseError naming the line for a line with a key but no label.
+    Raises ParseError naming the line for a line with a key but no label, or for bytes that are not
+    UTF-8 text. A key listed twice keeps its last label; ``strict=True`` (the CLI's ``--labels``)
+    refuses a key given two different labels instead, naming both lines: what a corpus or an edge
+    list passed by mistake looks like.
     """
     labels: dict[str, str] = {}
+    first: dict[str, int] = {}
     p = Path(path)
-    for n, raw in text_lines(p, "a labels file of lines 'KEY LABEL'"):
+    for n, raw in text_lines(p, "a labels file of lines 'KEY LABEL'", "give a text file of 'KEY LABEL' lines"):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -52,7 +56,12 @@ def read_labels(path) -> dict[str, str]:
             parts = line.split(None, 1)
         if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
             raise ParseError(p, n, f"expected 'KEY LABEL', got {line[:60]!r}")
-        labels[parts[0].strip()] = parts[1].strip()
+        key, label = parts[0].strip(), parts[1].strip()
+        if strict and key in labels and labels[key] != label:
+            raise ParseError(p, n, f"key {key!r} is labelled {label[:40]!r} here and {labels[key][:40]!r} on line "
+                                   f"{first[key]}; give each key one label ('KEY LABEL' per line)")
+        first.setdefault(key, n)
+        labels[key] = label
     if not labels:
         raise InputError(f"{p}: no labels found; write one 'KEY LABEL' per line")
     return labels

@@ -93,3 +93,44 @@ def test_a_pipe_as_a_corpus_is_read_once_and_trained_on(tmp_path):
     del corpus
     gc.collect()
     assert not copy.parent.exists()  # the copy goes with the corpus
+
+
+def test_the_cli_side_files_read_a_byte_order_mark(tmp_path):
+    from embedkit.cli.encoders import _read_pairs
+    from embedkit.cli.index_cmds import read_payload_file
+    from embedkit.cli.plot import _label_keys
+    from embedkit.cli.plot import read_labels as cli_labels
+
+    csv = tmp_path / "payload.csv"
+    csv.write_bytes(BOM + b"key,price\na,1.5\nb,2\n")  # as Excel writes it
+    assert read_payload_file(str(csv)) == {"a": {"price": 1.5}, "b": {"price": 2}}
+    jsonl = tmp_path / "payload.jsonl"
+    jsonl.write_bytes(BOM + b'{"key": "a", "price": 1}\n{"key": "b", "price": 2}\n')
+    assert read_payload_file(str(jsonl)) == {"a": {"price": 1}, "b": {"price": 2}}
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_bytes(BOM + b"0 1 1\n1 2 0\n")
+    assert _read_pairs(pairs, ["0", "1", "2"]).tolist() == [[0, 1, 1], [1, 2, 0]]
+    keys = tmp_path / "keys.txt"
+    keys.write_bytes(BOM + b"k1\nk2\n")
+    assert _label_keys(f"@{keys}") == ["k1", "k2"]
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes(BOM + b"a x\na y\n")  # the same key twice: refused by the CLI, with the mark or without
+    with pytest.raises(ParseError) as err:
+        cli_labels(str(labels))
+    assert "labels.txt:2" in one_line(err) and "give each key one label" in str(err.value)
+    assert plot_labels(labels) == {"a": "y"}  # the library keeps the last label
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2"])
+def test_compressed_interactions_with_and_without_a_header(tmp_path, suffix):
+    import bz2
+    import gzip
+
+    opener = gzip.open if suffix == ".gz" else bz2.open
+    with opener(tmp_path / f"h.csv{suffix}", "wb") as fh:
+        fh.write(BOM + b"user,item,count\nu1,i1,3\nu2,i2,1\nu1,i2,2\n")
+    with opener(tmp_path / f"nh.csv{suffix}", "wb") as fh:
+        fh.write(b"u1,i1,3\nu2,i2,1\nu1,i2,2\n")
+    for inter in (ek.Interactions.from_csv(tmp_path / f"h.csv{suffix}", value="count"),
+                  ek.Interactions.from_csv(tmp_path / f"nh.csv{suffix}", delimiter=",")):
+        assert (inter.n_users, inter.n_items, inter.nnz) == (2, 2, 3)

@@ -14,6 +14,7 @@ import argparse
 
 import numpy as np
 
+from .._files import text_lines
 from ..errors import InputError, ParseError
 from .common import add_train_options, existing_file, get_store, out, refuse_existing, save_trained
 
@@ -136,7 +137,7 @@ def _read_pairs(path, keys: list[str]) -> np.ndarray:
     p = existing_file(path)
     by_key = {k: i for i, k in enumerate(keys)}
     rows = []
-    for line_no, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+    for line_no, line in text_lines(p, "a pairs file of lines 'i j similar'"):
         text = line.strip()
         if not text or text.startswith("#"):
             continue

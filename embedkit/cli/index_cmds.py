@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .._files import text_lines
 from .._knn import METRICS
 from ..errors import InputError, ParseError
 from .common import add_store_option, check_k, existing_file, get_store, ignored_option, out, refuse_existing
@@ -104,20 +105,19 @@ def read_payload_file(path: str) -> dict:
     p = existing_file(path)
     rows: dict = {}
     if p.suffix.lower() in (".jsonl", ".ndjson"):
-        with open(p, encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except ValueError as exc:
-                    raise ParseError(p, line_no, f"not valid JSON ({exc})") from None
-                if not isinstance(obj, dict) or not isinstance(obj.get("key"), str):
-                    raise ParseError(p, line_no, 'expected an object with a string "key" field')
-                key = obj.pop("key")
-                if key in rows:
-                    raise ParseError(p, line_no, f"key {key!r} appears twice")
-                rows[key] = obj
+        for line_no, line in text_lines(p, "a .jsonl payload file, one JSON object per line"):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                raise ParseError(p, line_no, f"not valid JSON ({exc})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("key"), str):
+                raise ParseError(p, line_no, 'expected an object with a string "key" field')
+            key = obj.pop("key")
+            if key in rows:
+                raise ParseError(p, line_no, f"key {key!r} appears twice")
+            rows[key] = obj
         return rows
     if p.suffix.lower() != ".csv":
         raise InputError(f"{path}: --payload takes a .csv or .jsonl file")
@@ -125,7 +125,7 @@ def read_payload_file(path: str) -> dict:
 
     import pandas as pd
 
-    with open(p, encoding="utf-8", newline="") as fh:
+    with open(p, encoding="utf-8-sig", newline="") as fh:  # (-sig: a byte-order mark is no part of the first name)
         header = next(csv.reader(fh), None)
     if not header:
         raise InputError(f"{path}: empty CSV file; the first line must name the columns")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._files import text_lines
 from .common import add_store_option, existing_file, get_store, out
 
 
@@ -36,7 +37,7 @@ def _label_keys(spec: str | None):
         return None
     if spec.startswith("@"):
         path = existing_file(spec[1:])
-        keys = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
+        keys = [line.strip() for _, line in text_lines(path, "a text file of keys, one per line")
                 if line.strip() and not line.lstrip().startswith("#")]
     else:
         keys = [k.strip() for k in spec.split(",") if k.strip()]
@@ -46,33 +47,11 @@ def _label_keys(spec: str | None):
 
 
 def read_labels(path: str) -> dict:
-    """The --labels file as :func:`embedkit.plot.read_labels` reads it ('KEY LABEL' per line), first
-    refusing with file:line what is no labels file: bytes that are not UTF-8 text (an .npy...), or a
-    key given two different labels (a corpus or an edge list passed by mistake)."""
+    """The --labels file: :func:`embedkit.plot.read_labels` with ``strict=True`` (a key given two labels,
+    as in a corpus or an edge list passed by mistake, is refused with file:line)."""
     from .. import plot
-    from ..errors import ParseError
 
-    p = existing_file(path)
-    seen: dict[str, tuple[str, int]] = {}
-    with open(p, "rb") as fh:
-        for n, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError as exc:
-                raise ParseError(p, n, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
-                                       "--labels takes a text file of 'KEY LABEL' lines") from None
-            if not line or line.startswith("#"):
-                continue
-            sep = "\t" if "\t" in line else "," if "," in line else None
-            parts = [x.strip() for x in line.split(sep, 1)]
-            if len(parts) != 2 or not parts[0] or not parts[1]:
-                continue  # plot.read_labels names the line
-            key, label = parts
-            if key in seen and seen[key][0] != label:
-                raise ParseError(p, n, f"key {key!r} is labelled {label[:40]!r} here and {seen[key][0][:40]!r} on line "
-                                       f"{seen[key][1]}; give each key one label ('KEY LABEL' per line)")
-            seen.setdefault(key, (label, n))
-    return plot.read_labels(p)
+    return plot.read_labels(existing_file(path), strict=True)
 
 
 def cmd_plot(args) -> int:

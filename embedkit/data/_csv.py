@@ -35,7 +35,7 @@ def read_columns(path: Path, cols: dict, delimiter: str | None, header: bool | N
         raise InputError(f"{path}: is a directory, expected a CSV file")
     _check_lines(path)
     try:
-        with open(path, encoding="utf-8-sig") as fh:
+        with _text(path) as fh:
             first = fh.readline()
     except UnicodeDecodeError:
         raise utf8_error(path, _BINARY_FIX) from None
@@ -81,6 +81,14 @@ _BINARY_FIX = "give a delimited text file with one 'user,item[,value]' per line"
 _NO_ROWS = "a header but no data rows; add one 'user,item[,value]' row per line below it"
 
 
+def _text(path: Path):
+    """``path`` opened as UTF-8 text (a byte-order mark dropped), decompressed when it ends in .gz, .bz2
+    or .xz, as pandas reads it."""
+    import io
+
+    return io.TextIOWrapper(_io.open_maybe_compressed(path), encoding="utf-8-sig")
+
+
 def _check_lines(path: Path) -> None:
     """Refuse a line over the limit before pandas or csv would hold it in memory."""
     try:
@@ -121,7 +129,7 @@ def _sample_rows(path: Path, sep, n: int = 20) -> list[list[str]]:
     """Up to ``n`` non-blank lines after the first, split like it (for header detection)."""
     rows = []
     try:
-        with open(path, encoding="utf-8-sig") as fh:
+        with _text(path) as fh:
             fh.readline()
             for line in fh:
                 if line.strip():

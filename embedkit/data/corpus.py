@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from .. import _io
-from .._files import decode_line
+from .._files import decode_line, not_utf8
 from ..errors import InputError, ParseError
 
 __all__ = ["Corpus", "as_corpus", "open_text_lines"]
@@ -54,8 +54,16 @@ def open_text_lines(path) -> Iterator[tuple[int, str]]:
     no = 0
     try:
         with _opener(path)(path, "rb") as fh:
-            for no, raw in _io.bounded_lines(fh, path, _io.MAX_LINE_BYTES):
+            lines = _io.bounded_lines(fh, path, _io.MAX_LINE_BYTES)
+            for no, raw in lines:  # line 1 alone: its byte-order mark (the loop below is the hot one)
                 yield no, decode_line(raw, path, no, _BINARY_FIX)
+                break
+            for no, raw in lines:
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise not_utf8(path, no, exc, raw, _BINARY_FIX) from None
+                yield no, text
     except (OSError, EOFError, ValueError) as exc:
         if isinstance(exc, (InputError, ParseError)):
             raise
@@ -71,7 +79,8 @@ def _spool(source: Path, target: Path) -> Path:
     target = target.with_name(target.name if source.name.lower().endswith((".gz", ".bz2")) else target.name + ".txt")
     try:
         with open(source, "rb") as src, open(target, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+            for _, raw in _io.bounded_lines(src, source, _io.MAX_LINE_BYTES):  # /dev/zero: refused, not copied
+                dst.write(raw)
     except OSError as exc:
         raise InputError(f"{source}: cannot read the corpus ({exc.strerror or exc}); give a text file") from None
     return target

@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .._files import decode_line
+from .._files import decode_line, not_utf8
 from ..errors import InputError, MissingKeyError, ParseError
 
 __all__ = ["Graph"]
@@ -520,6 +520,9 @@ class Graph:
 MAX_LINE_BYTES = 1 << 20   # an edge line is a few dozen bytes; a longer line is not an edge list
 
 
+_EDGE_FIX = "give a text edge list of lines 'src dst [weight]'"
+
+
 def _edge_lines(path, what: str):
     """``(line number, text)`` of a plain or ``.gz`` UTF-8 edge-list file, reading at most
     MAX_LINE_BYTES per line: a file without line breaks (a 1 GB single line, /dev/zero) gives a
@@ -541,7 +544,14 @@ def _edge_lines(path, what: str):
                 if len(raw) > MAX_LINE_BYTES:
                     raise ParseError(path, lineno, f"line longer than {MAX_LINE_BYTES:,} bytes: not {what} "
                                                    "(expected short lines 'src dst [weight]')")
-                yield lineno, decode_line(raw, path, lineno, "give a text edge list of lines 'src dst [weight]'")
+                if lineno == 1:  # its byte-order mark
+                    yield lineno, decode_line(raw, path, lineno, _EDGE_FIX)
+                    continue
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise not_utf8(path, lineno, exc, raw, _EDGE_FIX) from None
+                yield lineno, text
     except (OSError, EOFError) as exc:
         raise ParseError(path, lineno + 1, f"cannot read the file ({type(exc).__name__}: {exc})") from None
 

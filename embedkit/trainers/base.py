@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from .._device import fit_threads  # imported before any torch: sets OMP_WAIT_POLICY=PASSIVE when unset
+from .._files import numpy_kind
 from .._validation import validate_params
 from ..errors import IgnoredParameterWarning, InputError, NotFittedError, StoreError
 
@@ -429,12 +430,17 @@ class Trainer:
         path = _file_of(Path(path)) or Path(path)
         if not path.is_file():
             raise StoreError(f"{path}: no such file (looked in {path.resolve().parent})")
+        not_model = StoreError(f"{path}: not a saved {cls.__name__} (not an .npz model file, or a damaged one); "
+                               f"load the file that {cls.__name__}.save wrote")
+        if numpy_kind(path) not in ("npz", "unknown"):  # a .npy array, text, an empty file: refused unread
+            raise not_model
         try:
-            with np.load(path, allow_pickle=False) as data:  # a .npy file gives an array: not a model either
+            with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-        except Exception:  # zip or format damage, or not an .npz at all
-            raise StoreError(f"{path}: not a saved {cls.__name__} (not an .npz model file, or a damaged one); "
-                             f"load the file that {cls.__name__}.save wrote") from None
+        except OSError as exc:  # the file cannot be read (permissions, I/O): say so, not "not a model"
+            raise StoreError(f"{path}: cannot read the file ({type(exc).__name__}: {exc.strerror or exc})") from None
+        except Exception:  # zip or format damage
+            raise not_model from None
         return cls.from_arrays(arrays, source=str(path), **params)
 
     # ------------------------------------------------------------------ the store

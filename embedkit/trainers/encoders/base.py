@@ -334,7 +334,9 @@ class TableModel(Trainer):
         """``train()``, the fit after its inputs were checked; if it raises anything (an error inside training,
         a callback that raises, KeyboardInterrupt), the model is put back as it was before the fit: the
         previous fit, unchanged, or unfitted. Safe because a fit replaces its fitted attributes (new modules,
-        scaler, vectors) and never changes the previous ones in place."""
+        scaler, vectors) and never changes them in place (only the record of ignored-parameter warnings
+        already given is kept). The cost: a refit holds the previous fit in memory until it succeeds (its
+        training rows, vectors and modules: about the size of one fit more)."""
         before = dict(self.__dict__)
         try:
             return train()

@@ -231,7 +231,7 @@ class MatrixFactorization(PredictFoldIn, Trainer):
                 return cap
         elif dim > small:
             cap = default_dim_cap(n_users, n_items)
-            if cap < dim and cap <= small:     # the suggestion must not exceed min(n_users, n_items) itself
+            if cap <= small:     # the suggestion (below dim: cap <= small < dim) must not exceed min(n_users, n_items)
                 log.warning("dim=%d exceeds min(n_users, n_items) = %d of these interactions: the vectors overfit and "
                             "scores shrink towards 0; try dim=%d (what the default gives here)", dim, small, cap)
             else:   # fewer than 4 users or items (the default's floor): no dim is useful

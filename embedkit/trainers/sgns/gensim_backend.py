@@ -221,7 +221,7 @@ def train(model, source: dict, *, epochs: int, lr_schedule: str, loss_of, units_
         epoch = len(losses) + 1
         loss = float(loss_of(m))
         if not np.isfinite(loss):   # stop here: a run whose loss is not finite must not be saved
-            if _subsampled_away(m):
+            if np.isnan(loss) and _subsampled_away(m):  # (an overflow to inf is divergence, whatever sample is)
                 raise _no_example_left(m, f"epoch {epoch} formed no training example")
             raise InputError(f"training diverged in epoch {epoch}: the loss became {loss}, so the vectors "
                              f"are no longer finite; the learning rate {lr_text(rate)} is too high for "
