@@ -265,6 +265,11 @@ def test_ivf_training_needs_data():
         VectorIndex(8, kind="ivfpq").add([str(i) for i in range(100)], clustered(100, 8))
     with pytest.raises(ValueError, match="nlist=64 needs at least 64 vectors"):
         VectorIndex(8, kind="ivf", nlist=64).add([str(i) for i in range(10)], clustered(10, 8))
+    with pytest.raises(ValueError) as err:  # a factory string: FAISS's reason, without its C++ names
+        VectorIndex(8, kind="IVF64,Flat").add([str(i) for i in range(40)], clustered(40, 8))
+    text = str(err.value)
+    assert "Number of training points (40) should be at least as large as number of clusters (64)" in text
+    assert "faiss::" not in text and ".cpp" not in text and "\n" not in text
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivfpq"])

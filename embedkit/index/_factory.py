@@ -93,27 +93,29 @@ def build(kind: str, factory: str, dim: int, metric: str, knobs: dict):
     """Create the FAISS index; returns (index, ids_native) where ids_native means add_with_ids works."""
     import faiss
 
+    check_factory(factory, metric)
     try:
         base = faiss.index_factory(dim, factory, faiss_metric(metric))
-    except RuntimeError as exc:
-        raise InputError(bad_kind_message(factory, dim, str(exc))) from None
+    except (RuntimeError, MemoryError) as exc:  # MemoryError: FAISS's std::bad_alloc ("IVF1000000000,Flat")
+        raise InputError(bad_kind_message(factory, dim, str(exc) or type(exc).__name__)) from None
     hnsw = _find_hnsw(base)
     if hnsw is not None:
         hnsw.hnsw.efConstruction = int(knobs["ef_construction"])
+    for part in _parts(base):
+        if getattr(part, "do_polysemous_training", False):
+            # polysemous codes are never used by our search; training them costs 15x the PQ itself
+            # (a plain "PQ8" trained 300 vectors for over 30 s)
+            part.do_polysemous_training = False
     ivf = find_ivf(base)
     if ivf is not None:
         # we choose nlist for the data at hand; say so through logging, not FAISS's stderr warning
         ivf = faiss.downcast_index(ivf)
         ivf.cp.min_points_per_centroid = 1
-        if hasattr(ivf, "do_polysemous_training"):
-            # polysemous codes are never used by our search; training them costs 15x the PQ itself
-            ivf.do_polysemous_training = False
         pq = getattr(ivf, "pq", None)
         if pq is not None:
             pq.cp.min_points_per_centroid = 1
-        return base, True
-    if isinstance(faiss.downcast_index(base), (faiss.IndexIDMap, faiss.IndexIDMap2)):
-        return base, True  # a user factory string that brings its own id map
+    if takes_ids(base):
+        return base, True  # IVF, or a user factory string that brings its own id map
     if isinstance(faiss.downcast_index(base), faiss.IndexFlat):
         # flat keeps its id map: removal stays native, and batch search stays on FAISS's BLAS path
         # (tombstones would need an IDSelector, which costs +63% per batch query at 100k).
@@ -127,37 +129,96 @@ def build(kind: str, factory: str, dim: int, metric: str, knobs: dict):
     return base, False
 
 
+_LOCATION = re.compile(r"^.* at \S+?\.(?:cpp|cc|cu|cuh|h|hpp):\d+: ")  # greedy: up to the last one
+_CHECK = re.compile(r"^Error: '(.*?)' failed(?:: (.*))?$")
+
+
+def faiss_reason(error) -> str:
+    """FAISS's reason in one clean line: without "Error in <C++ function> at <file>:<line>:" and
+    without the "Error: '<condition>' failed:" prefix when a message follows it."""
+    text = " ".join(str(error).split())
+    text = _LOCATION.sub("", text)
+    m = _CHECK.match(text)
+    if m:
+        text = m.group(2) or f"its check {m.group(1)} failed"
+    if text in ("std::bad_alloc", "MemoryError", ""):
+        text = "out of memory" if text else "unknown error"
+    return text.replace("faiss::", "")[:200]
+
+
+def faiss_error(kind: str, doing: str, exc, fix: str = "use another kind, e.g. 'hnsw' or 'flat'") -> InputError:
+    """The one-line InputError for a FAISS RuntimeError that escaped an add / search / train."""
+    return InputError(f"kind={kind!r}: FAISS could not {doing} ({faiss_reason(exc)}); {fix}")
+
+
 def bad_kind_message(kind: str, dim: int | None, faiss_error: str) -> str:
     """One line for a kind that is neither ours nor a factory string FAISS can build: the kinds,
     FAISS's reason without its C++ location, and the closest kind ("hnws" -> did you mean 'hnsw'?)."""
     from difflib import get_close_matches
 
-    lines = faiss_error.strip().splitlines()
-    reason = lines[-1].strip() if lines else "invalid"
-    m = re.match(r"^Error in .*? at \S+:\d+: (.*)$", reason)
-    if m:
-        reason = m.group(1).strip()
-    reason = re.sub(r"^Error: '.*?' failed: ", "", reason)
-    reason = " ".join(reason.split())[:200] or "invalid"
+    reason = faiss_reason(faiss_error)
     close = get_close_matches(kind.lower(), KINDS, n=1) if kind.isalpha() else []
     hint = f"; did you mean {close[0]!r}?" if close else ""
     what = "a FAISS factory string" + (f" that builds for dim={dim}" if dim is not None else "")
     return f"kind={kind!r} is not one of {', '.join(KINDS)}, nor {what} (FAISS: {reason}){hint}"
 
 
+# Numbers FAISS takes without complaint and then crashes the process on (segfault, abort,
+# division by zero) or loops forever; each minimum measured in a subprocess (see docs/index.md).
+MIN_HNSW_M = 2     # HNSW0 aborts, HNSW1 segfaults at the first add; HNSW2 works
+MIN_NSG_R = 16     # NSG4..NSG12 never finish building on some random data (NSG12: 3000 x 256 cosine); NSG16 did on all
+MIN_NSG_R_IP = 32  # with raw inner products NSG16 hangs too (3000 x 128); NSG32 did not
+
+
+def _part_start(kind: str, pos: int) -> int:
+    return max(kind.rfind(c, 0, pos) for c in ",()") + 1
+
+
+def _part(kind: str, pos: int) -> str:
+    """The component of a factory string around position ``pos`` ("IVF8_HNSW0" in "IVF8_HNSW0,Flat")."""
+    ends = [e for e in (kind.find(c, pos) for c in ",()") if e >= 0]
+    return kind[_part_start(kind, pos):min(ends, default=len(kind))]
+
+
+def check_factory(kind: str, metric: str | None = None) -> None:
+    """Refuse the numbers in a FAISS factory string that crash or hang FAISS, before FAISS sees
+    them: HNSW M < 2, NSG R < 16 (< 32 with metric='ip'), and any 0 (IVF0, PQ4x0, RR0, PCA0,
+    OPQ4_0, IMI2x0...; "SQ0", FAISS's 0-bit scalar quantizer, is a name, not a count).
+    ``metric`` None (the CLI's --kind, before the metric is known) skips the metric rule."""
+    if kind.lower() in KINDS:
+        return
+    for m in re.finditer(r"HNSW(\d+)", kind):
+        if int(m.group(1)) < MIN_HNSW_M:
+            raise InputError(f"kind={kind!r}: HNSW needs M >= {MIN_HNSW_M} neighbours per node (got {int(m.group(1))} "
+                             f"in {_part(kind, m.start())!r}); e.g. 'HNSW32'")
+    for m in re.finditer(r"NSG(\d+)", kind):
+        low, why = (MIN_NSG_R_IP, " with metric='ip'") if metric == "ip" else (MIN_NSG_R, "")
+        if int(m.group(1)) < low:
+            raise InputError(f"kind={kind!r}: NSG needs R >= {low} neighbours per node{why} (got {int(m.group(1))}): "
+                             "FAISS's graph build can loop forever below that; e.g. 'NSG32'")
+    for m in re.finditer(r"\d+", kind):
+        if int(m.group()) == 0 and not kind[:m.start()].endswith("SQ"):
+            part, at = _part(kind, m.start()), m.start() - _part_start(kind, m.start())
+            fixed = part[:at] + "8" + part[at + len(m.group()):]
+            raise InputError(f"kind={kind!r}: every count and size in a FAISS factory string (lists, neighbours, "
+                             f"sub-quantizers, bits, dimensions) must be >= 1 (got 0 in {part!r}); e.g. {fixed!r}")
+
+
 def check_kind(kind: str) -> str:
     """``kind`` if it is one of ours or a factory string FAISS can parse, else InputError (the
-    message of :func:`bad_kind_message`). For checking a command-line ``--kind`` before any work:
-    whether a factory string builds for the data's dim is known only at :class:`VectorIndex`."""
+    message of :func:`bad_kind_message`, or :func:`check_factory`'s for numbers that crash FAISS).
+    For checking a command-line ``--kind`` before any work: whether a factory string builds for
+    the data's dim (and the metric rule of :func:`check_factory`) is checked by :class:`VectorIndex`."""
     if not isinstance(kind, str) or not kind:
         raise InputError(f"kind must be one of {', '.join(KINDS)} or a FAISS factory string; got {kind!r}")
     if kind.lower() in KINDS:
         return kind.lower()  # (no FAISS import for the usual kinds: the CLI checks its default too)
+    check_factory(kind)
     import faiss
 
     try:
         faiss.index_factory(_PROBE_DIM, kind)
-    except RuntimeError as exc:
+    except (RuntimeError, MemoryError) as exc:
         if "could not parse" in str(exc):
             raise InputError(bad_kind_message(kind, None, str(exc))) from None
     return kind
@@ -167,12 +228,40 @@ _PROBE_DIM = 720  # divisible by most sub-quantizer counts and PCA sizes, so onl
 
 
 def takes_ids(index) -> bool:
-    """Whether this FAISS index is fed with add_with_ids (IVF, id maps) or numbers items itself."""
+    """Whether this FAISS index is fed with add_with_ids (IVF, id maps, either behind a transform)
+    or numbers items itself (HNSW, NSG, PQ, and IndexRefine even around an IVF: it has no add_with_ids)."""
     import faiss
 
-    if find_ivf(index) is not None:
-        return True
-    return isinstance(faiss.downcast_index(index), (faiss.IndexIDMap, faiss.IndexIDMap2))
+    idx = faiss.downcast_index(index)
+    while isinstance(idx, faiss.IndexPreTransform):
+        idx = faiss.downcast_index(idx.index)
+    return isinstance(idx, (faiss.IndexIVF, faiss.IndexIDMap, faiss.IndexIDMap2))
+
+
+def _parts(index, depth: int = 0):
+    """``index`` and the indexes inside it (wrapped index, refine, storage, coarse quantizer), downcast."""
+    import faiss
+
+    index = faiss.downcast_index(index)
+    yield index
+    if depth < 6:
+        for attr in ("index", "base_index", "refine_index", "storage", "quantizer"):
+            sub = getattr(index, attr, None)
+            if isinstance(sub, faiss.Index):
+                yield from _parts(sub, depth + 1)
+
+
+def emptied_copy(index):
+    """A copy of a trained FAISS index without its items (a rebuild that must leave ``index``
+    as it is until it succeeds), or None where FAISS cannot copy that type."""
+    import faiss
+
+    try:
+        copy = faiss.clone_index(index)
+        copy.reset()
+        return copy
+    except RuntimeError:
+        return None
 
 
 def apply_search_knobs(index, knobs: dict) -> None:

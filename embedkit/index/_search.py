@@ -51,6 +51,36 @@ def faiss_search(index, fq: np.ndarray, k: int, params):
     return D, I
 
 
+def search_live(storage, fq, fetch: int, held=None, exc=None):
+    """Top-``fetch`` live ids for an index that refuses search parameters (IndexPQ, NSG, LSH,
+    IndexRefine... cannot take the tombstone selector): FAISS searches without them for ``fetch``
+    plus the number of tombstones, and tombstoned ids are dropped. Rows keep ``fetch`` columns,
+    short ones ending in -1 (the caller's :func:`fill_missing` answers them exactly).
+
+    ``exc``: the RuntimeError FAISS raised searching with the tombstone parameters ``held``; the
+    index is then searched this way from now on. A FAISS error without parameters (``held`` None)
+    or here is a one-line InputError naming the kind."""
+    from . import _factory as F
+
+    doing = f"search this index (dim={storage.dim})"
+    if exc is not None:
+        if held is None:
+            raise F.faiss_error(storage.kind, doing, exc) from None
+        storage.params_refused = True
+    k = max(fetch, min(fetch + len(storage.tombstones), int(storage.faiss.ntotal)))
+    try:
+        D, I = faiss_search(storage.faiss, fq, k, None)
+    except RuntimeError as again:
+        raise F.faiss_error(storage.kind, doing, again) from None
+    ok = I >= 0
+    ok[ok] = storage.alive[I[ok]]
+    if not ok.all():  # live answers first, in FAISS's order; the rest become -1
+        order = np.argsort(~ok, axis=1, kind="stable")
+        D = np.take_along_axis(D, order, 1)
+        I = np.where(np.take_along_axis(ok, order, 1), np.take_along_axis(I, order, 1), -1)
+    return D[:, :fetch], I[:, :fetch]
+
+
 def rerank(storage, fq, I):
     """Exact re-ranking of PQ candidates with the stored vectors."""
     valid = I >= 0

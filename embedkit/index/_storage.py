@@ -27,7 +27,7 @@ from ..errors import InputError
 from . import _factory as F
 from ._keymap import KeyMap
 from ._payload import Columns
-from ._search import Allowed, SearchResult, drop_self, faiss_search, fill_missing, filtered_search, rerank
+from ._search import Allowed, SearchResult, drop_self, faiss_search, fill_missing, filtered_search, rerank, search_live
 
 log = logging.getLogger(__name__)
 _PROGRESS_CHUNK = 20_000
@@ -68,6 +68,7 @@ class Storage:
         self.ids_native = False          # add_with_ids (IVF, id maps) vs FAISS numbering items itself
         self.hnsw = False                # the FAISS index contains HNSW (searches need efSearch params)
         self.native_remove = False       # remove_ids works (else tombstones)
+        self.params_refused = False      # FAISS refuses search parameters (tombstone selector): search_live
         self.mmapped = False
         self.copy = True                 # keep our own copy of the vectors (else read them from FAISS)
         self.xb_ok = False               # FAISS holds the FAISS-ready vectors in a flat storage we can read
@@ -256,9 +257,15 @@ class Storage:
         fetch = want + (1 if exclude is not None else 0)
         if self.kind == "ivfpq":
             fetch = min(n, fetch * int(self.knobs["refine"]))
-        held = self._params()
-        D, I = faiss_search(self.faiss, fq, fetch, None if held is None else held[0])
-        del held
+        if self.params_refused and self.tombstones:  # an index type that takes no tombstone selector
+            D, I = search_live(self, fq, fetch)
+        else:
+            held = self._params()
+            try:
+                D, I = faiss_search(self.faiss, fq, fetch, None if held is None else held[0])
+            except RuntimeError as exc:
+                D, I = search_live(self, fq, fetch, held, exc)
+            del held
         if self.kind == "ivfpq":
             D, I = rerank(self, fq, I)
         if exclude is not None:
@@ -296,28 +303,41 @@ class Storage:
             self.search_params = None
             self.mmapped = False
 
-    def insert(self, keys, vecs, fvecs, show_progress: bool = False, payload=None, norms=None):
+    def insert(self, keys, vecs, fvecs, show_progress: bool = False, payload=None, norms=None, replace=None):
         """Add new keys (not present) with their vectors as given and as FAISS stores them;
         ``payload``: checked dicts (one per key) or None; ``norms``: the norms of ``vecs``
-        (cosine; computed when None)."""
+        (cosine; computed when None); ``replace``: ids of the items they replace (upsert), deleted
+        once FAISS holds the new vectors. When FAISS refuses the vectors nothing changes (InputError)."""
         self._make_writable()
         self.version += 1
-        if self.faiss is None:
+        first = self.faiss is None
+        if first:
             self._create_faiss(fvecs)
+        n = len(keys)
+        ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
+        if not self.ids_native and n and self.faiss.ntotal != int(ids[0]):
+            raise RuntimeError(f"internal: FAISS holds {self.faiss.ntotal} items, expected {int(ids[0])}")
+        doing = f"add {n} vectors of dim={self.dim}"
+        try:
+            self._faiss_add(fvecs, ids, show_progress)
+            if first and n and self.kind not in F.KINDS:  # a factory string FAISS cannot search (PQ4x1 at
+                doing = f"search vectors of dim={self.dim}"  # dim 8): said now, not at every search
+                faiss_search(self.faiss, fvecs[:1], 1, None)
+        except RuntimeError as exc:
+            if first:
+                self._drop_faiss()
+            elif self.compact(extra=(keys, vecs, fvecs, payload, replace)):
+                return  # an index FAISS builds once (NSG refuses a second add): rebuilt with the new items
+            raise F.faiss_error(self.kind, doing, exc, "nothing was added; use another kind, e.g. 'hnsw'") from None
+        if replace is not None and len(replace):
+            self.delete_ids(replace)
+        self._record(keys, vecs, ids, payload, norms)
+
+    def _record(self, keys, vecs, ids, payload=None, norms=None):
+        """Our side of an insert: FAISS already holds the vectors under ``ids`` (next_id onwards)."""
         n = len(keys)
         start = self.next_id
         self._grow(start + n)
-        ids = np.arange(start, start + n, dtype=np.int64)
-        if show_progress and n > _PROGRESS_CHUNK:  # building a big HNSW graph takes minutes: show it
-            from tqdm.auto import tqdm
-
-            with tqdm(total=n, desc=f"indexing ({self.kind})", unit="vec") as bar:
-                for lo in range(0, n, _PROGRESS_CHUNK):
-                    hi = min(n, lo + _PROGRESS_CHUNK)
-                    self._faiss_add(fvecs[lo:hi], ids[lo:hi])
-                    bar.update(hi - lo)
-        else:
-            self._faiss_add(fvecs, ids)
         if self.copy:
             self.vecs[start:start + n] = vecs
         elif self.metric == "cosine":
@@ -330,13 +350,26 @@ class Storage:
         if payload is not None:
             self.payload.write(ids, payload, replace=False)
 
-    def _faiss_add(self, fvecs, ids):
-        if self.ids_native:
-            self.faiss.add_with_ids(fvecs, ids)
-        else:  # FAISS numbers items in add order: position == id
-            if len(ids) and self.faiss.ntotal != int(ids[0]):
-                raise RuntimeError(f"internal: FAISS holds {self.faiss.ntotal} items, expected {int(ids[0])}")
-            self.faiss.add(fvecs)
+    def _faiss_add(self, fvecs, ids, show_progress: bool = False):
+        # FAISS numbers items in add order where it has no add_with_ids: position == id
+        add = self.faiss.add_with_ids if self.ids_native else (lambda x, _: self.faiss.add(x))
+        # a factory string is added in one call: a refusal after some chunks could not be undone
+        if show_progress and len(ids) > _PROGRESS_CHUNK and self.kind in F.KINDS:  # big HNSW builds take minutes
+            from tqdm.auto import tqdm
+
+            with tqdm(total=len(ids), desc=f"indexing ({self.kind})", unit="vec") as bar:
+                for lo in range(0, len(ids), _PROGRESS_CHUNK):
+                    hi = min(len(ids), lo + _PROGRESS_CHUNK)
+                    add(fvecs[lo:hi], ids[lo:hi])
+                    bar.update(hi - lo)
+        else:
+            add(fvecs, ids)
+
+    def _drop_faiss(self) -> None:
+        """Back to no FAISS index, after FAISS refused the first add: the next add starts afresh."""
+        self.faiss, self.copy, self.xb_ok = None, True, False
+        self.ids_native = self.hnsw = self.native_remove = False
+        self.reset()
 
     def _grow(self, needed: int):
         cap = self.id_key.shape[0]
@@ -376,6 +409,7 @@ class Storage:
         self._xb_cache = None
         self.xb_ok = F.flat_storage(index) is not None  # FAISS's storage can be read back (flat, HNSW)
         self.faiss, self.ids_native = index, native
+        self.params_refused = False  # set by the first search this index refuses parameters for
         self.hnsw = F.is_hnsw(index)
         self.native_remove = native and not self.hnsw
 
@@ -390,9 +424,8 @@ class Storage:
             F.check_training_size(kind, n, self.knobs)
             try:
                 index.train(first_batch)
-            except RuntimeError as exc:
-                msg = str(exc).strip().splitlines()[-1]
-                raise InputError(f"training kind={self.factory!r} on {n} vectors failed ({msg}); "
+            except (RuntimeError, MemoryError) as exc:
+                raise InputError(f"training kind={self.factory!r} on {n} vectors failed ({F.faiss_reason(exc)}); "
                                  "add more vectors in the first add() or use kind='flat'") from None
         F.apply_search_knobs(index, self.knobs)
         self.kind = kind
@@ -412,10 +445,11 @@ class Storage:
             import faiss
 
             try:
-                self.faiss.remove_ids(faiss.IDSelectorBatch(ids))
-                return
-            except RuntimeError:  # this FAISS type cannot delete: fall back to tombstones
-                self.native_remove = False
+                if self.faiss.remove_ids(faiss.IDSelectorBatch(ids)) == len(ids):
+                    return
+            except RuntimeError:  # this FAISS type cannot delete
+                pass
+            self.native_remove = False  # tombstones from now on ("IVF8,SQ0" removes nothing; see maybe_compact)
         self.tombstones.update(ids.tolist())
         self.search_params = None
 
@@ -423,40 +457,66 @@ class Storage:
         dead = self.next_id - len(self.key_to_id)
         if self.tombstones and len(self.tombstones) > self.rebuild_fraction * max(1, self.faiss.ntotal):
             self.compact()
+        elif self.faiss is not None and self.faiss.ntotal != len(self.key_to_id) + len(self.tombstones):
+            self.compact()  # a remove_ids that removed only some
         elif dead > 1024 and dead > 0.5 * self.next_id:
             self.compact()
 
-    def compact(self):
+    def compact(self, extra=None) -> bool:
         """Renumber live items 0..n-1 and rebuild the FAISS index without deleted items.
 
         HNSW and other self-numbering indexes get a new empty FAISS index; IVF and any index
         whose new copy would need training again (a factory string such as "PCA32,HNSW32")
         keep their trained quantizer or transform and are only emptied.
+
+        ``extra``: ``(keys, vecs, fvecs, payload, replace)`` of an :meth:`insert` that a
+        self-numbering FAISS index refused (NSG builds once): the index is rebuilt new with them
+        (``replace`` ids left out), or nothing changes when FAISS refuses that too (InputError);
+        False when it could only be rebuilt in place (the caller reports its own error).
         """
         live = self.live_ids()
+        if extra is not None and extra[4] is not None and len(extra[4]):
+            live = np.setdiff1d(live, np.asarray(extra[4], dtype=np.int64))
         keys = self.id_key[live].tolist()
         vecs = self.given(live)
         fvecs = self.ready(live)
         norms = self.norms[live].copy() if (not self.copy and self.metric == "cosine") else None
         payload = self.payload.take(live)
-        log.info("rebuilding %s index: %d live items, %d deleted", self.kind, len(keys), self.next_id - len(keys))
+        if extra is not None:
+            keys += list(extra[0])
+            vecs, fvecs = np.concatenate((vecs, extra[1])), np.concatenate((fvecs, extra[2]))
+            if norms is not None:
+                norms = np.concatenate((norms, np.linalg.norm(extra[1], axis=1)))
+        log.info("rebuilding %s index: %d live items, %d deleted", self.kind, len(keys), self.next_id - len(live))
         fresh = None
-        if not self.ids_native:
+        if not self.ids_native or extra is not None:
             fresh, native = F.build(self.kind, self.factory, self.dim, self.metric, self.knobs)
-            if not fresh.is_trained:
-                fresh = None
+            if not fresh.is_trained:  # keep the trained transform / quantizer
+                fresh = F.emptied_copy(self.faiss) if extra is not None else None
+        ids = np.arange(len(keys), dtype=np.int64)
         if fresh is None:
+            if extra is not None:
+                return False
             self._make_writable()  # a memory-mapped index is copied before it is emptied
             self.faiss.reset()
+            if len(keys):
+                self._faiss_add(fvecs, ids)
         else:
+            try:
+                if len(keys):
+                    fresh.add_with_ids(fvecs, ids) if native else fresh.add(fvecs)
+            except RuntimeError as exc:
+                raise F.faiss_error(self.kind, f"rebuild with {len(keys)} vectors of dim={self.dim}", exc) from None
             F.apply_search_knobs(fresh, self.knobs)
             self._set_faiss(fresh, native)
             self.mmapped = False  # the new index lives in memory
         self.reset(len(keys))
-        if keys:
-            self.insert(keys, vecs, fvecs, norms=norms)
+        self._record(keys, vecs, ids, norms=norms)
         payload.grow(self.id_key.shape[0])
         self.payload = payload
+        if extra is not None and extra[3] is not None:
+            self.payload.write(ids[len(live):], extra[3], replace=False)
+        return True
 
     # ------------------------------------------------------------ persistence
     def state(self) -> State:

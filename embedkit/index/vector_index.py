@@ -221,9 +221,7 @@ class VectorIndex:
                 rows = [{} for _ in keys]
                 for j, i in old:
                     rows[j] = st.payload.get(i)
-            if old:
-                st.delete_ids([i for _, i in old])
-            st.insert(keys, vecs, fvecs, payload=rows)
+            st.insert(keys, vecs, fvecs, payload=rows, replace=[i for _, i in old])  # old ones go once FAISS took these
             st.maybe_compact()
 
     def payload(self, key: str) -> dict:
