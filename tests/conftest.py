@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import networkx as nx
 import numpy as np
+import pytest
 
 import embedkit as ek
 
@@ -82,3 +83,15 @@ def neighbour_purity(emb, groups, k: int = 3) -> float:
             hits += groups[other] == groups[key]
             total += 1
     return hits / total
+
+
+@pytest.fixture
+def run(capsys):
+    """``run(*argv)`` -> (exit code, stdout, stderr) of the ``embedkit`` command line, in process."""
+    from embedkit.cli import main
+
+    def _run(*argv):
+        code = main([str(a) for a in argv])
+        res = capsys.readouterr()
+        return code, res.out, res.err
+    return _run

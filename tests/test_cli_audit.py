@@ -16,20 +16,10 @@ import numpy as np
 import pytest
 
 import embedkit as ek
-from embedkit.cli import main
 from embedkit.errors import IgnoredParameterWarning, InputError
 from embedkit.store import Store
 
 DEEP = '{"a":' * 2000 + "1" + "}" * 2000
-
-
-@pytest.fixture
-def run(capsys):
-    def _run(*argv):
-        code = main([str(a) for a in argv])
-        res = capsys.readouterr()
-        return code, res.out, res.err
-    return _run
 
 
 def one_line(err: str) -> str:

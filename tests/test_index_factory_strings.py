@@ -61,7 +61,7 @@ def test_the_rules_leave_working_strings_alone():
     for kind in ("SQ0", "IVF8,SQ0", "HNSW2", "NSG16", "IVF10,Flat", "PQ4x1", "IVF1024_HNSW32,Flat"):
         assert check_kind(kind) == kind
     VectorIndex(DIM, metric="l2", kind="NSG16")
-    with pytest.raises(ek.InputError, match=r"R >= 32 neighbours per node with metric='ip' \(got 16\)"):
+    with pytest.raises(ek.InputError, match=r"R >= 32 neighbours per node with metric='ip' \(got 16 in 'NSG16'\)"):
         VectorIndex(DIM, metric="ip", kind="NSG16")  # raw inner products hang NSG16 (3000 x 128)
     VectorIndex(DIM, metric="ip", kind="NSG32")
 
@@ -151,3 +151,38 @@ def test_faiss_reason_drops_cpp_names():
         VectorIndex(DIM, kind="IVF8,PQ3")
     one_line(str(bad.value), "IVF8,PQ3")
     assert "multiple of the number of subquantizers" in str(bad.value)
+
+
+@pytest.mark.parametrize("kind", ["NSG32", "hnsw", "flat"])
+def test_a_refused_later_add_or_upsert_loses_nothing(kind, monkeypatch):
+    """FAISS refusing a later add (forced here): NSG, which FAISS builds once, is rebuilt with the new items;
+    any other kind raises one line at once (no rebuild), and the index is exactly as it was."""
+    from embedkit.index import _storage
+
+    x = data()
+    keys = [str(i) for i in range(N)]
+    idx = VectorIndex(DIM, metric="l2", kind=kind)
+    idx.add(keys[:200], x[:200])
+    before = idx.search(x[:5], k=5)
+    rebuilt = []
+    real_compact = _storage.Storage.compact
+    monkeypatch.setattr(_storage.Storage, "compact", lambda self, *a, **kw: rebuilt.append(1) or real_compact(self, *a, **kw))
+
+    def refuse(self, fvecs, ids, show_progress=False):
+        raise RuntimeError("Error in void faiss::Index::add(long, float const*) at Index.cpp:1: forced refusal")
+
+    monkeypatch.setattr(_storage.Storage, "_faiss_add", refuse)
+    if kind == "NSG32":  # the rebuild adds all items to a fresh graph: the add succeeds
+        idx.add(keys[200:], x[200:])
+        assert rebuilt and len(idx) == N and idx.search_keys(["250"], k=1).keys[0] != []
+        return
+    for call in (lambda: idx.add(keys[200:], x[200:]), lambda: idx.upsert(keys[:3], x[200:203])):
+        with pytest.raises(ek.InputError) as err:
+            call()
+        text = str(err.value)
+        one_line(text, kind)
+        assert "forced refusal" in text and "nothing was added" in text
+        after = idx.search(x[:5], k=5)
+        assert len(idx) == 200 and after.keys == before.keys and np.array_equal(after.scores, before.scores)
+        np.testing.assert_array_equal(idx.get_vectors(keys[:3]), x[:3].astype(np.float32))
+    assert not rebuilt  # no rebuild for an index FAISS can add to: the error stands

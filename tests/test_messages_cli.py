@@ -12,17 +12,7 @@ import numpy as np
 import pytest
 
 import embedkit as ek
-from embedkit.cli import main
 from embedkit.store import Store
-
-
-@pytest.fixture
-def run(capsys):
-    def _run(*argv):
-        code = main([str(a) for a in argv])
-        res = capsys.readouterr()
-        return code, res.out, res.err
-    return _run
 
 
 @pytest.fixture

@@ -194,7 +194,8 @@ def check_factory(kind: str, metric: str | None = None) -> None:
     for m in re.finditer(r"NSG(\d+)", kind):
         low, why = (MIN_NSG_R_IP, " with metric='ip'") if metric == "ip" else (MIN_NSG_R, "")
         if int(m.group(1)) < low:
-            raise InputError(f"kind={kind!r}: NSG needs R >= {low} neighbours per node{why} (got {int(m.group(1))}): "
+            raise InputError(f"kind={kind!r}: NSG needs R >= {low} neighbours per node{why} (got {int(m.group(1))} in "
+                             f"{m.group(0)!r}): "
                              "FAISS's graph build can loop forever below that; e.g. 'NSG32'")
     for m in re.finditer(r"\d+", kind):
         if int(m.group()) == 0 and not kind[:m.start()].endswith("SQ"):
@@ -292,13 +293,20 @@ def is_hnsw(index) -> bool:
     return _find_hnsw(index) is not None
 
 
-def _find_hnsw(index):
+def builds_once(index) -> bool:
+    """Whether ``index`` is a graph FAISS builds in one go (NSG: a second add is refused, so adding
+    later means rebuilding the whole index)."""
+    return _find_hnsw(index, "nsg") is not None
+
+
+def _find_hnsw(index, attr: str = "hnsw"):
+    """The index inside ``index`` (through id maps, transforms, refinement) that holds the graph ``attr``."""
     import faiss
 
     idx = index
     for _ in range(4):
         idx = faiss.downcast_index(idx)
-        if hasattr(idx, "hnsw"):
+        if hasattr(idx, attr):
             return idx
         if isinstance(idx, (faiss.IndexIDMap, faiss.IndexIDMap2, faiss.IndexPreTransform, faiss.IndexRefine)):
             idx = idx.index if not isinstance(idx, faiss.IndexRefine) else idx.base_index

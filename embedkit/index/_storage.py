@@ -323,11 +323,11 @@ class Storage:
             if first and n and self.kind not in F.KINDS:  # a factory string FAISS cannot search (PQ4x1 at
                 doing = f"search vectors of dim={self.dim}"  # dim 8): said now, not at every search
                 faiss_search(self.faiss, fvecs[:1], 1, None)
-        except RuntimeError as exc:
+        except (RuntimeError, MemoryError) as exc:
             if first:
                 self._drop_faiss()
-            elif self.compact(extra=(keys, vecs, fvecs, payload, replace)):
-                return  # an index FAISS builds once (NSG refuses a second add): rebuilt with the new items
+            elif F.builds_once(self.faiss) and self.compact(extra=(keys, vecs, fvecs, payload, replace)):
+                return  # NSG refuses a second add: rebuilt with the new items (other kinds: the error stands)
             raise F.faiss_error(self.kind, doing, exc, "nothing was added; use another kind, e.g. 'hnsw'") from None
         if replace is not None and len(replace):
             self.delete_ids(replace)
@@ -506,7 +506,8 @@ class Storage:
                 if len(keys):
                     fresh.add_with_ids(fvecs, ids) if native else fresh.add(fvecs)
             except RuntimeError as exc:
-                raise F.faiss_error(self.kind, f"rebuild with {len(keys)} vectors of dim={self.dim}", exc) from None
+                fix = "nothing was added; use another kind, e.g. 'hnsw'" if extra is not None else "use another kind"
+                raise F.faiss_error(self.kind, f"rebuild with {len(keys)} vectors of dim={self.dim}", exc, fix) from None
             F.apply_search_knobs(fresh, self.knobs)
             self._set_faiss(fresh, native)
             self.mmapped = False  # the new index lives in memory
