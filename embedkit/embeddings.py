@@ -110,6 +110,8 @@ class Embeddings:
         self._keys = keys
         self._key_to_index = {k: i for i, k in enumerate(keys)}
         self._unit: np.ndarray | None = None
+        if meta is not None and not isinstance(meta, dict):
+            raise InputError(f"meta must be a dict of JSON-able values; got {type(meta).__name__}")
         self.meta: dict = dict(meta or {})
 
     # ------------------------------------------------------------------ basics
@@ -129,7 +131,7 @@ class Embeddings:
         return len(self._keys)
 
     def __contains__(self, key) -> bool:
-        return key in self._key_to_index
+        return isinstance(key, str) and key in self._key_to_index  # a non-string is never a key
 
     def __iter__(self):
         return iter(self._keys)
@@ -145,6 +147,9 @@ class Embeddings:
     def index_of(self, key: str) -> int:
         try:
             return self._key_to_index[key]
+        except TypeError:  # unhashable: a list, slice, array...
+            raise InputError(f"key must be a string; got {type(key).__name__} ({_short(key)}); look up one "
+                             "key at a time (emb.vectors[...] indexes rows by position)") from None
         except KeyError:
             raise missing_key_error(key, "these embeddings", len(self), lambda: self._keys) from None
 
@@ -296,8 +301,16 @@ class Embeddings:
     # ---------------------------------------------------------------- indexing
     def to_index(self, metric: str = "cosine", kind: str = "auto", *, show_progress: bool = False, **options):
         """Build a :class:`~embedkit.VectorIndex` holding every vector (options go to VectorIndex)."""
+        import inspect
+
         from .index import VectorIndex
 
+        params = inspect.signature(VectorIndex.__init__).parameters
+        valid = [p for p in params if p not in ("self", "dim", "show_progress")]
+        unknown = sorted(set(options) - set(valid))
+        if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            raise InputError(f"to_index: unknown option {', '.join(map(repr, unknown))}; VectorIndex takes "
+                             f"{', '.join(valid)}")
         idx = VectorIndex(self.dim, metric=metric, kind=kind, **options)
         idx.add(self._keys, self._vectors, show_progress=show_progress)
         return idx
@@ -305,7 +318,7 @@ class Embeddings:
     # ---------------------------------------------------------------- save/load
     def save(self, path) -> None:
         """Save losslessly to an ``.npz`` file (no pickle). Written atomically."""
-        path = Path(path)
+        path = _as_path(path)
         buf = io.BytesIO()
         # keys as UTF-8 bytes + offsets: numpy's fixed-width str arrays drop trailing NULs
         blobs = [k.encode("utf-8") for k in self._keys]
@@ -323,7 +336,7 @@ class Embeddings:
         Raises StoreError (one line) for a missing file, a directory, or a file that is not such
         an ``.npz`` (a ``.npy`` array, word2vec text, anything else), saying what to give instead.
         """
-        path = Path(path)
+        path = _as_path(path)
         if not path.exists():
             raise StoreError(f"{path}: no such file")
         if path.is_dir():
@@ -361,12 +374,12 @@ class Embeddings:
         else:
             for k, v in zip(self._keys, self._vectors):
                 out.write((k + " " + " ".join(repr(float(x)) for x in v) + "\n").encode("utf-8"))
-        atomic_write_bytes(Path(path), out.getvalue())
+        atomic_write_bytes(_as_path(path), out.getvalue())
 
     @classmethod
     def load_word2vec_format(cls, path, binary: bool = False) -> "Embeddings":
         """Read the word2vec text or binary format (as written by gensim or word2vec.c)."""
-        path = Path(path)
+        path = _as_path(path)
         if not path.exists():
             raise InputError(f"{path}: no such file")
         if path.is_dir():
@@ -388,6 +401,8 @@ class Embeddings:
                                  "'3000 100') or an .npz written by Embeddings.save") from None
             if n < 0 or dim < 1:
                 raise ParseError(path, 1, f"bad header counts n={n} dim={dim}")
+            if binary:
+                _refuse_text_as_binary(fh, path, dim)
             _check_header_claim(fh, path, n, dim, binary)
             keys: list[str] = []
             vectors = np.empty((n, dim), dtype=np.float32)
@@ -400,6 +415,39 @@ class Embeddings:
 
 _MAX_HEADER = 256
 _BINARY_HINT = "for the binary word2vec format pass binary=True (CLI: --binary, or a name ending in .bin)"
+
+
+def _short(x) -> str:
+    text = repr(x)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _as_path(path) -> Path:
+    """``path`` as a Path; InputError (one line) for anything but a str or os.PathLike."""
+    import os
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"path must be a str or Path; got {type(path).__name__}")
+    return Path(path)
+
+
+def _refuse_text_as_binary(fh, path, dim) -> None:
+    """ParseError when binary=True is given for a text word2vec file: its first row after the header
+    is a word and ``dim`` decimal numbers (binary float32 data practically never reads as that)."""
+    if not fh.seekable():
+        return
+    start = fh.tell()
+    line = fh.readline(4096 + 64 * dim)
+    fh.seek(start)
+    parts = line.split()  # the word may be any UTF-8; the numbers are ASCII
+    try:
+        text = len(parts) == dim + 1 and line.endswith(b"\n") and [float(x) for x in parts[1:]]
+    except ValueError:  # not decimal numbers: binary data
+        return
+    if text:
+        raise ParseError(path, None, "looks like the text word2vec format, not binary; drop binary=True "
+                         "(CLI: no --binary, or a name not ending in .bin)")
+
 def _refuse_non_npz(path: Path) -> None:
     """StoreError for a file that is not an .npz (zip) archive, before numpy calls it pickled data."""
     kind = numpy_kind(path)

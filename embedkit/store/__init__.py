@@ -27,6 +27,8 @@ import re
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from .._io import name_lock
 from ..errors import InputError, StoreError
 from ..index import VectorIndex, read_manifest
@@ -59,6 +61,8 @@ class Store:
     """A directory of saved indexes, one sub-directory per name."""
 
     def __init__(self, root=None):
+        if root is not None and not isinstance(root, (str, os.PathLike)):
+            raise InputError(f"Store root must be a str or Path; got {type(root).__name__}")
         self.root = Path(root) if root is not None else default_root()
 
     def __repr__(self) -> str:
@@ -215,6 +219,13 @@ class Store:
         Holds the writer lock of ``name`` throughout: a concurrent save of the same name waits
         (``overwrite=True``) or, once the first has written it, is refused (``overwrite=False``)."""
         p = self.path(name)
+        _check_flag("overwrite", overwrite)
+        if not isinstance(index, VectorIndex):
+            from ..embeddings import Embeddings
+
+            hint = " (use emb.to_index())" if isinstance(index, Embeddings) else ""
+            raise InputError(f"index must be a VectorIndex; got {type(index).__name__}{hint}")
+        _check_extras(extras)
         self._make_root()
         with name_lock(p, timeout=lock_timeout):
             if not overwrite and self.exists(name):
@@ -250,6 +261,7 @@ class Store:
 
     def load(self, name: str, mmap: bool = False) -> VectorIndex:
         """Load ``name``, with any writes the HTTP service journalled since its last full save."""
+        _check_flag("mmap", mmap)
         return self.load_journalled(name, mmap=mmap)[0]
 
     def load_journalled(self, name: str, mmap: bool = False) -> tuple[VectorIndex, list[dict], int]:
@@ -260,6 +272,7 @@ class Store:
         A damaged journal raises StoreError and is left as it is."""
         from .journal import read_journal, replay
 
+        _check_flag("mmap", mmap)
         path = self._require(name)
 
         def read(d):
@@ -301,12 +314,43 @@ class Store:
     def delete(self, name: str) -> None:
         """Delete ``name`` (under its writer lock; one atomic rename, then removal), or the folder
         ``name`` of an index whose manifest was deleted (:meth:`unfinished`)."""
+        check_name(name)
+        if not self.root.is_dir():  # as load/info say; and the lock file would create the folder or fail
+            raise StoreError(self.missing_message(name))
         with self.lock(name, what="delete"):  # a save of the same name cannot finish between the check and the delete
             if not self.exists(name) and self.unfinished(name):
                 delete_index(self.path(name))
                 return
         p = self._require(name)
         delete_index(p)
+
+
+def _check_flag(what: str, value) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{what} must be True or False; got {value!r}")
+
+
+def _check_extras(extras) -> None:
+    """InputError (one line) for extras that could not be saved and read back: each extra is a dict
+    of str -> numeric, bool or string arrays (an object array would save, then fail to load)."""
+    if extras is None:
+        return
+    if not isinstance(extras, dict):
+        raise InputError(f"extras must be a dict of name -> dict of arrays; got {type(extras).__name__}")
+    for name, arrays in extras.items():
+        if not isinstance(arrays, dict):
+            raise InputError(f"extras[{name!r}] must be a dict of str -> arrays; got {type(arrays).__name__}")
+        for key, value in arrays.items():
+            where = f"extras[{name!r}][{key!r}]"
+            if not isinstance(key, str):
+                raise InputError(f"{where}: array names must be strings; got {type(key).__name__}")
+            try:
+                kind = np.asarray(value).dtype.kind
+            except Exception as exc:  # ragged lists and the like
+                raise InputError(f"{where} cannot be made an array ({type(exc).__name__}); extras hold numeric "
+                                 "or string arrays") from None
+            if kind not in "biufcUSM?m":
+                raise InputError(f"{where} is an object array; extras hold numeric or string arrays")
 
 
 def _files_problem(path: Path, manifest: dict) -> str | None:
