@@ -12,6 +12,7 @@ import io
 import logging
 import re
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -219,6 +220,11 @@ def plot_map(emb, out, labels=None, method: str = "pca", *, title: str | None = 
     written on the map), ``explained_variance`` (PCA: the share of each axis, else None) and ``path``.
     Raises InputError for a bad method, file type, key, or too few vectors.
     """
+    if not (hasattr(emb, "keys") and hasattr(emb, "vectors")) or isinstance(emb, dict):
+        raise InputError(f"emb must be an ek.Embeddings; got {type(emb).__name__} "
+                         "(wrap vectors as ek.Embeddings(keys, vectors))")
+    if labels is not None and not isinstance(labels, Mapping):
+        raise InputError(f"labels must be a dict {{key: label}} (e.g. read_labels(path)); got {type(labels).__name__}")
     out = _check_out(out)
     method = check_choice("plot", "method", method, METHODS)
     max_points = check_int("plot", "max_points", max_points, 2)

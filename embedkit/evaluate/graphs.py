@@ -197,6 +197,21 @@ def _edge_features(emb, graph, pairs: np.ndarray) -> np.ndarray:
     return V[pairs[:, 0]] * V[pairs[:, 1]]
 
 
+def _check_fitted_emb(emb, graph) -> None:
+    """What ``fit`` returned: Embeddings holding at least one node of ``graph`` (a node without a
+    vector counts as zeros, as documented in :func:`_edge_features`; none at all is a mistake)."""
+    if not (hasattr(emb, "keys") and hasattr(emb, "vectors") and hasattr(emb, "dim")):
+        raise InputError(f"fit must return Embeddings; got {type(emb).__name__}")
+    nodes = list(graph.nodes)
+    missing = sum(k not in emb for k in nodes)
+    if missing and missing < len(nodes):
+        log.warning("link_prediction: %d of %d nodes have no vector from fit and count as zeros", missing, len(nodes))
+    if missing == len(nodes):
+        sample = ", ".join(repr(k) for k in list(emb.keys)[:3]) or "none"
+        raise InputError(f"fit returned embeddings holding none of the graph's nodes (keys like {sample}; "
+                         f"nodes like {nodes[0]!r}); fit must embed the graph it is given")
+
+
 def link_prediction(graph, fit: Callable, test_fraction: float = 0.1, keep_connected: bool = True,
                     seed: int = 0) -> dict:
     """ROC-AUC of predicting held-out edges from embeddings learned without them.
@@ -206,7 +221,9 @@ def link_prediction(graph, fit: Callable, test_fraction: float = 0.1, keep_conne
     sees only the residual graph. Edge features are Hadamard products of the L2-normalised end
     vectors (raw norms grow with degree and drown the signal), standardised; a logistic regression
     is trained on the residual edges against as many random non-edges and scores the held-out
-    edges against as many other non-edges. Returns ``{"auc", "n_test"}``.
+    edges against as many other non-edges. Nodes that ``fit`` gave no vector count as zeros (a
+    warning says how many); embeddings holding none of the nodes raise InputError. Returns
+    ``{"auc", "n_test"}``.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -224,6 +241,7 @@ def link_prediction(graph, fit: Callable, test_fraction: float = 0.1, keep_conne
         emb = fit(train_graph)
     else:
         raise InputError("fit must be a trainer with .fit(graph) or a callable graph -> Embeddings")
+    _check_fitted_emb(emb, graph)
     rng = np.random.default_rng([seed, 1])
     s, d, _ = train_graph.to_edge_arrays(unique=True)
     keep = s != d

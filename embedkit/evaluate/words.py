@@ -27,6 +27,7 @@ import numpy as np
 
 from .._files import text_lines
 from .._knn import knn_search, unit_rows
+from .._validation import check_int
 from ..errors import InputError, ParseError
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,16 @@ def bundled_eval_path(name: str) -> Path:
     return path
 
 
+def check_embeddings(emb, what: str = "emb") -> None:
+    """Refuse anything but Embeddings (keys and vectors) in one line, before an AttributeError."""
+    if not (hasattr(emb, "keys") and hasattr(emb, "vectors")) or isinstance(emb, dict):
+        raise InputError(f"{what} must be an ek.Embeddings; got {type(emb).__name__} "
+                         "(wrap vectors as ek.Embeddings(keys, vectors))")
+
+
 def _lookup(emb, restrict_vocab: int | None = None) -> dict[str, int]:
     """Lower-cased key -> row, the first (most frequent) key winning among case variants."""
+    check_embeddings(emb)
     keys = emb.keys if restrict_vocab is None else emb.keys[:restrict_vocab]
     table: dict[str, int] = {}
     for i, k in enumerate(keys):
@@ -162,8 +171,8 @@ def analogy_report(emb, questions_path=None, *, restrict_vocab: int = 300_000, b
     "questions", "covered", "coverage", "correct", "sections": {name: accuracy}}``;
     ``accuracy`` is NaN when no question is covered.
     """
-    if isinstance(restrict_vocab, bool) or not isinstance(restrict_vocab, int) or restrict_vocab < 1:
-        raise InputError(f"restrict_vocab must be an int >= 1; got {restrict_vocab!r}")
+    restrict_vocab = check_int("analogy_report", "restrict_vocab", restrict_vocab, 1)
+    batch_size = check_int("analogy_report", "batch_size", batch_size, 1)
     path = Path(questions_path) if questions_path is not None else bundled_eval_path("questions-words")
     table = _lookup(emb, restrict_vocab)
     section = "default"

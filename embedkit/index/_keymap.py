@@ -32,7 +32,10 @@ class KeyMap:
         return self._count
 
     def get(self, key, default=None):
-        i = self._recent.get(key)
+        try:
+            i = self._recent.get(key)
+        except TypeError:  # unhashable (a list of keys): no such key; callers explain
+            return default
         if i is not None:
             return i
         if not isinstance(key, str) or not len(self._hashes):

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._arrays import as_keys, as_vectors
 from .._knn import METRICS
-from .._validation import check_choice, check_float, check_int
+from .._validation import check_choice, check_float, check_int, check_seed, shown
 from ..errors import InputError
 from . import _factory as F
 from ._filter import compile_filter
@@ -226,6 +226,8 @@ class VectorIndex:
 
     def payload(self, key: str) -> dict:
         """The payload of one item (a new dict; {} when it has none)."""
+        if not _one_key(key):
+            raise InputError(f"key must be a string; got {type(key).__name__} (use [idx.payload(k) for k in keys])")
         with self._lock.read():
             st = self._storage
             return st.payload.get(st.id_of(key))
@@ -303,7 +305,7 @@ class VectorIndex:
         hnsw/ivf/ivfpq at any selectivity (small matching sets are searched exactly). Rows hold
         min(k, matching items) results.
         """
-        k = check_int("search", "k", k, 1, None) if not (isinstance(k, int) and k >= 1) else k
+        k = check_int("search", "k", k, 1, None) if not (type(k) is int and k >= 1) else k
         flt = None if filter is None else compile_filter(filter)
         fq = self._one_query(queries)
         if fq is None:  # batches, other dtypes, and anything the general checks must explain
@@ -331,7 +333,7 @@ class VectorIndex:
     def search_keys(self, keys: Sequence[str], k: int = 10, filter=None) -> SearchResult:
         """The k nearest neighbours of stored items, each item itself excluded; ``filter`` as in
         :meth:`search`."""
-        k = check_int("search_keys", "k", k, 1, None) if not (isinstance(k, int) and k >= 1) else k
+        k = check_int("search_keys", "k", k, 1, None) if not (type(k) is int and k >= 1) else k
         flt = None if filter is None else compile_filter(filter)
         if _one_key(keys):
             with self._lock.read():  # one key: no list, no fancy-index copy, no general norm
@@ -387,6 +389,9 @@ class VectorIndex:
         st = self._storage
         if isinstance(items, (str, np.ndarray)):
             items = [items]
+        elif not isinstance(items, Iterable):
+            raise InputError(f"search_examples: {what} must be a list of keys or vectors; got "
+                             f"{type(items).__name__} {shown(items)} (give [] for none)")
         vecs, ids = [], []
         for j, item in enumerate(list(items)):
             if _one_key(item):  # a key (an int says keys are strings)
@@ -433,8 +438,12 @@ class VectorIndex:
         target_recall = check_float("tune", "target_recall", target_recall, 0.0, 1.0, low_open=True)
         k = check_int("tune", "k", k, 1, None)
         sample = check_int("tune", "sample", sample, 1, None)
+        seed = check_seed("tune", seed)
         if queries is not None:
             queries = as_vectors(queries, what="queries", dim=self._dim, allow_1d=True, dim_of="the index")
+            if not len(queries):
+                raise InputError("tune: queries is empty; give at least one row, or leave queries out to "
+                                 "sample the index")
             queries = self._storage.for_faiss(queries)
         with self._lock.write():
             return tune(self._storage, target_recall, queries, k, sample, seed)

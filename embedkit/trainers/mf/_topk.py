@@ -3,10 +3,13 @@ the allowed-item mask of a filter and the exact top-k of dense score rows."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import numpy as np
 
 from ..._knn import unit_rows
 from ..._validation import check_int
+from ...errors import InputError
 
 
 def allowed_mask(filter, keys, payload=None) -> np.ndarray | None:
@@ -59,3 +62,20 @@ def similar_rows(vecs: np.ndarray, i: int, keys, k: int, allowed) -> list[tuple[
     recommender's ``similar_items`` answers with a filter."""
     unit = unit_rows(vecs)
     return top_k(unit[i:i + 1] @ unit.T, keys, k, [[i]], allowed)[0]
+
+
+def as_key_list(keys, what: str, noun: str, hint: str = "") -> list:
+    """``keys`` (a list of user or item keys) as a list; a single string or a non-iterable is
+    refused in one line (a string would otherwise be read one character per key)."""
+    if isinstance(keys, (str, bytes)):
+        raise InputError(f"{what} must be a list of {noun} keys; got the string {keys!r} "
+                         f"(wrap one {noun} in a list{hint})")
+    if not isinstance(keys, Iterable) or isinstance(keys, Mapping):
+        raise InputError(f"{what} must be a list of {noun} keys; got {type(keys).__name__}")
+    return list(keys)
+
+
+def as_user_list(users) -> list:
+    """The users of ``recommend_batch``: a list (one str is refused: use ``recommend``)."""
+    return as_key_list(users, "users", "user", f", or call recommend({users!r})" if isinstance(users, str) else "")
+

@@ -32,7 +32,7 @@ from ..._validation import SEED, Bool, Interval, Options, check_int
 from ...embeddings import Embeddings
 from ...errors import InputError, MissingKeyError
 from ..base import Trainer
-from ._topk import allowed_mask, similar_rows, top_k
+from ._topk import allowed_mask, as_user_list, similar_rows, top_k
 
 __all__ = ["ItemKNN", "Popularity", "as_interactions"]
 
@@ -87,6 +87,12 @@ class _Recommender(Trainer):
             out.append(code)
         return np.array(out, dtype=np.int64)
 
+    def _check_item(self, item) -> None:
+        self._check_fitted()
+        if not isinstance(item, str) or item not in self._item_index:
+            raise MissingKeyError(f"unknown item {item!r}; items come from the training interactions "
+                                  f"({len(self._item_keys)} items)")
+
     def seen_items(self, user) -> np.ndarray:
         u = int(self._user_codes([user])[0])
         return self._seen.indices[self._seen.indptr[u]:self._seen.indptr[u + 1]]
@@ -117,7 +123,7 @@ class _Recommender(Trainer):
     def recommend_batch(self, users, k: int = 10, exclude_seen: bool = True,
                         filter=None) -> list[list[tuple[str, float]]]:
         """recommend() for many users: exact top-k among the allowed unseen items."""
-        users = [users] if isinstance(users, str) else list(users)
+        users = as_user_list(users)
         codes = self._user_codes(users)
         allowed = allowed_mask(filter, self._item_keys, self._payload)
         out = []
@@ -131,9 +137,8 @@ class _Recommender(Trainer):
 
     def similar_items(self, item, k: int = 10, filter=None) -> list[tuple[str, float]]:
         """The ``k`` items most similar to ``item`` (cosine of ``embeddings_``), itself excluded."""
-        self._check_fitted()
-        if item not in self._item_index:
-            raise MissingKeyError(f"unknown item {item!r}; items come from the training interactions")
+        self._check_item(item)
+        k = check_int(f"{type(self).__name__}.similar_items", "k", k, 1)
         return similar_rows(self.embeddings_.vectors, self._item_index[item], self._item_keys, k,
                             allowed_mask(filter, self._item_keys, self._payload))
 
@@ -326,9 +331,8 @@ class ItemKNN(_Recommender):
 
     def similar_items(self, item, k: int = 10, filter=None) -> list[tuple[str, float]]:
         """The ``k`` items most similar to ``item`` by the (exact, kept) item-item similarity."""
-        self._check_fitted()
-        if item not in self._item_index:
-            raise MissingKeyError(f"unknown item {item!r}; items come from the training interactions")
+        self._check_item(item)
+        k = check_int(f"{type(self).__name__}.similar_items", "k", k, 1)
         i = self._item_index[item]
         row = np.asarray(self._sim[i].todense()).astype(np.float64)
         row[row == 0] = -np.inf  # only kept neighbours

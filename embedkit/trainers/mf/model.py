@@ -398,8 +398,10 @@ class MatrixFactorization(PredictFoldIn, Trainer):
 
     def recommend_batch(self, users, k: int = 10, exclude_seen: bool = True,
                         filter=None) -> list[list[tuple[str, float]]]:
-        """recommend() for many users in one index search."""
-        return recommend_users(self, users, k=k, exclude_seen=exclude_seen, filter=filter)
+        """recommend() for many users in one index search (``users``: a list of user keys)."""
+        from ._topk import as_user_list
+
+        return recommend_users(self, as_user_list(users), k=k, exclude_seen=exclude_seen, filter=filter)
 
     def set_item_payload(self, payload) -> None:
         """Item payloads for payload filters in recommend/similar_items: a dict {item: {field:

@@ -4,6 +4,8 @@ user. A mixin of :class:`~embedkit.trainers.mf.model.MatrixFactorization`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import numpy as np
 
 from ...errors import InputError
@@ -39,6 +41,10 @@ class PredictFoldIn:
             users = [users]
         if isinstance(items, str):
             items = [items]
+        for what, x in (("users", users), ("items", items)):
+            if not isinstance(x, Iterable) or isinstance(x, Mapping):
+                raise InputError(f"predict() needs users and items as equal-length lists of keys (or one str each); "
+                                 f"{what} is {type(x).__name__}")
         users, items = list(users), list(items)
         if len(users) == 1 and len(items) > 1:
             users = users * len(items)
@@ -76,7 +82,9 @@ class PredictFoldIn:
         self._check_fitted()
         if not isinstance(user, str) or not user:
             raise InputError(f"fold_in() needs a non-empty string user id; got {user!r}")
-        codes = self._item_codes(list(items))
+        from ._topk import as_key_list
+
+        codes = self._item_codes(as_key_list(items, "items", "item"))
         vals = _fold_in_values(self.params_["feedback"], values, len(codes))
         if len(np.unique(codes)) != len(codes):  # duplicates summed, as in Interactions
             uniq, inv = np.unique(codes, return_inverse=True)
