@@ -402,7 +402,7 @@ class Embeddings:
             if n < 0 or dim < 1:
                 raise ParseError(path, 1, f"bad header counts n={n} dim={dim}")
             if binary:
-                _refuse_text_as_binary(fh, path, dim)
+                _refuse_text_as_binary(fh, path, dim, n)
             _check_header_claim(fh, path, n, dim, binary)
             keys: list[str] = []
             vectors = np.empty((n, dim), dtype=np.float32)
@@ -431,22 +431,36 @@ def _as_path(path) -> Path:
     return Path(path)
 
 
-def _refuse_text_as_binary(fh, path, dim) -> None:
-    """ParseError when binary=True is given for a text word2vec file: its first row after the header
-    is a word and ``dim`` decimal numbers (binary float32 data practically never reads as that)."""
+def _refuse_text_as_binary(fh, path, dim, n) -> None:
+    """ParseError when binary=True is given for a text word2vec file: everything read after the header
+    (up to 64 KiB) is UTF-8 text without NUL bytes, and its first rows (up to 3) are each a word and
+    ``dim`` plain decimal numbers. Binary float32 rows practically always hold a NUL or a byte that is
+    no UTF-8 (a lone 0x80-0xff), so a real binary file is never refused, whatever its dim."""
     if not fh.seekable():
         return
     start = fh.tell()
-    line = fh.readline(4096 + 64 * dim)
+    chunk = fh.read(1 << 16)
     fh.seek(start)
-    parts = line.split()  # the word may be any UTF-8; the numbers are ASCII
-    try:
-        text = len(parts) == dim + 1 and line.endswith(b"\n") and [float(x) for x in parts[1:]]
-    except ValueError:  # not decimal numbers: binary data
+    if b"\x00" in chunk:
         return
-    if text:
-        raise ParseError(path, None, "looks like the text word2vec format, not binary; drop binary=True "
-                         "(CLI: no --binary, or a name not ending in .bin)")
+    try:
+        chunk.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(chunk) - 4:  # (not just a character cut at the end of the chunk)
+            return
+    rows = [r for r in chunk.split(b"\n")[:min(max(n, 1), 3)] if r.strip()]
+    if not rows:
+        return
+    for row in rows:
+        parts = row.split()
+        if len(parts) != dim + 1 or not all(_DECIMAL.fullmatch(x) for x in parts[1:]):
+            return
+    raise ParseError(path, None, "looks like the text word2vec format, not binary; drop binary=True "
+                     "(CLI: no --binary, or a name not ending in .bin)")
+
+
+_DECIMAL = re.compile(rb"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
 
 def _refuse_non_npz(path: Path) -> None:
     """StoreError for a file that is not an .npz (zip) archive, before numpy calls it pickled data."""

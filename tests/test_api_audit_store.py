@@ -79,7 +79,7 @@ def test_store_save_object_extra_is_refused(tmp_path):
     s = ek.Store(tmp_path / "st")
     with pytest.raises(InputError) as ei:
         s.save("ex", small_index(), extras={"a": {"b": object()}})
-    one_line(ei, "extras['a']['b'] is an object array", "numeric or string arrays")
+    one_line(ei, "extras['a']['b'] is an array of Python objects", "numeric or string arrays")
     assert not s.exists("ex")
 
 
@@ -170,3 +170,25 @@ def test_to_index_unknown_option(emb):
         emb.to_index(foo=1)
     one_line(ei, "unknown option 'foo'", "hnsw_m", "nprobe")
     assert len(emb.to_index(ef_search=32)) == 5
+
+
+def test_a_real_binary_file_whose_bytes_look_like_text_still_loads(tmp_path):
+    """dim 1, first value 1.0003115: its float32 bytes are '5', '\\n', 0x80, '?', so a first 'line' reads as
+    'cat 5'; the file is binary all the same (it holds a byte no UTF-8 text has) and loads."""
+    from gensim.models import KeyedVectors
+
+    for first in (b"5\n\x80?", b"0001"):
+        kv = KeyedVectors(1)
+        kv.add_vectors(["cat", "dog"], np.array([[np.frombuffer(first, np.float32)[0]], [0.5]], dtype=np.float32))
+        path = tmp_path / "b.bin"
+        kv.save_word2vec_format(str(path), binary=True)
+        emb = ek.Embeddings.load_word2vec_format(path, binary=True)
+        assert emb.keys == ["cat", "dog"] and emb.vectors[0, 0] == np.frombuffer(first, np.float32)[0]
+
+
+def test_structured_extras_are_kept_and_objects_refused(tmp_path):
+    store = ek.Store(tmp_path / "st")
+    index = ek.Embeddings(["a", "b"], np.eye(2)).to_index()
+    rec = np.zeros(2, dtype=[("x", "f4"), ("n", "i8")])
+    store.save("s", index, extras={"t": {"rec": rec}})
+    assert store.load_extra("s", "t")["rec"].dtype == rec.dtype

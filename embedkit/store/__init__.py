@@ -345,12 +345,13 @@ def _check_extras(extras) -> None:
             if not isinstance(key, str):
                 raise InputError(f"{where}: array names must be strings; got {type(key).__name__}")
             try:
-                kind = np.asarray(value).dtype.kind
+                dtype = np.asarray(value).dtype
             except Exception as exc:  # ragged lists and the like
                 raise InputError(f"{where} cannot be made an array ({type(exc).__name__}); extras hold numeric "
                                  "or string arrays") from None
-            if kind not in "biufcUSM?m":
-                raise InputError(f"{where} is an object array; extras hold numeric or string arrays")
+            if dtype.hasobject:  # (structured arrays of plain fields save and load without pickle: kept)
+                raise InputError(f"{where} is an array of Python objects (dtype {dtype}); extras hold numeric or "
+                                 "string arrays")
 
 
 def _files_problem(path: Path, manifest: dict) -> str | None:
