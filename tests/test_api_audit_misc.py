@@ -160,3 +160,20 @@ def test_recommend_batch_one_string(which, mf):
         m.recommend_batch("u0")
     _one_line(e, "users must be a list", "'u0'", "recommend('u0')")
     assert len(m.recommend_batch(["u0"], k=1)) == 1
+
+
+def test_exclude_seen_must_be_a_bool_and_nan_filter_values_are_refused():
+    inter = ek.Interactions.from_arrays(["u0", "u0", "u1", "u2"], ["i0", "i1", "i1", "i2"])
+    models = [ek.MatrixFactorization(dim=2, epochs=1, seed=0), ek.Popularity()]
+    for model in models:
+        model.fit(inter, show_progress=False) if isinstance(model, ek.MatrixFactorization) else model.fit(inter)
+        with pytest.raises(ek.InputError) as err:
+            model.recommend_batch(["u0"], exclude_seen="no")  # a truthy string used to mean True
+        assert "exclude_seen" in str(err.value) and "\n" not in str(err.value)
+        assert model.recommend_batch(["u0"], exclude_seen=np.bool_(False))
+    idx = ek.VectorIndex(2)
+    idx.add(["a", "b"], np.eye(2), payload=[{"price": 1.0}, {"price": 2.0}])
+    for flt in ({"price": {"$gt": float("nan")}}, {"price": {"$in": [1.0, np.nan]}}, {"price": float("nan")}):
+        with pytest.raises(ek.InputError, match="not NaN") as err:  # it matched nothing, silently
+            idx.search_keys(["a"], k=2, filter=flt)
+        assert "\n" not in str(err.value)

@@ -66,6 +66,11 @@ def _scalar_ok(v) -> bool:
     return isinstance(v, (str, bool, np.bool_)) or _is_num(v)
 
 
+def _is_nan(v) -> bool:
+    """A NaN filter value: it would match nothing (payload values are never NaN), so it is refused."""
+    return _is_num(v) and not isinstance(v, (bool, np.bool_)) and v != v
+
+
 class _Keys:
     """Row lookup by key for ``$key`` (rows_of returns the rows of the keys that exist)."""
 
@@ -222,12 +227,12 @@ def _cond(field, op, v, path) -> tuple:
         if not isinstance(v, (list, tuple)):
             raise _err(path, f"{op} expects a list of values, got {_show(v)}")
         for i, x in enumerate(v):
-            if not _scalar_ok(x):
-                raise _err(path, f"{op}[{i}] must be a str, number or bool, got {_show(x)}")
+            if not _scalar_ok(x) or _is_nan(x):
+                raise _err(path, f"{op}[{i}] must be a str, number (not NaN) or bool, got {_show(x)}")
         vals = list(v)
     else:
-        if not _scalar_ok(v):
-            raise _err(path, f"{op} expects a str, number or bool, got {_show(v)}")
+        if not _scalar_ok(v) or _is_nan(v):
+            raise _err(path, f"{op} expects a str, number (not NaN) or bool, got {_show(v)}")
         if op in _ORDER_OPS and isinstance(v, (bool, np.bool_)):
             raise _err(path, f"{op} expects a number or a string, got {_show(v)}")
         vals = v

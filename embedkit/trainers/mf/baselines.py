@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import scipy.sparse as sp
 
-from ..._validation import SEED, Bool, Interval, Options, check_int
+from ..._validation import SEED, Bool, Interval, Options, check_bool, check_int
 from ...embeddings import Embeddings
 from ...errors import InputError, MissingKeyError
 from ..base import Trainer
@@ -124,6 +124,8 @@ class _Recommender(Trainer):
                         filter=None) -> list[list[tuple[str, float]]]:
         """recommend() for many users: exact top-k among the allowed unseen items."""
         users = as_user_list(users)
+        exclude_seen = check_bool(f"{type(self).__name__}.recommend", "exclude_seen",
+                                  bool(exclude_seen) if isinstance(exclude_seen, np.bool_) else exclude_seen)
         codes = self._user_codes(users)
         allowed = allowed_mask(filter, self._item_keys, self._payload)
         out = []
