@@ -135,14 +135,19 @@ def numpy_kind(path) -> str:
         return "npy"
     if head.startswith(ZIP_MAGIC):
         return "npz"
+    return "text" if looks_like_text(head) else "other"
+
+
+def looks_like_text(head: bytes) -> bool:
+    """Whether the first bytes of a file (a sample) are UTF-8 text: no NUL, and decodable (a character
+    cut at the end of the sample allowed)."""
     if b"\x00" in head:
-        return "other"
+        return False
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the end of the sample
-            return "other"
-    return "text"
+        return exc.start >= len(head) - 4
+    return True
 
 
 def not_numpy(path, want: str, kind: str, fix: str) -> ParseError:

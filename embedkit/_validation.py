@@ -18,6 +18,8 @@ import math
 import numbers
 from typing import Any, Iterable
 
+import numpy as np
+
 from .errors import InputError
 
 __all__ = ["Interval", "Options", "Bool", "NoneOk", "InstanceOf", "IntTuple", "Device",
@@ -194,10 +196,10 @@ NEGATIVE = [Interval(int, 1, 1_000)]   # noise samples per positive pair (Word2V
 def _message(owner: str, name: str, value, constraints, params) -> str:
     texts = [c.describe(params) for c in constraints]
     allowed = texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " or " + texts[-1]
-    shown = repr(value)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
-    return f"The '{name}' parameter of {owner} must be {allowed}. Got {shown} instead."
+    text = repr(value)  # (not shown(): these messages keep numpy's own repr)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"The '{name}' parameter of {owner} must be {allowed}. Got {text} instead."
 
 
 def check_value(owner: str, name: str, value, constraints, params: dict | None = None):
@@ -240,7 +242,8 @@ def check_choice(owner: str, name: str, value: Any, choices: Iterable[str]) -> s
 
 
 def check_bool(owner: str, name: str, value: Any) -> bool:
-    return check_value(owner, name, value, [Bool()])
+    """``value`` as a bool (a numpy bool is one too); InputError for anything else ("no" is no False)."""
+    return bool(check_value(owner, name, bool(value) if isinstance(value, np.bool_) else value, [Bool()]))
 
 
 def check_seed(owner: str, value: Any) -> int:

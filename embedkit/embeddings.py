@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ._arrays import as_keys, as_vectors
-from ._files import BOM, NPY_MAGIC, ZIP_MAGIC, numpy_kind
+from ._files import BOM, ICONV, NPY_MAGIC, ZIP_MAGIC, looks_like_text, numpy_kind, numpy_problem
 from ._io import atomic_write_bytes
 from ._knn import knn_search, unit_rows
 from .errors import InputError, MissingKeyError, ParseError, StoreError
@@ -305,10 +305,9 @@ class Embeddings:
 
         from .index import VectorIndex
 
-        params = inspect.signature(VectorIndex.__init__).parameters
-        valid = [p for p in params if p not in ("self", "dim", "show_progress")]
+        valid = [p for p in inspect.signature(VectorIndex.__init__).parameters if p not in ("self", "dim")]
         unknown = sorted(set(options) - set(valid))
-        if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        if unknown:
             raise InputError(f"to_index: unknown option {', '.join(map(repr, unknown))}; VectorIndex takes "
                              f"{', '.join(valid)}")
         idx = VectorIndex(self.dim, metric=metric, kind=kind, **options)
@@ -413,6 +412,13 @@ class Embeddings:
         return cls(keys, vectors)
 
 
+def check_embeddings(emb, what: str = "emb") -> None:
+    """Refuse anything but Embeddings (keys and vectors) in one line, before an AttributeError."""
+    if not (hasattr(emb, "keys") and hasattr(emb, "vectors")) or isinstance(emb, dict):
+        raise InputError(f"{what} must be an ek.Embeddings; got {type(emb).__name__} "
+                         "(wrap vectors as ek.Embeddings(keys, vectors))")
+
+
 _MAX_HEADER = 256
 _BINARY_HINT = "for the binary word2vec format pass binary=True (CLI: --binary, or a name ending in .bin)"
 
@@ -441,13 +447,8 @@ def _refuse_text_as_binary(fh, path, dim, n) -> None:
     start = fh.tell()
     chunk = fh.read(1 << 16)
     fh.seek(start)
-    if b"\x00" in chunk:
+    if not looks_like_text(chunk):
         return
-    try:
-        chunk.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(chunk) - 4:  # (not just a character cut at the end of the chunk)
-            return
     rows = [r for r in chunk.split(b"\n")[:min(max(n, 1), 3)] if r.strip()]
     if not rows:
         return
@@ -471,13 +472,12 @@ def _refuse_non_npz(path: Path) -> None:
         raise StoreError(f"{path}: cannot read embeddings: a .npy array (vectors without keys), not an .npz archive; "
                          "save keys and vectors together with ek.Embeddings(keys, vectors).save(path)")
     fix = "give a file written by Embeddings.save / np.savez"
-    what = {"empty": "an empty file", "text": "a text file, not a zip file"}.get(kind, "not a zip file")
     if kind == "text":
         with open(path, "rb") as fh:
             first = fh.readline(_MAX_HEADER)
         if re.fullmatch(rb"(\xef\xbb\xbf)?\s*\d+\s+\d+\s*", first):
             fix += "; this looks like word2vec text: read it with Embeddings.load_word2vec_format"
-    raise StoreError(f"{path}: cannot read embeddings: not an .npz archive ({what}); {fix}")
+    raise StoreError(f"{path}: cannot read embeddings: {numpy_problem('npz', kind, fix)}")
 
 
 def _refuse_archive(path: Path, head: bytes) -> None:
@@ -536,8 +536,8 @@ def _read_w2v_text(fh, path, n, dim, keys, vectors):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ParseError(path, line_no, f"not valid UTF-8 ({exc.reason} at byte {exc.start}); convert the "
-                             f"file to UTF-8 (e.g. iconv -f latin1 -t utf-8), or {_BINARY_HINT}") from None
+            raise ParseError(path, line_no, f"not valid UTF-8 ({exc.reason} at byte {exc.start}); "
+                             f"{ICONV}, or {_BINARY_HINT}") from None
         parts = text.rstrip("\n\r").rstrip(" ").split(" ")
         if len(parts) != dim + 1:
             raise ParseError(path, line_no, f"expected a word and {dim} numbers, got {len(parts) - 1} numbers")

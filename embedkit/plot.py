@@ -22,6 +22,7 @@ from ._files import text_lines
 from ._io import atomic_write_bytes
 from ._knn import unit_rows
 from ._validation import check_choice, check_int, check_seed
+from .embeddings import check_embeddings
 from .errors import InputError, ParseError
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ def read_labels(path, *, strict: bool = False) -> dict[str, str]:
         if strict and key in labels and labels[key] != label:
             raise ParseError(p, n, f"key {key!r} is labelled {label[:40]!r} here and {labels[key][:40]!r} on line "
                                    f"{first[key]}; give each key one label ('KEY LABEL' per line)")
-        first.setdefault(key, n)
+        if strict:
+            first.setdefault(key, n)
         labels[key] = label
     if not labels:
         raise InputError(f"{p}: no labels found; write one 'KEY LABEL' per line")
@@ -220,9 +222,7 @@ def plot_map(emb, out, labels=None, method: str = "pca", *, title: str | None = 
     written on the map), ``explained_variance`` (PCA: the share of each axis, else None) and ``path``.
     Raises InputError for a bad method, file type, key, or too few vectors.
     """
-    if not (hasattr(emb, "keys") and hasattr(emb, "vectors")) or isinstance(emb, dict):
-        raise InputError(f"emb must be an ek.Embeddings; got {type(emb).__name__} "
-                         "(wrap vectors as ek.Embeddings(keys, vectors))")
+    check_embeddings(emb)
     if labels is not None and not isinstance(labels, Mapping):
         raise InputError(f"labels must be a dict {{key: label}} (e.g. read_labels(path)); got {type(labels).__name__}")
     out = _check_out(out)

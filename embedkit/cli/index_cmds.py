@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .._files import text_lines
 from .._knn import METRICS
-from ..errors import InputError, ParseError
+from ..errors import InputError, ParseError, StoreError
 from .common import add_store_option, check_k, existing_file, get_store, ignored_option, out, refuse_existing
 
 
@@ -259,8 +259,6 @@ def cmd_list(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from ..errors import StoreError
-
     store = get_store(args)
     m = store.info(args.name)
     try:

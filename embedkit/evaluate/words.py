@@ -28,6 +28,7 @@ import numpy as np
 from .._files import text_lines
 from .._knn import knn_search, unit_rows
 from .._validation import check_int
+from ..embeddings import check_embeddings
 from ..errors import InputError, ParseError
 
 log = logging.getLogger(__name__)
@@ -64,13 +65,6 @@ def bundled_eval_path(name: str) -> Path:
     if not path.is_file():
         raise InputError(f"{path}: not found in the installed gensim; pass the path of your own file")
     return path
-
-
-def check_embeddings(emb, what: str = "emb") -> None:
-    """Refuse anything but Embeddings (keys and vectors) in one line, before an AttributeError."""
-    if not (hasattr(emb, "keys") and hasattr(emb, "vectors")) or isinstance(emb, dict):
-        raise InputError(f"{what} must be an ek.Embeddings; got {type(emb).__name__} "
-                         "(wrap vectors as ek.Embeddings(keys, vectors))")
 
 
 def _lookup(emb, restrict_vocab: int | None = None) -> dict[str, int]:

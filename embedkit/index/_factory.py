@@ -98,7 +98,7 @@ def build(kind: str, factory: str, dim: int, metric: str, knobs: dict):
         base = faiss.index_factory(dim, factory, faiss_metric(metric))
     except (RuntimeError, MemoryError) as exc:  # MemoryError: FAISS's std::bad_alloc ("IVF1000000000,Flat")
         raise InputError(bad_kind_message(factory, dim, str(exc) or type(exc).__name__)) from None
-    hnsw = _find_hnsw(base)
+    hnsw = _find_graph(base)
     if hnsw is not None:
         hnsw.hnsw.efConstruction = int(knobs["ef_construction"])
     for part in _parts(base):
@@ -266,7 +266,7 @@ def emptied_copy(index):
 
 
 def apply_search_knobs(index, knobs: dict) -> None:
-    hnsw = _find_hnsw(index)
+    hnsw = _find_graph(index)
     if hnsw is not None and knobs.get("ef_search"):
         hnsw.hnsw.efSearch = int(knobs["ef_search"])
     ivf = find_ivf(index)
@@ -290,16 +290,16 @@ def flat_storage(index):
 
 
 def is_hnsw(index) -> bool:
-    return _find_hnsw(index) is not None
+    return _find_graph(index) is not None
 
 
 def builds_once(index) -> bool:
     """Whether ``index`` is a graph FAISS builds in one go (NSG: a second add is refused, so adding
     later means rebuilding the whole index)."""
-    return _find_hnsw(index, "nsg") is not None
+    return _find_graph(index, "nsg") is not None
 
 
-def _find_hnsw(index, attr: str = "hnsw"):
+def _find_graph(index, attr: str = "hnsw"):
     """The index inside ``index`` (through id maps, transforms, refinement) that holds the graph ``attr``."""
     import faiss
 

@@ -51,27 +51,37 @@ def faiss_search(index, fq: np.ndarray, k: int, params):
     return D, I
 
 
-def search_live(storage, fq, fetch: int, held=None, exc=None):
+def search_skipping_tombstones(storage, fq, fetch: int):
+    """FAISS's top-``fetch`` (scores, ids) of the live items for FAISS-ready queries: searched with the
+    tombstone selector, or, for an index that refuses search parameters, by :func:`search_live` (from the
+    first refusal on). A FAISS error without any parameters is a one-line InputError naming the kind."""
+    if storage.params_refused and storage.tombstones:
+        return search_live(storage, fq, fetch)
+    held = storage._params()  # (holds the SWIG selector objects until the search returns)
+    try:
+        return faiss_search(storage.faiss, fq, fetch, None if held is None else held[0])
+    except RuntimeError as exc:
+        if held is None:  # no parameters to refuse: FAISS cannot search this index at all
+            from . import _factory as F
+
+            raise F.faiss_error(storage.kind, f"search this index (dim={storage.dim})", exc) from None
+        storage.params_refused = True
+        return search_live(storage, fq, fetch)
+
+
+def search_live(storage, fq, fetch: int):
     """Top-``fetch`` live ids for an index that refuses search parameters (IndexPQ, NSG, LSH,
     IndexRefine... cannot take the tombstone selector): FAISS searches without them for ``fetch``
     plus the number of tombstones, and tombstoned ids are dropped. Rows keep ``fetch`` columns,
-    short ones ending in -1 (the caller's :func:`fill_missing` answers them exactly).
-
-    ``exc``: the RuntimeError FAISS raised searching with the tombstone parameters ``held``; the
-    index is then searched this way from now on. A FAISS error without parameters (``held`` None)
-    or here is a one-line InputError naming the kind."""
+    short ones ending in -1 (the caller's :func:`fill_missing` answers them exactly). A FAISS error
+    here is a one-line InputError naming the kind."""
     from . import _factory as F
 
-    doing = f"search this index (dim={storage.dim})"
-    if exc is not None:
-        if held is None:
-            raise F.faiss_error(storage.kind, doing, exc) from None
-        storage.params_refused = True
     k = max(fetch, min(fetch + len(storage.tombstones), int(storage.faiss.ntotal)))
     try:
         D, I = faiss_search(storage.faiss, fq, k, None)
     except RuntimeError as again:
-        raise F.faiss_error(storage.kind, doing, again) from None
+        raise F.faiss_error(storage.kind, f"search this index (dim={storage.dim})", again) from None
     ok = I >= 0
     ok[ok] = storage.alive[I[ok]]
     if not ok.all():  # live answers first, in FAISS's order; the rest become -1

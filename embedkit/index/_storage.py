@@ -27,7 +27,16 @@ from ..errors import InputError
 from . import _factory as F
 from ._keymap import KeyMap
 from ._payload import Columns
-from ._search import Allowed, SearchResult, drop_self, faiss_search, fill_missing, filtered_search, rerank, search_live
+from ._search import (
+    Allowed,
+    SearchResult,
+    drop_self,
+    faiss_search,
+    fill_missing,
+    filtered_search,
+    rerank,
+    search_skipping_tombstones,
+)
 
 log = logging.getLogger(__name__)
 _PROGRESS_CHUNK = 20_000
@@ -257,15 +266,7 @@ class Storage:
         fetch = want + (1 if exclude is not None else 0)
         if self.kind == "ivfpq":
             fetch = min(n, fetch * int(self.knobs["refine"]))
-        if self.params_refused and self.tombstones:  # an index type that takes no tombstone selector
-            D, I = search_live(self, fq, fetch)
-        else:
-            held = self._params()
-            try:
-                D, I = faiss_search(self.faiss, fq, fetch, None if held is None else held[0])
-            except RuntimeError as exc:
-                D, I = search_live(self, fq, fetch, held, exc)
-            del held
+        D, I = search_skipping_tombstones(self, fq, fetch)
         if self.kind == "ivfpq":
             D, I = rerank(self, fq, I)
         if exclude is not None:

@@ -99,7 +99,7 @@ class Store:
         if self.root.is_symlink() and not self.root.exists():
             raise StoreError(f"the store path {self.root.absolute()} is a broken symbolic link (to "
                              f"{os.readlink(self.root)}); {_WHERE}")
-        if (self.root.exists() or self.root.is_symlink()) and not self.root.is_dir():
+        if self.root.exists() and not self.root.is_dir():  # (a broken link was said above)
             what = "a file" if self.root.is_file() else "not a folder"
             raise StoreError(f"the store path {self.root.resolve()} is {what}, not a folder of indexes; {_WHERE}")
 
@@ -306,8 +306,8 @@ class Store:
         if extra not in (manifest.get("extras") or []):
             return exc  # no such extra: the index holds none
         fname = f"extra.{extra}.npz"
-        state = _files_problem(_readable_dir(path), {"files": {fname: (manifest.get("files") or {}).get(fname)}})
-        state = state[len(fname) + 1:] if state else f"is damaged ({' '.join(str(exc).split())})"
+        state = _file_problem(_readable_dir(path) / fname, (manifest.get("files") or {}).get(fname)) \
+            or f"is damaged ({' '.join(str(exc).split())})"
         return StoreError(f"index {name!r} in the store {self.root.resolve()}: its {extra} file {fname} {state}; "
                           f"restore it from a backup or retrain the index (train it again with --name {name} --force)")
 
@@ -358,15 +358,23 @@ def _files_problem(path: Path, manifest: dict) -> str | None:
     """What is wrong with the files ``manifest`` lists in ``path`` (missing, or not the recorded
     size), from their directory entries alone; None when nothing is."""
     for fname, info in (manifest.get("files") or {}).items():
-        try:
-            size = os.stat(path / fname).st_size
-        except FileNotFoundError:
-            return f"{fname} is missing"
-        except OSError as exc:
-            return f"{fname} cannot be read ({exc.strerror or type(exc).__name__})"
-        want = info.get("bytes") if isinstance(info, dict) else None
-        if isinstance(want, int) and size != want:
-            return f"{fname} is truncated or altered ({size} bytes, the manifest says {want})"
+        problem = _file_problem(path / fname, info)
+        if problem:
+            return f"{fname} {problem}"
+    return None
+
+
+def _file_problem(file: Path, info) -> str | None:
+    """What is wrong with one listed file (``info``: its manifest entry), said after its name; None: nothing."""
+    try:
+        size = os.stat(file).st_size
+    except FileNotFoundError:
+        return "is missing"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or type(exc).__name__})"
+    want = info.get("bytes") if isinstance(info, dict) else None
+    if isinstance(want, int) and size != want:
+        return f"is truncated or altered ({size} bytes, the manifest says {want})"
     return None
 
 

@@ -226,8 +226,7 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
     def _fit_scaler(self, arr: np.ndarray) -> _nn.Standardizer:
         if self.loss != "bce":
             return super()._fit_scaler(arr)
-        if not self.standardize:
-            self._check_range(arr)
+        if not self.standardize:  # (fit has checked the range)
             return _nn.Standardizer(np.zeros(arr.shape[1]), np.ones(arr.shape[1]))
         lo, hi = arr.min(axis=0).astype(np.float64), arr.max(axis=0).astype(np.float64)
         span = hi - lo
@@ -296,16 +295,13 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
         self._check_callback("AutoEncoder", callback)
         if (self.encoder is None) != (self.decoder is None):
             raise InputError("AutoEncoder: give both encoder= and decoder= modules, or neither (the MLPs)")
-        arr = self._check_rows(X, keys)  # before the previous fit is dropped
+        arr, keys = self._check_rows(X, keys)  # before the previous fit is dropped (keys: checked, as strings)
         self._check_range(arr)
         self._warn_capped_dim(arr.shape[1])
         scaler = None
         if self.encoder is not None:  # custom modules that cannot run fail now, with the previous fit in place
-            scaler = self._fit_scaler(arr)  # (the fit's own scaler, learned once)
-            rows = _nn.dry_run_rows(arr, scaler, self.device, "AutoEncoder")
-            with _nn.seeded(self.seed, rows.device):  # a lazy module's first call draws its weights: not from the
-                self._check_modules(rows, copy.deepcopy(self.encoder).to(rows.device),  # caller's random state
-                                    copy.deepcopy(self.decoder).to(rows.device).eval())
+            scaler = self._try_modules(arr, lambda rows, copy_of: self._check_modules(
+                rows, copy_of(self.encoder), copy_of(self.decoder).eval()))
         return self._train_keeping_fit(lambda: self._fit(X, keys, show_progress, callback, arr, scaler))
 
     def _warn_capped_dim(self, n_features: int) -> None:

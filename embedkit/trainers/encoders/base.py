@@ -345,15 +345,17 @@ class TableModel(Trainer):
             self.__dict__.update(before)
             raise
 
-    def _check_rows(self, X, keys) -> np.ndarray:
+    def _check_rows(self, X, keys) -> tuple[np.ndarray, list[str]]:
         """Bad rows, keys or device fail here, before the previous fit is dropped (bad input on a refit keeps
-        the fitted model); distributed, every rank must hold the same rows. Returns the rows for _start_fit."""
+        the fitted model); distributed, every rank must hold the same rows. Returns the rows and the checked
+        row keys, for _start_fit."""
         ek_dist.setup(resolve_device(self.device, type(self).__name__))  # joins the group under torchrun, else no-op
         # a rank whose rows or keys fail raises its error; every other rank says which rank failed (none waits)
         arr = ek_dist.checked_on_all_ranks(lambda: as_matrix(X), "its rows X")
         same_input(arr, "the feature table X")
-        ek_dist.checked_on_all_ranks(lambda: fit_keys(type(self).__name__, keys, arr.shape[0], X), "its row keys")
-        return arr
+        names = ek_dist.checked_on_all_ranks(lambda: fit_keys(type(self).__name__, keys, arr.shape[0], X),
+                                             "its row keys")
+        return arr, names
 
     def _start_fit(self, X, keys, checked: np.ndarray | None = None, scaler: Standardizer | None = None):
         """The fit preamble both encoders share: drop the previous fit, check the rows, choose the device,
@@ -370,6 +372,19 @@ class TableModel(Trainer):
         scaler = self._fit_scaler(arr) if scaler is None else scaler
         self.device_, self.scaler_, self.n_features_ = device, scaler, arr.shape[1]
         return arr, names, to_table(scaler.transform(arr), device)
+
+    def _try_modules(self, arr: np.ndarray, check) -> Standardizer:
+        """Custom modules that cannot run fail before a refit drops the previous fit: ``check(rows, copy_of)``
+        tries copies (``copy_of(module)``) on two rows scaled as in the fit, under the fit's seed (a lazy
+        module's first call draws its weights: not from the caller's random state). Returns the fit's own
+        scaler, learned once."""
+        import copy
+
+        scaler = self._fit_scaler(arr)
+        rows = dry_run_rows(arr, scaler, self.device, type(self).__name__)
+        with seeded(self.seed, rows.device):
+            check(rows, lambda module: copy.deepcopy(module).to(rows.device))
+        return scaler
 
     def _fit_scaler(self, arr: np.ndarray) -> Standardizer:
         """The input scaling learned in fit (per-column z-scores unless ``standardize=False``)."""

@@ -314,13 +314,10 @@ class SiameseEncoder(_nn.TableModel):
                              "pairs (rows (i, j, similar)); got both (give neither to train self-supervised)")
         checked = scaler = None  # a probe's inputs were checked by the fit that made it
         if self.__dict__.get("_preset_space") is None:
-            checked = self._check_inputs(X, y, pairs, keys)  # before the previous fit is dropped
+            checked, keys = self._check_inputs(X, y, pairs, keys)  # before the previous fit is dropped
             if self.encoder is not None:  # a custom module that cannot run fails now, with the previous fit in place
-                scaler = self._fit_scaler(checked)  # (the fit's own scaler, learned once)
-                rows = _nn.dry_run_rows(checked, scaler, self.device, "SiameseEncoder")
-                with _nn.seeded(self.seed, rows.device):  # a lazy module's first call: not the caller's random state
-                    _nn.check_encoder_output("SiameseEncoder", copy.deepcopy(self.encoder).to(rows.device), rows,
-                                             self.dim)
+                scaler = self._try_modules(checked, lambda rows, copy_of: _nn.check_encoder_output(
+                    "SiameseEncoder", copy_of(self.encoder), rows, self.dim))
         return self._train_keeping_fit(lambda: self._fit(X, y, pairs, keys, show_progress, callback, checked, scaler))
 
     def _choose_share(self, X, y) -> tuple[float, str]:
@@ -404,10 +401,10 @@ class SiameseEncoder(_nn.TableModel):
         axes = _pca_start(t, scaler.scale, space, k or self.dim)
         return (scaler.transform(rows).astype(np.float64) @ axes.double().numpy().T).astype(np.float32)
 
-    def _check_inputs(self, X, y, pairs, keys) -> np.ndarray:
+    def _check_inputs(self, X, y, pairs, keys) -> tuple[np.ndarray, list[str]]:
         """Bad rows, keys, labels, pairs or device fail here, before the cross-validation probes; distributed,
         every rank must hold the same rows, labels and pairs (one clear error on every rank otherwise).
-        Returns the rows, checked, for _start_fit."""
+        Returns the rows and the row keys, checked, for _start_fit."""
         ek_dist.setup(resolve_device(self.device, "SiameseEncoder"))  # joins the group under torchrun, else no-op
 
         def parsed():
@@ -433,10 +430,9 @@ class SiameseEncoder(_nn.TableModel):
                 if len(shape) not in (2, 3) or math.prod(shape) != arr.shape[1]:
                     raise InputError(f"SiameseEncoder: image_shape={shape} must be (H, W) or (C, H, W) with as many "
                                      f"pixels as X has features ({arr.shape[1]}); fix image_shape or set it to None")
-            _nn.fit_keys("SiameseEncoder", keys, arr.shape[0], X)  # unique strings: the Embeddings of the fit need them
+            return _nn.fit_keys("SiameseEncoder", keys, arr.shape[0], X)  # unique strings: the fit's Embeddings need them
 
-        ek_dist.checked_on_all_ranks(checked, "its labels, pairs, options or row keys")
-        return arr
+        return arr, ek_dist.checked_on_all_ranks(checked, "its labels, pairs, options or row keys")
 
     def _fit(self, X, y, pairs, keys, show_progress, callback, checked, scaler=None) -> Embeddings:
         loss = self._resolved_loss(labelled=pairs is None)

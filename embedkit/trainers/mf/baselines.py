@@ -124,8 +124,7 @@ class _Recommender(Trainer):
                         filter=None) -> list[list[tuple[str, float]]]:
         """recommend() for many users: exact top-k among the allowed unseen items."""
         users = as_user_list(users)
-        exclude_seen = check_bool(f"{type(self).__name__}.recommend", "exclude_seen",
-                                  bool(exclude_seen) if isinstance(exclude_seen, np.bool_) else exclude_seen)
+        exclude_seen = check_bool(f"{type(self).__name__}.recommend", "exclude_seen", exclude_seen)
         codes = self._user_codes(users)
         allowed = allowed_mask(filter, self._item_keys, self._payload)
         out = []

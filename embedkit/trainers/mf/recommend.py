@@ -26,8 +26,7 @@ def recommend_users(model, users, *, k: int = 10, exclude_seen: bool = True,
     index's items) keeps only matching items; the index answers exactly the top-k among them
     (flat; its own recall target for approximate kinds), seen items skipped after."""
     k = check_int("MatrixFactorization.recommend", "k", k, 1)
-    exclude_seen = check_bool("MatrixFactorization.recommend", "exclude_seen",  # ("no" is no False)
-                              bool(exclude_seen) if isinstance(exclude_seen, np.bool_) else exclude_seen)
+    exclude_seen = check_bool("MatrixFactorization.recommend", "exclude_seen", exclude_seen)
     users = [users] if isinstance(users, str) else list(users)
     queries = model.query_vectors(users)
     index = model.index_ if index is None else index
