@@ -199,6 +199,8 @@ def bench_implicit(args):
                 row += [f"{anch_t:.3f}", f"{ours_t / anch_t:.2f}", f"{r_a:.4f}", f"{n_a:.4f}"]
             except ImportError:
                 row += ["n/a (pip install implicit)", "-", "-", "-"]
+            except Exception as exc:  # an anchor that cannot run here (e.g. a wheel built for another numpy)
+                row += [f"n/a (implicit failed: {type(exc).__name__}: {str(exc)[:80]})", "-", "-", "-"]
             rows.append(row)
             print("| " + " | ".join(row) + " |", flush=True)
     return rows

@@ -40,6 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PECANPY = "/tmp/venv-pecanpy/bin/python"
+PECANPY_PATH = ""  # PYTHONPATH of the PecanPy workers (--pecanpy-path; for PecanPy installed with pip --target)
 
 
 def _rss_mb() -> float:
@@ -230,7 +231,10 @@ def _run(python: str, role: str, **kw) -> dict:
     cmd = [python, str(Path(__file__).resolve()), "--worker", role]
     for k, v in kw.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
-    env = dict(os.environ, PYTHONPATH="" if "pecanpy" in role else str(ROOT))
+    # PecanPy's venv sees only --pecanpy-path (default nothing); ours sees the repo before the caller's path
+    extra = os.environ.get("PYTHONPATH", "")
+    path = PECANPY_PATH if "pecanpy" in role else os.pathsep.join(p for p in (str(ROOT), extra) if p)
+    env = dict(os.environ, PYTHONPATH=path)
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT))
     if res.returncode != 0:
         raise RuntimeError(f"{role} failed:\n{res.stderr[-3000:]}")
@@ -307,6 +311,8 @@ def main(argv=None) -> int:
 
     ap.add_argument("--threads", type=int, default=cpu_count(), help="CPU threads for both tools")
     ap.add_argument("--pecanpy-python", default=DEFAULT_PECANPY, help="python of the PecanPy venv ('' to skip)")
+    ap.add_argument("--pecanpy-path", default="",
+                    help="PYTHONPATH for the PecanPy workers, e.g. a pip --target folder (default: none)")
     ap.add_argument("--sizes", default="10000,100000,1000000", help="SBM edge counts for the walk part")
     ap.add_argument("--quick", action="store_true", help="sizes 10k,100k and a smaller end-to-end graph")
     ap.add_argument("--pq", default="1,0.5;0.25,4", help="(p,q) settings for the walk part, ';'-separated")
@@ -339,6 +345,8 @@ def main(argv=None) -> int:
         print(json.dumps(WORKERS[a.worker](a)))
         return 0
 
+    global PECANPY_PATH
+    PECANPY_PATH = a.pecanpy_path
     pecan = a.pecanpy_python if a.pecanpy_python and Path(a.pecanpy_python).exists() else None
     sizes = [10_000, 100_000] if a.quick else [int(x) for x in a.sizes.split(",") if x]
     pqs = [tuple(float(v) for v in s.split(",")) for s in a.pq.split(";")]

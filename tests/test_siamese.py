@@ -498,3 +498,27 @@ def test_bad_keys_and_labels_fail_before_the_cross_validation_probes(monkeypatch
         ek.SiameseEncoder(device="cpu").fit(X, y[:5], show_progress=False)
     with pytest.raises(InputError, match="device"):
         ek.SiameseEncoder(device="tpu").fit(X, y, show_progress=False)
+
+
+def test_validation_scores_a_sample_of_large_held_out_folds(monkeypatch):
+    """Exact MAP@R is quadratic in the rows it scores: the default's validation scores at most SCORED_ROWS
+    held-out rows per fold (a uniform sample), so a large table trains without an all-pairs search."""
+    import embedkit.evaluate.encoders as ev
+    from embedkit.trainers.encoders import siamese
+
+    X, y = shared_subspace(n_per=40)  # 400 rows, 10 classes: folds of 120-160 rows
+    real, sizes = ev.map_at_r, []
+    monkeypatch.setattr(ev, "map_at_r", lambda V, labels, **kw: sizes.append(len(V)) or real(V, labels, **kw))
+    model = ek.SiameseEncoder(**{**DEFAULT_FAST, "epochs": 3})
+    model.fit(X, y, show_progress=False)
+    assert sizes and max(sizes) > 100  # below the cap every held-out row is scored
+    full = model.validation_curve_
+    sizes.clear()
+    monkeypatch.setattr(siamese, "SCORED_ROWS", 50)
+    sampled = ek.SiameseEncoder(**{**DEFAULT_FAST, "epochs": 3})
+    sampled.fit(X, y, show_progress=False)
+    assert sizes and max(sizes) == 50 and len(sampled.validation_curve_) == len(full) == 4
+    assert 0 <= sampled.epochs_ <= 3 and np.isfinite(sampled.encode(X)).all()
+    rows = siamese._scored_rows(y >= 5, seed=0)
+    assert len(rows) == 50 and np.all(np.diff(rows) > 0) and np.all(y[rows] >= 5)
+    np.testing.assert_array_equal(rows, siamese._scored_rows(y >= 5, seed=0))
