@@ -1,5 +1,6 @@
 # Benchmark-only shim: nptyping 2.5 (a PecanPy dependency) reads aliases numpy 2 removed.
 import numpy as np
+
 for _old, _new in (("bool8", "bool_"), ("object0", "object_"), ("int0", "intp"), ("uint0", "uintp"),
                    ("void0", "void"), ("bytes0", "bytes_"), ("str0", "str_"), ("float_", "float64"),
                    ("complex_", "complex128"), ("unicode_", "str_"), ("string_", "bytes_"), ("longfloat", "longdouble"),
