@@ -229,3 +229,33 @@ def test_patience_without_a_validation_split_is_named_as_ignored():
         warnings.simplefilter("error", IgnoredParameterWarning)
         ek.AutoEncoder(**{**FAST, "epochs": 1, "validation_fraction": 0.0}).fit(X, show_progress=False)
         ek.AutoEncoder(**{**FAST, "epochs": 1, "patience": 1, "validation_fraction": 0.4}).fit(X, show_progress=False)
+
+
+def test_knn_scores_search_a_sample_of_large_training_sets(monkeypatch, tmp_path):
+    """Above KNN_REFERENCE_ROWS training rows the k-NN scores search a fixed uniform sample of them (exact
+    search over all pairs grows with rows squared); the sample is saved, and small sets use every row."""
+    from embedkit.trainers.encoders import _anomaly
+
+    X, odd = low_rank(n=400)
+    rows, labels = np.vstack([X, odd]), np.r_[np.zeros(400), np.ones(20)]
+    real, searched = _anomaly.knn_distances, []
+    monkeypatch.setattr(_anomaly, "knn_distances",
+                        lambda ref, queries, k, exclude_self=False: searched.append(len(ref))
+                        or real(ref, queries, k, exclude_self))
+    monkeypatch.setattr(_anomaly, "KNN_REFERENCE_ROWS", 100)
+    model = ek.AutoEncoder(**FAST)
+    model.fit(rows, show_progress=False)
+    assert model.score == "ensemble" and len(model._knn_reference) == 100 and set(searched) == {100}
+    assert anomaly_auc(model.decision_scores_, labels) > 0.95
+    searched.clear()
+    new = model.decision_function(rows[:50])
+    assert set(searched) == {100}
+    back = ek.AutoEncoder.load(model.save(tmp_path / "ae.npz"))
+    np.testing.assert_array_equal(back._knn_reference, model._knn_reference)
+    np.testing.assert_allclose(back.decision_function(rows[:50]), new, rtol=1e-5, atol=1e-6)
+    model.set_params(n_neighbors=3)  # rescoring the training rows searches the same sample
+    assert anomaly_auc(model.decision_scores_, labels) > 0.95 and len(model._knn_reference) == 100
+    monkeypatch.setattr(_anomaly, "KNN_REFERENCE_ROWS", 1000)
+    searched.clear()
+    model.fit(rows, show_progress=False)
+    assert "_knn_reference" not in model.__dict__ and set(searched) == {len(rows)}

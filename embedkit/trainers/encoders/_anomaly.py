@@ -15,6 +15,36 @@ def knn_distances(train_codes: np.ndarray, queries: np.ndarray, k: int, exclude_
     return neighbour_distances(train_codes, queries, k, exclude_self).mean(axis=1)
 
 
+# The k-NN scores compare rows with the training rows. Exactly, scoring the training rows themselves costs
+# (rows x rows): a 1M-row fit would search for hours. Above this many training rows the reference set is a
+# uniform sample of them (subsampled k-NN, as IsolationForest subsamples its trees; Zimek et al. 2013 found such
+# samples as good for outlier detection), so the cost grows linearly with the rows.
+KNN_REFERENCE_ROWS = 50_000
+
+
+def reference_rows(n: int, seed) -> np.ndarray | None:
+    """Sorted indices of the training rows that k-NN scores search (None: all ``n`` rows)."""
+    if n <= KNN_REFERENCE_ROWS:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, KNN_REFERENCE_ROWS, replace=False))
+
+
+def training_knn_distances(codes: np.ndarray, k: int, reference: np.ndarray | None) -> np.ndarray:
+    """knn_distances of every training row (``codes``, in order) to the reference rows, its own entry left out:
+    to all other rows (``reference`` None) or to the rows ``reference`` indexes."""
+    n = len(codes)
+    if n < 2:
+        return np.zeros(n)
+    if reference is None:
+        return knn_distances(codes, codes, k, exclude_self=True)
+    ref = codes[reference]
+    out = np.empty(n)
+    out[reference] = knn_distances(ref, ref, k, exclude_self=True)
+    rest = np.setdiff1d(np.arange(n), reference, assume_unique=True)
+    out[rest] = knn_distances(ref, codes[rest], k)
+    return out
+
+
 def neighbour_distances(train_codes: np.ndarray, queries: np.ndarray, k: int, exclude_self: bool = False) -> np.ndarray:
     """The Euclidean distances of each query to its ``k`` nearest training codes, nearest first: (queries,
     k), with ``k`` capped by the number of training rows (less one with ``exclude_self``, as in knn_distances)."""

@@ -29,11 +29,11 @@ _STATS = ("reconstruction", "knn", "input_knn")  # the parts whose (median, spre
 
 # what the detector keeps after fit: attribute -> array name in the saved model
 _SAVED = (("_train_scores", "train_scores"), ("decision_scores_", "decision_scores"), ("_score_stats", "score_stats"),
-          ("_train_rows", "train_rows"), ("_train_residuals", "train_residuals"))
+          ("_train_rows", "train_rows"), ("_train_residuals", "train_residuals"), ("_knn_reference", "knn_reference"))
 _SCORING = ("score", "n_neighbors", "contamination")  # parameters the training rows' scores depend on
 _TRAINED_AS = ("variant", "loss")  # parameters a trained network's outputs depend on
 FITTED = ("threshold_", "decision_scores_", "labels_", "_train_scores", "_score_stats", "_train_rows",
-          "_train_residuals", "_hybrid", "_forest_seed")
+          "_train_residuals", "_hybrid", "_forest_seed", "_knn_reference")
 
 
 class AnomalyDetector:
@@ -48,6 +48,10 @@ class AnomalyDetector:
         self._train_scores = np.ascontiguousarray(recon)
         self._train_rows = np.ascontiguousarray(table.detach().cpu().numpy(), dtype=np.float32)  # scaled rows
         self._forest_seed = int(self.seed)  # saved: set_params(seed=...) or load(..., seed=...) keep these forests
+        self.__dict__.pop("_knn_reference", None)
+        reference = _anomaly.reference_rows(len(recon), self._forest_seed)  # above 50,000 rows: a sample
+        if reference is not None:
+            self._knn_reference = reference
         if self.score == "hybrid":
             self._train_residuals = np.ascontiguousarray(residuals, dtype=np.float32)
         self._score_training_rows()
@@ -55,9 +59,9 @@ class AnomalyDetector:
     def _score_training_rows(self) -> None:
         """``decision_scores_``, the robust scales, ``threshold_`` and ``labels_`` of the training rows for the
         current ``score``, ``n_neighbors`` and ``contamination``, from the stored training state."""
-        n = len(self._train_rows)
-        knn, inp = ((_anomaly.knn_distances(ref, ref, self.n_neighbors, exclude_self=True) if n > 1 else np.zeros(n))
-                    for ref in (self.embeddings_.vectors, self._train_rows))
+        reference = self.__dict__.get("_knn_reference")
+        knn, inp = (_anomaly.training_knn_distances(codes, self.n_neighbors, reference)
+                    for codes in (self.embeddings_.vectors, self._train_rows))
         self._score_stats = np.array([*_anomaly.robust_scale(self._train_scores), *_anomaly.robust_scale(knn),
                                       *_anomaly.robust_scale(inp)])
         raw = {"reconstruction": self._train_scores, "knn": knn, "input_knn": inp}
@@ -128,6 +132,8 @@ class AnomalyDetector:
         for attr, name in _SAVED:
             if name in ("train_scores", "train_rows", "train_residuals") and name in arrays:
                 setattr(self, attr, np.asarray(arrays[name], dtype=np.float32))
+        if "knn_reference" in arrays:  # a fit on more than 50,000 rows: the k-NN scores' sample of them
+            self._knn_reference = np.asarray(arrays["knn_reference"], dtype=np.int64)
         if "forest_seed" in config:  # absent in files written before score="hybrid": the model's seed is used
             self._forest_seed = int(config["forest_seed"])
         if "score_stats" in arrays and "decision_scores" in arrays:
@@ -180,11 +186,15 @@ class AnomalyDetector:
             out = _nn.apply_in_batches(lambda t: torch.cat([self._embed(t), self._scores(t, "reconstruction")[:, None]],
                                                            1), table)
             raw["reconstruction"] = out[:, -1]
+        reference = self.__dict__.get("_knn_reference")
         if "input_knn" in need:
             self._need_train_rows(method)
-            raw["input_knn"] = _anomaly.knn_distances(self._train_rows, rows, self.n_neighbors)
+            ref = self._train_rows if reference is None else self._train_rows[reference]
+            raw["input_knn"] = _anomaly.knn_distances(ref, rows, self.n_neighbors)
         if "knn" in need:
-            raw["knn"] = _anomaly.knn_distances(self.embeddings_.vectors, out[:, :-1], self.n_neighbors)
+            codes = self.embeddings_.vectors
+            raw["knn"] = _anomaly.knn_distances(codes if reference is None else codes[reference], out[:, :-1],
+                                                self.n_neighbors)
         return self._combine(raw, method).astype(np.float32)
 
     def _scores(self, t: torch.Tensor, method: str) -> torch.Tensor:
