@@ -255,7 +255,14 @@ def test_knn_scores_search_a_sample_of_large_training_sets(monkeypatch, tmp_path
     np.testing.assert_allclose(back.decision_function(rows[:50]), new, rtol=1e-5, atol=1e-6)
     model.set_params(n_neighbors=3)  # rescoring the training rows searches the same sample
     assert anomaly_auc(model.decision_scores_, labels) > 0.95 and len(model._knn_reference) == 100
-    monkeypatch.setattr(_anomaly, "KNN_REFERENCE_ROWS", 1000)
+    store = ek.Store(str(tmp_path / "store"))
+    model.save("big", store)
+    again = ek.AutoEncoder.from_store("big", store)
+    np.testing.assert_array_equal(again._knn_reference, model._knn_reference)
+    arrays = dict(np.load(tmp_path / "ae.npz", allow_pickle=False))
+    arrays["knn_reference"] = np.array([0, 10**6])
+    with pytest.raises(ek.StoreError, match="k-NN reference rows are damaged"):
+        ek.AutoEncoder.from_arrays(arrays)
     searched.clear()
-    model.fit(rows, show_progress=False)
-    assert "_knn_reference" not in model.__dict__ and set(searched) == {len(rows)}
+    model.fit(rows[:80], show_progress=False)  # a refit on fewer rows than the cap drops the sample
+    assert "_knn_reference" not in model.__dict__ and set(searched) == {80}

@@ -133,7 +133,11 @@ class AnomalyDetector:
             if name in ("train_scores", "train_rows", "train_residuals") and name in arrays:
                 setattr(self, attr, np.asarray(arrays[name], dtype=np.float32))
         if "knn_reference" in arrays:  # a fit on more than 50,000 rows: the k-NN scores' sample of them
-            self._knn_reference = np.asarray(arrays["knn_reference"], dtype=np.int64)
+            ref, n = np.asarray(arrays["knn_reference"]), len(arrays.get("decision_scores", ()))
+            if ref.ndim != 1 or ref.dtype.kind not in "iu" or not len(ref) or ref[0] < 0 or ref[-1] >= n \
+                    or np.any(np.diff(ref) <= 0):
+                raise ValueError(f"its k-NN reference rows are damaged (need increasing row numbers below {n})")
+            self._knn_reference = ref.astype(np.int64)
         if "forest_seed" in config:  # absent in files written before score="hybrid": the model's seed is used
             self._forest_seed = int(config["forest_seed"])
         if "score_stats" in arrays and "decision_scores" in arrays:

@@ -30,8 +30,8 @@ LOSSES = ("contrastive", "triplet", "infonce")
 SELF_SUPERVISED = ("contrastive", "predictive")
 _DEFAULT_MARGIN = {"contrastive": 1.0, "triplet": 0.2, "infonce": None}
 # Held-out rows that the default's validation (PCA space, early stopping, input_share) scores by MAP@R: exact
-# MAP@R costs (rows x rows) and ranks up to a class's size per row, so a large held-out fold is scored on a
-# uniform sample of this many of its rows (MAP@R of the sample; classes keep their shares in expectation).
+# MAP@R costs (rows x rows) and ranks up to a class's size per row, so a larger held-out fold is scored on at
+# most this many of its rows, drawn per class (_scored_rows).
 SCORED_ROWS = 5000
 
 
@@ -340,7 +340,7 @@ class SiameseEncoder(_nn.TableModel):
         rng = np.random.default_rng(self.seed)
         held = rng.choice(classes, max(2, len(classes) // 3), replace=False)
         val = np.isin(lab, held)
-        scored = _scored_rows(val, self.seed)
+        scored = _scored_rows(val, lab, self.seed)
         probe = SiameseEncoder(**{**self.get_params(), "input_share": 0.5})
         with warnings.catch_warnings():  # the model itself has warned about ignored parameters
             warnings.simplefilter("ignore", IgnoredParameterWarning)
@@ -350,14 +350,18 @@ class SiameseEncoder(_nn.TableModel):
             return 0.5, "scaled"
         learned = probe.encode(arr[scored])[:, k:] * math.sqrt(2.0)  # unit rows (the probe weighs them sqrt(0.5))
         best, best_map = (0.5, "scaled"), -1.0
-        for space in ("scaled", "raw") if self.standardize else ("scaled",):  # the same without standardize
-            p = self._pca_rows(arr[~val], arr[scored], space, k)
-            p /= np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
-            for w in (0.0, 0.25, 0.5, 0.75, 0.9):
-                score = map_at_r(np.hstack([math.sqrt(w) * p, math.sqrt(1 - w) * learned]).astype(np.float32),
-                                 lab[scored])
-                if score > best_map + 1e-9:
-                    best, best_map = (w, space), score
+        try:
+            for space in ("scaled", "raw") if self.standardize else ("scaled",):  # the same without standardize
+                p = self._pca_rows(arr[~val], arr[scored], space, k)
+                p /= np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+                for w in (0.0, 0.25, 0.5, 0.75, 0.9):
+                    score = map_at_r(np.hstack([math.sqrt(w) * p, math.sqrt(1 - w) * learned]).astype(np.float32),
+                                     lab[scored])
+                    if score > best_map + 1e-9:
+                        best, best_map = (w, space), score
+        except InputError as err:  # e.g. every held-out class has one row: nothing to score
+            log.warning("SiameseEncoder: input_share='auto' cannot score the held-out classes (%s); using 0.5", err)
+            return 0.5, "scaled"
         log.info("SiameseEncoder: input_share='auto' chose %.2f on %s rows (MAP@R %.3f on %d held-out classes)",
                  best[0], best[1], best_map, len(held))
         return best
@@ -377,7 +381,7 @@ class SiameseEncoder(_nn.TableModel):
                 _fallback(f"only {len(classes)} classes have 2 rows or more (4 needed)")
             return "scaled", self.epochs, []
         folds = [np.isin(lab, part) for part in np.array_split(np.random.default_rng(self.seed).permutation(classes), k)]
-        scored = [_scored_rows(v, self.seed) for v in folds]  # each fold's rows that MAP@R scores
+        scored = [_scored_rows(v, lab, self.seed) for v in folds]  # each fold's rows that MAP@R scores
         spaces, curves = ("scaled", "raw") if self.standardize else ("scaled",), []
         try:
             start = {s: [map_at_r(self._pca_rows(arr[~v], arr[i], s), lab[i]) for v, i in zip(folds, scored)]
@@ -543,12 +547,31 @@ class SiameseEncoder(_nn.TableModel):
         return info_nce_loss(self._learned(table[i]), self._learned(table[j]), self.temperature)
 
 
-def _scored_rows(mask: np.ndarray, seed) -> np.ndarray:
-    """Indices of the rows in ``mask`` that validation scores: all, or SCORED_ROWS drawn uniformly (sorted)."""
+def _scored_rows(mask: np.ndarray, labels: np.ndarray, seed) -> np.ndarray:
+    """Indices (sorted) of the rows in ``mask`` that validation scores: all of them, or at most SCORED_ROWS drawn
+    per class: up to the same number ``c`` of each class's rows (all of a smaller class), ``c`` as large as the
+    cap allows; where even 2 per class is too many, 2 rows of each of the classes drawn at random. Every class in
+    the sample keeps 2 rows or more where it has them, so every scored row can find a partner."""
     rows = np.flatnonzero(mask)
     if len(rows) <= SCORED_ROWS:
         return rows
-    return np.sort(np.random.default_rng(seed).choice(rows, SCORED_ROWS, replace=False))
+    rng = np.random.default_rng(seed)
+    _, inverse, sizes = np.unique(labels[rows], return_inverse=True, return_counts=True)
+    lo, hi = 1, int(sizes.max())  # the largest per-class quota that fits the cap
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if np.minimum(sizes, mid).sum() <= SCORED_ROWS else (lo, mid - 1)
+    if lo >= 2:
+        quota = np.minimum(sizes, lo)
+    else:  # too many classes: 2 rows each of classes in a random order, up to the cap
+        order = rng.permutation(len(sizes))
+        two = np.minimum(sizes[order], 2)
+        quota = np.zeros_like(sizes)
+        quota[order[np.cumsum(two) <= SCORED_ROWS]] = two[np.cumsum(two) <= SCORED_ROWS]
+    order = np.lexsort((rng.random(len(rows)), inverse))  # rows by class, in a random order within each
+    rank = np.empty(len(rows), dtype=np.int64)
+    rank[order] = np.arange(len(rows)) - (np.cumsum(sizes) - sizes)[inverse[order]]
+    return rows[rank < quota[inverse]]
 
 
 def _fallback(why: str) -> None:
