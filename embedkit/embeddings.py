@@ -280,18 +280,24 @@ class Embeddings:
     def doesnt_match(self, keys) -> str:
         """The key furthest from the mean of the others (gensim's ``doesnt_match``): the one
         whose unit vector has the lowest cosine with the normalised mean of all unit vectors.
-        Keys not present are ignored with a warning, as gensim does."""
-        import logging
+        Keys not present are left out with a UserWarning naming them (gensim logs them); at least
+        2 present keys are needed (MissingKeyError when unknown keys leave fewer, else InputError)."""
+        import warnings
 
         if isinstance(keys, str):
             raise InputError("doesnt_match: give a list of keys, not one string")
         given = list(keys)
         present = [k for k in given if isinstance(k, str) and k in self._key_to_index]
-        if len(present) != len(given):
-            logging.getLogger(__name__).warning("doesnt_match: ignoring keys not present: %s",
-                                                [k for k in given if k not in present][:10])
-        if not present:
-            raise InputError("doesnt_match: none of the keys given is present; cannot select a key from an empty list")
+        missing = [k for k in given if not (isinstance(k, str) and k in self._key_to_index)]
+        shown_missing = ", ".join(map(repr, missing[:10])) + (f" ... ({len(missing)} in all)" if len(missing) > 10 else "")
+        if len(present) < 2:
+            need = f"doesnt_match needs at least 2 keys that are present; got {len(present)} of {len(given)}"
+            if missing:
+                raise MissingKeyError(f"{need} (not present: {shown_missing})")
+            raise InputError(need)
+        if missing:
+            warnings.warn(f"doesnt_match: left out {len(missing)} keys not present: {shown_missing}", UserWarning,
+                          stacklevel=2)
         unit = self._unit_vectors()[[self._key_to_index[k] for k in present]]
         mean = unit.mean(axis=0)
         norm = float(np.linalg.norm(mean))

@@ -70,6 +70,8 @@ def bundled_eval_path(name: str) -> Path:
 def _lookup(emb, restrict_vocab: int | None = None) -> dict[str, int]:
     """Lower-cased key -> row, the first (most frequent) key winning among case variants."""
     check_embeddings(emb)
+    if len(emb.keys) == 0:
+        raise InputError("emb holds no vectors (0 keys), so nothing can be evaluated; give the trained embeddings")
     keys = emb.keys if restrict_vocab is None else emb.keys[:restrict_vocab]
     table: dict[str, int] = {}
     for i, k in enumerate(keys):
@@ -91,7 +93,7 @@ def similarity_report(emb, pairs_path=None, *, oov: bool | None = None) -> dict:
     are covered. ``oov``: answer unknown words from the embeddings' subwords (FastText's
     ``FastTextEmbeddings.vector``); None: whenever the embeddings can (``oov_answered`` counts
     the pairs so included; ``oov_pairs`` lists those still skipped).
-    Raises ParseError on a malformed line.
+    Raises ParseError on a malformed line, InputError for embeddings without any key.
     """
     from scipy.stats import spearmanr
 

@@ -265,6 +265,25 @@ def emptied_copy(index):
         return None
 
 
+# the kinds each search knob of set_params tunes (FAISS factory strings: those holding IVF / HNSW)
+KNOB_KINDS = {"nprobe": "ivf and ivfpq indexes and IVF factory strings",
+              "ef_search": "hnsw indexes, HNSW factory strings and kind 'auto' before its first add",
+              "refine": "ivfpq indexes"}
+
+
+def knob_applies(knob: str, kind: str, index) -> bool:
+    """Whether search knob ``knob`` changes the searches of an index of ``kind`` (``index``: its
+    FAISS index, or None before the first add)."""
+    if knob == "refine":
+        return kind == "ivfpq"
+    if index is not None:
+        return find_ivf(index) is not None if knob == "nprobe" else is_hnsw(index)
+    custom = kind not in KINDS
+    if knob == "nprobe":
+        return kind in ("ivf", "ivfpq") or (custom and "IVF" in kind.upper())
+    return kind in ("hnsw", "auto") or (custom and "HNSW" in kind.upper())
+
+
 def apply_search_knobs(index, knobs: dict) -> None:
     hnsw = _find_graph(index)
     if hnsw is not None and knobs.get("ef_search"):

@@ -189,6 +189,44 @@ def read_consistent(path, fn):
     raise StoreError(f"{path}: kept changing while being read; try again")  # pragma: no cover
 
 
+def check_meta(meta) -> None:
+    """InputError (one line) for a manifest ``meta`` that JSON cannot hold: an unserialisable value,
+    or a NaN / infinity (Python would write the invalid JSON token ``NaN``), named by its key."""
+    try:
+        json.dumps(meta)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"meta must be JSON-serialisable: {exc}") from None
+    found = _non_finite(meta, "meta")
+    if found:
+        where, value = found
+        raise InputError(f"{where} is {value}, which JSON cannot hold; give a finite number or None "
+                         "(nothing was saved)")
+
+
+def _non_finite(value, where: str):
+    """(where, value) of the first NaN or infinite float inside ``value`` (dicts, lists), or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (where, value)
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, v in items:
+        found = _non_finite(v, f"{where}[{key!r}]")
+        if found:
+            return found
+    return None
+
+
+def _finite(value):
+    """``value`` with NaN and infinite floats made None: the meta of an index saved before
+    :func:`check_meta` refused them, so that saving the loaded index again (compaction, tune) works."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def save_index(state, path, *, meta: dict, extras=None, lock_timeout: float | None = 600.0) -> None:
     """Write ``state`` (a :class:`~embedkit.index._storage.State`) and ``meta`` to directory ``path``
     under the writer lock (see the module doc); on any failure the previous copy is unchanged."""
@@ -201,10 +239,7 @@ def save_index(state, path, *, meta: dict, extras=None, lock_timeout: float | No
             raise InputError(f"extra name {name!r} must match [A-Za-z0-9_-]{{1,64}}")
         if not isinstance(arrays, dict) or not arrays:
             raise InputError(f"extra {name!r} must be a non-empty dict of numpy arrays")
-    try:
-        json.dumps(meta)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"meta must be JSON-serialisable: {exc}") from None
+    check_meta(meta)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -519,7 +554,7 @@ def _load_at(cls, path: Path, mmap: bool, verify: bool):
                   tombstones=tombstones, faiss=findex, mmapped=bool(mmap) and findex is not None,
                   payload=payload)
     try:
-        return cls._from_state(state, dict(manifest.get("meta") or {}))
+        return cls._from_state(state, _finite(dict(manifest.get("meta") or {})))
     except (InputError, ValueError, TypeError) as exc:
         raise StoreError(f"{path / 'manifest.json'}: does not describe a valid index ({exc}); "
                          "restore or rebuild it") from None

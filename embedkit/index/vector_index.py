@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from .._arrays import as_keys, as_vectors
 from .._knn import METRICS
 from .._validation import check_choice, check_float, check_int, check_seed, shown
-from ..errors import InputError
+from ..errors import IgnoredParameterWarning, InputError
 from . import _factory as F
 from ._filter import compile_filter
 from ._payload import as_payload_rows
@@ -167,7 +168,8 @@ class VectorIndex:
         self.set_params(ef_search=value)
 
     def set_params(self, **knobs) -> None:
-        """Change search knobs: ``nprobe`` (IVF), ``ef_search`` (HNSW), ``refine`` (ivfpq)."""
+        """Change search knobs: ``nprobe`` (IVF), ``ef_search`` (HNSW), ``refine`` (ivfpq). A knob
+        the index's kind does not have is left unset, with an IgnoredParameterWarning."""
         allowed = {"nprobe": (1, 10**7), "ef_search": (1, 100000), "refine": (1, 1000)}
         with self._lock.write():
             checked = {}
@@ -175,6 +177,11 @@ class VectorIndex:
                 if name not in allowed:
                     raise InputError(f"unknown search knob {name!r}; settable: {', '.join(allowed)}")
                 checked[name] = check_int("VectorIndex", name, value, *allowed[name])
+            st = self._storage
+            for name in [n for n in checked if not F.knob_applies(n, st.kind, st.faiss)]:
+                del checked[name]
+                warnings.warn(f"VectorIndex.set_params: {name} has no effect on a {st.kind} index (it applies to "
+                              f"{F.KNOB_KINDS[name]}); ignored", IgnoredParameterWarning, stacklevel=2)
             self._storage.set_knobs(checked)
 
     # ----------------------------------------------------------- writing

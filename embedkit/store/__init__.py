@@ -32,9 +32,11 @@ import numpy as np
 from .._io import name_lock
 from ..errors import InputError, StoreError
 from ..index import VectorIndex, read_manifest
-from ..index._persist import _manifest_at, _readable_dir, delete_index, read_consistent, writer_at_work
+from ..index._persist import _manifest_at, _readable_dir, check_meta, delete_index, read_consistent, writer_at_work
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# names Windows reserves for devices, with any extension ("con", "NUL.txt"): such a folder cannot be copied there
+_WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$", re.IGNORECASE)
 _LEFTOVER = re.compile(r"^\.(.+)\.old-[0-9a-f]{8}$")
 # the files a save or the service writes inside an index folder (see embedkit.index._persist)
 _INDEX_FILES = frozenset({"manifest.json", "index.faiss", "ids.npy", "vectors.npy", "tombstones.npy", "keys.json",
@@ -54,6 +56,17 @@ def check_name(name) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
         raise InputError(f"index name {name!r} is not allowed: use 1-128 letters, digits, '_', '-' or '.', "
                          "starting with a letter or digit")
+    return name
+
+
+def check_new_name(name) -> str:
+    """:func:`check_name`, and refuse a name Windows reserves for a device (CON, PRN, AUX, NUL,
+    COM1-9, LPT1-9, any case, with or without an extension): an index saved under it could not be
+    copied to Windows. For names about to be created; existing indexes keep their names."""
+    check_name(name)
+    if _WINDOWS_RESERVED.fullmatch(name):
+        raise InputError(f"index name {name!r} is a device name reserved on Windows (CON, PRN, AUX, NUL, COM1-9, "
+                         "LPT1-9, with any extension), so the index could not be copied there; choose another name")
     return name
 
 
@@ -220,6 +233,9 @@ class Store:
         (``overwrite=True``) or, once the first has written it, is refused (``overwrite=False``)."""
         p = self.path(name)
         _check_flag("overwrite", overwrite)
+        if not self.exists(name):  # (an index saved under such a name before may be replaced)
+            check_new_name(name)
+        check_meta(meta)
         if not isinstance(index, VectorIndex):
             from ..embeddings import Embeddings
 

@@ -204,4 +204,8 @@ def _numbers(col, name: str) -> np.ndarray:
     if len(bad):
         raise InputError(f"features: numeric column {name!r} row {int(bad[0]) + 1} holds {col.tolist()[bad[0]]!r}, "
                          "not a number; fix the value or declare the column categorical")
+    inf = np.flatnonzero(np.isinf(vals))
+    if len(inf):
+        raise InputError(f"features: numeric column {name!r} row {int(inf[0]) + 1} holds {vals[inf[0]]}; give a finite "
+                         "number (or leave it empty for no value)")
     return vals

@@ -207,10 +207,12 @@ class HybridMF(_Recommender):
         return self._U[codes].astype(np.float64) @ self._I.T.astype(np.float64) + self._bias
 
     def predict(self, users, items) -> np.ndarray:
-        """Scores x_u . y_i + b_i of (user, item) pairs (equal-length sequences)."""
-        users, items = ([users] if isinstance(users, str) else list(users)), ([items] if isinstance(items, str) else list(items))
-        if len(users) != len(items):
-            raise InputError(f"predict() got {len(users)} users and {len(items)} items; give one user per item")
+        """Scores x_u . y_i + b_i of (user, item) pairs: equal-length lists of keys (or one str each;
+        one user with many items scores each item for that user, as MatrixFactorization.predict)."""
+        from .predict import as_pairs
+
+        self._check_fitted()
+        users, items = as_pairs(users, items)
         u = self._user_codes(users)
         i = np.array([self._item_code(x) for x in items], dtype=np.int64)
         return (np.einsum("nd,nd->n", self._U[u], self._I[i]) + self._bias[i]).astype(np.float32)

@@ -37,19 +37,7 @@ class PredictFoldIn:
         if unknown not in ("baseline", "error"):
             raise InputError(f"The 'unknown' parameter of predict must be 'baseline' or 'error'. Got {unknown!r} instead.")
         self._check_fitted()
-        if isinstance(users, str):
-            users = [users]
-        if isinstance(items, str):
-            items = [items]
-        for what, x in (("users", users), ("items", items)):
-            if not isinstance(x, Iterable) or isinstance(x, Mapping):
-                raise InputError(f"predict() needs users and items as equal-length lists of keys (or one str each); "
-                                 f"{what} is {type(x).__name__}")
-        users, items = list(users), list(items)
-        if len(users) == 1 and len(items) > 1:
-            users = users * len(items)
-        if len(users) != len(items):
-            raise InputError(f"predict() got {len(users)} users and {len(items)} items; give one user per item")
+        users, items = as_pairs(users, items)
         if unknown == "error":
             u, i = self._user_codes(users), self._item_codes(items)
         else:
@@ -84,7 +72,11 @@ class PredictFoldIn:
             raise InputError(f"fold_in() needs a non-empty string user id; got {user!r}")
         from ._topk import as_key_list
 
-        codes = self._item_codes(as_key_list(items, "items", "item"))
+        items = as_key_list(items, "items", "item")
+        if not items:
+            raise InputError(f"fold_in({user!r}, []) got no items, and an empty item list cannot place a user; give "
+                             "at least one item the user interacted with (nothing was changed)")
+        codes = self._item_codes(items)
         vals = _fold_in_values(self.params_["feedback"], values, len(codes))
         if len(np.unique(codes)) != len(codes):  # duplicates summed, as in Interactions
             uniq, inv = np.unique(codes, return_inverse=True)
@@ -113,6 +105,25 @@ class PredictFoldIn:
             self._gram = (self._item_factors, self._item_factors.T.astype(np.float64) @ self._item_factors)
         return {"item_factors": self._item_factors, "item_bias": self._item_bias, "gram": self._gram[1],
                 "global_mean": self.global_mean_}
+
+
+def as_pairs(users, items) -> tuple[list, list]:
+    """The (user, item) pairs of ``predict``: equal-length lists of keys, a str standing for a list of
+    one, one user repeated for many items; InputError (one line) for anything else (None, a number, a dict)."""
+    if isinstance(users, str):
+        users = [users]
+    if isinstance(items, str):
+        items = [items]
+    for what, x in (("users", users), ("items", items)):
+        if not isinstance(x, Iterable) or isinstance(x, Mapping):
+            raise InputError(f"predict() needs users and items as equal-length lists of keys (or one str each); "
+                             f"{what} is {type(x).__name__}")
+    users, items = list(users), list(items)
+    if len(users) == 1 and len(items) > 1:
+        users = users * len(items)
+    if len(users) != len(items):
+        raise InputError(f"predict() got {len(users)} users and {len(items)} items; give one user per item")
+    return users, items
 
 
 def _fold_in_values(feedback: str, values, n: int) -> np.ndarray:

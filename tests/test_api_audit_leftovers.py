@@ -1,0 +1,238 @@
+"""Leftovers of the API audit: store meta and names, search knobs of other kinds, word evaluation
+on empty embeddings, doesnt_match with unknown words, fold_in with no items, HybridMF's inputs."""
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import embedkit as ek
+from embedkit.errors import IgnoredParameterWarning, InputError, MissingKeyError, NotFittedError
+from embedkit.store import Store, check_name
+from embedkit.trainers.mf.features import Features
+from embedkit.trainers.mf.hybrid import HybridMF
+
+
+def one_line(exc_info, *words):
+    text = str(exc_info.value)
+    assert "\n" not in text
+    for w in words:
+        assert w in text, (w, text)
+    return text
+
+
+def small_index(kind="flat", n=2, dim=4):
+    idx = ek.VectorIndex(dim, kind=kind)
+    if n:
+        idx.add([str(i) for i in range(n)], np.random.RandomState(0).randn(n, dim).astype("float32"))
+    return idx
+
+
+# 1. Store.save: meta values JSON cannot hold, and names Windows reserves
+@pytest.mark.parametrize("meta, where", [({"score": math.nan}, "'score'"),
+                                         ({"run": {"losses": [1.0, math.inf]}}, "'losses'"),
+                                         ({"low": np.float64(-np.inf)}, "'low'")])
+def test_store_save_refuses_non_finite_meta_and_writes_nothing(tmp_path, meta, where):
+    store = Store(tmp_path / "store")
+    with pytest.raises(InputError) as ei:
+        store.save("x", small_index(), meta=meta)
+    one_line(ei, "meta", where, "finite")
+    assert not (tmp_path / "store").exists()
+    with pytest.raises(InputError) as ei:
+        small_index().save(tmp_path / "direct", meta=meta)
+    one_line(ei, where)
+    assert not (tmp_path / "direct").exists()
+
+
+def test_store_save_over_an_index_with_bad_meta_keeps_the_old_copy(tmp_path):
+    store = Store(tmp_path)
+    store.save("x", small_index(n=2), meta={"v": 1})
+    with pytest.raises(InputError):
+        store.save("x", small_index(n=3), meta={"v": math.nan}, overwrite=True)
+    assert len(store.load("x")) == 2 and store.info("x")["meta"] == {"v": 1}
+    json.loads((tmp_path / "x" / "manifest.json").read_text(), parse_constant=pytest.fail)
+
+
+@pytest.mark.parametrize("name", ["CON", "con", "Nul", "aux.idx", "PRN.tar.gz", "com1", "COM9.x", "lpt1", "LPT9"])
+def test_store_save_refuses_windows_reserved_names(tmp_path, name):
+    store = Store(tmp_path / "store")
+    with pytest.raises(InputError) as ei:
+        store.save(name, small_index())
+    one_line(ei, repr(name), "Windows", "another name")
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").iterdir())
+
+
+@pytest.mark.parametrize("name", ["console", "com10", "com0x", "lpt", "nul_data", "conx.txt", "my.con"])
+def test_names_close_to_windows_reserved_ones_are_kept(tmp_path, name):
+    assert check_name(name) == name
+    Store(tmp_path).save(name, small_index())
+    assert Store(tmp_path).exists(name)
+
+
+def test_cli_index_build_refuses_a_windows_reserved_name_before_reading(run, tmp_path):
+    emb = ek.Embeddings(["a", "b"], np.eye(2, 4, dtype="float32"))
+    emb.save(tmp_path / "v.npz")
+    code, out, err = run("index", "build", tmp_path / "v.npz", "--name", "aux", "--store", tmp_path / "s")
+    assert code != 0 and "Windows" in err and "another name" in err and "Traceback" not in err
+    assert not (tmp_path / "s" / "aux").exists()
+
+
+# 2. set_params: a search knob the index kind does not have
+@pytest.mark.parametrize("kind, knob, applies", [("flat", "nprobe", "ivf"), ("hnsw", "nprobe", "ivf"),
+                                                  ("flat", "ef_search", "hnsw"), ("flat", "refine", "ivfpq"),
+                                                  ("hnsw", "refine", "ivfpq")])
+def test_set_params_warns_for_a_knob_of_other_kinds(kind, knob, applies):
+    idx = small_index(kind)
+    before = idx.params
+    with pytest.warns(IgnoredParameterWarning) as rec:
+        idx.set_params(**{knob: 5})
+    text = str(rec[0].message)
+    assert "\n" not in text and knob in text and applies in text and kind in text
+    assert idx.params == before
+
+
+def test_set_params_is_quiet_for_the_knobs_of_the_kind():
+    x = np.random.RandomState(0).randn(400, 8).astype("float32")
+    ivf = ek.VectorIndex(8, kind="ivf", nlist=4)
+    ivf.add([str(i) for i in range(400)], x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ivf.set_params(nprobe=3)
+        small_index("hnsw").set_params(ef_search=100)
+        ek.VectorIndex(8, kind="auto").set_params(ef_search=100)  # may become HNSW at the first add
+    assert ivf.nprobe == 3
+    with pytest.warns(IgnoredParameterWarning, match="ef_search"):
+        ivf.ef_search = 50
+
+
+# 3. similarity_report on empty embeddings
+def test_similarity_report_on_empty_embeddings_is_refused(tmp_path):
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("a b 1\nc d 2\n")
+    empty = ek.Embeddings([], np.zeros((0, 4), dtype="float32"))
+    from embedkit.evaluate.words import analogy_report, similarity_report
+
+    with pytest.raises(InputError) as ei:
+        similarity_report(empty, pairs)
+    one_line(ei, "no vectors")
+    (tmp_path / "q.txt").write_text("a b c d\n")
+    with pytest.raises(InputError):
+        analogy_report(empty, tmp_path / "q.txt")
+
+
+# 4. doesnt_match with unknown words
+@pytest.fixture
+def words():
+    return ek.Embeddings(["a", "b", "c", "d"], np.random.RandomState(0).randn(4, 5).astype("float32"))
+
+
+def test_doesnt_match_warns_naming_the_unknown_words(words):
+    with pytest.warns(UserWarning, match="zz") as rec:
+        assert words.doesnt_match(["a", "zz", "b", "c"]) in ("a", "b", "c")
+    assert "\n" not in str(rec[0].message)
+
+
+@pytest.mark.parametrize("keys, error", [(["a", "zz"], MissingKeyError), (["zz", "yy"], MissingKeyError),
+                                         (["a"], InputError), ([], InputError)])
+def test_doesnt_match_needs_two_known_words(words, keys, error):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(error) as ei:
+            words.doesnt_match(keys)
+    one_line(ei, "at least 2")
+
+
+# 5. MatrixFactorization.fold_in with no items
+@pytest.fixture(scope="module")
+def mf():
+    inter = ek.Interactions.from_arrays(["u1", "u1", "u2", "u2", "u3"], ["a", "b", "b", "c", "a"])
+    model = ek.MatrixFactorization(dim=4, epochs=2, device="cpu")
+    model.fit(inter, show_progress=False)
+    return model
+
+
+def test_fold_in_with_no_items_is_refused_and_changes_nothing(mf):
+    before = mf.user_embeddings_.vectors.copy()
+    for user in ("new", "u1"):
+        with pytest.raises(InputError) as ei:
+            mf.fold_in(user, [])
+        one_line(ei, "fold_in", "no items")
+    assert not mf.has_user("new")
+    np.testing.assert_array_equal(mf.user_embeddings_.vectors, before)
+    assert sorted(i for i, _ in mf.history("u1")) == ["a", "b"]
+
+
+# 6. HybridMF: predict and recommend_batch with bad input
+@pytest.fixture(scope="module")
+def hybrid():
+    inter = ek.Interactions.from_arrays(["u1", "u1", "u2", "u2", "u3"], ["a", "b", "b", "c", "a"])
+    items = pd.DataFrame({"item": ["a", "b", "c"], "genre": ["x", "y", "x"], "price": [1.0, 2.0, 3.0]})
+    feats = Features.from_dataframe(items, id="item", categorical=["genre"], numeric=["price"])
+    model = HybridMF(dim=4, epochs=2, device="cpu")
+    model.fit(inter, item_features=feats, show_progress=False)
+    return model
+
+
+@pytest.mark.parametrize("users, items", [(None, ["a"]), (["u1"], None), (5, ["a"]), ({"u1": 1}, ["a"]),
+                                          (["u1"], {"a": 1})])
+def test_hybrid_predict_refuses_what_is_not_a_list(hybrid, users, items):
+    with pytest.raises(InputError) as ei:
+        hybrid.predict(users, items)
+    one_line(ei, "predict", "list")
+
+
+def test_hybrid_predict_unfitted_says_fit_first():
+    with pytest.raises(NotFittedError):
+        HybridMF().predict(None, ["a"])
+
+
+def test_hybrid_predict_one_user_many_items_as_matrix_factorization(hybrid):
+    both = hybrid.predict(["u1", "u1"], ["a", "b"])
+    np.testing.assert_allclose(hybrid.predict("u1", ["a", "b"]), both)
+    np.testing.assert_allclose(hybrid.predict(["u1"], ["a", "b"]), both)
+
+
+@pytest.mark.parametrize("users, items", [(["zz"], ["a"]), ([None], ["a"]), ([math.nan], ["a"]), (["u1"], ["zz"]),
+                                          ([["u1"]], ["a"])])
+def test_hybrid_predict_unknown_keys_one_line(hybrid, users, items):
+    with pytest.raises(MissingKeyError) as ei:
+        hybrid.predict(users, items)
+    one_line(ei, "unknown")
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda m: m.recommend_batch(["zz"]), MissingKeyError), (lambda m: m.recommend_batch([None]), MissingKeyError),
+    (lambda m: m.recommend_batch(["u1"], k=0), InputError), (lambda m: m.recommend_batch(["u1"], k=True), InputError),
+    (lambda m: m.recommend_batch(None), InputError), (lambda m: m.recommend_batch("u1"), InputError),
+    (lambda m: m.recommend_batch(["u1"], exclude_seen="no"), InputError)])
+def test_hybrid_recommend_batch_bad_input_one_line(hybrid, call, error):
+    with pytest.raises(error) as ei:
+        call(hybrid)
+    one_line(ei)
+
+
+def test_hybrid_recommend_batch_of_no_users_is_empty(hybrid):
+    assert hybrid.recommend_batch([]) == []
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf])
+def test_hybrid_infinite_numeric_feature_is_refused(hybrid, value):
+    before = len(hybrid.embeddings_)
+    with pytest.raises(InputError) as ei:
+        hybrid.add_items({"d": {"genre": "x", "price": value}})
+    one_line(ei, "'price'", "finite")
+    assert len(hybrid.embeddings_) == before and not hybrid.has_item("d")
+
+
+def test_an_index_saved_with_nan_meta_before_loads_and_saves_again(tmp_path):
+    store = Store(tmp_path)
+    store.save("old", small_index(), meta={"score": 1.5, "n": 2})
+    manifest = tmp_path / "old" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace("1.5", "NaN"))  # as saves before the check wrote it
+    index = store.load("old")
+    assert index.meta == {"score": None, "n": 2}
+    store.save("old", index, meta=index.meta, overwrite=True)  # compaction, tune: the loaded meta again
+    assert store.info("old")["meta"] == {"score": None, "n": 2}
