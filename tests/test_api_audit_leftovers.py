@@ -8,20 +8,13 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from test_api_audit_store import one_line  # one checker of one-line messages
 
 import embedkit as ek
 from embedkit.errors import IgnoredParameterWarning, InputError, MissingKeyError, NotFittedError
 from embedkit.store import Store, check_name
 from embedkit.trainers.mf.features import Features
 from embedkit.trainers.mf.hybrid import HybridMF
-
-
-def one_line(exc_info, *words):
-    text = str(exc_info.value)
-    assert "\n" not in text
-    for w in words:
-        assert w in text, (w, text)
-    return text
 
 
 def small_index(kind="flat", n=2, dim=4):

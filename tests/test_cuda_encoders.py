@@ -7,20 +7,12 @@ gives the same vectors there, and that a model trained on the GPU saves, reloads
 import numpy as np
 import pytest
 import torch
+from test_autoencoder import low_rank  # rows on a plane in 10-D, anomalies off it
 
 import embedkit as ek
 from embedkit.evaluate.encoders import anomaly_auc, map_at_r, precision_at_1
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-
-
-def low_rank(n=300, d=10, seed=0):
-    """Rows on a 2-D plane in 10-D (plus small noise); anomalies leave the plane."""
-    rng = np.random.default_rng(seed)
-    basis = np.linalg.qr(rng.normal(size=(d, 2)))[0].T
-    normal = rng.normal(size=(n, 2)) @ basis * 3 + rng.normal(0, 0.1, (n, d))
-    odd = rng.normal(0, 3, (20, d))
-    return normal.astype(np.float32), odd.astype(np.float32)
 
 
 def blobs(n_per=40, seed=0, n_classes=6, d=16):
