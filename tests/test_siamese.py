@@ -505,6 +505,7 @@ def test_validation_scores_a_sample_of_large_held_out_folds(monkeypatch):
     held-out rows per fold, as whole classes drawn at random, so a large table trains without an all-pairs
     search and every scored row keeps its class partners."""
     import embedkit.evaluate.encoders as ev
+    from embedkit.evaluate.encoders import scored_sample
     from embedkit.trainers.encoders import siamese
 
     X, y = shared_subspace(n_per=40)  # 400 rows, 10 classes of 40: folds of 120-160 rows
@@ -522,13 +523,12 @@ def test_validation_scores_a_sample_of_large_held_out_folds(monkeypatch):
     for lab in scored:  # 3-4 classes of 40 per fold: each keeps the same share (22 or 30 rows)
         assert len(set(np.unique(lab, return_counts=True)[1])) == 1 and len(np.unique(lab)) >= 3
     assert 0 <= sampled.epochs_ <= 3 and np.isfinite(sampled.encode(X)).all()
-    rows = siamese._scored_rows(y >= 5, y, seed=0)  # 5 classes of 40 under a cap of 90: 18 rows of each
+    rows = scored_sample(y >= 5, y, 90, seed=0)  # 5 classes of 40 under a cap of 90: 18 rows of each
     assert len(rows) == 90 and np.all(np.diff(rows) > 0) and set(np.unique(y[rows], return_counts=True)[1]) == {18}
-    np.testing.assert_array_equal(rows, siamese._scored_rows(y >= 5, y, seed=0))
-    assert len(siamese._scored_rows(y == 3, y, seed=0)) == 40  # below the cap: all rows
-    monkeypatch.setattr(siamese, "SCORED_ROWS", 30)
-    big = siamese._scored_rows(y == 3, y, seed=0)  # one class above the cap: a uniform sample of its rows
+    np.testing.assert_array_equal(rows, scored_sample(y >= 5, y, 90, seed=0))
+    assert len(scored_sample(y == 3, y, 90, seed=0)) == 40  # below the cap: all rows
+    big = scored_sample(y == 3, y, 30, seed=0)  # one class above the cap: a uniform sample of its rows
     assert len(big) == 30 and np.all(y[big] == 3) and np.all(np.diff(big) > 0)
     pairs = np.repeat(np.arange(100), 2)  # 100 classes of 2 rows: 2 rows each of 15 classes
-    rows = siamese._scored_rows(np.ones(200, bool), pairs, seed=1)
+    rows = scored_sample(np.ones(200, bool), pairs, 30, seed=1)
     assert len(rows) == 30 and set(np.unique(pairs[rows], return_counts=True)[1]) == {2}

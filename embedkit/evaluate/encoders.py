@@ -113,3 +113,30 @@ def knn_accuracy(emb, labels, k: int = 5, metric: str = "cosine") -> float:
         correct += int((votes.argmax(axis=1) == codes[rows]).sum())
     return correct / len(lab)
 
+
+def scored_sample(mask: np.ndarray, labels: np.ndarray, cap: int, seed) -> np.ndarray:
+    """Indices (sorted) of the rows in ``mask`` for MAP@R to score (exact MAP@R compares every scored row with every
+    other): all of them, or at most ``cap`` drawn per class: up to the same number ``c`` of each class's rows (all of
+    a smaller class), ``c`` as large as the cap allows; where even 2 per class is too many, 2 rows of each of the
+    classes drawn at random. Every class in the sample keeps 2 rows or more where it has them, so every scored row
+    can find a partner."""
+    rows = np.flatnonzero(mask)
+    if len(rows) <= cap:
+        return rows
+    rng = np.random.default_rng(seed)
+    _, inverse, sizes = np.unique(labels[rows], return_inverse=True, return_counts=True)
+    lo, hi = 1, int(sizes.max())  # the largest per-class quota that fits the cap
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if np.minimum(sizes, mid).sum() <= cap else (lo, mid - 1)
+    if lo >= 2:
+        quota = np.minimum(sizes, lo)
+    else:  # too many classes: 2 rows each of classes in a random order, up to the cap
+        order = rng.permutation(len(sizes))
+        two = np.minimum(sizes[order], 2)
+        quota = np.zeros_like(sizes)
+        quota[order[np.cumsum(two) <= cap]] = two[np.cumsum(two) <= cap]
+    order = np.lexsort((rng.random(len(rows)), inverse))  # rows by class, in a random order within each
+    rank = np.empty(len(rows), dtype=np.int64)
+    rank[order] = np.arange(len(rows)) - (np.cumsum(sizes) - sizes)[inverse[order]]
+    return rows[rank < quota[inverse]]

@@ -31,7 +31,7 @@ SELF_SUPERVISED = ("contrastive", "predictive")
 _DEFAULT_MARGIN = {"contrastive": 1.0, "triplet": 0.2, "infonce": None}
 # Held-out rows that the default's validation (PCA space, early stopping, input_share) scores by MAP@R: exact
 # MAP@R costs (rows x rows) and ranks up to a class's size per row, so a larger held-out fold is scored on at
-# most this many of its rows, drawn per class (_scored_rows).
+# most this many of its rows, drawn per class (embedkit.evaluate.encoders.scored_sample).
 SCORED_ROWS = 5000
 
 
@@ -327,7 +327,7 @@ class SiameseEncoder(_nn.TableModel):
     def _choose_share(self, X, y) -> tuple[float, str]:
         """input_share="auto": the skip-path weight, and whether its PCA runs on the scaled rows or
         in the input's own units, that retrieve held-out classes best (see the class doc)."""
-        from ...evaluate.encoders import map_at_r
+        from ...evaluate.encoders import map_at_r, scored_sample
 
         if self.input_share != "auto":
             return float(self.input_share), "scaled"
@@ -340,7 +340,7 @@ class SiameseEncoder(_nn.TableModel):
         rng = np.random.default_rng(self.seed)
         held = rng.choice(classes, max(2, len(classes) // 3), replace=False)
         val = np.isin(lab, held)
-        scored = _scored_rows(val, lab, self.seed)
+        scored = scored_sample(val, lab, SCORED_ROWS, self.seed)
         probe = SiameseEncoder(**{**self.get_params(), "input_share": 0.5})
         with warnings.catch_warnings():  # the model itself has warned about ignored parameters
             warnings.simplefilter("ignore", IgnoredParameterWarning)
@@ -368,7 +368,7 @@ class SiameseEncoder(_nn.TableModel):
 
     def _plan(self, X, y) -> tuple[str, int, list]:
         """The PCA start's space and the epochs to train, by class-disjoint cross-validation (see the class doc)."""
-        from ...evaluate.encoders import map_at_r
+        from ...evaluate.encoders import map_at_r, scored_sample
 
         if self.__dict__.get("_preset_space") is not None:  # a probe run of _plan: its space is given
             return self._preset_space, self.epochs, []
@@ -381,7 +381,7 @@ class SiameseEncoder(_nn.TableModel):
                 _fallback(f"only {len(classes)} classes have 2 rows or more (4 needed)")
             return "scaled", self.epochs, []
         folds = [np.isin(lab, part) for part in np.array_split(np.random.default_rng(self.seed).permutation(classes), k)]
-        scored = [_scored_rows(v, lab, self.seed) for v in folds]  # each fold's rows that MAP@R scores
+        scored = [scored_sample(v, lab, SCORED_ROWS, self.seed) for v in folds]  # each fold's rows that MAP@R scores
         spaces, curves = ("scaled", "raw") if self.standardize else ("scaled",), []
         try:
             start = {s: [map_at_r(self._pca_rows(arr[~v], arr[i], s), lab[i]) for v, i in zip(folds, scored)]
@@ -545,33 +545,6 @@ class SiameseEncoder(_nn.TableModel):
             return triplet_margin_loss(self._learned(table[i]), self._learned(table[j]), self._learned(table[extra]),
                                        self._margin())
         return info_nce_loss(self._learned(table[i]), self._learned(table[j]), self.temperature)
-
-
-def _scored_rows(mask: np.ndarray, labels: np.ndarray, seed) -> np.ndarray:
-    """Indices (sorted) of the rows in ``mask`` that validation scores: all of them, or at most SCORED_ROWS drawn
-    per class: up to the same number ``c`` of each class's rows (all of a smaller class), ``c`` as large as the
-    cap allows; where even 2 per class is too many, 2 rows of each of the classes drawn at random. Every class in
-    the sample keeps 2 rows or more where it has them, so every scored row can find a partner."""
-    rows = np.flatnonzero(mask)
-    if len(rows) <= SCORED_ROWS:
-        return rows
-    rng = np.random.default_rng(seed)
-    _, inverse, sizes = np.unique(labels[rows], return_inverse=True, return_counts=True)
-    lo, hi = 1, int(sizes.max())  # the largest per-class quota that fits the cap
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if np.minimum(sizes, mid).sum() <= SCORED_ROWS else (lo, mid - 1)
-    if lo >= 2:
-        quota = np.minimum(sizes, lo)
-    else:  # too many classes: 2 rows each of classes in a random order, up to the cap
-        order = rng.permutation(len(sizes))
-        two = np.minimum(sizes[order], 2)
-        quota = np.zeros_like(sizes)
-        quota[order[np.cumsum(two) <= SCORED_ROWS]] = two[np.cumsum(two) <= SCORED_ROWS]
-    order = np.lexsort((rng.random(len(rows)), inverse))  # rows by class, in a random order within each
-    rank = np.empty(len(rows), dtype=np.int64)
-    rank[order] = np.arange(len(rows)) - (np.cumsum(sizes) - sizes)[inverse[order]]
-    return rows[rank < quota[inverse]]
 
 
 def _fallback(why: str) -> None:
