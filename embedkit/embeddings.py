@@ -294,7 +294,7 @@ class Embeddings:
             need = f"doesnt_match needs at least 2 keys that are present; got {len(present)} of {len(given)}"
             if missing:
                 raise MissingKeyError(f"{need} (not present: {shown_missing})")
-            raise InputError(need)
+            raise InputError(f"{need}; give a list of 2 or more keys")
         if missing:
             warnings.warn(f"doesnt_match: left out {len(missing)} keys not present: {shown_missing}", UserWarning,
                           stacklevel=2)

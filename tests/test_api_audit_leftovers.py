@@ -66,11 +66,32 @@ def test_names_close_to_windows_reserved_ones_are_kept(tmp_path, name):
 
 
 def test_cli_index_build_refuses_a_windows_reserved_name_before_reading(run, tmp_path):
-    emb = ek.Embeddings(["a", "b"], np.eye(2, 4, dtype="float32"))
-    emb.save(tmp_path / "v.npz")
-    code, out, err = run("index", "build", tmp_path / "v.npz", "--name", "aux", "--store", tmp_path / "s")
+    # the vectors file does not exist: only a name check before reading can answer about the name
+    code, out, err = run("index", "build", tmp_path / "missing.npz", "--name", "aux", "--store", tmp_path / "s")
     assert code != 0 and "Windows" in err and "another name" in err and "Traceback" not in err
     assert not (tmp_path / "s" / "aux").exists()
+
+
+def test_trainer_to_store_checks_name_and_meta_before_building_the_index(tmp_path, monkeypatch):
+    from embedkit.index import VectorIndex
+
+    model = ek.AutoEncoder(dim=2, hidden=(8,), epochs=1, device="cpu")
+    model.fit(np.random.RandomState(0).randn(40, 4).astype("float32"), show_progress=False)
+    built = []
+    monkeypatch.setattr(VectorIndex, "add", lambda self, *a, **k: built.append(1))
+    with pytest.raises(InputError, match="reserved on Windows"):
+        model.to_store("con", str(tmp_path))
+    with pytest.raises(InputError, match="JSON cannot hold"):
+        model.to_store("fine", str(tmp_path), meta={"x": math.inf})
+    assert not built
+
+
+def test_a_nan_training_loss_is_stored_as_none(tmp_path):
+    model = ek.AutoEncoder(dim=2, hidden=(8,), epochs=2, device="cpu")
+    model.fit(np.random.RandomState(0).randn(40, 4).astype("float32"), show_progress=False)
+    model.loss_history_ = [math.nan, 0.5]  # a diverged epoch
+    model.to_store("m", str(tmp_path))
+    assert Store(tmp_path).info("m")["meta"]["loss_history"] == [None, 0.5]
 
 
 # 2. set_params: a search knob the index kind does not have
@@ -227,5 +248,28 @@ def test_an_index_saved_with_nan_meta_before_loads_and_saves_again(tmp_path):
     manifest.write_text(manifest.read_text().replace("1.5", "NaN"))  # as saves before the check wrote it
     index = store.load("old")
     assert index.meta == {"score": None, "n": 2}
-    store.save("old", index, meta=index.meta, overwrite=True)  # compaction, tune: the loaded meta again
+    assert store.info("old")["meta"] == {"score": None, "n": 2}  # every reader of the manifest, before re-saving
+    store.save("old", index, meta=store.info("old")["meta"], overwrite=True)  # compaction, tune, mf cold-start
     assert store.info("old")["meta"] == {"score": None, "n": 2}
+
+
+@pytest.mark.parametrize("kind, knob, warns_before, warns_after", [
+    ("IMI2x4,Flat", "nprobe", False, False), ("IVF4_HNSW8,Flat", "ef_search", True, True),
+    ("IVF4,Flat", "nprobe", False, False), ("HNSW8", "ef_search", False, False), ("HNSW8", "nprobe", True, True)])
+def test_factory_strings_get_the_same_knob_rule_before_and_after_the_first_add(kind, knob, warns_before, warns_after):
+    idx = ek.VectorIndex(4, metric="l2", kind=kind)
+    for expected in (warns_before, warns_after):
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            idx.set_params(**{knob: 3})
+        assert any(issubclass(w.category, IgnoredParameterWarning) for w in rec) == expected, (kind, knob)
+        if not len(idx):
+            idx.add([str(i) for i in range(300)], np.random.RandomState(0).randn(300, 4).astype("float32"))
+
+
+def test_constructor_nprobe_on_a_kind_without_it_warns():
+    with pytest.warns(IgnoredParameterWarning, match="nprobe has no effect on an index of kind 'hnsw'"):
+        ek.VectorIndex(4, kind="hnsw", nprobe=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ek.VectorIndex(4, kind="ivf", nprobe=5)

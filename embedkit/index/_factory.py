@@ -272,16 +272,13 @@ KNOB_KINDS = {"nprobe": "ivf and ivfpq indexes and IVF factory strings",
 
 
 def knob_applies(knob: str, kind: str, index) -> bool:
-    """Whether search knob ``knob`` changes the searches of an index of ``kind`` (``index``: its
-    FAISS index, or None before the first add)."""
+    """Whether search knob ``knob`` changes the searches of an index of ``kind``: ``index`` is its FAISS index
+    (for a factory string before the first add, the untrained one :func:`build` makes; None for our kinds then)."""
     if knob == "refine":
         return kind == "ivfpq"
     if index is not None:
         return find_ivf(index) is not None if knob == "nprobe" else is_hnsw(index)
-    custom = kind not in KINDS
-    if knob == "nprobe":
-        return kind in ("ivf", "ivfpq") or (custom and "IVF" in kind.upper())
-    return kind in ("hnsw", "auto") or (custom and "HNSW" in kind.upper())
+    return kind in ("ivf", "ivfpq") if knob == "nprobe" else kind in ("hnsw", "auto")
 
 
 def apply_search_knobs(index, knobs: dict) -> None:

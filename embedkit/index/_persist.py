@@ -420,7 +420,10 @@ def _manifest_at(path: Path) -> dict:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise StoreError(f"{mpath}: damaged manifest ({exc}); restore the index from a backup or rebuild it") from None
-    return check_manifest(manifest, mpath)
+    manifest = check_manifest(manifest, mpath)
+    if isinstance(manifest.get("meta"), dict):  # NaN written before check_meta: every reader gets None
+        manifest["meta"] = _finite(manifest["meta"])
+    return manifest
 
 
 def read_manifest(path) -> dict:

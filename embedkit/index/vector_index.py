@@ -106,6 +106,8 @@ class VectorIndex:
         self.meta: dict = {}
         # everything else (FAISS index, vectors, key maps, tombstones, knobs) lives in one object
         self._storage = Storage(self._dim, self._metric, kind, knobs, rebuild_fraction)
+        if nprobe is not None:  # the one search knob without a default: warn when the kind has none
+            _drop_foreign_knobs(self._storage, {"nprobe": nprobe}, owner)
 
     @classmethod
     def _from_state(cls, state: State, meta: dict) -> "VectorIndex":
@@ -177,11 +179,7 @@ class VectorIndex:
                 if name not in allowed:
                     raise InputError(f"unknown search knob {name!r}; settable: {', '.join(allowed)}")
                 checked[name] = check_int("VectorIndex", name, value, *allowed[name])
-            st = self._storage
-            for name in [n for n in checked if not F.knob_applies(n, st.kind, st.faiss)]:
-                del checked[name]
-                warnings.warn(f"VectorIndex.set_params: {name} has no effect on a {st.kind} index (it applies to "
-                              f"{F.KNOB_KINDS[name]}); ignored", IgnoredParameterWarning, stacklevel=2)
+            _drop_foreign_knobs(self._storage, checked, "VectorIndex.set_params")
             self._storage.set_knobs(checked)
 
     # ----------------------------------------------------------- writing
@@ -486,6 +484,17 @@ class VectorIndex:
         from ._persist import load_extra
 
         return load_extra(path, name)
+
+
+def _drop_foreign_knobs(st: Storage, knobs: dict, owner: str) -> None:
+    """Remove from ``knobs``, with an IgnoredParameterWarning each, the search knobs an index like ``st`` lacks."""
+    index = st.faiss
+    if index is None and st.kind not in F.KINDS:  # a factory string before its first add: an untrained copy
+        index = F.build(st.kind, st.factory, st.dim, st.metric, st.knobs)[0]
+    for name in [n for n in knobs if not F.knob_applies(n, st.kind, index)]:
+        del knobs[name]
+        warnings.warn(f"{owner}: {name} has no effect on an index of kind {st.kind!r} (it applies to "
+                      f"{F.KNOB_KINDS[name]}); ignored", IgnoredParameterWarning, stacklevel=3)
 
 
 def _lookup_keys(keys) -> list:

@@ -463,8 +463,10 @@ class Trainer:
     def _manifest_meta(self, meta: dict | None = None) -> dict:
         """The manifest meta ``to_store`` writes: trainer, parameters, loss history, ``_store_meta()``,
         ``world_size`` after a distributed fit, then the caller's ``meta``."""
-        info = {"trainer": type(self).__name__, "params": self.json_params(), "loss_history": self._loss_history(),
-                **self._store_meta()}
+        from ..index._persist import _finite
+
+        info = _finite({"trainer": type(self).__name__, "params": self.json_params(),  # a NaN loss becomes None
+                        "loss_history": self._loss_history(), **self._store_meta()})
         if int(self.__dict__.get("world_size_", 1)) > 1:
             info["world_size"] = int(self.world_size_)
         return {**info, **(meta or {})}
@@ -484,8 +486,13 @@ class Trainer:
 
     def _write_store(self, name, store, *, metric, kind, overwrite, meta, show_progress) -> Path:
         from ..index import VectorIndex
+        from ..index._persist import check_meta
+        from ..store import check_new_name
 
         store = _as_store(store)
+        if not store.exists(name):  # name and meta refused before the index is built, not after
+            check_new_name(name)
+        check_meta(meta or {})
         keys, vectors, default_metric = self._index_content()
         index = VectorIndex(vectors.shape[1], metric=metric or default_metric, kind=kind)
         payload = self._index_payload()
