@@ -315,6 +315,10 @@ def main(argv=None) -> int:
                     help="PYTHONPATH for the PecanPy workers, e.g. a pip --target folder (default: none)")
     ap.add_argument("--sizes", default="10000,100000,1000000", help="SBM edge counts for the walk part")
     ap.add_argument("--quick", action="store_true", help="sizes 10k,100k and a smaller end-to-end graph")
+    ap.add_argument("--walk-steps", type=float, default=8e6,
+                    help="steps to aim for per walk measurement (walks per node = this / (nodes x 79); default 8e6; "
+                         "a GPU walks 8e6 steps in about 0.1-0.3 s, so give it 1e8 for a steady rate)")
+    ap.add_argument("--max-walks-per-node", type=int, default=10, help="cap on walks per node (default 10)")
     ap.add_argument("--pq", default="1,0.5;0.25,4", help="(p,q) settings for the walk part, ';'-separated")
     ap.add_argument("--modes", default="SparseOTF,PreComp", help="PecanPy modes to run beside ours")
     ap.add_argument("--graph", default="sbm", choices=["sbm", "powerlaw"],
@@ -359,7 +363,7 @@ def main(argv=None) -> int:
         for m in sizes:
             path = Path(tmp) / f"{a.graph}_{m}.edg"
             info = make_sbm(path, m) if a.graph == "sbm" else make_powerlaw(path, m)
-            wpn = max(1, min(10, round(8e6 / (info["nodes"] * 79))))
+            wpn = max(1, min(a.max_walks_per_node, round(a.walk_steps / (info["nodes"] * 79))))
             for p, q in pqs:
                 common = dict(edges=path, p=p, q=q, walk_length=80, walks_per_node=wpn, threads=a.threads)
                 ours = _run(sys.executable, "ours-walk", device=a.device, **common)
