@@ -316,8 +316,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="10000,100000,1000000", help="SBM edge counts for the walk part")
     ap.add_argument("--quick", action="store_true", help="sizes 10k,100k and a smaller end-to-end graph")
     ap.add_argument("--walk-steps", type=float, default=8e6,
-                    help="steps to aim for per walk measurement (walks per node = this / (nodes x 79); default 8e6; "
-                         "a GPU walks 8e6 steps in about 0.1-0.3 s, so give it 1e8 for a steady rate)")
+                    help="steps to aim for per embedkit walk measurement (walks per node = this / (nodes x 79); "
+                         "default 8e6; a GPU walks 8e6 steps in about 0.1-0.3 s, so give it 1e8 for a steady rate). "
+                         "PecanPy keeps 8e6 (its walk matrix and lists grow with the steps); rates compare as steps/s")
     ap.add_argument("--max-walks-per-node", type=int, default=10, help="cap on walks per node (default 10)")
     ap.add_argument("--pq", default="1,0.5;0.25,4", help="(p,q) settings for the walk part, ';'-separated")
     ap.add_argument("--modes", default="SparseOTF,PreComp", help="PecanPy modes to run beside ours")
@@ -364,6 +365,7 @@ def main(argv=None) -> int:
             path = Path(tmp) / f"{a.graph}_{m}.edg"
             info = make_sbm(path, m) if a.graph == "sbm" else make_powerlaw(path, m)
             wpn = max(1, min(a.max_walks_per_node, round(a.walk_steps / (info["nodes"] * 79))))
+            pecan_wpn = max(1, min(10, round(8e6 / (info["nodes"] * 79))))  # --walk-steps is for embedkit only
             for p, q in pqs:
                 common = dict(edges=path, p=p, q=q, walk_length=80, walks_per_node=wpn, threads=a.threads)
                 ours = _run(sys.executable, "ours-walk", device=a.device, **common)
@@ -382,9 +384,9 @@ def main(argv=None) -> int:
                 for mode in a.modes.split(","):
                     if mode == "PreComp" and (p, q) != pqs[0]:
                         continue
-                    r = _run(pecan, "pecanpy-walk", mode=mode, **common)
+                    r = _run(pecan, "pecanpy-walk", mode=mode, **{**common, "walks_per_node": pecan_wpn})
                     prate = r["steps"] / r["seconds"] / 1e6
-                    note = (f"public {r['steps'] / r['public_seconds'] / 1e6:.2f} Msteps/s; "
+                    note = (f"wpn={pecan_wpn}; public {r['steps'] / r['public_seconds'] / 1e6:.2f} Msteps/s; "
                             f"prep {r['preprocess_seconds']:.1f}s")
                     print(f"{'':>9} {'':>8} {'':>9}  {'PecanPy ' + mode:<22} {prate:>9.2f} {rate / prate:>7.2f} "
                           f"{r['peak_mb']:>11.0f} {r['walk_mb']:>8.0f} {note}", flush=True)

@@ -273,3 +273,20 @@ def test_constructor_nprobe_on_a_kind_without_it_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ek.VectorIndex(4, kind="ivf", nprobe=5)
+
+
+def test_a_none_loss_in_the_manifest_is_shown_as_nan_by_info(tmp_path, capsys):
+    from embedkit.cli import main
+
+    store = Store(tmp_path)
+    store.save("x", small_index(), meta={"trainer": "Word2Vec", "loss_history": [1.0, 2.0]})
+    manifest = tmp_path / "x" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace("2.0", "NaN"))  # as saves before the meta check wrote it
+    assert main(["info", "x", "--store", str(tmp_path)]) == 0
+    assert "loss:     1 nan" in capsys.readouterr().out
+
+
+def test_constructor_nprobe_dropped_on_a_kind_without_it():
+    with pytest.warns(IgnoredParameterWarning):
+        idx = ek.VectorIndex(4, kind="hnsw", nprobe=5)
+    assert idx.nprobe is None

@@ -285,6 +285,6 @@ def _print_info(name: str, m: dict) -> None:
         out(f"trainer:  {meta['trainer']} {json.dumps(meta.get('params', {}))}")
     losses = meta.get("loss_history") or []
     if losses:
-        out(f"loss:     {' '.join(f'{x:.4g}' for x in losses)}")
+        out(f"loss:     {' '.join('nan' if x is None else f'{x:.4g}' for x in losses)}")  # None: a NaN loss
     if m.get("extras"):
         out(f"extras:   {', '.join(m['extras'])}")

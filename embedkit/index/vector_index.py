@@ -106,8 +106,11 @@ class VectorIndex:
         self.meta: dict = {}
         # everything else (FAISS index, vectors, key maps, tombstones, knobs) lives in one object
         self._storage = Storage(self._dim, self._metric, kind, knobs, rebuild_fraction)
-        if nprobe is not None:  # the one search knob without a default: warn when the kind has none
-            _drop_foreign_knobs(self._storage, {"nprobe": nprobe}, owner)
+        if nprobe is not None:  # the one search knob without a default: warn (and drop it) when the kind has none
+            given = {"nprobe": nprobe}
+            _drop_foreign_knobs(self._storage, given, owner)
+            if not given:
+                self._storage.knobs["nprobe"] = None
 
     @classmethod
     def _from_state(cls, state: State, meta: dict) -> "VectorIndex":

@@ -140,7 +140,8 @@ def format1_arrays(store, name: str, meta: dict, cls_name: str = TRAINER) -> dic
         # format 1 left the device out of the resolved parameters and loaded on the CPU
         state["resolved"] = {"device": "cpu", **_renamed(meta["resolved"])}
     config = {"format": MODEL_FORMAT, "class": cls_name, "params": params,
-              "loss_history": [float(x) for x in meta.get("loss_history") or []], "state": state}
+              "loss_history": [float("nan") if x is None else float(x) for x in meta.get("loss_history") or []],
+              "state": state}
     arrays[_CONFIG] = np.array(json.dumps(config))
     return arrays
 
