@@ -290,3 +290,12 @@ def test_constructor_nprobe_dropped_on_a_kind_without_it():
     with pytest.warns(IgnoredParameterWarning):
         idx = ek.VectorIndex(4, kind="hnsw", nprobe=5)
     assert idx.nprobe is None
+
+
+@pytest.mark.parametrize("kind, option", [("flat", "nlist"), ("hnsw", "pq_m"), ("ivf", "pq_m"), ("IVF4,Flat", "nlist")])
+def test_constructor_build_options_of_other_kinds_warn(kind, option):
+    with pytest.warns(IgnoredParameterWarning, match=f"{option} has no effect on an index of kind"):
+        ek.VectorIndex(4, metric="l2", kind=kind, **{option: 2})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ek.VectorIndex(4, kind="ivfpq", nlist=2, pq_m=2)

@@ -111,6 +111,11 @@ class VectorIndex:
             _drop_foreign_knobs(self._storage, given, owner)
             if not given:
                 self._storage.knobs["nprobe"] = None
+        for name, value, kinds in (("nlist", nlist, ("ivf", "ivfpq")), ("pq_m", pq_m, ("ivfpq",))):
+            if value is not None and kind not in kinds:  # a factory string sets its own (IVF<n>, PQ<m>)
+                self._storage.knobs[name] = None
+                warnings.warn(f"{owner}: {name} has no effect on an index of kind {kind!r} (it sets kind "
+                              f"{' and '.join(repr(k) for k in kinds)}); ignored", IgnoredParameterWarning, stacklevel=2)
 
     @classmethod
     def _from_state(cls, state: State, meta: dict) -> "VectorIndex":
