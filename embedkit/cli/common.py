@@ -136,13 +136,9 @@ def out(text: str = "") -> None:
 def refuse_existing(store, name: str, force: bool) -> None:
     """Training or building never replaces an index silently: --force says so. Called before any work
     is done, it also refuses a store where nothing could be saved (a file, a read-only folder)."""
-    from ..store import check_new_name
-
-    exists = store.exists(name)
-    if not exists:
-        check_new_name(name)
+    store.check_save_name(name)
     store.check_writable()
-    if exists and not force:
+    if store.exists(name) and not force:
         raise InputError(f"an index named {name!r} already exists in the store {store.root.resolve()}; pass --force "
                          "to replace it")
 

@@ -283,8 +283,10 @@ def _print_info(name: str, m: dict) -> None:
     out(f"knobs:    {json.dumps(m.get('knobs', {}))}")
     if meta.get("trainer"):
         out(f"trainer:  {meta['trainer']} {json.dumps(meta.get('params', {}))}")
-    losses = meta.get("loss_history") or []
+    from ..index._persist import meta_losses
+
+    losses = meta_losses(meta)
     if losses:
-        out(f"loss:     {' '.join('nan' if x is None else f'{x:.4g}' for x in losses)}")  # None: a NaN loss
+        out(f"loss:     {' '.join(f'{x:.4g}' for x in losses)}")
     if m.get("extras"):
         out(f"extras:   {', '.join(m['extras'])}")

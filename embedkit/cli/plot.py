@@ -66,7 +66,9 @@ def cmd_plot(args) -> int:
             raise InputError("--loss draws the loss curve; drop --labels (it colours the map)")
         manifest = store.info(args.name)
         meta = manifest.get("meta") or {}
-        history = [float("nan") if x is None else x for x in meta.get("loss_history") or []]  # None: a NaN loss
+        from ..index._persist import meta_losses
+
+        history = meta_losses(meta)
         if not history:
             raise InputError(f"index {args.name!r} has no loss history in its manifest (it was not written by a "
                              "trainer, or the trainer saved none); train it with 'embedkit train ...'")

@@ -268,14 +268,18 @@ def emptied_copy(index):
 # the kinds each search knob of set_params tunes (FAISS factory strings: those holding IVF / HNSW)
 KNOB_KINDS = {"nprobe": "ivf and ivfpq indexes and IVF factory strings",
               "ef_search": "hnsw indexes, HNSW factory strings and kind 'auto' before its first add",
-              "refine": "ivfpq indexes"}
+              "refine": "ivfpq indexes",
+              "nlist": "kinds 'ivf' and 'ivfpq' (a factory string sets its own IVF<n>)",
+              "pq_m": "kind 'ivfpq' (a factory string sets its own PQ<m>)"}
 
 
 def knob_applies(knob: str, kind: str, index) -> bool:
     """Whether search knob ``knob`` changes the searches of an index of ``kind``: ``index`` is its FAISS index
     (for a factory string before the first add, the untrained one :func:`build` makes; None for our kinds then)."""
-    if knob == "refine":
+    if knob in ("refine", "pq_m"):
         return kind == "ivfpq"
+    if knob == "nlist":  # a build option of our IVF kinds
+        return kind in ("ivf", "ivfpq")
     if index is not None:
         return find_ivf(index) is not None if knob == "nprobe" else is_hnsw(index)
     return kind in ("ivf", "ivfpq") if knob == "nprobe" else kind in ("hnsw", "auto")

@@ -227,6 +227,11 @@ def _finite(value):
     return value
 
 
+def meta_losses(meta: dict) -> list[float]:
+    """The ``loss_history`` a trainer wrote into a manifest's meta, as floats (JSON holds a NaN loss as None)."""
+    return [float("nan") if x is None else float(x) for x in meta.get("loss_history") or []]
+
+
 def save_index(state, path, *, meta: dict, extras=None, lock_timeout: float | None = 600.0) -> None:
     """Write ``state`` (a :class:`~embedkit.index._storage.State`) and ``meta`` to directory ``path``
     under the writer lock (see the module doc); on any failure the previous copy is unchanged."""

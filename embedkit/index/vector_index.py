@@ -106,16 +106,12 @@ class VectorIndex:
         self.meta: dict = {}
         # everything else (FAISS index, vectors, key maps, tombstones, knobs) lives in one object
         self._storage = Storage(self._dim, self._metric, kind, knobs, rebuild_fraction)
-        if nprobe is not None:  # the one search knob without a default: warn (and drop it) when the kind has none
-            given = {"nprobe": nprobe}
-            _drop_foreign_knobs(self._storage, given, owner)
-            if not given:
-                self._storage.knobs["nprobe"] = None
-        for name, value, kinds in (("nlist", nlist, ("ivf", "ivfpq")), ("pq_m", pq_m, ("ivfpq",))):
-            if value is not None and kind not in kinds:  # a factory string sets its own (IVF<n>, PQ<m>)
+        given = {k: v for k, v in (("nprobe", nprobe), ("nlist", nlist), ("pq_m", pq_m)) if v is not None}
+        if given:  # the options without a default: warn, and drop them, where the kind has no use for them
+            kept = dict(given)
+            _drop_foreign_knobs(self._storage, kept, owner)
+            for name in given.keys() - kept.keys():
                 self._storage.knobs[name] = None
-                warnings.warn(f"{owner}: {name} has no effect on an index of kind {kind!r} (it sets kind "
-                              f"{' and '.join(repr(k) for k in kinds)}); ignored", IgnoredParameterWarning, stacklevel=2)
 
     @classmethod
     def _from_state(cls, state: State, meta: dict) -> "VectorIndex":

@@ -225,6 +225,11 @@ class Store:
             return []
         return [n for n in listing if n not in known and _NAME.fullmatch(n) and ".." not in n and self.unfinished(n)]
 
+    def check_save_name(self, name: str) -> str:
+        """The name check of :meth:`save`, for callers that run it before any work: a name not yet in the
+        store may not be a device name Windows reserves (an index saved under one before may be replaced)."""
+        return check_name(name) if self.exists(name) else check_new_name(name)
+
     def save(self, name: str, index: VectorIndex, *, meta: dict | None = None, extras: dict | None = None,
              overwrite: bool = False, lock_timeout: float | None = 600.0) -> Path:
         """Write ``index`` as ``name`` atomically; refuses to replace unless ``overwrite``.
@@ -233,8 +238,7 @@ class Store:
         (``overwrite=True``) or, once the first has written it, is refused (``overwrite=False``)."""
         p = self.path(name)
         _check_flag("overwrite", overwrite)
-        if not self.exists(name):  # (an index saved under such a name before may be replaced)
-            check_new_name(name)
+        self.check_save_name(name)
         check_meta(meta)
         if not isinstance(index, VectorIndex):
             from ..embeddings import Embeddings

@@ -487,11 +487,9 @@ class Trainer:
     def _write_store(self, name, store, *, metric, kind, overwrite, meta, show_progress) -> Path:
         from ..index import VectorIndex
         from ..index._persist import check_meta
-        from ..store import check_new_name
 
         store = _as_store(store)
-        if not store.exists(name):  # name and meta refused before the index is built, not after
-            check_new_name(name)
+        store.check_save_name(name)  # name and meta refused before the index is built, not after
         check_meta(meta or {})
         keys, vectors, default_metric = self._index_content()
         index = VectorIndex(vectors.shape[1], metric=metric or default_metric, kind=kind)

@@ -191,14 +191,12 @@ class AnomalyDetector:
                                                            1), table)
             raw["reconstruction"] = out[:, -1]
         reference = self.__dict__.get("_knn_reference")
+        searched = (lambda codes: codes) if reference is None else (lambda codes: codes[reference])
         if "input_knn" in need:
             self._need_train_rows(method)
-            ref = self._train_rows if reference is None else self._train_rows[reference]
-            raw["input_knn"] = _anomaly.knn_distances(ref, rows, self.n_neighbors)
+            raw["input_knn"] = _anomaly.knn_distances(searched(self._train_rows), rows, self.n_neighbors)
         if "knn" in need:
-            codes = self.embeddings_.vectors
-            raw["knn"] = _anomaly.knn_distances(codes if reference is None else codes[reference], out[:, :-1],
-                                                self.n_neighbors)
+            raw["knn"] = _anomaly.knn_distances(searched(self.embeddings_.vectors), out[:, :-1], self.n_neighbors)
         return self._combine(raw, method).astype(np.float32)
 
     def _scores(self, t: torch.Tensor, method: str) -> torch.Tensor:

@@ -123,6 +123,7 @@ def _renamed(params: dict) -> dict:
 def format1_arrays(store, name: str, meta: dict, cls_name: str = TRAINER) -> dict:
     """The ``to_arrays()`` form (format 2) of a format-1 store entry: its extras "users",
     "items" and "seen" and its meta, with old parameter names mapped to today's."""
+    from ...index._persist import meta_losses
     from ..base import _CONFIG, MODEL_FORMAT
 
     users, items, seen = (store.load_extra(name, extra) for extra in ("users", "items", "seen"))
@@ -140,8 +141,7 @@ def format1_arrays(store, name: str, meta: dict, cls_name: str = TRAINER) -> dic
         # format 1 left the device out of the resolved parameters and loaded on the CPU
         state["resolved"] = {"device": "cpu", **_renamed(meta["resolved"])}
     config = {"format": MODEL_FORMAT, "class": cls_name, "params": params,
-              "loss_history": [float("nan") if x is None else float(x) for x in meta.get("loss_history") or []],
-              "state": state}
+              "loss_history": meta_losses(meta), "state": state}
     arrays[_CONFIG] = np.array(json.dumps(config))
     return arrays
 
