@@ -22,6 +22,15 @@ NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip entry; an empty zip archive
 
 
+def as_path(value, what: str = "path") -> Path:
+    """``value`` as a Path; InputError (one line) for anything but a str or os.PathLike."""
+    import os
+
+    if not isinstance(value, (str, os.PathLike)):
+        raise InputError(f"{what} must be a str or Path; got {type(value).__name__}")
+    return Path(value)
+
+
 def _binary_kind(raw: bytes, first: bool) -> str | None:
     """What a line of bytes that is not text looks like, or None when it may be text."""
     if first and raw.startswith(NPY_MAGIC):

@@ -243,7 +243,7 @@ def check_choice(owner: str, name: str, value: Any, choices: Iterable[str]) -> s
 
 def check_bool(owner: str, name: str, value: Any) -> bool:
     """``value`` as a bool (a numpy bool is one too); InputError for anything else ("no" is no False)."""
-    return bool(check_value(owner, name, bool(value) if isinstance(value, np.bool_) else value, [Bool()]))
+    return check_value(owner, name, bool(value) if isinstance(value, np.bool_) else value, [Bool()])
 
 
 def check_seed(owner: str, value: Any) -> int:

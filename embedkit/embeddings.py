@@ -10,9 +10,10 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ._arrays import as_keys, as_vectors
-from ._files import BOM, ICONV, NPY_MAGIC, ZIP_MAGIC, looks_like_text, numpy_kind, numpy_problem
+from ._files import BOM, ICONV, NPY_MAGIC, ZIP_MAGIC, as_path, looks_like_text, numpy_kind, numpy_problem
 from ._io import atomic_write_bytes
 from ._knn import knn_search, unit_rows
+from ._validation import shown
 from .errors import InputError, MissingKeyError, ParseError, StoreError
 
 __all__ = ["Embeddings"]
@@ -148,7 +149,7 @@ class Embeddings:
         try:
             return self._key_to_index[key]
         except TypeError:  # unhashable: a list, slice, array...
-            raise InputError(f"key must be a string; got {type(key).__name__} ({_short(key)}); look up one "
+            raise InputError(f"key must be a string; got {type(key).__name__} ({shown(key, 40)}); look up one "
                              "key at a time (emb.vectors[...] indexes rows by position)") from None
         except KeyError:
             raise missing_key_error(key, "these embeddings", len(self), lambda: self._keys) from None
@@ -323,7 +324,7 @@ class Embeddings:
     # ---------------------------------------------------------------- save/load
     def save(self, path) -> None:
         """Save losslessly to an ``.npz`` file (no pickle). Written atomically."""
-        path = _as_path(path)
+        path = as_path(path)
         buf = io.BytesIO()
         # keys as UTF-8 bytes + offsets: numpy's fixed-width str arrays drop trailing NULs
         blobs = [k.encode("utf-8") for k in self._keys]
@@ -341,7 +342,7 @@ class Embeddings:
         Raises StoreError (one line) for a missing file, a directory, or a file that is not such
         an ``.npz`` (a ``.npy`` array, word2vec text, anything else), saying what to give instead.
         """
-        path = _as_path(path)
+        path = as_path(path)
         if not path.exists():
             raise StoreError(f"{path}: no such file")
         if path.is_dir():
@@ -379,12 +380,12 @@ class Embeddings:
         else:
             for k, v in zip(self._keys, self._vectors):
                 out.write((k + " " + " ".join(repr(float(x)) for x in v) + "\n").encode("utf-8"))
-        atomic_write_bytes(_as_path(path), out.getvalue())
+        atomic_write_bytes(as_path(path), out.getvalue())
 
     @classmethod
     def load_word2vec_format(cls, path, binary: bool = False) -> "Embeddings":
         """Read the word2vec text or binary format (as written by gensim or word2vec.c)."""
-        path = _as_path(path)
+        path = as_path(path)
         if not path.exists():
             raise InputError(f"{path}: no such file")
         if path.is_dir():
@@ -427,20 +428,6 @@ def check_embeddings(emb, what: str = "emb") -> None:
 
 _MAX_HEADER = 256
 _BINARY_HINT = "for the binary word2vec format pass binary=True (CLI: --binary, or a name ending in .bin)"
-
-
-def _short(x) -> str:
-    text = repr(x)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _as_path(path) -> Path:
-    """``path`` as a Path; InputError (one line) for anything but a str or os.PathLike."""
-    import os
-
-    if not isinstance(path, (str, os.PathLike)):
-        raise InputError(f"path must be a str or Path; got {type(path).__name__}")
-    return Path(path)
 
 
 def _refuse_text_as_binary(fh, path, dim, n) -> None:

@@ -101,16 +101,12 @@ def cmd_export(args) -> int:
     store = get_store(args)
     require_entry(store, args.name)
     if fmt == "model":
-        from ..errors import StoreError
-
-        try:
-            arrays = store.load_extra(args.name, "model")
-        except StoreError:
-            if "model" in (store.info(args.name).get("extras") or []):
-                raise  # the model file is missing or damaged: the store's line says so, and how to fix it
+        info = store.info(args.name)
+        if "model" not in (info.get("extras") or []):
             raise InputError(f"index {args.name!r} holds vectors only, no trained model (it was built from a "
-                             "vectors file); export its vectors with --format word2vec|npz|csv") from None
-        trainer = (store.info(args.name).get("meta") or {}).get("trainer") or "the trainer"
+                             "vectors file); export its vectors with --format word2vec|npz|csv")
+        arrays = store.load_extra(args.name, "model")  # a missing or damaged file: the store's line says so
+        trainer = (info.get("meta") or {}).get("trainer") or "the trainer"
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         atomic_write_bytes(path, buf.getvalue())

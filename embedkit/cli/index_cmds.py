@@ -260,12 +260,10 @@ def cmd_list(args) -> int:
 
 def cmd_info(args) -> int:
     store = get_store(args)
-    m = store.info(args.name)
-    try:
-        store.check(args.name)  # the files the manifest lists: there, with their recorded sizes
-        damaged = None
+    try:  # the manifest, after checking the files it lists: there, with their recorded sizes
+        m, damaged = store.check(args.name), None
     except StoreError as exc:
-        damaged = " ".join(str(exc).split())
+        m, damaged = store.info(args.name), " ".join(str(exc).split())
     if args.json:
         out(json.dumps(m if damaged is None else {**m, "damaged": damaged}, indent=1))
     else:

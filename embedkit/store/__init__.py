@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import as_path
 from .._io import name_lock
 from ..errors import InputError, StoreError
 from ..index import VectorIndex, read_manifest
@@ -74,9 +75,7 @@ class Store:
     """A directory of saved indexes, one sub-directory per name."""
 
     def __init__(self, root=None):
-        if root is not None and not isinstance(root, (str, os.PathLike)):
-            raise InputError(f"Store root must be a str or Path; got {type(root).__name__}")
-        self.root = Path(root) if root is not None else default_root()
+        self.root = as_path(root, "Store root") if root is not None else default_root()
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -281,7 +280,6 @@ class Store:
 
     def load(self, name: str, mmap: bool = False) -> VectorIndex:
         """Load ``name``, with any writes the HTTP service journalled since its last full save."""
-        _check_flag("mmap", mmap)
         return self.load_journalled(name, mmap=mmap)[0]
 
     def load_journalled(self, name: str, mmap: bool = False) -> tuple[VectorIndex, list[dict], int]:

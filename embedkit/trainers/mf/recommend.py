@@ -27,7 +27,7 @@ def recommend_users(model, users, *, k: int = 10, exclude_seen: bool = True,
     (flat; its own recall target for approximate kinds), seen items skipped after."""
     k = check_int("MatrixFactorization.recommend", "k", k, 1)
     exclude_seen = check_bool("MatrixFactorization.recommend", "exclude_seen", exclude_seen)
-    users = [users] if isinstance(users, str) else list(users)
+    users = list(users)  # callers pass a checked list (recommend_batch: as_user_list; the service: [user])
     queries = model.query_vectors(users)
     index = model.index_ if index is None else index
     if queries.shape[1] != index.dim:
