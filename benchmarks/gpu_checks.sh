@@ -9,7 +9,8 @@
 # default 560 s) so that a slow step cannot take the others' time (on the H200 of 2026-11-30 the whole list needs
 # about 700 s: run it as two calls, e.g. ONLY="cuda_tests encoders_epoch_time node2vec_bench", then the rest):
 #   1. the CUDA tests (every test with "cuda" in its name: walks, node2vec, MF, the encoders)
-#   2. encoders_bench section 3: epoch time of both encoders on 1M rows
+#   2. encoders_bench section 3: epoch time of both encoders on 1M rows at batch 1024 and 8192 (ENC_BATCHES;
+#      ENC_MODELS=autoencoder or siamese for one family)
 #   3. node2vec_bench on the GPU beside PecanPy on all CPU cores (PecanPy with the numpy-2 shim)
 #   4. mf_bench on the GPU beside implicit on all CPU cores
 #   5. the trainer test modules with CUDA present (device="auto" picks it)
@@ -64,7 +65,8 @@ else
 fi
 step cuda_tests 90 $PY -m pytest -q -p no:cacheprovider -rs -k "cuda or gpu" tests/test_cuda_encoders.py \
     tests/test_walks.py tests/test_node2vec.py tests/test_mf.py tests/test_word2vec.py
-step encoders_epoch_time 150 $PY benchmarks/encoders_bench.py --device "$DEV" --sections 3 --rows "$ROWS" \
+step encoders_epoch_time 240 $PY benchmarks/encoders_bench.py --device "$DEV" --sections 3 --rows "$ROWS" \
+    --batch-sizes "${ENC_BATCHES:-1024,8192}" --epoch-models "${ENC_MODELS:-all}" \
     --adbench "$AD" --json "$OUT/encoders_epoch.json"
 step node2vec_bench 240 $PY benchmarks/node2vec_bench.py --device "$DEV" --pecanpy-python "$(command -v "$PY")" \
     --pecanpy-path "$PWD/benchmarks/_pecanpy_shim${SITE:+:$SITE}" "${SIZES[@]}" --json "$OUT/node2vec.json"

@@ -240,8 +240,8 @@ def test_knn_scores_search_a_sample_of_large_training_sets(monkeypatch, tmp_path
     rows, labels = np.vstack([X, odd]), np.r_[np.zeros(400), np.ones(20)]
     real, searched = _anomaly.knn_distances, []
     monkeypatch.setattr(_anomaly, "knn_distances",
-                        lambda ref, queries, k, exclude_self=False: searched.append(len(ref))
-                        or real(ref, queries, k, exclude_self))
+                        lambda ref, queries, k, exclude_self=False, device=None: searched.append(len(ref))
+                        or real(ref, queries, k, exclude_self, device))
     monkeypatch.setattr(_anomaly, "KNN_REFERENCE_ROWS", 100)
     model = ek.AutoEncoder(**FAST)
     model.fit(rows, show_progress=False)
@@ -266,3 +266,50 @@ def test_knn_scores_search_a_sample_of_large_training_sets(monkeypatch, tmp_path
     searched.clear()
     model.fit(rows[:80], show_progress=False)  # a refit on fewer rows than the cap drops the sample
     assert "_knn_reference" not in model.__dict__ and set(searched) == {80}
+
+
+def test_only_the_parts_a_score_needs_are_searched_at_fit(monkeypatch, tmp_path):
+    """A fit scores its training rows with the parts of ``score`` alone (the k-NN searches cost rows x reference
+    rows); another score's parts are computed when first asked for and give what a fit with that score gives."""
+    from embedkit.trainers.encoders import _anomaly
+
+    X, odd = low_rank(n=300)
+    rows = np.vstack([X, odd])
+    real, searched = _anomaly.knn_distances, []
+    monkeypatch.setattr(_anomaly, "knn_distances", lambda ref, queries, k, exclude_self=False, device=None:
+                        searched.append(ref.shape[1]) or real(ref, queries, k, exclude_self, device))
+    recon, ensemble = ek.AutoEncoder(**FAST, score="reconstruction", seed=3), ek.AutoEncoder(**FAST, seed=3)
+    recon.fit(rows, show_progress=False)
+    assert searched == [] and np.isnan(recon._score_stats[2:]).all()
+    ensemble.fit(rows, show_progress=False)
+    assert sorted(searched) == [2, 10]  # the latent codes (dim 2) and the scaled rows (10 features)
+    searched.clear()
+    back = ek.AutoEncoder.load(recon.save(tmp_path / "recon.npz"))
+    for model in (recon, back):  # a score other than the fitted one scales its parts on first use
+        np.testing.assert_allclose(model.anomaly_scores(rows[:40], "ensemble"), ensemble.decision_function(rows[:40]),
+                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(model._score_stats, ensemble._score_stats, rtol=1e-5)
+    recon.set_params(score="ensemble")  # rescoring the training rows: as the ensemble fit scored them
+    np.testing.assert_allclose(recon.decision_scores_, ensemble.decision_scores_, rtol=1e-5, atol=1e-6)
+    assert recon.threshold_ == pytest.approx(ensemble.threshold_, rel=1e-5)
+
+
+def test_device_search_matches_the_index_search():
+    """The blocked matrix-product search that a CUDA model's k-NN scores use finds what VectorIndex finds
+    (run here on the CPU; tests/test_cuda_encoders.py runs it on CUDA), a block at a time."""
+    import torch
+
+    from embedkit.trainers.encoders import _anomaly
+
+    rng = np.random.default_rng(0)
+    ref, queries = rng.normal(size=(500, 8)), rng.normal(size=(130, 8))
+    want_d, want_i = _anomaly._index_search(ref, queries, 7)
+    monkey_block = _anomaly.DEVICE_BLOCK
+    try:
+        _anomaly.DEVICE_BLOCK = 500 * 40  # blocks of 40 queries: 4 blocks, the last one short
+        got_d, got_i = _anomaly._device_search(ref, queries, 7, torch.device("cpu"))
+    finally:
+        _anomaly.DEVICE_BLOCK = monkey_block
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_allclose(got_d, want_d, rtol=1e-4, atol=1e-5)
+    assert _anomaly._device_search(ref, queries[:0], 7, torch.device("cpu"))[0].shape == (0, 7)

@@ -125,3 +125,20 @@ def test_auto_device_picks_cuda():
     model = ek.AutoEncoder(dim=2, epochs=2, device="auto")
     model.fit(X, show_progress=False)
     assert model.device_.type == "cuda"
+
+
+def test_autoencoder_knn_scores_search_on_cuda():
+    """A CUDA model's k-NN scores are searched on the GPU and equal the CPU index search of the same codes,
+    the training rows' own entries left out (also with duplicated rows)."""
+    from embedkit.trainers.encoders import _anomaly
+
+    X, odd = low_rank(n=300)
+    rows = np.vstack([X, X[:5], odd]).astype(np.float32)  # five exact duplicates
+    model = ek.AutoEncoder(dim=2, hidden=(32,), epochs=20, device="cuda")
+    model.fit(rows, show_progress=False)
+    assert model._search_device().type == "cuda"
+    for codes in (model.embeddings_.vectors, model._train_rows):
+        np.testing.assert_allclose(_anomaly.training_knn_distances(codes, 10, None, torch.device("cuda")),
+                                   _anomaly.training_knn_distances(codes, 10, None), rtol=1e-4, atol=1e-3)
+    cpu = _anomaly.knn_distances(model._train_rows, model._train_rows[:50], 10)
+    np.testing.assert_allclose(model.anomaly_scores(rows[:50], "input_knn"), cpu, rtol=1e-4, atol=1e-3)

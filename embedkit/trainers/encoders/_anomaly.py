@@ -1,18 +1,22 @@
 """Anomaly scoring shared by the feature-table encoders: k-NN distances in the latent space
-(answered by :class:`embedkit.VectorIndex`), robust score normalisation, PyOD-style thresholds."""
+(answered by :class:`embedkit.VectorIndex` on the CPU, by blocked matrix products on a model's CUDA
+device), robust score normalisation, PyOD-style thresholds."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ...errors import InputError
 
 
-def knn_distances(train_codes: np.ndarray, queries: np.ndarray, k: int, exclude_self: bool = False) -> np.ndarray:
+def knn_distances(train_codes: np.ndarray, queries: np.ndarray, k: int, exclude_self: bool = False,
+                  device=None) -> np.ndarray:
     """Mean Euclidean distance of each query to its ``k`` nearest training codes (exact FAISS
-    search through :class:`embedkit.VectorIndex`). ``exclude_self``: the queries are the training
-    rows themselves, in order; each row's own entry is left out."""
-    return neighbour_distances(train_codes, queries, k, exclude_self).mean(axis=1)
+    search through :class:`embedkit.VectorIndex`, or exact search on ``device`` when it is a CUDA
+    device). ``exclude_self``: the queries are the training rows themselves, in order; each row's own
+    entry is left out."""
+    return neighbour_distances(train_codes, queries, k, exclude_self, device).mean(axis=1)
 
 
 # The k-NN scores compare rows with the training rows. Exactly, scoring the training rows themselves costs
@@ -29,44 +33,77 @@ def reference_rows(n: int, seed) -> np.ndarray | None:
     return np.sort(np.random.default_rng(seed).choice(n, KNN_REFERENCE_ROWS, replace=False))
 
 
-def training_knn_distances(codes: np.ndarray, k: int, reference: np.ndarray | None) -> np.ndarray:
+def training_knn_distances(codes: np.ndarray, k: int, reference: np.ndarray | None, device=None) -> np.ndarray:
     """knn_distances of every training row (``codes``, in order) to the reference rows, its own entry left out:
     to all other rows (``reference`` None) or to the rows ``reference`` indexes."""
     n = len(codes)
     if n < 2:
         return np.zeros(n)
     if reference is None:
-        return knn_distances(codes, codes, k, exclude_self=True)
+        return knn_distances(codes, codes, k, exclude_self=True, device=device)
     ref = codes[reference]
     out = np.empty(n)
-    out[reference] = knn_distances(ref, ref, k, exclude_self=True)
+    out[reference] = knn_distances(ref, ref, k, exclude_self=True, device=device)
     rest = np.setdiff1d(np.arange(n), reference, assume_unique=True)
-    out[rest] = knn_distances(ref, codes[rest], k)
+    out[rest] = knn_distances(ref, codes[rest], k, device=device)
     return out
 
 
-def neighbour_distances(train_codes: np.ndarray, queries: np.ndarray, k: int, exclude_self: bool = False) -> np.ndarray:
+def neighbour_distances(train_codes: np.ndarray, queries: np.ndarray, k: int, exclude_self: bool = False,
+                        device=None) -> np.ndarray:
     """The Euclidean distances of each query to its ``k`` nearest training codes, nearest first: (queries,
-    k), with ``k`` capped by the number of training rows (less one with ``exclude_self``, as in knn_distances)."""
-    from ...index import VectorIndex
-
+    k), with ``k`` capped by the number of training rows (less one with ``exclude_self``, as in knn_distances).
+    On a CUDA ``device`` the search runs there (the same exact search; distances agree to float rounding)."""
     n = len(train_codes)
     k = max(1, min(int(k), n - 1 if exclude_self else n))
-    index = VectorIndex(train_codes.shape[1], metric="l2", kind="flat")
-    keys = [str(i) for i in range(n)]
-    index.add(keys, np.ascontiguousarray(train_codes, dtype=np.float32))
     kk = min(n, k + 1) if exclude_self else k
-    res = index.search(np.ascontiguousarray(queries, dtype=np.float32), k=kk)
-    dist = np.asarray(res.scores, dtype=np.float64).reshape(len(queries), -1)
+    if device is not None and torch.device(device).type == "cuda":
+        dist, found = _device_search(train_codes, queries, kk, torch.device(device))
+    else:
+        dist, found = _index_search(train_codes, queries, kk)
     if exclude_self:
-        found = np.asarray(res.keys, dtype=object).reshape(len(queries), -1)
-        own = found == np.array(keys[:len(queries)], dtype=object)[:, None]
+        own = found == np.arange(len(queries))[:, None]
         # drop the row's own entry (or, with exact duplicates ranked first, the last neighbour)
         drop = np.where(own.any(axis=1), own.argmax(axis=1), kk - 1)
         keep = np.ones_like(own, dtype=bool)
         keep[np.arange(len(queries)), drop] = False
         dist = dist[keep].reshape(len(queries), kk - 1)
     return dist[:, :k]
+
+
+def _index_search(train_codes: np.ndarray, queries: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distances, row numbers of the training codes) of each query's ``kk`` nearest, through VectorIndex."""
+    from ...index import VectorIndex
+
+    index = VectorIndex(train_codes.shape[1], metric="l2", kind="flat")
+    index.add([str(i) for i in range(len(train_codes))], np.ascontiguousarray(train_codes, dtype=np.float32))
+    res = index.search(np.ascontiguousarray(queries, dtype=np.float32), k=kk)
+    dist = np.asarray(res.scores, dtype=np.float64).reshape(len(queries), -1)
+    return dist, np.asarray(res.keys, dtype=np.int64).reshape(len(queries), -1)
+
+
+# distances held on the device at once while searching there (128M float32: 512 MB)
+DEVICE_BLOCK = 1 << 27
+
+
+def _device_search(train_codes: np.ndarray, queries: np.ndarray, kk: int,
+                   device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """The exact search of _index_search on a CUDA device: squared distances ||q||^2 - 2 q.r + ||r||^2 (as FAISS
+    computes them) in blocks of queries, the ``kk`` smallest of each row by topk."""
+    ref = torch.as_tensor(np.ascontiguousarray(train_codes, dtype=np.float32), device=device)
+    ref_sq = (ref * ref).sum(dim=1)
+    rows = max(1, DEVICE_BLOCK // max(1, len(ref)))
+    dists, found = [], []
+    with torch.no_grad():
+        for start in range(0, len(queries), rows):
+            q = torch.as_tensor(np.ascontiguousarray(queries[start:start + rows], dtype=np.float32), device=device)
+            d = torch.addmm(ref_sq, q, ref.T, alpha=-2.0).add_((q * q).sum(dim=1, keepdim=True))
+            value, index = torch.topk(d, kk, dim=1, largest=False)  # sorted, nearest first
+            dists.append(value.clamp_min_(0).sqrt_().cpu())
+            found.append(index.cpu())
+    if not dists:
+        return np.empty((0, kk)), np.empty((0, kk), dtype=np.int64)
+    return torch.cat(dists).numpy().astype(np.float64), torch.cat(found).numpy().astype(np.int64)
 
 
 def robust_scale(train_scores: np.ndarray) -> tuple[float, float]:

@@ -58,17 +58,34 @@ class AnomalyDetector:
 
     def _score_training_rows(self) -> None:
         """``decision_scores_``, the robust scales, ``threshold_`` and ``labels_`` of the training rows for the
-        current ``score``, ``n_neighbors`` and ``contamination``, from the stored training state."""
-        reference = self.__dict__.get("_knn_reference")
-        knn, inp = (_anomaly.training_knn_distances(codes, self.n_neighbors, reference)
-                    for codes in (self.embeddings_.vectors, self._train_rows))
-        self._score_stats = np.array([*_anomaly.robust_scale(self._train_scores), *_anomaly.robust_scale(knn),
-                                      *_anomaly.robust_scale(inp)])
-        raw = {"reconstruction": self._train_scores, "knn": knn, "input_knn": inp}
+        current ``score``, ``n_neighbors`` and ``contamination``, from the stored training state. Only the parts
+        ``score`` averages are computed; another part's scale is computed when a score first needs it."""
+        self._score_stats = np.full(2 * len(_STATS), np.nan)
+        self._score_stats[:2] = _anomaly.robust_scale(self._train_scores)
+        need = PARTS.get(self.score, (self.score,))
+        raw = {"reconstruction": self._train_scores}
+        raw.update({part: self._training_part(part) for part in ("knn", "input_knn") if part in need})
         if self.score == "hybrid":  # the forests depend on neither n_neighbors nor contamination: built once
             raw.update(self._hybrid["train"] if "_hybrid" in self.__dict__ else self._build_forests())
         self.decision_scores_ = self._combine(raw, self.score).astype(np.float32)
         self._set_threshold()
+
+    def _training_part(self, part: str) -> np.ndarray:
+        """The k-NN part ``part`` ("knn": latent codes; "input_knn": scaled rows) of every training row, which
+        also sets that part's (median, spread) in ``_score_stats``."""
+        if part == "input_knn":
+            self._need_train_rows(part)
+        codes = self.embeddings_.vectors if part == "knn" else self._train_rows
+        scores = _anomaly.training_knn_distances(codes, self.n_neighbors, self.__dict__.get("_knn_reference"),
+                                                 self._search_device())
+        i = 2 * _STATS.index(part)
+        self._score_stats[i:i + 2] = _anomaly.robust_scale(scores)
+        return scores
+
+    def _search_device(self):
+        """Where k-NN scores are searched: the model's CUDA device, else None (VectorIndex on the CPU)."""
+        device = self.__dict__.get("device_")
+        return device if device is not None and torch.device(device).type == "cuda" else None
 
     def _set_threshold(self, threshold: float | None = None) -> None:
         """``threshold_`` (given, or from ``contamination``) and the training rows' ``labels_``."""
@@ -141,8 +158,8 @@ class AnomalyDetector:
         if "forest_seed" in config:  # absent in files written before score="hybrid": the model's seed is used
             self._forest_seed = int(config["forest_seed"])
         if "score_stats" in arrays and "decision_scores" in arrays:
-            stats = np.asarray(arrays["score_stats"], dtype=np.float64)
-            # files written before the input k-NN score kept 4 statistics (no input-space scale)
+            stats = np.array(arrays["score_stats"], dtype=np.float64)  # a copy: parts' scales are filled in when needed
+            # files written before the input k-NN score kept 4 statistics (no input-space scale); NaN: not computed
             self._score_stats = np.concatenate([stats, [np.nan, np.nan]])[:6] if len(stats) < 6 else stats
             self.decision_scores_ = np.asarray(arrays["decision_scores"], dtype=np.float32)
             self._set_threshold(config.get("threshold"))
@@ -194,9 +211,11 @@ class AnomalyDetector:
         searched = (lambda codes: codes) if reference is None else (lambda codes: codes[reference])
         if "input_knn" in need:
             self._need_train_rows(method)
-            raw["input_knn"] = _anomaly.knn_distances(searched(self._train_rows), rows, self.n_neighbors)
+            raw["input_knn"] = _anomaly.knn_distances(searched(self._train_rows), rows, self.n_neighbors,
+                                                      device=self._search_device())
         if "knn" in need:
-            raw["knn"] = _anomaly.knn_distances(searched(self.embeddings_.vectors), out[:, :-1], self.n_neighbors)
+            raw["knn"] = _anomaly.knn_distances(searched(self.embeddings_.vectors), out[:, :-1], self.n_neighbors,
+                                                device=self._search_device())
         return self._combine(raw, method).astype(np.float32)
 
     def _scores(self, t: torch.Tensor, method: str) -> torch.Tensor:
@@ -242,6 +261,8 @@ class AnomalyDetector:
     def _scale(self, part: str) -> tuple[float, float]:
         if part in _STATS:
             i = 2 * _STATS.index(part)
+            if not np.isfinite(self._score_stats[i]):  # not needed by the score the training rows were scored with
+                self._training_part(part)
             return float(self._score_stats[i]), float(self._score_stats[i + 1])
         return self._hybrid_parts()["stats"][part]
 
@@ -280,6 +301,6 @@ class AnomalyDetector:
     def _need_train_rows(self, method: str) -> None:
         """The input-space scores need the scaled training rows (and their scale), which files written before
         ``"input_knn"`` lack."""
-        if "_train_rows" not in self.__dict__ or not np.isfinite(self._score_stats).all():
+        if "_train_rows" not in self.__dict__:
             raise InputError(f"this AutoEncoder was saved without its scaled training rows, which method={method!r} "
                              "needs; use method='combined' or 'reconstruction', or refit")
