@@ -289,6 +289,13 @@ def test_only_the_parts_a_score_needs_are_searched_at_fit(monkeypatch, tmp_path)
         np.testing.assert_allclose(model.anomaly_scores(rows[:40], "ensemble"), ensemble.decision_function(rows[:40]),
                                    rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(model._score_stats, ensemble._score_stats, rtol=1e-5)
+    fresh = ek.AutoEncoder(**FAST, score="reconstruction", seed=3)
+    fresh.fit(rows, show_progress=False)
+    arrays = fresh.to_arrays()  # the file gets every scale, so that any score reads back; earlier arrays stay
+    assert np.isfinite(arrays["score_stats"]).all()
+    handed = fresh.to_arrays()["score_stats"].copy()
+    fresh.set_params(n_neighbors=4)
+    np.testing.assert_array_equal(arrays["score_stats"], handed)
     recon.set_params(score="ensemble")  # rescoring the training rows: as the ensemble fit scored them
     np.testing.assert_allclose(recon.decision_scores_, ensemble.decision_scores_, rtol=1e-5, atol=1e-6)
     assert recon.threshold_ == pytest.approx(ensemble.threshold_, rel=1e-5)
@@ -313,3 +320,35 @@ def test_device_search_matches_the_index_search():
     np.testing.assert_array_equal(got_i, want_i)
     np.testing.assert_allclose(got_d, want_d, rtol=1e-4, atol=1e-5)
     assert _anomaly._device_search(ref, queries[:0], 7, torch.device("cpu"))[0].shape == (0, 7)
+
+
+def test_device_branch_leaves_each_training_row_out(monkeypatch):
+    """neighbour_distances' device branch (CUDA's, run here on the CPU) leaves each training row's own entry out as
+    the index branch does, also where exact duplicates tie with it."""
+    import torch
+
+    from embedkit.trainers.encoders import _anomaly
+
+    rng = np.random.default_rng(1)
+    codes = rng.normal(size=(200, 6)).astype(np.float32)
+    codes[150:160] = codes[:10]  # ten exact duplicates
+    want = _anomaly.neighbour_distances(codes, codes, 5, exclude_self=True)
+    monkeypatch.setattr(_anomaly, "_on_device", lambda device: device is not None)
+    got = _anomaly.neighbour_distances(codes, codes, 5, exclude_self=True, device=torch.device("cpu"))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-3)
+    assert np.all(got[:10, 0] < 2e-3) and np.all(got[150:160, 0] < 2e-3)  # the duplicate, not the row itself, is kept
+
+
+def test_a_file_without_training_rows_rescales_knn_for_a_new_n_neighbors():
+    """A model read from a file without its scaled training rows (written before "input_knn") and given another
+    n_neighbors scales its latent k-NN part for that k, as a fit with it would."""
+    X, odd = low_rank(n=300)
+    rows = np.vstack([X, odd])
+    model, three = ek.AutoEncoder(**FAST, score="combined", seed=2), ek.AutoEncoder(**FAST, score="combined", seed=2,
+                                                                                    n_neighbors=3)
+    model.fit(rows, show_progress=False)
+    three.fit(rows, show_progress=False)
+    arrays = {k: v for k, v in model.to_arrays().items() if k not in ("train_rows", "train_residuals")}
+    back = ek.AutoEncoder.from_arrays(arrays, n_neighbors=3)
+    np.testing.assert_allclose(back.anomaly_scores(rows[:30], "combined"), three.decision_function(rows[:30]),
+                               rtol=1e-5, atol=1e-6)

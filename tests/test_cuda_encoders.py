@@ -127,18 +127,22 @@ def test_auto_device_picks_cuda():
     assert model.device_.type == "cuda"
 
 
-def test_autoencoder_knn_scores_search_on_cuda():
+def test_autoencoder_knn_scores_search_on_cuda(monkeypatch):
     """A CUDA model's k-NN scores are searched on the GPU and equal the CPU index search of the same codes,
     the training rows' own entries left out (also with duplicated rows)."""
     from embedkit.trainers.encoders import _anomaly
 
+    real, on_gpu = _anomaly._device_search, []
+    monkeypatch.setattr(_anomaly, "_device_search", lambda *a: on_gpu.append(a[3].type) or real(*a))
     X, odd = low_rank(n=300)
     rows = np.vstack([X, X[:5], odd]).astype(np.float32)  # five exact duplicates
     model = ek.AutoEncoder(dim=2, hidden=(32,), epochs=20, device="cuda")
     model.fit(rows, show_progress=False)
-    assert model._search_device().type == "cuda"
+    assert on_gpu == ["cuda", "cuda"]  # the default's two parts, each searched on the GPU
     for codes in (model.embeddings_.vectors, model._train_rows):
         np.testing.assert_allclose(_anomaly.training_knn_distances(codes, 10, None, torch.device("cuda")),
                                    _anomaly.training_knn_distances(codes, 10, None), rtol=1e-4, atol=1e-3)
+    on_gpu.clear()
     cpu = _anomaly.knn_distances(model._train_rows, model._train_rows[:50], 10)
     np.testing.assert_allclose(model.anomaly_scores(rows[:50], "input_knn"), cpu, rtol=1e-4, atol=1e-3)
+    assert on_gpu == ["cuda"]

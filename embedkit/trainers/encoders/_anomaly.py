@@ -57,7 +57,7 @@ def neighbour_distances(train_codes: np.ndarray, queries: np.ndarray, k: int, ex
     n = len(train_codes)
     k = max(1, min(int(k), n - 1 if exclude_self else n))
     kk = min(n, k + 1) if exclude_self else k
-    if device is not None and torch.device(device).type == "cuda":
+    if _on_device(device):
         dist, found = _device_search(train_codes, queries, kk, torch.device(device))
     else:
         dist, found = _index_search(train_codes, queries, kk)
@@ -82,17 +82,38 @@ def _index_search(train_codes: np.ndarray, queries: np.ndarray, kk: int) -> tupl
     return dist, np.asarray(res.keys, dtype=np.int64).reshape(len(queries), -1)
 
 
-# distances held on the device at once while searching there (128M float32: 512 MB)
+def _on_device(device) -> bool:
+    """Whether k-NN searches for a model on ``device`` run there (CUDA) rather than through VectorIndex."""
+    return device is not None and torch.device(device).type == "cuda"
+
+
+# floats held on the device at once per block of queries while searching there (128M float32: 512 MB)
 DEVICE_BLOCK = 1 << 27
 
 
 def _device_search(train_codes: np.ndarray, queries: np.ndarray, kk: int,
                    device: torch.device) -> tuple[np.ndarray, np.ndarray]:
     """The exact search of _index_search on a CUDA device: squared distances ||q||^2 - 2 q.r + ||r||^2 (as FAISS
-    computes them) in blocks of queries, the ``kk`` smallest of each row by topk."""
+    computes them) in blocks of queries, the ``kk`` smallest of each row by topk. Full float32 products: TF32,
+    if the user enabled it, would lose the precision that ranking near neighbours needs."""
     ref = torch.as_tensor(np.ascontiguousarray(train_codes, dtype=np.float32), device=device)
     ref_sq = (ref * ref).sum(dim=1)
-    rows = max(1, DEVICE_BLOCK // max(1, len(ref)))
+    rows = max(1, DEVICE_BLOCK // max(1, len(ref), ref.shape[1]))  # the distances and the query block each fit
+    precision, tf32 = torch.get_float32_matmul_precision(), torch.backends.cuda.matmul.allow_tf32
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        dists, found = _blocks(ref, ref_sq, queries, kk, rows, device)
+    finally:
+        torch.set_float32_matmul_precision(precision)
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    if not dists:
+        return np.empty((0, kk)), np.empty((0, kk), dtype=np.int64)
+    return torch.cat(dists).numpy().astype(np.float64), torch.cat(found).numpy().astype(np.int64)
+
+
+def _blocks(ref, ref_sq, queries, kk, rows, device):
+    """The search of _device_search, ``rows`` queries at a time: lists of (distances, indices) blocks on the CPU."""
     dists, found = [], []
     with torch.no_grad():
         for start in range(0, len(queries), rows):
@@ -101,9 +122,7 @@ def _device_search(train_codes: np.ndarray, queries: np.ndarray, kk: int,
             value, index = torch.topk(d, kk, dim=1, largest=False)  # sorted, nearest first
             dists.append(value.clamp_min_(0).sqrt_().cpu())
             found.append(index.cpu())
-    if not dists:
-        return np.empty((0, kk)), np.empty((0, kk), dtype=np.int64)
-    return torch.cat(dists).numpy().astype(np.float64), torch.cat(found).numpy().astype(np.int64)
+    return dists, found
 
 
 def robust_scale(train_scores: np.ndarray) -> tuple[float, float]:

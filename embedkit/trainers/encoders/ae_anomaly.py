@@ -2,7 +2,7 @@
 gives rows, the training-time state they need, and how that state is saved.
 
 Scores (``SCORES``): reconstruction error; latent and input-space k-NN distance (searched through
-:class:`embedkit.VectorIndex`); ``"combined"`` and ``"ensemble"``, two of those put on the scale of their
+:class:`embedkit.VectorIndex`, or on the model's CUDA device); ``"combined"`` and ``"ensemble"``, two of those put on the scale of their
 training scores (median / IQR) and averaged; ``"hybrid"``, an isolation forest on the scaled rows, the input
 k-NN distance and an isolation forest on the rows beside their per-feature reconstruction residuals,
 scaled and averaged the same way. The forests are rebuilt from arrays stored with the model (the scaled
@@ -11,6 +11,7 @@ training rows, their residuals and the seed of the fit), so nothing is pickled.
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import numpy as np
@@ -30,6 +31,7 @@ _STATS = ("reconstruction", "knn", "input_knn")  # the parts whose (median, spre
 # what the detector keeps after fit: attribute -> array name in the saved model
 _SAVED = (("_train_scores", "train_scores"), ("decision_scores_", "decision_scores"), ("_score_stats", "score_stats"),
           ("_train_rows", "train_rows"), ("_train_residuals", "train_residuals"), ("_knn_reference", "knn_reference"))
+_FILL = threading.RLock()  # one thread computes a missing k-NN scale; the others then read it
 _SCORING = ("score", "n_neighbors", "contamination")  # parameters the training rows' scores depend on
 _TRAINED_AS = ("variant", "loss")  # parameters a trained network's outputs depend on
 FITTED = ("threshold_", "decision_scores_", "labels_", "_train_scores", "_score_stats", "_train_rows",
@@ -77,15 +79,19 @@ class AnomalyDetector:
             self._need_train_rows(part)
         codes = self.embeddings_.vectors if part == "knn" else self._train_rows
         scores = _anomaly.training_knn_distances(codes, self.n_neighbors, self.__dict__.get("_knn_reference"),
-                                                 self._search_device())
+                                                 self.__dict__.get("device_"))
+        stats = self._score_stats.copy()  # a new array: arrays handed out before (to_arrays) keep their values
         i = 2 * _STATS.index(part)
-        self._score_stats[i:i + 2] = _anomaly.robust_scale(scores)
+        stats[i:i + 2] = _anomaly.robust_scale(scores)
+        self._score_stats = stats
         return scores
 
-    def _search_device(self):
-        """Where k-NN scores are searched: the model's CUDA device, else None (VectorIndex on the CPU)."""
-        device = self.__dict__.get("device_")
-        return device if device is not None and torch.device(device).type == "cuda" else None
+    def _fill_scales(self, parts) -> None:
+        """Compute the scales of the k-NN ``parts`` not computed yet (once, also when threads ask together)."""
+        with _FILL:
+            for part in parts:
+                if not np.isfinite(self._score_stats[2 * _STATS.index(part)]):
+                    self._training_part(part)
 
     def _set_threshold(self, threshold: float | None = None) -> None:
         """``threshold_`` (given, or from ``contamination``) and the training rows' ``labels_``."""
@@ -132,6 +138,8 @@ class AnomalyDetector:
             else:  # a file written without the training rows: the saved scores belong to the old settings
                 for name in ("decision_scores_", "threshold_", "labels_"):
                     self.__dict__.pop(name, None)
+                if "_score_stats" in self.__dict__:  # k-NN scales for the new n_neighbors, when first needed
+                    self._score_stats = np.concatenate([self._score_stats[:2], np.full(len(self._score_stats) - 2, np.nan)])
             return
         self._set_threshold()
 
@@ -143,6 +151,8 @@ class AnomalyDetector:
         return config
 
     def _anomaly_arrays(self) -> dict:
+        if "_score_stats" in self.__dict__ and "embeddings_" in self.__dict__:  # every scale, so that any score
+            self._fill_scales(["knn", "input_knn"] if "_train_rows" in self.__dict__ else ["knn"])  # reads back
         return {name: getattr(self, attr) for attr, name in _SAVED if attr in self.__dict__}
 
     def _load_anomaly(self, arrays: dict, config: dict) -> None:
@@ -212,10 +222,10 @@ class AnomalyDetector:
         if "input_knn" in need:
             self._need_train_rows(method)
             raw["input_knn"] = _anomaly.knn_distances(searched(self._train_rows), rows, self.n_neighbors,
-                                                      device=self._search_device())
+                                                      device=self.device_)
         if "knn" in need:
             raw["knn"] = _anomaly.knn_distances(searched(self.embeddings_.vectors), out[:, :-1], self.n_neighbors,
-                                                device=self._search_device())
+                                                device=self.device_)
         return self._combine(raw, method).astype(np.float32)
 
     def _scores(self, t: torch.Tensor, method: str) -> torch.Tensor:
@@ -262,7 +272,7 @@ class AnomalyDetector:
         if part in _STATS:
             i = 2 * _STATS.index(part)
             if not np.isfinite(self._score_stats[i]):  # not needed by the score the training rows were scored with
-                self._training_part(part)
+                self._fill_scales([part])
             return float(self._score_stats[i]), float(self._score_stats[i + 1])
         return self._hybrid_parts()["stats"][part]
 
@@ -299,8 +309,8 @@ class AnomalyDetector:
         return train
 
     def _need_train_rows(self, method: str) -> None:
-        """The input-space scores need the scaled training rows (and their scale), which files written before
-        ``"input_knn"`` lack."""
+        """The input-space scores need the scaled training rows, which files written before ``"input_knn"``
+        lack."""
         if "_train_rows" not in self.__dict__:
             raise InputError(f"this AutoEncoder was saved without its scaled training rows, which method={method!r} "
                              "needs; use method='combined' or 'reconstruction', or refit")
