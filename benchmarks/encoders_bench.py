@@ -12,14 +12,15 @@ Sections (markdown tables on stdout; --json FILE also writes every figure):
   2. anomalies: all 18 ADBench sets in ../shared/data/adbench (ADBench/PyOD protocol: 60/40 stratified
      split, fit on the unlabelled 60% anomalies included, ROC-AUC and average precision on the 40%).
      Sets over --max-rows rows (default 5000) are first subsampled to that many rows (stratified).
-     AutoEncoder() defaults (score="ensemble": latent + input-space k-NN, 50 epochs), the same with
-     epochs from the data size (about 1000 optimiser steps) and early stopping, its other scores ("combined" =
-     reconstruction + latent k-NN, the first round's default; reconstruction, latent k-NN, input k-NN alone;
-     "hybrid" = isolation forests on the inputs and on [inputs, reconstruction residuals] + input k-NN) and
-     the linear variant, IsolationForest, PCA reconstruction error at the same code size, and PyOD's PCA,
-     KNN and AutoEncoder (defaults) when pyod is installed. The default score was chosen on the design
-     sets DESIGN_SETS (every third name in sorted() order); means are also given over them and over the
-     other 12 (held out).
+     AutoEncoder() defaults (score="auto": isolation forest + input k-NN, latent k-NN and a forest on
+     [inputs, residuals] at a quarter weight each; 50 epochs), the same with epochs from the data size (about
+     1000 optimiser steps) and early stopping, its other scores ("ensemble" = latent + input k-NN, the default
+     before round 10; "combined" = reconstruction + latent k-NN, the first round's default; reconstruction,
+     latent k-NN, input k-NN alone; "hybrid" = isolation forests on the inputs and on [inputs, reconstruction
+     residuals] + input k-NN) and the linear variant, IsolationForest, PCA reconstruction error at the same
+     code size, and PyOD's PCA, KNN and AutoEncoder (defaults) when pyod is installed. The first default score
+     was chosen on the design sets DESIGN_SETS (every third name in sorted() order), the current one (round 10
+     of encoders_design/PROTOCOL.md) with all 18 seen; means are also given over DESIGN_SETS and the other 12.
      --anomaly-suite {adbench,fresh,both} (default adbench) picks the sets: "fresh" scores the same columns,
      with the same split, subsampling rule and printing, on the 21 fresh scikit-learn-based tasks of
      encoders_design/fresh_anomaly.py instead (5 scikit-learn bases x the local, cluster, global and
@@ -213,7 +214,8 @@ def _anomaly_suite(args, out, suite):
     if args.quick:
         sets = sets[:4]
     pyod = _pyod_detectors()
-    names = ["AutoEncoder() (ensemble)", "AE ~1000 steps + early stop", "AE combined (recon. + latent kNN)",
+    names = ["AutoEncoder() (auto)", "AE ~1000 steps + early stop", "AE ensemble (latent + input kNN)",
+             "AE combined (recon. + latent kNN)",
              "AE reconstruction only", "AE latent kNN only", "AE input kNN only", "AE hybrid (forests + input kNN)",
              "AE variant='linear'", "IsolationForest",
              "PCA recon. (same dim)", *pyod]
@@ -228,8 +230,9 @@ def _anomaly_suite(args, out, suite):
         start = time.perf_counter()
         ae = ek.AutoEncoder(seed=0, device=args.device)
         ae.fit(Xtr, show_progress=False)
-        secs["AutoEncoder() (ensemble)"].append(time.perf_counter() - start)
-        scores["AutoEncoder() (ensemble)"] = ae.decision_function(Xte)
+        secs["AutoEncoder() (auto)"].append(time.perf_counter() - start)
+        scores["AutoEncoder() (auto)"] = ae.decision_function(Xte)
+        scores["AE ensemble (latent + input kNN)"] = ae.anomaly_scores(Xte, method="ensemble")
         scores["AE combined (recon. + latent kNN)"] = ae.anomaly_scores(Xte, method="combined")
         scores["AE reconstruction only"] = ae.anomaly_scores(Xte, method="reconstruction")
         scores["AE latent kNN only"] = ae.anomaly_scores(Xte, method="knn")
@@ -337,7 +340,7 @@ def epoch_time(args, out):
             print(f"| {name} | {batch} | {sec:.3f} | {n / sec:,.0f} | {model.loss_history_[-1]:.4f} |")
     if args.epoch_models == "siamese":
         return
-    # the default's score (latent + input k-NN) ranks every training row at the end of fit: its cost beside the epochs
+    # the default's score (forests + input and latent k-NN) ranks every training row at the end of fit: its cost beside the epochs
     ae = ek.AutoEncoder(epochs=2, batch_size=args.batch_sizes[0], device=args.device)
     ae.fit(X[:2048], show_progress=False)
     whole = timed_fit(ae, X)
@@ -347,7 +350,7 @@ def epoch_time(args, out):
     knn = time.perf_counter() - start
     out["epoch_time"]["AutoEncoder() default whole fit"] = {"seconds": whole, "epochs": len(ae.loss_history_),
                                                            "decision_function_rows": scored, "decision_function_s": knn}
-    print(f"\nAutoEncoder() default (score='ensemble'), whole fit of {n:,} rows with 2 epochs at batch "
+    print(f"\nAutoEncoder() default (score='auto'), whole fit of {n:,} rows with 2 epochs at batch "
           f"{args.batch_sizes[0]}: {whole:.1f} s (the k-NN scores of the training rows included); "
           f"decision_function on {scored:,} of them: {knn:.1f} s")
 

@@ -31,7 +31,7 @@ for digit in range(10):
     # pixels: keep raw units (standardising near-constant pixels of one digit amplifies noise)
     ae = ek.AutoEncoder(variant="undercomplete", dim=DIM, epochs=100, batch_size=16, standardize=False, seed=0)
     ae.fit(X[train], show_progress=False)
-    ae_auc = anomaly_auc(ae.decision_function(X[test]), is_anomaly)  # default score: latent + input k-NN
+    ae_auc = anomaly_auc(ae.decision_function(X[test]), is_anomaly)  # default score "auto": forests + k-NN
 
     pca = PCA(DIM, random_state=0).fit(X[train])
     pca_err = ((pca.inverse_transform(pca.transform(X[test])) - X[test]) ** 2).mean(axis=1)

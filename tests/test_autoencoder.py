@@ -170,7 +170,7 @@ def test_cli_train_autoencoder_and_query(tmp_path, capsys):
                    "--patience", "3"])  # 61 rows: a validation split of 6 rows is too small to watch
     out = capsys.readouterr().out
     assert rc == 0 and "saved 61 vectors of dim 2" in out
-    assert "highest anomaly scores (ensemble): r60" in out  # the planted anomaly
+    assert "highest anomaly scores (auto): r60" in out  # the planted anomaly
     assert main(["query", "ae", "r0", "-k", "2", "--store", store]) == 0
     s = ek.Store(store)
     model = ek.AutoEncoder.from_arrays(s.load_extra("ae", "model"), device="cpu")
@@ -212,7 +212,7 @@ def test_early_stopping_ends_training_when_the_validation_loss_stalls(tmp_path):
 def test_default_autoencoder_flags_planted_anomalies():
     X, odd = low_rank(n=400, seed=3)
     train = np.vstack([X[:300], odd[:6]])  # a few anomalies in the training rows too (as in ADBench)
-    model = ek.AutoEncoder(device="cpu")  # every default: score="ensemble" (latent + input-space k-NN), 50 epochs
+    model = ek.AutoEncoder(device="cpu")  # every default: score="auto" (forests + input and latent k-NN), 50 epochs
     model.fit(train, show_progress=False)
     test, labels = np.vstack([X[300:], odd[6:]]), np.r_[np.zeros(100), np.ones(14)]
     assert anomaly_auc(model.decision_function(test), labels) > 0.97
@@ -245,7 +245,7 @@ def test_knn_scores_search_a_sample_of_large_training_sets(monkeypatch, tmp_path
     monkeypatch.setattr(_anomaly, "KNN_REFERENCE_ROWS", 100)
     model = ek.AutoEncoder(**FAST)
     model.fit(rows, show_progress=False)
-    assert model.score == "ensemble" and len(model._knn_reference) == 100 and set(searched) == {100}
+    assert model.score == "auto" and len(model._knn_reference) == 100 and set(searched) == {100}
     assert anomaly_auc(model.decision_scores_, labels) > 0.95
     searched.clear()
     new = model.decision_function(rows[:50])
@@ -278,7 +278,7 @@ def test_only_the_parts_a_score_needs_are_searched_at_fit(monkeypatch, tmp_path)
     real, searched = _anomaly.knn_distances, []
     monkeypatch.setattr(_anomaly, "knn_distances", lambda ref, queries, k, exclude_self=False, device=None:
                         searched.append(ref.shape[1]) or real(ref, queries, k, exclude_self, device))
-    recon, ensemble = ek.AutoEncoder(**FAST, score="reconstruction", seed=3), ek.AutoEncoder(**FAST, seed=3)
+    recon, ensemble = (ek.AutoEncoder(**FAST, score=s, seed=3) for s in ("reconstruction", "ensemble"))
     recon.fit(rows, show_progress=False)
     assert searched == [] and np.isnan(recon._score_stats[2:]).all()
     ensemble.fit(rows, show_progress=False)

@@ -51,7 +51,7 @@ def test_autoencoder_default_and_anomaly_api_on_cuda():
     rows = np.vstack([X, odd])
     model = ek.AutoEncoder(epochs=20, contamination=0.05, device="cuda", seed=0)
     flags = model.fit_predict(rows, show_progress=False)
-    assert model.device_.type == "cuda" and model.score == "ensemble"
+    assert model.device_.type == "cuda" and model.score == "auto"
     assert flags.shape == (len(rows),) and set(np.unique(flags)) <= {0, 1}
     assert flags[-20:].mean() > 0.8 and flags[:-20].mean() < 0.05
     assert np.isfinite(model.threshold_)

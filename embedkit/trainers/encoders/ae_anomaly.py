@@ -2,11 +2,13 @@
 gives rows, the training-time state they need, and how that state is saved.
 
 Scores (``SCORES``): reconstruction error; latent and input-space k-NN distance (searched through
-:class:`embedkit.VectorIndex`, or on the model's CUDA device); ``"combined"`` and ``"ensemble"``, two of those put on the scale of their
-training scores (median / IQR) and averaged; ``"hybrid"``, an isolation forest on the scaled rows, the input
-k-NN distance and an isolation forest on the rows beside their per-feature reconstruction residuals,
-scaled and averaged the same way. The forests are rebuilt from arrays stored with the model (the scaled
-training rows, their residuals and the seed of the fit), so nothing is pickled.
+:class:`embedkit.VectorIndex`, or on the model's CUDA device); ``"combined"`` and ``"ensemble"``, two of
+those put on the scale of their training scores (median / IQR) and averaged; ``"hybrid"``, an isolation forest
+on the scaled rows, the input k-NN distance and an isolation forest on the rows beside their per-feature
+reconstruction residuals, scaled and averaged the same way; ``"auto"`` (the default), those three and the
+latent k-NN distance in a weighted mean (weights 1, 1, 0.25, 0.25: the autoencoder's two parts a quarter each).
+The forests are rebuilt from arrays stored with the model (the scaled training rows, their residuals and the
+seed of the fit), so nothing is pickled.
 """
 
 from __future__ import annotations
@@ -22,10 +24,14 @@ from ...errors import InputError
 from . import _anomaly
 from . import base as _nn
 
-SCORES = ("ensemble", "combined", "reconstruction", "knn", "input_knn", "hybrid")
+SCORES = ("auto", "ensemble", "combined", "reconstruction", "knn", "input_knn", "hybrid")
 # the parts each combined score averages, in this order, each put on the scale of its training scores
 PARTS = {"combined": ("reconstruction", "knn"), "ensemble": ("knn", "input_knn"),
-         "hybrid": ("forest", "input_knn", "residual_forest")}
+         "hybrid": ("forest", "input_knn", "residual_forest"),
+         "auto": ("forest", "input_knn", "knn", "residual_forest")}
+# weights of a weighted mean of parts (others: equal); "auto" was chosen in round 10 of
+# benchmarks/encoders_design/PROTOCOL.md and passed its two held-out suites
+WEIGHTS = {"auto": (1.0, 1.0, 0.25, 0.25)}
 _STATS = ("reconstruction", "knn", "input_knn")  # the parts whose (median, spread) pairs _score_stats holds
 
 # what the detector keeps after fit: attribute -> array name in the saved model
@@ -45,7 +51,7 @@ class AnomalyDetector:
     # ------------------------------------------------------------------ fit
     def _fit_anomaly(self, table: torch.Tensor, recon: np.ndarray, residuals: np.ndarray | None) -> None:
         """Keep what the scores need from the fitted model's training rows (``table``, scaled, with their
-        reconstruction errors ``recon`` and, for ``score="hybrid"``, their ``residuals``) and set
+        reconstruction errors ``recon`` and, for the scores with forests, their ``residuals``) and set
         ``decision_scores_``, ``threshold_`` and ``labels_``."""
         self._train_scores = np.ascontiguousarray(recon)
         self._train_rows = np.ascontiguousarray(table.detach().cpu().numpy(), dtype=np.float32)  # scaled rows
@@ -54,7 +60,7 @@ class AnomalyDetector:
         reference = _anomaly.reference_rows(len(recon), self._forest_seed)  # above 50,000 rows: a sample
         if reference is not None:
             self._knn_reference = reference
-        if self.score == "hybrid":
+        if "residual_forest" in PARTS.get(self.score, ()):
             self._train_residuals = np.ascontiguousarray(residuals, dtype=np.float32)
         self._score_training_rows()
 
@@ -67,7 +73,7 @@ class AnomalyDetector:
         need = PARTS.get(self.score, (self.score,))
         raw = {"reconstruction": self._train_scores}
         raw.update({part: self._training_part(part) for part in ("knn", "input_knn") if part in need})
-        if self.score == "hybrid":  # the forests depend on neither n_neighbors nor contamination: built once
+        if "forest" in need:  # the forests depend on neither n_neighbors nor contamination: built once
             raw.update(self._hybrid["train"] if "_hybrid" in self.__dict__ else self._build_forests())
         self.decision_scores_ = self._combine(raw, self.score).astype(np.float32)
         self._set_threshold()
@@ -191,7 +197,8 @@ class AnomalyDetector:
         and latent k-NN on the scale of their training scores, averaged), ``"ensemble"`` (latent
         and input k-NN, scaled the same way, averaged), ``"hybrid"`` (isolation forests on the inputs and
         on the inputs beside their reconstruction residuals, and input k-NN, scaled the same way,
-        averaged) or ``"elbo"`` (VAE only: the negative ELBO
+        averaged), ``"auto"`` (the hybrid's three parts and latent k-NN, scaled the same way, weighted 1, 1,
+        0.25 and 0.25) or ``"elbo"`` (VAE only: the negative ELBO
         with the latent mean as the sample, up to a constant).
         """
         check_choice("AutoEncoder.anomaly_scores", "method", method, (*SCORES, "elbo"))
@@ -257,16 +264,17 @@ class AnomalyDetector:
         return self.labels_
 
     def _combine(self, raw: dict, score: str) -> np.ndarray:
-        """Score ``score`` from the raw parts in ``raw``: a part alone as it is, or the mean of ``PARTS[score]``,
-        each scaled by the median and spread of its training scores."""
+        """Score ``score`` from the raw parts in ``raw``: a part alone as it is, or the (``WEIGHTS``-weighted) mean
+        of ``PARTS[score]``, each scaled by the median and spread of its training scores."""
         if score not in PARTS:
             return np.asarray(raw[score], dtype=np.float64)
+        weights = WEIGHTS.get(score, (1.0,) * len(PARTS[score]))
         total = None
-        for part in PARTS[score]:
+        for part, w in zip(PARTS[score], weights):
             m, s = self._scale(part)
-            v = (raw[part] - m) / s
+            v = w * (raw[part] - m) / s
             total = v if total is None else total + v
-        return total / len(PARTS[score])
+        return total / sum(weights)
 
     def _scale(self, part: str) -> tuple[float, float]:
         if part in _STATS:
@@ -282,7 +290,7 @@ class AnomalyDetector:
         return _nn.apply_in_batches(lambda t: t - self._decode_t(self._moments(t)[0]), table)
 
     def _hybrid_parts(self) -> dict:
-        """The two isolation forests of ``score="hybrid"`` and the robust scale (median, spread) of their
+        """The two isolation forests of ``score="hybrid"`` and ``"auto"`` and the robust scale (median, spread) of their
         training rows' scores, built once per fitted or loaded model (see ``_build_forests``)."""
         if "_hybrid" not in self.__dict__:
             self._need_train_rows("hybrid")
