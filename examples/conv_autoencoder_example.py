@@ -1,7 +1,7 @@
 """A convolutional autoencoder for scikit-learn's 8x8 digits, passed to ek.AutoEncoder as two modules.
 
-Trains in seconds on CPU; prints the reconstruction error of digits it saw against digits it did
-not, interpolates between two images through the latent space, and saves/loads the weights (the
+Trains in seconds on CPU; prints how well its anomaly score (the default, "auto") separates digits it saw
+from digits it did not, interpolates between two images through the latent space, and saves/loads the weights (the
 modules' architecture is code: pass the same modules to load).
 
     python examples/conv_autoencoder_example.py

@@ -352,3 +352,22 @@ def test_a_file_without_training_rows_rescales_knn_for_a_new_n_neighbors():
     back = ek.AutoEncoder.from_arrays(arrays, n_neighbors=3)
     np.testing.assert_allclose(back.anomaly_scores(rows[:30], "combined"), three.decision_function(rows[:30]),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_rescoring_as_auto_equals_an_auto_fit():
+    """set_params(score="auto") on a model fitted with another score builds the forests from the stored training
+    rows and gives what an "auto" fit gives; a file without training rows names "auto" in its error."""
+    X, odd = low_rank(n=300)
+    rows = np.vstack([X, odd])
+    other, auto = ek.AutoEncoder(**FAST, score="knn", seed=4), ek.AutoEncoder(**FAST, seed=4)
+    other.fit(rows, show_progress=False)
+    auto.fit(rows, show_progress=False)
+    assert "_hybrid" not in other.__dict__ and "_train_residuals" not in other.__dict__
+    other.set_params(score="auto")
+    np.testing.assert_allclose(other.decision_scores_, auto.decision_scores_, rtol=1e-5, atol=1e-5)
+    assert other.threshold_ == pytest.approx(auto.threshold_, rel=1e-5, abs=1e-6)
+    np.testing.assert_allclose(other.decision_function(rows[:40]), auto.decision_function(rows[:40]), rtol=1e-5,
+                               atol=1e-5)
+    arrays = {k: v for k, v in auto.to_arrays().items() if k not in ("train_rows", "train_residuals")}
+    with pytest.raises(InputError, match="method='auto' needs"):
+        ek.AutoEncoder.from_arrays(arrays).anomaly_scores(rows[:5], method="auto")

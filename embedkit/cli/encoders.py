@@ -109,7 +109,7 @@ def register(groups) -> None:
                         "k-NN and a forest on the reconstruction residuals at a quarter weight each; ensemble = "
                         "latent + input-space k-NN; combined = reconstruction error + latent k-NN; hybrid = "
                         "isolation forests on the inputs and on the inputs beside their residuals + input k-NN)")
-    p.add_argument("--n-neighbors", type=int, default=10, help="neighbours of the latent k-NN score (default: 10)")
+    p.add_argument("--n-neighbors", type=int, default=10, help="neighbours of the k-NN scores, latent and input (default: 10)")
     p.add_argument("--contamination", type=float, default=0.1,
                    help="expected share of anomalies; sets the threshold for the 0/1 labels (default: 0.1)")
     p.add_argument("--anomaly", metavar="FILE", default=None,

@@ -217,7 +217,7 @@ class AnomalyDetector:
         rows = table.detach().cpu().numpy()
         raw = {}
         if "forest" in need:
-            parts = self._hybrid_parts()
+            parts = self._hybrid_parts(method)
             raw["forest"] = -parts["forest"].score_samples(rows)
             raw["residual_forest"] = -parts["residual_forest"].score_samples(np.hstack([rows, self._residuals(table)]))
         if "reconstruction" in need or "knn" in need:
@@ -289,12 +289,13 @@ class AnomalyDetector:
         the modules are in eval mode (after fit, load, or anomaly_scores' own switch)."""
         return _nn.apply_in_batches(lambda t: t - self._decode_t(self._moments(t)[0]), table)
 
-    def _hybrid_parts(self) -> dict:
+    def _hybrid_parts(self, method: str = "hybrid") -> dict:
         """The two isolation forests of ``score="hybrid"`` and ``"auto"`` and the robust scale (median, spread) of their
         training rows' scores, built once per fitted or loaded model (see ``_build_forests``)."""
-        if "_hybrid" not in self.__dict__:
-            self._need_train_rows("hybrid")
-            self._build_forests()
+        with _FILL:  # built once, also when threads ask together
+            if "_hybrid" not in self.__dict__:
+                self._need_train_rows(method)
+                self._build_forests()
         return self._hybrid
 
     def _build_forests(self) -> dict:

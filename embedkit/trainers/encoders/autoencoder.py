@@ -120,7 +120,7 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
         benchmarks/encoders_design/PROTOCOL.md; figures per set in benchmarks/RESULTS.md). For anomalies that
         break the dependence between columns, ``"reconstruction"`` scored best of these options.
     n_neighbors : int, default 10
-        Neighbours of the latent k-NN score.
+        Neighbours of the k-NN scores (latent and input space).
     contamination : float, default 0.1
         Expected share of anomalies in the training rows; sets ``threshold_`` (the decision
         score above which that share of training rows lie) for ``predict``.
