@@ -34,6 +34,13 @@ PARTS = {"combined": ("reconstruction", "knn"), "ensemble": ("knn", "input_knn")
 WEIGHTS = {"auto": (1.0, 1.0, 0.25, 0.25)}
 _STATS = ("reconstruction", "knn", "input_knn")  # the parts whose (median, spread) pairs _score_stats holds
 
+
+def uses_residuals(score: str) -> bool:
+    """Whether ``score`` needs the training rows' reconstruction residuals (its residual forest)."""
+    return "residual_forest" in PARTS.get(score, ())
+
+
+
 # what the detector keeps after fit: attribute -> array name in the saved model
 _SAVED = (("_train_scores", "train_scores"), ("decision_scores_", "decision_scores"), ("_score_stats", "score_stats"),
           ("_train_rows", "train_rows"), ("_train_residuals", "train_residuals"), ("_knn_reference", "knn_reference"))
@@ -60,7 +67,7 @@ class AnomalyDetector:
         reference = _anomaly.reference_rows(len(recon), self._forest_seed)  # above 50,000 rows: a sample
         if reference is not None:
             self._knn_reference = reference
-        if "residual_forest" in PARTS.get(self.score, ()):
+        if uses_residuals(self.score):
             self._train_residuals = np.ascontiguousarray(residuals, dtype=np.float32)
         self._score_training_rows()
 

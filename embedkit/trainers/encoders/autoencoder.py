@@ -46,7 +46,7 @@ from ...data.features import as_matrix
 from ...embeddings import Embeddings
 from ...errors import IgnoredParameterWarning, InputError
 from . import base as _nn
-from .ae_anomaly import FITTED, PARTS, SCORES, AnomalyDetector
+from .ae_anomaly import FITTED, SCORES, AnomalyDetector, uses_residuals
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +396,7 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
         self.loss_history_ = history
         self.best_epoch_ = int(best["epoch"]) if best["state"] is not None else len(history)
 
-        hybrid = "residual_forest" in PARTS.get(self.score, ())
+        hybrid = uses_residuals(self.score)
 
         def codes_and_errors(t):  # one pass: the codes, the reconstruction error (and the residuals, for a forest)
             code = self._embed(t)
