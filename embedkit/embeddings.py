@@ -288,8 +288,8 @@ class Embeddings:
         if isinstance(keys, str):
             raise InputError("doesnt_match: give a list of keys, not one string")
         given = list(keys)
-        present = [k for k in given if isinstance(k, str) and k in self._key_to_index]
-        missing = [k for k in given if not (isinstance(k, str) and k in self._key_to_index)]
+        present = [k for k in given if k in self]
+        missing = [k for k in given if k not in self]
         shown_missing = ", ".join(map(repr, missing[:10])) + (f" ... ({len(missing)} in all)" if len(missing) > 10 else "")
         if len(present) < 2:
             need = f"doesnt_match needs at least 2 keys that are present; got {len(present)} of {len(given)}"

@@ -562,7 +562,7 @@ def _load_at(cls, path: Path, mmap: bool, verify: bool):
                   tombstones=tombstones, faiss=findex, mmapped=bool(mmap) and findex is not None,
                   payload=payload)
     try:
-        return cls._from_state(state, _finite(dict(manifest.get("meta") or {})))
+        return cls._from_state(state, dict(manifest.get("meta") or {}))  # _manifest_at made its NaNs None
     except (InputError, ValueError, TypeError) as exc:
         raise StoreError(f"{path / 'manifest.json'}: does not describe a valid index ({exc}); "
                          "restore or rebuild it") from None

@@ -108,9 +108,7 @@ class VectorIndex:
         self._storage = Storage(self._dim, self._metric, kind, knobs, rebuild_fraction)
         given = {k: v for k, v in (("nprobe", nprobe), ("nlist", nlist), ("pq_m", pq_m)) if v is not None}
         if given:  # the options without a default: warn, and drop them, where the kind has no use for them
-            kept = dict(given)
-            _drop_foreign_knobs(self._storage, kept, owner)
-            for name in given.keys() - kept.keys():
+            for name in _drop_foreign_knobs(self._storage, given, owner):
                 self._storage.knobs[name] = None
 
     @classmethod
@@ -490,15 +488,18 @@ class VectorIndex:
         return load_extra(path, name)
 
 
-def _drop_foreign_knobs(st: Storage, knobs: dict, owner: str) -> None:
-    """Remove from ``knobs``, with an IgnoredParameterWarning each, the search knobs an index like ``st`` lacks."""
+def _drop_foreign_knobs(st: Storage, knobs: dict, owner: str) -> list[str]:
+    """Remove from ``knobs``, with an IgnoredParameterWarning each, the search knobs an index like ``st`` lacks;
+    returns their names."""
     index = st.faiss
     if index is None and st.kind not in F.KINDS:  # a factory string before its first add: an untrained copy
         index = F.build(st.kind, st.factory, st.dim, st.metric, st.knobs)[0]
-    for name in [n for n in knobs if not F.knob_applies(n, st.kind, index)]:
+    dropped = [n for n in knobs if not F.knob_applies(n, st.kind, index)]
+    for name in dropped:
         del knobs[name]
         warnings.warn(f"{owner}: {name} has no effect on an index of kind {st.kind!r} (it applies to "
                       f"{F.KNOB_KINDS[name]}); ignored", IgnoredParameterWarning, stacklevel=3)
+    return dropped
 
 
 def _lookup_keys(keys) -> list:

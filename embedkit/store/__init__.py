@@ -227,7 +227,10 @@ class Store:
     def check_save_name(self, name: str) -> str:
         """The name check of :meth:`save`, for callers that run it before any work: a name not yet in the
         store may not be a device name Windows reserves (an index saved under one before may be replaced)."""
-        return check_name(name) if self.exists(name) else check_new_name(name)
+        name = check_name(name)
+        if _WINDOWS_RESERVED.fullmatch(name) and not self.exists(name):  # only then does existence matter
+            check_new_name(name)
+        return name
 
     def save(self, name: str, index: VectorIndex, *, meta: dict | None = None, extras: dict | None = None,
              overwrite: bool = False, lock_timeout: float | None = 600.0) -> Path:

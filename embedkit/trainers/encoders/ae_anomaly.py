@@ -223,14 +223,12 @@ class AnomalyDetector:
         need = PARTS.get(method, (method,))
         rows = table.detach().cpu().numpy()
         raw = {}
+        if {"reconstruction", "knn", "residual_forest"} & set(need):  # one pass of the network for all three
+            codes, raw["reconstruction"], residuals = self._network_pass(table, "residual_forest" in need)
         if "forest" in need:
             parts = self._hybrid_parts(method)
             raw["forest"] = -parts["forest"].score_samples(rows)
-            raw["residual_forest"] = -parts["residual_forest"].score_samples(np.hstack([rows, self._residuals(table)]))
-        if "reconstruction" in need or "knn" in need:
-            out = _nn.apply_in_batches(lambda t: torch.cat([self._embed(t), self._scores(t, "reconstruction")[:, None]],
-                                                           1), table)
-            raw["reconstruction"] = out[:, -1]
+            raw["residual_forest"] = -parts["residual_forest"].score_samples(np.hstack([rows, residuals]))
         reference = self.__dict__.get("_knn_reference")
         searched = (lambda codes: codes) if reference is None else (lambda codes: codes[reference])
         if "input_knn" in need:
@@ -238,9 +236,24 @@ class AnomalyDetector:
             raw["input_knn"] = _anomaly.knn_distances(searched(self._train_rows), rows, self.n_neighbors,
                                                       device=self.device_)
         if "knn" in need:
-            raw["knn"] = _anomaly.knn_distances(searched(self.embeddings_.vectors), out[:, :-1], self.n_neighbors,
+            raw["knn"] = _anomaly.knn_distances(searched(self.embeddings_.vectors), codes, self.n_neighbors,
                                                 device=self.device_)
         return self._combine(raw, method).astype(np.float32)
+
+    def _network_pass(self, table: torch.Tensor, residuals: bool) -> tuple:
+        """One pass of the fitted network (modules in eval mode) over the scaled ``table``: the codes (the latent
+        mean for the VAE), each row's reconstruction error and, with ``residuals``, the rows minus their
+        reconstructions (else None), as numpy arrays."""
+        d = self.dim_
+
+        def one(t):
+            code = self._embed(t)
+            out = self.decoder_(code)
+            parts = [code, self._row_error(out, t)[:, None]]
+            return torch.cat([*parts, t - self._output(out)] if residuals else parts, dim=1)
+
+        out = _nn.apply_in_batches(one, table)
+        return out[:, :d], out[:, d], (out[:, d + 1:] if residuals else None)
 
     def _scores(self, t: torch.Tensor, method: str) -> torch.Tensor:
         mean, logvar = self._moments(t)
@@ -292,9 +305,8 @@ class AnomalyDetector:
         return self._hybrid_parts()["stats"][part]
 
     def _residuals(self, table: torch.Tensor) -> np.ndarray:
-        """Scaled rows minus their reconstructions (from the code, or the latent mean for the VAE), per feature;
-        the modules are in eval mode (after fit, load, or anomaly_scores' own switch)."""
-        return _nn.apply_in_batches(lambda t: t - self._decode_t(self._moments(t)[0]), table)
+        """Scaled rows minus their reconstructions (from the code, or the latent mean for the VAE), per feature."""
+        return self._network_pass(table, True)[2]
 
     def _hybrid_parts(self, method: str = "hybrid") -> dict:
         """The two isolation forests of ``score="hybrid"`` and ``"auto"`` and the robust scale (median, spread) of their

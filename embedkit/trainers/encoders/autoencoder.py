@@ -396,18 +396,9 @@ class AutoEncoder(AnomalyDetector, _nn.TableModel):
         self.loss_history_ = history
         self.best_epoch_ = int(best["epoch"]) if best["state"] is not None else len(history)
 
-        hybrid = uses_residuals(self.score)
-
-        def codes_and_errors(t):  # one pass: the codes, the reconstruction error (and the residuals, for a forest)
-            code = self._embed(t)
-            out = self.decoder_(code)
-            parts = [code, self._row_error(out, t)[:, None]]
-            return torch.cat([*parts, t - self._output(out)] if hybrid else parts, dim=1)
-
-        out = _nn.apply_in_batches(codes_and_errors, table)
-        d = self.dim_
-        self.embeddings_ = Embeddings(names, np.ascontiguousarray(out[:, :d]))
-        self._fit_anomaly(table, out[:, d], out[:, d + 1:] if hybrid else None)
+        codes, errors, residuals = self._network_pass(table, uses_residuals(self.score))
+        self.embeddings_ = Embeddings(names, np.ascontiguousarray(codes))
+        self._fit_anomaly(table, errors, residuals)
         return self.embeddings_
 
     def _check_modules(self, table: torch.Tensor, encoder=None, decoder=None) -> None:

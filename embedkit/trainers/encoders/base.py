@@ -364,7 +364,7 @@ class TableModel(Trainer):
         already learned from them (for trying custom modules), not learned again."""
         self._forget_fit()
         arr = as_matrix(X) if checked is None else checked
-        names = row_keys(keys, arr.shape[0], X)
+        names = keys if checked is not None else row_keys(keys, arr.shape[0], X)  # checked: keys are fit_keys'
         device = resolve_device(self.device, type(self).__name__)
         _dist.begin_fit(self, device)  # joins the process group under torchrun; a no-op in one process
         if checked is None:
